@@ -1,0 +1,1 @@
+//! Public front door of the JavaScript execution service.

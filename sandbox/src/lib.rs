@@ -1,0 +1,1 @@
+//! Private service that runs untrusted JavaScript under hard limits.
