@@ -1,0 +1,239 @@
+// Renders an execution outcome (or a failed request) into the output panel. Everything that came
+// from the script is inserted as text nodes, never as HTML: the output is as untrusted as the code.
+
+const ERROR_KIND_LABELS = {
+  syntax: "Syntax error",
+  exception: "Uncaught exception",
+  timeout: "Timed out",
+  memory: "Out of memory",
+  stack_overflow: "Stack overflow",
+  output_limit: "Output limit reached",
+};
+
+/** Console types with a style of their own; any other type is shown like `log`, under its name. */
+const STYLED_CONSOLE_TYPES = new Set(["log", "info", "warn", "error", "debug"]);
+
+const timeFormat = new Intl.DateTimeFormat(undefined, {
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  fractionalSecondDigits: 3,
+  hourCycle: "h23",
+});
+
+/** Finds the output panel's parts once. */
+export function outputPanel(document) {
+  const byId = (id) => document.getElementById(id);
+  return {
+    pane: document.querySelector(".output-pane"),
+    status: byId("status"),
+    executionTime: byId("execution-time"),
+    errorDetails: byId("error-details"),
+    result: byId("result"),
+    console: byId("console"),
+    consoleCount: byId("console-count"),
+    consoleEmpty: byId("console-empty"),
+  };
+}
+
+export function renderRunning(panel) {
+  panel.pane.classList.add("is-running");
+  setStatus(panel, "running", "Running…", "Waiting for the sandbox.");
+}
+
+/** Shows a response from `POST /api/execute`, successful or not. */
+export function renderOutcome(panel, outcome) {
+  panel.pane.classList.remove("is-running");
+  const error = outcome.status === "error" && outcome.error ? outcome.error : null;
+
+  if (error) {
+    const title = ERROR_KIND_LABELS[error.kind] ?? "Error";
+    const summary = [error.name, error.message].filter(Boolean).join(": ") || "The script failed.";
+    setStatus(panel, "error", title, summary, error.kind);
+  } else {
+    setStatus(panel, "success", "Success", "The script finished.");
+  }
+
+  const stack = typeof error?.stack === "string" ? error.stack.trim() : "";
+  panel.errorDetails.hidden = stack === "";
+  panel.errorDetails.querySelector(".stack").textContent = stack;
+
+  if (error) {
+    showPlaceholder(panel.result, "No result: the script did not finish.");
+  } else {
+    panel.result.classList.remove("empty");
+    panel.result.replaceChildren(highlightJson(JSON.stringify(outcome.result ?? null, null, 2)));
+  }
+
+  renderConsole(panel, Array.isArray(outcome.log) ? outcome.log : []);
+
+  if (typeof outcome.executionTime === "number") {
+    panel.executionTime.hidden = false;
+    panel.executionTime.textContent = `Ran in ${formatDuration(outcome.executionTime)}`;
+  } else {
+    panel.executionTime.hidden = true;
+  }
+}
+
+/** Shows a request that got no execution outcome (network failure, 429, 5xx, ...). */
+export function renderFailure(panel, failure) {
+  panel.pane.classList.remove("is-running");
+  const title = failure.status ? `${failure.title} · HTTP ${failure.status}` : failure.title;
+  setStatus(panel, "failure", title, failure.message, failure.kind);
+  panel.errorDetails.hidden = true;
+  panel.executionTime.hidden = true;
+  showPlaceholder(panel.result, "No result: the script was not run.");
+  renderConsole(panel, []);
+}
+
+/** Shows a problem found before sending anything, such as an unreadable limit. */
+export function renderInvalidInput(panel, message) {
+  setStatus(panel, "failure", "Check the form", message, "invalid_input");
+}
+
+function setStatus(panel, state, title, text, kind = "") {
+  const { status } = panel;
+  status.className = `status status-${state}`;
+  status.dataset.kind = kind;
+  status.querySelector(".status-badge").textContent = title;
+  status.querySelector(".status-text").textContent = text;
+}
+
+function showPlaceholder(element, text) {
+  element.classList.add("empty");
+  element.textContent = text;
+}
+
+function renderConsole(panel, entries) {
+  const items = document.createDocumentFragment();
+  let depth = 0;
+  for (const entry of entries) {
+    const type = typeof entry?.type === "string" ? entry.type : "log";
+    if (type === "groupEnd") {
+      depth = Math.max(0, depth - 1);
+      continue;
+    }
+    items.append(consoleEntry(entry, type, depth));
+    if (type === "group" || type === "groupCollapsed") depth++;
+  }
+  panel.console.replaceChildren(items);
+  const shown = panel.console.children.length;
+  panel.consoleCount.textContent = shown ? String(shown) : "";
+  panel.consoleEmpty.hidden = shown > 0;
+}
+
+function consoleEntry(entry, type, depth) {
+  const item = element("li", `entry entry-${STYLED_CONSOLE_TYPES.has(type) ? type : "other"}`);
+  item.dataset.type = type;
+  if (depth > 0) item.style.setProperty("--depth", String(depth));
+
+  const time = element("time", "entry-time");
+  const date = new Date(entry?.timestamp);
+  if (Number.isNaN(date.getTime())) {
+    time.textContent = "—";
+  } else {
+    time.dateTime = date.toISOString();
+    time.title = date.toISOString();
+    time.textContent = timeFormat.format(date);
+  }
+
+  const badge = element("span", "entry-type");
+  badge.textContent = type;
+
+  const message = element("div", "entry-data");
+  const data = Array.isArray(entry?.data) ? entry.data : [];
+  if (type === "table" && tableRows(data[0])) {
+    message.append(consoleTable(data[0]));
+  } else {
+    for (const value of data) message.append(consoleValue(value));
+  }
+
+  item.append(time, badge, message);
+  return item;
+}
+
+/** Strings print as they are, like in a browser console; everything else as (highlighted) JSON. */
+function consoleValue(value) {
+  const part = element("span", "value");
+  if (typeof value === "string") {
+    part.classList.add("value-text");
+    part.textContent = value;
+    return part;
+  }
+  const compact = JSON.stringify(value) ?? String(value);
+  part.classList.add("json");
+  part.append(highlightJson(compact.length > 72 ? JSON.stringify(value, null, 2) : compact));
+  return part;
+}
+
+/** `console.table` data: an array or object whose values are all objects (or arrays). */
+function tableRows(value) {
+  if (value === null || typeof value !== "object") return null;
+  const rows = Object.entries(value);
+  if (rows.length === 0 || !rows.every(([, row]) => row !== null && typeof row === "object")) return null;
+  return rows;
+}
+
+function consoleTable(value) {
+  const rows = tableRows(value);
+  const columns = [...new Set(rows.flatMap(([, row]) => Object.keys(row)))];
+  const table = element("table", "console-table");
+  const head = table.createTHead().insertRow();
+  for (const name of ["(index)", ...columns]) {
+    const cell = element("th");
+    cell.scope = "col";
+    cell.textContent = name;
+    head.append(cell);
+  }
+  const body = table.createTBody();
+  for (const [index, row] of rows) {
+    const tr = body.insertRow();
+    const indexCell = element("th");
+    indexCell.scope = "row";
+    indexCell.textContent = index;
+    tr.append(indexCell);
+    for (const column of columns) {
+      const cell = tr.insertCell();
+      if (Object.hasOwn(row, column)) cell.append(consoleValue(row[column]));
+    }
+  }
+  const wrapper = element("div", "table-scroll");
+  wrapper.append(table);
+  return wrapper;
+}
+
+const JSON_TOKEN = /("(?:\\.|[^"\\])*")(\s*:)?|\b(?:true|false)\b|\bnull\b|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
+
+/** Colours JSON text by token type, built from text nodes only. */
+function highlightJson(text) {
+  const fragment = document.createDocumentFragment();
+  let last = 0;
+  for (const match of text.matchAll(JSON_TOKEN)) {
+    if (match.index > last) fragment.append(text.slice(last, match.index));
+    const [token, string, colon] = match;
+    let kind;
+    if (string !== undefined) kind = colon ? "key" : "string";
+    else if (token === "null") kind = "null";
+    else if (token === "true" || token === "false") kind = "boolean";
+    else kind = "number";
+    const span = element("span", `json-${kind}`);
+    span.textContent = colon ? string : token;
+    fragment.append(span);
+    if (colon) fragment.append(colon);
+    last = match.index + token.length;
+  }
+  if (last < text.length) fragment.append(text.slice(last));
+  return fragment;
+}
+
+function formatDuration(ms) {
+  if (ms < 1) return `${ms.toFixed(2)} ms`;
+  if (ms < 1000) return `${ms.toFixed(ms < 10 ? 2 : 1)} ms`;
+  return `${(ms / 1000).toFixed(2)} s`;
+}
+
+function element(tag, className = "") {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  return node;
+}
