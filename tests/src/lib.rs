@@ -1,1 +1,169 @@
 //! End-to-end tests live in `tests/`; this library holds their shared helpers.
+//!
+//! [`Service`] runs one of the workspace's real binaries (`sandbox`, `ingress`) on a free loopback
+//! port and stops it when dropped; [`Stack`] runs a sandbox with an ingress in front of it, as they
+//! are deployed. These helpers use only the standard library, so this crate adds nothing to build.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use std::{env, thread};
+
+/// How long a binary may take, from its start, to answer 200 on `GET /healthz`.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running workspace binary, killed when dropped. Its stdout and stderr go to a file in the temp
+/// directory, printed when the test that owns it panics.
+pub struct Service {
+    name: &'static str,
+    addr: SocketAddr,
+    child: Child,
+    log_path: PathBuf,
+}
+
+impl Service {
+    /// Starts the workspace binary `name` with `LISTEN_ADDR` on a free loopback port and the extra
+    /// `env`, and returns once its `/healthz` answers 200.
+    pub fn start(name: &'static str, env: &[(&str, &str)]) -> Service {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        let log_path = env::temp_dir().join(format!(
+            "e2e-{name}-{}-{}.log",
+            std::process::id(),
+            addr.port()
+        ));
+        let log = File::create(&log_path).expect("create the service's log file");
+        let child = Command::new(binary_path(name))
+            .env("LISTEN_ADDR", addr.to_string())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("share the log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|error| panic!("start {name}: {error}"));
+        let mut service = Service {
+            name,
+            addr,
+            child,
+            log_path,
+        };
+        service.wait_until_healthy();
+        service
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Everything the binary has written to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    fn wait_until_healthy(&mut self) {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while get_status(self.addr, "/healthz").ok() != Some(200) {
+            if let Some(status) = self.child.try_wait().expect("poll the child process") {
+                panic!(
+                    "{} exited ({status}) before it was healthy:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not answer 200 on /healthz within {STARTUP_TIMEOUT:?}:\n{}",
+                self.name,
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        // Errors here mean the process is already gone, which is what dropping wants.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("--- {} output ---\n{}", self.name, self.log());
+        }
+        let _ = fs::remove_file(&self.log_path);
+    }
+}
+
+/// A sandbox and an ingress proxying to it (`SANDBOX_URL`), each on its own free port.
+/// Dropping it stops the ingress first, then the sandbox.
+pub struct Stack {
+    pub ingress: Service,
+    pub sandbox: Service,
+}
+
+impl Stack {
+    /// Starts both binaries; `ingress_env` is added to the ingress's environment (for example
+    /// `RATE_LIMIT_RPS=0`).
+    pub fn start(ingress_env: &[(&str, &str)]) -> Stack {
+        let sandbox = Service::start("sandbox", &[]);
+        let sandbox_url = sandbox.url();
+        let mut env = vec![("SANDBOX_URL", sandbox_url.as_str())];
+        env.extend_from_slice(ingress_env);
+        let ingress = Service::start("ingress", &env);
+        Stack { ingress, sandbox }
+    }
+
+    /// The ingress's base URL: what a browser or client talks to.
+    pub fn url(&self) -> String {
+        self.ingress.url()
+    }
+}
+
+/// The path of the workspace binary `name`, built next to the running test executable
+/// (`target/<profile>/deps/<test>` → `target/<profile>/<name>`).
+pub fn binary_path(name: &str) -> PathBuf {
+    let test_exe = env::current_exe().expect("locate the test executable");
+    let profile_dir = test_exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable sits in target/<profile>/deps");
+    let path = profile_dir.join(format!("{name}{}", env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} is missing: `cargo test --workspace` builds it, or run `cargo build -p {name}`",
+        path.display()
+    );
+    path
+}
+
+/// A loopback port that was free a moment ago. Another process could take it before the caller
+/// binds it, which is unlikely enough for tests on one machine.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .expect("bind an ephemeral loopback port")
+        .port()
+}
+
+/// Sends `GET path` on a new connection and returns the response's status code.
+pub fn get_status(addr: SocketAddr, path: &str) -> io::Result<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    // "HTTP/1.1 200": the status code is bytes 9..12 of the status line.
+    let mut status_line = [0; 12];
+    stream.read_exact(&mut status_line)?;
+    std::str::from_utf8(&status_line[9..])
+        .ok()
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an HTTP/1.1 response"))
+}
