@@ -76,6 +76,7 @@ async function run() {
 
   setRunning(true);
   renderRunning(panel);
+  revealOutput();
   try {
     renderOutcome(panel, await execute(request));
   } catch (error) {
@@ -107,6 +108,13 @@ function buildRequest() {
     request[input.name] = value;
   }
   return request;
+}
+
+/** On narrow screens the output sits below the editor: bring its status into view. */
+function revealOutput() {
+  if (panel.status.getBoundingClientRect().top < window.innerHeight) return;
+  const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  panel.status.scrollIntoView({ block: "center", behavior: smooth ? "smooth" : "auto" });
 }
 
 function setRunning(isRunning) {
