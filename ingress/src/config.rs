@@ -1,0 +1,348 @@
+//! Typed configuration of the ingress, read once from the environment at startup.
+//!
+//! Every variable is named by a constant below; a bad value is a startup error that names it.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use axum::http::Uri;
+
+/// Address to listen on; wins over `PORT`.
+pub const LISTEN_ADDR: &str = "LISTEN_ADDR";
+/// Port to listen on, on all interfaces, when `LISTEN_ADDR` is unset (Cloud Run injects it).
+pub const PORT: &str = "PORT";
+/// Base URL of the sandbox; unset means "start the sandbox binary as a child process".
+pub const SANDBOX_URL: &str = "SANDBOX_URL";
+/// Milliseconds the sandbox has to answer a proxied request before the client gets 504.
+pub const UPSTREAM_TIMEOUT_MS: &str = "UPSTREAM_TIMEOUT_MS";
+/// Largest request body, in bytes, that is forwarded; larger ones get 413.
+pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+/// Sustained requests per second allowed per client; `0` turns rate limiting off.
+pub const RATE_LIMIT_RPS: &str = "RATE_LIMIT_RPS";
+/// Requests a client may make at once before the sustained rate applies.
+pub const RATE_LIMIT_BURST: &str = "RATE_LIMIT_BURST";
+/// How many proxies in front of the ingress append to `X-Forwarded-For`.
+pub const TRUSTED_PROXY_HOPS: &str = "TRUSTED_PROXY_HOPS";
+/// `text` (default) or `json` (one Cloud Logging JSON object per line).
+pub const LOG_FORMAT: &str = "LOG_FORMAT";
+
+const DEFAULT_LISTEN_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT);
+const DEFAULT_PORT: u16 = 8080;
+const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_millis(35_000);
+const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+const DEFAULT_RATE_LIMIT_RPS: f64 = 5.0;
+const DEFAULT_RATE_LIMIT_BURST: u32 = 20;
+
+/// Everything the ingress can be told from outside.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where to listen: `LISTEN_ADDR`, else `0.0.0.0:$PORT`, else `127.0.0.1:8080`.
+    pub listen_addr: SocketAddr,
+    /// `SANDBOX_URL`, e.g. `http://127.0.0.1:8081`. `None` (unset): the ingress starts the
+    /// `sandbox` binary that sits beside its own executable and proxies to it.
+    pub sandbox_url: Option<Uri>,
+    /// `UPSTREAM_TIMEOUT_MS` (default 35000): how long the sandbox may take to answer, kept a
+    /// little above the largest script deadline so a script's own timeout is reported first.
+    pub upstream_timeout: Duration,
+    /// `MAX_BODY_BYTES` (default 1 MiB): larger request bodies are refused with 413 before
+    /// anything reaches the sandbox.
+    pub max_body_bytes: usize,
+    /// `RATE_LIMIT_RPS` (default 5) and `RATE_LIMIT_BURST` (default 20); `None` when
+    /// `RATE_LIMIT_RPS=0`.
+    pub rate_limit: Option<RateLimit>,
+    /// `TRUSTED_PROXY_HOPS` (default 0): 0 keys clients by the TCP peer address; N keys them by
+    /// the N-th `X-Forwarded-For` entry from the right, the one the outermost trusted proxy
+    /// wrote. 1 is right for Cloud Run.
+    pub trusted_proxy_hops: usize,
+    /// `LOG_FORMAT` (default `text`).
+    pub log_format: LogFormat,
+}
+
+/// Per-client token bucket: `burst` requests at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Tokens added per second (may be fractional: 0.5 is one request every two seconds).
+    pub per_second: f64,
+    /// Bucket size.
+    pub burst: NonZeroU32,
+}
+
+impl RateLimit {
+    /// Time it takes to earn one request back.
+    pub fn replenish_period(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.per_second)
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines for a terminal.
+    #[default]
+    Text,
+    /// Cloud Logging structured JSON (tracing-stackdriver).
+    Json,
+}
+
+/// A configuration value that could not be used; names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {variable}={value:?}: {reason}")]
+pub struct ConfigError {
+    variable: &'static str,
+    value: String,
+    reason: &'static str,
+}
+
+impl Default for Config {
+    /// The documented defaults, with an unset `SANDBOX_URL`.
+    fn default() -> Self {
+        Self {
+            listen_addr: DEFAULT_LISTEN_ADDR,
+            sandbox_url: None,
+            upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            rate_limit: Some(RateLimit {
+                per_second: DEFAULT_RATE_LIMIT_RPS,
+                burst: NonZeroU32::new(DEFAULT_RATE_LIMIT_BURST)
+                    .expect("default burst is not zero"),
+            }),
+            trusted_proxy_hops: 0,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, which returns a variable's value if it is set.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name| lookup(name).filter(|value| !value.trim().is_empty());
+        let defaults = Self::default();
+
+        let listen_addr = match (var(LISTEN_ADDR), var(PORT)) {
+            (Some(addr), _) => parse(
+                LISTEN_ADDR,
+                &addr,
+                "expected host:port, e.g. 127.0.0.1:8080",
+            )?,
+            (None, Some(port)) => {
+                let port: u16 = parse(PORT, &port, "expected a port number")?;
+                SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))
+            }
+            (None, None) => defaults.listen_addr,
+        };
+
+        let sandbox_url = var(SANDBOX_URL)
+            .map(|url| parse_sandbox_url(&url))
+            .transpose()?;
+
+        let upstream_timeout = match var(UPSTREAM_TIMEOUT_MS) {
+            Some(ms) => {
+                let ms: u64 = parse(UPSTREAM_TIMEOUT_MS, &ms, "expected milliseconds")?;
+                if ms == 0 {
+                    return Err(error(UPSTREAM_TIMEOUT_MS, "0", "must be above zero"));
+                }
+                Duration::from_millis(ms)
+            }
+            None => defaults.upstream_timeout,
+        };
+
+        let max_body_bytes = match var(MAX_BODY_BYTES) {
+            Some(bytes) => {
+                let bytes: usize = parse(MAX_BODY_BYTES, &bytes, "expected a number of bytes")?;
+                if bytes == 0 {
+                    return Err(error(MAX_BODY_BYTES, "0", "must be above zero"));
+                }
+                bytes
+            }
+            None => defaults.max_body_bytes,
+        };
+
+        let rate_limit = parse_rate_limit(var(RATE_LIMIT_RPS), var(RATE_LIMIT_BURST))?;
+
+        let trusted_proxy_hops = match var(TRUSTED_PROXY_HOPS) {
+            Some(hops) => parse(TRUSTED_PROXY_HOPS, &hops, "expected 0, 1, 2, ...")?,
+            None => defaults.trusted_proxy_hops,
+        };
+
+        let log_format = match var(LOG_FORMAT).as_deref().map(str::trim) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(error(LOG_FORMAT, other, "expected `text` or `json`")),
+        };
+
+        Ok(Self {
+            listen_addr,
+            sandbox_url,
+            upstream_timeout,
+            max_body_bytes,
+            rate_limit,
+            trusted_proxy_hops,
+            log_format,
+        })
+    }
+}
+
+fn parse_rate_limit(
+    rps: Option<String>,
+    burst: Option<String>,
+) -> Result<Option<RateLimit>, ConfigError> {
+    let per_second = match rps {
+        Some(rps) => {
+            let value: f64 = parse(RATE_LIMIT_RPS, &rps, "expected requests per second")?;
+            // Beyond 1e9 the refill period would round to zero nanoseconds.
+            if !value.is_finite() || !(0.0..=1e9).contains(&value) {
+                return Err(error(RATE_LIMIT_RPS, &rps, "must be between 0 and 1e9"));
+            }
+            value
+        }
+        None => DEFAULT_RATE_LIMIT_RPS,
+    };
+    if per_second == 0.0 {
+        return Ok(None);
+    }
+    let burst = match burst {
+        Some(burst) => {
+            let value: u32 = parse(RATE_LIMIT_BURST, &burst, "expected a whole number")?;
+            NonZeroU32::new(value)
+                .ok_or_else(|| error(RATE_LIMIT_BURST, &burst, "must be above zero"))?
+        }
+        None => NonZeroU32::new(DEFAULT_RATE_LIMIT_BURST).expect("default burst is not zero"),
+    };
+    Ok(Some(RateLimit { per_second, burst }))
+}
+
+/// Accepts `http://host:port` (a trailing `/` is fine); the proxy appends the request's own
+/// path, so a base path would be silently ignored and is refused instead.
+fn parse_sandbox_url(url: &str) -> Result<Uri, ConfigError> {
+    let uri: Uri = parse(
+        SANDBOX_URL,
+        url,
+        "expected a URL such as http://127.0.0.1:8081",
+    )?;
+    if uri.scheme_str() != Some("http") {
+        return Err(error(SANDBOX_URL, url, "only http:// URLs are supported"));
+    }
+    if uri.authority().is_none() {
+        return Err(error(SANDBOX_URL, url, "the URL needs a host"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(error(
+            SANDBOX_URL,
+            url,
+            "the URL must not have a path or query",
+        ));
+    }
+    Ok(uri)
+}
+
+fn parse<T: std::str::FromStr>(
+    variable: &'static str,
+    value: &str,
+    reason: &'static str,
+) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| error(variable, value, reason))
+}
+
+fn error(variable: &'static str, value: &str, reason: &'static str) -> ConfigError {
+    ConfigError {
+        variable,
+        value: value.to_owned(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        })
+    }
+
+    #[test]
+    fn empty_environment_gives_the_documented_defaults() {
+        assert_eq!(config_from(&[]).unwrap(), Config::default());
+        assert_eq!(
+            Config::default().listen_addr,
+            "127.0.0.1:8080".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn port_alone_listens_on_all_interfaces() {
+        let config = config_from(&[(PORT, "9000")]).unwrap();
+        assert_eq!(config.listen_addr, "0.0.0.0:9000".parse().unwrap());
+    }
+
+    #[test]
+    fn listen_addr_wins_over_port() {
+        let config = config_from(&[(LISTEN_ADDR, "127.0.0.1:7000"), (PORT, "9000")]).unwrap();
+        assert_eq!(config.listen_addr, "127.0.0.1:7000".parse().unwrap());
+    }
+
+    #[test]
+    fn rate_limit_rps_zero_turns_limiting_off() {
+        let config = config_from(&[(RATE_LIMIT_RPS, "0"), (RATE_LIMIT_BURST, "0")]).unwrap();
+        assert_eq!(config.rate_limit, None);
+    }
+
+    #[test]
+    fn fractional_rate_refills_slower_than_once_a_second() {
+        let config = config_from(&[(RATE_LIMIT_RPS, "0.5"), (RATE_LIMIT_BURST, "3")]).unwrap();
+        let limit = config.rate_limit.unwrap();
+        assert_eq!(limit.burst.get(), 3);
+        assert_eq!(limit.replenish_period(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn sandbox_url_must_be_plain_http_without_a_path() {
+        let config = config_from(&[(SANDBOX_URL, "http://sandbox:8081/")]).unwrap();
+        assert_eq!(
+            config.sandbox_url.unwrap().authority().unwrap(),
+            "sandbox:8081"
+        );
+
+        for bad in [
+            "https://sandbox:8081",
+            "http://sandbox:8081/api",
+            "sandbox:8081",
+            "nope",
+        ] {
+            let error = config_from(&[(SANDBOX_URL, bad)]).unwrap_err();
+            assert!(error.to_string().contains(SANDBOX_URL), "{error}");
+        }
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (variable, value) in [
+            (UPSTREAM_TIMEOUT_MS, "soon"),
+            (UPSTREAM_TIMEOUT_MS, "0"),
+            (MAX_BODY_BYTES, "-1"),
+            (RATE_LIMIT_RPS, "-2"),
+            (RATE_LIMIT_RPS, "NaN"),
+            (RATE_LIMIT_BURST, "0"),
+            (TRUSTED_PROXY_HOPS, "one"),
+            (LOG_FORMAT, "xml"),
+            (PORT, "70000"),
+            (LISTEN_ADDR, "localhost"),
+        ] {
+            let error = config_from(&[(variable, value)]).unwrap_err();
+            assert!(error.to_string().contains(variable), "{error}");
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Every error the ingress itself answers with, written in the API's one JSON error shape:
+//! `{"status":"error","error":{"kind":"...","message":"..."}}`.
+//!
+//! Responses that come from the sandbox are passed through untouched; these are only the
+//! answers the ingress gives on its own (routing, limits, an unreachable sandbox).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answered by the ingress.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No route or asset at this path.
+    #[error("nothing here: only /api/*, /healthz and the demo page are served")]
+    NotFound,
+    /// The path exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request body is over `MAX_BODY_BYTES`; nothing was forwarded.
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The client's request body could not be read (e.g. the connection broke mid-body).
+    #[error("could not read the request body")]
+    UnreadableBody(#[source] axum::Error),
+    /// The client is over its rate limit.
+    #[error("too many requests: retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until the next request is allowed, rounded up.
+        retry_after_secs: u64,
+        /// `retry-after` and `x-ratelimit-*` headers for the answer.
+        headers: HeaderMap,
+    },
+    /// The sandbox refused the connection, is down, or broke the connection.
+    #[error("the sandbox is unavailable")]
+    UpstreamUnavailable(#[source] hyper_util::client::legacy::Error),
+    /// The sandbox did not answer within `UPSTREAM_TIMEOUT_MS`.
+    #[error("the sandbox did not answer within {} ms", .0.as_millis())]
+    UpstreamTimeout(Duration),
+    /// A fault of the ingress itself.
+    #[error("internal error")]
+    Internal(&'static str),
+}
+
+impl ApiError {
+    /// The HTTP status this error is answered with.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnreadableBody(_) => StatusCode::BAD_REQUEST,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable `error.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnreadableBody(_) => "invalid_request",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::UpstreamUnavailable(_) => "upstream_unavailable",
+            Self::UpstreamTimeout(_) => "upstream_timeout",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    status: &'static str,
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    kind: &'static str,
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let message = self.to_string();
+        // The cause of a 5xx stays in the logs; the client gets the one-line message.
+        match &self {
+            Self::UpstreamUnavailable(source) => {
+                tracing::warn!(error = %error_chain(source), "sandbox unavailable");
+            }
+            Self::Internal(detail) => tracing::error!(detail, "internal error"),
+            Self::UnreadableBody(source) => {
+                tracing::debug!(error = %error_chain(source), "unreadable request body");
+            }
+            _ => {}
+        }
+        let body = Json(ErrorBody {
+            status: "error",
+            error: ErrorDetail {
+                kind: self.kind(),
+                message: &message,
+            },
+        });
+        match self {
+            Self::RateLimited { headers, .. } => (status, headers, body).into_response(),
+            _ => (status, body).into_response(),
+        }
+    }
+}
+
+/// `error: cause: cause's cause`, for log lines.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,228 @@
+//! Forwards `/api/*` to the sandbox over pooled keep-alive connections.
+//!
+//! Method, path, query, body and end-to-end headers go through unchanged (so do
+//! `x-request-id`, `traceparent` and `X-Cloud-Trace-Context`); hop-by-hop headers are dropped in
+//! both directions. The body is read up to `MAX_BODY_BYTES` before anything is sent, so an
+//! oversized request gets 413 without the sandbox ever seeing it. A refused or broken connection
+//! answers 502, no answer within `UPSTREAM_TIMEOUT_MS` answers 504.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::uri::{Authority, Scheme};
+use axum::http::{HeaderMap, HeaderName, Uri, Version, header};
+use axum::response::Response;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tower_http::timeout::TimeoutBody;
+
+use crate::error::ApiError;
+
+/// Connecting to the sandbox is local (same host or same pod); if it takes longer than this,
+/// it is down rather than slow.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `expect`,
+/// which the ingress has already answered by reading the whole body.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// The sandbox as seen from the ingress: where it is, how long it may take, and a pool of
+/// keep-alive connections to it.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    client: Client<HttpConnector, Full<Bytes>>,
+    scheme: Scheme,
+    authority: Authority,
+    timeout: Duration,
+    max_body_bytes: usize,
+}
+
+impl Proxy {
+    /// A proxy to `sandbox_url` (`http://host:port`).
+    ///
+    /// # Panics
+    /// If `sandbox_url` has no authority; `Config` only accepts URLs that have one.
+    pub fn new(sandbox_url: &Uri, timeout: Duration, max_body_bytes: usize) -> Self {
+        let mut connector = HttpConnector::new();
+        // Requests and answers are small: don't let Nagle's algorithm hold them back.
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Self {
+            client,
+            scheme: sandbox_url.scheme().cloned().unwrap_or(Scheme::HTTP),
+            authority: sandbox_url
+                .authority()
+                .cloned()
+                .expect("the sandbox URL has a host"),
+            timeout,
+            max_body_bytes,
+        }
+    }
+}
+
+/// Handler for `/api/*`: forwards the request and streams the sandbox's answer back.
+pub async fn forward(
+    State(proxy): State<Arc<Proxy>>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .filter(|target| is_forwardable_path(target.path()))
+        .cloned()
+        .ok_or(ApiError::NotFound)?;
+
+    let body = read_body(body, &parts.headers, proxy.max_body_bytes).await?;
+
+    parts.uri = Uri::builder()
+        .scheme(proxy.scheme.clone())
+        .authority(proxy.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|_| ApiError::Internal("could not build the sandbox URL"))?;
+    parts.version = Version::HTTP_11;
+    strip_hop_by_hop(&mut parts.headers);
+    // The client set a length for its own body encoding; hyper sets the one of the buffered
+    // body, and the Host of the sandbox's URL.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::HOST);
+    parts.headers.remove(header::EXPECT);
+    let upstream_request = hyper::Request::from_parts(parts, Full::new(body));
+
+    let response = tokio::time::timeout(proxy.timeout, proxy.client.request(upstream_request))
+        .await
+        .map_err(|_| ApiError::UpstreamTimeout(proxy.timeout))?
+        .map_err(ApiError::UpstreamUnavailable)?;
+
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    // Once the head has arrived, a body that stops flowing must not hold the client forever.
+    let body = Body::new(TimeoutBody::new(proxy.timeout, body));
+    Ok(Response::from_parts(parts, body))
+}
+
+/// Whether `path` may be sent to the sandbox: under `/api/` and free of anything the sandbox
+/// (or a proxy between) could resolve to a route outside `/api/`, such as `/api/../healthz`,
+/// percent-encoded dots or slashes, or backslashes.
+fn is_forwardable_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/api/") else {
+        return false;
+    };
+    let lowered = path.to_ascii_lowercase();
+    let has_encoded_separator = ["%2e", "%2f", "%5c"]
+        .iter()
+        .any(|encoded| lowered.contains(encoded));
+    let has_dot_segment = rest
+        .split('/')
+        .any(|segment| segment == "." || segment == "..");
+    !has_encoded_separator && !has_dot_segment && !path.contains('\\')
+}
+
+/// Reads the whole body, refusing it as soon as it is known to be over `limit`: up front when
+/// `Content-Length` says so, otherwise when the streamed bytes pass the limit.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+    let declared_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge { limit }),
+        Err(error) => Err(ApiError::UnreadableBody(axum::Error::new(error))),
+    }
+}
+
+/// Removes the hop-by-hop headers, including any the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named_by_connection: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(&named_by_connection) {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn only_plain_api_paths_are_forwardable() {
+        for path in [
+            "/api/execute",
+            "/api/examples",
+            "/api/a.b/c..d",
+            "/api/x%20y",
+        ] {
+            assert!(is_forwardable_path(path), "{path}");
+        }
+        for path in [
+            "/api",
+            "/healthz",
+            "/api/../healthz",
+            "/api/./../healthz",
+            "/api/x/../../healthz",
+            "/api/..",
+            "/api/%2e%2e/healthz",
+            "/api/%2E%2E/healthz",
+            "/api/.%2e/healthz",
+            "/api/..%2fhealthz",
+            "/api/..%5chealthz",
+            "/api/..\\healthz",
+        ] {
+            assert!(!is_forwardable_path(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_by_connection_are_removed() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive, x-private-hop"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authorization", "Basic abc"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("x-private-hop", "1"),
+            ("content-type", "application/json"),
+            ("x-request-id", "abc"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+        ] {
+            headers.append(name, HeaderValue::from_static(value));
+        }
+
+        strip_hop_by_hop(&mut headers);
+
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "traceparent", "x-request-id"]);
+    }
+}
