@@ -2,7 +2,8 @@
 //!
 //! [`Service`] runs one of the workspace's real binaries (`sandbox`, `ingress`) on a free loopback
 //! port and stops it when dropped; [`Stack`] runs a sandbox with an ingress in front of it, as they
-//! are deployed. These helpers use only the standard library, so this crate adds nothing to build.
+//! are deployed. These helpers use only the standard library. [`deploy`] reads the deploy files
+//! (Dockerfile, docker-compose.yml, cloudrun.yaml, cloudbuild.yaml) for the tests that check them.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -11,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use std::{env, thread};
+
+pub mod deploy;
 
 /// How long a binary may take, from its start, to answer 200 on `GET /healthz`.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
