@@ -1,1 +1,101 @@
-//! Private service that runs untrusted JavaScript under hard limits.
+//! The sandbox: a private HTTP service that runs untrusted JavaScript, each execution on a
+//! worker thread in a fresh QuickJS runtime under time, memory, stack and output limits.
+//!
+//! `run` serves the API on a listener until `shutdown` resolves; `router` builds the routes for
+//! an [`AppState`].
+
+pub mod config;
+pub mod engine;
+mod error;
+mod examples;
+pub mod healthcheck;
+pub mod pool;
+mod routes;
+pub mod scheduler;
+pub mod telemetry;
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use tokio::net::TcpListener;
+
+pub use crate::{config::Config, routes::router};
+use crate::{examples::Examples, pool::WorkerPool, scheduler::Scheduler};
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    config: Arc<Config>,
+    pool: WorkerPool,
+    scheduler: Arc<Scheduler>,
+    examples: Arc<Examples>,
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// Starts the worker pool for `config`.
+    pub fn new(config: Config) -> std::io::Result<Self> {
+        let pool = WorkerPool::start(config.pool_settings())?;
+        let scheduler = Scheduler::new(
+            config.max_concurrency,
+            config.queue_capacity,
+            config.queue_timeout,
+        );
+        Ok(Self {
+            config: Arc::new(config),
+            pool,
+            scheduler,
+            examples: Arc::new(Examples::load()),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+/// Serves the sandbox on `listener` until `shutdown` resolves, then stops taking requests, lets
+/// running executions finish (cancelling them after `SHUTDOWN_DRAIN_MS`) and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let drain = config.shutdown_drain;
+    let state = AppState::new(config)?;
+    let app = router(state.clone());
+    tracing::info!(addr = %listener.local_addr()?, "sandbox listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining running executions");
+            state.shutting_down.store(true, Ordering::Relaxed);
+            let pool = state.pool.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(drain).await;
+                pool.cancel_all();
+            });
+        })
+        .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,274 @@
+//! The sandbox's configuration: every limit, its environment variable and its default.
+
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+use crate::{
+    engine::{EngineSettings, OutputLimits},
+    pool::PoolSettings,
+};
+
+/// Environment variable names, in one place.
+pub mod vars {
+    pub const LISTEN_ADDR: &str = "LISTEN_ADDR";
+    pub const LOG_FORMAT: &str = "LOG_FORMAT";
+    pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
+    pub const QUEUE_CAPACITY: &str = "QUEUE_CAPACITY";
+    pub const QUEUE_TIMEOUT_MS: &str = "QUEUE_TIMEOUT_MS";
+    pub const DEFAULT_TIMEOUT_MS: &str = "DEFAULT_TIMEOUT_MS";
+    pub const MAX_TIMEOUT_MS: &str = "MAX_TIMEOUT_MS";
+    pub const DEFAULT_MEMORY_LIMIT_MB: &str = "DEFAULT_MEMORY_LIMIT_MB";
+    pub const MAX_MEMORY_LIMIT_MB: &str = "MAX_MEMORY_LIMIT_MB";
+    pub const STACK_LIMIT_KB: &str = "STACK_LIMIT_KB";
+    pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+    pub const MAX_LOG_ENTRIES: &str = "MAX_LOG_ENTRIES";
+    pub const MAX_LOG_BYTES: &str = "MAX_LOG_BYTES";
+    pub const MAX_RESULT_BYTES: &str = "MAX_RESULT_BYTES";
+    pub const WATCHDOG_GRACE_MS: &str = "WATCHDOG_GRACE_MS";
+    pub const MAX_ABANDONED_THREADS: &str = "MAX_ABANDONED_THREADS";
+    pub const SHUTDOWN_DRAIN_MS: &str = "SHUTDOWN_DRAIN_MS";
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, for running locally.
+    Text,
+    /// One JSON object per line in Cloud Logging's format (tracing-stackdriver).
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err("expected `text` or `json`".into()),
+        }
+    }
+}
+
+/// A variable that is set to something unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {variable}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// Everything the sandbox can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `LISTEN_ADDR`, default `127.0.0.1:8081`.
+    pub listen_addr: SocketAddr,
+    /// `LOG_FORMAT` (`text` | `json`), default `text`.
+    pub log_format: LogFormat,
+    /// `MAX_CONCURRENCY`: executions running at once, default the number of CPUs.
+    pub max_concurrency: usize,
+    /// `QUEUE_CAPACITY`: requests that may wait for a worker (per tenant), default
+    /// `4 × MAX_CONCURRENCY`; beyond it requests get 503 at once.
+    pub queue_capacity: usize,
+    /// `QUEUE_TIMEOUT_MS`: longest wait for a worker before a 503, default 2000.
+    pub queue_timeout: Duration,
+    /// `DEFAULT_TIMEOUT_MS`: time limit when a request names none, default 5000.
+    pub default_timeout: Duration,
+    /// `MAX_TIMEOUT_MS`: largest `timeoutMs` a request may ask for, default 30000.
+    pub max_timeout: Duration,
+    /// `DEFAULT_MEMORY_LIMIT_MB`: memory limit when a request names none, default 64.
+    pub default_memory_limit_mb: usize,
+    /// `MAX_MEMORY_LIMIT_MB`: largest `memoryLimitMb` a request may ask for, default 256.
+    pub max_memory_limit_mb: usize,
+    /// `STACK_LIMIT_KB`: JavaScript stack limit, default 1024.
+    pub stack_limit_kb: usize,
+    /// `MAX_BODY_BYTES`: largest request body, default 1048576 (1 MiB).
+    pub max_body_bytes: usize,
+    /// `MAX_LOG_ENTRIES`: console entries kept per execution, default 1000.
+    pub max_log_entries: usize,
+    /// `MAX_LOG_BYTES`: serialised console data kept per execution, default 1048576.
+    pub max_log_bytes: usize,
+    /// `MAX_RESULT_BYTES`: largest serialised result, default 1048576.
+    pub max_result_bytes: usize,
+    /// `WATCHDOG_GRACE_MS`: how long past its deadline an execution that does not stop is
+    /// waited for before the client gets its timeout answer, default 250.
+    pub watchdog_grace: Duration,
+    /// `MAX_ABANDONED_THREADS`: abandoned threads allowed before `/healthz` reports unhealthy,
+    /// default `MAX_CONCURRENCY`.
+    pub max_abandoned_threads: usize,
+    /// `SHUTDOWN_DRAIN_MS`: after SIGTERM, how long running executions may go on before they
+    /// are cancelled, default 8000 (Cloud Run kills 10 s after SIGTERM).
+    pub shutdown_drain: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |cpus| cpus.get());
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            log_format: LogFormat::Text,
+            max_concurrency: cpus,
+            queue_capacity: 4 * cpus,
+            queue_timeout: Duration::from_millis(2000),
+            default_timeout: Duration::from_millis(5000),
+            max_timeout: Duration::from_millis(30_000),
+            default_memory_limit_mb: 64,
+            max_memory_limit_mb: 256,
+            stack_limit_kb: 1024,
+            max_body_bytes: 1024 * 1024,
+            max_log_entries: 1000,
+            max_log_bytes: 1024 * 1024,
+            max_result_bytes: 1024 * 1024,
+            watchdog_grace: Duration::from_millis(250),
+            max_abandoned_threads: cpus,
+            shutdown_drain: Duration::from_millis(8000),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the environment; unset variables take their defaults.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        use vars::*;
+        let defaults = Self::default();
+        let env = Env(&lookup);
+        let max_concurrency = env.positive(MAX_CONCURRENCY, defaults.max_concurrency)?;
+        let config = Self {
+            listen_addr: env.parse(LISTEN_ADDR, defaults.listen_addr)?,
+            log_format: env.parse(LOG_FORMAT, defaults.log_format)?,
+            max_concurrency,
+            queue_capacity: env.parse(QUEUE_CAPACITY, 4 * max_concurrency)?,
+            queue_timeout: env.millis(QUEUE_TIMEOUT_MS, defaults.queue_timeout)?,
+            default_timeout: env.millis(DEFAULT_TIMEOUT_MS, defaults.default_timeout)?,
+            max_timeout: env.millis(MAX_TIMEOUT_MS, defaults.max_timeout)?,
+            default_memory_limit_mb: env
+                .positive(DEFAULT_MEMORY_LIMIT_MB, defaults.default_memory_limit_mb)?,
+            max_memory_limit_mb: env.positive(MAX_MEMORY_LIMIT_MB, defaults.max_memory_limit_mb)?,
+            stack_limit_kb: env.positive(STACK_LIMIT_KB, defaults.stack_limit_kb)?,
+            max_body_bytes: env.positive(MAX_BODY_BYTES, defaults.max_body_bytes)?,
+            max_log_entries: env.parse(MAX_LOG_ENTRIES, defaults.max_log_entries)?,
+            max_log_bytes: env.parse(MAX_LOG_BYTES, defaults.max_log_bytes)?,
+            max_result_bytes: env.positive(MAX_RESULT_BYTES, defaults.max_result_bytes)?,
+            watchdog_grace: env.millis(WATCHDOG_GRACE_MS, defaults.watchdog_grace)?,
+            max_abandoned_threads: env.positive(MAX_ABANDONED_THREADS, max_concurrency)?,
+            shutdown_drain: env.millis(SHUTDOWN_DRAIN_MS, defaults.shutdown_drain)?,
+        };
+        config.check()
+    }
+
+    fn check(self) -> Result<Self, ConfigError> {
+        let invalid = |variable: &'static str, value: String, reason: &str| ConfigError {
+            variable,
+            value,
+            reason: reason.to_owned(),
+        };
+        if self.default_timeout.is_zero() || self.default_timeout > self.max_timeout {
+            return Err(invalid(
+                vars::DEFAULT_TIMEOUT_MS,
+                self.default_timeout.as_millis().to_string(),
+                "must be positive and at most MAX_TIMEOUT_MS",
+            ));
+        }
+        if self.default_memory_limit_mb > self.max_memory_limit_mb {
+            return Err(invalid(
+                vars::DEFAULT_MEMORY_LIMIT_MB,
+                self.default_memory_limit_mb.to_string(),
+                "must be at most MAX_MEMORY_LIMIT_MB",
+            ));
+        }
+        Ok(self)
+    }
+
+    /// What the engine runs every execution with.
+    pub fn engine_settings(&self) -> EngineSettings {
+        EngineSettings {
+            stack_limit: self.stack_limit_kb * 1024,
+            output: OutputLimits {
+                max_log_entries: self.max_log_entries,
+                max_log_bytes: self.max_log_bytes,
+                max_result_bytes: self.max_result_bytes,
+            },
+        }
+    }
+
+    /// How the worker threads run.
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            // One spare so a freed permit always finds a warm runtime.
+            workers: self.max_concurrency + 1,
+            watchdog_grace: self.watchdog_grace,
+            max_abandoned: self.max_abandoned_threads,
+            engine: self.engine_settings(),
+        }
+    }
+}
+
+struct Env<'a, F>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn parse<T: FromStr>(&self, variable: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match (self.0)(variable) {
+            None => Ok(default),
+            Some(value) => value.trim().parse().map_err(|error: T::Err| ConfigError {
+                variable,
+                reason: error.to_string(),
+                value,
+            }),
+        }
+    }
+
+    fn positive(&self, variable: &'static str, default: usize) -> Result<usize, ConfigError> {
+        let value = self.parse(variable, default)?;
+        if value == 0 {
+            return Err(ConfigError {
+                variable,
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(value)
+    }
+
+    fn millis(&self, variable: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        let millis = self.parse(variable, default.as_millis() as u64)?;
+        Ok(Duration::from_millis(millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_variables_take_defaults() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(config.listen_addr.to_string(), "127.0.0.1:8081");
+        assert_eq!(config.default_timeout, Duration::from_secs(5));
+        assert_eq!(config.max_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn bad_value_names_the_variable() {
+        let error =
+            Config::from_lookup(|name| (name == vars::MAX_TIMEOUT_MS).then(|| "soon".into()))
+                .unwrap_err();
+        assert_eq!(error.variable, vars::MAX_TIMEOUT_MS);
+        assert!(error.to_string().contains("MAX_TIMEOUT_MS"));
+    }
+
+    #[test]
+    fn default_timeout_above_maximum_is_rejected() {
+        let error =
+            Config::from_lookup(|name| (name == vars::DEFAULT_TIMEOUT_MS).then(|| "60000".into()))
+                .unwrap_err();
+        assert_eq!(error.variable, vars::DEFAULT_TIMEOUT_MS);
+    }
+}

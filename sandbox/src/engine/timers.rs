@@ -1,0 +1,166 @@
+//! `setTimeout`, `setInterval`, `clearTimeout` and `clearInterval`, run by the execution's own
+//! event loop on its own thread and never past its deadline.
+
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, HashMap},
+    rc::Rc,
+    time::{Duration, Instant},
+};
+
+use rquickjs::{
+    Ctx, Exception, Function, Result, Value,
+    function::{Opt, Rest},
+};
+
+/// Most timers pending at once; past this `setTimeout` throws, so host memory stays bounded.
+pub const MAX_PENDING_TIMERS: usize = 10_000;
+
+/// Longest delay accepted, as in browsers and Node (larger delays fire at once).
+const MAX_DELAY_MS: f64 = 2_147_483_647.0;
+
+struct Timer<'js> {
+    callback: Function<'js>,
+    args: Vec<Value<'js>>,
+    repeat: Option<Duration>,
+    due: Instant,
+}
+
+/// The pending timers of one execution, ordered by due time then creation.
+#[derive(Default)]
+pub struct Timers<'js> {
+    next_id: u32,
+    next_sequence: u64,
+    order: BTreeMap<(Instant, u64), u32>,
+    timers: HashMap<u32, (Timer<'js>, u64)>,
+}
+
+/// A timer that is due, taken out of the queue (and put back first if it repeats).
+pub struct DueTimer<'js> {
+    pub callback: Function<'js>,
+    pub args: Vec<Value<'js>>,
+}
+
+impl<'js> Timers<'js> {
+    /// Installs the timer functions on the global object.
+    pub fn install(timers: &Rc<RefCell<Self>>, ctx: &Ctx<'js>) -> Result<()> {
+        let globals = ctx.globals();
+        for (name, repeats) in [("setTimeout", false), ("setInterval", true)] {
+            let timers = timers.clone();
+            let set = Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'js>,
+                      callback: Value<'js>,
+                      delay: Opt<Value<'js>>,
+                      args: Rest<Value<'js>>| {
+                    let Some(callback) = callback.into_function() else {
+                        return Err(Exception::throw_type(
+                            &ctx,
+                            "the callback must be a function",
+                        ));
+                    };
+                    let delay = delay_of(delay)?;
+                    let mut timers = timers.borrow_mut();
+                    if timers.timers.len() >= MAX_PENDING_TIMERS {
+                        return Err(Exception::throw_range(
+                            &ctx,
+                            &format!("too many pending timers (limit {MAX_PENDING_TIMERS})"),
+                        ));
+                    }
+                    let repeat = repeats.then_some(delay);
+                    Ok(timers.add(callback, args.0, delay, repeat))
+                },
+            )?;
+            globals.set(name, set.with_name(name)?)?;
+        }
+        for name in ["clearTimeout", "clearInterval"] {
+            let timers = timers.clone();
+            let clear = Function::new(ctx.clone(), move |id: Opt<Value<'js>>| {
+                if let Some(id) = id.0.and_then(|id| id.as_number()) {
+                    timers.borrow_mut().remove(id as u32);
+                }
+            })?;
+            globals.set(name, clear.with_name(name)?)?;
+        }
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        callback: Function<'js>,
+        args: Vec<Value<'js>>,
+        delay: Duration,
+        repeat: Option<Duration>,
+    ) -> u32 {
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let id = self.next_id;
+        let due = Instant::now() + delay;
+        self.schedule(
+            id,
+            Timer {
+                callback,
+                args,
+                repeat,
+                due,
+            },
+        );
+        id
+    }
+
+    fn schedule(&mut self, id: u32, timer: Timer<'js>) {
+        self.next_sequence += 1;
+        self.order.insert((timer.due, self.next_sequence), id);
+        self.timers.insert(id, (timer, self.next_sequence));
+    }
+
+    fn remove(&mut self, id: u32) {
+        if let Some((timer, sequence)) = self.timers.remove(&id) {
+            self.order.remove(&(timer.due, sequence));
+        }
+    }
+
+    /// When the next timer is due, if any is pending.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.order.keys().next().map(|(due, _)| *due)
+    }
+
+    /// Takes the earliest timer if it is due at `now`; an interval is rescheduled first so that
+    /// its callback may clear it.
+    pub fn take_due(&mut self, now: Instant) -> Option<DueTimer<'js>> {
+        let (&(due, sequence), &id) = self.order.iter().next()?;
+        if due > now {
+            return None;
+        }
+        self.order.remove(&(due, sequence));
+        let (timer, _) = self.timers.remove(&id)?;
+        let due_timer = DueTimer {
+            callback: timer.callback.clone(),
+            args: timer.args.clone(),
+        };
+        if let Some(period) = timer.repeat {
+            // An interval of 0 still yields to the loop; it cannot starve the deadline check.
+            let due = now + period.max(Duration::from_millis(1));
+            self.schedule(id, Timer { due, ..timer });
+        }
+        Some(due_timer)
+    }
+
+    /// Drops every pending timer, releasing the script values they hold.
+    pub fn clear(&mut self) {
+        self.order.clear();
+        self.timers.clear();
+    }
+}
+
+fn delay_of(delay: Opt<Value<'_>>) -> Result<Duration> {
+    let millis = match delay.0 {
+        Some(value) if !value.is_undefined() => value.get::<rquickjs::Coerced<f64>>()?.0,
+        _ => 0.0,
+    };
+    let millis = if millis.is_nan() || millis < 0.0 || millis > MAX_DELAY_MS {
+        0.0
+    } else {
+        millis
+    };
+    Ok(Duration::from_secs_f64(millis / 1000.0))
+}

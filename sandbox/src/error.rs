@@ -1,0 +1,104 @@
+//! The API's one error shape: `{"status": "error", "error": {"kind": ..., "message": ...}}`,
+//! with the HTTP status that fits each kind. Details of 5xx errors are logged, not sent.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::scheduler::Rejection;
+
+/// A request the service will not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON, or not JSON of the expected shape.
+    #[error("{0}")]
+    MalformedBody(String),
+    /// The body is not declared as `application/json`.
+    #[error("expected a body with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    /// The body parses but asks for something invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// `file` names no bundled example.
+    #[error("no example script is named {0:?}; GET /api/examples lists them")]
+    UnknownExample(String),
+    /// The body is over the size limit.
+    #[error("the request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    /// No worker is free and the queue is full or the wait ran out.
+    #[error("the service is busy ({0}); retry shortly")]
+    Overloaded(Rejection),
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A fault of the service itself; the detail goes to the log only.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnknownExample(_) | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable `kind` clients branch on.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::MalformedBody(_) | Self::UnsupportedMediaType | Self::Invalid(_) => {
+                "invalid_request"
+            }
+            Self::UnknownExample(_) | Self::NotFound => "not_found",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::Overloaded(_) => "overloaded",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let body = ErrorBody {
+            status: "error",
+            error: ErrorDetail {
+                kind: self.kind(),
+                message: self.to_string(),
+            },
+        };
+        let mut response = (self.status_code(), Json(body)).into_response();
+        if let Self::Overloaded(_) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    status: &'static str,
+    error: ErrorDetail,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail {
+    kind: &'static str,
+    message: String,
+}

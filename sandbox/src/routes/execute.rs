@@ -1,0 +1,225 @@
+//! `POST /api/execute`: validate, wait for a worker, run, answer.
+
+use std::{sync::Arc, time::Duration, time::Instant};
+
+use axum::{Json, extract::State, http::HeaderMap};
+use serde::{Deserialize, Serialize};
+use validator::{Validate, ValidationError, ValidationErrors};
+
+use super::json::ApiJson;
+use crate::{
+    AppState,
+    engine::{ConsoleEntry, Limits, Outcome, Script, ScriptError},
+    error::ApiError,
+    scheduler::TenantShare,
+    telemetry,
+};
+
+/// The request body.
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[validate(schema(function = "one_source"))]
+pub struct ExecuteRequest {
+    /// JavaScript source, run as a script.
+    #[validate(length(min = 1, message = "must not be empty"))]
+    code: Option<String>,
+    /// The name of a bundled example script.
+    #[validate(custom(function = "example_name"))]
+    file: Option<String>,
+    #[validate(range(min = 1, message = "must be at least 1"))]
+    timeout_ms: Option<u64>,
+    #[validate(range(min = 1, message = "must be at least 1"))]
+    memory_limit_mb: Option<u64>,
+}
+
+fn one_source(request: &ExecuteRequest) -> Result<(), ValidationError> {
+    match (&request.code, &request.file) {
+        (Some(_), None) | (None, Some(_)) => Ok(()),
+        (Some(_), Some(_)) => Err(ValidationError::new("one_source")
+            .with_message("give either `code` or `file`, not both".into())),
+        (None, None) => Err(ValidationError::new("one_source")
+            .with_message("give `code` (JavaScript source) or `file` (an example's name)".into())),
+    }
+}
+
+/// Example names are plain file names: no directories, no `..`, no absolute paths.
+fn example_name(name: &str) -> Result<(), ValidationError> {
+    let plain = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
+        && !name.contains("..");
+    if plain {
+        Ok(())
+    } else {
+        Err(ValidationError::new("example_name").with_message(
+            "must be the plain name of an example script, such as `simple.js`".into(),
+        ))
+    }
+}
+
+/// The response body of a finished execution, in the original service's format.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecuteResponse {
+    status: &'static str,
+    result: serde_json::Value,
+    error: ErrorField,
+    log: Vec<ConsoleEntry>,
+    /// Milliseconds, with microsecond precision.
+    execution_time: f64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    log_truncated: bool,
+}
+
+/// `false` on success, the error object on failure.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum ErrorField {
+    None(bool),
+    Some(ScriptError),
+}
+
+impl From<Outcome> for ExecuteResponse {
+    fn from(outcome: Outcome) -> Self {
+        let (status, result, error) = match outcome.result {
+            Ok(result) => ("success", result, ErrorField::None(false)),
+            Err(error) => ("error", serde_json::Value::Null, ErrorField::Some(error)),
+        };
+        let millis = outcome.duration.as_secs_f64() * 1000.0;
+        Self {
+            status,
+            result,
+            error,
+            log: outcome.log,
+            execution_time: (millis * 1000.0).round() / 1000.0,
+            log_truncated: outcome.log_truncated,
+        }
+    }
+}
+
+pub async fn execute(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<ExecuteRequest>,
+) -> Result<Json<ExecuteResponse>, ApiError> {
+    request
+        .validate()
+        .map_err(|errors| ApiError::Invalid(describe(&errors)))?;
+    let (script, limits) = prepare(&state, request)?;
+    let code_bytes = script.source.len();
+    let request_id = header_text(&headers, "x-request-id");
+    let trace_id = telemetry::trace_id(&headers);
+
+    let queued = Instant::now();
+    let share = TenantShare {
+        max_running: state.config.max_concurrency,
+        max_waiting: state.config.queue_capacity,
+    };
+    let permit = state
+        .scheduler
+        .acquire("anonymous", share)
+        .await
+        .inspect_err(|rejection| {
+            tracing::warn!(request_id, trace_id, %rejection, "execution rejected");
+        })
+        .map_err(ApiError::Overloaded)?;
+    let queue_wait = queued.elapsed();
+
+    let outcome = state
+        .pool
+        .run(script, limits)
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    drop(permit);
+
+    tracing::info!(
+        request_id,
+        trace_id,
+        outcome = outcome.kind(),
+        duration_ms = outcome.duration.as_secs_f64() * 1000.0,
+        queue_ms = queue_wait.as_secs_f64() * 1000.0,
+        code_bytes,
+        log_entries = outcome.log.len(),
+        "execution finished"
+    );
+    Ok(Json(outcome.into()))
+}
+
+/// Resolves the script and checks the limits against the server's maximums.
+fn prepare(state: &AppState, request: ExecuteRequest) -> Result<(Script, Limits), ApiError> {
+    let config = &state.config;
+    let timeout = match request.timeout_ms {
+        None => config.default_timeout,
+        Some(ms) if ms <= config.max_timeout.as_millis() as u64 => Duration::from_millis(ms),
+        Some(_) => {
+            return Err(ApiError::Invalid(format!(
+                "timeoutMs: must be at most {}",
+                config.max_timeout.as_millis()
+            )));
+        }
+    };
+    let memory_mb = match request.memory_limit_mb {
+        None => config.default_memory_limit_mb,
+        Some(mb) if mb <= config.max_memory_limit_mb as u64 => mb as usize,
+        Some(_) => {
+            return Err(ApiError::Invalid(format!(
+                "memoryLimitMb: must be at most {}",
+                config.max_memory_limit_mb
+            )));
+        }
+    };
+    let script = match (request.code, request.file) {
+        (Some(code), _) => Script {
+            name: "script.js".to_owned(),
+            source: Arc::from(code),
+        },
+        (None, Some(file)) => {
+            let example = state
+                .examples
+                .get(&file)
+                .ok_or(ApiError::UnknownExample(file))?;
+            Script {
+                name: example.name.clone(),
+                source: example.source.clone(),
+            }
+        }
+        (None, None) => unreachable!("validated: exactly one source"),
+    };
+    let limits = Limits {
+        timeout,
+        memory_limit: memory_mb * 1024 * 1024,
+    };
+    Ok((script, limits))
+}
+
+/// `field: message; field: message` from the validator's errors, with the API's field names.
+fn describe(errors: &ValidationErrors) -> String {
+    let mut parts = Vec::new();
+    for (field, errors) in errors.field_errors() {
+        let field = match field.as_ref() {
+            "timeout_ms" => "timeoutMs",
+            "memory_limit_mb" => "memoryLimitMb",
+            "__all__" => "",
+            other => other,
+        };
+        for error in errors {
+            let message = error.message.as_deref().unwrap_or("is invalid");
+            parts.push(if field.is_empty() {
+                message.to_owned()
+            } else {
+                format!("{field}: {message}")
+            });
+        }
+    }
+    parts.join("; ")
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}

@@ -1,0 +1,25 @@
+//! `GET /healthz`: 200 while the service can take work; 503 while it shuts down or once too many
+//! execution threads were abandoned (so the platform restarts it).
+
+use std::sync::atomic::Ordering;
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    if state.shutting_down.load(Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "shutting_down" })),
+        );
+    }
+    if !state.pool.healthy() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unhealthy", "abandonedThreads": state.pool.abandoned() })),
+        );
+    }
+    (StatusCode::OK, Json(json!({ "status": "ok" })))
+}

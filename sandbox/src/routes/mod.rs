@@ -1,0 +1,31 @@
+//! HTTP routes: they parse requests, hand scripts to the worker pool and map outcomes to
+//! responses. No JavaScript is touched here.
+
+mod examples;
+mod execute;
+mod health;
+mod json;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::{AppState, error::ApiError};
+
+/// The sandbox's routes: `POST /api/execute`, `GET /api/examples`, `GET /healthz`.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .route("/api/execute", post(execute::execute))
+        .route("/api/examples", get(examples::list))
+        .route("/healthz", get(health::healthz))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
