@@ -32,6 +32,17 @@ impl Service {
     /// `env`, and returns once its `/healthz` answers 200.
     pub fn start(name: &'static str, env: &[(&str, &str)]) -> Service {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        let listen_addr = addr.to_string();
+        let mut full_env = vec![("LISTEN_ADDR", listen_addr.as_str())];
+        full_env.extend_from_slice(env);
+        Service::start_with_env(name, addr, &full_env)
+    }
+
+    /// Starts the workspace binary `name` with the extra `env` alone, which must make it listen
+    /// where `addr` reaches it (e.g. `LISTEN_ADDR=0.0.0.0:<port>`, or only `PORT` for the
+    /// ingress, as the deploy files configure them); `LISTEN_ADDR` and `PORT` are not inherited.
+    /// Returns once `/healthz` on `addr` answers 200.
+    pub fn start_with_env(name: &'static str, addr: SocketAddr, env: &[(&str, &str)]) -> Service {
         let log_path = env::temp_dir().join(format!(
             "e2e-{name}-{}-{}.log",
             std::process::id(),
@@ -39,7 +50,8 @@ impl Service {
         ));
         let log = File::create(&log_path).expect("create the service's log file");
         let child = Command::new(binary_path(name))
-            .env("LISTEN_ADDR", addr.to_string())
+            .env_remove("LISTEN_ADDR")
+            .env_remove("PORT")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("share the log file"))

@@ -16,6 +16,8 @@ const SANDBOX_PORT: u16 = 8081;
 const INGRESS_PORT: u16 = 8080;
 /// The sandbox's default `MAX_TIMEOUT_MS`: the longest deadline a script can ask for.
 const DEFAULT_MAX_TIMEOUT_MS: u64 = 30_000;
+/// The sandbox's default `QUEUE_TIMEOUT_MS`: how long a request may wait for a worker.
+const DEFAULT_QUEUE_TIMEOUT_MS: u64 = 2_000;
 /// The ingress's default `UPSTREAM_TIMEOUT_MS`: how long it waits for the sandbox.
 const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 35_000;
 /// The sandbox's default `MAX_MEMORY_LIMIT_MB`: the largest heap one script can ask for.
@@ -166,15 +168,21 @@ fn cloud_run_request_timeout_outlasts_the_longest_script_and_the_proxy_wait() {
         .map_or(DEFAULT_MAX_TIMEOUT_MS, |ms| {
             ms.parse().expect("MAX_TIMEOUT_MS is a number")
         });
+    let queue_ms = sandbox
+        .get("QUEUE_TIMEOUT_MS")
+        .map_or(DEFAULT_QUEUE_TIMEOUT_MS, |ms| {
+            ms.parse().expect("QUEUE_TIMEOUT_MS is a number")
+        });
     let upstream_ms = ingress
         .get("UPSTREAM_TIMEOUT_MS")
         .map_or(DEFAULT_UPSTREAM_TIMEOUT_MS, |ms| {
             ms.parse().expect("UPSTREAM_TIMEOUT_MS is a number")
         });
 
+    // A request may wait QUEUE_TIMEOUT_MS for a worker, then run for MAX_TIMEOUT_MS.
     assert!(
-        timeout_ms > max_script_ms,
-        "{timeout_ms} ms <= MAX_TIMEOUT_MS {max_script_ms} ms"
+        timeout_ms > queue_ms + max_script_ms,
+        "{timeout_ms} ms <= a {queue_ms} ms queue wait + a {max_script_ms} ms script"
     );
     assert!(
         timeout_ms > upstream_ms,
@@ -206,20 +214,27 @@ fn cloud_run_containers_have_limits_that_fit_the_sandbox_scripts() {
 }
 
 fn assert_sandbox_memory_fits(env: &BTreeMap<String, String>, limit_mib: u64, file: &str) {
-    let concurrency: u64 = env
-        .get("MAX_CONCURRENCY")
-        .unwrap_or_else(|| panic!("{file}: MAX_CONCURRENCY is set explicitly"))
-        .parse()
-        .expect("MAX_CONCURRENCY is a number");
-    let per_script_mib = env
-        .get("MAX_MEMORY_LIMIT_MB")
-        .map_or(DEFAULT_MAX_MEMORY_LIMIT_MB, |mb| {
-            mb.parse().expect("MAX_MEMORY_LIMIT_MB is a number")
-        });
-    let needed = concurrency * per_script_mib + SANDBOX_OVERHEAD_MIB;
+    let setting = |name: &str, default: u64| -> u64 {
+        env.get(name).map_or(default, |value| {
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("{file}: {name} is a number"))
+        })
+    };
+    assert!(
+        env.contains_key("MAX_CONCURRENCY"),
+        "{file}: MAX_CONCURRENCY is set explicitly"
+    );
+    let concurrency = setting("MAX_CONCURRENCY", 0);
+    // Executions that overran their deadline are abandoned, not killed: they keep their heap
+    // until they return, and the sandbox allows this many before it reports itself unhealthy.
+    let abandoned = setting("MAX_ABANDONED_THREADS", concurrency);
+    let per_script_mib = setting("MAX_MEMORY_LIMIT_MB", DEFAULT_MAX_MEMORY_LIMIT_MB);
+    let needed = (concurrency + abandoned) * per_script_mib + SANDBOX_OVERHEAD_MIB;
     assert!(
         limit_mib >= needed,
-        "{file}: sandbox memory {limit_mib} MiB < {concurrency} scripts x {per_script_mib} MiB + {SANDBOX_OVERHEAD_MIB} MiB"
+        "{file}: sandbox memory {limit_mib} MiB < ({concurrency} running + {abandoned} abandoned) \
+         x {per_script_mib} MiB + {SANDBOX_OVERHEAD_MIB} MiB"
     );
 }
 
