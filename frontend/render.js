@@ -152,7 +152,10 @@ function consoleEntry(entry, type, depth) {
   return item;
 }
 
-/** Strings print as they are, like in a browser console; everything else as (highlighted) JSON. */
+/**
+ * Strings print as they are, like in a browser console; a logged Error (serialised as its name,
+ * message and stack) prints as "Name: message" over its stack; everything else as JSON.
+ */
 function consoleValue(value) {
   const part = element("span", "value");
   if (typeof value === "string") {
@@ -160,10 +163,30 @@ function consoleValue(value) {
     part.textContent = value;
     return part;
   }
+  if (isSerialisedError(value)) {
+    part.classList.add("value-error");
+    part.textContent = `${value.name}: ${value.message}`;
+    if (typeof value.stack === "string" && value.stack.trim() !== "") {
+      const stack = element("span", "value-stack");
+      stack.textContent = value.stack.trimEnd();
+      part.append(stack);
+    }
+    return part;
+  }
   const compact = JSON.stringify(value) ?? String(value);
   part.classList.add("json");
   part.append(highlightJson(compact.length > 72 ? JSON.stringify(value, null, 2) : compact));
   return part;
+}
+
+function isSerialisedError(value) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
+  const keys = Object.keys(value);
+  return (
+    typeof value.name === "string" &&
+    typeof value.message === "string" &&
+    keys.every((key) => key === "name" || key === "message" || key === "stack")
+  );
 }
 
 /** `console.table` data: an array or object whose values are all objects (or arrays). */
