@@ -1,0 +1,10 @@
+//! HTTP integration tests: the real ingress in front of the real sandbox, both on free ports.
+
+mod assets;
+mod failures;
+mod proxying;
+mod rate_limit;
+mod request_id;
+mod routing;
+mod shutdown;
+mod support;
