@@ -367,6 +367,35 @@ pub fn parse_dockerfile(text: &str) -> Vec<DockerStage> {
     stages
 }
 
+/// The folders the workspace crates embed at compile time (`#[folder = "..."]` of rust-embed),
+/// relative to the repository root: the image build needs them in its context.
+pub fn embedded_folders() -> BTreeSet<String> {
+    fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                rust_files(&path, found);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    let mut folders = BTreeSet::new();
+    for crate_dir in ["sandbox", "ingress"] {
+        let mut files = Vec::new();
+        rust_files(&repo_root().join(crate_dir).join("src"), &mut files);
+        for file in files {
+            let text = fs::read_to_string(&file).unwrap_or_default();
+            for rest in text.split("#[folder = \"").skip(1) {
+                let folder = rest.split('"').next().unwrap_or_default();
+                let from_root = folder.trim_start_matches("../").trim_end_matches('/');
+                folders.insert(from_root.to_owned());
+            }
+        }
+    }
+    folders
+}
+
 /// The package names of the workspace members that have a binary (`src/main.rs`), read from
 /// the root `Cargo.toml` and each member's own manifest.
 pub fn workspace_binaries() -> Vec<String> {

@@ -724,18 +724,22 @@ fn dockerignore_keeps_build_output_out_and_the_embedded_files_in() {
             "{needed} is not ignored: {ignored:?}"
         );
     }
-    for embedded in [
-        "frontend",
-        "example-scripts",
+    let embedded = deploy::embedded_folders();
+    assert!(
+        !embedded.is_empty(),
+        "the binaries embed the page and the examples"
+    );
+    let needed = embedded.iter().map(String::as_str).chain([
+        "Cargo.toml",
         "Cargo.lock",
         "sandbox",
         "ingress",
-    ] {
+        "tests",
+    ]);
+    for path in needed {
         assert!(
-            !ignored
-                .iter()
-                .any(|line| embedded.starts_with(line.as_str())),
-            "{embedded} is needed by the build but ignored"
+            !ignored.iter().any(|line| path.starts_with(line.as_str())),
+            "{path} is needed by the build but ignored"
         );
     }
 }
