@@ -86,6 +86,12 @@ struct ClaimState {
     abandoned: bool,
 }
 
+impl Claim {
+    fn abandoned(&self) -> bool {
+        self.state.lock().map_or(true, |state| state.abandoned)
+    }
+}
+
 impl WorkerPool {
     /// Starts the workers.
     pub fn start(settings: PoolSettings) -> std::io::Result<Self> {
@@ -203,12 +209,7 @@ impl Shared {
                 Ok(Ok(Some(outcome))) => {
                     let (reply, claim) = current.take().expect("a job was taken");
                     let _ = reply.send(outcome);
-                    if claim
-                        .state
-                        .lock()
-                        .map(|state| state.abandoned)
-                        .unwrap_or(true)
-                    {
+                    if claim.abandoned() {
                         self.retire();
                         return;
                     }
@@ -224,16 +225,11 @@ impl Shared {
                 }
                 Err(_) => {
                     tracing::error!("worker panicked; its request gets an internal error");
-                    if let Some((_, claim)) = current.take() {
-                        if claim
-                            .state
-                            .lock()
-                            .map(|state| state.abandoned)
-                            .unwrap_or(true)
-                        {
-                            self.retire();
-                            return;
-                        }
+                    if let Some((_, claim)) = current.take()
+                        && claim.abandoned()
+                    {
+                        self.retire();
+                        return;
                     }
                 }
             }
@@ -281,10 +277,10 @@ impl Shared {
             abandoned,
             "execution did not stop at its deadline; its thread is abandoned"
         );
-        if abandoned <= self.settings.max_abandoned {
-            if let Err(error) = self.spawn_worker() {
-                tracing::error!(%error, "could not start a replacement worker");
-            }
+        if abandoned <= self.settings.max_abandoned
+            && let Err(error) = self.spawn_worker()
+        {
+            tracing::error!(%error, "could not start a replacement worker");
         }
     }
 
@@ -296,10 +292,10 @@ impl Shared {
             abandoned = before - 1,
             "abandoned execution finished; its thread exits"
         );
-        if self.serving.load(Ordering::Relaxed) < self.settings.workers {
-            if let Err(error) = self.spawn_worker() {
-                tracing::error!(%error, "could not start a replacement worker");
-            }
+        if self.serving.load(Ordering::Relaxed) < self.settings.workers
+            && let Err(error) = self.spawn_worker()
+        {
+            tracing::error!(%error, "could not start a replacement worker");
         }
     }
 }

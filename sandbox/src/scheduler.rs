@@ -167,14 +167,13 @@ impl Scheduler {
 impl State {
     /// Puts `name` in the turn order if it has waiters and room to run.
     fn mark_ready(&mut self, name: &Arc<str>) {
-        if let Some(tenant) = self.tenants.get_mut(name) {
-            if !tenant.in_ready
-                && !tenant.waiters.is_empty()
-                && tenant.running < tenant.share.max_running
-            {
-                tenant.in_ready = true;
-                self.ready.push_back(name.clone());
-            }
+        if let Some(tenant) = self.tenants.get_mut(name)
+            && !tenant.in_ready
+            && !tenant.waiters.is_empty()
+            && tenant.running < tenant.share.max_running
+        {
+            tenant.in_ready = true;
+            self.ready.push_back(name.clone());
         }
     }
 
@@ -188,10 +187,14 @@ impl State {
                 continue;
             };
             tenant.in_ready = false;
-            if tenant.running >= tenant.share.max_running {
-                continue;
-            }
-            let Some(waiter) = tenant.waiters.pop_front() else {
+            let waiter = if tenant.running < tenant.share.max_running {
+                tenant.waiters.pop_front()
+            } else {
+                None
+            };
+            let Some(waiter) = waiter else {
+                // Its waiters gave up while it waited for its turn.
+                self.forget_if_idle(&name);
                 continue;
             };
             self.waiting_total -= 1;

@@ -21,10 +21,11 @@ pub fn trace_id(headers: &HeaderMap) -> Option<String> {
     let traceparent = headers
         .get("traceparent")
         .and_then(|value| value.to_str().ok());
-    if let Some(trace) = traceparent.and_then(|value| value.split('-').nth(1)) {
-        if trace.len() == 32 && trace.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-            return Some(trace.to_ascii_lowercase());
-        }
+    if let Some(trace) = traceparent.and_then(|value| value.split('-').nth(1))
+        && trace.len() == 32
+        && trace.bytes().all(|byte| byte.is_ascii_hexdigit())
+    {
+        return Some(trace.to_ascii_lowercase());
     }
     let cloud = headers
         .get("x-cloud-trace-context")

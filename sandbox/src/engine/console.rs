@@ -248,18 +248,8 @@ fn label_of(label: Opt<Value<'_>>) -> Result<String> {
     Ok(label.chars().take(MAX_LABEL_CHARS).collect())
 }
 
+/// JavaScript truthiness, as `if (value)` decides it.
 fn truthy(value: &Value<'_>) -> bool {
-    if let Some(b) = value.as_bool() {
-        b
-    } else if let Some(n) = value.as_number() {
-        n != 0.0 && !n.is_nan()
-    } else if let Some(s) = value.as_string() {
-        s.to_string().is_ok_and(|s| !s.is_empty())
-    } else {
-        !(value.is_undefined() || value.is_null())
-            && !(value.is_big_int()
-                && value
-                    .get::<rquickjs::Coerced<String>>()
-                    .is_ok_and(|s| s.0 == "0"))
-    }
+    // SAFETY: the context and value are live; JS_ToBool runs no script code.
+    unsafe { rquickjs::qjs::JS_ToBool(value.ctx().as_raw().as_ptr(), value.as_raw()) > 0 }
 }

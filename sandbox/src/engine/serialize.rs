@@ -110,10 +110,11 @@ impl<'a, 'js> Serializer<'a, 'js> {
         if self.budget.exhausted() {
             return Ok(Json::String(TRUNCATED.into()));
         }
-        if value.is_object() && !value.is_function() {
-            if let Some(replacement) = self.to_json(value, key)? {
-                return self.primitive_or_structure(&replacement);
-            }
+        if value.is_object()
+            && !value.is_function()
+            && let Some(replacement) = self.call_to_json(value, key)?
+        {
+            return self.primitive_or_structure(&replacement);
         }
         self.primitive_or_structure(value)
     }
@@ -284,7 +285,7 @@ impl<'a, 'js> Serializer<'a, 'js> {
     }
 
     /// Calls `value.toJSON(key)` when it is a function, as `JSON.stringify` does.
-    fn to_json(
+    fn call_to_json(
         &mut self,
         value: &Value<'js>,
         key: Option<&str>,

@@ -157,7 +157,7 @@ fn delay_of(delay: Opt<Value<'_>>) -> Result<Duration> {
         Some(value) if !value.is_undefined() => value.get::<rquickjs::Coerced<f64>>()?.0,
         _ => 0.0,
     };
-    let millis = if millis.is_nan() || millis < 0.0 || millis > MAX_DELAY_MS {
+    let millis = if !(0.0..=MAX_DELAY_MS).contains(&millis) {
         0.0
     } else {
         millis

@@ -1,0 +1,260 @@
+//! Limits: time, memory, stack, output and capacity, each enforced and each reported.
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::support::{spawn_app, spawn_app_with};
+
+/// Scripts that never end on their own, each in a different place the deadline must reach.
+const ENDLESS: &[(&str, &str)] = &[
+    ("plain loop", "while (true) {}"),
+    (
+        "loop in try/finally",
+        "try { while (true) {} } finally { while (true) {} }",
+    ),
+    (
+        "catching loop",
+        "while (true) { try { while (true) {} } catch (e) {} }",
+    ),
+    (
+        "endless microtasks",
+        "(async () => { while (true) await null; })()",
+    ),
+    (
+        "endless promise chain",
+        "function step() { return Promise.resolve().then(step); } step()",
+    ),
+    ("endless timers", "setInterval(() => {}, 0); 1"),
+    (
+        "getter during result serialisation",
+        "({ get x() { while (true) {} } })",
+    ),
+    (
+        "getter during console serialisation",
+        "console.log({ get x() { while (true) {} } })",
+    ),
+    ("toJSON loop", "({ toJSON() { while (true) {} } })"),
+    (
+        "proxy trap loop",
+        "new Proxy({}, { ownKeys() { while (true) {} } })",
+    ),
+    (
+        "sleeping past the deadline",
+        "new Promise((resolve) => setTimeout(resolve, 60000))",
+    ),
+];
+
+#[tokio::test]
+async fn every_endless_script_ends_in_a_timeout_near_its_deadline() {
+    let app = spawn_app().await;
+    for (what, code) in ENDLESS {
+        let started = Instant::now();
+        let response = app.run_with_timeout(code, 300).await;
+        let kind = response.script_error_kind();
+        assert!(
+            kind == "timeout" || (*what == "endless promise chain" && kind == "memory"),
+            "{what}: {}",
+            response.body
+        );
+        // The bound is the feature: deadline plus the documented 250 ms grace, with slack.
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{what} took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn timeout_keeps_the_console_output_before_it() {
+    let app = spawn_app().await;
+    let response = app
+        .run_with_timeout("console.log('started'); while (true) {}", 200)
+        .await;
+    assert_eq!(response.script_error_kind(), "timeout");
+    assert_eq!(response.body["error"]["name"], "TimeoutError");
+    assert_eq!(response.log()[0]["data"], json!(["started"]));
+}
+
+#[tokio::test]
+async fn runaway_recursion_is_a_stack_overflow() {
+    let app = spawn_app().await;
+    let response = app
+        .run("function down(n) { return down(n + 1) + 1; } down(0)")
+        .await;
+    assert_eq!(response.script_error_kind(), "stack_overflow");
+}
+
+#[tokio::test]
+async fn memory_bombs_hit_the_memory_limit() {
+    let app = spawn_app().await;
+    for code in [
+        "const keep = []; while (true) keep.push(new Array(10000).fill(1));",
+        "const parts = []; while (true) parts.push('x'.repeat(100000) + parts.length);",
+    ] {
+        let response = app
+            .post_execute(json!({ "code": code, "memoryLimitMb": 16, "timeoutMs": 20000 }))
+            .await;
+        assert_eq!(
+            response.script_error_kind(),
+            "memory",
+            "{code}: {}",
+            response.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn many_memory_hungry_scripts_leave_the_service_healthy() {
+    let app = spawn_app().await;
+    let bomb = json!({ "code": "const keep = []; while (true) keep.push(new Array(10000).fill(1));", "memoryLimitMb": 32 });
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let (app, bomb) = (app.clone(), bomb.clone());
+            tokio::spawn(async move { app.post_execute(bomb).await })
+        })
+        .collect();
+    for run in runs {
+        assert_eq!(run.await.unwrap().script_error_kind(), "memory");
+    }
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+    assert_eq!(app.run("1").await.result(), &json!(1));
+}
+
+#[tokio::test]
+async fn a_too_large_result_is_an_output_limit_error() {
+    let app = spawn_app_with(|config| config.max_result_bytes = 10_000).await;
+    let response = app.run("'x'.repeat(20000)").await;
+    assert_eq!(response.script_error_kind(), "output_limit");
+    let response = app.run("Array.from({ length: 5000 }, (_, i) => i)").await;
+    assert_eq!(response.script_error_kind(), "output_limit");
+    assert_eq!(
+        app.run("'x'.repeat(100)")
+            .await
+            .result()
+            .as_str()
+            .unwrap()
+            .len(),
+        100
+    );
+}
+
+#[tokio::test]
+async fn console_output_is_capped_with_a_marker() {
+    let app = spawn_app_with(|config| config.max_log_entries = 10).await;
+    let response = app
+        .run("for (let i = 0; i < 1000; i++) console.log(i); 'done'")
+        .await;
+    assert_eq!(response.result(), &json!("done"));
+    let log = response.log();
+    assert_eq!(log.len(), 11);
+    assert_eq!(log[10]["type"], "truncated");
+    assert_eq!(response.body["logTruncated"], true);
+}
+
+#[tokio::test]
+async fn console_bytes_are_capped_with_a_marker() {
+    let app = spawn_app_with(|config| config.max_log_bytes = 1000).await;
+    let response = app
+        .run("console.log('x'.repeat(100000)); console.log('dropped'); 1")
+        .await;
+    let log = response.log();
+    let text = log[0]["data"][0].as_str().unwrap();
+    assert!(
+        text.len() < 1100 && text.ends_with("[truncated]"),
+        "{}",
+        text.len()
+    );
+    assert_eq!(log.last().unwrap()["type"], "truncated");
+    assert!(!response.body.to_string().contains("dropped"));
+}
+
+#[tokio::test]
+async fn saturation_answers_503_at_once_and_the_service_stays_healthy() {
+    let app = spawn_app_with(|config| {
+        config.max_concurrency = 1;
+        config.queue_capacity = 1;
+        config.queue_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let busy = {
+        let app = app.clone();
+        tokio::spawn(async move { app.run_with_timeout("while (true) {}", 1500).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let queued = {
+        let app = app.clone();
+        tokio::spawn(async move { app.run("'queued'").await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    let rejected = app.run("'rejected'").await;
+    assert_eq!(rejected.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(rejected.request_error_kind(), "overloaded");
+    assert!(rejected.headers.contains_key("retry-after"));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "rejected at once, not queued"
+    );
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+
+    assert_eq!(busy.await.unwrap().script_error_kind(), "timeout");
+    assert_eq!(queued.await.unwrap().result(), &json!("queued"));
+}
+
+#[tokio::test]
+async fn a_queued_request_gets_503_when_no_worker_frees_up_in_time() {
+    let app = spawn_app_with(|config| {
+        config.max_concurrency = 1;
+        config.queue_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let busy = {
+        let app = app.clone();
+        tokio::spawn(async move { app.run_with_timeout("while (true) {}", 1500).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let response = app.run("1").await;
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.request_error_kind(), "overloaded");
+    busy.await.unwrap();
+}
+
+/// `JSON.stringify` of a large array runs in C without consulting the interrupt handler, so
+/// only the watchdog can answer on time.
+const UNINTERRUPTIBLE: &str = "JSON.stringify(new Array(6e6).fill('abcdefghij')).length";
+
+#[tokio::test]
+async fn the_watchdog_answers_when_the_engine_does_not_stop() {
+    let app = spawn_app_with(|config| {
+        config.watchdog_grace = Duration::from_millis(100);
+        config.max_abandoned_threads = 1;
+    })
+    .await;
+    let started = Instant::now();
+    let response = app
+        .post_execute(json!({ "code": UNINTERRUPTIBLE, "timeoutMs": 50, "memoryLimitMb": 256 }))
+        .await;
+    let answered = started.elapsed();
+    assert_eq!(response.script_error_kind(), "timeout", "{}", response.body);
+    // Still running on its abandoned thread: the service says it needs a restart.
+    let health = app.get("/healthz").await;
+    assert_eq!(
+        health.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{answered:?} {}",
+        health.body
+    );
+    assert_eq!(health.body["abandonedThreads"], 1);
+    // A replacement worker keeps serving meanwhile.
+    assert_eq!(app.run("2 + 2").await.result(), &json!(4));
+    // Once the engine returns, the abandoned thread exits and health comes back.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app.get("/healthz").await.status != StatusCode::OK {
+        assert!(Instant::now() < deadline, "health never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

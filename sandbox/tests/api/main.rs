@@ -1,0 +1,9 @@
+//! HTTP integration tests of the sandbox: the real server on a free port, spoken to over HTTP.
+
+mod console;
+mod errors;
+mod isolation;
+mod limits;
+mod requests;
+mod results;
+mod support;

@@ -1,0 +1,143 @@
+//! Test harness: the real sandbox server (`sandbox::run`) on a free loopback port, and a small
+//! HTTP client with typed helpers.
+
+use std::{net::SocketAddr, time::Duration};
+
+use axum::{
+    body::Bytes,
+    http::{HeaderMap, Method, Request, StatusCode},
+};
+use http_body_util::{BodyExt, Full};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use serde_json::{Value, json};
+use tokio::{net::TcpListener, sync::oneshot};
+
+/// A sandbox running in the test's runtime; it stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct TestApp {
+    pub addr: SocketAddr,
+    client: Client<HttpConnector, Full<Bytes>>,
+    _stop: std::sync::Arc<oneshot::Sender<()>>,
+}
+
+/// A whole answer.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// The `error.kind` of a request error, after checking the API's error shape.
+    pub fn request_error_kind(&self) -> &str {
+        assert_eq!(self.body["status"], "error", "{}", self.body);
+        assert!(
+            self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
+        self.body["error"]["kind"].as_str().expect("error.kind")
+    }
+
+    /// The `error.kind` of a finished execution that failed (HTTP 200).
+    pub fn script_error_kind(&self) -> &str {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
+        assert_eq!(self.body["status"], "error", "{}", self.body);
+        assert_eq!(self.body["result"], Value::Null, "{}", self.body);
+        self.body["error"]["kind"].as_str().expect("error.kind")
+    }
+
+    /// The result of a successful execution (HTTP 200).
+    pub fn result(&self) -> &Value {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
+        assert_eq!(self.body["status"], "success", "{}", self.body);
+        assert_eq!(self.body["error"], false, "{}", self.body);
+        &self.body["result"]
+    }
+
+    /// The console entries.
+    pub fn log(&self) -> &Vec<Value> {
+        self.body["log"].as_array().expect("log is an array")
+    }
+}
+
+/// Starts a sandbox with the default configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a sandbox with `customize` applied to the default configuration.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut sandbox::Config)) -> TestApp {
+    let mut config = sandbox::Config::default();
+    customize(&mut config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(sandbox::run(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        _stop: std::sync::Arc::new(stop),
+    }
+}
+
+impl TestApp {
+    /// Runs `code` with no explicit limits.
+    pub async fn run(&self, code: &str) -> TestResponse {
+        self.post_execute(json!({ "code": code })).await
+    }
+
+    /// Runs `code` with a time limit in milliseconds.
+    pub async fn run_with_timeout(&self, code: &str, timeout_ms: u64) -> TestResponse {
+        self.post_execute(json!({ "code": code, "timeoutMs": timeout_ms }))
+            .await
+    }
+
+    pub async fn post_execute(&self, body: Value) -> TestResponse {
+        self.post_raw("application/json", body.to_string()).await
+    }
+
+    pub async fn post_raw(&self, content_type: &str, body: impl Into<Bytes>) -> TestResponse {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{}/api/execute", self.addr))
+            .header("content-type", content_type)
+            .body(Full::new(body.into()))
+            .unwrap();
+        self.send(request).await
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        let request = Request::builder()
+            .uri(format!("http://{}{path}", self.addr))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.send(request).await
+    }
+
+    async fn send(&self, request: Request<Full<Bytes>>) -> TestResponse {
+        let response = tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
+            .await
+            .expect("the sandbox answered within a minute")
+            .expect("the request reached the sandbox");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+            panic!("not JSON ({error}): {}", String::from_utf8_lossy(&bytes))
+        });
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+}
