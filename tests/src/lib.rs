@@ -10,6 +10,7 @@ use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use std::{env, thread};
 
@@ -140,21 +141,54 @@ impl Stack {
     }
 }
 
-/// The path of the workspace binary `name`, built next to the running test executable
+/// The path of the workspace binary `name`, next to the running test executable
 /// (`target/<profile>/deps/<test>` → `target/<profile>/<name>`).
+///
+/// The first call in a test process runs `cargo build` for the `sandbox` and `ingress` binaries in
+/// the test's profile: `cargo test` builds a package's binaries only for that package's own
+/// integration tests, and this also keeps them current when only `-p e2e` is tested.
 pub fn binary_path(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
     let test_exe = env::current_exe().expect("locate the test executable");
     let profile_dir = test_exe
         .parent()
         .and_then(Path::parent)
         .expect("the test executable sits in target/<profile>/deps");
+    BUILT.get_or_init(|| build_service_binaries(profile_dir));
     let path = profile_dir.join(format!("{name}{}", env::consts::EXE_SUFFIX));
     assert!(
         path.is_file(),
-        "{} is missing: `cargo test --workspace` builds it, or run `cargo build -p {name}`",
+        "{} is missing: `cargo build -p {name}` builds it",
         path.display()
     );
     path
+}
+
+/// Builds the `sandbox` and `ingress` binaries into `profile_dir` (`target/debug` or
+/// `target/release`); a no-op when they are up to date.
+fn build_service_binaries(profile_dir: &Path) {
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.args([
+        "build", "--quiet", "--bins", "-p", "sandbox", "-p", "ingress",
+    ]);
+    match profile_dir.file_name().and_then(|dir| dir.to_str()) {
+        Some("debug") | None => {}
+        Some("release") => {
+            cargo.arg("--release");
+        }
+        Some(profile) => {
+            cargo.args(["--profile", profile]);
+        }
+    }
+    let build = cargo
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo build");
+    assert!(
+        build.status.success(),
+        "building the sandbox and ingress binaries failed:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
 }
 
 /// A loopback port that was free a moment ago. Another process could take it before the caller
