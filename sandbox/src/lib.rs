@@ -22,6 +22,7 @@ use std::{
     },
 };
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 pub use crate::{config::Config, routes::router};
@@ -67,6 +68,10 @@ pub async fn run(
     let state = AppState::new(config)?;
     let app = router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "sandbox listening");
+    let listener = listener.tap_io(|tcp| {
+        // Small request/answer exchanges: Nagle's algorithm would only add latency.
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
