@@ -193,14 +193,23 @@ try {
     await page.screenshot({ path: path.join(ARTIFACTS_DIR, "demo-desktop.png"), fullPage: true });
   });
 
-  await step("Tab indents inside the editor; Escape then Shift+Tab leaves it", async () => {
+  await step("Tab indents (undoably), Enter keeps the indent, Escape then Shift+Tab leaves the editor", async () => {
     await editor.fill("x");
     await editor.press("Home");
     await editor.press("Tab");
     assert.equal(await editor.inputValue(), "  x");
     assert.equal(await page.evaluate(() => document.activeElement.id), "code", "Tab kept the focus");
+    await editor.press("Control+z");
+    assert.equal(await editor.inputValue(), "x", "Ctrl+Z undoes the indent");
+    await editor.press("Tab");
+    await editor.press("End");
+    await editor.press("Enter");
+    await page.keyboard.type("y");
+    assert.equal(await editor.inputValue(), "  x\n  y");
+    assert.equal(await page.locator(".gutter > div").count(), 2, "the gutter follows typed lines");
+    await editor.press("Control+a");
     await editor.press("Shift+Tab");
-    assert.equal(await editor.inputValue(), "x");
+    assert.equal(await editor.inputValue(), "x\ny", "Shift+Tab outdents every selected line");
     await editor.press("Escape");
     await page.keyboard.press("Shift+Tab");
     assert.equal(await page.evaluate(() => document.activeElement.id), "run", "focus moved back to the Run button");
