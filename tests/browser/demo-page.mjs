@@ -17,6 +17,8 @@ const ARTIFACTS_DIR = path.resolve(process.env.ARTIFACTS_DIR ?? fileURLToPath(ne
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const DESKTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
+/** The ingress's request body limit (its MAX_BODY_BYTES; 1 MiB unless the caller set another). */
+const MAX_BODY_BYTES = Number(process.env.MAX_BODY_BYTES ?? 1024 * 1024);
 
 // The whole run must end on its own even if the browser hangs.
 setTimeout(() => {
@@ -244,7 +246,7 @@ try {
 
   await step("a script larger than the server accepts shows a readable 413 message", async () => {
     await page.getByLabel("Timeout").fill("");
-    await editor.fill(`// ${"x".repeat(1_100_000)}\n1;`);
+    await editor.fill(`// ${"x".repeat(MAX_BODY_BYTES)}\n1;`);
     await runAndCaptureRequest(page, () => runButton.click());
     assert.match(await status.getAttribute("class"), /status-failure/);
     assert.match(await status.locator(".status-badge").textContent(), /Script too large · HTTP 413/);

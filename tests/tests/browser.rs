@@ -34,12 +34,15 @@ fn demo_page_runs_examples_typed_code_and_endless_loops_in_headless_chromium() {
     // A screenshot left over from an earlier run must not count for this one.
     let _ = std::fs::remove_file(&screenshot);
 
-    let stack = Stack::start(&[("RATE_LIMIT_RPS", "0")]);
+    // A small body limit keeps the oversized-script step quick.
+    let max_body_bytes = "65536";
+    let stack = Stack::start(&[("RATE_LIMIT_RPS", "0"), ("MAX_BODY_BYTES", max_body_bytes)]);
     let run = Command::new("node")
         .arg("demo-page.mjs")
         .current_dir(&driver_dir)
         .env("BASE_URL", stack.url())
         .env("ARTIFACTS_DIR", &artifacts)
+        .env("MAX_BODY_BYTES", max_body_bytes)
         .env("CHROMIUM", &chromium)
         .output()
         .expect("run node");
