@@ -43,6 +43,12 @@ fn main() {
         let ingress = start_ingress(sandbox).await;
         let direct = Load::new(sandbox);
         let proxied = Load::new(ingress);
+        let floor = direct.floor(phase).await;
+        println!(
+            "HTTP floor (GET /healthz, one connection): p50 {:.1} us, p99 {:.1} us\n",
+            floor.percentile(50.0),
+            floor.percentile(99.0)
+        );
         // Warm up connections, workers and caches.
         direct.sequential(TRIVIAL, Duration::from_millis(300)).await;
         proxied
@@ -90,6 +96,12 @@ fn main() {
                 http.percentile(99.0),
                 100.0 * http.per_second() / raw,
             );
+        }
+
+        println!("\nthe service's own engine in-process, runtime created per execution (no warm pool, no HTTP)");
+        for (name, code) in [("trivial", TRIVIAL), ("console-heavy", CONSOLE_HEAVY)] {
+            let cold = engine_cold(code, phase);
+            println!("{name:<14} {:>9.1} us per execution", cold.mean_micros());
         }
 
         println!("\nproxy hop, trivial script: through the ingress vs straight to the sandbox");
@@ -153,6 +165,30 @@ fn raw_engine_parallel(code: &str, phase: Duration, threads: usize) -> f64 {
         .into_iter()
         .map(|handle| handle.join().unwrap())
         .sum()
+}
+
+/// `sandbox::engine::execute`: what a request would cost without the warm pool.
+fn engine_cold(code: &str, phase: Duration) -> RawRun {
+    let settings = sandbox::engine::EngineSettings::default();
+    let limits = sandbox::engine::Limits {
+        timeout: Duration::from_secs(5),
+        memory_limit: 64 << 20,
+    };
+    let started = Instant::now();
+    let mut runs = 0;
+    while started.elapsed() < phase {
+        let script = sandbox::engine::Script {
+            name: "bench.js".into(),
+            source: Arc::from(code),
+        };
+        let outcome = sandbox::engine::execute(&settings, script, limits).unwrap();
+        assert!(outcome.result.is_ok());
+        runs += 1;
+    }
+    RawRun {
+        runs,
+        elapsed: started.elapsed(),
+    }
 }
 
 /// The raw engine with the least a console needs: arguments turned into JSON text.
@@ -233,6 +269,25 @@ impl Load {
         elapsed
     }
 
+    /// Round trips to `/healthz`: the cost of HTTP alone, no script.
+    async fn floor(&self, phase: Duration) -> HttpRun {
+        let started = Instant::now();
+        let mut latencies = Vec::new();
+        while started.elapsed() < phase {
+            let request = Request::get(format!("http://{}/healthz", self.addr))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let sent = Instant::now();
+            let response = self.client.request(request).await.expect("request failed");
+            response.into_body().collect().await.unwrap();
+            latencies.push(sent.elapsed());
+        }
+        HttpRun {
+            latencies,
+            elapsed: started.elapsed(),
+        }
+    }
+
     async fn sequential(&self, code: &str, phase: Duration) -> HttpRun {
         let body = body(code);
         let started = Instant::now();
@@ -283,6 +338,7 @@ async fn start_sandbox() -> SocketAddr {
         // Sixteen connections all get a worker or a queue place: the benchmark measures
         // throughput, not rejection.
         queue_capacity: 64,
+        queue_timeout: Duration::from_secs(120),
         ..sandbox::Config::default()
     };
     tokio::spawn(sandbox::run(listener, config, forever()));

@@ -11,6 +11,7 @@ use std::{
 use rquickjs::{
     Ctx, Exception, Function, Object, Result, Value,
     function::{Opt, Rest},
+    object::{Accessor, Property},
 };
 
 use super::{
@@ -51,8 +52,22 @@ impl<'js> ConsoleLog<'js> {
         })
     }
 
-    /// Installs `console` on the global object.
+    /// Installs `console` on the global object. The object and its methods are only built when
+    /// a script first reaches for `console`, which keeps them off the cost of preparing every
+    /// runtime; assigning to `console` first works as usual.
     pub fn install(self: &Rc<Self>, ctx: &Ctx<'js>) -> Result<()> {
+        let log = self.clone();
+        let get = move |ctx: Ctx<'js>| -> Result<Object<'js>> {
+            let console = log.build(&ctx)?;
+            define_console(&ctx, console.clone().into_value())?;
+            Ok(console)
+        };
+        let set = |ctx: Ctx<'js>, value: Value<'js>| define_console(&ctx, value);
+        ctx.globals()
+            .prop("console", Accessor::new(get, set).configurable())
+    }
+
+    fn build(self: &Rc<Self>, ctx: &Ctx<'js>) -> Result<Object<'js>> {
         let console = Object::new(ctx.clone())?;
         for kind in ["log", "info", "warn", "error", "debug", "dir", "table"] {
             let log = self.clone();
@@ -162,7 +177,7 @@ impl<'js> ConsoleLog<'js> {
             )?;
             console.set(kind, method.with_name(kind)?)?;
         }
-        ctx.globals().set("console", console)
+        Ok(console)
     }
 
     /// Records one call; arguments are serialised now, as they are at the time of the call.
@@ -238,6 +253,12 @@ impl<'js> ConsoleLog<'js> {
     pub fn take(&self) -> (Vec<ConsoleEntry>, bool) {
         (self.entries.take(), self.truncated.get())
     }
+}
+
+/// Makes `console` a plain global property holding `value`, as in browsers.
+fn define_console<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<()> {
+    ctx.globals()
+        .prop("console", Property::from(value).writable().configurable())
 }
 
 fn label_of(label: Opt<Value<'_>>) -> Result<String> {

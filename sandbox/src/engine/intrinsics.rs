@@ -1,49 +1,74 @@
 //! Built-ins captured before any script runs, so the serializer keeps working even when a script
-//! replaces `Map.prototype.forEach`, `String.prototype.slice` or `Reflect.apply`. The helpers live
-//! in a closure that no script can reach.
+//! replaces `Map.prototype.forEach` or `String.prototype.slice`. Capturing is a few property
+//! reads: no script is compiled while a runtime is being prepared.
 
-use rquickjs::{Ctx, Function, Object, Result};
+use std::{cell::RefCell, rc::Rc};
 
-const PRELUDE: &str = r#"(() => {
-  const apply = Reflect.apply;
-  const mapForEach = Map.prototype.forEach;
-  const setForEach = Set.prototype.forEach;
-  const slice = String.prototype.slice;
-  return {
-    mapEntries(map, limit) {
-      const out = [];
-      apply(mapForEach, map, [(value, key) => { if (out.length < limit) out[out.length] = [key, value]; }]);
-      return out;
-    },
-    setValues(set, limit) {
-      const out = [];
-      apply(setForEach, set, [(value) => { if (out.length < limit) out[out.length] = value; }]);
-      return out;
-    },
-    stringHead(text, length) {
-      return apply(slice, text, [0, length]);
-    },
-  };
-})()"#;
+use rquickjs::{Ctx, Function, Object, Result, Value, function::This};
 
-/// Helpers the serializer calls instead of the script-visible built-ins.
+/// The original built-ins the serializer calls.
 pub struct Intrinsics<'js> {
-    /// `(map, limit) => [[key, value], ...]`, at most `limit` entries.
-    pub map_entries: Function<'js>,
-    /// `(set, limit) => [value, ...]`, at most `limit` values.
-    pub set_values: Function<'js>,
-    /// `(string, length) => string.slice(0, length)`.
-    pub string_head: Function<'js>,
+    map_for_each: Function<'js>,
+    set_for_each: Function<'js>,
+    string_slice: Function<'js>,
 }
 
 impl<'js> Intrinsics<'js> {
-    /// Captures the helpers; must run before any script code.
+    /// Captures the built-ins; must run before any script code.
     pub fn capture(ctx: &Ctx<'js>) -> Result<Self> {
-        let helpers: Object<'js> = ctx.eval(PRELUDE)?;
+        let globals = ctx.globals();
+        let prototype = |name: &str| -> Result<Object<'js>> {
+            globals.get::<_, Object<'js>>(name)?.get("prototype")
+        };
         Ok(Self {
-            map_entries: helpers.get("mapEntries")?,
-            set_values: helpers.get("setValues")?,
-            string_head: helpers.get("stringHead")?,
+            map_for_each: prototype("Map")?.get("forEach")?,
+            set_for_each: prototype("Set")?.get("forEach")?,
+            string_slice: prototype("String")?.get("slice")?,
         })
+    }
+
+    /// A Map's `[key, value]` pairs, at most `limit` of them.
+    pub fn map_entries(
+        &self,
+        ctx: &Ctx<'js>,
+        map: &Value<'js>,
+        limit: usize,
+    ) -> Result<Vec<[Value<'js>; 2]>> {
+        let entries = Rc::new(RefCell::new(Vec::new()));
+        let sink = entries.clone();
+        let collect = Function::new(ctx.clone(), move |value: Value<'js>, key: Value<'js>| {
+            let mut entries = sink.borrow_mut();
+            if entries.len() < limit {
+                entries.push([key, value]);
+            }
+        })?;
+        self.map_for_each
+            .call::<_, ()>((This(map.clone()), collect))?;
+        Ok(entries.take())
+    }
+
+    /// A Set's values, at most `limit` of them.
+    pub fn set_values(
+        &self,
+        ctx: &Ctx<'js>,
+        set: &Value<'js>,
+        limit: usize,
+    ) -> Result<Vec<Value<'js>>> {
+        let values = Rc::new(RefCell::new(Vec::new()));
+        let sink = values.clone();
+        let collect = Function::new(ctx.clone(), move |value: Value<'js>| {
+            let mut values = sink.borrow_mut();
+            if values.len() < limit {
+                values.push(value);
+            }
+        })?;
+        self.set_for_each
+            .call::<_, ()>((This(set.clone()), collect))?;
+        Ok(values.take())
+    }
+
+    /// The first `length` UTF-16 units of a string.
+    pub fn string_head(&self, text: &Value<'js>, length: usize) -> Result<Value<'js>> {
+        self.string_slice.call((This(text.clone()), 0, length))
     }
 }

@@ -76,6 +76,12 @@ impl<'a> Budget<'a> {
     }
 }
 
+/// A member of a Map (key and value) or of a Set.
+enum Item<'js> {
+    Pair([Value<'js>; 2]),
+    Single(Value<'js>),
+}
+
 /// Serialises values of one context against one budget.
 pub struct Serializer<'a, 'js> {
     ctx: Ctx<'js>,
@@ -209,23 +215,42 @@ impl<'a, 'js> Serializer<'a, 'js> {
     }
 
     fn collection(&mut self, value: &Value<'js>, is_map: bool) -> Outcome<'js> {
-        let (tag, helper) = if is_map {
-            ("[Map]", &self.intrinsics.map_entries)
-        } else {
-            ("[Set]", &self.intrinsics.set_values)
-        };
         let limit = self.budget.remaining.get().max(1);
-        let items: Value<'js> = match helper.call((value.clone(), limit)) {
-            Ok(items) => items,
-            Err(_) => return self.thrown(),
+        let tag = if is_map { "[Map]" } else { "[Set]" };
+        let items = if is_map {
+            self.intrinsics
+                .map_entries(&self.ctx, value, limit)
+                .map(|entries| entries.into_iter().map(Item::Pair).collect::<Vec<_>>())
+        } else {
+            self.intrinsics
+                .set_values(&self.ctx, value, limit)
+                .map(|values| values.into_iter().map(Item::Single).collect::<Vec<_>>())
+        };
+        let Ok(items) = items else {
+            return self.thrown();
         };
         self.charge(tag.len() + 4);
-        let items = match items.into_object() {
-            Some(object) => self.array(&object)?,
-            None => Json::Array(Vec::new()),
-        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            if self.budget.exhausted() {
+                out.push(Json::String(TRUNCATED.into()));
+                break;
+            }
+            let json = match item {
+                Item::Single(value) => self.serialize(&value, None)?,
+                Item::Pair([key, value]) => {
+                    self.charge(3);
+                    Json::Array(vec![
+                        self.serialize(&key, None)?,
+                        self.serialize(&value, None)?,
+                    ])
+                }
+            };
+            self.charge(1);
+            out.push(json);
+        }
         let mut map = Map::new();
-        map.insert(tag.to_owned(), items);
+        map.insert(tag.to_owned(), Json::Array(out));
         Ok(Json::Object(map))
     }
 
@@ -314,7 +339,7 @@ impl<'a, 'js> Serializer<'a, 'js> {
             self.coerce_to_string(value)?
         } else {
             let keep = left / 3;
-            let head: Value<'js> = match self.intrinsics.string_head.call((value.clone(), keep)) {
+            let head = match self.intrinsics.string_head(value, keep) {
                 Ok(head) => head,
                 Err(_) => return self.thrown(),
             };
