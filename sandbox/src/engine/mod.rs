@@ -349,14 +349,16 @@ impl<'js> Execution<'_, 'js> {
     }
 
     fn timeout(&self) -> ScriptError {
-        ScriptError::limit(
-            ErrorKind::Timeout,
-            "TimeoutError",
+        let message = if Instant::now() < self.clock.deadline() {
+            "the script was stopped before its time limit because the service is shutting down"
+                .to_owned()
+        } else {
             format!(
                 "the script ran past its time limit of {} ms",
                 self.limits.timeout.as_millis()
-            ),
-        )
+            )
+        };
+        ScriptError::limit(ErrorKind::Timeout, "TimeoutError", message)
     }
 
     /// Describes a thrown value; `kind` applies unless a limit explains the failure better.
