@@ -30,6 +30,9 @@ use crate::engine::{
     self, Assignment, CancelFlag, EngineSettings, ErrorKind, Limits, Outcome, Script, ScriptError,
 };
 
+/// How long an idle worker keeps polling for a job before it parks.
+const SPIN_BEFORE_PARKING: Duration = Duration::from_micros(500);
+
 /// How the worker threads are run.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -242,7 +245,7 @@ impl Shared {
         thread_id: libc::pid_t,
     ) -> Option<(Assignment, oneshot::Sender<Outcome>, Arc<Claim>)> {
         loop {
-            let job = self.queue.recv().ok()?;
+            let job = self.receive()?;
             let mut state = job.claim.state.lock().ok()?;
             if state.abandoned {
                 continue;
@@ -250,6 +253,23 @@ impl Shared {
             state.thread = Some(thread_id);
             drop(state);
             return Some((job.assignment, job.reply, job.claim));
+        }
+    }
+
+    /// Waits for a job, yielding the CPU in a loop for a short while before parking: a parked
+    /// thread takes tens of microseconds to wake, more than a trivial script takes to run.
+    fn receive(&self) -> Option<Job> {
+        let spin_until = std::time::Instant::now() + SPIN_BEFORE_PARKING;
+        loop {
+            match self.queue.try_recv() {
+                Ok(job) => return Some(job),
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+                Err(crossbeam_channel::TryRecvError::Empty) => {}
+            }
+            if std::time::Instant::now() >= spin_until {
+                return self.queue.recv().ok();
+            }
+            thread::yield_now();
         }
     }
 
