@@ -28,6 +28,10 @@ pub mod vars {
     pub const SHUTDOWN_DRAIN_MS: &str = "SHUTDOWN_DRAIN_MS";
 }
 
+/// Requests of all tenants together that may wait for a worker, as a multiple of
+/// `QUEUE_CAPACITY` (the bound of one tenant).
+pub const TOTAL_QUEUE_FACTOR: usize = 16;
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -67,8 +71,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `MAX_CONCURRENCY`: executions running at once, default the number of CPUs.
     pub max_concurrency: usize,
-    /// `QUEUE_CAPACITY`: requests that may wait for a worker (per tenant), default
-    /// `4 × MAX_CONCURRENCY`; beyond it requests get 503 at once.
+    /// `QUEUE_CAPACITY`: requests of one tenant that may wait for a worker, default
+    /// `4 × MAX_CONCURRENCY`; beyond it the tenant's requests get 503 at once. All tenants
+    /// together may have [`TOTAL_QUEUE_FACTOR`] times as many waiting, so one tenant's flood
+    /// fills only its own queue.
     pub queue_capacity: usize,
     /// `QUEUE_TIMEOUT_MS`: longest wait for a worker before a 503, default 2000.
     pub queue_timeout: Duration,
@@ -182,6 +188,12 @@ impl Config {
             ));
         }
         Ok(self)
+    }
+
+    /// Requests of all tenants together that may wait for a worker:
+    /// [`TOTAL_QUEUE_FACTOR`] × `QUEUE_CAPACITY`.
+    pub fn total_queue_capacity(&self) -> usize {
+        self.queue_capacity.saturating_mul(TOTAL_QUEUE_FACTOR)
     }
 
     /// What the engine runs every execution with.

@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::scheduler::Rejection;
+use crate::{scheduler::Rejection, tenant::TenantHeaderError};
 
 /// A request the service will not run.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,9 @@ pub enum ApiError {
     /// The body is not declared as `application/json`.
     #[error("expected a body with `Content-Type: application/json`")]
     UnsupportedMediaType,
+    /// A tenant header from the ingress is malformed.
+    #[error("{0}")]
+    BadTenantHeader(#[from] TenantHeaderError),
     /// The body parses but asks for something invalid.
     #[error("{0}")]
     Invalid(String),
@@ -43,7 +46,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            Self::MalformedBody(_) | Self::BadTenantHeader(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnknownExample(_) | Self::NotFound => StatusCode::NOT_FOUND,
@@ -57,9 +60,10 @@ impl ApiError {
     /// The stable `kind` clients branch on.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::MalformedBody(_) | Self::UnsupportedMediaType | Self::Invalid(_) => {
-                "invalid_request"
-            }
+            Self::MalformedBody(_)
+            | Self::BadTenantHeader(_)
+            | Self::UnsupportedMediaType
+            | Self::Invalid(_) => "invalid_request",
             Self::UnknownExample(_) | Self::NotFound => "not_found",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Overloaded(_) => "overloaded",

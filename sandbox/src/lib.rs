@@ -2,17 +2,20 @@
 //! worker thread in a fresh QuickJS runtime under time, memory, stack and output limits.
 //!
 //! `run` serves the API on a listener until `shutdown` resolves; `router` builds the routes for
-//! an [`AppState`].
+//! an [`AppState`]. Requests belong to tenants ([`tenant`]), which take turns for the workers
+//! ([`scheduler`]); [`metrics`] counts what happens.
 
 pub mod config;
 pub mod engine;
 mod error;
 mod examples;
 pub mod healthcheck;
+pub mod metrics;
 pub mod pool;
 mod routes;
 pub mod scheduler;
 pub mod telemetry;
+pub mod tenant;
 
 use std::{
     future::Future,
@@ -26,7 +29,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 pub use crate::{config::Config, routes::router};
-use crate::{examples::Examples, pool::WorkerPool, scheduler::Scheduler};
+use crate::{examples::Examples, metrics::Metrics, pool::WorkerPool, scheduler::Scheduler};
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -35,6 +38,7 @@ pub struct AppState {
     pool: WorkerPool,
     scheduler: Arc<Scheduler>,
     examples: Arc<Examples>,
+    metrics: Arc<Metrics>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -44,7 +48,7 @@ impl AppState {
         let pool = WorkerPool::start(config.pool_settings())?;
         let scheduler = Scheduler::new(
             config.max_concurrency,
-            config.queue_capacity,
+            config.total_queue_capacity(),
             config.queue_timeout,
         );
         Ok(Self {
@@ -52,6 +56,7 @@ impl AppState {
             pool,
             scheduler,
             examples: Arc::new(Examples::load()),
+            metrics: Arc::new(Metrics::new()),
             shutting_down: Arc::new(AtomicBool::new(false)),
         })
     }

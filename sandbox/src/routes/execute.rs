@@ -1,4 +1,5 @@
-//! `POST /api/execute`: validate, wait for a worker, run, answer.
+//! `POST /api/execute`: validate against the tenant's ceilings, wait for a worker in the
+//! tenant's turn, run, count, answer.
 
 use std::{sync::Arc, time::Duration, time::Instant};
 
@@ -13,6 +14,7 @@ use crate::{
     error::ApiError,
     scheduler::TenantShare,
     telemetry,
+    tenant::Tenant,
 };
 
 /// The request body.
@@ -108,36 +110,50 @@ pub async fn execute(
     request
         .validate()
         .map_err(|errors| ApiError::Invalid(describe(&errors)))?;
-    let (script, limits) = prepare(&state, request)?;
+    let tenant = Tenant::from_headers(&headers)?;
+    let (script, limits) = prepare(&state, &tenant, request)?;
     let code_bytes = script.source.len();
     let request_id = header_text(&headers, "x-request-id");
     let trace_id = telemetry::trace_id(&headers);
 
     let queued = Instant::now();
+    let max_concurrency = state.config.max_concurrency;
     let share = TenantShare {
-        max_running: state.config.max_concurrency,
+        max_running: tenant
+            .ceilings
+            .concurrency
+            .map_or(max_concurrency, |ceiling| ceiling.min(max_concurrency)),
         max_waiting: state.config.queue_capacity,
     };
     let permit = state
         .scheduler
-        .acquire("anonymous", share)
+        .acquire(&tenant.id, share)
         .await
         .inspect_err(|rejection| {
-            tracing::warn!(request_id, trace_id, %rejection, "execution rejected");
+            state.metrics.rejected(&tenant.id, *rejection);
+            tracing::warn!(request_id, trace_id, tenant = tenant.id, %rejection, "execution rejected");
         })
         .map_err(ApiError::Overloaded)?;
     let queue_wait = queued.elapsed();
+    state.metrics.admitted(&tenant.id, queue_wait);
 
-    let outcome = state
-        .pool
-        .run(script, limits)
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let started = Instant::now();
+    let outcome = state.pool.run(script, limits).await;
     drop(permit);
+    let outcome = outcome.map_err(|error| {
+        state
+            .metrics
+            .execution_finished(&tenant.id, "internal", started.elapsed());
+        ApiError::Internal(error.to_string())
+    })?;
+    state
+        .metrics
+        .execution_finished(&tenant.id, outcome.kind(), outcome.duration);
 
     tracing::info!(
         request_id,
         trace_id,
+        tenant = tenant.id,
         outcome = outcome.kind(),
         duration_ms = outcome.duration.as_secs_f64() * 1000.0,
         queue_ms = queue_wait.as_secs_f64() * 1000.0,
@@ -148,29 +164,31 @@ pub async fn execute(
     Ok(Json(outcome.into()))
 }
 
-/// Resolves the script and checks the limits against the server's maximums.
-fn prepare(state: &AppState, request: ExecuteRequest) -> Result<(Script, Limits), ApiError> {
+/// Resolves the script and checks the limits against the tenant's ceilings and the server's
+/// maximums, whichever is lower.
+fn prepare(
+    state: &AppState,
+    tenant: &Tenant,
+    request: ExecuteRequest,
+) -> Result<(Script, Limits), ApiError> {
     let config = &state.config;
-    let timeout = match request.timeout_ms {
-        None => config.default_timeout,
-        Some(ms) if ms <= config.max_timeout.as_millis() as u64 => Duration::from_millis(ms),
-        Some(_) => {
-            return Err(ApiError::Invalid(format!(
-                "timeoutMs: must be at most {}",
-                config.max_timeout.as_millis()
-            )));
-        }
-    };
-    let memory_mb = match request.memory_limit_mb {
-        None => config.default_memory_limit_mb,
-        Some(mb) if mb <= config.max_memory_limit_mb as u64 => mb as usize,
-        Some(_) => {
-            return Err(ApiError::Invalid(format!(
-                "memoryLimitMb: must be at most {}",
-                config.max_memory_limit_mb
-            )));
-        }
-    };
+    let timeout_ms = Ceiling::new(
+        config.max_timeout.as_millis() as u64,
+        tenant.ceilings.timeout_ms,
+    )
+    .check(
+        "timeoutMs",
+        request.timeout_ms,
+        config.default_timeout.as_millis() as u64,
+        tenant,
+    )?;
+    let memory_mb = Ceiling::new(config.max_memory_limit_mb as u64, tenant.ceilings.memory_mb)
+        .check(
+            "memoryLimitMb",
+            request.memory_limit_mb,
+            config.default_memory_limit_mb as u64,
+            tenant,
+        )?;
     let script = match (request.code, request.file) {
         (Some(code), _) => Script {
             name: "script.js".to_owned(),
@@ -189,10 +207,57 @@ fn prepare(state: &AppState, request: ExecuteRequest) -> Result<(Script, Limits)
         (None, None) => unreachable!("validated: exactly one source"),
     };
     let limits = Limits {
-        timeout,
-        memory_limit: memory_mb * 1024 * 1024,
+        timeout: Duration::from_millis(timeout_ms),
+        // At most the server's maximum, which is a `usize` already.
+        memory_limit: memory_mb as usize * 1024 * 1024,
     };
     Ok((script, limits))
+}
+
+/// The largest value of a limit a request may ask for: the server's maximum, or the tenant's
+/// ceiling when that is lower.
+struct Ceiling {
+    value: u64,
+    set_by_tenant: bool,
+}
+
+impl Ceiling {
+    fn new(server_maximum: u64, tenant_ceiling: Option<u64>) -> Self {
+        match tenant_ceiling {
+            Some(ceiling) if ceiling < server_maximum => Self {
+                value: ceiling,
+                set_by_tenant: true,
+            },
+            _ => Self {
+                value: server_maximum,
+                set_by_tenant: false,
+            },
+        }
+    }
+
+    /// The value to run with: `requested`, or `default` (lowered to the ceiling) when the
+    /// request names none; a request over the ceiling is refused with a message naming it.
+    fn check(
+        &self,
+        field: &str,
+        requested: Option<u64>,
+        default: u64,
+        tenant: &Tenant,
+    ) -> Result<u64, ApiError> {
+        match requested {
+            None => Ok(default.min(self.value)),
+            Some(value) if value <= self.value => Ok(value),
+            Some(value) if self.set_by_tenant => Err(ApiError::Invalid(format!(
+                "{field}: {value} exceeds {}'s ceiling of {}",
+                tenant.described(),
+                self.value
+            ))),
+            Some(_) => Err(ApiError::Invalid(format!(
+                "{field}: must be at most {}",
+                self.value
+            ))),
+        }
+    }
 }
 
 /// `field: message; field: message` from the validator's errors, with the API's field names.

@@ -5,6 +5,7 @@ mod examples;
 mod execute;
 mod health;
 mod json;
+mod metrics;
 
 use axum::{
     Router,
@@ -15,13 +16,15 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 use crate::{AppState, error::ApiError};
 
-/// The sandbox's routes: `POST /api/execute`, `GET /api/examples`, `GET /healthz`.
+/// The sandbox's routes: `POST /api/execute`, `GET /api/examples`, `GET /healthz`,
+/// `GET /metrics`.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     Router::new()
         .route("/api/execute", post(execute::execute))
         .route("/api/examples", get(examples::list))
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))

@@ -4,6 +4,8 @@ mod console;
 mod errors;
 mod isolation;
 mod limits;
+mod metrics;
 mod requests;
 mod results;
 mod support;
+mod tenants;

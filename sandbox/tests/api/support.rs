@@ -115,6 +115,43 @@ impl TestApp {
         self.send(request).await
     }
 
+    /// `POST /api/execute` with extra `headers`, such as the ingress's tenant headers.
+    pub async fn post_execute_with(&self, headers: &[(&str, &str)], body: Value) -> TestResponse {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{}/api/execute", self.addr))
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(Full::new(body.to_string().into())).unwrap())
+            .await
+    }
+
+    /// `GET /metrics`: the `Content-Type` and the exposition text.
+    pub async fn metrics(&self) -> (String, String) {
+        let request = Request::builder()
+            .uri(format!("http://{}/metrics", self.addr))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = self.client.request(request).await.expect("GET /metrics");
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (content_type, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    /// The value of the sample `name{labels}` in `GET /metrics`, 0 when it is absent.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let (_, text) = self.metrics().await;
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+            .map_or(0.0, |value| value.parse().unwrap())
+    }
+
     pub async fn get(&self, path: &str) -> TestResponse {
         let request = Request::builder()
             .uri(format!("http://{}{path}", self.addr))

@@ -1,0 +1,238 @@
+//! The sandbox's Prometheus metrics, served at `GET /metrics` on its own (private) port.
+//!
+//! - `sandbox_executions_total{tenant, outcome}`: finished executions; `outcome` is `success`
+//!   or the error kind (`syntax`, `exception`, `timeout`, ...), or `internal` when the worker
+//!   failed.
+//! - `sandbox_execution_duration_seconds{tenant}`: how long executions ran (histogram).
+//! - `sandbox_queue_wait_seconds{tenant}`: how long admitted requests waited for a worker.
+//! - `sandbox_rejections_total{tenant, reason}`: requests answered 503 (`queue_full`,
+//!   `queue_timeout`).
+//! - `sandbox_workers_busy`: executions running now.
+//! - `sandbox_abandoned_threads`: threads the watchdog gave up on that are still running.
+//!
+//! Label values come from small sets: outcome kinds and rejection reasons are fixed, tenant
+//! ids come from the operator's tenants file through the ingress. [`MAX_TENANT_LABELS`] still
+//! bounds the tenant label, so nothing that reaches the private port can grow the metrics
+//! without end.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::{Registry, Unit},
+};
+
+use crate::scheduler::Rejection;
+
+/// Distinct tenant label values kept; later tenants are counted as `other`.
+pub const MAX_TENANT_LABELS: usize = 1000;
+
+/// The `Content-Type` of the exposition (the OpenMetrics text format Prometheus scrapes).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ExecutionLabels {
+    tenant: Arc<str>,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TenantLabels {
+    tenant: Arc<str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RejectionLabels {
+    tenant: Arc<str>,
+    reason: &'static str,
+}
+
+type HistogramFamily = Family<TenantLabels, Histogram, fn() -> Histogram>;
+
+/// Every metric of one sandbox, and the registry that writes them out.
+pub struct Metrics {
+    registry: Registry,
+    executions: Family<ExecutionLabels, Counter>,
+    execution_duration: HistogramFamily,
+    queue_wait: HistogramFamily,
+    rejections: Family<RejectionLabels, Counter>,
+    workers_busy: Gauge,
+    abandoned_threads: Gauge,
+    tenants: Mutex<HashSet<Arc<str>>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("sandbox");
+        let executions = Family::<ExecutionLabels, Counter>::default();
+        registry.register(
+            "executions",
+            "Finished executions by tenant and outcome kind",
+            executions.clone(),
+        );
+        // 1 ms to about 33 s: from a trivial script to the largest timeout.
+        let execution_duration: HistogramFamily =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
+        registry.register_with_unit(
+            "execution_duration",
+            "Time executions ran, from the start of evaluation",
+            Unit::Seconds,
+            execution_duration.clone(),
+        );
+        // 0.1 ms to about 3.3 s: a free worker to a wait that ends in a 503.
+        let queue_wait: HistogramFamily =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 16)));
+        registry.register_with_unit(
+            "queue_wait",
+            "Time admitted requests waited for a worker",
+            Unit::Seconds,
+            queue_wait.clone(),
+        );
+        let rejections = Family::<RejectionLabels, Counter>::default();
+        registry.register(
+            "rejections",
+            "Requests answered 503 because no worker was free in time or the queue was full",
+            rejections.clone(),
+        );
+        let workers_busy = Gauge::default();
+        registry.register(
+            "workers_busy",
+            "Executions running now",
+            workers_busy.clone(),
+        );
+        let abandoned_threads = Gauge::default();
+        registry.register(
+            "abandoned_threads",
+            "Threads the watchdog gave up on that are still running",
+            abandoned_threads.clone(),
+        );
+        Self {
+            registry,
+            executions,
+            execution_duration,
+            queue_wait,
+            rejections,
+            workers_busy,
+            abandoned_threads,
+            tenants: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// An execution of `tenant` finished with `outcome` (an outcome kind) after `duration`.
+    pub fn execution_finished(&self, tenant: &str, outcome: &'static str, duration: Duration) {
+        let tenant = self.tenant_label(tenant);
+        self.execution_duration
+            .get_or_create(&TenantLabels {
+                tenant: tenant.clone(),
+            })
+            .observe(duration.as_secs_f64());
+        self.executions
+            .get_or_create(&ExecutionLabels { tenant, outcome })
+            .inc();
+    }
+
+    /// A request of `tenant` got a worker after waiting `wait`.
+    pub fn admitted(&self, tenant: &str, wait: Duration) {
+        self.queue_wait
+            .get_or_create(&TenantLabels {
+                tenant: self.tenant_label(tenant),
+            })
+            .observe(wait.as_secs_f64());
+    }
+
+    /// A request of `tenant` was answered 503.
+    pub fn rejected(&self, tenant: &str, rejection: Rejection) {
+        let reason = match rejection {
+            Rejection::QueueFull => "queue_full",
+            Rejection::WaitTimedOut => "queue_timeout",
+        };
+        self.rejections
+            .get_or_create(&RejectionLabels {
+                tenant: self.tenant_label(tenant),
+                reason,
+            })
+            .inc();
+    }
+
+    /// The exposition, with the gauges set to `workers_busy` and `abandoned_threads`, which
+    /// are read from the scheduler and the pool at scrape time.
+    pub fn encode(&self, workers_busy: usize, abandoned_threads: usize) -> String {
+        self.workers_busy.set(gauge_value(workers_busy));
+        self.abandoned_threads.set(gauge_value(abandoned_threads));
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+
+    fn tenant_label(&self, tenant: &str) -> Arc<str> {
+        let mut tenants = self
+            .tenants
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(known) = tenants.get(tenant) {
+            return known.clone();
+        }
+        if tenants.len() >= MAX_TENANT_LABELS {
+            return Arc::from("other");
+        }
+        let label: Arc<str> = Arc::from(tenant);
+        tenants.insert(label.clone());
+        label
+    }
+}
+
+fn gauge_value(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_appear_in_the_exposition_with_their_labels() {
+        let metrics = Metrics::new();
+        metrics.execution_finished("acme", "success", Duration::from_millis(3));
+        metrics.execution_finished("acme", "success", Duration::from_millis(3));
+        metrics.admitted("acme", Duration::from_micros(50));
+        metrics.rejected("beta", Rejection::WaitTimedOut);
+        let text = metrics.encode(1, 0);
+        for line in [
+            "sandbox_executions_total{tenant=\"acme\",outcome=\"success\"} 2",
+            "sandbox_execution_duration_seconds_count{tenant=\"acme\"} 2",
+            "sandbox_queue_wait_seconds_count{tenant=\"acme\"} 1",
+            "sandbox_rejections_total{tenant=\"beta\",reason=\"queue_timeout\"} 1",
+            "sandbox_workers_busy 1",
+            "sandbox_abandoned_threads 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn tenant_labels_are_bounded() {
+        let metrics = Metrics::new();
+        for n in 0..MAX_TENANT_LABELS + 5 {
+            metrics.execution_finished(&format!("t{n}"), "success", Duration::ZERO);
+        }
+        let text = metrics.encode(0, 0);
+        assert!(text.contains("sandbox_executions_total{tenant=\"other\",outcome=\"success\"} 5"));
+    }
+}

@@ -1,0 +1,206 @@
+//! Which tenant a request belongs to and what it may use, as the ingress says in two headers:
+//!
+//! - `x-tenant-id: acme`: the scheduler key (each tenant waits in its own queue and takes turns
+//!   with the others) and the `tenant` label of the metrics;
+//! - `x-tenant-limits: concurrency=2,timeout-ms=10000,memory-mb=64`: the tenant's ceilings,
+//!   each optional, each capped by the server's own maximum.
+//!
+//! The sandbox is reachable only by the ingress, which removes these headers from client
+//! requests and sets them itself, so they are trusted here. Without them a request belongs to
+//! [`ANONYMOUS`] with the server's own limits.
+
+use axum::http::{HeaderMap, HeaderName};
+
+/// The tenant id header set by the ingress.
+pub const TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
+/// The tenant ceilings header set by the ingress.
+pub const TENANT_LIMITS: HeaderName = HeaderName::from_static("x-tenant-limits");
+/// The tenant of requests that name none.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// Longest tenant id accepted; ids are names from the operator's tenants file.
+const MAX_ID_LENGTH: usize = 64;
+
+/// The tenant a request runs for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// The id: ASCII letters, digits, `-`, `_` and `.`.
+    pub id: String,
+    /// Its ceilings; `None` fields fall back to the server's maximums.
+    pub ceilings: Ceilings,
+}
+
+/// A tenant's ceilings from `x-tenant-limits`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ceilings {
+    /// `concurrency`: most executions of the tenant running at once.
+    pub concurrency: Option<usize>,
+    /// `timeout-ms`: largest `timeoutMs` the tenant may ask for.
+    pub timeout_ms: Option<u64>,
+    /// `memory-mb`: largest `memoryLimitMb` the tenant may ask for.
+    pub memory_mb: Option<u64>,
+}
+
+/// A tenant header the sandbox cannot use; only a broken ingress sends one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TenantHeaderError {
+    #[error(
+        "x-tenant-id: expected 1 to {MAX_ID_LENGTH} ASCII letters, digits, `-`, `_` or `.`, once"
+    )]
+    BadId,
+    #[error(
+        "x-tenant-limits: expected `name=value` pairs separated by commas, with names \
+         `concurrency`, `timeout-ms` and `memory-mb` and whole numbers of at least 1"
+    )]
+    BadLimits,
+}
+
+impl Tenant {
+    /// The tenant named by `headers`, or [`ANONYMOUS`] with no ceilings when they name none.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, TenantHeaderError> {
+        let id = match single(headers, &TENANT_ID) {
+            Ok(None) => ANONYMOUS.to_owned(),
+            Ok(Some(id)) if is_valid_id(id) => id.to_owned(),
+            _ => return Err(TenantHeaderError::BadId),
+        };
+        let ceilings = match single(headers, &TENANT_LIMITS) {
+            Ok(None) => Ceilings::default(),
+            Ok(Some(text)) => Ceilings::parse(text).ok_or(TenantHeaderError::BadLimits)?,
+            Err(()) => return Err(TenantHeaderError::BadLimits),
+        };
+        Ok(Self { id, ceilings })
+    }
+
+    /// How the tenant is named in error messages.
+    pub fn described(&self) -> String {
+        if self.id == ANONYMOUS {
+            "the anonymous tier".to_owned()
+        } else {
+            format!("tenant {}", self.id)
+        }
+    }
+}
+
+impl Ceilings {
+    /// `concurrency=2,timeout-ms=10000,memory-mb=64`, any subset, in any order; `None` for
+    /// anything else (an unknown or repeated name, a value that is not a positive number).
+    fn parse(text: &str) -> Option<Self> {
+        let (mut concurrency, mut timeout_ms, mut memory_mb) = (None, None, None);
+        for pair in text
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+        {
+            let (name, value) = pair.split_once('=')?;
+            let value: u64 = value.trim().parse().ok().filter(|value| *value >= 1)?;
+            let slot = match name.trim() {
+                "concurrency" => &mut concurrency,
+                "timeout-ms" => &mut timeout_ms,
+                "memory-mb" => &mut memory_mb,
+                _ => return None,
+            };
+            if slot.replace(value).is_some() {
+                return None;
+            }
+        }
+        Some(Self {
+            concurrency: concurrency.map(usize::try_from).transpose().ok()?,
+            timeout_ms,
+            memory_mb,
+        })
+    }
+}
+
+/// The header's one value as text; `Err` when it is repeated or not visible ASCII.
+fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ()> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => value.to_str().map(Some).map_err(drop),
+        (Some(_), Some(_)) => Err(()),
+    }
+}
+
+fn is_valid_id(id: &str) -> bool {
+    (1..=MAX_ID_LENGTH).contains(&id.len())
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&HeaderName, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn no_headers_means_the_anonymous_tenant_with_no_ceilings() {
+        let tenant = Tenant::from_headers(&HeaderMap::new()).unwrap();
+        assert_eq!(tenant.id, ANONYMOUS);
+        assert_eq!(tenant.ceilings, Ceilings::default());
+    }
+
+    #[test]
+    fn the_ingress_headers_name_the_tenant_and_its_ceilings() {
+        let tenant = Tenant::from_headers(&headers(&[
+            (&TENANT_ID, "acme"),
+            (
+                &TENANT_LIMITS,
+                "concurrency=2, timeout-ms=10000,memory-mb=64",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(tenant.id, "acme");
+        assert_eq!(
+            tenant.ceilings,
+            Ceilings {
+                concurrency: Some(2),
+                timeout_ms: Some(10_000),
+                memory_mb: Some(64),
+            }
+        );
+        let partial =
+            Tenant::from_headers(&headers(&[(&TENANT_LIMITS, "timeout-ms=500")])).unwrap();
+        assert_eq!(partial.ceilings.timeout_ms, Some(500));
+        assert_eq!(partial.ceilings.concurrency, None);
+    }
+
+    #[test]
+    fn malformed_headers_are_refused() {
+        for id in ["", "a b", "caf\u{e9}", &"x".repeat(65)] {
+            let mut map = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(id) {
+                map.insert(TENANT_ID, value);
+                assert_eq!(
+                    Tenant::from_headers(&map),
+                    Err(TenantHeaderError::BadId),
+                    "{id:?}"
+                );
+            }
+        }
+        let twice = headers(&[(&TENANT_ID, "a"), (&TENANT_ID, "b")]);
+        assert_eq!(Tenant::from_headers(&twice), Err(TenantHeaderError::BadId));
+        for limits in [
+            "concurrency",
+            "concurrency=0",
+            "concurrency=-1",
+            "concurrency=two",
+            "threads=2",
+            "timeout-ms=5,timeout-ms=6",
+        ] {
+            assert_eq!(
+                Tenant::from_headers(&headers(&[(&TENANT_LIMITS, limits)])),
+                Err(TenantHeaderError::BadLimits),
+                "{limits}"
+            );
+        }
+    }
+}

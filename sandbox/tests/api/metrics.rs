@@ -1,0 +1,94 @@
+//! `GET /metrics`: the Prometheus exposition, and counts that follow what the sandbox did.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::support::{spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn metrics_are_served_in_the_openmetrics_text_format() {
+    let app = spawn_app().await;
+    // Labelled families appear with their first sample.
+    assert_eq!(app.run("1").await.result(), &json!(1));
+    let (content_type, text) = app.metrics().await;
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    for family in [
+        "sandbox_executions",
+        "sandbox_execution_duration_seconds",
+        "sandbox_queue_wait_seconds",
+        "sandbox_workers_busy",
+        "sandbox_abandoned_threads",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "{family} missing:\n{text}"
+        );
+    }
+    assert!(text.ends_with("# EOF\n"));
+}
+
+#[tokio::test]
+async fn executions_are_counted_by_tenant_and_outcome_with_their_durations() {
+    let app = spawn_app().await;
+    let acme = [("x-tenant-id", "acme")];
+    let acme_success = "sandbox_executions_total{tenant=\"acme\",outcome=\"success\"}";
+    let acme_exception = "sandbox_executions_total{tenant=\"acme\",outcome=\"exception\"}";
+    let anonymous_success = "sandbox_executions_total{tenant=\"anonymous\",outcome=\"success\"}";
+    assert_eq!(app.metric(acme_success).await, 0.0);
+
+    for code in ["1", "2", "throw new Error('x')"] {
+        app.post_execute_with(&acme, json!({ "code": code })).await;
+    }
+    app.run("3").await;
+
+    assert_eq!(app.metric(acme_success).await, 2.0);
+    assert_eq!(app.metric(acme_exception).await, 1.0);
+    assert_eq!(app.metric(anonymous_success).await, 1.0);
+    assert_eq!(
+        app.metric("sandbox_execution_duration_seconds_count{tenant=\"acme\"}")
+            .await,
+        3.0
+    );
+    assert_eq!(
+        app.metric("sandbox_queue_wait_seconds_count{tenant=\"acme\"}")
+            .await,
+        3.0
+    );
+}
+
+#[tokio::test]
+async fn busy_workers_and_rejections_are_reported() {
+    let app = spawn_app_with(|config| {
+        config.max_concurrency = 1;
+        config.queue_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let busy = {
+        let app = app.clone();
+        tokio::spawn(async move { app.run_with_timeout("while (true) {}", 1000).await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(app.metric("sandbox_workers_busy").await, 1.0);
+
+    let refused = app.run("1").await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        app.metric("sandbox_rejections_total{tenant=\"anonymous\",reason=\"queue_timeout\"}")
+            .await,
+        1.0
+    );
+
+    assert_eq!(busy.await.unwrap().script_error_kind(), "timeout");
+    assert_eq!(app.metric("sandbox_workers_busy").await, 0.0);
+    assert_eq!(
+        app.metric("sandbox_executions_total{tenant=\"anonymous\",outcome=\"timeout\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(app.metric("sandbox_abandoned_threads").await, 0.0);
+}

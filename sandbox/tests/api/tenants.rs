@@ -1,0 +1,210 @@
+//! Tenants, as the ingress names them in `x-tenant-id` and `x-tenant-limits`: their ceilings,
+//! their concurrency, and queues that one tenant cannot fill for another.
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::support::{TestApp, spawn_app, spawn_app_with};
+
+const ACME: [(&str, &str); 2] = [
+    ("x-tenant-id", "acme"),
+    (
+        "x-tenant-limits",
+        "concurrency=1,timeout-ms=1000,memory-mb=32",
+    ),
+];
+
+const BETA: [(&str, &str); 2] = [
+    ("x-tenant-id", "beta"),
+    ("x-tenant-limits", "concurrency=1"),
+];
+
+/// Starts an endless loop for `tenant` in the background.
+fn start_loop(
+    app: &TestApp,
+    tenant: &'static [(&'static str, &'static str)],
+    timeout_ms: u64,
+) -> tokio::task::JoinHandle<crate::support::TestResponse> {
+    let app = app.clone();
+    tokio::spawn(async move {
+        app.post_execute_with(
+            tenant,
+            json!({ "code": "while (true) {}", "timeoutMs": timeout_ms }),
+        )
+        .await
+    })
+}
+
+#[tokio::test]
+async fn limits_over_a_tenant_ceiling_are_refused_with_a_message_naming_it() {
+    let app = spawn_app().await;
+
+    let response = app
+        .post_execute_with(&ACME, json!({ "code": "1", "timeoutMs": 2000 }))
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(response.request_error_kind(), "invalid_request");
+    assert_eq!(
+        response.body["error"]["message"],
+        "timeoutMs: 2000 exceeds tenant acme's ceiling of 1000"
+    );
+
+    let response = app
+        .post_execute_with(&ACME, json!({ "code": "1", "memoryLimitMb": 64 }))
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        response.body["error"]["message"],
+        "memoryLimitMb: 64 exceeds tenant acme's ceiling of 32"
+    );
+
+    // At the ceiling is allowed.
+    let response = app
+        .post_execute_with(
+            &ACME,
+            json!({ "code": "2", "timeoutMs": 1000, "memoryLimitMb": 32 }),
+        )
+        .await;
+    assert_eq!(response.result(), &json!(2));
+}
+
+#[tokio::test]
+async fn a_request_naming_no_timeout_gets_the_default_lowered_to_the_tenant_ceiling() {
+    let app = spawn_app().await;
+    let started = Instant::now();
+    let response = app
+        .post_execute_with(&ACME, json!({ "code": "while (true) {}" }))
+        .await;
+    assert_eq!(response.script_error_kind(), "timeout");
+    assert!(
+        response.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1000 ms"),
+        "{}",
+        response.body
+    );
+    // The bound is the feature: the 1 s ceiling, not the 5 s default.
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test]
+async fn the_server_maximum_still_caps_a_tenant_with_a_higher_ceiling() {
+    let app = spawn_app_with(|config| config.max_timeout = Duration::from_millis(3000)).await;
+    let generous = [
+        ("x-tenant-id", "acme"),
+        ("x-tenant-limits", "timeout-ms=60000"),
+    ];
+    let response = app
+        .post_execute_with(&generous, json!({ "code": "1", "timeoutMs": 4000 }))
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        response.body["error"]["message"],
+        "timeoutMs: must be at most 3000"
+    );
+}
+
+#[tokio::test]
+async fn requests_without_tenant_headers_are_anonymous_with_the_server_limits() {
+    let app = spawn_app().await;
+    let response = app
+        .post_execute(json!({ "code": "1", "timeoutMs": 30000, "memoryLimitMb": 256 }))
+        .await;
+    assert_eq!(response.result(), &json!(1));
+    let anonymous_ceiling = [
+        ("x-tenant-id", "anonymous"),
+        ("x-tenant-limits", "timeout-ms=500"),
+    ];
+    let response = app
+        .post_execute_with(&anonymous_ceiling, json!({ "code": "1", "timeoutMs": 600 }))
+        .await;
+    assert_eq!(
+        response.body["error"]["message"],
+        "timeoutMs: 600 exceeds the anonymous tier's ceiling of 500"
+    );
+}
+
+#[tokio::test]
+async fn malformed_tenant_headers_are_refused() {
+    let app = spawn_app().await;
+    for headers in [
+        [("x-tenant-id", "not valid"), ("x-tenant-limits", "")],
+        [
+            ("x-tenant-id", "acme"),
+            ("x-tenant-limits", "concurrency=0"),
+        ],
+        [("x-tenant-id", "acme"), ("x-tenant-limits", "threads=4")],
+    ] {
+        let response = app
+            .post_execute_with(&headers, json!({ "code": "1" }))
+            .await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{headers:?}");
+        assert_eq!(response.request_error_kind(), "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_never_runs_more_than_its_concurrency_ceiling_while_others_still_run() {
+    let app = spawn_app_with(|config| {
+        config.max_concurrency = 2;
+        config.queue_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let first = start_loop(&app, &ACME, 1000);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A worker is free, but acme's ceiling is one: its second loop waits, past the queue
+    // timeout, and is refused.
+    let second = start_loop(&app, &ACME, 1000);
+    // Another tenant takes the free worker at once.
+    let other = app
+        .post_execute_with(&BETA, json!({ "code": "'beta ran'" }))
+        .await;
+    assert_eq!(other.result(), &json!("beta ran"));
+
+    let second = second.await.unwrap();
+    assert_eq!(
+        second.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        second.body
+    );
+    assert_eq!(second.request_error_kind(), "overloaded");
+    assert_eq!(first.await.unwrap().script_error_kind(), "timeout");
+}
+
+#[tokio::test]
+async fn one_tenants_full_queue_does_not_refuse_another_tenant() {
+    let app = spawn_app_with(|config| {
+        config.max_concurrency = 1;
+        config.queue_capacity = 1;
+        config.queue_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let running = start_loop(&app, &ACME, 800);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let queued = start_loop(&app, &ACME, 800);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    // acme's one waiting place is taken: its next request is refused at once...
+    let refused = app
+        .post_execute_with(&ACME, json!({ "code": "'acme again'" }))
+        .await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    // ...but beta has a queue of its own, and its turn comes before acme's second loop.
+    let started = Instant::now();
+    let other = app
+        .post_execute_with(&BETA, json!({ "code": "'beta ran'" }))
+        .await;
+    assert_eq!(other.result(), &json!("beta ran"));
+    assert!(
+        !queued.is_finished(),
+        "beta waited for acme's running loop only, not its queued one ({:?})",
+        started.elapsed()
+    );
+
+    assert_eq!(running.await.unwrap().script_error_kind(), "timeout");
+    assert_eq!(queued.await.unwrap().script_error_kind(), "timeout");
+}
