@@ -384,13 +384,22 @@ impl<'js> Execution<'_, 'js> {
         if self.clock.expired() {
             return self.timeout();
         }
+        // When memory runs out while QuickJS builds the error itself, what is thrown may not be
+        // an error at all; the runtime's usage tells what happened.
+        let out_of_memory = !exception.is_object() && self.near_memory_limit();
         let kind = match (name.as_str(), message.as_str()) {
+            _ if out_of_memory => ErrorKind::Memory,
             ("InternalError", "out of memory") => ErrorKind::Memory,
             ("RangeError", "Maximum call stack size exceeded") => ErrorKind::StackOverflow,
             ("InternalError", message) if message.starts_with("stack overflow") => {
                 ErrorKind::StackOverflow
             }
             _ => kind,
+        };
+        let name = if out_of_memory {
+            "InternalError".to_owned()
+        } else {
+            name
         };
         let message = match kind {
             ErrorKind::Memory => format!(
@@ -405,6 +414,21 @@ impl<'js> Execution<'_, 'js> {
             message,
             stack,
         }
+    }
+
+    /// True when the runtime has allocated nearly all of its memory limit.
+    fn near_memory_limit(&self) -> bool {
+        let mut usage = std::mem::MaybeUninit::<qjs::JSMemoryUsage>::zeroed();
+        // SAFETY: the runtime is live and only used from this thread; the function fills the
+        // whole struct, which is plain integers and so valid even zeroed.
+        let usage = unsafe {
+            qjs::JS_ComputeMemoryUsage(
+                qjs::JS_GetRuntime(self.ctx.as_raw().as_ptr()),
+                usage.as_mut_ptr(),
+            );
+            usage.assume_init()
+        };
+        usage.malloc_limit > 0 && usage.malloc_size >= usage.malloc_limit / 10 * 9
     }
 
     fn text_property(&self, object: &Object<'js>, key: &str) -> Option<String> {

@@ -117,7 +117,8 @@ async fn many_memory_hungry_scripts_leave_the_service_healthy() {
         })
         .collect();
     for run in runs {
-        assert_eq!(run.await.unwrap().script_error_kind(), "memory");
+        let response = run.await.unwrap();
+        assert_eq!(response.script_error_kind(), "memory", "{}", response.body);
     }
     assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
     assert_eq!(app.run("1").await.result(), &json!(1));
