@@ -4,9 +4,12 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::path::Path;
 use std::time::Duration;
 
 use axum::http::Uri;
+
+use crate::tenants::{self, Tenants};
 
 /// Address to listen on; wins over `PORT`.
 pub const LISTEN_ADDR: &str = "LISTEN_ADDR";
@@ -26,6 +29,10 @@ pub const RATE_LIMIT_BURST: &str = "RATE_LIMIT_BURST";
 pub const TRUSTED_PROXY_HOPS: &str = "TRUSTED_PROXY_HOPS";
 /// `text` (default) or `json` (one Cloud Logging JSON object per line).
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
+/// Path of the tenants file (TOML, or JSON when it ends in `.json`); unset: anonymous only.
+pub const TENANTS_FILE: &str = "TENANTS_FILE";
+/// Address of the admin listener that serves `GET /metrics`; `off` turns it off.
+pub const ADMIN_LISTEN_ADDR: &str = "ADMIN_LISTEN_ADDR";
 
 const DEFAULT_LISTEN_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT);
@@ -34,6 +41,8 @@ const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_millis(35_000);
 const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 const DEFAULT_RATE_LIMIT_RPS: f64 = 5.0;
 const DEFAULT_RATE_LIMIT_BURST: u32 = 20;
+const DEFAULT_ADMIN_LISTEN_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
 
 /// Everything the ingress can be told from outside.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,8 +58,10 @@ pub struct Config {
     /// `MAX_BODY_BYTES` (default 1 MiB): larger request bodies are refused with 413 before
     /// anything reaches the sandbox.
     pub max_body_bytes: usize,
-    /// `RATE_LIMIT_RPS` (default 5) and `RATE_LIMIT_BURST` (default 20); `None` when
-    /// `RATE_LIMIT_RPS=0`.
+    /// The anonymous tier's limit, per client address: `RATE_LIMIT_RPS` (default 5) and
+    /// `RATE_LIMIT_BURST` (default 20), or the tenants file's `[anonymous]` rate limit when it
+    /// sets one; `None` when the rate is 0. Requests that fail authentication are counted
+    /// here too, so keys cannot be guessed at full speed.
     pub rate_limit: Option<RateLimit>,
     /// `TRUSTED_PROXY_HOPS` (default 0): 0 keys clients by the TCP peer address; N keys them by
     /// the N-th `X-Forwarded-For` entry from the right, the one the outermost trusted proxy
@@ -58,6 +69,13 @@ pub struct Config {
     pub trusted_proxy_hops: usize,
     /// `LOG_FORMAT` (default `text`).
     pub log_format: LogFormat,
+    /// `TENANTS_FILE`: the tenants, their keys and limits, and the anonymous tier. Unset: no
+    /// tenants, anonymous requests allowed with the sandbox's own limits.
+    pub tenants: Tenants,
+    /// `ADMIN_LISTEN_ADDR` (default `127.0.0.1:9090`; `off` for none): where `GET /metrics`
+    /// is served, apart from the public port. If it cannot be bound the ingress logs an error
+    /// and serves the public port anyway: metrics must not take the service down.
+    pub admin_listen_addr: Option<SocketAddr>,
 }
 
 /// Per-client token bucket: `burst` requests at once, refilled at `per_second`.
@@ -70,6 +88,9 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// The highest rate: beyond it the refill period would round to zero nanoseconds.
+    pub const MAX_PER_SECOND: f64 = 1e9;
+
     /// Time it takes to earn one request back.
     pub fn replenish_period(&self) -> Duration {
         Duration::from_secs_f64(1.0 / self.per_second)
@@ -92,7 +113,7 @@ pub enum LogFormat {
 pub struct ConfigError {
     variable: &'static str,
     value: String,
-    reason: &'static str,
+    reason: String,
 }
 
 impl Default for Config {
@@ -110,6 +131,8 @@ impl Default for Config {
             }),
             trusted_proxy_hops: 0,
             log_format: LogFormat::Text,
+            tenants: Tenants::default(),
+            admin_listen_addr: Some(DEFAULT_ADMIN_LISTEN_ADDR),
         }
     }
 }
@@ -165,6 +188,26 @@ impl Config {
         };
 
         let rate_limit = parse_rate_limit(var(RATE_LIMIT_RPS), var(RATE_LIMIT_BURST))?;
+        let (tenants, rate_limit) = match var(TENANTS_FILE) {
+            Some(path) => {
+                tenants::load(Path::new(path.trim()), rate_limit).map_err(|reason| ConfigError {
+                    variable: TENANTS_FILE,
+                    value: path,
+                    reason,
+                })?
+            }
+            None => (defaults.tenants, rate_limit),
+        };
+
+        let admin_listen_addr = match var(ADMIN_LISTEN_ADDR).as_deref().map(str::trim) {
+            None => defaults.admin_listen_addr,
+            Some("off") => None,
+            Some(addr) => Some(parse(
+                ADMIN_LISTEN_ADDR,
+                addr,
+                "expected host:port, e.g. 127.0.0.1:9090, or `off`",
+            )?),
+        };
 
         let trusted_proxy_hops = match var(TRUSTED_PROXY_HOPS) {
             Some(hops) => parse(TRUSTED_PROXY_HOPS, &hops, "expected 0, 1, 2, ...")?,
@@ -185,6 +228,8 @@ impl Config {
             rate_limit,
             trusted_proxy_hops,
             log_format,
+            tenants,
+            admin_listen_addr,
         })
     }
 }
@@ -197,7 +242,7 @@ fn parse_rate_limit(
         Some(rps) => {
             let value: f64 = parse(RATE_LIMIT_RPS, &rps, "expected requests per second")?;
             // Beyond 1e9 the refill period would round to zero nanoseconds.
-            if !value.is_finite() || !(0.0..=1e9).contains(&value) {
+            if !value.is_finite() || !(0.0..=RateLimit::MAX_PER_SECOND).contains(&value) {
                 return Err(error(RATE_LIMIT_RPS, &rps, "must be between 0 and 1e9"));
             }
             value
@@ -257,7 +302,7 @@ fn error(variable: &'static str, value: &str, reason: &'static str) -> ConfigErr
     ConfigError {
         variable,
         value: value.to_owned(),
-        reason,
+        reason: reason.to_owned(),
     }
 }
 
@@ -309,6 +354,57 @@ mod tests {
     }
 
     #[test]
+    fn admin_listener_defaults_to_loopback_9090_and_can_be_turned_off() {
+        assert_eq!(
+            config_from(&[]).unwrap().admin_listen_addr,
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
+        assert_eq!(
+            config_from(&[(ADMIN_LISTEN_ADDR, "0.0.0.0:9100")])
+                .unwrap()
+                .admin_listen_addr,
+            Some("0.0.0.0:9100".parse().unwrap())
+        );
+        assert_eq!(
+            config_from(&[(ADMIN_LISTEN_ADDR, "off")])
+                .unwrap()
+                .admin_listen_addr,
+            None
+        );
+    }
+
+    #[test]
+    fn a_tenants_file_is_read_and_a_bad_one_is_named() {
+        let dir = std::env::temp_dir().join(format!("ingress-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("tenants.toml");
+        let hash = tenants::KeyHash::of_key("k");
+        std::fs::write(
+            &good,
+            format!(
+                "[anonymous]\nenabled = false\n[[tenants]]\nid = \"acme\"\nkeys = [\"{hash}\"]\nrate_limit_rps = 0\n"
+            ),
+        )
+        .unwrap();
+        let config = config_from(&[(TENANTS_FILE, good.to_str().unwrap())]).unwrap();
+        assert!(!config.tenants.anonymous.enabled);
+        assert_eq!(config.tenants.tenants[0].keys, [hash]);
+        // The anonymous tier keeps the environment's rate limit.
+        assert_eq!(config.rate_limit, Config::default().rate_limit);
+
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[anonymous]\nenabled = maybe\n").unwrap();
+        let error = config_from(&[(TENANTS_FILE, bad.to_str().unwrap())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(TENANTS_FILE) && error.contains("line 2"),
+            "{error}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn sandbox_url_must_be_plain_http_without_a_path() {
         let config = config_from(&[(SANDBOX_URL, "http://sandbox:8081/")]).unwrap();
         assert_eq!(
@@ -340,6 +436,8 @@ mod tests {
             (LOG_FORMAT, "xml"),
             (PORT, "70000"),
             (LISTEN_ADDR, "localhost"),
+            (ADMIN_LISTEN_ADDR, "9090"),
+            (TENANTS_FILE, "/no/such/tenants.toml"),
         ] {
             let error = config_from(&[(variable, value)]).unwrap_err();
             assert!(error.to_string().contains(variable), "{error}");

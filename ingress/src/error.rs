@@ -7,9 +7,11 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+use crate::auth::AuthFailure;
 
 /// An error answered by the ingress.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,9 @@ pub enum ApiError {
     /// The client's request body could not be read (e.g. the connection broke mid-body).
     #[error("could not read the request body")]
     UnreadableBody(#[source] axum::Error),
+    /// An `/api/*` request without a usable key where one is required (see [`crate::auth`]).
+    #[error("{0}")]
+    Unauthorized(AuthFailure),
     /// The client is over its rate limit.
     #[error("too many requests: retry in {retry_after_secs} s")]
     RateLimited {
@@ -56,6 +61,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnreadableBody(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -70,6 +76,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnreadableBody(_) => "invalid_request",
+            Self::Unauthorized(_) => "unauthorized",
             Self::RateLimited { .. } => "rate_limited",
             Self::UpstreamUnavailable(_) => "upstream_unavailable",
             Self::UpstreamTimeout(_) => "upstream_timeout",
@@ -114,6 +121,9 @@ impl IntoResponse for ApiError {
         });
         match self {
             Self::RateLimited { headers, .. } => (status, headers, body).into_response(),
+            Self::Unauthorized(_) => {
+                (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
+            }
             _ => (status, body).into_response(),
         }
     }

@@ -1,26 +1,35 @@
 //! Public front door of the JavaScript execution service.
 //!
 //! The ingress is the only process users reach. It serves the demo page, answers its own
-//! `/healthz`, and forwards `/api/*` (and nothing else) to the private sandbox, with a body
-//! limit, per-client rate limiting, request ids and request logs in front.
+//! `/healthz`, and forwards `/api/*` (and nothing else) to the private sandbox, with API keys,
+//! per-tenant rate limiting, a body limit, request ids and request logs in front. Its metrics
+//! are served on a separate admin listener.
 //!
 //! - [`config`]: every environment variable and its default.
-//! - [`proxy`]: forwarding to the sandbox; 502/504 when it is down or slow.
-//! - [`rate_limit`]: per-client limits and the client key behind Cloud Run's proxies.
+//! - [`tenants`]: the tenants file: tenants, key hashes, limits, the anonymous tier.
+//! - [`auth`]: which tenant a request is from; 401 when it must present a key and does not.
+//! - [`rate_limit`]: per-tenant (per-client for the anonymous tier) limits and the client key
+//!   behind Cloud Run's proxies.
+//! - [`proxy`]: forwarding to the sandbox with the tenant's headers; 502/504 when it is down
+//!   or slow.
+//! - [`metrics`]: the Prometheus metrics and the admin listener's routes.
 //! - [`assets`]: the embedded demo page, its caching and security headers.
 //! - [`request_id`], [`telemetry`]: correlation ids and logs.
 //! - [`sandbox_child`]: the sandbox as a child process when `SANDBOX_URL` is unset.
 //! - [`health`], [`error`]: `/healthz` and the JSON error answers.
 
 pub mod assets;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod proxy;
 pub mod rate_limit;
 pub mod request_id;
 pub mod sandbox_child;
 pub mod telemetry;
+pub mod tenants;
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -39,8 +48,10 @@ use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use auth::{Directory, Identification};
 pub use config::Config;
 use error::ApiError;
+use metrics::Metrics;
 use proxy::Proxy;
 use sandbox_child::SandboxChild;
 use telemetry::TrustedProxyHops;
@@ -49,25 +60,58 @@ use telemetry::TrustedProxyHops;
 /// the instance 10 s after SIGTERM; the rest is for stopping a child sandbox.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(8);
 
-/// The ingress's routes and middleware, proxying to the sandbox at `sandbox_url`.
+/// The metrics of an ingress serving `config`'s tenants, for [`router`] and
+/// [`metrics::admin_router`].
+pub fn metrics_for(config: &Config) -> Arc<Metrics> {
+    let tenant_ids = config
+        .tenants
+        .tenants
+        .iter()
+        .map(|tenant| tenant.id.as_str());
+    Arc::new(Metrics::new(
+        std::iter::once(tenants::ANONYMOUS).chain(tenant_ids),
+    ))
+}
+
+/// The ingress's public routes and middleware, proxying to the sandbox at `sandbox_url` and
+/// counting in `metrics`.
 ///
 /// # Panics
-/// Outside a Tokio runtime when rate limiting is on: the sweeper of idle clients' buckets is
-/// spawned here, and ends by itself once the router is dropped.
-pub fn router(config: &Config, sandbox_url: &Uri) -> Router {
+/// Outside a Tokio runtime when the anonymous tier is rate-limited: the sweeper of idle
+/// clients' buckets is spawned here, and ends by itself once the router is dropped.
+pub fn router(config: &Config, sandbox_url: &Uri, metrics: Arc<Metrics>) -> Router {
     let proxy = Arc::new(Proxy::new(
         sandbox_url,
         config.upstream_timeout,
         config.max_body_bytes,
+        metrics.clone(),
     ));
-    let mut public = Router::new()
-        .route("/api/{*path}", any(proxy::forward).with_state(proxy))
-        .fallback(assets::serve.layer(CompressionLayer::new()));
-    if let Some(limit) = &config.rate_limit {
-        let (layer, limiter) = rate_limit::layer(limit, config.trusted_proxy_hops);
-        tokio::spawn(rate_limit::forget_idle_clients(Arc::downgrade(&limiter)));
-        public = public.layer(layer);
+    let directory = Arc::new(Directory::new(&config.tenants, config.rate_limit.as_ref()));
+    if let Some(buckets) = directory
+        .anonymous()
+        .rate_limiter
+        .as_ref()
+        .and_then(|limiter| limiter.client_buckets())
+    {
+        tokio::spawn(rate_limit::forget_idle_clients(buckets));
     }
+    let identification = Identification {
+        directory,
+        metrics: metrics.clone(),
+        trusted_proxy_hops: config.trusted_proxy_hops,
+    };
+    let public = Router::new()
+        .route("/api/{*path}", any(proxy::forward).with_state(proxy))
+        .fallback(assets::serve.layer(CompressionLayer::new()))
+        // Runs second: the caller's bucket is known once the caller is.
+        .layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            rate_limit::enforce,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            identification,
+            auth::identify,
+        ));
 
     let [csp, nosniff, referrer, frame] = assets::security_headers();
     let hops = TrustedProxyHops(config.trusted_proxy_hops);
@@ -86,6 +130,10 @@ pub fn router(config: &Config, sandbox_url: &Uri) -> Router {
                     hops,
                     telemetry::log_request,
                 ))
+                .layer(axum::middleware::from_fn_with_state(
+                    metrics,
+                    metrics::count_answers,
+                ))
                 .layer(PropagateRequestIdLayer::new(request_id::X_REQUEST_ID))
                 .layer(SetResponseHeaderLayer::overriding(csp.0, csp.1))
                 .layer(SetResponseHeaderLayer::overriding(nosniff.0, nosniff.1))
@@ -95,10 +143,32 @@ pub fn router(config: &Config, sandbox_url: &Uri) -> Router {
 }
 
 /// Serves on `listener` until `shutdown` completes, then drains for at most
-/// [`DRAIN_DEADLINE`]. When `config.sandbox_url` is `None`, starts the sandbox binary as a
-/// child first (see [`sandbox_child`]) and stops it on the way out.
+/// [`DRAIN_DEADLINE`]; serves the metrics on `config.admin_listen_addr` meanwhile. When
+/// `config.sandbox_url` is `None`, starts the sandbox binary as a child first (see
+/// [`sandbox_child`]) and stops it on the way out.
 pub async fn run(
     listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let admin_listener = match config.admin_listen_addr {
+        None => None,
+        Some(addr) => match TcpListener::bind(addr).await {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                // Metrics are for the operator; losing them must not take the service down.
+                tracing::error!(%error, %addr, "cannot listen for the admin listener: metrics are not served");
+                None
+            }
+        },
+    };
+    run_with_admin(listener, admin_listener, config, shutdown).await
+}
+
+/// [`run`] with the admin listener already bound (tests bind port 0), or none.
+pub async fn run_with_admin(
+    listener: TcpListener,
+    admin_listener: Option<TcpListener>,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -109,10 +179,21 @@ pub async fn run(
             (child.url(), Some(child))
         }
     };
-    let app = router(&config, &sandbox_url);
+    let metrics = metrics_for(&config);
+    let app = router(&config, &sandbox_url, metrics.clone());
     tracing::info!(addr = %listener.local_addr()?, sandbox = %sandbox_url, "ingress listening");
 
     let stopping = CancellationToken::new();
+    if let Some(admin_listener) = admin_listener {
+        tracing::info!(addr = %admin_listener.local_addr()?, "metrics served on the admin listener");
+        let admin = axum::serve(admin_listener, metrics::admin_router(metrics))
+            .with_graceful_shutdown(stopping.clone().cancelled_owned());
+        tokio::spawn(async move {
+            if let Err(error) = admin.await {
+                tracing::error!(%error, "the admin listener failed");
+            }
+        });
+    }
     let listener = listener.tap_io(|tcp| {
         // Small request/answer exchanges: Nagle's algorithm would only add latency.
         if let Err(error) = tcp.set_nodelay(true) {

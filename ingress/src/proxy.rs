@@ -2,7 +2,9 @@
 //!
 //! Method, path, query, body and end-to-end headers go through unchanged (so do
 //! `x-request-id`, `traceparent` and `X-Cloud-Trace-Context`); hop-by-hop headers are dropped in
-//! both directions. The body is read up to `MAX_BODY_BYTES` before anything is sent, so an
+//! both directions. The client's credentials and any `x-tenant-id` or `x-tenant-limits` it sent
+//! are dropped too, and the ingress sets those two headers itself from the caller's tier, so
+//! the sandbox, which trusts them, always hears the truth. The body is read up to `MAX_BODY_BYTES` before anything is sent, so an
 //! oversized request gets 413 without the sandbox ever seeing it. A refused or broken connection
 //! answers 502, no answer within `UPSTREAM_TIMEOUT_MS` answers 504.
 
@@ -10,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::uri::{Authority, Scheme};
-use axum::http::{HeaderMap, HeaderName, Uri, Version, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, Version, header};
 use axum::response::Response;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_util::client::legacy::Client;
@@ -20,7 +22,14 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_http::timeout::TimeoutBody;
 
+use crate::auth::{Caller, X_API_KEY};
 use crate::error::ApiError;
+use crate::metrics::{Metrics, UpstreamError};
+
+/// The tenant of a proxied request, for the sandbox's scheduler, limits and metrics.
+pub const X_TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
+/// The tenant's ceilings, e.g. `concurrency=2,timeout-ms=10000,memory-mb=64`.
+pub const X_TENANT_LIMITS: HeaderName = HeaderName::from_static("x-tenant-limits");
 
 /// Connecting to the sandbox is local (same host or same pod); if it takes longer than this,
 /// it is down rather than slow.
@@ -42,21 +51,27 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 
 /// The sandbox as seen from the ingress: where it is, how long it may take, and a pool of
 /// keep-alive connections to it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Proxy {
     client: Client<HttpConnector, Full<Bytes>>,
     scheme: Scheme,
     authority: Authority,
     timeout: Duration,
     max_body_bytes: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Proxy {
-    /// A proxy to `sandbox_url` (`http://host:port`).
+    /// A proxy to `sandbox_url` (`http://host:port`) that counts its failures in `metrics`.
     ///
     /// # Panics
     /// If `sandbox_url` has no authority; `Config` only accepts URLs that have one.
-    pub fn new(sandbox_url: &Uri, timeout: Duration, max_body_bytes: usize) -> Self {
+    pub fn new(
+        sandbox_url: &Uri,
+        timeout: Duration,
+        max_body_bytes: usize,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         // Requests and answers are small: don't let Nagle's algorithm hold them back.
         connector.set_nodelay(true);
@@ -71,6 +86,7 @@ impl Proxy {
                 .expect("the sandbox URL has a host"),
             timeout,
             max_body_bytes,
+            metrics,
         }
     }
 }
@@ -78,6 +94,7 @@ impl Proxy {
 /// Handler for `/api/*`: forwards the request and streams the sandbox's answer back.
 pub async fn forward(
     State(proxy): State<Arc<Proxy>>,
+    Extension(caller): Extension<Caller>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = request.into_parts();
@@ -103,18 +120,38 @@ pub async fn forward(
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::HOST);
     parts.headers.remove(header::EXPECT);
+    set_tenant_headers(&mut parts.headers, &caller);
     let upstream_request = hyper::Request::from_parts(parts, Full::new(body));
 
     let response = tokio::time::timeout(proxy.timeout, proxy.client.request(upstream_request))
         .await
-        .map_err(|_| ApiError::UpstreamTimeout(proxy.timeout))?
-        .map_err(ApiError::UpstreamUnavailable)?;
+        .map_err(|_| {
+            proxy.metrics.upstream_failed(UpstreamError::Timeout);
+            ApiError::UpstreamTimeout(proxy.timeout)
+        })?
+        .map_err(|error| {
+            proxy.metrics.upstream_failed(UpstreamError::Unavailable);
+            ApiError::UpstreamUnavailable(error)
+        })?;
 
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // Once the head has arrived, a body that stops flowing must not hold the client forever.
     let body = Body::new(TimeoutBody::new(proxy.timeout, body));
     Ok(Response::from_parts(parts, body))
+}
+
+/// Replaces whatever the client said about its tenant with what the ingress knows, and keeps
+/// its key from going any further.
+fn set_tenant_headers(headers: &mut HeaderMap, caller: &Caller) {
+    headers.remove(header::AUTHORIZATION);
+    headers.remove(X_API_KEY);
+    headers.remove(X_TENANT_LIMITS);
+    let id = HeaderValue::from_str(&caller.tier.id).expect("tenant ids are plain ASCII");
+    headers.insert(X_TENANT_ID, id);
+    if let Some(limits) = &caller.tier.limits {
+        headers.insert(X_TENANT_LIMITS, limits.clone());
+    }
 }
 
 /// Whether `path` may be sent to the sandbox: under `/api/` and free of anything the sandbox
@@ -168,7 +205,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     #[test]
     fn only_plain_api_paths_are_forwardable() {

@@ -1,28 +1,29 @@
-//! Per-client rate limiting with tower-governor, and the client key it counts by.
+//! Rate limiting with governor's token buckets, one set per tier: a tenant's clients share
+//! one bucket, the anonymous tier has one per client address. Every tier has its own rate and
+//! burst, so one tenant running out leaves every other untouched.
 //!
-//! Behind Cloud Run's front end the TCP peer is Google's proxy, not the client, so the key comes
-//! from `X-Forwarded-For`, and only from the part of it a client cannot write: every proxy
-//! appends the address it received the request from, so the N-th entry from the right was
-//! written by the N-th trusted proxy (`TRUSTED_PROXY_HOPS`=N). Entries further left are whatever
-//! the client sent and are never used. With 0 hops (local use) the TCP peer is the client.
+//! The client address comes from `X-Forwarded-For` behind Cloud Run's proxies, and only from
+//! the part of it a client cannot write: every proxy appends the address it received the
+//! request from, so the N-th entry from the right was written by the N-th trusted proxy
+//! (`TRUSTED_PROXY_HOPS`=N). Entries further left are whatever the client sent and are never
+//! used. With 0 hops (local use) the TCP peer is the client.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::ops::Deref;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::middleware::StateInformationMiddleware;
-use tower_governor::GovernorError;
-use tower_governor::GovernorLayer;
-use tower_governor::governor::{GovernorConfigBuilder, SharedRateLimiter};
-use tower_governor::key_extractor::KeyExtractor;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::{StateInformationMiddleware, StateSnapshot};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 
+use crate::auth::{Caller, Tier};
 use crate::config::RateLimit;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// How often buckets of clients that have gone quiet are dropped, keeping memory bounded by
 /// the number of recently active clients.
@@ -30,60 +31,146 @@ pub const FORGET_IDLE_CLIENTS_EVERY: Duration = Duration::from_secs(60);
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_RATELIMIT_AFTER: HeaderName = HeaderName::from_static("x-ratelimit-after");
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 
-/// The shared per-client buckets.
-pub type ClientRateLimiter = SharedRateLimiter<IpAddr, StateInformationMiddleware>;
+/// Per-client buckets of the anonymous tier.
+pub type ClientBuckets = DefaultKeyedRateLimiter<IpAddr, StateInformationMiddleware>;
 
-/// The rate-limiting layer as it is put on the router.
-pub type ClientRateLimitLayer = GovernorLayer<ClientKeyExtractor, StateInformationMiddleware, Body>;
-
-/// Keys requests by [`client_key`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientKeyExtractor {
-    /// See [`crate::Config::trusted_proxy_hops`].
-    pub trusted_proxy_hops: usize,
+/// The buckets of one tier.
+pub enum TierRateLimiter {
+    /// One bucket for all of a tenant's requests.
+    Shared(DefaultDirectRateLimiter<StateInformationMiddleware>),
+    /// One bucket per client address.
+    PerClient(Arc<ClientBuckets>),
 }
 
-impl KeyExtractor for ClientKeyExtractor {
-    type Key = IpAddr;
+impl TierRateLimiter {
+    /// One bucket of `limit` for the whole tier.
+    pub fn shared(limit: &RateLimit) -> Self {
+        Self::Shared(governor::RateLimiter::direct(quota(limit)).with_middleware())
+    }
 
-    fn extract<T>(&self, request: &Request<T>) -> Result<IpAddr, GovernorError> {
-        client_key(request, self.trusted_proxy_hops).ok_or(GovernorError::UnableToExtractKey)
+    /// A bucket of `limit` for each client address.
+    pub fn per_client(limit: &RateLimit) -> Self {
+        Self::PerClient(Arc::new(
+            governor::RateLimiter::keyed(quota(limit)).with_middleware(),
+        ))
+    }
+
+    /// The per-client buckets, for [`forget_idle_clients`].
+    pub fn client_buckets(&self) -> Option<Weak<ClientBuckets>> {
+        match self {
+            Self::Shared(_) => None,
+            Self::PerClient(buckets) => Some(Arc::downgrade(buckets)),
+        }
+    }
+
+    /// Takes one request from the bucket: its state after, or the 429 answer.
+    fn check(&self, client: Option<IpAddr>) -> Result<StateSnapshot, ApiError> {
+        let checked = match self {
+            Self::Shared(bucket) => bucket.check(),
+            Self::PerClient(buckets) => buckets.check_key(
+                &client.ok_or(ApiError::Internal("no client address to rate-limit by"))?,
+            ),
+        };
+        checked.map_err(|not_until| {
+            // governor rounds the wait down to whole seconds; a client told "0" would retry
+            // at once and be refused again, so round up instead.
+            let retry_after_secs = not_until
+                .wait_time_from(DefaultClock::default().now())
+                .as_secs()
+                + 1;
+            let mut headers = HeaderMap::new();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            headers.insert(X_RATELIMIT_AFTER, HeaderValue::from(retry_after_secs));
+            headers.insert(
+                X_RATELIMIT_LIMIT,
+                HeaderValue::from(not_until.quota().burst_size().get()),
+            );
+            headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(0));
+            ApiError::RateLimited {
+                retry_after_secs,
+                headers,
+            }
+        })
     }
 }
 
-/// Builds the layer for `limit` and returns it with a handle on its buckets (for
-/// [`forget_idle_clients`]). Successful answers carry `x-ratelimit-limit` and
-/// `x-ratelimit-remaining`; refusals are 429 in the API's error shape with `retry-after`.
-pub fn layer(
-    limit: &RateLimit,
-    trusted_proxy_hops: usize,
-) -> (ClientRateLimitLayer, ClientRateLimiter) {
-    let config = GovernorConfigBuilder::default()
-        .period(limit.replenish_period())
-        .burst_size(limit.burst.get())
-        .key_extractor(ClientKeyExtractor { trusted_proxy_hops })
-        .use_headers()
-        .finish()
-        .expect("Config guarantees a non-zero period and burst");
-    let limiter = config.limiter().clone();
-    let layer = GovernorLayer::new(config).error_handler(refusal);
-    (layer, limiter)
+fn quota(limit: &RateLimit) -> Quota {
+    Quota::with_period(limit.replenish_period())
+        .expect("Config guarantees a non-zero period")
+        .allow_burst(limit.burst)
+}
+
+/// What a charged request may be told about its bucket: its size and what is left.
+#[derive(Debug, Clone, Copy)]
+pub struct Allowance {
+    limit: u32,
+    remaining: u32,
+}
+
+/// Takes one request from `client`'s bucket of `tier`. `Ok(None)` when the tier has no rate
+/// limit; a refusal is the 429 answer, counted in `metrics`.
+pub fn charge(
+    tier: &Tier,
+    client: Option<IpAddr>,
+    metrics: &Metrics,
+) -> Result<Option<Allowance>, ApiError> {
+    let Some(limiter) = &tier.rate_limiter else {
+        return Ok(None);
+    };
+    let snapshot = limiter.check(client).inspect_err(|error| {
+        if let ApiError::RateLimited { .. } = error {
+            metrics.rate_limited(&tier.id);
+        }
+    })?;
+    Ok(Some(Allowance {
+        limit: snapshot.quota().burst_size().get(),
+        remaining: snapshot.remaining_burst_capacity(),
+    }))
+}
+
+/// Middleware: charges the request to its [`Caller`]'s bucket. Allowed answers carry
+/// `x-ratelimit-limit` and `x-ratelimit-remaining`; refusals are 429 in the API's error shape
+/// with `retry-after`.
+pub async fn enforce(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(caller) = request.extensions().get::<Caller>() else {
+        return ApiError::Internal("rate limiting before identification").into_response();
+    };
+    match charge(&caller.tier, caller.client, &metrics) {
+        Err(refusal) => refusal.into_response(),
+        Ok(None) => next.run(request).await,
+        Ok(Some(allowance)) => {
+            let mut response = next.run(request).await;
+            let headers = response.headers_mut();
+            headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(allowance.limit));
+            headers.insert(
+                X_RATELIMIT_REMAINING,
+                HeaderValue::from(allowance.remaining),
+            );
+            response
+        }
+    }
 }
 
 /// Drops, every [`FORGET_IDLE_CLIENTS_EVERY`], the buckets that have refilled completely: a
-/// client that comes back gets a fresh, identical one. Ends once the limiter is dropped.
-pub async fn forget_idle_clients(limiter: Weak<<ClientRateLimiter as Deref>::Target>) {
+/// client that comes back gets a fresh, identical one. Ends once the buckets are dropped.
+pub async fn forget_idle_clients(buckets: Weak<ClientBuckets>) {
     let mut ticks = tokio::time::interval(FORGET_IDLE_CLIENTS_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        let Some(limiter) = limiter.upgrade() else {
+        let Some(buckets) = buckets.upgrade() else {
             return;
         };
-        limiter.retain_recent();
-        limiter.shrink_to_fit();
+        buckets.retain_recent();
+        buckets.shrink_to_fit();
     }
 }
 
@@ -135,29 +222,6 @@ fn bucket_of(ip: IpAddr) -> IpAddr {
                 IpAddr::V6(Ipv6Addr::from(network))
             }
         },
-    }
-}
-
-/// Turns tower-governor's refusal into the API's error answer.
-fn refusal(error: GovernorError) -> Response<Body> {
-    match error {
-        GovernorError::TooManyRequests { wait_time, headers } => {
-            // governor rounds the wait down to whole seconds; a client told "0" would retry
-            // at once and be refused again, so round up instead.
-            let retry_after_secs = wait_time + 1;
-            let mut headers = headers.unwrap_or_default();
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            headers.insert(X_RATELIMIT_AFTER, HeaderValue::from(retry_after_secs));
-            ApiError::RateLimited {
-                retry_after_secs,
-                headers,
-            }
-            .into_response()
-        }
-        GovernorError::UnableToExtractKey => {
-            ApiError::Internal("no client address to rate-limit by").into_response()
-        }
-        GovernorError::Other { .. } => ApiError::Internal("rate limiter failed").into_response(),
     }
 }
 

@@ -4,8 +4,9 @@
 //! The request line is written by a small middleware rather than tower-http's `TraceLayer`
 //! because Cloud Logging's `httpRequest` object wants the request's method and path together
 //! with the response's status and latency in a single event. Each request also runs in a span
-//! with its request id, client key and trace id, so every line logged while handling it (a
-//! refused sandbox connection, say) can be found by those.
+//! with its request id, client key, trace id and tenant id, so every line logged while
+//! handling it (a refused sandbox connection, say) can be found by those. API keys are never
+//! logged.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -54,11 +55,13 @@ pub async fn log_request(
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let trace_id = trace_id(request.headers()).map(str::to_owned);
+    // `tenant` is filled in by `auth::identify` once the caller is known.
     let span = tracing::info_span!(
         "request",
         request_id = request_id.as_deref(),
         client_key = client.as_deref(),
         trace_id = trace_id.as_deref(),
+        tenant = tracing::field::Empty,
     );
 
     let response = next.run(request).instrument(span.clone()).await;

@@ -40,6 +40,12 @@ async fn answers_504_when_the_sandbox_takes_longer_than_the_upstream_timeout() {
 
     assert_eq!(slow.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(slow.error_kind(), "upstream_timeout");
+    assert_eq!(
+        app.admin
+            .metric("ingress_upstream_errors_total{kind=\"timeout\"}")
+            .await,
+        1.0
+    );
     // The ingress itself is unaffected.
     assert_eq!(app.http.get("/api/examples").await.status, StatusCode::OK);
 }

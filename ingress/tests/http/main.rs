@@ -2,9 +2,12 @@
 
 mod assets;
 mod failures;
+mod fairness;
+mod metrics;
 mod proxying;
 mod rate_limit;
 mod request_id;
 mod routing;
 mod shutdown;
 mod support;
+mod tenants;

@@ -16,6 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use ingress::tenants::{Ceilings, KeyHash, Tenant};
+
 /// A running server started in-process, stopped by [`Server::stop`] or when the test ends.
 struct Server {
     addr: SocketAddr,
@@ -42,7 +44,7 @@ fn stop_signal() -> (
     })
 }
 
-/// The real sandbox with its default configuration.
+/// The real sandbox.
 pub struct TestSandbox {
     server: Server,
     /// Client speaking to the sandbox directly, to compare with answers through the ingress.
@@ -50,17 +52,17 @@ pub struct TestSandbox {
 }
 
 impl TestSandbox {
-    /// Starts a sandbox on a free port.
-    pub async fn start() -> Self {
-        Self::start_on("127.0.0.1:0".parse().unwrap()).await
-    }
-
     /// Starts a sandbox on `addr`, e.g. the address of one that was just stopped.
     pub async fn start_on(addr: SocketAddr) -> Self {
+        Self::start_with(addr, sandbox::Config::default()).await
+    }
+
+    /// Starts a sandbox with `config` on `addr`.
+    pub async fn start_with(addr: SocketAddr, config: sandbox::Config) -> Self {
         let listener = bind_retrying(addr).await;
         let addr = listener.local_addr().unwrap();
         let (stop, signal) = stop_signal();
-        let task = tokio::spawn(sandbox::run(listener, sandbox::Config::default(), signal));
+        let task = tokio::spawn(sandbox::run(listener, config, signal));
         Self {
             server: Server {
                 addr,
@@ -92,6 +94,8 @@ pub struct TestApp {
     pub sandbox: TestSandbox,
     /// Client speaking to the ingress.
     pub http: HttpClient,
+    /// Client speaking to the ingress's admin listener (metrics).
+    pub admin: HttpClient,
 }
 
 /// An ingress with its default configuration in front of a fresh sandbox.
@@ -101,7 +105,16 @@ pub async fn spawn_app() -> TestApp {
 
 /// An ingress in front of a fresh sandbox, with `customize` applied to the default config.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut ingress::Config)) -> TestApp {
-    let sandbox = TestSandbox::start().await;
+    spawn_app_with_sandbox(sandbox::Config::default(), customize).await
+}
+
+/// An ingress in front of a fresh sandbox with `sandbox_config`, with `customize` applied to
+/// the ingress's default config.
+pub async fn spawn_app_with_sandbox(
+    sandbox_config: sandbox::Config,
+    customize: impl FnOnce(&mut ingress::Config),
+) -> TestApp {
+    let sandbox = TestSandbox::start_with("127.0.0.1:0".parse().unwrap(), sandbox_config).await;
     let mut config = ingress::Config {
         sandbox_url: Some(sandbox.url()),
         ..ingress::Config::default()
@@ -109,8 +122,15 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut ingress::Config)) -> Tes
     customize(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_addr = admin_listener.local_addr().unwrap();
     let (stop, signal) = stop_signal();
-    let task = tokio::spawn(ingress::run(listener, config, signal));
+    let task = tokio::spawn(ingress::run_with_admin(
+        listener,
+        Some(admin_listener),
+        config,
+        signal,
+    ));
     TestApp {
         server: Server {
             addr,
@@ -119,6 +139,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut ingress::Config)) -> Tes
         },
         sandbox,
         http: HttpClient::new(addr),
+        admin: HttpClient::new(admin_addr),
     }
 }
 
@@ -138,6 +159,7 @@ impl TestApp {
             TestIngress {
                 _server: self.server,
                 http: self.http,
+                admin: self.admin,
             },
             self.sandbox,
         )
@@ -148,6 +170,7 @@ impl TestApp {
 pub struct TestIngress {
     _server: Server,
     pub http: HttpClient,
+    pub admin: HttpClient,
 }
 
 /// A plain HTTP/1.1 client for one server, with pooled connections like a browser's.
@@ -250,11 +273,45 @@ impl HttpClient {
             .await
     }
 
+    /// `POST /api/execute` with `body` as JSON and extra `headers` (e.g. an API key).
+    pub async fn post_execute_with(&self, headers: &[(&str, &str)], body: &Value) -> TestResponse {
+        let mut all = vec![(header::CONTENT_TYPE.as_str(), "application/json")];
+        all.extend_from_slice(headers);
+        let body = serde_json::to_vec(body).unwrap();
+        self.call(Method::POST, "/api/execute", &all, body).await
+    }
+
+    /// The value of the sample `name{labels}` in this server's `GET /metrics`; 0 when absent.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let answer = self.get("/metrics").await;
+        assert_eq!(answer.status, StatusCode::OK);
+        let text = String::from_utf8(answer.body.to_vec()).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+            .map_or(0.0, |value| value.parse().unwrap())
+    }
+
     /// `POST /api/execute` with `body` as it is.
     pub async fn post_execute_raw(&self, body: impl Into<Bytes>) -> TestResponse {
         let headers = [(header::CONTENT_TYPE.as_str(), "application/json")];
         self.call(Method::POST, "/api/execute", &headers, body)
             .await
+    }
+}
+
+/// A tenant `id` with one key, `key`, no rate limit unless `rate_limit` says so, and
+/// `ceilings`.
+pub fn tenant(
+    id: &str,
+    key: &str,
+    rate_limit: Option<ingress::config::RateLimit>,
+    ceilings: Ceilings,
+) -> Tenant {
+    Tenant {
+        id: id.to_owned(),
+        keys: vec![KeyHash::of_key(key)],
+        rate_limit,
+        ceilings,
     }
 }
 

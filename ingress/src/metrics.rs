@@ -1,0 +1,241 @@
+//! The ingress's Prometheus metrics, served at `GET /metrics` on the admin listener
+//! (`ADMIN_LISTEN_ADDR`, default `127.0.0.1:9090`), never on the public port.
+//!
+//! - `ingress_requests_total{status}`: answers on the public port by HTTP status.
+//! - `ingress_rate_limited_total{tenant}`: 429 answers by tenant (`anonymous` included).
+//! - `ingress_upstream_errors_total{kind}`: proxied requests that failed: `unavailable` (502)
+//!   or `timeout` (504).
+//! - `ingress_auth_failures_total{reason}`: 401 answers: `missing`, `unknown` or `malformed`.
+//!
+//! Every label comes from a small set: status codes, the operator's tenant ids, and fixed
+//! kinds. The series of every tenant and kind exist from the start, at 0.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+use crate::auth::AuthFailure;
+use crate::error::ApiError;
+
+/// The `Content-Type` of the exposition (the OpenMetrics text format Prometheus scrapes).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Why a proxied request got no answer from the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// 502: refused or broken connection.
+    Unavailable,
+    /// 504: no answer within `UPSTREAM_TIMEOUT_MS`.
+    Timeout,
+}
+
+impl UpstreamError {
+    const ALL: [Self; 2] = [Self::Unavailable, Self::Timeout];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+const AUTH_FAILURES: [AuthFailure; 3] = [
+    AuthFailure::Missing,
+    AuthFailure::Unknown,
+    AuthFailure::Malformed,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StatusLabels {
+    status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TenantLabels {
+    tenant: Arc<str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Every metric of the ingress, and the registry that writes them out.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<StatusLabels, Counter>,
+    rate_limited: Family<TenantLabels, Counter>,
+    upstream_errors: Family<KindLabels, Counter>,
+    auth_failures: Family<ReasonLabels, Counter>,
+}
+
+impl Metrics {
+    /// The metrics, with a zero series for each of `tenants` (the anonymous tier included).
+    pub fn new<'a>(tenants: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut registry = Registry::with_prefix("ingress");
+        let requests = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Answers on the public port by HTTP status",
+            requests.clone(),
+        );
+        let rate_limited = Family::<TenantLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by tenant",
+            rate_limited.clone(),
+        );
+        let upstream_errors = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Proxied requests the sandbox did not answer: unavailable (502) or timeout (504)",
+            upstream_errors.clone(),
+        );
+        let auth_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Requests refused with 401: key missing, unknown or malformed",
+            auth_failures.clone(),
+        );
+        // Creating a series is enough to have it written out at 0.
+        for tenant in tenants {
+            rate_limited.get_or_create_owned(&TenantLabels {
+                tenant: Arc::from(tenant),
+            });
+        }
+        for error in UpstreamError::ALL {
+            upstream_errors.get_or_create_owned(&KindLabels {
+                kind: error.label(),
+            });
+        }
+        for failure in AUTH_FAILURES {
+            auth_failures.get_or_create_owned(&ReasonLabels {
+                reason: failure.reason(),
+            });
+        }
+        Self {
+            registry,
+            requests,
+            rate_limited,
+            upstream_errors,
+            auth_failures,
+        }
+    }
+
+    /// The public port answered with `status`.
+    pub fn answered(&self, status: StatusCode) {
+        self.requests
+            .get_or_create(&StatusLabels {
+                status: status.as_u16(),
+            })
+            .inc();
+    }
+
+    /// A request of `tenant` was refused with 429.
+    pub fn rate_limited(&self, tenant: &Arc<str>) {
+        self.rate_limited
+            .get_or_create(&TenantLabels {
+                tenant: tenant.clone(),
+            })
+            .inc();
+    }
+
+    /// A proxied request failed with `error`.
+    pub fn upstream_failed(&self, error: UpstreamError) {
+        self.upstream_errors
+            .get_or_create(&KindLabels {
+                kind: error.label(),
+            })
+            .inc();
+    }
+
+    /// A request was refused with 401 for `failure`.
+    pub fn auth_failed(&self, failure: AuthFailure) {
+        self.auth_failures
+            .get_or_create(&ReasonLabels {
+                reason: failure.reason(),
+            })
+            .inc();
+    }
+
+    /// The exposition text.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Middleware on the public port: counts every answer by status.
+pub async fn count_answers(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    metrics.answered(response.status());
+    response
+}
+
+/// The admin listener's routes: `GET /metrics`, and 404 for everything else.
+pub fn admin_router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(exposition))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(metrics)
+}
+
+async fn exposition(State(metrics): State<Arc<Metrics>>) -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.encode()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_series_starts_at_zero_and_counts() {
+        let metrics = Metrics::new(["anonymous", "acme"]);
+        let text = metrics.encode();
+        for line in [
+            "ingress_rate_limited_total{tenant=\"acme\"} 0",
+            "ingress_rate_limited_total{tenant=\"anonymous\"} 0",
+            "ingress_upstream_errors_total{kind=\"timeout\"} 0",
+            "ingress_auth_failures_total{reason=\"malformed\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+
+        metrics.answered(StatusCode::OK);
+        metrics.answered(StatusCode::OK);
+        metrics.rate_limited(&Arc::from("acme"));
+        metrics.upstream_failed(UpstreamError::Unavailable);
+        metrics.auth_failed(AuthFailure::Unknown);
+        let text = metrics.encode();
+        for line in [
+            "ingress_requests_total{status=\"200\"} 2",
+            "ingress_rate_limited_total{tenant=\"acme\"} 1",
+            "ingress_upstream_errors_total{kind=\"unavailable\"} 1",
+            "ingress_auth_failures_total{reason=\"unknown\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+    }
+}
