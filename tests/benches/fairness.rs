@@ -1,0 +1,280 @@
+//! Fairness benchmark: tenant B's latency for a trivial script while tenant A floods the
+//! service with endless loops, next to B's latency alone, through the real ingress (API keys,
+//! tenants) and the real sandbox, in one process.
+//!
+//! `cargo bench -p e2e --bench fairness` (set `BENCH_SECONDS` to change each phase's length,
+//! default 3). The sandbox has one worker per core. A's flood keeps more loops in flight than
+//! there are workers and waiting places, each running until its 1 s deadline. Two settings of
+//! A's `max_concurrency` are measured: below the number of workers, as the README recommends
+//! (the target is B's p50 within 3x of alone), and all the workers, the worst case, where B
+//! waits for one of A's loops to reach its deadline and then goes first.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use ingress::tenants::{Ceilings, KeyHash, Tenant};
+use tokio::net::TcpListener;
+
+const B_KEY: &str = "bench-tenant-b";
+const A_BELOW_KEY: &str = "bench-tenant-a-below";
+const A_ALL_KEY: &str = "bench-tenant-a-all";
+/// Deadline of each of A's endless loops.
+const LOOP_TIMEOUT_MS: u64 = 1000;
+
+fn main() {
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let phase = Duration::from_secs_f64(seconds);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let flood_clients = 3 * workers + 2;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let sandbox = start_sandbox(workers).await;
+        let ingress = start_ingress(sandbox, workers).await;
+        let client = Service::new(ingress);
+        println!(
+            "fairness benchmark: {workers} workers, {seconds} s per phase; A floods with \
+             {flood_clients} clients looping `while (true) {{}}` (timeoutMs {LOOP_TIMEOUT_MS})\n"
+        );
+        // Warm up connections and workers.
+        client.tenant_b_for(Duration::from_millis(300)).await;
+
+        println!(
+            "{:<44} {:>9} {:>9} {:>13} {:>9} {:>16}",
+            "tenant B, trivial script, one at a time",
+            "p50 us",
+            "p99 us",
+            "ok/sent",
+            "A's loops",
+            "p50 / alone"
+        );
+        let alone = client.tenant_b_for(phase).await;
+        alone.print("B alone", None, 0, None);
+        for (label, a_key, target) in [
+            (
+                format!(
+                    "A floods, A's ceiling {} of {workers} workers",
+                    workers.saturating_sub(1).max(1)
+                ),
+                A_BELOW_KEY,
+                Some(3.0),
+            ),
+            (
+                format!("A floods, A's ceiling {workers} of {workers} (worst)"),
+                A_ALL_KEY,
+                None,
+            ),
+        ] {
+            let flood = Flood::start(&client, a_key, flood_clients);
+            // Let the flood take its workers and fill its queue.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let contended = client.tenant_b_for(phase).await;
+            let a_loops = flood.stop().await;
+            contended.print(&label, Some(alone.p50()), a_loops, target);
+        }
+    });
+}
+
+/// B's answers in one phase.
+struct Phase {
+    latencies: Vec<Duration>,
+    sent: usize,
+}
+
+impl Phase {
+    fn percentile(&self, p: f64) -> f64 {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        if sorted.is_empty() {
+            return f64::NAN;
+        }
+        let index = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+        sorted[index].as_secs_f64() * 1e6
+    }
+
+    fn p50(&self) -> f64 {
+        self.percentile(50.0)
+    }
+
+    fn print(&self, label: &str, alone_p50: Option<f64>, a_loops: usize, target: Option<f64>) {
+        let ratio = alone_p50.map_or(String::new(), |alone| {
+            let ratio = self.p50() / alone;
+            match target {
+                Some(target) if ratio <= target => format!("{ratio:.2}x (<= {target}x)"),
+                Some(target) => format!("{ratio:.2}x (> {target}x!)"),
+                None => format!("{ratio:.2}x"),
+            }
+        });
+        println!(
+            "{label:<44} {:>9.0} {:>9.0} {:>13} {:>9} {:>16}",
+            self.p50(),
+            self.percentile(99.0),
+            format!("{}/{}", self.latencies.len(), self.sent),
+            a_loops,
+            ratio
+        );
+    }
+}
+
+/// The ingress as a tenant's client sees it.
+#[derive(Clone)]
+struct Service {
+    addr: SocketAddr,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Service {
+    fn new(addr: SocketAddr) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        Self { addr, http }
+    }
+
+    /// Sends `code` as the tenant of `key`; the status and whether the script succeeded.
+    async fn execute(&self, key: &str, body: &Bytes) -> (StatusCode, bool) {
+        let request = Request::post(format!("http://{}/api/execute", self.addr))
+            .header("content-type", "application/json")
+            .header("x-api-key", key)
+            .body(Full::new(body.clone()))
+            .unwrap();
+        let response = self.http.request(request).await.expect("request failed");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, bytes.starts_with(b"{\"status\":\"success\""))
+    }
+
+    /// B's trivial scripts, one after another, for `phase`.
+    async fn tenant_b_for(&self, phase: Duration) -> Phase {
+        let body = Bytes::from(r#"{"code":"1 + 2"}"#);
+        let started = Instant::now();
+        let mut result = Phase {
+            latencies: Vec::new(),
+            sent: 0,
+        };
+        while started.elapsed() < phase {
+            let sent = Instant::now();
+            let (status, success) = self.execute(B_KEY, &body).await;
+            result.sent += 1;
+            if status == StatusCode::OK && success {
+                result.latencies.push(sent.elapsed());
+            }
+        }
+        result
+    }
+}
+
+/// A's clients, each looping an endless script until stopped.
+struct Flood {
+    running: Arc<AtomicBool>,
+    loops_run: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start(client: &Service, key: &'static str, clients: usize) -> Self {
+        let running = Arc::new(AtomicBool::new(true));
+        let loops_run = Arc::new(AtomicUsize::new(0));
+        let body = Bytes::from(format!(
+            r#"{{"code":"while (true) {{}}","timeoutMs":{LOOP_TIMEOUT_MS}}}"#
+        ));
+        let tasks = (0..clients)
+            .map(|_| {
+                let (client, running, loops_run, body) = (
+                    client.clone(),
+                    running.clone(),
+                    loops_run.clone(),
+                    body.clone(),
+                );
+                tokio::spawn(async move {
+                    while running.load(Ordering::Relaxed) {
+                        let (status, _) = client.execute(key, &body).await;
+                        if status == StatusCode::OK {
+                            loops_run.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            // Its own queue is full: back off a little, as a client would.
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            running,
+            loops_run,
+            tasks,
+        }
+    }
+
+    /// Stops the flood once its loops in flight end; returns how many loops ran.
+    async fn stop(self) -> usize {
+        self.running.store(false, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        self.loops_run.load(Ordering::Relaxed)
+    }
+}
+
+async fn start_sandbox(workers: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = sandbox::Config {
+        max_concurrency: workers,
+        ..sandbox::Config::default()
+    };
+    tokio::spawn(sandbox::run(listener, config, std::future::pending()));
+    addr
+}
+
+async fn start_ingress(sandbox: SocketAddr, workers: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tenant = |id: &str, key: &str, max_concurrency: usize| Tenant {
+        id: id.to_owned(),
+        keys: vec![KeyHash::of_key(key)],
+        rate_limit: None,
+        ceilings: Ceilings {
+            max_concurrency: Some(max_concurrency as u32),
+            ..Ceilings::default()
+        },
+    };
+    let mut config = ingress::Config {
+        sandbox_url: Some(format!("http://{sandbox}").parse().unwrap()),
+        rate_limit: None,
+        ..ingress::Config::default()
+    };
+    config.tenants.tenants = vec![
+        tenant("b", B_KEY, 1),
+        tenant("a-below", A_BELOW_KEY, workers.saturating_sub(1).max(1)),
+        tenant("a-all", A_ALL_KEY, workers),
+    ];
+    tokio::spawn(ingress::run_with_admin(
+        listener,
+        None,
+        config,
+        std::future::pending(),
+    ));
+    addr
+}
