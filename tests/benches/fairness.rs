@@ -59,7 +59,7 @@ fn main() {
         client.tenant_b_for(Duration::from_millis(300)).await;
 
         println!(
-            "{:<44} {:>9} {:>9} {:>13} {:>9} {:>16}",
+            "{:<44} {:>9} {:>9} {:>13} {:>10} {:>16}",
             "tenant B, trivial script, one at a time",
             "p50 us",
             "p99 us",
@@ -125,7 +125,7 @@ impl Phase {
             }
         });
         println!(
-            "{label:<44} {:>9.0} {:>9.0} {:>13} {:>9} {:>16}",
+            "{label:<44} {:>9.0} {:>9.0} {:>13} {:>10} {:>16}",
             self.p50(),
             self.percentile(99.0),
             format!("{}/{}", self.latencies.len(), self.sent),
