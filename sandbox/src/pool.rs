@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{
     self, Assignment, CancelFlag, EngineSettings, ErrorKind, Limits, Outcome, Script, ScriptError,
 };
+use crate::scheduler::Permit;
 
 /// How long an idle worker keeps polling for a job before it parks.
 const SPIN_BEFORE_PARKING: Duration = Duration::from_micros(500);
@@ -78,7 +79,6 @@ struct Job {
 }
 
 /// Which thread runs a job, and whether the watchdog gave up on it.
-#[derive(Default)]
 struct Claim {
     state: Mutex<ClaimState>,
 }
@@ -87,11 +87,33 @@ struct Claim {
 struct ClaimState {
     thread: Option<libc::pid_t>,
     abandoned: bool,
+    /// The scheduler's permit, held until the worker is done with the job (or the watchdog
+    /// gives up on it), even when the request that asked for it has gone away.
+    permit: Option<Permit>,
 }
 
 impl Claim {
+    fn new(permit: Permit) -> Self {
+        Self {
+            state: Mutex::new(ClaimState {
+                permit: Some(permit),
+                ..ClaimState::default()
+            }),
+        }
+    }
+
     fn abandoned(&self) -> bool {
         self.state.lock().map_or(true, |state| state.abandoned)
+    }
+
+    /// Frees the job's worker slot for the next request in turn.
+    fn release(&self) {
+        let permit = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|mut state| state.permit.take());
+        drop(permit);
     }
 }
 
@@ -115,10 +137,17 @@ impl WorkerPool {
         Ok(pool)
     }
 
-    /// Runs one script, answering by its deadline plus the watchdog grace whatever the engine does.
-    pub async fn run(&self, script: Script, limits: Limits) -> Result<Outcome, PoolError> {
+    /// Runs one script under `permit`, answering by its deadline plus the watchdog grace
+    /// whatever the engine does. The permit is released when the worker is done, not when the
+    /// caller stops waiting, so a client that hangs up cannot make more scripts run at once.
+    pub async fn run(
+        &self,
+        script: Script,
+        limits: Limits,
+        permit: Permit,
+    ) -> Result<Outcome, PoolError> {
         let cancel = CancelFlag::default();
-        let claim = Arc::new(Claim::default());
+        let claim = Arc::new(Claim::new(permit));
         let (reply, mut outcome) = oneshot::channel();
         let job = Job {
             assignment: Assignment {
@@ -212,6 +241,7 @@ impl Shared {
                 Ok(Ok(Some(outcome))) => {
                     let (reply, claim) = current.take().expect("a job was taken");
                     let _ = reply.send(outcome);
+                    claim.release();
                     if claim.abandoned() {
                         self.retire();
                         return;
@@ -229,7 +259,10 @@ impl Shared {
                 Err(_) => {
                     tracing::error!("worker panicked; its request gets an internal error");
                     if let Some((_, claim)) = current.take()
-                        && claim.abandoned()
+                        && {
+                            claim.release();
+                            claim.abandoned()
+                        }
                     {
                         self.retire();
                         return;
@@ -239,7 +272,8 @@ impl Shared {
         }
     }
 
-    /// Blocks until a job arrives that the watchdog has not already given up on.
+    /// Blocks until a job arrives that is still wanted: neither given up on by the watchdog nor
+    /// left by its client.
     fn next_job(
         &self,
         thread_id: libc::pid_t,
@@ -247,7 +281,10 @@ impl Shared {
         loop {
             let job = self.receive()?;
             let mut state = job.claim.state.lock().ok()?;
-            if state.abandoned {
+            if state.abandoned || job.reply.is_closed() {
+                let permit = state.permit.take();
+                drop(state);
+                drop(permit);
                 continue;
             }
             state.thread = Some(thread_id);
@@ -280,6 +317,8 @@ impl Shared {
                 return;
             };
             state.abandoned = true;
+            // The replacement worker takes over the slot.
+            drop(state.permit.take());
             state.thread
         };
         let Some(thread) = thread else {

@@ -138,8 +138,7 @@ pub async fn execute(
     state.metrics.admitted(&tenant.id, queue_wait);
 
     let started = Instant::now();
-    let outcome = state.pool.run(script, limits).await;
-    drop(permit);
+    let outcome = state.pool.run(script, limits, permit).await;
     let outcome = outcome.map_err(|error| {
         state
             .metrics

@@ -259,3 +259,27 @@ async fn the_watchdog_answers_when_the_engine_does_not_stop() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_still_holds_its_worker_until_the_script_ends() {
+    let app = spawn_app_with(|config| {
+        config.max_concurrency = 1;
+        config.queue_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let hung_up = {
+        let app = app.clone();
+        tokio::spawn(async move { app.run_with_timeout("while (true) {}", 1500).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    hung_up.abort();
+    let started = Instant::now();
+    assert_eq!(app.run("'next'").await.result(), &json!("next"));
+    // The endless script kept the only worker until its deadline; had the hang-up freed the
+    // slot, two scripts would have run at once.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
+}
