@@ -9,6 +9,8 @@
 //! (the target is B's p50 within 3x of alone), and all the workers, the worst case, where B
 //! waits for one of A's loops to reach its deadline and then goes first.
 
+mod support;
+
 use std::{
     net::SocketAddr,
     sync::{
@@ -21,10 +23,7 @@ use std::{
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
-};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use ingress::tenants::{Ceilings, KeyHash, Tenant};
 use tokio::net::TcpListener;
 
@@ -102,13 +101,7 @@ struct Phase {
 
 impl Phase {
     fn percentile(&self, p: f64) -> f64 {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        if sorted.is_empty() {
-            return f64::NAN;
-        }
-        let index = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-        sorted[index].as_secs_f64() * 1e6
+        support::percentile_micros(&self.latencies, p)
     }
 
     fn p50(&self) -> f64 {
@@ -144,11 +137,7 @@ struct Service {
 
 impl Service {
     fn new(addr: SocketAddr) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let http = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(64)
-            .build(connector);
+        let http = support::http_client();
         Self { addr, http }
     }
 

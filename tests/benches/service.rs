@@ -4,6 +4,8 @@
 //! `cargo bench -p e2e --bench service` (set `BENCH_SECONDS` to change each phase's length,
 //! default 3). Figures on shared machines are noisy; compare the ratios printed in one run.
 
+mod support;
+
 use std::{
     net::SocketAddr,
     sync::Arc,
@@ -13,10 +15,7 @@ use std::{
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
-};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use rquickjs::{Context, Function, Runtime, function::Rest};
 use tokio::net::TcpListener;
 
@@ -222,10 +221,7 @@ impl HttpRun {
     }
 
     fn percentile(&self, p: f64) -> f64 {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        let index = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-        sorted[index].as_secs_f64() * 1e6
+        support::percentile_micros(&self.latencies, p)
     }
 }
 
@@ -237,11 +233,7 @@ struct Load {
 
 impl Load {
     fn new(addr: SocketAddr) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(64)
-            .build(connector);
+        let client = support::http_client();
         Self { addr, client }
     }
 

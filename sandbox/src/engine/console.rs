@@ -69,15 +69,18 @@ impl<'js> ConsoleLog<'js> {
 
     fn build(self: &Rc<Self>, ctx: &Ctx<'js>) -> Result<Object<'js>> {
         let console = Object::new(ctx.clone())?;
-        for kind in ["log", "info", "warn", "error", "debug", "dir", "table"] {
-            let log = self.clone();
-            let method =
-                Function::new(ctx.clone(), move |ctx: Ctx<'js>, args: Rest<Value<'js>>| {
-                    log.record(&ctx, kind, &[], &args.0)
-                })?;
-            console.set(kind, method.with_name(kind)?)?;
-        }
-        for kind in ["group", "groupCollapsed"] {
+        let plain = [
+            "log",
+            "info",
+            "warn",
+            "error",
+            "debug",
+            "dir",
+            "table",
+            "group",
+            "groupCollapsed",
+        ];
+        for kind in plain {
             let log = self.clone();
             let method =
                 Function::new(ctx.clone(), move |ctx: Ctx<'js>, args: Rest<Value<'js>>| {
