@@ -240,8 +240,9 @@ impl Shared {
             match ran {
                 Ok(Ok(Some(outcome))) => {
                     let (reply, claim) = current.take().expect("a job was taken");
-                    let _ = reply.send(outcome);
+                    // Free the slot first: whoever reads the answer may count on it.
                     claim.release();
+                    let _ = reply.send(outcome);
                     if claim.abandoned() {
                         self.retire();
                         return;
