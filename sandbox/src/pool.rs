@@ -70,6 +70,28 @@ struct Shared {
     serving: AtomicUsize,
     /// Cancelled at shutdown so that running executions stop promptly.
     stopping: CancellationToken,
+    /// Executions whose callers are waiting for an answer.
+    in_flight: AtomicUsize,
+}
+
+/// Counts one execution in flight for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+
+    fn alone(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == 1
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 struct Job {
@@ -129,6 +151,7 @@ impl WorkerPool {
                 abandoned: AtomicUsize::new(0),
                 serving: AtomicUsize::new(0),
                 stopping: CancellationToken::new(),
+                in_flight: AtomicUsize::new(0),
             }),
         };
         for _ in 0..pool.shared.settings.workers {
@@ -159,6 +182,19 @@ impl WorkerPool {
             claim: claim.clone(),
         };
         self.jobs.send(job).map_err(|_| PoolError::WorkerLost)?;
+
+        // Short scripts answer within microseconds: when this is the only execution in flight,
+        // poll for the answer a little before letting the runtime thread park, since waking a
+        // parked thread costs more than that. Under load the CPU is better left to the workers.
+        let in_flight = InFlight::enter(&self.shared.in_flight);
+        let polling_until = std::time::Instant::now() + SPIN_BEFORE_PARKING;
+        while in_flight.alone() && std::time::Instant::now() < polling_until {
+            match outcome.try_recv() {
+                Ok(outcome) => return Ok(outcome),
+                Err(oneshot::error::TryRecvError::Closed) => return Err(PoolError::WorkerLost),
+                Err(oneshot::error::TryRecvError::Empty) => tokio::task::yield_now().await,
+            }
+        }
 
         let grace = self.shared.settings.watchdog_grace;
         let watchdog = tokio::time::sleep(limits.timeout + grace);
@@ -304,7 +340,9 @@ impl Shared {
                 Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
                 Err(crossbeam_channel::TryRecvError::Empty) => {}
             }
-            if std::time::Instant::now() >= spin_until {
+            // Under load, jobs are queued already and spinning would only take CPU from others.
+            let busy = self.in_flight.load(Ordering::Relaxed) > 1;
+            if busy || std::time::Instant::now() >= spin_until {
                 return self.queue.recv().ok();
             }
             thread::yield_now();

@@ -2,7 +2,7 @@
 //! own cost measured in the same run, and the ratios between them.
 //!
 //! `cargo bench -p e2e --bench service` (set `BENCH_SECONDS` to change each phase's length,
-//! default 3). Figures on shared machines are noisy; compare the ratios printed in one run.
+//! default 3, and `BENCH_SCRIPTS=trivial,pi.js` to run only some scripts). Figures on shared machines are noisy; compare the ratios printed in one run.
 
 mod support;
 
@@ -58,11 +58,7 @@ fn main() {
             "{:<14} {:>12} {:>11} {:>11} {:>11} {:>14}",
             "script", "raw exec/s", "raw us", "http p50 us", "http p99 us", "p50 / raw"
         );
-        for (name, code) in [
-            ("trivial", TRIVIAL),
-            ("console-heavy", CONSOLE_HEAVY),
-            ("pi.js", PI),
-        ] {
+        for (name, code) in scripts(&[("trivial", TRIVIAL), ("console-heavy", CONSOLE_HEAVY), ("pi.js", PI)]) {
             let raw = raw_engine_single(code, phase);
             let http = direct.sequential(code, phase).await;
             println!(
@@ -80,11 +76,7 @@ fn main() {
             "{:<14} {:>12} {:>13} {:>11} {:>11} {:>12}",
             "script", "raw exec/s", "http exec/s", "http p50 us", "http p99 us", "http / raw"
         );
-        for (name, code) in [
-            ("trivial", TRIVIAL),
-            ("console-heavy", CONSOLE_HEAVY),
-            ("pi.js", PI),
-        ] {
+        for (name, code) in scripts(&[("trivial", TRIVIAL), ("console-heavy", CONSOLE_HEAVY), ("pi.js", PI)]) {
             let raw = raw_engine_parallel(code, phase, cores);
             let http = direct.concurrent(code, 16, phase).await;
             println!(
@@ -98,7 +90,7 @@ fn main() {
         }
 
         println!("\nthe service's own engine in-process, runtime created per execution (no warm pool, no HTTP)");
-        for (name, code) in [("trivial", TRIVIAL), ("console-heavy", CONSOLE_HEAVY)] {
+        for (name, code) in scripts(&[("trivial", TRIVIAL), ("console-heavy", CONSOLE_HEAVY)]) {
             let cold = engine_cold(code, phase);
             println!("{name:<14} {:>9.1} us per execution", cold.mean_micros());
         }
@@ -121,6 +113,15 @@ fn main() {
             100.0 * proxied_many.per_second() / direct_many.per_second()
         );
     });
+}
+
+/// The scripts named in `BENCH_SCRIPTS` (comma-separated), or all of them.
+fn scripts(all: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let wanted = std::env::var("BENCH_SCRIPTS").unwrap_or_default();
+    all.iter()
+        .filter(|(name, _)| wanted.is_empty() || wanted.split(',').any(|w| w == *name))
+        .copied()
+        .collect()
 }
 
 /// Fresh runtime + full context + eval, in a loop on one thread: the raw engine's cost.
