@@ -1,16 +1,21 @@
 //! Admission to the workers: at most `capacity` executions run at once, a tenant never runs more
 //! than its own ceiling, and when workers are scarce the waiting tenants take turns (round robin
 //! over tenants, first come first served within a tenant), so one tenant's flood cannot push
-//! another tenant's requests out. Every operation is O(1) apart from removing a waiter that gave
+//! another tenant's requests out. Running scripts cannot be preempted, so while more than one
+//! tenant has been active within [`RESERVATION_WINDOW`], a tenant that already runs something
+//! may not take the last free worker: it stays free for the others. A tenant alone uses them all. Every operation is O(1) apart from removing a waiter that gave
 //! up, which is linear in that one tenant's bounded queue.
 
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::oneshot;
+
+/// How long after another tenant's last request a tenant is kept off the last free worker.
+pub const RESERVATION_WINDOW: Duration = Duration::from_secs(10);
 
 /// How much of the service one tenant may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +43,11 @@ pub struct Scheduler {
 }
 
 struct State {
+    capacity: usize,
     free: usize,
+    /// The two tenants that asked most recently, and when: enough to tell whether a tenant
+    /// other than a given one is active.
+    recent: [Option<(Arc<str>, Instant)>; 2],
     waiting_total: usize,
     next_ticket: u64,
     tenants: HashMap<Arc<str>, Tenant>,
@@ -64,7 +73,9 @@ impl Scheduler {
     pub fn new(capacity: usize, max_waiting_total: usize, queue_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
+                capacity,
                 free: capacity,
+                recent: [None, None],
                 waiting_total: 0,
                 next_ticket: 0,
                 tenants: HashMap::new(),
@@ -97,7 +108,9 @@ impl Scheduler {
                 in_ready: false,
             });
             entry.share = share;
-            if entry.waiters.len() >= share.max_waiting {
+            let full = entry.waiters.len() >= share.max_waiting;
+            state.note_activity(&name);
+            if full {
                 state.forget_if_idle(&name);
                 return Err(Rejection::QueueFull);
             }
@@ -177,12 +190,44 @@ impl State {
         }
     }
 
+    fn note_activity(&mut self, name: &Arc<str>) {
+        let now = Instant::now();
+        match &mut self.recent {
+            [Some((latest, at)), _] if latest == name => *at = now,
+            [latest, previous] => {
+                *previous = latest.take();
+                *latest = Some((name.clone(), now));
+            }
+        }
+    }
+
+    /// True when the last free worker must stay free for tenants other than `name`.
+    fn reserved_for_others(&self, name: &Arc<str>, running: usize) -> bool {
+        self.capacity > 1
+            && self.free == 1
+            && running > 0
+            && self
+                .recent
+                .iter()
+                .flatten()
+                .any(|(other, at)| other != name && at.elapsed() < RESERVATION_WINDOW)
+    }
+
     /// Grants free workers to waiting tenants in turn.
     fn dispatch(&mut self) {
+        let mut deferred = Vec::new();
         while self.free > 0 {
             let Some(name) = self.ready.pop_front() else {
-                return;
+                break;
             };
+            let Some(running) = self.tenants.get(&name).map(|tenant| tenant.running) else {
+                continue;
+            };
+            if self.reserved_for_others(&name, running) {
+                // Still ready: it takes its turn once another worker frees up.
+                deferred.push(name);
+                continue;
+            }
             let Some(tenant) = self.tenants.get_mut(&name) else {
                 continue;
             };
@@ -205,6 +250,7 @@ impl State {
             self.mark_ready(&name);
             self.forget_if_idle(&name);
         }
+        self.ready.extend(deferred);
     }
 
     fn forget_if_idle(&mut self, name: &Arc<str>) {
@@ -335,6 +381,27 @@ mod tests {
             ["a", "b"],
             "b is served second, not after all of a: {order:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_lone_tenant_uses_every_worker() {
+        let scheduler = Scheduler::new(2, 16, Duration::from_millis(50));
+        let _first = scheduler.acquire("a", SHARE).await.unwrap();
+        assert!(scheduler.acquire("a", SHARE).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_last_worker_stays_free_while_another_tenant_is_active() {
+        let scheduler = Scheduler::new(2, 16, Duration::from_millis(50));
+        let _a = scheduler.acquire("a", SHARE).await.unwrap();
+        drop(scheduler.acquire("b", SHARE).await.unwrap());
+        // b was active just now: a, already running one script, may not take the last worker...
+        assert_eq!(
+            scheduler.acquire("a", SHARE).await.err(),
+            Some(Rejection::WaitTimedOut)
+        );
+        // ...which b gets at once.
+        assert!(scheduler.acquire("b", SHARE).await.is_ok());
     }
 
     #[tokio::test]
