@@ -208,3 +208,35 @@ async fn one_tenants_full_queue_does_not_refuse_another_tenant() {
     assert_eq!(running.await.unwrap().script_error_kind(), "timeout");
     assert_eq!(queued.await.unwrap().script_error_kind(), "timeout");
 }
+
+#[tokio::test]
+async fn a_tenant_allowed_every_worker_still_cannot_starve_another() {
+    let app = spawn_app_with(|config| {
+        config.max_concurrency = 2;
+        config.queue_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let b_runs = || app.post_execute_with(&[("x-tenant-id", "b")], json!({ "code": "'b'" }));
+    // b is active; then tenant a, with no concurrency ceiling, floods with loops that outlast
+    // the queue timeout.
+    assert_eq!(b_runs().await.result(), &json!("b"));
+    let flood: Vec<_> = (0..6)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                app.post_execute_with(
+                    &[("x-tenant-id", "a")],
+                    json!({ "code": "while (true) {}", "timeoutMs": 4000 }),
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..5 {
+        assert_eq!(b_runs().await.result(), &json!("b"));
+    }
+    for request in flood {
+        request.abort();
+    }
+}
