@@ -180,10 +180,7 @@ async fn saturation_answers_503_at_once_and_the_service_stays_healthy() {
         config.queue_timeout = Duration::from_secs(10);
     })
     .await;
-    let busy = {
-        let app = app.clone();
-        tokio::spawn(async move { app.run_with_timeout("while (true) {}", 1500).await })
-    };
+    let busy = app.hold_a_worker(1500);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let queued = {
         let app = app.clone();
@@ -213,10 +210,7 @@ async fn a_queued_request_gets_503_when_no_worker_frees_up_in_time() {
         config.queue_timeout = Duration::from_millis(200);
     })
     .await;
-    let busy = {
-        let app = app.clone();
-        tokio::spawn(async move { app.run_with_timeout("while (true) {}", 1500).await })
-    };
+    let busy = app.hold_a_worker(1500);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let response = app.run("1").await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -267,10 +261,7 @@ async fn a_client_that_hangs_up_still_holds_its_worker_until_the_script_ends() {
         config.queue_timeout = Duration::from_secs(10);
     })
     .await;
-    let hung_up = {
-        let app = app.clone();
-        tokio::spawn(async move { app.run_with_timeout("while (true) {}", 1500).await })
-    };
+    let hung_up = app.hold_a_worker(1500);
     tokio::time::sleep(Duration::from_millis(200)).await;
     hung_up.abort();
     let started = Instant::now();

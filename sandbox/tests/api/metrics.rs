@@ -68,10 +68,7 @@ async fn busy_workers_and_rejections_are_reported() {
         config.queue_timeout = Duration::from_millis(200);
     })
     .await;
-    let busy = {
-        let app = app.clone();
-        tokio::spawn(async move { app.run_with_timeout("while (true) {}", 1000).await })
-    };
+    let busy = app.hold_a_worker(1000);
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(app.metric("sandbox_workers_busy").await, 1.0);
 

@@ -101,6 +101,13 @@ impl TestApp {
             .await
     }
 
+    /// Starts an endless script that holds a worker until its `timeout_ms` deadline; the task
+    /// answers with its response.
+    pub fn hold_a_worker(&self, timeout_ms: u64) -> tokio::task::JoinHandle<TestResponse> {
+        let app = self.clone();
+        tokio::spawn(async move { app.run_with_timeout("while (true) {}", timeout_ms).await })
+    }
+
     pub async fn post_execute(&self, body: Value) -> TestResponse {
         self.post_raw("application/json", body.to_string()).await
     }
