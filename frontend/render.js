@@ -22,10 +22,10 @@ const timeFormat = new Intl.DateTimeFormat(undefined, {
 });
 
 /** Finds the output panel's parts once. */
-export function outputPanel(document) {
-  const byId = (id) => document.getElementById(id);
+export function outputPanel(root) {
+  const byId = (id) => root.getElementById(id);
   return {
-    pane: document.querySelector(".output-pane"),
+    pane: root.querySelector(".output-pane"),
     status: byId("status"),
     executionTime: byId("execution-time"),
     errorDetails: byId("error-details"),
@@ -54,7 +54,8 @@ export function renderOutcome(panel, outcome) {
     setStatus(panel, "success", "Success", "The script finished.");
   }
 
-  const stack = typeof error?.stack === "string" ? error.stack.trim() : "";
+  // Only blank lines are trimmed at the start: the first frame keeps its indentation.
+  const stack = typeof error?.stack === "string" ? error.stack.replace(/^\s*\n/, "").trimEnd() : "";
   panel.errorDetails.hidden = stack === "";
   panel.errorDetails.querySelector(".stack").textContent = stack;
 
