@@ -1,0 +1,16 @@
+//! The contracts between the service's three roles, written once so they cannot drift apart:
+//!
+//! - [`tenant`], [`ids`], [`envelope`]: what the ingress tells the sandbox about a request (its
+//!   tenant and ceilings, its request and trace ids) and the one JSON error shape both answer
+//!   with.
+//! - [`outcome`]: the kinds of script failure clients branch on, which the engine produces.
+//! - [`worker`]: what the sandbox's supervisor and its worker processes say over their channel,
+//!   and the shared region a worker writes console output into.
+//!
+//! Nothing here runs JavaScript, serves HTTP or starts processes.
+
+pub mod envelope;
+pub mod ids;
+pub mod outcome;
+pub mod tenant;
+pub mod worker;

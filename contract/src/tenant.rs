@@ -1,0 +1,161 @@
+//! Which tenant a request belongs to, as the ingress tells the sandbox in two headers:
+//!
+//! - `x-tenant-id: acme`: the sandbox's scheduling key and the `tenant` label of its metrics;
+//! - `x-tenant-limits: concurrency=2,timeout-ms=10000,memory-mb=64`: the tenant's ceilings,
+//!   each optional, each capped by the sandbox's own maximum.
+//!
+//! The ingress removes both from client requests and sets them itself; the sandbox, which only
+//! the ingress reaches, trusts them. Without them a request is [`ANONYMOUS`].
+
+/// The tenant id header.
+pub const TENANT_ID_HEADER: &str = "x-tenant-id";
+/// The tenant ceilings header.
+pub const TENANT_LIMITS_HEADER: &str = "x-tenant-limits";
+/// The tenant of requests without a key.
+pub const ANONYMOUS: &str = "anonymous";
+/// Longest tenant id.
+pub const MAX_TENANT_ID_LENGTH: usize = 64;
+
+/// True for 1 to [`MAX_TENANT_ID_LENGTH`] ASCII letters, digits, `-`, `_` or `.`: ids appear in
+/// headers, log lines and metric labels.
+pub fn is_valid_tenant_id(id: &str) -> bool {
+    (1..=MAX_TENANT_ID_LENGTH).contains(&id.len())
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
+}
+
+/// A tenant's ceilings; `None` leaves the sandbox's own maximum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ceilings {
+    /// `concurrency`: most executions of the tenant running at once.
+    pub concurrency: Option<u32>,
+    /// `timeout-ms`: largest `timeoutMs` the tenant may ask for; also lowers the default.
+    pub timeout_ms: Option<u64>,
+    /// `memory-mb`: largest `memoryLimitMb` the tenant may ask for; also lowers the default.
+    pub memory_mb: Option<u64>,
+}
+
+/// An `x-tenant-limits` value the sandbox cannot use; only a broken ingress sends one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "x-tenant-limits: expected `name=value` pairs separated by commas, with names `concurrency`, \
+     `timeout-ms` and `memory-mb` and whole numbers of at least 1"
+)]
+pub struct BadCeilings;
+
+impl Ceilings {
+    /// The header value, `None` when no ceiling is set.
+    pub fn header_value(&self) -> Option<String> {
+        let parts: Vec<String> = [
+            ("concurrency", self.concurrency.map(u64::from)),
+            ("timeout-ms", self.timeout_ms),
+            ("memory-mb", self.memory_mb),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some(format!("{name}={}", value?)))
+        .collect();
+        (!parts.is_empty()).then(|| parts.join(","))
+    }
+
+    /// Parses a header value: any subset of the names, in any order; an unknown or repeated
+    /// name, or a value that is not a whole number of at least 1, is refused.
+    pub fn parse(text: &str) -> Result<Self, BadCeilings> {
+        let mut ceilings = Self::default();
+        let mut seen = [false; 3];
+        for pair in text
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+        {
+            let (name, value) = pair.split_once('=').ok_or(BadCeilings)?;
+            let value: u64 = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|value| *value >= 1)
+                .ok_or(BadCeilings)?;
+            let index = match name.trim() {
+                "concurrency" => {
+                    ceilings.concurrency = Some(u32::try_from(value).map_err(|_| BadCeilings)?);
+                    0
+                }
+                "timeout-ms" => {
+                    ceilings.timeout_ms = Some(value);
+                    1
+                }
+                "memory-mb" => {
+                    ceilings.memory_mb = Some(value);
+                    2
+                }
+                _ => return Err(BadCeilings),
+            };
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(BadCeilings);
+            }
+        }
+        Ok(ceilings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceilings_survive_the_header_round_trip() {
+        for ceilings in [
+            Ceilings::default(),
+            Ceilings {
+                concurrency: Some(2),
+                timeout_ms: Some(10_000),
+                memory_mb: Some(64),
+            },
+            Ceilings {
+                timeout_ms: Some(500),
+                ..Ceilings::default()
+            },
+        ] {
+            let parsed = match ceilings.header_value() {
+                Some(value) => Ceilings::parse(&value).unwrap(),
+                None => Ceilings::default(),
+            };
+            assert_eq!(parsed, ceilings);
+        }
+    }
+
+    #[test]
+    fn the_header_takes_any_order_and_spaces() {
+        assert_eq!(
+            Ceilings::parse("memory-mb=64, concurrency=2").unwrap(),
+            Ceilings {
+                concurrency: Some(2),
+                timeout_ms: None,
+                memory_mb: Some(64),
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_ceilings_are_refused() {
+        for text in [
+            "concurrency",
+            "concurrency=0",
+            "concurrency=-1",
+            "concurrency=two",
+            "concurrency=99999999999",
+            "threads=2",
+            "timeout-ms=5,timeout-ms=6",
+        ] {
+            assert_eq!(Ceilings::parse(text), Err(BadCeilings), "{text}");
+        }
+    }
+
+    #[test]
+    fn tenant_ids_are_plain_names() {
+        assert!(is_valid_tenant_id("acme-2.prod_x"));
+        for id in ["", "a b", "caf\u{e9}", &"x".repeat(65), "a/b"] {
+            assert!(!is_valid_tenant_id(id), "{id:?}");
+        }
+    }
+}

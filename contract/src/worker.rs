@@ -1,0 +1,408 @@
+//! The channel between the sandbox's supervisor and one worker process.
+//!
+//! A worker is the sandbox binary started as `sandbox worker` with two inherited descriptors:
+//! [`CHANNEL_FD`], one end of a Unix stream socket pair, and [`REGION_FD`], a sealed memfd
+//! holding the [`Region`]. Over the channel go length-prefixed frames ([`encode`], [`codec`],
+//! [`read_frame`]) of postcard-encoded messages:
+//!
+//! ```text
+//! supervisor                           worker
+//!     Setup  ───────────────────────▶  hardens itself, prepares a fresh runtime
+//!            ◀───────────────────────  Ready
+//!     Job    ───────────────────────▶  runs it, writing console output into the region
+//!            ◀───────────────────────  Finished     (then prepares the next runtime)
+//!     Job    ───────────────────────▶  ...
+//! ```
+//!
+//! Console output goes to the region as it is produced, not over the channel, so the
+//! supervisor still has it when it must kill a worker that does not answer. The supervisor
+//! treats everything a worker sends as hostile: frames are bounded, the region is sealed so a
+//! worker cannot shrink it under the supervisor's mapping, and what is read from it is copied
+//! out and checked before use.
+
+use std::{
+    fs::File,
+    io::{self, Read},
+    os::fd::{OwnedFd, RawFd},
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+};
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tokio_util::codec::LengthDelimitedCodec;
+
+use crate::outcome::ScriptError;
+
+/// The worker's end of the channel.
+pub const CHANNEL_FD: RawFd = 3;
+/// The memfd holding the worker's [`Region`]; the worker maps it and closes the descriptor.
+pub const REGION_FD: RawFd = 4;
+/// The argument that starts the sandbox binary as a worker.
+pub const WORKER_ARGUMENT: &str = "worker";
+
+/// Largest frame a worker accepts: jobs come from the trusted supervisor, so this is only a
+/// guard against a corrupted length.
+pub const MAX_SUPERVISOR_FRAME: usize = 256 * 1024 * 1024;
+
+/// Supervisor to worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Order {
+    /// The first message: how to run every job.
+    Setup(Setup),
+    /// Run one script.
+    Run(Job),
+}
+
+/// How a worker runs its jobs; the same for every worker of one sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setup {
+    /// JavaScript stack limit, in bytes.
+    pub stack_limit: u64,
+    /// Largest serialised result (or error), in bytes of JSON.
+    pub max_result_bytes: u64,
+    /// Most bytes of JSON the console output may take.
+    pub max_log_bytes: u64,
+    /// Most console entries kept.
+    pub max_log_entries: u64,
+    /// The worker's address-space limit (`RLIMIT_AS`), in bytes: a backstop behind the
+    /// engine's own memory limit.
+    pub address_space_limit: u64,
+}
+
+/// One script to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// The file name stack traces show.
+    pub script_name: String,
+    pub source: String,
+    /// Time limit in microseconds, from the start of evaluation.
+    pub timeout_micros: u64,
+    /// The runtime's memory limit in bytes.
+    pub memory_limit: u64,
+}
+
+/// Worker to supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Report {
+    /// Hardened, with a fresh runtime ready for the first job.
+    Ready(Ready),
+    /// A job ended; its console output is in the region.
+    Finished(Finished),
+}
+
+/// What a worker says when it is ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    /// Whether the engine checks the clock by time (see the engine's `interrupts` module);
+    /// false means only the supervisor's kill bounds a loop of slow built-ins.
+    pub timed_interrupts: bool,
+}
+
+/// The end of one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finished {
+    /// The result as JSON text, or why the script failed.
+    pub result: Result<String, ScriptError>,
+    /// From the start of evaluation to the end of serialisation, in microseconds.
+    pub duration_micros: u64,
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("the channel failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("a frame of {0} bytes is over the limit")]
+    TooLarge(usize),
+    #[error("a frame does not decode: {0}")]
+    Decode(#[from] postcard::Error),
+}
+
+/// A message as one frame: a 4-byte big-endian length, then the postcard encoding.
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    let mut frame =
+        postcard::to_extend(message, vec![0; 4]).expect("encoding into a Vec cannot fail");
+    let length = u32::try_from(frame.len() - 4).expect("frames are far below 4 GiB");
+    frame[..4].copy_from_slice(&length.to_be_bytes());
+    frame
+}
+
+/// The codec that reads (and writes) these frames on a non-blocking channel; frames over
+/// `max_frame` bytes are an error.
+pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .big_endian()
+        .max_frame_length(max_frame)
+        .new_codec()
+}
+
+/// Decodes one frame's payload (without its length prefix).
+pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
+    Ok(postcard::from_bytes(payload)?)
+}
+
+/// Reads one frame from a blocking channel.
+pub fn read_frame<T: DeserializeOwned>(
+    reader: &mut impl Read,
+    max_frame: usize,
+) -> Result<T, FrameError> {
+    let mut length = [0; 4];
+    reader.read_exact(&mut length)?;
+    let length = u32::from_be_bytes(length) as usize;
+    if length > max_frame {
+        return Err(FrameError::TooLarge(length));
+    }
+    let mut payload = vec![0; length];
+    reader.read_exact(&mut payload)?;
+    decode(&payload)
+}
+
+/// Bytes before the console text in a [`Region`].
+const HEADER: usize = 64;
+const LOG_LENGTH: usize = 0;
+const LOG_ENTRIES: usize = 8;
+const LOG_TRUNCATED: usize = 12;
+const CANCEL: usize = 16;
+
+/// Memory shared by the supervisor and one worker: the console output of the running job and
+/// the supervisor's request to stop it.
+///
+/// The worker appends each console entry as JSON text, entries separated by commas, then
+/// publishes the new length (release); the supervisor reads the published length (acquire) and
+/// copies that many bytes. Whatever the worker does to the bytes afterwards, even after being
+/// compromised, cannot reach past the published length or outside the mapping.
+pub struct Region {
+    map: memmap2::MmapRaw,
+}
+
+// SAFETY: the mapping is only accessed through atomics and byte copies bounded by its length.
+unsafe impl Send for Region {}
+unsafe impl Sync for Region {}
+
+/// A copy of a job's console output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSnapshot {
+    /// The entries as JSON text separated by commas: `[` + text + `]` is the `log` array.
+    pub text: Vec<u8>,
+    pub entries: u32,
+    /// True when output was cut at the entry or byte cap.
+    pub truncated: bool,
+}
+
+impl Region {
+    /// Creates a region for `capacity` bytes of console text, sealed against resizing; the
+    /// descriptor is what the worker inherits as [`REGION_FD`].
+    pub fn create(capacity: usize) -> io::Result<(Self, OwnedFd)> {
+        let memfd = memfd::MemfdOptions::default()
+            .close_on_exec(true)
+            .allow_sealing(true)
+            .create("jsbox-worker-region")
+            .map_err(io::Error::other)?;
+        memfd.as_file().set_len((HEADER + capacity) as u64)?;
+        memfd
+            .add_seals(&[
+                memfd::FileSeal::SealShrink,
+                memfd::FileSeal::SealGrow,
+                memfd::FileSeal::SealSeal,
+            ])
+            .map_err(io::Error::other)?;
+        let file = memfd.into_file();
+        let region = Self::from_file(&file)?;
+        Ok((region, file.into()))
+    }
+
+    /// Maps an inherited region (the worker's side).
+    pub fn map(fd: OwnedFd) -> io::Result<Self> {
+        Self::from_file(&File::from(fd))
+    }
+
+    fn from_file(file: &File) -> io::Result<Self> {
+        let map = memmap2::MmapOptions::new().map_raw(file)?;
+        if map.len() < HEADER {
+            return Err(io::Error::other("the region is smaller than its header"));
+        }
+        Ok(Self { map })
+    }
+
+    /// Bytes of console text the region holds.
+    pub fn capacity(&self) -> usize {
+        self.map.len() - HEADER
+    }
+
+    fn header<T>(&self, offset: usize) -> &T {
+        // SAFETY: the header offsets are aligned for their atomics within the page-aligned,
+        // HEADER-long start of the mapping, which lives as long as `self`.
+        unsafe { &*self.map.as_ptr().add(offset).cast::<T>() }
+    }
+
+    fn log_length(&self) -> &AtomicU64 {
+        self.header(LOG_LENGTH)
+    }
+
+    fn log_entries(&self) -> &AtomicU32 {
+        self.header(LOG_ENTRIES)
+    }
+
+    fn log_truncated(&self) -> &AtomicU32 {
+        self.header(LOG_TRUNCATED)
+    }
+
+    /// Set by the supervisor to ask the running job to stop at its next interrupt check.
+    pub fn cancel_flag(&self) -> &AtomicBool {
+        self.header(CANCEL)
+    }
+
+    /// Empties the console output: the worker does this before each job.
+    pub fn clear_log(&self) {
+        self.log_length().store(0, Ordering::Release);
+        self.log_entries().store(0, Ordering::Release);
+        self.log_truncated().store(0, Ordering::Release);
+    }
+
+    /// Appends one entry's JSON text (the worker's side); false, writing nothing, when it does
+    /// not fit.
+    pub fn append_entry(&self, entry: &[u8]) -> bool {
+        let length = self.log_length().load(Ordering::Relaxed) as usize;
+        let entries = self.log_entries().load(Ordering::Relaxed);
+        let separator = usize::from(entries > 0);
+        let Some(end) = length
+            .checked_add(separator + entry.len())
+            .filter(|end| *end <= self.capacity())
+        else {
+            return false;
+        };
+        // SAFETY: `length..end` lies within the data part of the mapping (checked above); only
+        // this process writes it.
+        unsafe {
+            let data = self.map.as_mut_ptr().add(HEADER + length);
+            if separator == 1 {
+                data.write(b',');
+            }
+            std::ptr::copy_nonoverlapping(entry.as_ptr(), data.add(separator), entry.len());
+        }
+        self.log_entries().store(entries + 1, Ordering::Release);
+        self.log_length().store(end as u64, Ordering::Release);
+        true
+    }
+
+    /// Records that console output was cut (the worker's side).
+    pub fn mark_truncated(&self) {
+        self.log_truncated().store(1, Ordering::Release);
+    }
+
+    /// Copies the console output published so far (the supervisor's side).
+    pub fn snapshot(&self) -> LogSnapshot {
+        let length = (self.log_length().load(Ordering::Acquire) as usize).min(self.capacity());
+        let mut text = vec![0; length];
+        // SAFETY: `length` is clamped to the data part of the mapping. The worker may still be
+        // writing past it; those bytes are not read.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.map.as_ptr().add(HEADER),
+                text.as_mut_ptr(),
+                length,
+            );
+        }
+        LogSnapshot {
+            text,
+            entries: self.log_entries().load(Ordering::Acquire),
+            truncated: self.log_truncated().load(Ordering::Acquire) != 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::ErrorKind;
+
+    #[test]
+    fn messages_round_trip_through_frames() {
+        let orders = [
+            Order::Setup(Setup {
+                stack_limit: 1 << 20,
+                max_result_bytes: 1 << 20,
+                max_log_bytes: 1 << 20,
+                max_log_entries: 1000,
+                address_space_limit: 1 << 30,
+            }),
+            Order::Run(Job {
+                script_name: "script.js".into(),
+                source: "console.log('\u{e9}'); 1 + 2".into(),
+                timeout_micros: 5_000_000,
+                memory_limit: 64 << 20,
+            }),
+        ];
+        for order in orders {
+            let frame = encode(&order);
+            let back: Order = read_frame(&mut frame.as_slice(), MAX_SUPERVISOR_FRAME).unwrap();
+            assert_eq!(back, order);
+        }
+        let reports = [
+            Report::Ready(Ready {
+                timed_interrupts: true,
+            }),
+            Report::Finished(Finished {
+                result: Ok("[1,{\"a\":\"b\"}]".into()),
+                duration_micros: 42,
+            }),
+            Report::Finished(Finished {
+                result: Err(ScriptError::limit(ErrorKind::Timeout, "TimeoutError", "late")),
+                duration_micros: 7,
+            }),
+        ];
+        for report in reports {
+            let frame = encode(&report);
+            let length = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+            assert_eq!(length, frame.len() - 4);
+            let back: Report = decode(&frame[4..]).unwrap();
+            assert_eq!(back, report);
+        }
+    }
+
+    #[test]
+    fn oversized_and_garbled_frames_are_refused() {
+        let frame = encode(&Report::Ready(Ready {
+            timed_interrupts: false,
+        }));
+        let refused = read_frame::<Report>(&mut frame.as_slice(), 0);
+        assert!(matches!(refused, Err(FrameError::TooLarge(_))));
+        let garbled = [0, 0, 0, 2, 0xff, 0xff];
+        let refused = read_frame::<Report>(&mut garbled.as_slice(), 100);
+        assert!(matches!(refused, Err(FrameError::Decode(_))));
+        let cut = &frame[..frame.len() - 1];
+        assert!(matches!(
+            read_frame::<Report>(&mut &cut[..], 100),
+            Err(FrameError::Io(_))
+        ));
+    }
+
+    #[test]
+    fn the_region_shares_published_entries_and_the_cancel_flag() {
+        let (supervisor, fd) = Region::create(32).unwrap();
+        let worker = Region::map(fd).unwrap();
+        assert_eq!(worker.capacity(), 32);
+        worker.clear_log();
+        assert!(worker.append_entry(b"{\"a\":1}"));
+        assert!(worker.append_entry(b"[2]"));
+        assert!(!worker.append_entry(&[b'x'; 30]), "does not fit");
+        worker.mark_truncated();
+        let snapshot = supervisor.snapshot();
+        assert_eq!(snapshot.text, b"{\"a\":1},[2]");
+        assert_eq!(snapshot.entries, 2);
+        assert!(snapshot.truncated);
+
+        supervisor.cancel_flag().store(true, Ordering::Release);
+        assert!(worker.cancel_flag().load(Ordering::Acquire));
+        worker.clear_log();
+        assert_eq!(supervisor.snapshot().text, b"");
+    }
+
+    #[test]
+    fn a_sealed_region_cannot_be_resized() {
+        let (_region, fd) = Region::create(4096).unwrap();
+        let file = File::from(fd);
+        assert!(file.set_len(0).is_err(), "shrinking must be refused");
+        assert!(file.set_len(1 << 30).is_err(), "growing must be refused");
+    }
+}

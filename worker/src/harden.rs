@@ -1,0 +1,78 @@
+//! What a worker does to itself before any script runs, assuming the engine will one day be
+//! exploited: keep no descriptor but its channel, make itself non-dumpable (no core files, no
+//! ptrace by others of its user), cap its address space and what it could create with rlimits,
+//! and read the time zone once so that no later date formatting needs a file. The system-call
+//! filter ([`crate::seccomp`]) comes last.
+
+use std::io;
+
+/// Closes every descriptor but `keep`: standard input, output and error included, so nothing a
+/// script could reach is open.
+pub fn close_descriptors_except(keep: i32) {
+    // SAFETY: closing descriptors is always safe here: nothing in this process uses the ones
+    // closed (the region was mapped already and stays mapped).
+    unsafe {
+        let below = keep == 0 || libc::close_range(0, (keep - 1) as u32, 0) == 0;
+        let above = libc::close_range(keep as u32 + 1, u32::MAX, 0) == 0;
+        if !(below && above) {
+            // Kernels and container runtimes without close_range: close them one by one, up to
+            // the descriptor limit the worker was started with.
+            let highest = libc::sysconf(libc::_SC_OPEN_MAX).clamp(64, 65_536) as i32;
+            for fd in (0..highest).filter(|fd| *fd != keep) {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+/// Resource limits of a worker. `RLIMIT_AS` is a backstop behind the engine's own memory
+/// limit: it counts address space, not resident memory, so it is set well above the largest
+/// memory limit a script can ask for.
+pub fn limit_resources(address_space: u64) -> io::Result<()> {
+    let limits = [
+        (libc::RLIMIT_AS, address_space),
+        // No descriptor can be created past the channel's.
+        (libc::RLIMIT_NOFILE, 4),
+        (libc::RLIMIT_CORE, 0),
+        (libc::RLIMIT_FSIZE, 0),
+        (libc::RLIMIT_NPROC, 0),
+        (libc::RLIMIT_MEMLOCK, 0),
+    ];
+    for (resource, value) in limits {
+        let limit = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: setrlimit reads the struct we pass.
+        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// No core dumps, no `/proc/<pid>/mem` or ptrace for other processes of the same user.
+pub fn make_non_dumpable() -> io::Result<()> {
+    // SAFETY: a prctl with plain integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Loads the time zone now: the C library reads it from a file the first time a date is
+/// formatted, which the filter would not allow later.
+pub fn load_time_zone() {
+    // SAFETY: tzset and localtime_r have no preconditions; `now` and `parts` are valid.
+    unsafe {
+        tzset();
+        let now = libc::time(std::ptr::null_mut());
+        let mut parts = std::mem::zeroed::<libc::tm>();
+        libc::localtime_r(&now, &mut parts);
+    }
+}
+
+unsafe extern "C" {
+    /// POSIX `tzset(3)`, which the libc crate does not declare.
+    fn tzset();
+}

@@ -1,0 +1,144 @@
+//! The worker role of the sandbox binary (`sandbox worker`): one process that runs the
+//! supervisor's scripts one at a time, each in a fresh runtime, and that the supervisor kills
+//! and replaces whenever it must.
+//!
+//! Started with its channel on [`CHANNEL_FD`] and its region on [`REGION_FD`] (see
+//! `contract::worker`), it reads its [`Setup`], hardens itself ([`harden`], then [`seccomp`]),
+//! prepares a runtime, says [`Ready`], and then loops: wait for a job with the next runtime
+//! already prepared, run it with console output going straight to the region, report
+//! [`Finished`]. It exits when the channel closes. The process has one thread: the engine runs
+//! on the main thread, whose stack the supervisor sized before starting it.
+//!
+//! Anything that goes wrong here ends the process; the supervisor reports `crashed` for a job
+//! that was running, and starts another worker.
+
+pub mod harden;
+pub mod seccomp;
+
+use std::{
+    io::Write,
+    os::{
+        fd::{FromRawFd, OwnedFd},
+        unix::net::UnixStream,
+    },
+    process::ExitCode,
+    rc::Rc,
+    sync::Arc,
+    time::Duration,
+};
+
+use contract::worker::{
+    CHANNEL_FD, Finished, Job, MAX_SUPERVISOR_FRAME, Order, REGION_FD, Ready, Region, Report,
+    Setup, encode, read_frame,
+};
+use engine::{Assignment, EngineSettings, Limits, LogSink, OutputLimits, Script};
+
+/// Console output goes straight into the region the supervisor can read even after a kill.
+struct RegionSink(&'static Region);
+
+impl LogSink for RegionSink {
+    fn append(&self, entry: &[u8]) {
+        // The engine keeps within the byte cap, which is the region's size.
+        self.0.append_entry(entry);
+    }
+
+    fn mark_truncated(&self) {
+        self.0.mark_truncated();
+    }
+}
+
+/// Runs the worker role; returns when the supervisor closes the channel.
+pub fn main() -> ExitCode {
+    // A panic is a crash like any other: end at once, without printing (standard error is
+    // closed and writing to it is not allowed).
+    std::panic::set_hook(Box::new(|_| std::process::abort()));
+    // SAFETY: the supervisor started this process with these two descriptors open and owned by
+    // nothing else in it.
+    let (mut channel, region) = unsafe {
+        (
+            UnixStream::from_raw_fd(CHANNEL_FD),
+            OwnedFd::from_raw_fd(REGION_FD),
+        )
+    };
+    let Ok(Order::Setup(setup)) = read_frame(&mut channel, MAX_SUPERVISOR_FRAME) else {
+        return ExitCode::FAILURE;
+    };
+    let Ok(region) = Region::map(region) else {
+        return ExitCode::FAILURE;
+    };
+    // The mapping lives as long as the process.
+    let region: &'static Region = Box::leak(Box::new(region));
+    if harden(&setup).is_err() {
+        return ExitCode::FAILURE;
+    }
+    serve(&setup, &mut channel, region)
+}
+
+fn harden(setup: &Setup) -> Result<(), Box<dyn std::error::Error>> {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let filter = seccomp::compile(CHANNEL_FD, pid)?;
+    harden::load_time_zone();
+    harden::close_descriptors_except(CHANNEL_FD);
+    harden::make_non_dumpable()?;
+    harden::limit_resources(setup.address_space_limit)?;
+    seccomp::install(&filter)?;
+    Ok(())
+}
+
+fn serve(setup: &Setup, channel: &mut UnixStream, region: &'static Region) -> ExitCode {
+    let settings = EngineSettings {
+        stack_limit: setup.stack_limit as usize,
+        output: OutputLimits {
+            max_log_entries: setup.max_log_entries as usize,
+            max_log_bytes: setup.max_log_bytes as usize,
+            max_result_bytes: setup.max_result_bytes as usize,
+        },
+    };
+    let sink: Rc<dyn LogSink> = Rc::new(RegionSink(region));
+    let mut ready = false;
+    loop {
+        let ran = engine::run_in_fresh_runtime(&settings, || {
+            // The runtime is prepared: only now is this worker ready, or ready again.
+            if !ready {
+                let report = Report::Ready(Ready {
+                    timed_interrupts: engine::timed_interrupts(),
+                });
+                channel.write_all(&encode(&report)).ok()?;
+                ready = true;
+            }
+            let Ok(Order::Run(job)) = read_frame(channel, MAX_SUPERVISOR_FRAME) else {
+                return None;
+            };
+            region.clear_log();
+            Some(assignment(job, region, sink.clone()))
+        });
+        let outcome = match ran {
+            Ok(Some(outcome)) => outcome,
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(_) => return ExitCode::FAILURE,
+        };
+        let report = Report::Finished(Finished {
+            duration_micros: outcome.duration.as_micros() as u64,
+            result: outcome.result,
+        });
+        if channel.write_all(&encode(&report)).is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+}
+
+fn assignment(job: Job, region: &'static Region, log: Rc<dyn LogSink>) -> Assignment {
+    Assignment {
+        script: Script {
+            name: job.script_name,
+            source: Arc::from(job.source),
+        },
+        limits: Limits {
+            timeout: Duration::from_micros(job.timeout_micros),
+            memory_limit: job.memory_limit as usize,
+        },
+        cancel: region.cancel_flag(),
+        log,
+    }
+}
