@@ -2,8 +2,8 @@
 //!
 //! A worker is the sandbox binary started as `sandbox worker` with two inherited descriptors:
 //! [`CHANNEL_FD`], one end of a Unix stream socket pair, and [`REGION_FD`], a sealed memfd
-//! holding the [`Region`]. Over the channel go length-prefixed frames ([`encode`], [`codec`],
-//! [`read_frame`]) of postcard-encoded messages:
+//! holding the [`Region`]. Over the channel go frames of postcard-encoded messages, each after
+//! a [`LENGTH_PREFIX`]-byte big-endian length ([`encode`], [`read_frame`], [`frame_length`]):
 //!
 //! ```text
 //! supervisor                           worker
@@ -28,7 +28,6 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use tokio_util::codec::LengthDelimitedCodec;
 
 use crate::outcome::ScriptError;
 
@@ -119,21 +118,19 @@ pub enum FrameError {
 
 /// A message as one frame: a 4-byte big-endian length, then the postcard encoding.
 pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
-    let mut frame =
-        postcard::to_extend(message, vec![0; 4]).expect("encoding into a Vec cannot fail");
-    let length = u32::try_from(frame.len() - 4).expect("frames are far below 4 GiB");
-    frame[..4].copy_from_slice(&length.to_be_bytes());
+    let mut frame = postcard::to_extend(message, vec![0; LENGTH_PREFIX])
+        .expect("encoding into a Vec cannot fail");
+    let length = u32::try_from(frame.len() - LENGTH_PREFIX).expect("frames are far below 4 GiB");
+    frame[..LENGTH_PREFIX].copy_from_slice(&length.to_be_bytes());
     frame
 }
 
-/// The codec that reads (and writes) these frames on a non-blocking channel; frames over
-/// `max_frame` bytes are an error.
-pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .length_field_length(4)
-        .big_endian()
-        .max_frame_length(max_frame)
-        .new_codec()
+/// Bytes of the length before each frame's payload.
+pub const LENGTH_PREFIX: usize = 4;
+
+/// The payload length a frame's prefix announces.
+pub fn frame_length(prefix: [u8; LENGTH_PREFIX]) -> usize {
+    u32::from_be_bytes(prefix) as usize
 }
 
 /// Decodes one frame's payload (without its length prefix).
@@ -146,9 +143,9 @@ pub fn read_frame<T: DeserializeOwned>(
     reader: &mut impl Read,
     max_frame: usize,
 ) -> Result<T, FrameError> {
-    let mut length = [0; 4];
-    reader.read_exact(&mut length)?;
-    let length = u32::from_be_bytes(length) as usize;
+    let mut prefix = [0; LENGTH_PREFIX];
+    reader.read_exact(&mut prefix)?;
+    let length = frame_length(prefix);
     if length > max_frame {
         return Err(FrameError::TooLarge(length));
     }
@@ -353,9 +350,9 @@ mod tests {
         ];
         for report in reports {
             let frame = encode(&report);
-            let length = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
-            assert_eq!(length, frame.len() - 4);
-            let back: Report = decode(&frame[4..]).unwrap();
+            let length = frame_length(frame[..LENGTH_PREFIX].try_into().unwrap());
+            assert_eq!(length, frame.len() - LENGTH_PREFIX);
+            let back: Report = decode(&frame[LENGTH_PREFIX..]).unwrap();
             assert_eq!(back, report);
         }
     }

@@ -351,8 +351,14 @@ impl Clock {
     fn start(&self, deadline: Instant, cancel: &'static AtomicBool) {
         self.deadline.set(Some(deadline));
         self.cancel.set(Some(cancel));
-        self.polls.set(QUICKJS_POLLS_PER_CHECK);
         self.last_check.set(Instant::now());
+        // Start by checking at the first poll: the pace then doubles while polls are quick,
+        // so a script that is slow from its first loop is caught as early as a fast one.
+        if let Some(counter) = self.counter.get() {
+            self.polls.set(1);
+            // SAFETY: see `on_interrupt`; no script is running while the clock starts.
+            unsafe { counter.write(1) };
+        }
     }
 
     fn stop(&self) {

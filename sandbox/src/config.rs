@@ -1,11 +1,10 @@
 //! The sandbox's configuration: every limit, its environment variable and its default.
 
-use std::{net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use crate::{
-    engine::{EngineSettings, OutputLimits},
-    pool::PoolSettings,
-};
+use contract::worker::Setup;
+
+use crate::supervisor::PoolSettings;
 
 /// Environment variable names, in one place.
 pub mod vars {
@@ -24,7 +23,8 @@ pub mod vars {
     pub const MAX_LOG_BYTES: &str = "MAX_LOG_BYTES";
     pub const MAX_RESULT_BYTES: &str = "MAX_RESULT_BYTES";
     pub const WATCHDOG_GRACE_MS: &str = "WATCHDOG_GRACE_MS";
-    pub const MAX_ABANDONED_THREADS: &str = "MAX_ABANDONED_THREADS";
+    pub const WORKER_MAX_EXECUTIONS: &str = "WORKER_MAX_EXECUTIONS";
+    pub const WORKER_MAX_RSS_MB: &str = "WORKER_MAX_RSS_MB";
     pub const SHUTDOWN_DRAIN_MS: &str = "SHUTDOWN_DRAIN_MS";
 }
 
@@ -69,7 +69,8 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     /// `LOG_FORMAT` (`text` | `json`), default `text`.
     pub log_format: LogFormat,
-    /// `MAX_CONCURRENCY`: executions running at once, default the number of CPUs.
+    /// `MAX_CONCURRENCY`: executions running at once, one per worker process, default the
+    /// number of CPUs.
     pub max_concurrency: usize,
     /// `QUEUE_CAPACITY`: requests of one tenant that may wait for a worker, default
     /// `4 × MAX_CONCURRENCY`; beyond it the tenant's requests get 503 at once. All tenants
@@ -97,11 +98,19 @@ pub struct Config {
     /// `MAX_RESULT_BYTES`: largest serialised result, default 1048576.
     pub max_result_bytes: usize,
     /// `WATCHDOG_GRACE_MS`: how long past its deadline an execution that does not stop is
-    /// waited for before the client gets its timeout answer, default 250.
+    /// waited for before its worker process is killed and the client gets its timeout answer,
+    /// default 250.
     pub watchdog_grace: Duration,
-    /// `MAX_ABANDONED_THREADS`: abandoned threads allowed before `/healthz` reports unhealthy,
-    /// default `MAX_CONCURRENCY`.
-    pub max_abandoned_threads: usize,
+    /// `WORKER_MAX_EXECUTIONS`: executions a worker process runs before it is replaced,
+    /// default 1000.
+    pub worker_max_executions: u64,
+    /// `WORKER_MAX_RSS_MB`: resident memory past which a worker process is replaced after
+    /// its execution, default 128.
+    pub worker_max_rss_mb: u64,
+    /// The program started as `<program> worker` for each worker process: this executable
+    /// (the `sandbox` binary). Not read from the environment; tests that run the sandbox
+    /// inside another executable point it at the `sandbox` binary.
+    pub worker_program: PathBuf,
     /// `SHUTDOWN_DRAIN_MS`: after SIGTERM, how long running executions may go on before they
     /// are cancelled, default 8000 (Cloud Run kills 10 s after SIGTERM).
     pub shutdown_drain: Duration,
@@ -126,7 +135,9 @@ impl Default for Config {
             max_log_bytes: 1024 * 1024,
             max_result_bytes: 1024 * 1024,
             watchdog_grace: Duration::from_millis(250),
-            max_abandoned_threads: cpus,
+            worker_max_executions: 1000,
+            worker_max_rss_mb: 128,
+            worker_program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sandbox")),
             shutdown_drain: Duration::from_millis(8000),
         }
     }
@@ -161,7 +172,9 @@ impl Config {
             max_log_bytes: env.parse(MAX_LOG_BYTES, defaults.max_log_bytes)?,
             max_result_bytes: env.positive(MAX_RESULT_BYTES, defaults.max_result_bytes)?,
             watchdog_grace: env.millis(WATCHDOG_GRACE_MS, defaults.watchdog_grace)?,
-            max_abandoned_threads: env.positive(MAX_ABANDONED_THREADS, max_concurrency)?,
+            worker_max_executions: env.positive(WORKER_MAX_EXECUTIONS, 1000)? as u64,
+            worker_max_rss_mb: env.positive(WORKER_MAX_RSS_MB, 128)? as u64,
+            worker_program: defaults.worker_program,
             shutdown_drain: env.millis(SHUTDOWN_DRAIN_MS, defaults.shutdown_drain)?,
         };
         config.check()
@@ -196,26 +209,30 @@ impl Config {
         self.queue_capacity.saturating_mul(TOTAL_QUEUE_FACTOR)
     }
 
-    /// What the engine runs every execution with.
-    pub fn engine_settings(&self) -> EngineSettings {
-        EngineSettings {
-            stack_limit: self.stack_limit_kb * 1024,
-            output: OutputLimits {
-                max_log_entries: self.max_log_entries,
-                max_log_bytes: self.max_log_bytes,
-                max_result_bytes: self.max_result_bytes,
-            },
-        }
-    }
-
-    /// How the worker threads run.
+    /// How the worker processes run.
     pub fn pool_settings(&self) -> PoolSettings {
+        const MIB: u64 = 1024 * 1024;
+        let stack_limit = self.stack_limit_kb as u64 * 1024;
+        // The native stack is far larger than the JavaScript stack limit, so QuickJS's check
+        // always fires before the process could overflow it.
+        let stack_bytes = stack_limit * 4 + 8 * MIB;
+        let max_memory = self.max_memory_limit_mb as u64 * MIB;
         PoolSettings {
-            // One spare so a freed permit always finds a warm runtime.
-            workers: self.max_concurrency + 1,
-            watchdog_grace: self.watchdog_grace,
-            max_abandoned: self.max_abandoned_threads,
-            engine: self.engine_settings(),
+            workers: self.max_concurrency,
+            program: self.worker_program.clone(),
+            kill_grace: self.watchdog_grace,
+            setup: Setup {
+                stack_limit,
+                max_result_bytes: self.max_result_bytes as u64,
+                max_log_bytes: self.max_log_bytes as u64,
+                max_log_entries: self.max_log_entries as u64,
+                // Address space, not resident memory: the largest heap a script may ask for,
+                // the stack, the program and its libraries, and room for the allocator.
+                address_space_limit: max_memory + stack_bytes + 256 * MIB,
+            },
+            stack_bytes,
+            max_executions: self.worker_max_executions,
+            max_resident_bytes: self.worker_max_rss_mb * MIB,
         }
     }
 }

@@ -6,9 +6,9 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
+use contract::envelope::{ErrorEnvelope, RequestErrorKind};
 
-use crate::{scheduler::Rejection, tenant::TenantHeaderError};
+use crate::{scheduler::Rejection, supervisor::PoolError, tenant::TenantHeaderError};
 
 /// A request the service will not run.
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +34,13 @@ pub enum ApiError {
     /// No worker is free and the queue is full or the wait ran out.
     #[error("the service is busy ({0}); retry shortly")]
     Overloaded(Rejection),
+    /// No worker process could be started in time.
+    #[error("the service cannot run scripts right now ({0}); retry shortly")]
+    Unavailable(PoolError),
     #[error("no such route")]
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// A fault of the service itself; the detail goes to the log only.
-    #[error("internal error")]
-    Internal(String),
 }
 
 impl ApiError {
@@ -51,58 +51,35 @@ impl ApiError {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnknownExample(_) | Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The stable `kind` clients branch on.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> RequestErrorKind {
         match self {
             Self::MalformedBody(_)
             | Self::BadTenantHeader(_)
             | Self::UnsupportedMediaType
-            | Self::Invalid(_) => "invalid_request",
-            Self::UnknownExample(_) | Self::NotFound => "not_found",
-            Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::Overloaded(_) => "overloaded",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Internal(_) => "internal",
+            | Self::Invalid(_) => RequestErrorKind::InvalidRequest,
+            Self::UnknownExample(_) | Self::NotFound => RequestErrorKind::NotFound,
+            Self::PayloadTooLarge(_) => RequestErrorKind::PayloadTooLarge,
+            Self::Overloaded(_) | Self::Unavailable(_) => RequestErrorKind::Overloaded,
+            Self::MethodNotAllowed => RequestErrorKind::MethodNotAllowed,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Self::Internal(detail) = &self {
-            tracing::error!(%detail, "internal error");
-        }
-        let body = ErrorBody {
-            status: "error",
-            error: ErrorDetail {
-                kind: self.kind(),
-                message: self.to_string(),
-            },
-        };
+        let body = ErrorEnvelope::new(self.kind(), self.to_string());
         let mut response = (self.status_code(), Json(body)).into_response();
-        if let Self::Overloaded(_) = self {
+        if let Self::Overloaded(_) | Self::Unavailable(_) = self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
-}
-
-#[derive(Serialize)]
-struct ErrorBody {
-    status: &'static str,
-    error: ErrorDetail,
-}
-
-#[derive(Serialize)]
-struct ErrorDetail {
-    kind: &'static str,
-    message: String,
 }

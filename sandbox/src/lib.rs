@@ -1,19 +1,21 @@
-//! The sandbox: a private HTTP service that runs untrusted JavaScript, each execution on a
-//! worker thread in a fresh QuickJS runtime under time, memory, stack and output limits.
+//! The sandbox: a private HTTP service that runs untrusted JavaScript, each execution in a
+//! fresh QuickJS runtime inside a supervised worker process, under time, memory, stack and
+//! output limits.
 //!
 //! `run` serves the API on a listener until `shutdown` resolves; `router` builds the routes for
 //! an [`AppState`]. Requests belong to tenants ([`tenant`]), which take turns for the workers
-//! ([`scheduler`]); [`metrics`] counts what happens.
+//! ([`scheduler`]); the [`supervisor`] runs each on a worker process and enforces every limit
+//! of it; [`metrics`] counts what happens. The same binary is the worker (`sandbox worker`,
+//! the `worker` crate).
 
 pub mod config;
-pub mod engine;
 mod error;
 mod examples;
 pub mod healthcheck;
 pub mod metrics;
-pub mod pool;
 mod routes;
 pub mod scheduler;
+pub mod supervisor;
 pub mod telemetry;
 pub mod tenant;
 
@@ -29,7 +31,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 pub use crate::{config::Config, routes::router};
-use crate::{examples::Examples, metrics::Metrics, pool::WorkerPool, scheduler::Scheduler};
+use crate::{examples::Examples, metrics::Metrics, scheduler::Scheduler, supervisor::WorkerPool};
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -43,9 +45,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Starts the worker pool for `config`.
-    pub fn new(config: Config) -> std::io::Result<Self> {
-        let pool = WorkerPool::start(config.pool_settings())?;
+    /// Starts the worker processes for `config` and waits until they are ready.
+    pub async fn new(config: Config) -> std::io::Result<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let pool = WorkerPool::start(config.pool_settings(), metrics.clone()).await?;
         let scheduler = Scheduler::new(
             config.max_concurrency,
             config.total_queue_capacity(),
@@ -56,7 +59,7 @@ impl AppState {
             pool,
             scheduler,
             examples: Arc::new(Examples::load()),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -70,7 +73,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let drain = config.shutdown_drain;
-    let state = AppState::new(config)?;
+    let state = AppState::new(config).await?;
     let app = router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "sandbox listening");
     let listener = listener.tap_io(|tcp| {

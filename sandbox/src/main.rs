@@ -1,12 +1,21 @@
 //! The `sandbox` binary: configuration from the environment, then [`sandbox::run`].
-//! `sandbox --healthcheck` checks a running sandbox's `/healthz` (for container health checks).
+//! `sandbox --healthcheck` checks a running sandbox's `/healthz` (for container health checks);
+//! `sandbox worker` is the worker role the supervisor starts (see the `worker` crate), which
+//! must not start an async runtime or anything else before it hardens itself.
 
 use std::process::ExitCode;
 
 use sandbox::{Config, telemetry};
 
+fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some(contract::worker::WORKER_ARGUMENT) {
+        return worker::main();
+    }
+    serve()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn serve() -> ExitCode {
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {

@@ -1,14 +1,19 @@
 //! The sandbox's Prometheus metrics, served at `GET /metrics` on its own (private) port.
 //!
 //! - `sandbox_executions_total{tenant, outcome}`: finished executions; `outcome` is `success`
-//!   or the error kind (`syntax`, `exception`, `timeout`, ...), or `internal` when the worker
-//!   failed.
+//!   or the error kind (`syntax`, `exception`, `timeout`, `crashed`, ...), or `internal`.
 //! - `sandbox_execution_duration_seconds{tenant}`: how long executions ran (histogram).
 //! - `sandbox_queue_wait_seconds{tenant}`: how long admitted requests waited for a worker.
 //! - `sandbox_rejections_total{tenant, reason}`: requests answered 503 (`queue_full`,
 //!   `queue_timeout`).
 //! - `sandbox_workers_busy`: executions running now.
-//! - `sandbox_abandoned_threads`: threads the watchdog gave up on that are still running.
+//! - `sandbox_workers`: worker processes that exist or are being started.
+//! - `sandbox_worker_exits_total{reason, signal}`: worker processes that ended: `reason` is
+//!   `timeout` (killed at the deadline plus the grace), `crashed`, `died_idle`, `recycled`,
+//!   `failed_to_start` or `stopped`; `signal` is the signal that ended it (`SIGKILL`,
+//!   `SIGSEGV`, `SIGABRT`, `SIGSYS`, ... or `none`).
+//! - `sandbox_worker_start_duration_seconds`: from starting a worker process to its first
+//!   prepared runtime (histogram).
 //!
 //! Label values come from small sets: outcome kinds and rejection reasons are fixed, tenant
 //! ids come from the operator's tenants file through the ingress. [`MAX_TENANT_LABELS`] still
@@ -52,6 +57,12 @@ struct TenantLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ExitLabels {
+    reason: &'static str,
+    signal: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RejectionLabels {
     tenant: Arc<str>,
     reason: &'static str,
@@ -67,7 +78,9 @@ pub struct Metrics {
     queue_wait: HistogramFamily,
     rejections: Family<RejectionLabels, Counter>,
     workers_busy: Gauge,
-    abandoned_threads: Gauge,
+    workers: Gauge,
+    worker_exits: Family<ExitLabels, Counter>,
+    worker_start: Histogram,
     tenants: Mutex<HashSet<Arc<str>>>,
 }
 
@@ -116,11 +129,25 @@ impl Metrics {
             "Executions running now",
             workers_busy.clone(),
         );
-        let abandoned_threads = Gauge::default();
+        let workers = Gauge::default();
         registry.register(
-            "abandoned_threads",
-            "Threads the watchdog gave up on that are still running",
-            abandoned_threads.clone(),
+            "workers",
+            "Worker processes that exist or are being started",
+            workers.clone(),
+        );
+        let worker_exits = Family::<ExitLabels, Counter>::default();
+        registry.register(
+            "worker_exits",
+            "Worker processes that ended, by why and by the signal that ended them",
+            worker_exits.clone(),
+        );
+        // 0.5 ms to about 16 s.
+        let worker_start = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register_with_unit(
+            "worker_start_duration",
+            "Time from starting a worker process to its first prepared runtime",
+            Unit::Seconds,
+            worker_start.clone(),
         );
         Self {
             registry,
@@ -129,7 +156,9 @@ impl Metrics {
             queue_wait,
             rejections,
             workers_busy,
-            abandoned_threads,
+            workers,
+            worker_exits,
+            worker_start,
             tenants: Mutex::new(HashSet::new()),
         }
     }
@@ -170,11 +199,23 @@ impl Metrics {
             .inc();
     }
 
-    /// The exposition, with the gauges set to `workers_busy` and `abandoned_threads`, which
-    /// are read from the scheduler and the pool at scrape time.
-    pub fn encode(&self, workers_busy: usize, abandoned_threads: usize) -> String {
+    /// A worker process ended: `reason` is why it was retired, `signal` what ended it.
+    pub fn worker_exited(&self, reason: &'static str, signal: &'static str) {
+        self.worker_exits
+            .get_or_create(&ExitLabels { reason, signal })
+            .inc();
+    }
+
+    /// A worker process became ready `duration` after it was started.
+    pub fn worker_started(&self, duration: Duration) {
+        self.worker_start.observe(duration.as_secs_f64());
+    }
+
+    /// The exposition, with the gauges set to `workers_busy` and `workers`, which are read
+    /// from the scheduler and the pool at scrape time.
+    pub fn encode(&self, workers_busy: usize, workers: usize) -> String {
         self.workers_busy.set(gauge_value(workers_busy));
-        self.abandoned_threads.set(gauge_value(abandoned_threads));
+        self.workers.set(gauge_value(workers));
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
@@ -212,14 +253,18 @@ mod tests {
         metrics.execution_finished("acme", "success", Duration::from_millis(3));
         metrics.admitted("acme", Duration::from_micros(50));
         metrics.rejected("beta", Rejection::WaitTimedOut);
-        let text = metrics.encode(1, 0);
+        metrics.worker_exited("crashed", "SIGSEGV");
+        metrics.worker_started(Duration::from_millis(4));
+        let text = metrics.encode(1, 2);
         for line in [
             "sandbox_executions_total{tenant=\"acme\",outcome=\"success\"} 2",
             "sandbox_execution_duration_seconds_count{tenant=\"acme\"} 2",
             "sandbox_queue_wait_seconds_count{tenant=\"acme\"} 1",
             "sandbox_rejections_total{tenant=\"beta\",reason=\"queue_timeout\"} 1",
             "sandbox_workers_busy 1",
-            "sandbox_abandoned_threads 0",
+            "sandbox_workers 2",
+            "sandbox_worker_exits_total{reason=\"crashed\",signal=\"SIGSEGV\"} 1",
+            "sandbox_worker_start_duration_seconds_count 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }

@@ -1,6 +1,7 @@
 //! Logging set-up, and the trace id taken from incoming requests for log correlation.
 
 use axum::http::HeaderMap;
+use contract::ids;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::config::LogFormat;
@@ -16,52 +17,8 @@ pub fn init(format: LogFormat) {
     };
 }
 
-/// The trace id of a request, from W3C `traceparent` or Google's `X-Cloud-Trace-Context`.
+/// The trace id of a request (see [`contract::ids::trace_id`]).
 pub fn trace_id(headers: &HeaderMap) -> Option<String> {
-    let traceparent = headers
-        .get("traceparent")
-        .and_then(|value| value.to_str().ok());
-    if let Some(trace) = traceparent.and_then(|value| value.split('-').nth(1))
-        && trace.len() == 32
-        && trace.bytes().all(|byte| byte.is_ascii_hexdigit())
-    {
-        return Some(trace.to_ascii_lowercase());
-    }
-    let cloud = headers
-        .get("x-cloud-trace-context")
-        .and_then(|value| value.to_str().ok())?;
-    let trace = cloud.split('/').next()?;
-    (!trace.is_empty() && trace.len() <= 32 && trace.bytes().all(|byte| byte.is_ascii_hexdigit()))
-        .then(|| trace.to_ascii_lowercase())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trace_id_comes_from_either_header() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-                .parse()
-                .unwrap(),
-        );
-        assert_eq!(
-            trace_id(&headers).as_deref(),
-            Some("4bf92f3577b34da6a3ce929d0e0e4736")
-        );
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-cloud-trace-context",
-            "105445aa7843bc8bf206b12000100000/1;o=1".parse().unwrap(),
-        );
-        assert_eq!(
-            trace_id(&headers).as_deref(),
-            Some("105445aa7843bc8bf206b12000100000")
-        );
-        headers.insert("x-cloud-trace-context", "not-a-trace".parse().unwrap());
-        assert_eq!(trace_id(&headers), None);
-    }
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    ids::trace_id(header(ids::TRACEPARENT_HEADER), header(ids::CLOUD_TRACE_HEADER))
 }

@@ -10,16 +10,15 @@
 //! [`ANONYMOUS`] with the server's own limits.
 
 use axum::http::{HeaderMap, HeaderName};
+pub use contract::tenant::{ANONYMOUS, Ceilings};
+use contract::tenant::{
+    BadCeilings, MAX_TENANT_ID_LENGTH, TENANT_ID_HEADER, TENANT_LIMITS_HEADER, is_valid_tenant_id,
+};
 
 /// The tenant id header set by the ingress.
-pub const TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
+pub const TENANT_ID: HeaderName = HeaderName::from_static(TENANT_ID_HEADER);
 /// The tenant ceilings header set by the ingress.
-pub const TENANT_LIMITS: HeaderName = HeaderName::from_static("x-tenant-limits");
-/// The tenant of requests that name none.
-pub const ANONYMOUS: &str = "anonymous";
-
-/// Longest tenant id accepted; ids are names from the operator's tenants file.
-const MAX_ID_LENGTH: usize = 64;
+pub const TENANT_LIMITS: HeaderName = HeaderName::from_static(TENANT_LIMITS_HEADER);
 
 /// The tenant a request runs for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,29 +29,16 @@ pub struct Tenant {
     pub ceilings: Ceilings,
 }
 
-/// A tenant's ceilings from `x-tenant-limits`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Ceilings {
-    /// `concurrency`: most executions of the tenant running at once.
-    pub concurrency: Option<usize>,
-    /// `timeout-ms`: largest `timeoutMs` the tenant may ask for.
-    pub timeout_ms: Option<u64>,
-    /// `memory-mb`: largest `memoryLimitMb` the tenant may ask for.
-    pub memory_mb: Option<u64>,
-}
-
 /// A tenant header the sandbox cannot use; only a broken ingress sends one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TenantHeaderError {
     #[error(
-        "x-tenant-id: expected 1 to {MAX_ID_LENGTH} ASCII letters, digits, `-`, `_` or `.`, once"
+        "x-tenant-id: expected 1 to {MAX_TENANT_ID_LENGTH} ASCII letters, digits, `-`, `_` or \
+         `.`, once"
     )]
     BadId,
-    #[error(
-        "x-tenant-limits: expected `name=value` pairs separated by commas, with names \
-         `concurrency`, `timeout-ms` and `memory-mb` and whole numbers of at least 1"
-    )]
-    BadLimits,
+    #[error("{0}")]
+    BadLimits(#[from] BadCeilings),
 }
 
 impl Tenant {
@@ -60,13 +46,13 @@ impl Tenant {
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, TenantHeaderError> {
         let id = match single(headers, &TENANT_ID) {
             Ok(None) => ANONYMOUS.to_owned(),
-            Ok(Some(id)) if is_valid_id(id) => id.to_owned(),
+            Ok(Some(id)) if is_valid_tenant_id(id) => id.to_owned(),
             _ => return Err(TenantHeaderError::BadId),
         };
         let ceilings = match single(headers, &TENANT_LIMITS) {
             Ok(None) => Ceilings::default(),
-            Ok(Some(text)) => Ceilings::parse(text).ok_or(TenantHeaderError::BadLimits)?,
-            Err(()) => return Err(TenantHeaderError::BadLimits),
+            Ok(Some(text)) => Ceilings::parse(text)?,
+            Err(()) => return Err(BadCeilings.into()),
         };
         Ok(Self { id, ceilings })
     }
@@ -81,36 +67,6 @@ impl Tenant {
     }
 }
 
-impl Ceilings {
-    /// `concurrency=2,timeout-ms=10000,memory-mb=64`, any subset, in any order; `None` for
-    /// anything else (an unknown or repeated name, a value that is not a positive number).
-    fn parse(text: &str) -> Option<Self> {
-        let (mut concurrency, mut timeout_ms, mut memory_mb) = (None, None, None);
-        for pair in text
-            .split(',')
-            .map(str::trim)
-            .filter(|pair| !pair.is_empty())
-        {
-            let (name, value) = pair.split_once('=')?;
-            let value: u64 = value.trim().parse().ok().filter(|value| *value >= 1)?;
-            let slot = match name.trim() {
-                "concurrency" => &mut concurrency,
-                "timeout-ms" => &mut timeout_ms,
-                "memory-mb" => &mut memory_mb,
-                _ => return None,
-            };
-            if slot.replace(value).is_some() {
-                return None;
-            }
-        }
-        Some(Self {
-            concurrency: concurrency.map(usize::try_from).transpose().ok()?,
-            timeout_ms,
-            memory_mb,
-        })
-    }
-}
-
 /// The header's one value as text; `Err` when it is repeated or not visible ASCII.
 fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ()> {
     let mut values = headers.get_all(name).iter();
@@ -119,13 +75,6 @@ fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a st
         (Some(value), None) => value.to_str().map(Some).map_err(drop),
         (Some(_), Some(_)) => Err(()),
     }
-}
-
-fn is_valid_id(id: &str) -> bool {
-    (1..=MAX_ID_LENGTH).contains(&id.len())
-        && id
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
 }
 
 #[cfg(test)]
@@ -175,32 +124,23 @@ mod tests {
 
     #[test]
     fn malformed_headers_are_refused() {
-        for id in ["", "a b", "caf\u{e9}", &"x".repeat(65)] {
-            let mut map = HeaderMap::new();
-            if let Ok(value) = HeaderValue::from_str(id) {
-                map.insert(TENANT_ID, value);
-                assert_eq!(
-                    Tenant::from_headers(&map),
-                    Err(TenantHeaderError::BadId),
-                    "{id:?}"
-                );
-            }
+        for id in ["", "a b", &"x".repeat(65)] {
+            let map = headers(&[(&TENANT_ID, id)]);
+            assert_eq!(Tenant::from_headers(&map), Err(TenantHeaderError::BadId), "{id:?}");
         }
         let twice = headers(&[(&TENANT_ID, "a"), (&TENANT_ID, "b")]);
         assert_eq!(Tenant::from_headers(&twice), Err(TenantHeaderError::BadId));
-        for limits in [
-            "concurrency",
-            "concurrency=0",
-            "concurrency=-1",
-            "concurrency=two",
-            "threads=2",
-            "timeout-ms=5,timeout-ms=6",
-        ] {
+        for limits in ["concurrency=0", "threads=2"] {
             assert_eq!(
                 Tenant::from_headers(&headers(&[(&TENANT_LIMITS, limits)])),
-                Err(TenantHeaderError::BadLimits),
+                Err(TenantHeaderError::BadLimits(BadCeilings)),
                 "{limits}"
             );
         }
+        let twice = headers(&[(&TENANT_LIMITS, "concurrency=1"), (&TENANT_LIMITS, "memory-mb=2")]);
+        assert_eq!(
+            Tenant::from_headers(&twice),
+            Err(TenantHeaderError::BadLimits(BadCeilings))
+        );
     }
 }

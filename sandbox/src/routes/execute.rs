@@ -1,19 +1,17 @@
 //! `POST /api/execute`: validate against the tenant's ceilings, wait for a worker in the
 //! tenant's turn, run, count, answer.
 
-use std::{sync::Arc, time::Duration, time::Instant};
+use std::time::{Duration, Instant};
 
 use axum::{Json, extract::State, http::HeaderMap};
+use contract::{outcome::ScriptError, worker::Job};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use validator::{Validate, ValidationError, ValidationErrors};
 
 use super::json::ApiJson;
 use crate::{
-    AppState,
-    engine::{ConsoleEntry, Limits, Outcome, Script, ScriptError},
-    error::ApiError,
-    scheduler::TenantShare,
-    telemetry,
+    AppState, error::ApiError, scheduler::TenantShare, supervisor::Answer, telemetry,
     tenant::Tenant,
 };
 
@@ -62,14 +60,16 @@ fn example_name(name: &str) -> Result<(), ValidationError> {
     }
 }
 
-/// The response body of a finished execution, in the original service's format.
+/// The response body of a finished execution, in the original service's format. `result` and
+/// `log` are JSON the worker wrote within its byte budgets, checked by the supervisor, and
+/// passed through as they are.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecuteResponse {
     status: &'static str,
-    result: serde_json::Value,
+    result: Option<Box<RawValue>>,
     error: ErrorField,
-    log: Vec<ConsoleEntry>,
+    log: Box<RawValue>,
     /// Milliseconds, with microsecond precision.
     execution_time: f64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -84,20 +84,20 @@ enum ErrorField {
     Some(ScriptError),
 }
 
-impl From<Outcome> for ExecuteResponse {
-    fn from(outcome: Outcome) -> Self {
-        let (status, result, error) = match outcome.result {
-            Ok(result) => ("success", result, ErrorField::None(false)),
-            Err(error) => ("error", serde_json::Value::Null, ErrorField::Some(error)),
+impl From<Answer> for ExecuteResponse {
+    fn from(answer: Answer) -> Self {
+        let (status, result, error) = match answer.result {
+            Ok(result) => ("success", Some(result), ErrorField::None(false)),
+            Err(error) => ("error", None, ErrorField::Some(error)),
         };
-        let millis = outcome.duration.as_secs_f64() * 1000.0;
+        let millis = answer.duration.as_secs_f64() * 1000.0;
         Self {
             status,
             result,
             error,
-            log: outcome.log,
+            log: answer.log,
             execution_time: (millis * 1000.0).round() / 1000.0,
-            log_truncated: outcome.log_truncated,
+            log_truncated: answer.log_truncated,
         }
     }
 }
@@ -111,8 +111,8 @@ pub async fn execute(
         .validate()
         .map_err(|errors| ApiError::Invalid(describe(&errors)))?;
     let tenant = Tenant::from_headers(&headers)?;
-    let (script, limits) = prepare(&state, &tenant, request)?;
-    let code_bytes = script.source.len();
+    let job = prepare(&state, &tenant, request)?;
+    let code_bytes = job.source.len();
     let request_id = header_text(&headers, "x-request-id");
     let trace_id = telemetry::trace_id(&headers);
 
@@ -122,7 +122,9 @@ pub async fn execute(
         max_running: tenant
             .ceilings
             .concurrency
-            .map_or(max_concurrency, |ceiling| ceiling.min(max_concurrency)),
+            .map_or(max_concurrency, |ceiling| {
+                (ceiling as usize).min(max_concurrency)
+            }),
         max_waiting: state.config.queue_capacity,
     };
     let permit = state
@@ -137,39 +139,31 @@ pub async fn execute(
     let queue_wait = queued.elapsed();
     state.metrics.admitted(&tenant.id, queue_wait);
 
-    let started = Instant::now();
-    let outcome = state.pool.run(script, limits, permit).await;
-    let outcome = outcome.map_err(|error| {
-        state
-            .metrics
-            .execution_finished(&tenant.id, "internal", started.elapsed());
-        ApiError::Internal(error.to_string())
+    let answer = state.pool.run(job, permit).await.map_err(|error| {
+        tracing::error!(request_id, trace_id, tenant = tenant.id, %error, "no worker ran the execution");
+        ApiError::Unavailable(error)
     })?;
     state
         .metrics
-        .execution_finished(&tenant.id, outcome.kind(), outcome.duration);
+        .execution_finished(&tenant.id, answer.kind(), answer.duration);
 
     tracing::info!(
         request_id,
         trace_id,
         tenant = tenant.id,
-        outcome = outcome.kind(),
-        duration_ms = outcome.duration.as_secs_f64() * 1000.0,
+        outcome = answer.kind(),
+        duration_ms = answer.duration.as_secs_f64() * 1000.0,
         queue_ms = queue_wait.as_secs_f64() * 1000.0,
         code_bytes,
-        log_entries = outcome.log.len(),
+        log_entries = answer.log_entries,
         "execution finished"
     );
-    Ok(Json(outcome.into()))
+    Ok(Json(answer.into()))
 }
 
 /// Resolves the script and checks the limits against the tenant's ceilings and the server's
 /// maximums, whichever is lower.
-fn prepare(
-    state: &AppState,
-    tenant: &Tenant,
-    request: ExecuteRequest,
-) -> Result<(Script, Limits), ApiError> {
+fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result<Job, ApiError> {
     let config = &state.config;
     let timeout_ms = Ceiling::new(
         config.max_timeout.as_millis() as u64,
@@ -188,29 +182,23 @@ fn prepare(
             config.default_memory_limit_mb as u64,
             tenant,
         )?;
-    let script = match (request.code, request.file) {
-        (Some(code), _) => Script {
-            name: "script.js".to_owned(),
-            source: Arc::from(code),
-        },
+    let (script_name, source) = match (request.code, request.file) {
+        (Some(code), _) => ("script.js".to_owned(), code),
         (None, Some(file)) => {
             let example = state
                 .examples
                 .get(&file)
                 .ok_or(ApiError::UnknownExample(file))?;
-            Script {
-                name: example.name.clone(),
-                source: example.source.clone(),
-            }
+            (example.name.clone(), example.source.to_string())
         }
         (None, None) => unreachable!("validated: exactly one source"),
     };
-    let limits = Limits {
-        timeout: Duration::from_millis(timeout_ms),
-        // At most the server's maximum, which is a `usize` already.
-        memory_limit: memory_mb as usize * 1024 * 1024,
-    };
-    Ok((script, limits))
+    Ok(Job {
+        script_name,
+        source,
+        timeout_micros: Duration::from_millis(timeout_ms).as_micros() as u64,
+        memory_limit: memory_mb * 1024 * 1024,
+    })
 }
 
 /// The largest value of a limit a request may ask for: the server's maximum, or the tenant's

@@ -1,5 +1,6 @@
-//! `GET /healthz`: 200 while the service can take work; 503 while it shuts down or once too many
-//! execution threads were abandoned (so the platform restarts it).
+//! `GET /healthz`: 200 while the service can take work; 503 while it shuts down, or while no
+//! worker process exists and none can be started (so the platform restarts it). Scripts cannot
+//! make it fail: a worker a script crashes or runs past its deadline is replaced.
 
 use std::sync::atomic::Ordering;
 
@@ -18,7 +19,7 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>)
     if !state.pool.healthy() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unhealthy", "abandonedThreads": state.pool.abandoned() })),
+            Json(json!({ "status": "unhealthy", "workers": state.pool.alive() })),
         );
     }
     (StatusCode::OK, Json(json!({ "status": "ok" })))

@@ -12,6 +12,6 @@ use crate::{AppState, metrics::CONTENT_TYPE};
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let text = state
         .metrics
-        .encode(state.scheduler.running(), state.pool.abandoned());
+        .encode(state.scheduler.running(), state.pool.alive());
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
 }

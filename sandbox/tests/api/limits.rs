@@ -219,14 +219,14 @@ async fn a_queued_request_gets_503_when_no_worker_frees_up_in_time() {
 }
 
 /// `JSON.stringify` of a large array runs in C without consulting the interrupt handler, so
-/// only the watchdog can answer on time.
+/// only the supervisor's kill can end it on time.
 const UNINTERRUPTIBLE: &str = "JSON.stringify(new Array(6e6).fill('abcdefghij')).length";
 
 #[tokio::test]
-async fn the_watchdog_answers_when_the_engine_does_not_stop() {
+async fn a_script_the_engine_cannot_stop_is_killed_at_its_deadline_and_health_stays_ok() {
     let app = spawn_app_with(|config| {
+        config.max_concurrency = 1;
         config.watchdog_grace = Duration::from_millis(100);
-        config.max_abandoned_threads = 1;
     })
     .await;
     let started = Instant::now();
@@ -235,41 +235,38 @@ async fn the_watchdog_answers_when_the_engine_does_not_stop() {
         .await;
     let answered = started.elapsed();
     assert_eq!(response.script_error_kind(), "timeout", "{}", response.body);
-    // Still running on its abandoned thread: the service says it needs a restart.
-    let health = app.get("/healthz").await;
-    assert_eq!(
-        health.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{answered:?} {}",
-        health.body
+    assert!(
+        response.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("killed"),
+        "{}",
+        response.body
     );
-    assert_eq!(health.body["abandonedThreads"], 1);
-    // A replacement worker keeps serving meanwhile.
+    // The deadline plus the grace, with room for a loaded machine; the script alone would
+    // run for seconds.
+    assert!(answered < Duration::from_secs(2), "{answered:?}");
+    // Nothing of it is left running, so the service is healthy and serves at once.
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
     assert_eq!(app.run("2 + 2").await.result(), &json!(4));
-    // Once the engine returns, the abandoned thread exits and health comes back.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while app.get("/healthz").await.status != StatusCode::OK {
-        assert!(Instant::now() < deadline, "health never recovered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
-async fn a_client_that_hangs_up_still_holds_its_worker_until_the_script_ends() {
+async fn a_client_that_hangs_up_has_its_script_stopped_and_its_worker_freed() {
     let app = spawn_app_with(|config| {
         config.max_concurrency = 1;
         config.queue_timeout = Duration::from_secs(10);
     })
     .await;
-    let hung_up = app.hold_a_worker(1500);
+    let hung_up = app.hold_a_worker(5000);
     tokio::time::sleep(Duration::from_millis(200)).await;
     hung_up.abort();
     let started = Instant::now();
     assert_eq!(app.run("'next'").await.result(), &json!("next"));
-    // The endless script kept the only worker until its deadline; had the hang-up freed the
-    // slot, two scripts would have run at once.
+    // The endless script was cancelled when its client left, long before its deadline; the
+    // next request waited for that, never ran beside it.
     assert!(
-        started.elapsed() >= Duration::from_millis(1000),
+        started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
     );

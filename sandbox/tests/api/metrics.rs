@@ -22,7 +22,7 @@ async fn metrics_are_served_in_the_openmetrics_text_format() {
         "sandbox_execution_duration_seconds",
         "sandbox_queue_wait_seconds",
         "sandbox_workers_busy",
-        "sandbox_abandoned_threads",
+        "sandbox_workers",
     ] {
         assert!(
             text.contains(&format!("# TYPE {family} ")),
@@ -87,5 +87,5 @@ async fn busy_workers_and_rejections_are_reported() {
             .await,
         1.0
     );
-    assert_eq!(app.metric("sandbox_abandoned_threads").await, 0.0);
+    assert_eq!(app.metric("sandbox_workers").await, 1.0);
 }

@@ -74,7 +74,10 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a sandbox with `customize` applied to the default configuration.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut sandbox::Config)) -> TestApp {
-    let mut config = sandbox::Config::default();
+    let mut config = sandbox::Config {
+        worker_program: env!("CARGO_BIN_EXE_sandbox").into(),
+        ..sandbox::Config::default()
+    };
     customize(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,0 +1,269 @@
+//! The thread that starts worker processes and reaps them.
+//!
+//! Workers are started from one long-lived thread, at normal priority, for two reasons: a
+//! worker asks the kernel to kill it when its parent dies (`PR_SET_PDEATHSIG`), and "parent"
+//! there means the thread that forked it, so that thread must live as long as the sandbox; and
+//! forking is kept off the threads that serve requests. The same thread kills retired workers
+//! (SIGKILL) and reaps them, logging how each ended and counting it in the metrics, so no
+//! zombie is left behind.
+//!
+//! A worker is the sandbox binary itself, started as `sandbox worker` with an empty
+//! environment, standard streams on `/dev/null`, and two descriptors: its end of a Unix
+//! socket pair at [`CHANNEL_FD`] and its region's memfd at [`REGION_FD`]. Every other
+//! descriptor of the sandbox is close-on-exec, so nothing else is inherited.
+
+use std::{
+    io,
+    os::{
+        fd::{AsRawFd, OwnedFd},
+        unix::{net::UnixStream, process::CommandExt},
+    },
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::Arc,
+    thread,
+    time::Duration,
+};
+
+use contract::worker::{CHANNEL_FD, REGION_FD, Region, WORKER_ARGUMENT};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use tokio::sync::oneshot;
+
+use crate::metrics::Metrics;
+
+/// How often retired workers that have not exited yet are checked.
+const REAP_EVERY: Duration = Duration::from_millis(5);
+
+/// Why a worker was retired, for the log and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retirement {
+    /// Killed because its execution ran past the deadline plus the grace.
+    Timeout,
+    /// It died, or broke the protocol, while running an execution.
+    Crashed,
+    /// It died while idle.
+    DiedIdle,
+    /// It ran its share of executions, or grew past the memory bound.
+    Recycled,
+    /// It never became ready.
+    FailedToStart,
+    /// The pool was dropped.
+    Stopped,
+}
+
+impl Retirement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Crashed => "crashed",
+            Self::DiedIdle => "died_idle",
+            Self::Recycled => "recycled",
+            Self::FailedToStart => "failed_to_start",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// A started worker process, not yet set up.
+pub struct Spawned {
+    pub child: Child,
+    pub channel: UnixStream,
+    pub region: Region,
+}
+
+/// How to start workers.
+#[derive(Debug, Clone)]
+pub struct LaunchSettings {
+    /// The sandbox binary.
+    pub program: PathBuf,
+    /// The worker's stack (`RLIMIT_STACK`), on whose main thread the engine runs.
+    pub stack_bytes: u64,
+    /// Bytes of console text each worker's region holds.
+    pub region_capacity: usize,
+}
+
+enum Task {
+    Spawn(oneshot::Sender<io::Result<Spawned>>),
+    Retire(Child, Retirement),
+}
+
+/// A handle on the launcher thread; the thread ends once every handle is dropped, after
+/// killing and reaping what is left.
+#[derive(Clone)]
+pub struct Launcher {
+    commands: Sender<Task>,
+}
+
+impl Launcher {
+    /// Starts the launcher thread.
+    pub fn start(settings: LaunchSettings, metrics: Arc<Metrics>) -> io::Result<Self> {
+        let (commands, queue) = crossbeam_channel::unbounded();
+        thread::Builder::new()
+            .name("worker-launcher".into())
+            .spawn(move || launch_and_reap(&settings, &queue, &metrics))?;
+        Ok(Self { commands })
+    }
+
+    /// Starts a worker process.
+    pub async fn spawn(&self) -> io::Result<Spawned> {
+        let (reply, spawned) = oneshot::channel();
+        self.commands
+            .send(Task::Spawn(reply))
+            .map_err(|_| io::Error::other("the launcher thread is gone"))?;
+        spawned
+            .await
+            .map_err(|_| io::Error::other("the launcher thread is gone"))?
+    }
+
+    /// Kills a worker (if it still runs) and reaps it, off the caller's thread.
+    pub fn retire(&self, child: Child, why: Retirement) {
+        // Only fails when the launcher is gone, and then the process is exiting anyway.
+        let _ = self.commands.send(Task::Retire(child, why));
+    }
+}
+
+fn launch_and_reap(settings: &LaunchSettings, queue: &Receiver<Task>, metrics: &Metrics) {
+    let mut retired: Vec<(Child, Retirement)> = Vec::new();
+    loop {
+        let command = if retired.is_empty() {
+            queue.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            queue.recv_timeout(REAP_EVERY)
+        };
+        match command {
+            Ok(Task::Spawn(reply)) => {
+                let _ = reply.send(spawn(settings));
+            }
+            Ok(Task::Retire(mut child, why)) => {
+                // An error means it was reaped already, which cannot happen here, or is gone.
+                let _ = child.kill();
+                retired.push((child, why));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                for (mut child, why) in retired.drain(..) {
+                    if let Ok(status) = child.wait() {
+                        record_exit(child.id(), why, status, metrics);
+                    }
+                }
+                return;
+            }
+        }
+        retired.retain_mut(|(child, why)| match child.try_wait() {
+            Ok(Some(status)) => {
+                record_exit(child.id(), *why, status, metrics);
+                false
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        });
+    }
+}
+
+fn record_exit(pid: u32, why: Retirement, status: ExitStatus, metrics: &Metrics) {
+    use std::os::unix::process::ExitStatusExt;
+    let signal = status.signal().map(signal_name);
+    metrics.worker_exited(why.as_str(), signal.unwrap_or("none"));
+    match why {
+        Retirement::Crashed | Retirement::DiedIdle | Retirement::FailedToStart => tracing::warn!(
+            pid,
+            reason = why.as_str(),
+            signal,
+            code = status.code(),
+            "worker process died"
+        ),
+        _ => tracing::debug!(pid, reason = why.as_str(), signal, "worker process retired"),
+    }
+}
+
+/// The name of a signal that ends processes, for logs and metric labels (a fixed set).
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGSYS => "SIGSYS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        _ => "other",
+    }
+}
+
+fn spawn(settings: &LaunchSettings) -> io::Result<Spawned> {
+    let (channel, worker_end) = UnixStream::pair()?;
+    let (region, region_fd) = Region::create(settings.region_capacity)?;
+    let mut command = Command::new(&settings.program);
+    command
+        .arg(WORKER_ARGUMENT)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let inherit = Inheritance {
+        parent: std::process::id() as libc::pid_t,
+        channel: worker_end.as_raw_fd(),
+        region: region_fd.as_raw_fd(),
+        stack_bytes: settings.stack_bytes,
+    };
+    // SAFETY: the closure runs in the child between fork and exec and only makes
+    // async-signal-safe system calls (prctl, getppid, fcntl, dup2, close, setrlimit).
+    unsafe {
+        command.pre_exec(move || inherit.apply());
+    }
+    let child = command.spawn()?;
+    drop::<(UnixStream, OwnedFd)>((worker_end, region_fd));
+    Ok(Spawned {
+        child,
+        channel,
+        region,
+    })
+}
+
+/// What the child sets up between fork and exec.
+#[derive(Clone, Copy)]
+struct Inheritance {
+    parent: libc::pid_t,
+    channel: i32,
+    region: i32,
+    stack_bytes: u64,
+}
+
+impl Inheritance {
+    /// # Safety
+    /// Only between fork and exec, in the child.
+    unsafe fn apply(self) -> io::Result<()> {
+        let check = |result: libc::c_int| {
+            if result < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(result)
+            }
+        };
+        // SAFETY: async-signal-safe calls on descriptors this process owns.
+        unsafe {
+            // Die with the launcher thread; if the parent is already gone, do not start.
+            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+            if libc::getppid() != self.parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            // Move both descriptors out of the way first, so that placing one cannot clobber
+            // the other; dup2 leaves the copies inheritable, the originals close on exec.
+            let channel = check(libc::fcntl(self.channel, libc::F_DUPFD_CLOEXEC, 10))?;
+            let region = check(libc::fcntl(self.region, libc::F_DUPFD_CLOEXEC, 10))?;
+            check(libc::dup2(channel, CHANNEL_FD))?;
+            check(libc::dup2(region, REGION_FD))?;
+            // The main thread's stack may grow to the soft limit; the hard one cannot be raised.
+            let mut stack = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            check(libc::getrlimit(libc::RLIMIT_STACK, &mut stack))?;
+            stack.rlim_cur = self.stack_bytes.min(stack.rlim_max);
+            check(libc::setrlimit(libc::RLIMIT_STACK, &stack))?;
+        }
+        Ok(())
+    }
+}

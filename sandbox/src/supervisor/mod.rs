@@ -1,0 +1,455 @@
+//! The supervisor: `MAX_CONCURRENCY` worker processes, each running one execution at a time
+//! with its next runtime already prepared, and everything that bounds them.
+//!
+//! - **The deadline cannot fail.** Each execution is watched by one task that waits for the
+//!   worker's answer or for the deadline plus [`PoolSettings::kill_grace`], whichever comes
+//!   first. Only that task reads the worker's channel, so "finished" and "killed" are decided
+//!   in one place: if the answer has not been read when the time is up, the worker is killed
+//!   (SIGKILL) and never read again, the client gets `timeout` at once, and a replacement is
+//!   started off every request's path.
+//! - **Console output survives a kill.** The worker writes it to its region as it goes; the
+//!   answer carries what was published before the kill.
+//! - **A crash costs one execution.** A worker that dies (a signal, an abort, a broken frame)
+//!   fails only the execution it was running, as `crashed`, and is replaced.
+//! - **Memory over time.** A worker is replaced after [`PoolSettings::max_executions`]
+//!   executions, or when its resident memory, as the kernel reports it, passes
+//!   [`PoolSettings::max_resident_bytes`].
+//! - **Clients that leave** get their execution cancelled (through the region's flag), so
+//!   their worker is free again within a millisecond or so.
+//!
+//! Workers are started and reaped by the [`launcher`] thread.
+
+mod launcher;
+mod worker;
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use contract::{
+    outcome::{ErrorKind, ScriptError},
+    worker::{Finished, Job, LogSnapshot, Order, Report, Setup, encode},
+};
+use serde_json::value::RawValue;
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use self::{
+    launcher::{LaunchSettings, Launcher, Retirement},
+    worker::{Worker, read_report},
+};
+use crate::{metrics::Metrics, scheduler::Permit};
+
+/// Attempts at handing one job to a worker that turns out to have died while idle.
+const DELIVERY_ATTEMPTS: usize = 3;
+/// Longest pause between attempts to start a worker after failures.
+const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
+/// Bytes a report may carry beyond the result budget (the error's kind, durations, framing).
+const REPORT_OVERHEAD: usize = 64 * 1024;
+
+/// How workers are run.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Worker processes, each running one execution at a time.
+    pub workers: usize,
+    /// The sandbox binary, started as `sandbox worker`.
+    pub program: PathBuf,
+    /// How long past its deadline an execution may take to answer before its worker is killed.
+    pub kill_grace: Duration,
+    /// What every worker is told at start-up.
+    pub setup: Setup,
+    /// The worker's stack (`RLIMIT_STACK`), on whose main thread the engine runs.
+    pub stack_bytes: u64,
+    /// Executions a worker runs before it is replaced.
+    pub max_executions: u64,
+    /// Resident memory past which a worker is replaced after its execution.
+    pub max_resident_bytes: u64,
+}
+
+/// Why the pool gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// No worker could be started in time.
+    #[error("no worker is available: workers could not be started")]
+    NoWorker,
+    /// The supervising task went away (the service is stopping).
+    #[error("the execution was abandoned while the service stopped")]
+    Stopped,
+}
+
+/// A finished execution as the HTTP layer answers it: JSON checked after it left the worker.
+#[derive(Debug)]
+pub struct Answer {
+    /// The result as JSON, or why the execution failed.
+    pub result: Result<Box<RawValue>, ScriptError>,
+    /// The `log` array as JSON.
+    pub log: Box<RawValue>,
+    pub log_entries: u32,
+    pub log_truncated: bool,
+    /// From the start of evaluation (or of the job's delivery, for a killed worker).
+    pub duration: Duration,
+}
+
+impl Answer {
+    /// The outcome kind for logs and metrics: `success` or the error kind.
+    pub fn kind(&self) -> &'static str {
+        match &self.result {
+            Ok(_) => "success",
+            Err(error) => error.kind.as_str(),
+        }
+    }
+}
+
+/// The workers; cheap to clone. They stop once every clone is dropped.
+#[derive(Clone)]
+pub struct WorkerPool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    settings: PoolSettings,
+    launcher: Launcher,
+    idle: Mutex<Vec<Worker>>,
+    idle_changed: Notify,
+    /// Workers that exist or are being started.
+    alive: AtomicUsize,
+    /// Consecutive failures to start a worker.
+    start_failures: AtomicUsize,
+    stopping: CancellationToken,
+    metrics: Arc<Metrics>,
+}
+
+impl WorkerPool {
+    /// Starts the workers and waits until all are ready; fails when none can be started.
+    pub async fn start(settings: PoolSettings, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+        let launcher = Launcher::start(
+            LaunchSettings {
+                program: settings.program.clone(),
+                stack_bytes: settings.stack_bytes,
+                region_capacity: settings.setup.max_log_bytes as usize,
+            },
+            metrics.clone(),
+        )?;
+        let shared = Arc::new(Shared {
+            settings,
+            launcher,
+            idle: Mutex::new(Vec::new()),
+            idle_changed: Notify::new(),
+            alive: AtomicUsize::new(0),
+            start_failures: AtomicUsize::new(0),
+            stopping: CancellationToken::new(),
+            metrics,
+        });
+        let mut first = None;
+        for _ in 0..shared.settings.workers {
+            match shared.start_worker().await {
+                Ok(worker) => shared.make_idle(worker),
+                Err(error) => {
+                    first.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = first {
+            if shared.idle.lock().expect("idle list").is_empty() {
+                return Err(std::io::Error::other(error.to_string()));
+            }
+            tracing::error!(%error, "some workers could not be started; retrying in the background");
+            let missing = shared.settings.workers - shared.alive.load(Ordering::Relaxed);
+            for _ in 0..missing {
+                shared.clone().replace();
+            }
+        }
+        Ok(Self { shared })
+    }
+
+    /// Runs `job` under `permit`, answering by its deadline plus the kill grace whatever the
+    /// worker does. The permit is released when the worker is free again (or replaced), not
+    /// when the caller stops waiting, so a client that hangs up cannot make more scripts run
+    /// at once; its execution is cancelled instead.
+    pub async fn run(&self, job: Job, permit: Permit) -> Result<Answer, PoolError> {
+        let (reply, answer) = oneshot::channel();
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let mut reply = reply;
+            let answer = shared.supervise(job, permit, &mut reply).await;
+            let _ = reply.send(answer);
+        });
+        answer.await.unwrap_or(Err(PoolError::Stopped))
+    }
+
+    /// Workers that exist or are being started.
+    pub fn alive(&self) -> usize {
+        self.shared.alive.load(Ordering::Relaxed)
+    }
+
+    /// False while no worker exists and none could be started: the platform should restart
+    /// the service. Scripts cannot cause this; they only cost their own worker.
+    pub fn healthy(&self) -> bool {
+        self.alive() > 0 && self.shared.start_failures.load(Ordering::Relaxed) < 3
+    }
+
+    /// Asks every running execution to stop (they answer `timeout` at their next interrupt
+    /// check, or their worker is killed after the grace); used when a shutdown's drain time
+    /// is up.
+    pub fn cancel_all(&self) {
+        self.shared.stopping.cancel();
+    }
+}
+
+/// How an execution's watch ended.
+enum Ended {
+    Report(Result<Report, contract::worker::FrameError>),
+    Deadline,
+}
+
+impl Shared {
+    async fn start_worker(&self) -> Result<Worker, worker::StartError> {
+        self.alive.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        match Worker::start(&self.launcher, &self.settings.setup).await {
+            Ok((worker, ready)) => {
+                self.metrics.worker_started(started.elapsed());
+                self.start_failures.store(0, Ordering::Relaxed);
+                if !ready.timed_interrupts {
+                    tracing::warn!(
+                        "the engine cannot pace its interrupt checks by time in this build; \
+                         slow loops are stopped by the kill grace"
+                    );
+                }
+                Ok(worker)
+            }
+            Err(error) => {
+                self.alive.fetch_sub(1, Ordering::Relaxed);
+                self.start_failures.fetch_add(1, Ordering::Relaxed);
+                Err(error)
+            }
+        }
+    }
+
+    fn make_idle(&self, worker: Worker) {
+        self.idle.lock().expect("idle list").push(worker);
+        self.idle_changed.notify_one();
+    }
+
+    /// Waits for an idle worker. A permit holder finds one at once unless one is being
+    /// replaced, which takes milliseconds; if none comes, workers cannot be started.
+    async fn take_idle(&self) -> Result<Worker, PoolError> {
+        let wait = async {
+            loop {
+                let notified = self.idle_changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(worker) = self.idle.lock().expect("idle list").pop() {
+                    return worker;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(worker::STARTUP_TIMEOUT, wait)
+            .await
+            .map_err(|_| PoolError::NoWorker)
+    }
+
+    /// Retires `worker` and starts its replacement in the background.
+    fn retire(self: &Arc<Self>, worker: Worker, why: Retirement) {
+        self.alive.fetch_sub(1, Ordering::Relaxed);
+        worker.retire(why);
+        self.clone().replace();
+    }
+
+    /// Starts one worker in the background, retrying with backoff until it succeeds or the
+    /// pool stops.
+    fn replace(self: Arc<Self>) {
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(50);
+            while !self.stopping.is_cancelled() {
+                match self.start_worker().await {
+                    Ok(worker) => return self.make_idle(worker),
+                    Err(error) => {
+                        tracing::error!(%error, "could not start a replacement worker");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Runs one job on a worker and watches it to the end.
+    async fn supervise(
+        self: &Arc<Self>,
+        job: Job,
+        permit: Permit,
+        reply: &mut oneshot::Sender<Result<Answer, PoolError>>,
+    ) -> Result<Answer, PoolError> {
+        let timeout = Duration::from_micros(job.timeout_micros);
+        let frame = encode(&Order::Run(job));
+        let mut attempts = 0;
+        let mut worker = loop {
+            let mut worker = self.take_idle().await?;
+            worker.region.cancel_flag().store(false, Ordering::Release);
+            match worker.send(&frame).await {
+                Ok(()) => break worker,
+                Err(_) if attempts + 1 < DELIVERY_ATTEMPTS => {
+                    attempts += 1;
+                    self.retire(worker, Retirement::DiedIdle);
+                }
+                Err(_) => {
+                    self.retire(worker, Retirement::DiedIdle);
+                    return Err(PoolError::NoWorker);
+                }
+            }
+        };
+        let delivered = Instant::now();
+        let max_frame = self.settings.setup.max_result_bytes as usize + REPORT_OVERHEAD;
+
+        let ended = {
+            let report = read_report(&mut worker.channel, max_frame);
+            tokio::pin!(report);
+            let deadline = tokio::time::sleep(timeout + self.settings.kill_grace);
+            tokio::pin!(deadline);
+            let mut cancelled = false;
+            loop {
+                tokio::select! {
+                    biased;
+                    report = &mut report => break Ended::Report(report),
+                    () = &mut deadline => break Ended::Deadline,
+                    () = self.stopping.cancelled(), if !cancelled => {
+                        cancelled = true;
+                        worker.region.cancel_flag().store(true, Ordering::Release);
+                        let grace = tokio::time::Instant::now() + self.settings.kill_grace;
+                        if grace < deadline.deadline() {
+                            deadline.as_mut().reset(grace);
+                        }
+                    }
+                    () = reply.closed(), if !cancelled => {
+                        cancelled = true;
+                        worker.region.cancel_flag().store(true, Ordering::Release);
+                    }
+                }
+            }
+        };
+
+        let log = worker.region.snapshot();
+        let answer = match ended {
+            Ended::Report(Ok(Report::Finished(finished))) => match checked(finished, log) {
+                Ok(answer) => {
+                    worker.executions += 1;
+                    self.put_back(worker);
+                    answer
+                }
+                Err(log) => {
+                    tracing::warn!(pid = worker.pid(), "worker sent malformed JSON; replacing it");
+                    self.retire(worker, Retirement::Crashed);
+                    failed(ErrorKind::Crashed, crashed_message(), log, delivered.elapsed())
+                }
+            },
+            Ended::Report(Ok(Report::Ready(_))) | Ended::Report(Err(_)) => {
+                self.retire(worker, Retirement::Crashed);
+                failed(ErrorKind::Crashed, crashed_message(), log, delivered.elapsed())
+            }
+            Ended::Deadline => {
+                self.retire(worker, Retirement::Timeout);
+                let message = if self.stopping.is_cancelled() {
+                    "the script was stopped because the service is shutting down".to_owned()
+                } else {
+                    format!(
+                        "the script ran past its time limit of {} ms and did not stop; its \
+                         worker was killed",
+                        timeout.as_millis()
+                    )
+                };
+                failed(ErrorKind::Timeout, message, log, delivered.elapsed())
+            }
+        };
+        // The worker is back (or being replaced) before the slot is given to the next request.
+        drop(permit);
+        Ok(answer)
+    }
+
+    /// Returns a worker to the idle list, or replaces it when it has run its share or holds
+    /// too much memory.
+    fn put_back(self: &Arc<Self>, worker: Worker) {
+        let settings = &self.settings;
+        let worn = worker.executions >= settings.max_executions;
+        let heavy = worker
+            .resident_bytes()
+            .is_some_and(|bytes| bytes > settings.max_resident_bytes);
+        if worn || heavy {
+            self.retire(worker, Retirement::Recycled);
+        } else {
+            self.make_idle(worker);
+        }
+    }
+}
+
+fn crashed_message() -> String {
+    "the worker process running the script crashed; only this execution was lost and the \
+     worker has been replaced"
+        .to_owned()
+}
+
+/// Checks what a worker sent: the result must be JSON and so must its published console
+/// output. On failure, the console output that can still be trusted (none) is returned.
+fn checked(finished: Finished, log: LogSnapshot) -> Result<Answer, LogSnapshot> {
+    let empty = LogSnapshot {
+        text: Vec::new(),
+        entries: 0,
+        truncated: true,
+    };
+    let Some(log_json) = log_array(&log.text) else {
+        return Err(empty);
+    };
+    let result = match finished.result {
+        Ok(json) => match RawValue::from_string(json) {
+            Ok(json) => Ok(json),
+            Err(_) => return Err(empty),
+        },
+        Err(error) => Err(error),
+    };
+    Ok(Answer {
+        result,
+        log: log_json,
+        log_entries: log.entries,
+        log_truncated: log.truncated,
+        duration: Duration::from_micros(finished.duration_micros),
+    })
+}
+
+/// An execution the supervisor ended: `kind` with `message`, and the console output
+/// published before it.
+fn failed(kind: ErrorKind, message: String, log: LogSnapshot, duration: Duration) -> Answer {
+    let name = match kind {
+        ErrorKind::Timeout => "TimeoutError",
+        _ => "CrashError",
+    };
+    let (log_json, entries, truncated) = match log_array(&log.text) {
+        Some(json) => (json, log.entries, log.truncated),
+        None => (empty_log(), 0, true),
+    };
+    Answer {
+        result: Err(ScriptError::limit(kind, name, message)),
+        log: log_json,
+        log_entries: entries,
+        log_truncated: truncated,
+        duration,
+    }
+}
+
+/// `[` + the published entries + `]`, if that is JSON.
+fn log_array(text: &[u8]) -> Option<Box<RawValue>> {
+    let mut array = String::with_capacity(text.len() + 2);
+    array.push('[');
+    array.push_str(std::str::from_utf8(text).ok()?);
+    array.push(']');
+    RawValue::from_string(array).ok()
+}
+
+fn empty_log() -> Box<RawValue> {
+    RawValue::from_string("[]".to_owned()).expect("[] is JSON")
+}

@@ -1,0 +1,141 @@
+//! One worker process as the supervisor sees it: its channel, its region, how much it has run
+//! and how much memory it holds. Everything read from it is bounded and checked: the process
+//! runs attackers' code.
+
+use std::{
+    fs::File,
+    io,
+    os::unix::fs::FileExt,
+    process::Child,
+    time::Duration,
+};
+
+use contract::worker::{
+    FrameError, LENGTH_PREFIX, Order, Ready, Region, Report, Setup, decode, encode, frame_length,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::UnixStream,
+};
+
+use super::launcher::{Launcher, Retirement};
+
+/// How long a new worker has to harden itself and prepare its first runtime.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a worker could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not start the worker process: {0}")]
+    Spawn(#[from] io::Error),
+    #[error("the worker did not become ready: {0}")]
+    Handshake(String),
+}
+
+/// A live worker process, ready or running an execution.
+pub struct Worker {
+    child: Option<Child>,
+    pid: u32,
+    pub channel: UnixStream,
+    pub region: Region,
+    /// `/proc/<pid>/statm`, opened once, read after each execution.
+    statm: Option<File>,
+    pub executions: u64,
+    launcher: Launcher,
+}
+
+impl Worker {
+    /// Starts a worker and waits until it is hardened and has a runtime ready.
+    pub async fn start(launcher: &Launcher, setup: &Setup) -> Result<(Self, Ready), StartError> {
+        let spawned = launcher.spawn().await?;
+        spawned.channel.set_nonblocking(true)?;
+        let channel = UnixStream::from_std(spawned.channel)?;
+        let pid = spawned.child.id();
+        let mut worker = Self {
+            child: Some(spawned.child),
+            pid,
+            channel,
+            region: spawned.region,
+            statm: File::open(format!("/proc/{pid}/statm")).ok(),
+            executions: 0,
+            launcher: launcher.clone(),
+        };
+        let handshake = async {
+            worker.send(&encode(&Order::Setup(setup.clone()))).await?;
+            match read_report(&mut worker.channel, 4096).await {
+                Ok(Report::Ready(ready)) => Ok(ready),
+                Ok(other) => Err(StartError::Handshake(format!("unexpected {other:?}"))),
+                Err(error) => Err(StartError::Handshake(error.to_string())),
+            }
+        };
+        let ready = match tokio::time::timeout(STARTUP_TIMEOUT, handshake).await {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(error)) => {
+                worker.retire(Retirement::FailedToStart);
+                return Err(error);
+            }
+            Err(_) => {
+                worker.retire(Retirement::FailedToStart);
+                return Err(StartError::Handshake(format!(
+                    "no answer within {STARTUP_TIMEOUT:?}"
+                )));
+            }
+        };
+        Ok((worker, ready))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends one encoded frame.
+    pub async fn send(&mut self, frame: &[u8]) -> Result<(), StartError> {
+        self.channel.write_all(frame).await?;
+        Ok(())
+    }
+
+    /// Resident memory, from the kernel, not from the worker.
+    pub fn resident_bytes(&self) -> Option<u64> {
+        let statm = self.statm.as_ref()?;
+        let mut text = [0u8; 128];
+        let read = statm.read_at(&mut text, 0).ok()?;
+        let resident_pages: u64 = std::str::from_utf8(&text[..read])
+            .ok()?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+        Some(resident_pages * page)
+    }
+
+    /// Hands the process to the launcher to be killed (if it still runs) and reaped.
+    pub fn retire(mut self, why: Retirement) {
+        if let Some(child) = self.child.take() {
+            self.launcher.retire(child, why);
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            self.launcher.retire(child, Retirement::Stopped);
+        }
+    }
+}
+
+/// Reads one report of at most `max_frame` bytes. Not cancel-safe: a caller that stops
+/// reading in the middle must not read from the channel again (it retires the worker).
+pub async fn read_report(channel: &mut UnixStream, max_frame: usize) -> Result<Report, FrameError> {
+    let mut prefix = [0; LENGTH_PREFIX];
+    channel.read_exact(&mut prefix).await?;
+    let length = frame_length(prefix);
+    if length > max_frame {
+        return Err(FrameError::TooLarge(length));
+    }
+    let mut payload = vec![0; length];
+    channel.read_exact(&mut payload).await?;
+    decode(&payload)
+}
