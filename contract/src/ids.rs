@@ -38,8 +38,7 @@ pub fn trace_id(traceparent: Option<&str>, cloud_trace: Option<&str>) -> Option<
         };
         (version.len() == 2 && parent.len() == 16).then_some(trace)
     });
-    let from_cloud_trace =
-        || cloud_trace.and_then(|value| value.trim().split('/').next());
+    let from_cloud_trace = || cloud_trace.and_then(|value| value.trim().split('/').next());
     from_traceparent
         .filter(|id| is_trace_id(id))
         .or_else(|| from_cloud_trace().filter(|id| is_trace_id(id)))
@@ -58,7 +57,9 @@ mod tests {
 
     #[test]
     fn request_ids_are_kept_only_when_short_and_plain() {
-        assert!(is_usable_request_id(b"3f1c9a5e-8d0b-4a57-9a8e-0c5d2f6b7a41"));
+        assert!(is_usable_request_id(
+            b"3f1c9a5e-8d0b-4a57-9a8e-0c5d2f6b7a41"
+        ));
         assert!(is_usable_request_id(b"client:req/42+x=="));
         assert!(!is_usable_request_id(b""));
         assert!(!is_usable_request_id(b"has space"));
@@ -90,13 +91,20 @@ mod tests {
         for (traceparent, cloud) in [
             (None, None),
             (Some("00-not-a-trace"), None),
-            (Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"), None),
+            (
+                Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+                None,
+            ),
             (None, Some("x/1")),
             // A short id is not a trace id, whichever header carries it.
             (None, Some("105445aa7843bc8bf206b1200010/1;o=1")),
             (None, Some("105445aa7843bc8bf206b12000100000ff/1")),
         ] {
-            assert_eq!(trace_id(traceparent, cloud), None, "{traceparent:?} {cloud:?}");
+            assert_eq!(
+                trace_id(traceparent, cloud),
+                None,
+                "{traceparent:?} {cloud:?}"
+            );
         }
     }
 }

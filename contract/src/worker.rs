@@ -294,11 +294,7 @@ impl Region {
         // SAFETY: `length` is clamped to the data part of the mapping. The worker may still be
         // writing past it; those bytes are not read.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.map.as_ptr().add(HEADER),
-                text.as_mut_ptr(),
-                length,
-            );
+            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(HEADER), text.as_mut_ptr(), length);
         }
         LogSnapshot {
             text,
@@ -344,7 +340,11 @@ mod tests {
                 duration_micros: 42,
             }),
             Report::Finished(Finished {
-                result: Err(ScriptError::limit(ErrorKind::Timeout, "TimeoutError", "late")),
+                result: Err(ScriptError::limit(
+                    ErrorKind::Timeout,
+                    "TimeoutError",
+                    "late",
+                )),
                 duration_micros: 7,
             }),
         ];

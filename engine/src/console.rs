@@ -111,7 +111,8 @@ impl<'js> ConsoleLog<'js> {
         let console = Object::new(ctx.clone())?;
         for kind in PLAIN_METHODS {
             let log = self.clone();
-            let method = move |ctx: Ctx<'js>, args: Rest<Value<'js>>| log.record(&ctx, kind, &[], &args.0);
+            let method =
+                move |ctx: Ctx<'js>, args: Rest<Value<'js>>| log.record(&ctx, kind, &[], &args.0);
             add_method(&console, kind, Function::new(ctx.clone(), method)?)?;
         }
         let log = self.clone();
@@ -134,7 +135,11 @@ impl<'js> ConsoleLog<'js> {
             log.counters.borrow_mut().remove(&label);
             Ok::<_, rquickjs::Error>(())
         };
-        add_method(&console, "countReset", Function::new(ctx.clone(), count_reset)?)?;
+        add_method(
+            &console,
+            "countReset",
+            Function::new(ctx.clone(), count_reset)?,
+        )?;
         let log = self.clone();
         let time = move |ctx: Ctx<'js>, label: Opt<Value<'js>>| log.time(&ctx, label.0);
         add_method(&console, "time", Function::new(ctx.clone(), time)?)?;
@@ -156,7 +161,12 @@ impl<'js> ConsoleLog<'js> {
     }
 
     /// `console.assert(condition, ...args)`: recorded only when the condition is falsy.
-    fn assert(&self, ctx: &Ctx<'js>, condition: Option<Value<'js>>, args: &[Value<'js>]) -> Result<()> {
+    fn assert(
+        &self,
+        ctx: &Ctx<'js>,
+        condition: Option<Value<'js>>,
+        args: &[Value<'js>],
+    ) -> Result<()> {
         if condition.is_some_and(|value| truthy(&value)) {
             return Ok(());
         }
@@ -259,10 +269,13 @@ impl<'js> ConsoleLog<'js> {
             return Ok(());
         }
         if self.entries.get() >= self.max_entries {
-            self.truncate(&*sink, &format!(
-                "console output truncated: more than {} entries",
-                self.max_entries
-            ));
+            self.truncate(
+                &*sink,
+                &format!(
+                    "console output truncated: more than {} entries",
+                    self.max_entries
+                ),
+            );
             return Ok(());
         }
         let separator = usize::from(self.entries.get() > 0);

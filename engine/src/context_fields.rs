@@ -90,7 +90,9 @@ unsafe fn locate(ctx: &Ctx<'_>) -> Option<ContextFields> {
         let base = raw.cast::<u8>().cast_const();
         let mut matches = (0..size.saturating_sub(size_of::<usize>() - 1))
             .step_by(size_of::<usize>())
-            .filter(|offset| base.add(*offset).cast::<usize>().read_unaligned() == sentinel as usize);
+            .filter(|offset| {
+                base.add(*offset).cast::<usize>().read_unaligned() == sentinel as usize
+            });
         let user_opaque = matches.next();
         let ambiguous = matches.next().is_some();
         qjs::JS_SetContextOpaque(raw, previous);
@@ -105,7 +107,10 @@ unsafe fn locate(ctx: &Ctx<'_>) -> Option<ContextFields> {
             .add(user_opaque - HASH_SEED_BEFORE_OPAQUE)
             .cast::<u32>()
             .read_unaligned();
-        let counter = base.add(fields.interrupt_counter).cast::<i32>().read_unaligned();
+        let counter = base
+            .add(fields.interrupt_counter)
+            .cast::<i32>()
+            .read_unaligned();
         let layout_holds = state != 0
             && state.wrapping_mul(XORSHIFT_MULTIPLIER) as u32 == hash_seed
             && (0..=QUICKJS_POLLS_PER_CHECK).contains(&counter);
@@ -187,7 +192,10 @@ mod tests {
             unsafe { (counter as *mut i32).write(10) };
             false
         })));
-        context.with(|ctx| ctx.eval::<(), _>("for (let i = 0; i < 10000; i++) {}").unwrap());
+        context.with(|ctx| {
+            ctx.eval::<(), _>("for (let i = 0; i < 10000; i++) {}")
+                .unwrap()
+        });
         // QuickJS alone would call the handler about once for 10 000 iterations.
         assert!(calls.get() > 500, "{} calls", calls.get());
     }

@@ -88,7 +88,8 @@ pub fn bounded_string<'js>(
     // SAFETY: the context and value are live; the returned buffer is owned by us until
     // JS_FreeCString and holds `length` bytes.
     let copied = unsafe {
-        let pointer = qjs::JS_ToCStringLen2(ctx.as_raw().as_ptr(), &mut length, text.as_raw(), false);
+        let pointer =
+            qjs::JS_ToCStringLen2(ctx.as_raw().as_ptr(), &mut length, text.as_raw(), false);
         if pointer.is_null() {
             return Err(rquickjs::Error::Exception);
         }

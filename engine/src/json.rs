@@ -317,11 +317,15 @@ mod tests {
 
     #[test]
     fn escaping_matches_serde_json() {
-        let text = "plain \"quoted\" back\\slash \n\r\t \u{8}\u{c} \u{1} \u{1f} caf\u{e9} \u{1f600}";
+        let text =
+            "plain \"quoted\" back\\slash \n\r\t \u{8}\u{c} \u{1} \u{1f} caf\u{e9} \u{1f600}";
         let mut out = Vec::new();
         escape_into(&mut out, text);
         let expected = serde_json::to_string(text).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), expected[1..expected.len() - 1]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            expected[1..expected.len() - 1]
+        );
         assert_eq!(escaped_len(text), expected.len() - 2);
     }
 
@@ -383,7 +387,10 @@ mod tests {
         assert!(writer.exhausted());
         let value = parse(&out);
         let text = value[0].as_str().unwrap();
-        assert!(text.starts_with('\u{e9}') && text.ends_with(TRUNCATED), "{text}");
+        assert!(
+            text.starts_with('\u{e9}') && text.ends_with(TRUNCATED),
+            "{text}"
+        );
         assert!(out.len() <= 60);
     }
 

@@ -36,8 +36,8 @@ use std::{
 };
 
 use rquickjs::{
-    Context, Ctx, Object, Persistent, Promise, Runtime, Value, context::intrinsic,
-    function::Rest, promise::PromiseState, qjs,
+    Context, Ctx, Object, Persistent, Promise, Runtime, Value, context::intrinsic, function::Rest,
+    promise::PromiseState, qjs,
 };
 
 pub use contract::outcome::{ErrorKind, ScriptError};
@@ -260,7 +260,9 @@ pub fn run_in_fresh_runtime(
     runtime.set_interrupt_handler(Some(Box::new(move || handler_clock.on_interrupt())));
     let tracked = rejections.clone();
     runtime.set_host_promise_rejection_tracker(Some(Box::new(
-        move |ctx, promise, reason, handled| tracked.borrow_mut().track(&ctx, promise, reason, handled),
+        move |ctx, promise, reason, handled| {
+            tracked.borrow_mut().track(&ctx, promise, reason, handled)
+        },
     )));
 
     let outcome = context.with(|ctx| {
@@ -424,7 +426,13 @@ struct Rejections {
 }
 
 impl Rejections {
-    fn track<'js>(&mut self, ctx: &Ctx<'js>, promise: Value<'js>, reason: Value<'js>, handled: bool) {
+    fn track<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        promise: Value<'js>,
+        reason: Value<'js>,
+        handled: bool,
+    ) {
         // SAFETY: a promise is an object; its pointer identifies it while we keep it alive.
         let id = unsafe { qjs::JS_VALUE_GET_PTR(promise.as_raw()) } as usize;
         if handled {
@@ -432,7 +440,10 @@ impl Rejections {
         } else if self.pending.len() < MAX_TRACKED_REJECTIONS {
             self.pending.insert(
                 id,
-                (Persistent::save(ctx, promise), Persistent::save(ctx, reason)),
+                (
+                    Persistent::save(ctx, promise),
+                    Persistent::save(ctx, reason),
+                ),
             );
         } else {
             self.overflowed = true;
@@ -583,7 +594,11 @@ impl<'js> Execution<'_, 'js> {
     fn unhandled_rejection(&self) -> Result<(), ScriptError> {
         let (first, overflowed) = {
             let mut rejections = self.rejections.borrow_mut();
-            let first = rejections.pending.drain().next().map(|(_, (_, reason))| reason);
+            let first = rejections
+                .pending
+                .drain()
+                .next()
+                .map(|(_, (_, reason))| reason);
             (first, rejections.overflowed)
         };
         let reason = match first.map(|reason| reason.restore(&self.ctx)) {
@@ -704,20 +719,21 @@ impl<'js> Execution<'_, 'js> {
         budget: usize,
     ) -> Result<(String, String, Option<String>), serialize::Interrupted<'js>> {
         let mut serializer = Serializer::new(self.ctx.clone(), self.intrinsics);
-        let mut field = |key: &str, budget: usize| -> Result<Option<String>, serialize::Interrupted<'js>> {
-            let value = match error.get::<_, Value<'js>>(key) {
-                Ok(value) if !value.is_undefined() => value,
-                Ok(_) => return Ok(None),
-                Err(_) => {
-                    let thrown = self.ctx.catch();
-                    if thrown.is_uncatchable_error() {
-                        return Err(serialize::Interrupted(thrown));
+        let mut field =
+            |key: &str, budget: usize| -> Result<Option<String>, serialize::Interrupted<'js>> {
+                let value = match error.get::<_, Value<'js>>(key) {
+                    Ok(value) if !value.is_undefined() => value,
+                    Ok(_) => return Ok(None),
+                    Err(_) => {
+                        let thrown = self.ctx.catch();
+                        if thrown.is_uncatchable_error() {
+                            return Err(serialize::Interrupted(thrown));
+                        }
+                        return Ok(None);
                     }
-                    return Ok(None);
-                }
+                };
+                serializer.text(&value, budget).map(Some)
             };
-            serializer.text(&value, budget).map(Some)
-        };
         let name = field("name", budget.min(1024))?.unwrap_or_else(|| "Error".to_owned());
         let budget = budget.saturating_sub(json::escaped_len(&name));
         let message = field("message", budget)?.unwrap_or_default();

@@ -99,7 +99,11 @@ impl<'a, 'js> Serializer<'a, 'js> {
         self.primitive_or_structure(out, value)
     }
 
-    fn primitive_or_structure(&mut self, out: &mut JsonWriter<'_>, value: &Value<'js>) -> Step<'js> {
+    fn primitive_or_structure(
+        &mut self,
+        out: &mut JsonWriter<'_>,
+        value: &Value<'js>,
+    ) -> Step<'js> {
         if value.is_undefined() {
             out.string("undefined");
         } else if value.is_null() {
@@ -121,9 +125,7 @@ impl<'a, 'js> Serializer<'a, 'js> {
             out.string_prefix(&format!("Symbol({description})"));
         } else if value.is_big_int() {
             // SAFETY: the context and value are live; JS_ToString returns an owned value.
-            let text = unsafe {
-                qjs::JS_ToString(self.ctx.as_raw().as_ptr(), value.as_raw())
-            };
+            let text = unsafe { qjs::JS_ToString(self.ctx.as_raw().as_ptr(), value.as_raw()) };
             let text = self.owned(text)?;
             let digits = self.bounded(out, &text)?;
             out.string_prefix(&format!("{digits}n"));
@@ -141,7 +143,12 @@ impl<'a, 'js> Serializer<'a, 'js> {
         Ok(())
     }
 
-    fn object(&mut self, out: &mut JsonWriter<'_>, value: &Value<'js>, object: &Object<'js>) -> Step<'js> {
+    fn object(
+        &mut self,
+        out: &mut JsonWriter<'_>,
+        value: &Value<'js>,
+        object: &Object<'js>,
+    ) -> Step<'js> {
         if self.ancestors.iter().any(|ancestor| ancestor == value) {
             out.string("[Circular]");
             return Ok(());
@@ -209,7 +216,12 @@ impl<'a, 'js> Serializer<'a, 'js> {
     }
 
     /// A Map's pairs or a Set's values, walked one at a time until the budget runs out.
-    fn collection(&mut self, out: &mut JsonWriter<'_>, value: &Value<'js>, is_map: bool) -> Step<'js> {
+    fn collection(
+        &mut self,
+        out: &mut JsonWriter<'_>,
+        value: &Value<'js>,
+        is_map: bool,
+    ) -> Step<'js> {
         let (iterator, next) = match self.intrinsics.collection_iterator(value, is_map) {
             Ok(iterator) => iterator,
             Err(_) => {
@@ -345,7 +357,11 @@ impl<'a, 'js> Serializer<'a, 'js> {
     }
 
     /// A string value copied out, no longer than what `out` can still hold.
-    fn bounded(&mut self, out: &JsonWriter<'_>, value: &Value<'js>) -> Result<String, Interrupted<'js>> {
+    fn bounded(
+        &mut self,
+        out: &JsonWriter<'_>,
+        value: &Value<'js>,
+    ) -> Result<String, Interrupted<'js>> {
         // One more unit than fits, so that a string that is too long is known to be cut.
         let units = out.remaining().saturating_add(1);
         match bounded_string(&self.ctx, self.intrinsics, value, units) {

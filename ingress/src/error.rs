@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use contract::envelope::{ErrorEnvelope, RequestErrorKind};
 
 use crate::auth::AuthFailure;
 
@@ -70,31 +70,19 @@ impl ApiError {
     }
 
     /// The machine-readable `error.kind`.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> RequestErrorKind {
         match self {
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::UnreadableBody(_) => "invalid_request",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::UpstreamUnavailable(_) => "upstream_unavailable",
-            Self::UpstreamTimeout(_) => "upstream_timeout",
-            Self::Internal(_) => "internal",
+            Self::NotFound => RequestErrorKind::NotFound,
+            Self::MethodNotAllowed => RequestErrorKind::MethodNotAllowed,
+            Self::PayloadTooLarge { .. } => RequestErrorKind::PayloadTooLarge,
+            Self::UnreadableBody(_) => RequestErrorKind::InvalidRequest,
+            Self::Unauthorized(_) => RequestErrorKind::Unauthorized,
+            Self::RateLimited { .. } => RequestErrorKind::RateLimited,
+            Self::UpstreamUnavailable(_) => RequestErrorKind::UpstreamUnavailable,
+            Self::UpstreamTimeout(_) => RequestErrorKind::UpstreamTimeout,
+            Self::Internal(_) => RequestErrorKind::Internal,
         }
     }
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    status: &'static str,
-    error: ErrorDetail<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    kind: &'static str,
-    message: &'a str,
 }
 
 impl IntoResponse for ApiError {
@@ -112,13 +100,7 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let body = Json(ErrorBody {
-            status: "error",
-            error: ErrorDetail {
-                kind: self.kind(),
-                message: &message,
-            },
-        });
+        let body = Json(ErrorEnvelope::new(self.kind(), message));
         match self {
             Self::RateLimited { headers, .. } => (status, headers, body).into_response(),
             Self::Unauthorized(_) => {

@@ -16,6 +16,7 @@ use axum::extract::{Extension, Request, State};
 use axum::http::uri::{Authority, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, Version, header};
 use axum::response::Response;
+use contract::tenant::{TENANT_ID_HEADER, TENANT_LIMITS_HEADER};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -27,9 +28,9 @@ use crate::error::ApiError;
 use crate::metrics::{Metrics, UpstreamError};
 
 /// The tenant of a proxied request, for the sandbox's scheduler, limits and metrics.
-pub const X_TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
+pub const X_TENANT_ID: HeaderName = HeaderName::from_static(TENANT_ID_HEADER);
 /// The tenant's ceilings, e.g. `concurrency=2,timeout-ms=10000,memory-mb=64`.
-pub const X_TENANT_LIMITS: HeaderName = HeaderName::from_static("x-tenant-limits");
+pub const X_TENANT_LIMITS: HeaderName = HeaderName::from_static(TENANT_LIMITS_HEADER);
 
 /// Connecting to the sandbox is local (same host or same pod); if it takes longer than this,
 /// it is down rather than slow.

@@ -4,12 +4,10 @@
 
 use axum::extract::Request;
 use axum::http::HeaderName;
+use contract::ids::{REQUEST_ID_HEADER, is_usable_request_id};
 
 /// The header that carries the id.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Longest client-chosen id that is kept.
-const MAX_LENGTH: usize = 128;
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 /// Removes a client `x-request-id` that is too long or has characters that do not belong in an
 /// id (or in a log line), so the layer after this one generates a fresh id instead.
@@ -17,7 +15,7 @@ pub async fn drop_unusable(mut request: Request) -> Request {
     let usable = {
         let mut values = request.headers().get_all(&X_REQUEST_ID).iter();
         match (values.next(), values.next()) {
-            (Some(value), None) => is_usable(value.as_bytes()),
+            (Some(value), None) => is_usable_request_id(value.as_bytes()),
             (None, None) => true,
             _ => false,
         }
@@ -26,27 +24,4 @@ pub async fn drop_unusable(mut request: Request) -> Request {
         request.headers_mut().remove(&X_REQUEST_ID);
     }
     request
-}
-
-fn is_usable(id: &[u8]) -> bool {
-    (1..=MAX_LENGTH).contains(&id.len())
-        && id
-            .iter()
-            .all(|byte| byte.is_ascii_alphanumeric() || b"-_.:/+=@".contains(byte))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_kept_only_when_short_and_plain() {
-        assert!(is_usable(b"3f1c9a5e-8d0b-4a57-9a8e-0c5d2f6b7a41"));
-        assert!(is_usable(b"client:req/42+x=="));
-        assert!(!is_usable(b""));
-        assert!(!is_usable(b"has space"));
-        assert!(!is_usable(b"line\nbreak"));
-        assert!(!is_usable("caf\u{e9}".as_bytes()));
-        assert!(!is_usable(&[b'a'; MAX_LENGTH + 1]));
-    }
 }

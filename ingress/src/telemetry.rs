@@ -15,6 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
+use contract::ids;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -54,7 +55,7 @@ pub async fn log_request(
         .get(X_REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    let trace_id = trace_id(request.headers()).map(str::to_owned);
+    let trace_id = trace_id(request.headers());
     // `tenant` is filled in by `auth::identify` once the caller is known.
     let span = tracing::info_span!(
         "request",
@@ -89,59 +90,11 @@ pub async fn log_request(
     response
 }
 
-/// The trace id from `traceparent` (W3C) or `X-Cloud-Trace-Context` (Google), if well formed.
-fn trace_id(headers: &HeaderMap) -> Option<&str> {
-    let from_traceparent = || {
-        let value = headers.get("traceparent")?.to_str().ok()?;
-        value.split('-').nth(1)
-    };
-    let from_cloud_trace = || {
-        let value = headers.get("x-cloud-trace-context")?.to_str().ok()?;
-        value.split('/').next()
-    };
-    from_traceparent()
-        .filter(|id| is_trace_id(id))
-        .or_else(|| from_cloud_trace().filter(|id| is_trace_id(id)))
-}
-
-fn is_trace_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|byte| byte.is_ascii_hexdigit())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        pairs
-            .iter()
-            .map(|(name, value)| (name.parse().unwrap(), HeaderValue::from_static(value)))
-            .collect()
-    }
-
-    #[test]
-    fn trace_id_comes_from_traceparent_or_cloud_trace_context() {
-        let w3c = headers(&[(
-            "traceparent",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        )]);
-        assert_eq!(trace_id(&w3c), Some("0af7651916cd43dd8448eb211c80319c"));
-
-        let google = headers(&[(
-            "x-cloud-trace-context",
-            "105445aa7843bc8bf206b12000100000/1;o=1",
-        )]);
-        assert_eq!(trace_id(&google), Some("105445aa7843bc8bf206b12000100000"));
-    }
-
-    #[test]
-    fn malformed_trace_headers_are_ignored() {
-        let bad = headers(&[
-            ("traceparent", "00-not-a-trace"),
-            ("x-cloud-trace-context", "x/1"),
-        ]);
-        assert_eq!(trace_id(&bad), None);
-        assert_eq!(trace_id(&HeaderMap::new()), None);
-    }
+/// The trace id of a request (see [`contract::ids::trace_id`]).
+fn trace_id(headers: &HeaderMap) -> Option<String> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    ids::trace_id(
+        header(ids::TRACEPARENT_HEADER),
+        header(ids::CLOUD_TRACE_HEADER),
+    )
 }

@@ -19,11 +19,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::RateLimit;
 
-/// The id of the tier of requests that present no key; no tenant may take it.
-pub const ANONYMOUS: &str = "anonymous";
-
-/// Longest tenant id; ids go into headers, log fields and metric labels.
-const MAX_ID_LENGTH: usize = 64;
+pub use contract::tenant::{ANONYMOUS, Ceilings};
+use contract::tenant::{MAX_TENANT_ID_LENGTH, is_valid_tenant_id};
 
 /// Who may call, from the tenants file (or the defaults without one).
 #[derive(Debug, Clone, PartialEq)]
@@ -55,33 +52,6 @@ pub struct Tenant {
     pub rate_limit: Option<RateLimit>,
     /// What the sandbox lets the tenant use.
     pub ceilings: Ceilings,
-}
-
-/// Ceilings the sandbox enforces for a tier; `None` leaves the sandbox's own maximum.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Ceilings {
-    /// Most executions of the tier running at once in the sandbox.
-    pub max_concurrency: Option<u32>,
-    /// Largest `timeoutMs` a request may ask for; also lowers the default.
-    pub max_timeout_ms: Option<u64>,
-    /// Largest `memoryLimitMb` a request may ask for; also lowers the default.
-    pub max_memory_limit_mb: Option<u64>,
-}
-
-impl Ceilings {
-    /// The `x-tenant-limits` header that tells the sandbox these ceilings, e.g.
-    /// `concurrency=2,timeout-ms=10000,memory-mb=64`; `None` when there are none.
-    pub fn header_value(&self) -> Option<String> {
-        let parts: Vec<String> = [
-            ("concurrency", self.max_concurrency.map(u64::from)),
-            ("timeout-ms", self.max_timeout_ms),
-            ("memory-mb", self.max_memory_limit_mb),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| Some(format!("{name}={}", value?)))
-        .collect();
-        (!parts.is_empty()).then(|| parts.join(","))
-    }
 }
 
 impl Default for Tenants {
@@ -229,13 +199,9 @@ struct TenantSection {
 
 fn check_tenant(section: TenantSection, earlier: &[Tenant]) -> Result<Tenant, String> {
     let id = section.id;
-    let valid_id = (1..=MAX_ID_LENGTH).contains(&id.len())
-        && id
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'));
-    if !valid_id {
+    if !is_valid_tenant_id(&id) {
         return Err(format!(
-            "id {id:?}: expected 1 to {MAX_ID_LENGTH} ASCII letters, digits, `-`, `_` or `.`"
+            "id {id:?}: expected 1 to {MAX_TENANT_ID_LENGTH} ASCII letters, digits, `-`, `_` or `.`"
         ));
     }
     if id == ANONYMOUS {
@@ -316,9 +282,9 @@ fn ceilings(
         }
     }
     Ok(Ceilings {
-        max_concurrency,
-        max_timeout_ms,
-        max_memory_limit_mb,
+        concurrency: max_concurrency,
+        timeout_ms: max_timeout_ms,
+        memory_mb: max_memory_limit_mb,
     })
 }
 

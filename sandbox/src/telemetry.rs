@@ -20,5 +20,8 @@ pub fn init(format: LogFormat) {
 /// The trace id of a request (see [`contract::ids::trace_id`]).
 pub fn trace_id(headers: &HeaderMap) -> Option<String> {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    ids::trace_id(header(ids::TRACEPARENT_HEADER), header(ids::CLOUD_TRACE_HEADER))
+    ids::trace_id(
+        header(ids::TRACEPARENT_HEADER),
+        header(ids::CLOUD_TRACE_HEADER),
+    )
 }

@@ -126,7 +126,11 @@ mod tests {
     fn malformed_headers_are_refused() {
         for id in ["", "a b", &"x".repeat(65)] {
             let map = headers(&[(&TENANT_ID, id)]);
-            assert_eq!(Tenant::from_headers(&map), Err(TenantHeaderError::BadId), "{id:?}");
+            assert_eq!(
+                Tenant::from_headers(&map),
+                Err(TenantHeaderError::BadId),
+                "{id:?}"
+            );
         }
         let twice = headers(&[(&TENANT_ID, "a"), (&TENANT_ID, "b")]);
         assert_eq!(Tenant::from_headers(&twice), Err(TenantHeaderError::BadId));
@@ -137,7 +141,10 @@ mod tests {
                 "{limits}"
             );
         }
-        let twice = headers(&[(&TENANT_LIMITS, "concurrency=1"), (&TENANT_LIMITS, "memory-mb=2")]);
+        let twice = headers(&[
+            (&TENANT_LIMITS, "concurrency=1"),
+            (&TENANT_LIMITS, "memory-mb=2"),
+        ]);
         assert_eq!(
             Tenant::from_headers(&twice),
             Err(TenantHeaderError::BadLimits(BadCeilings))

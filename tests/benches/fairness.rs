@@ -231,6 +231,7 @@ async fn start_sandbox(workers: usize) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     let config = sandbox::Config {
         max_concurrency: workers,
+        worker_program: e2e::binary_path("sandbox"),
         ..sandbox::Config::default()
     };
     tokio::spawn(sandbox::run(listener, config, std::future::pending()));
@@ -245,7 +246,7 @@ async fn start_ingress(sandbox: SocketAddr, workers: usize) -> SocketAddr {
         keys: vec![KeyHash::of_key(key)],
         rate_limit: None,
         ceilings: Ceilings {
-            max_concurrency: Some(max_concurrency as u32),
+            concurrency: Some(max_concurrency as u32),
             ..Ceilings::default()
         },
     };

@@ -167,21 +167,21 @@ fn raw_engine_parallel(code: &str, phase: Duration, threads: usize) -> f64 {
         .sum()
 }
 
-/// `sandbox::engine::execute`: what a request would cost without the warm pool.
+/// `engine::execute`: what a request would cost without a prepared runtime.
 fn engine_cold(code: &str, phase: Duration) -> RawRun {
-    let settings = sandbox::engine::EngineSettings::default();
-    let limits = sandbox::engine::Limits {
+    let settings = engine::EngineSettings::default();
+    let limits = engine::Limits {
         timeout: Duration::from_secs(5),
         memory_limit: 64 << 20,
     };
     let started = Instant::now();
     let mut runs = 0;
     while started.elapsed() < phase {
-        let script = sandbox::engine::Script {
+        let script = engine::Script {
             name: "bench.js".into(),
             source: Arc::from(code),
         };
-        let outcome = sandbox::engine::execute(&settings, script, limits).unwrap();
+        let (outcome, _log) = engine::execute(&settings, script, limits).unwrap();
         assert!(outcome.result.is_ok());
         runs += 1;
     }
@@ -332,6 +332,7 @@ async fn start_sandbox() -> SocketAddr {
         // throughput, not rejection.
         queue_capacity: 64,
         queue_timeout: Duration::from_secs(120),
+        worker_program: e2e::binary_path("sandbox"),
         ..sandbox::Config::default()
     };
     tokio::spawn(sandbox::run(listener, config, forever()));

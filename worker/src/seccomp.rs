@@ -31,7 +31,9 @@ pub enum FilterError {
 /// The allow-list for a worker whose channel is `channel_fd`, compiled for this architecture.
 pub fn compile(channel_fd: i32, pid: i32) -> Result<BpfProgram, FilterError> {
     let arch = std::env::consts::ARCH;
-    let target = arch.try_into().map_err(|_| FilterError::Architecture(arch))?;
+    let target = arch
+        .try_into()
+        .map_err(|_| FilterError::Architecture(arch))?;
     let filter = SeccompFilter::new(
         rules(channel_fd, pid)?,
         SeccompAction::KillProcess,
@@ -164,14 +166,19 @@ mod tests {
                 if ok { 0 } else { 1 }
             }
         });
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{status:#x}");
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status:#x}"
+        );
     }
 
     #[test]
     fn opening_a_file_kills_the_worker() {
         let status = in_filtered_child(|| {
             // SAFETY: a raw call the filter must stop before it runs.
-            unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, c"/etc/passwd".as_ptr(), 0) as i32 }
+            unsafe {
+                libc::syscall(libc::SYS_openat, libc::AT_FDCWD, c"/etc/passwd".as_ptr(), 0) as i32
+            }
         });
         assert!(killed_by_sigsys(status), "{status:#x}");
     }
@@ -179,8 +186,9 @@ mod tests {
     #[test]
     fn network_and_process_calls_kill_the_worker() {
         for probe in [
-            (|| unsafe { libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM, 0) as i32 })
-                as fn() -> i32,
+            (|| unsafe {
+                libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM, 0) as i32
+            }) as fn() -> i32,
             || unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) as i32 },
             || unsafe { libc::syscall(libc::SYS_execve, c"/bin/sh".as_ptr(), 0, 0) as i32 },
             || unsafe { libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0) as i32 },

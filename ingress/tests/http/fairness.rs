@@ -34,7 +34,7 @@ async fn a_tenant_flooding_every_worker_with_endless_loops_cannot_starve_another
                 FLOOD_KEY,
                 None,
                 Ceilings {
-                    max_concurrency: Some(workers as u32),
+                    concurrency: Some(workers as u32),
                     ..Ceilings::default()
                 },
             ),

@@ -57,8 +57,9 @@ impl TestSandbox {
         Self::start_with(addr, sandbox::Config::default()).await
     }
 
-    /// Starts a sandbox with `config` on `addr`.
-    pub async fn start_with(addr: SocketAddr, config: sandbox::Config) -> Self {
+    /// Starts a sandbox with `config` on `addr`; its workers are the real `sandbox` binary.
+    pub async fn start_with(addr: SocketAddr, mut config: sandbox::Config) -> Self {
+        config.worker_program = e2e::binary_path("sandbox");
         let listener = bind_retrying(addr).await;
         let addr = listener.local_addr().unwrap();
         let (stop, signal) = stop_signal();

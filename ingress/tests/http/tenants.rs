@@ -25,16 +25,16 @@ fn burst_of(burst: u32) -> Option<RateLimit> {
 /// acme: one execution at once, at most 1 s and 32 MiB. beta: no ceilings. Neither is
 /// rate-limited; the anonymous tier may run at most 3 s.
 fn acme_and_beta(config: &mut ingress::Config) {
-    config.tenants.anonymous.ceilings.max_timeout_ms = Some(3000);
+    config.tenants.anonymous.ceilings.timeout_ms = Some(3000);
     config.tenants.tenants = vec![
         tenant(
             "acme",
             ACME_KEY,
             None,
             Ceilings {
-                max_concurrency: Some(1),
-                max_timeout_ms: Some(1000),
-                max_memory_limit_mb: Some(32),
+                concurrency: Some(1),
+                timeout_ms: Some(1000),
+                memory_mb: Some(32),
             },
         ),
         tenant("beta", BETA_KEY, None, Ceilings::default()),

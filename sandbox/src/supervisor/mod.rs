@@ -344,14 +344,27 @@ impl Shared {
                     answer
                 }
                 Err(log) => {
-                    tracing::warn!(pid = worker.pid(), "worker sent malformed JSON; replacing it");
+                    tracing::warn!(
+                        pid = worker.pid(),
+                        "worker sent malformed JSON; replacing it"
+                    );
                     self.retire(worker, Retirement::Crashed);
-                    failed(ErrorKind::Crashed, crashed_message(), log, delivered.elapsed())
+                    failed(
+                        ErrorKind::Crashed,
+                        crashed_message(),
+                        log,
+                        delivered.elapsed(),
+                    )
                 }
             },
             Ended::Report(Ok(Report::Ready(_))) | Ended::Report(Err(_)) => {
                 self.retire(worker, Retirement::Crashed);
-                failed(ErrorKind::Crashed, crashed_message(), log, delivered.elapsed())
+                failed(
+                    ErrorKind::Crashed,
+                    crashed_message(),
+                    log,
+                    delivered.elapsed(),
+                )
             }
             Ended::Deadline => {
                 self.retire(worker, Retirement::Timeout);

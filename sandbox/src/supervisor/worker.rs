@@ -2,13 +2,7 @@
 //! and how much memory it holds. Everything read from it is bounded and checked: the process
 //! runs attackers' code.
 
-use std::{
-    fs::File,
-    io,
-    os::unix::fs::FileExt,
-    process::Child,
-    time::Duration,
-};
+use std::{fs::File, io, os::unix::fs::FileExt, process::Child, time::Duration};
 
 use contract::worker::{
     FrameError, LENGTH_PREFIX, Order, Ready, Region, Report, Setup, decode, encode, frame_length,
