@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::State;
 use axum::body::Bytes;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::Empty;
@@ -12,10 +13,21 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
-/// `GET /healthz`: the ingress is up. It does not ask the sandbox, so a sandbox outage shows
-/// as 502 answers on `/api/*`, not as an ingress restarted by its liveness probe.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+use crate::sandbox_child::SandboxStatus;
+
+/// `GET /healthz`: the ingress is up. It does not ask a sandbox it does not manage, so an
+/// outage of a separately deployed sandbox shows as 502 answers on `/api/*`, not as an ingress
+/// restarted by its liveness probe; while a child sandbox it manages is down or restarting, it
+/// answers 503.
+pub async fn healthz(State(sandbox): State<SandboxStatus>) -> (StatusCode, Json<Value>) {
+    if sandbox.up() {
+        (StatusCode::OK, Json(json!({ "status": "ok" })))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "sandbox_restarting" })),
+        )
+    }
 }
 
 /// Whether `GET http://<addr>/healthz` answers 200 within `timeout`. An unspecified address

@@ -53,7 +53,7 @@ pub use config::Config;
 use error::ApiError;
 use metrics::Metrics;
 use proxy::Proxy;
-use sandbox_child::SandboxChild;
+use sandbox_child::{SandboxChild, SandboxStatus};
 use telemetry::TrustedProxyHops;
 
 /// After a shutdown signal, requests still in flight get this long to finish. Cloud Run kills
@@ -73,13 +73,18 @@ pub fn metrics_for(config: &Config) -> Arc<Metrics> {
     ))
 }
 
-/// The ingress's public routes and middleware, proxying to the sandbox at `sandbox_url` and
-/// counting in `metrics`.
+/// The ingress's public routes and middleware, proxying to the sandbox at `sandbox_url` (whose
+/// state `/healthz` reports when the ingress manages it) and counting in `metrics`.
 ///
 /// # Panics
 /// Outside a Tokio runtime when the anonymous tier is rate-limited: the sweeper of idle
 /// clients' buckets is spawned here, and ends by itself once the router is dropped.
-pub fn router(config: &Config, sandbox_url: &Uri, metrics: Arc<Metrics>) -> Router {
+pub fn router(
+    config: &Config,
+    sandbox_url: &Uri,
+    sandbox: SandboxStatus,
+    metrics: Arc<Metrics>,
+) -> Router {
     let proxy = Arc::new(Proxy::new(
         sandbox_url,
         config.upstream_timeout,
@@ -117,7 +122,7 @@ pub fn router(config: &Config, sandbox_url: &Uri, metrics: Arc<Metrics>) -> Rout
     let hops = TrustedProxyHops(config.trusted_proxy_hops);
     public
         // Probes must never be rate-limited, so the health route is added after that layer.
-        .route("/healthz", get(health::healthz))
+        .route("/healthz", get(health::healthz).with_state(sandbox))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(
             ServiceBuilder::new()
@@ -172,15 +177,15 @@ pub async fn run_with_admin(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (sandbox_url, child) = match &config.sandbox_url {
-        Some(url) => (url.clone(), None),
+    let (sandbox_url, status, child) = match &config.sandbox_url {
+        Some(url) => (url.clone(), SandboxStatus::default(), None),
         None => {
             let child = SandboxChild::start().await.map_err(std::io::Error::other)?;
-            (child.url(), Some(child))
+            (child.url(), child.status(), Some(child))
         }
     };
     let metrics = metrics_for(&config);
-    let app = router(&config, &sandbox_url, metrics.clone());
+    let app = router(&config, &sandbox_url, status, metrics.clone());
     tracing::info!(addr = %listener.local_addr()?, sandbox = %sandbox_url, "ingress listening");
 
     let stopping = CancellationToken::new();

@@ -7,6 +7,10 @@
 //! (`MAX_CONCURRENCY`, `DEFAULT_TIMEOUT_MS`, `LOG_FORMAT`, ...) apply to it. It remains a
 //! separate process with its own memory, as in production.
 //!
+//! The child is supervised: if it ever exits while the ingress runs, it is started again on the
+//! same address (after a pause that doubles up to [`MAX_RESTART_PAUSE`] while restarts keep
+//! failing), and the ingress's own `/healthz` answers 503 until it is healthy again.
+//!
 //! `cargo run -p ingress` builds only the ingress binary. So when the ingress was started by
 //! cargo (`CARGO` and `CARGO_MANIFEST_DIR` are set, which they never are in a container), it
 //! first runs `cargo build -p sandbox` with the same profile, which is a no-op when the sandbox
@@ -15,10 +19,14 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::http::Uri;
 use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::health;
 
@@ -28,6 +36,12 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// its own requests by then, so the sandbox has nothing left worth waiting for.
 const STOP_GRACE: Duration = Duration::from_millis(1500);
 const HEALTH_POLL_EVERY: Duration = Duration::from_millis(100);
+/// First pause before restarting a child that exited.
+const MIN_RESTART_PAUSE: Duration = Duration::from_millis(100);
+/// Longest pause between restarts that keep failing.
+const MAX_RESTART_PAUSE: Duration = Duration::from_secs(5);
+/// A child that ran this long before exiting is restarted after the shortest pause again.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
 
 /// Why the child sandbox could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -62,15 +76,30 @@ pub enum ChildError {
     Unhealthy,
 }
 
-/// A running child sandbox; [`SandboxChild::stop`] ends it (dropping it kills it).
+/// Whether the sandbox the ingress proxies to is up, as far as the ingress can tell: always,
+/// for a sandbox it does not manage (`SANDBOX_URL`); for a child, while it runs and is healthy.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxStatus(Option<Arc<AtomicBool>>);
+
+impl SandboxStatus {
+    /// False while a child sandbox is down or restarting.
+    pub fn up(&self) -> bool {
+        self.0.as_ref().is_none_or(|up| up.load(Ordering::Relaxed))
+    }
+}
+
+/// A supervised child sandbox; [`SandboxChild::stop`] ends it.
 #[derive(Debug)]
 pub struct SandboxChild {
-    process: Child,
     addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    stopping: CancellationToken,
+    watcher: JoinHandle<()>,
 }
 
 impl SandboxChild {
-    /// Starts the sandbox binary beside the current executable and waits until it is healthy.
+    /// Starts the sandbox binary beside the current executable, waits until it is healthy,
+    /// and keeps it running.
     pub async fn start() -> Result<Self, ChildError> {
         let own_path = std::env::current_exe().map_err(ChildError::OwnPath)?;
         let binary = own_path.with_file_name(format!("sandbox{}", std::env::consts::EXE_SUFFIX));
@@ -80,70 +109,157 @@ impl SandboxChild {
         if !binary.is_file() {
             return Err(ChildError::Missing(binary));
         }
-
-        let spawn_error = |source| ChildError::Spawn {
+        let addr = free_loopback_addr().map_err(|source| ChildError::Spawn {
             path: binary.clone(),
             source,
-        };
-        let addr = free_loopback_addr().map_err(spawn_error)?;
-        let mut command = Command::new(&binary);
-        command
-            .env("LISTEN_ADDR", addr.to_string())
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        stop_with_parent(&mut command);
-        let process = command.spawn().map_err(spawn_error)?;
+        })?;
+        let mut process = spawn(&binary, addr)?;
+        wait_until_healthy(&mut process, addr).await?;
         tracing::info!(binary = %binary.display(), %addr, "started the sandbox as a child process");
-
-        let mut child = Self { process, addr };
-        child.wait_until_healthy().await?;
-        Ok(child)
+        let up = Arc::new(AtomicBool::new(true));
+        let stopping = CancellationToken::new();
+        let watcher = tokio::spawn(watch(
+            binary,
+            addr,
+            process,
+            up.clone(),
+            stopping.clone(),
+        ));
+        Ok(Self {
+            addr,
+            up,
+            stopping,
+            watcher,
+        })
     }
 
-    /// The URL to proxy to.
+    /// The URL to proxy to; it stays the same across restarts.
     pub fn url(&self) -> Uri {
         format!("http://{}", self.addr)
             .parse()
             .expect("a socket address makes a valid URL")
     }
 
-    /// Asks the child to stop (SIGTERM), and kills it if it has not exited within the grace.
-    pub async fn stop(mut self) {
-        if let Some(pid) = self
-            .process
-            .id()
-            .and_then(|pid| libc::pid_t::try_from(pid).ok())
-        {
-            // SAFETY: kill(2) only sends a signal; `pid` is our own child, not yet reaped
-            // (`id()` returns None once it is), so the pid cannot belong to another process.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        match tokio::time::timeout(STOP_GRACE, self.process.wait()).await {
-            Ok(Ok(status)) => tracing::info!(%status, "the sandbox child exited"),
-            Ok(Err(error)) => tracing::warn!(%error, "could not wait for the sandbox child"),
-            Err(_) => {
-                tracing::warn!("the sandbox child ignored SIGTERM; killing it");
-                if let Err(error) = self.process.kill().await {
-                    tracing::warn!(%error, "could not kill the sandbox child");
+    /// The child's state, for `/healthz`.
+    pub fn status(&self) -> SandboxStatus {
+        SandboxStatus(Some(self.up.clone()))
+    }
+
+    /// Asks the child to stop (SIGTERM), kills it if it has not exited within the grace, and
+    /// stops restarting it.
+    pub async fn stop(self) {
+        self.stopping.cancel();
+        let _ = self.watcher.await;
+    }
+}
+
+/// Keeps the child running until `stopping`, restarting it on `addr` whenever it exits.
+async fn watch(
+    binary: PathBuf,
+    addr: SocketAddr,
+    mut process: Child,
+    up: Arc<AtomicBool>,
+    stopping: CancellationToken,
+) {
+    let mut pause = MIN_RESTART_PAUSE;
+    let mut started = Instant::now();
+    loop {
+        tokio::select! {
+            status = process.wait() => {
+                up.store(false, Ordering::Relaxed);
+                match status {
+                    Ok(status) => tracing::error!(%status, "the sandbox child exited; restarting it"),
+                    Err(error) => tracing::error!(%error, "lost the sandbox child; restarting it"),
                 }
+                if started.elapsed() >= STABLE_AFTER {
+                    pause = MIN_RESTART_PAUSE;
+                }
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = stopping.cancelled() => return,
+                    }
+                    pause = (pause * 2).min(MAX_RESTART_PAUSE);
+                    let restarted = match spawn(&binary, addr) {
+                        Ok(mut child) => match wait_until_healthy(&mut child, addr).await {
+                            Ok(()) => Ok(child),
+                            Err(error) => {
+                                let _ = child.kill().await;
+                                Err(error)
+                            }
+                        },
+                        Err(error) => Err(error),
+                    };
+                    match restarted {
+                        Ok(child) => {
+                            process = child;
+                            started = Instant::now();
+                            up.store(true, Ordering::Relaxed);
+                            tracing::info!(%addr, "the sandbox child is back");
+                            break;
+                        }
+                        Err(error) => tracing::error!(%error, "could not restart the sandbox child"),
+                    }
+                }
+            }
+            () = stopping.cancelled() => {
+                terminate(process).await;
+                return;
             }
         }
     }
+}
 
-    async fn wait_until_healthy(&mut self) -> Result<(), ChildError> {
-        let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = self.process.try_wait() {
-                return Err(ChildError::Exited(status));
+/// Starts the sandbox binary listening on `addr`.
+fn spawn(binary: &Path, addr: SocketAddr) -> Result<Child, ChildError> {
+    let mut command = Command::new(binary);
+    command
+        .env("LISTEN_ADDR", addr.to_string())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    stop_with_parent(&mut command);
+    command.spawn().map_err(|source| ChildError::Spawn {
+        path: binary.to_owned(),
+        source,
+    })
+}
+
+/// Asks the child to stop (SIGTERM), and kills it if it has not exited within the grace.
+async fn terminate(mut process: Child) {
+    if let Some(pid) = process
+        .id()
+        .and_then(|pid| libc::pid_t::try_from(pid).ok())
+    {
+        // SAFETY: kill(2) only sends a signal; `pid` is our own child, not yet reaped
+        // (`id()` returns None once it is), so the pid cannot belong to another process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    match tokio::time::timeout(STOP_GRACE, process.wait()).await {
+        Ok(Ok(status)) => tracing::info!(%status, "the sandbox child exited"),
+        Ok(Err(error)) => tracing::warn!(%error, "could not wait for the sandbox child"),
+        Err(_) => {
+            tracing::warn!("the sandbox child ignored SIGTERM; killing it");
+            if let Err(error) = process.kill().await {
+                tracing::warn!(%error, "could not kill the sandbox child");
             }
-            if health::probe(self.addr, HEALTH_POLL_EVERY * 5).await {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ChildError::Unhealthy);
-            }
-            tokio::time::sleep(HEALTH_POLL_EVERY).await;
         }
+    }
+}
+
+/// Waits until the child answers 200 on `/healthz`.
+async fn wait_until_healthy(process: &mut Child, addr: SocketAddr) -> Result<(), ChildError> {
+    let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = process.try_wait() {
+            return Err(ChildError::Exited(status));
+        }
+        if health::probe(addr, HEALTH_POLL_EVERY * 5).await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ChildError::Unhealthy);
+        }
+        tokio::time::sleep(HEALTH_POLL_EVERY).await;
     }
 }
 
