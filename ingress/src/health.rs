@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;

@@ -118,13 +118,7 @@ impl SandboxChild {
         tracing::info!(binary = %binary.display(), %addr, "started the sandbox as a child process");
         let up = Arc::new(AtomicBool::new(true));
         let stopping = CancellationToken::new();
-        let watcher = tokio::spawn(watch(
-            binary,
-            addr,
-            process,
-            up.clone(),
-            stopping.clone(),
-        ));
+        let watcher = tokio::spawn(watch(binary, addr, process, up.clone(), stopping.clone()));
         Ok(Self {
             addr,
             up,
@@ -226,10 +220,7 @@ fn spawn(binary: &Path, addr: SocketAddr) -> Result<Child, ChildError> {
 
 /// Asks the child to stop (SIGTERM), and kills it if it has not exited within the grace.
 async fn terminate(mut process: Child) {
-    if let Some(pid) = process
-        .id()
-        .and_then(|pid| libc::pid_t::try_from(pid).ok())
-    {
+    if let Some(pid) = process.id().and_then(|pid| libc::pid_t::try_from(pid).ok()) {
         // SAFETY: kill(2) only sends a signal; `pid` is our own child, not yet reaped
         // (`id()` returns None once it is), so the pid cannot belong to another process.
         unsafe { libc::kill(pid, libc::SIGTERM) };

@@ -12,6 +12,7 @@ pub mod config;
 mod error;
 mod examples;
 pub mod healthcheck;
+mod listener;
 pub mod metrics;
 mod routes;
 pub mod scheduler;
@@ -27,11 +28,13 @@ use std::{
     },
 };
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 pub use crate::{config::Config, routes::router};
-use crate::{examples::Examples, metrics::Metrics, scheduler::Scheduler, supervisor::WorkerPool};
+use crate::{
+    examples::Examples, listener::GuardedListener, metrics::Metrics, scheduler::Scheduler,
+    supervisor::WorkerPool,
+};
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -76,10 +79,7 @@ pub async fn run(
     let state = AppState::new(config).await?;
     let app = router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "sandbox listening");
-    let listener = listener.tap_io(|tcp| {
-        // Small request/answer exchanges: Nagle's algorithm would only add latency.
-        let _ = tcp.set_nodelay(true);
-    });
+    let listener = GuardedListener::new(listener, state.config.write_timeout);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -2,6 +2,7 @@
 
 mod console;
 mod errors;
+mod hostile;
 mod isolation;
 mod limits;
 mod metrics;
