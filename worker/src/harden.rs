@@ -60,6 +60,17 @@ pub fn make_non_dumpable() -> io::Result<()> {
     Ok(())
 }
 
+/// Lets memory faults end the process with their own signal. The Rust runtime installs
+/// handlers for SIGSEGV and SIGBUS to report stack overflows; under the system-call filter
+/// they would turn every fault into SIGSYS (their `sigaction` is not allowed), hiding what
+/// happened from the supervisor's log.
+pub fn default_fault_signals() {
+    for signal in [libc::SIGSEGV, libc::SIGBUS] {
+        // SAFETY: restoring the default disposition of a signal has no preconditions.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+}
+
 /// Loads the time zone now: the C library reads it from a file the first time a date is
 /// formatted, which the filter would not allow later.
 pub fn load_time_zone() {

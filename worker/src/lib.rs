@@ -79,6 +79,7 @@ fn harden(setup: &Setup) -> Result<(), Box<dyn std::error::Error>> {
     let pid = unsafe { libc::getpid() };
     let filter = seccomp::compile(CHANNEL_FD, pid)?;
     harden::load_time_zone();
+    harden::default_fault_signals();
     harden::close_descriptors_except(CHANNEL_FD);
     harden::make_non_dumpable()?;
     harden::limit_resources(setup.address_space_limit)?;

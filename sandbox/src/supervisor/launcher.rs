@@ -132,7 +132,12 @@ fn launch_and_reap(settings: &LaunchSettings, queue: &Receiver<Task>, metrics: &
         };
         match command {
             Ok(Task::Spawn(reply)) => {
-                let _ = reply.send(spawn(settings));
+                // Whoever asked may have gone (the pool is stopping): then the new process
+                // is this thread's to end.
+                if let Err(Ok(mut unwanted)) = reply.send(spawn(settings)) {
+                    let _ = unwanted.child.kill();
+                    retired.push((unwanted.child, Retirement::Stopped));
+                }
             }
             Ok(Task::Retire(mut child, why)) => {
                 // An error means it was reaped already, which cannot happen here, or is gone.

@@ -42,8 +42,17 @@ impl Worker {
     /// Starts a worker and waits until it is hardened and has a runtime ready.
     pub async fn start(launcher: &Launcher, setup: &Setup) -> Result<(Self, Ready), StartError> {
         let spawned = launcher.spawn().await?;
-        spawned.channel.set_nonblocking(true)?;
-        let channel = UnixStream::from_std(spawned.channel)?;
+        let channel = spawned
+            .channel
+            .set_nonblocking(true)
+            .and_then(|()| UnixStream::from_std(spawned.channel));
+        let channel = match channel {
+            Ok(channel) => channel,
+            Err(error) => {
+                launcher.retire(spawned.child, Retirement::FailedToStart);
+                return Err(error.into());
+            }
+        };
         let pid = spawned.child.id();
         let mut worker = Self {
             child: Some(spawned.child),

@@ -1,0 +1,411 @@
+//! The worker processes themselves: how they are hardened, what killing and crashing them
+//! leaves behind, how they are recycled, and the memory of the whole process tree. A test
+//! binary of its own, whose tests run one at a time: the sandbox runs inside this process, so
+//! its workers are this process's children, and the tests count them.
+
+#[path = "api/support.rs"]
+#[allow(dead_code)] // shared with the api tests, which use all of it
+mod support;
+
+use std::{
+    collections::BTreeSet,
+    fs,
+    time::{Duration, Instant},
+};
+
+use axum::http::StatusCode;
+use serde_json::json;
+use tokio::sync::{Mutex, MutexGuard};
+
+use support::{TestApp, spawn_app_with};
+
+/// A script that spends seconds in one C call that never polls the interrupt handler.
+const UNSTOPPABLE: &str = "'a'.repeat(3e5).indexOf('a'.repeat(1e4) + 'b')";
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+/// Takes this binary's turn, once the sandbox of the test before (torn down after its test
+/// returned) has no process left.
+async fn one_at_a_time() -> MutexGuard<'static, ()> {
+    let turn = ONE_AT_A_TIME.lock().await;
+    eventually(
+        Duration::from_secs(10),
+        "an earlier test's workers remain",
+        || children().is_empty(),
+    )
+    .await;
+    turn
+}
+
+/// A process's state letter and parent, from `/proc/<pid>/stat`.
+fn state_and_parent(pid: u32) -> Option<(char, u32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces; the fields after it are plain.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after_name.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    Some((state, parent))
+}
+
+/// This process's children, with their state letters.
+fn children() -> Vec<(u32, char)> {
+    let me = std::process::id();
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let (state, parent) = state_and_parent(pid)?;
+            (parent == me).then_some((pid, state))
+        })
+        .collect()
+}
+
+/// Live worker processes of the sandbox in this process.
+fn workers() -> BTreeSet<u32> {
+    children()
+        .into_iter()
+        .filter(|(_, state)| *state != 'Z')
+        .map(|(pid, _)| pid)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.split(|byte| *byte == 0).nth(1) == Some(b"worker"))
+        })
+        .collect()
+}
+
+fn zombies() -> usize {
+    children().iter().filter(|(_, state)| *state == 'Z').count()
+}
+
+fn open_descriptors() -> usize {
+    fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Waits until `done` holds, for at most `within`.
+async fn eventually(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until the metric sample reaches `at_least` (exits are counted when the launcher reaps
+/// a worker, a moment after the answer), returning its value.
+async fn metric_reaches(app: &TestApp, sample: &str, at_least: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let value = app.metric(sample).await;
+        if value >= at_least || Instant::now() >= deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn status_field(pid: u32, field: &str) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+        .trim()
+        .to_owned()
+}
+
+fn limit(pid: u32, name: &str) -> String {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} in {limits}"));
+    line[name.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn app(workers: usize, customize: impl FnOnce(&mut sandbox::Config)) -> TestApp {
+    spawn_app_with(|config| {
+        config.max_concurrency = workers;
+        config.watchdog_grace = Duration::from_millis(10);
+        customize(config);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn workers_run_under_seccomp_with_one_descriptor_and_tight_limits() {
+    let _serial = one_at_a_time().await;
+    let app = app(2, |config| config.max_memory_limit_mb = 128).await;
+    assert_eq!(app.run("1").await.result(), &json!(1));
+    let pids = workers();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    for pid in pids {
+        // 2: a seccomp filter is installed; no_new_privs is set with it.
+        assert_eq!(status_field(pid, "Seccomp"), "2", "{pid}");
+        assert_eq!(status_field(pid, "NoNewPrivs"), "1", "{pid}");
+        // Only the channel to the supervisor is open.
+        let descriptors: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(descriptors, ["3"], "{pid}");
+        assert_eq!(limit(pid, "Max open files"), "4");
+        assert_eq!(limit(pid, "Max core file size"), "0");
+        assert_eq!(limit(pid, "Max file size"), "0");
+        assert_eq!(limit(pid, "Max processes"), "0");
+        let address_space: u64 = limit(pid, "Max address space").parse().unwrap();
+        assert!(
+            (128 << 20..=1 << 30).contains(&address_space),
+            "{address_space}"
+        );
+        // No environment was passed on.
+        assert!(fs::read(format!("/proc/{pid}/environ")).unwrap().is_empty());
+        // One thread: the engine runs on the main thread.
+        assert_eq!(status_field(pid, "Threads"), "1");
+    }
+}
+
+#[tokio::test]
+async fn thousands_of_kills_leave_no_zombie_no_descriptor_and_a_full_pool() {
+    let _serial = one_at_a_time().await;
+    let app = app(2, |_| {}).await;
+    let kills = 1000;
+    let kill_half = || {
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    for _ in 0..kills / 4 {
+                        let response = app
+                            .post_execute(json!({ "code": UNSTOPPABLE, "timeoutMs": 5 }))
+                            .await;
+                        assert_eq!(response.script_error_kind(), "timeout", "{}", response.body);
+                    }
+                })
+            })
+            .collect::<Vec<_>>();
+        async move {
+            for run in runs {
+                run.await.unwrap();
+            }
+        }
+    };
+    let started = Instant::now();
+    // The first half also settles the client's pooled connections; descriptors are compared
+    // between the halves.
+    kill_half().await;
+    eventually(Duration::from_secs(5), "zombies left", || zombies() == 0).await;
+    let descriptors_between = open_descriptors();
+    kill_half().await;
+    println!("{kills} executions in {:?}", started.elapsed());
+    let sample = "sandbox_worker_exits_total{reason=\"timeout\",signal=\"SIGKILL\"}";
+    let killed = metric_reaches(&app, sample, kills as f64 * 0.9).await;
+    // A few may be stopped by the interrupt just before the unstoppable call begins.
+    assert!(killed >= kills as f64 * 0.9, "{killed} workers killed");
+    // Every killed worker is reaped, and the pool is back to its size.
+    eventually(Duration::from_secs(5), "zombies left", || zombies() == 0).await;
+    eventually(Duration::from_secs(5), "pool not refilled", || {
+        workers().len() == 2
+    })
+    .await;
+    assert_eq!(app.metric("sandbox_workers").await, 2.0);
+    assert_eq!(
+        open_descriptors(),
+        descriptors_between,
+        "descriptors leaked"
+    );
+    assert_eq!(app.run("'still here'").await.result(), &json!("still here"));
+}
+
+/// CPU time a process has used, in clock ticks (`utime + stime` of `/proc/<pid>/stat`).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    // After the name: state is field 3 of the line, utime 14 and stime 15.
+    fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_crashing_worker_costs_only_its_own_execution() {
+    let _serial = one_at_a_time().await;
+    let app = app(2, |_| {}).await;
+    assert_eq!(app.run("1").await.result(), &json!(1));
+    let doomed = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let code = "console.log('about to crash'); while (true) {}";
+            app.post_execute(json!({ "code": code, "timeoutMs": 20000 }))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The doomed execution spins; the other worker is idle.
+    let doomed_pid = workers()
+        .into_iter()
+        .max_by_key(|pid| cpu_ticks(*pid))
+        .unwrap();
+    let survivor = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let code = "const end = Date.now() + 600; while (Date.now() < end) {} 'done'";
+            app.post_execute(json!({ "code": code })).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // SAFETY: kill(2) with a pid of our own child.
+    unsafe { libc::kill(doomed_pid as i32, libc::SIGSEGV) };
+
+    let doomed = doomed.await.unwrap();
+    assert_eq!(doomed.script_error_kind(), "crashed", "{}", doomed.body);
+    // What it logged before the crash is kept.
+    assert_eq!(doomed.log()[0]["data"], json!(["about to crash"]));
+    let survivor = survivor.await.unwrap();
+    assert_eq!(survivor.result(), &json!("done"));
+    let sample = "sandbox_worker_exits_total{reason=\"crashed\",signal=\"SIGSEGV\"}";
+    assert_eq!(metric_reaches(&app, sample, 1.0).await, 1.0);
+    eventually(
+        Duration::from_secs(5),
+        "crashed worker not replaced",
+        || {
+            let now = workers();
+            now.len() == 2 && !now.contains(&doomed_pid)
+        },
+    )
+    .await;
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+    assert_eq!(app.run("2 * 21").await.result(), &json!(42));
+}
+
+#[tokio::test]
+async fn scripts_ending_right_at_the_kill_boundary_leave_the_pool_consistent() {
+    let _serial = one_at_a_time().await;
+    // 40 ms deadline, 10 ms grace: unstoppable calls sized to end around 50 ms race the kill.
+    let app = app(2, |_| {}).await;
+    // How long the search takes per needle unit on this machine and build.
+    let search = |needle: usize| format!("'a'.repeat(3e5).indexOf('a'.repeat({needle}) + 'b')");
+    let measured = app
+        .post_execute(json!({ "code": search(20), "timeoutMs": 10000 }))
+        .await;
+    let per_unit = measured.body["executionTime"].as_f64().unwrap() / 20.0;
+    let at_boundary = (50.0 / per_unit).max(2.0);
+    let clients: Vec<_> = (0..2)
+        .map(|client| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for n in 0..30 {
+                    // From 60% to 140% of the work that ends right at the kill (40 + 10 ms).
+                    let share = 0.6 + 0.8 * (((n + client) % 15) as f64 / 14.0);
+                    let code = search((at_boundary * share).round() as usize);
+                    let response = app
+                        .post_execute(json!({ "code": code, "timeoutMs": 40 }))
+                        .await;
+                    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+                    outcomes.push(if response.body["status"] == "success" {
+                        "success".to_owned()
+                    } else {
+                        response.script_error_kind().to_owned()
+                    });
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for client in clients {
+        for kind in client.await.unwrap() {
+            assert!(kind == "success" || kind == "timeout", "{kind}");
+            *outcomes.entry(kind).or_default() += 1;
+        }
+    }
+    println!("outcomes at the boundary: {outcomes:?}");
+    eventually(Duration::from_secs(5), "zombies left", || zombies() == 0).await;
+    eventually(Duration::from_secs(5), "pool not refilled", || {
+        workers().len() == 2
+    })
+    .await;
+    assert_eq!(app.metric("sandbox_workers").await, 2.0);
+    assert_eq!(app.metric("sandbox_workers_busy").await, 0.0);
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn workers_are_replaced_after_their_share_of_executions() {
+    let _serial = one_at_a_time().await;
+    let app = app(1, |config| config.worker_max_executions = 3).await;
+    assert_eq!(app.run("1").await.result(), &json!(1));
+    let first = workers();
+    for n in 0..2 {
+        assert_eq!(app.run(&format!("{n}")).await.result(), &json!(n));
+    }
+    eventually(Duration::from_secs(5), "worker not recycled", || {
+        let now = workers();
+        now.len() == 1 && now != first
+    })
+    .await;
+    let sample = "sandbox_worker_exits_total{reason=\"recycled\",signal=\"SIGKILL\"}";
+    assert_eq!(metric_reaches(&app, sample, 1.0).await, 1.0);
+}
+
+#[tokio::test]
+async fn a_worker_whose_resident_memory_passes_the_bound_is_replaced() {
+    let _serial = one_at_a_time().await;
+    // Every worker holds more than 1 MiB, so each is replaced after one execution.
+    let app = app(1, |config| config.worker_max_rss_mb = 1).await;
+    let mut seen = BTreeSet::new();
+    for n in 0..3 {
+        assert_eq!(app.run(&format!("{n}")).await.result(), &json!(n));
+        eventually(Duration::from_secs(5), "worker not replaced", || {
+            let now = workers();
+            now.len() == 1 && !now.is_subset(&seen)
+        })
+        .await;
+        seen.extend(workers());
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+}
+
+/// Resident memory of `pid`, in MiB.
+fn resident_mib(pid: u32) -> u64 {
+    status_field(pid, "VmRSS")
+        .split_whitespace()
+        .next()
+        .and_then(|kib| kib.parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}
+
+#[tokio::test]
+async fn the_process_tree_stays_within_its_memory_bound_under_repeated_memory_bombs() {
+    let _serial = one_at_a_time().await;
+    let app = app(2, |_| {}).await;
+    let bomb = json!({ "code": "const keep = []; while (true) keep.push('x'.repeat(65536) + keep.length);", "memoryLimitMb": 48 });
+    let tree = || {
+        resident_mib(std::process::id())
+            + workers().iter().map(|pid| resident_mib(*pid)).sum::<u64>()
+    };
+    let before = tree();
+    let mut peak = before;
+    for _ in 0..10 {
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let (app, bomb) = (app.clone(), bomb.clone());
+                tokio::spawn(async move { app.post_execute(bomb).await })
+            })
+            .collect();
+        for run in runs {
+            assert_eq!(run.await.unwrap().script_error_kind(), "memory");
+        }
+        peak = peak.max(tree());
+    }
+    // Twenty 48 MiB bombs ran on two workers: at most two workers' limits (and what the
+    // allocator keeps until a worker is recycled) may be resident, never the sum of every bomb.
+    let grown = peak.saturating_sub(before);
+    assert!(grown < 2 * 128 + 64, "the process tree grew by {grown} MiB");
+}
