@@ -25,6 +25,12 @@ const DEFAULT_MAX_MEMORY_LIMIT_MB: u64 = 256;
 /// Memory the sandbox process needs beside its scripts' heaps: the executable, thread stacks,
 /// request and response buffers.
 const SANDBOX_OVERHEAD_MIB: u64 = 128;
+/// A worker process's own memory besides its script's heap (measured: about 5 MiB resident),
+/// with room for the allocator.
+const WORKER_OVERHEAD_MIB: u64 = 16;
+/// Threads and processes of the sandbox container besides its workers: the supervisor's
+/// runtime and launcher threads, and a health check process with its own runtime.
+const SANDBOX_OTHER_PIDS: u64 = 32;
 
 fn port_of(address: &str) -> u16 {
     address
@@ -226,15 +232,14 @@ fn assert_sandbox_memory_fits(env: &BTreeMap<String, String>, limit_mib: u64, fi
         "{file}: MAX_CONCURRENCY is set explicitly"
     );
     let concurrency = setting("MAX_CONCURRENCY", 0);
-    // Executions that overran their deadline are abandoned, not killed: they keep their heap
-    // until they return, and the sandbox allows this many before it reports itself unhealthy.
-    let abandoned = setting("MAX_ABANDONED_THREADS", concurrency);
+    // One worker process per execution, each with at most its script's heap; a worker killed
+    // at its deadline frees its memory as its replacement starts, so for a moment both exist.
     let per_script_mib = setting("MAX_MEMORY_LIMIT_MB", DEFAULT_MAX_MEMORY_LIMIT_MB);
-    let needed = (concurrency + abandoned) * per_script_mib + SANDBOX_OVERHEAD_MIB;
+    let needed = concurrency * (per_script_mib + 2 * WORKER_OVERHEAD_MIB) + SANDBOX_OVERHEAD_MIB;
     assert!(
         limit_mib >= needed,
-        "{file}: sandbox memory {limit_mib} MiB < ({concurrency} running + {abandoned} abandoned) \
-         x {per_script_mib} MiB + {SANDBOX_OVERHEAD_MIB} MiB"
+        "{file}: sandbox memory {limit_mib} MiB < {concurrency} workers x ({per_script_mib} MiB \
+         + 2 x {WORKER_OVERHEAD_MIB} MiB) + {SANDBOX_OVERHEAD_MIB} MiB"
     );
 }
 
@@ -568,6 +573,18 @@ fn compose_services_run_read_only_unprivileged_and_limited() {
     let sandbox = compose::service(&compose, "sandbox");
     let memory = scalar(&sandbox["mem_limit"]).unwrap_or_default();
     assert_sandbox_memory_fits(&compose::env(sandbox), mebibytes(&memory), compose::FILE);
+}
+
+#[test]
+fn compose_sandbox_pids_limit_leaves_room_for_its_workers_and_their_replacements() {
+    let compose = compose::file();
+    let sandbox = compose::service(&compose, "sandbox");
+    let env = compose::env(sandbox);
+    let workers: u64 = env["MAX_CONCURRENCY"].parse().unwrap();
+    // Every worker, and as many replacements starting while killed ones are reaped.
+    let needed = 2 * workers + SANDBOX_OTHER_PIDS;
+    let limit = number(&sandbox["pids_limit"], "pids_limit");
+    assert!(limit >= needed, "pids_limit {limit} < {needed}");
 }
 
 fn assert_non_root(user: &str, what: &str) {
