@@ -73,6 +73,11 @@ impl Service {
         self.addr
     }
 
+    /// The process id of the running binary.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -198,6 +203,58 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("bind an ephemeral loopback port")
         .port()
+}
+
+/// Sends `POST /api/execute` with `body` (JSON) on a new connection and returns the status
+/// code and the response body.
+pub fn post_execute(addr: SocketAddr, body: &str) -> io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "POST /api/execute HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an HTTP/1.1 response"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_owned());
+    Ok((status, body))
+}
+
+/// The process ids of `parent`'s children whose command line's first argument ends with
+/// `program` (and, when given, whose second is `argument`).
+pub fn children_of(parent: u32, program: &str, argument: Option<&str>) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some(close) = stat.rfind(')') else {
+                return false;
+            };
+            let mut fields = stat[close + 2..].split_whitespace();
+            let (state, ppid) = (fields.next(), fields.next());
+            if state == Some("Z") || ppid != Some(parent.to_string().as_str()) {
+                return false;
+            }
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let mut args = cmdline.split(|byte| *byte == 0);
+            let first = args.next().unwrap_or_default();
+            first.ends_with(program.as_bytes())
+                && argument.is_none_or(|argument| args.next() == Some(argument.as_bytes()))
+        })
+        .collect()
 }
 
 /// Sends `GET path` on a new connection and returns the response's status code.
