@@ -103,6 +103,9 @@ pub struct Finished {
     pub result: Result<String, ScriptError>,
     /// From the start of evaluation to the end of serialisation, in microseconds.
     pub duration_micros: u64,
+    /// The most memory the runtime held at once, in bytes: a hint for when to check the
+    /// worker's resident memory (the supervisor also checks regularly, whatever it says).
+    pub memory_peak: u64,
 }
 
 /// Why a frame could not be read.
@@ -338,6 +341,7 @@ mod tests {
             Report::Finished(Finished {
                 result: Ok("[1,{\"a\":\"b\"}]".into()),
                 duration_micros: 42,
+                memory_peak: 1 << 20,
             }),
             Report::Finished(Finished {
                 result: Err(ScriptError::limit(
@@ -346,6 +350,7 @@ mod tests {
                     "late",
                 )),
                 duration_micros: 7,
+                memory_peak: 0,
             }),
         ];
         for report in reports {

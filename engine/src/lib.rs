@@ -189,6 +189,8 @@ pub struct Outcome {
     pub result: Result<String, ScriptError>,
     /// Wall-clock time from the start of evaluation to the end of serialisation.
     pub duration: Duration,
+    /// The most memory the runtime held at once, in bytes.
+    pub memory_peak: usize,
 }
 
 impl Outcome {
@@ -298,6 +300,7 @@ pub fn run_in_fresh_runtime(
         };
         let result = execution.run(&assignment.script);
         let duration = started.elapsed();
+        let memory_peak = meter.peak();
 
         // Script values held by Rust must be released before the runtime is freed.
         clock.stop();
@@ -305,7 +308,11 @@ pub fn run_in_fresh_runtime(
         timers.borrow_mut().clear();
         rejections.borrow_mut().clear();
         console.close();
-        Ok(Some(Outcome { result, duration }))
+        Ok(Some(Outcome {
+            result,
+            duration,
+            memory_peak,
+        }))
     });
     runtime.set_host_promise_rejection_tracker(None);
     runtime.set_interrupt_handler(None);

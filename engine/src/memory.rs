@@ -18,6 +18,8 @@ use rquickjs::allocator::Allocator;
 #[derive(Debug, Default)]
 pub struct MemoryMeter {
     used: Cell<usize>,
+    /// The most `used` reached since [`MemoryMeter::start`].
+    peak: Cell<usize>,
     limit: Cell<usize>,
     refused: Cell<bool>,
     /// Native stack address below which an allocation counts as being at the stack limit.
@@ -38,6 +40,7 @@ impl MemoryMeter {
     /// limit.
     pub fn start(&self, limit: usize, stack_floor: usize) {
         self.limit.set(limit);
+        self.peak.set(self.used.get());
         self.refused.set(false);
         self.stack_floor.set(stack_floor);
         self.reached_stack_floor.set(false);
@@ -60,9 +63,9 @@ impl MemoryMeter {
         self.reached_stack_floor.get()
     }
 
-    /// Bytes allocated now.
-    pub fn used(&self) -> usize {
-        self.used.get()
+    /// The most bytes allocated at once since [`MemoryMeter::start`].
+    pub fn peak(&self) -> usize {
+        self.peak.get()
     }
 
     fn admit(&self, bytes: usize) -> bool {
@@ -136,7 +139,8 @@ unsafe impl Allocator for MeteredAllocator {
             self.0.refused.set(true);
             return moved;
         }
-        self.0.used.set(self.0.used.get() - old + usable(moved));
+        self.0.used.set(self.0.used.get() - old);
+        self.grow(usable(moved));
         moved
     }
 
@@ -146,12 +150,20 @@ unsafe impl Allocator for MeteredAllocator {
 }
 
 impl MeteredAllocator {
+    fn grow(&self, bytes: usize) {
+        let used = self.0.used.get() + bytes;
+        self.0.used.set(used);
+        if used > self.0.peak.get() {
+            self.0.peak.set(used);
+        }
+    }
+
     fn account(&self, pointer: *mut u8) -> *mut u8 {
         if pointer.is_null() {
             // The process itself is out of memory (or at its address-space limit).
             self.0.refused.set(true);
         } else {
-            self.0.used.set(self.0.used.get() + usable(pointer));
+            self.grow(usable(pointer));
         }
         pointer
     }

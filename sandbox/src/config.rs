@@ -103,7 +103,7 @@ pub struct Config {
     /// default 250.
     pub watchdog_grace: Duration,
     /// `WORKER_MAX_EXECUTIONS`: executions a worker process runs before it is replaced,
-    /// default 1000.
+    /// default 10000.
     pub worker_max_executions: u64,
     /// `WORKER_MAX_RSS_MB`: resident memory past which a worker process is replaced after
     /// its execution, default 128.
@@ -139,7 +139,7 @@ impl Default for Config {
             max_log_bytes: 1024 * 1024,
             max_result_bytes: 1024 * 1024,
             watchdog_grace: Duration::from_millis(250),
-            worker_max_executions: 1000,
+            worker_max_executions: 10_000,
             worker_max_rss_mb: 128,
             worker_program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sandbox")),
             shutdown_drain: Duration::from_millis(8000),
@@ -177,8 +177,13 @@ impl Config {
             max_log_bytes: env.parse(MAX_LOG_BYTES, defaults.max_log_bytes)?,
             max_result_bytes: env.positive(MAX_RESULT_BYTES, defaults.max_result_bytes)?,
             watchdog_grace: env.millis(WATCHDOG_GRACE_MS, defaults.watchdog_grace)?,
-            worker_max_executions: env.positive(WORKER_MAX_EXECUTIONS, 1000)? as u64,
-            worker_max_rss_mb: env.positive(WORKER_MAX_RSS_MB, 128)? as u64,
+            worker_max_executions: env.positive(
+                WORKER_MAX_EXECUTIONS,
+                defaults.worker_max_executions as usize,
+            )? as u64,
+            worker_max_rss_mb: env
+                .positive(WORKER_MAX_RSS_MB, defaults.worker_max_rss_mb as usize)?
+                as u64,
             worker_program: defaults.worker_program,
             shutdown_drain: env.millis(SHUTDOWN_DRAIN_MS, defaults.shutdown_drain)?,
             write_timeout: env.millis(WRITE_TIMEOUT_MS, defaults.write_timeout)?,

@@ -3,9 +3,10 @@
 //! Workers are started from one long-lived thread, at normal priority, for two reasons: a
 //! worker asks the kernel to kill it when its parent dies (`PR_SET_PDEATHSIG`), and "parent"
 //! there means the thread that forked it, so that thread must live as long as the sandbox; and
-//! forking is kept off the threads that serve requests. The same thread kills retired workers
-//! (SIGKILL) and reaps them, logging how each ended and counting it in the metrics, so no
-//! zombie is left behind.
+//! forking is kept off the threads that serve requests. The same thread owns every worker's
+//! process handle: it kills retired workers (SIGKILL) and reaps them, logging how each ended
+//! and counting it in the metrics, and when the pool is gone it ends and reaps whatever is
+//! left, so no zombie outlives the pool whatever was dropped when.
 //!
 //! A worker is the sandbox binary itself, started as `sandbox worker` with an empty
 //! environment, standard streams on `/dev/null`, and two descriptors: its end of a Unix
@@ -13,6 +14,7 @@
 //! descriptor of the sandbox is close-on-exec, so nothing else is inherited.
 
 use std::{
+    collections::HashMap,
     io,
     os::{
         fd::{AsRawFd, OwnedFd},
@@ -64,9 +66,10 @@ impl Retirement {
     }
 }
 
-/// A started worker process, not yet set up.
+/// A started worker process, not yet set up. Its process handle stays with the launcher; the
+/// pid names it in [`Launcher::retire`].
 pub struct Spawned {
-    pub child: Child,
+    pub pid: u32,
     pub channel: UnixStream,
     pub region: Region,
 }
@@ -84,7 +87,7 @@ pub struct LaunchSettings {
 
 enum Task {
     Spawn(oneshot::Sender<io::Result<Spawned>>),
-    Retire(Child, Retirement),
+    Retire(u32, Retirement),
 }
 
 /// A handle on the launcher thread; the thread ends once every handle is dropped, after
@@ -115,14 +118,15 @@ impl Launcher {
             .map_err(|_| io::Error::other("the launcher thread is gone"))?
     }
 
-    /// Kills a worker (if it still runs) and reaps it, off the caller's thread.
-    pub fn retire(&self, child: Child, why: Retirement) {
+    /// Kills the worker `pid` (if it still runs) and reaps it, off the caller's thread.
+    pub fn retire(&self, pid: u32, why: Retirement) {
         // Only fails when the launcher is gone, and then the process is exiting anyway.
-        let _ = self.commands.send(Task::Retire(child, why));
+        let _ = self.commands.send(Task::Retire(pid, why));
     }
 }
 
 fn launch_and_reap(settings: &LaunchSettings, queue: &Receiver<Task>, metrics: &Metrics) {
+    let mut live: HashMap<u32, Child> = HashMap::new();
     let mut retired: Vec<(Child, Retirement)> = Vec::new();
     loop {
         let command = if retired.is_empty() {
@@ -132,21 +136,31 @@ fn launch_and_reap(settings: &LaunchSettings, queue: &Receiver<Task>, metrics: &
         };
         match command {
             Ok(Task::Spawn(reply)) => {
+                let spawned = spawn(settings).map(|(child, spawned)| {
+                    live.insert(spawned.pid, child);
+                    spawned
+                });
                 // Whoever asked may have gone (the pool is stopping): then the new process
                 // is this thread's to end.
-                if let Err(Ok(mut unwanted)) = reply.send(spawn(settings)) {
-                    let _ = unwanted.child.kill();
-                    retired.push((unwanted.child, Retirement::Stopped));
+                if let Err(Ok(unwanted)) = reply.send(spawned)
+                    && let Some(mut child) = live.remove(&unwanted.pid)
+                {
+                    let _ = child.kill();
+                    retired.push((child, Retirement::Stopped));
                 }
             }
-            Ok(Task::Retire(mut child, why)) => {
-                // An error means it was reaped already, which cannot happen here, or is gone.
-                let _ = child.kill();
-                retired.push((child, why));
+            Ok(Task::Retire(pid, why)) => {
+                if let Some(mut child) = live.remove(&pid) {
+                    // An error means it has exited already; it is reaped below either way.
+                    let _ = child.kill();
+                    retired.push((child, why));
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
-                for (mut child, why) in retired.drain(..) {
+                let left = live.drain().map(|(_, child)| (child, Retirement::Stopped));
+                for (mut child, why) in retired.drain(..).chain(left) {
+                    let _ = child.kill();
                     if let Ok(status) = child.wait() {
                         record_exit(child.id(), why, status, metrics);
                     }
@@ -197,7 +211,7 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-fn spawn(settings: &LaunchSettings) -> io::Result<Spawned> {
+fn spawn(settings: &LaunchSettings) -> io::Result<(Child, Spawned)> {
     let (channel, worker_end) = UnixStream::pair()?;
     let (region, region_fd) = Region::create(settings.region_capacity)?;
     let mut command = Command::new(&settings.program);
@@ -220,11 +234,15 @@ fn spawn(settings: &LaunchSettings) -> io::Result<Spawned> {
     }
     let child = command.spawn()?;
     drop::<(UnixStream, OwnedFd)>((worker_end, region_fd));
-    Ok(Spawned {
+    let pid = child.id();
+    Ok((
         child,
-        channel,
-        region,
-    })
+        Spawned {
+            pid,
+            channel,
+            region,
+        },
+    ))
 }
 
 /// What the child sets up between fork and exec.

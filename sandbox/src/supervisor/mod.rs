@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::{
     launcher::{LaunchSettings, Launcher, Retirement},
-    worker::{Worker, read_report},
+    worker::Worker,
 };
 use crate::{metrics::Metrics, scheduler::Permit};
 
@@ -51,6 +51,12 @@ const DELIVERY_ATTEMPTS: usize = 3;
 const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
 /// Bytes a report may carry beyond the result budget (the error's kind, durations, framing).
 const REPORT_OVERHEAD: usize = 64 * 1024;
+/// Executions between two reads of a worker's resident memory, whatever the worker says about
+/// its heap.
+const CHECK_RESIDENT_EVERY: u64 = 16;
+/// How long the only execution in flight polls for its answer before it waits for the
+/// reactor: short scripts answer within tens of microseconds, less than a wake-up costs.
+const POLL_ALONE_FOR: Duration = Duration::from_micros(300);
 
 /// How workers are run.
 #[derive(Debug, Clone)]
@@ -120,6 +126,8 @@ struct Shared {
     alive: AtomicUsize,
     /// Consecutive failures to start a worker.
     start_failures: AtomicUsize,
+    /// Executions being watched now.
+    in_flight: AtomicUsize,
     stopping: CancellationToken,
     metrics: Arc<Metrics>,
 }
@@ -142,6 +150,7 @@ impl WorkerPool {
             idle_changed: Notify::new(),
             alive: AtomicUsize::new(0),
             start_failures: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
             stopping: CancellationToken::new(),
             metrics,
         });
@@ -198,6 +207,26 @@ impl WorkerPool {
     /// is up.
     pub fn cancel_all(&self) {
         self.shared.stopping.cancel();
+    }
+}
+
+/// Counts one execution being watched for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+
+    fn alone(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == 1
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -307,56 +336,95 @@ impl Shared {
         };
         let delivered = Instant::now();
         let max_frame = self.settings.setup.max_result_bytes as usize + REPORT_OVERHEAD;
+        let in_flight = InFlight::enter(&self.in_flight);
 
-        let ended = {
-            let report = read_report(&mut worker.channel, max_frame);
-            tokio::pin!(report);
-            let deadline = tokio::time::sleep(timeout + self.settings.kill_grace);
-            tokio::pin!(deadline);
-            let mut cancelled = false;
-            loop {
-                tokio::select! {
-                    biased;
-                    report = &mut report => break Ended::Report(report),
-                    () = &mut deadline => break Ended::Deadline,
-                    () = self.stopping.cancelled(), if !cancelled => {
-                        cancelled = true;
-                        worker.region.cancel_flag().store(true, Ordering::Release);
-                        let grace = tokio::time::Instant::now() + self.settings.kill_grace;
-                        if grace < deadline.deadline() {
-                            deadline.as_mut().reset(grace);
-                        }
+        let mut ended = None;
+        if in_flight.alone() && !permit.contended() {
+            while delivered.elapsed() < POLL_ALONE_FOR.min(timeout) {
+                if let Some(report) = worker.try_report(max_frame) {
+                    ended = Some(Ended::Report(report));
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        let ended = match ended {
+            Some(ended) => ended,
+            None => self.watch(&mut worker, timeout, max_frame, reply).await,
+        };
+        let answer = self.conclude(worker, ended, timeout, delivered, permit);
+        drop(in_flight);
+        answer
+    }
+
+    /// Waits for `worker`'s report until the deadline plus the kill grace, cancelling the
+    /// execution when the service stops or its client leaves.
+    async fn watch(
+        &self,
+        worker: &mut Worker,
+        timeout: Duration,
+        max_frame: usize,
+        reply: &mut oneshot::Sender<Result<Answer, PoolError>>,
+    ) -> Ended {
+        let deadline = tokio::time::sleep(timeout + self.settings.kill_grace);
+        tokio::pin!(deadline);
+        let mut cancelled = false;
+        loop {
+            tokio::select! {
+                biased;
+                report = worker.report(max_frame) => return Ended::Report(report),
+                () = &mut deadline => return Ended::Deadline,
+                () = self.stopping.cancelled(), if !cancelled => {
+                    cancelled = true;
+                    worker.region.cancel_flag().store(true, Ordering::Release);
+                    let grace = tokio::time::Instant::now() + self.settings.kill_grace;
+                    if grace < deadline.deadline() {
+                        deadline.as_mut().reset(grace);
                     }
-                    () = reply.closed(), if !cancelled => {
-                        cancelled = true;
-                        worker.region.cancel_flag().store(true, Ordering::Release);
+                }
+                () = reply.closed(), if !cancelled => {
+                    cancelled = true;
+                    worker.region.cancel_flag().store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Turns how the watch ended into the answer, and returns the worker to the idle list or
+    /// retires it; the permit is released last.
+    fn conclude(
+        self: &Arc<Self>,
+        mut worker: Worker,
+        ended: Ended,
+        timeout: Duration,
+        delivered: Instant,
+        permit: Permit,
+    ) -> Result<Answer, PoolError> {
+        let log = worker.region.snapshot();
+        let answer = match ended {
+            Ended::Report(Ok(Report::Finished(finished))) => {
+                let heavy = finished.memory_peak > self.settings.max_resident_bytes / 2;
+                match checked(finished, log) {
+                    Ok(answer) => {
+                        worker.executions += 1;
+                        self.put_back(worker, heavy);
+                        answer
+                    }
+                    Err(log) => {
+                        tracing::warn!(
+                            pid = worker.pid(),
+                            "worker sent malformed JSON; replacing it"
+                        );
+                        self.retire(worker, Retirement::Crashed);
+                        failed(
+                            ErrorKind::Crashed,
+                            crashed_message(),
+                            log,
+                            delivered.elapsed(),
+                        )
                     }
                 }
             }
-        };
-
-        let log = worker.region.snapshot();
-        let answer = match ended {
-            Ended::Report(Ok(Report::Finished(finished))) => match checked(finished, log) {
-                Ok(answer) => {
-                    worker.executions += 1;
-                    self.put_back(worker);
-                    answer
-                }
-                Err(log) => {
-                    tracing::warn!(
-                        pid = worker.pid(),
-                        "worker sent malformed JSON; replacing it"
-                    );
-                    self.retire(worker, Retirement::Crashed);
-                    failed(
-                        ErrorKind::Crashed,
-                        crashed_message(),
-                        log,
-                        delivered.elapsed(),
-                    )
-                }
-            },
             Ended::Report(Ok(Report::Ready(_))) | Ended::Report(Err(_)) => {
                 self.retire(worker, Retirement::Crashed);
                 failed(
@@ -386,13 +454,16 @@ impl Shared {
     }
 
     /// Returns a worker to the idle list, or replaces it when it has run its share or holds
-    /// too much memory.
-    fn put_back(self: &Arc<Self>, worker: Worker) {
+    /// too much memory. Resident memory is read after an execution that used a lot of heap,
+    /// and every [`CHECK_RESIDENT_EVERY`] executions in any case.
+    fn put_back(self: &Arc<Self>, worker: Worker, used_much: bool) {
         let settings = &self.settings;
         let worn = worker.executions >= settings.max_executions;
-        let heavy = worker
-            .resident_bytes()
-            .is_some_and(|bytes| bytes > settings.max_resident_bytes);
+        let check = used_much || worker.executions.is_multiple_of(CHECK_RESIDENT_EVERY);
+        let heavy = check
+            && worker
+                .resident_bytes()
+                .is_some_and(|bytes| bytes > settings.max_resident_bytes);
         if worn || heavy {
             self.retire(worker, Retirement::Recycled);
         } else {

@@ -2,15 +2,12 @@
 //! and how much memory it holds. Everything read from it is bounded and checked: the process
 //! runs attackers' code.
 
-use std::{fs::File, io, os::unix::fs::FileExt, process::Child, time::Duration};
+use std::{fs::File, io, os::unix::fs::FileExt, time::Duration};
 
 use contract::worker::{
     FrameError, LENGTH_PREFIX, Order, Ready, Region, Report, Setup, decode, encode, frame_length,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::UnixStream,
-};
+use tokio::{io::AsyncWriteExt, net::UnixStream};
 
 use super::launcher::{Launcher, Retirement};
 
@@ -28,9 +25,11 @@ pub enum StartError {
 
 /// A live worker process, ready or running an execution.
 pub struct Worker {
-    child: Option<Child>,
-    pid: u32,
-    pub channel: UnixStream,
+    /// `None` once handed to the launcher to retire.
+    pid: Option<u32>,
+    channel: UnixStream,
+    /// Bytes read from the channel that do not make a whole report yet.
+    inbox: Vec<u8>,
     pub region: Region,
     /// `/proc/<pid>/statm`, opened once, read after each execution.
     statm: Option<File>,
@@ -49,15 +48,15 @@ impl Worker {
         let channel = match channel {
             Ok(channel) => channel,
             Err(error) => {
-                launcher.retire(spawned.child, Retirement::FailedToStart);
+                launcher.retire(spawned.pid, Retirement::FailedToStart);
                 return Err(error.into());
             }
         };
-        let pid = spawned.child.id();
+        let pid = spawned.pid;
         let mut worker = Self {
-            child: Some(spawned.child),
-            pid,
+            pid: Some(pid),
             channel,
+            inbox: Vec::new(),
             region: spawned.region,
             statm: File::open(format!("/proc/{pid}/statm")).ok(),
             executions: 0,
@@ -65,7 +64,7 @@ impl Worker {
         };
         let handshake = async {
             worker.send(&encode(&Order::Setup(setup.clone()))).await?;
-            match read_report(&mut worker.channel, 4096).await {
+            match worker.report(4096).await {
                 Ok(Report::Ready(ready)) => Ok(ready),
                 Ok(other) => Err(StartError::Handshake(format!("unexpected {other:?}"))),
                 Err(error) => Err(StartError::Handshake(error.to_string())),
@@ -87,7 +86,7 @@ impl Worker {
         Ok((worker, ready))
     }
 
-    pub fn pid(&self) -> u32 {
+    pub fn pid(&self) -> Option<u32> {
         self.pid
     }
 
@@ -115,30 +114,59 @@ impl Worker {
 
     /// Hands the process to the launcher to be killed (if it still runs) and reaped.
     pub fn retire(mut self, why: Retirement) {
-        if let Some(child) = self.child.take() {
-            self.launcher.retire(child, why);
+        if let Some(pid) = self.pid.take() {
+            self.launcher.retire(pid, why);
         }
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        if let Some(child) = self.child.take() {
-            self.launcher.retire(child, Retirement::Stopped);
+        if let Some(pid) = self.pid.take() {
+            self.launcher.retire(pid, Retirement::Stopped);
         }
     }
 }
 
-/// Reads one report of at most `max_frame` bytes. Not cancel-safe: a caller that stops
-/// reading in the middle must not read from the channel again (it retires the worker).
-pub async fn read_report(channel: &mut UnixStream, max_frame: usize) -> Result<Report, FrameError> {
-    let mut prefix = [0; LENGTH_PREFIX];
-    channel.read_exact(&mut prefix).await?;
-    let length = frame_length(prefix);
-    if length > max_frame {
-        return Err(FrameError::TooLarge(length));
+impl Worker {
+    /// The next report, of at most `max_frame` bytes, if it has arrived whole; does not wait.
+    pub fn try_report(&mut self, max_frame: usize) -> Option<Result<Report, FrameError>> {
+        loop {
+            if self.inbox.len() >= LENGTH_PREFIX {
+                let prefix = self.inbox[..LENGTH_PREFIX].try_into().expect("four bytes");
+                let length = frame_length(prefix);
+                if length > max_frame {
+                    return Some(Err(FrameError::TooLarge(length)));
+                }
+                if self.inbox.len() >= LENGTH_PREFIX + length {
+                    let report = decode(&self.inbox[LENGTH_PREFIX..LENGTH_PREFIX + length]);
+                    self.inbox.drain(..LENGTH_PREFIX + length);
+                    return Some(report);
+                }
+                self.inbox
+                    .reserve(LENGTH_PREFIX + length - self.inbox.len());
+            } else {
+                self.inbox.reserve(READ_CHUNK);
+            }
+            match self.channel.try_read_buf(&mut self.inbox) {
+                Ok(0) => return Some(Err(io::Error::from(io::ErrorKind::UnexpectedEof).into())),
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(error) => return Some(Err(error.into())),
+            }
+        }
     }
-    let mut payload = vec![0; length];
-    channel.read_exact(&mut payload).await?;
-    decode(&payload)
+
+    /// Waits for the next report. Cancel-safe: what was read stays in the inbox.
+    pub async fn report(&mut self, max_frame: usize) -> Result<Report, FrameError> {
+        loop {
+            if let Some(report) = self.try_report(max_frame) {
+                return report;
+            }
+            self.channel.readable().await?;
+        }
+    }
 }
+
+/// Bytes asked for per read when no frame length is known yet.
+const READ_CHUNK: usize = 4096;
