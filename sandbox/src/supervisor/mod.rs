@@ -415,25 +415,11 @@ impl Shared {
                             pid = worker.pid(),
                             "worker sent malformed JSON; replacing it"
                         );
-                        self.retire(worker, Retirement::Crashed);
-                        failed(
-                            ErrorKind::Crashed,
-                            crashed_message(),
-                            log,
-                            delivered.elapsed(),
-                        )
+                        self.crashed(worker, log, delivered)
                     }
                 }
             }
-            Ended::Report(Ok(Report::Ready(_))) | Ended::Report(Err(_)) => {
-                self.retire(worker, Retirement::Crashed);
-                failed(
-                    ErrorKind::Crashed,
-                    crashed_message(),
-                    log,
-                    delivered.elapsed(),
-                )
-            }
+            Ended::Report(Ok(Report::Ready(_)) | Err(_)) => self.crashed(worker, log, delivered),
             Ended::Deadline => {
                 self.retire(worker, Retirement::Timeout);
                 let message = if self.stopping.is_cancelled() {
@@ -453,6 +439,20 @@ impl Shared {
         Ok(answer)
     }
 
+    /// The answer for an execution whose worker died or broke the protocol; the worker is
+    /// replaced.
+    fn crashed(self: &Arc<Self>, worker: Worker, log: LogSnapshot, delivered: Instant) -> Answer {
+        self.retire(worker, Retirement::Crashed);
+        failed(
+            ErrorKind::Crashed,
+            "the worker process running the script crashed; only this execution was lost and \
+             the worker has been replaced"
+                .to_owned(),
+            log,
+            delivered.elapsed(),
+        )
+    }
+
     /// Returns a worker to the idle list, or replaces it when it has run its share or holds
     /// too much memory. Resident memory is read after an execution that used a lot of heap,
     /// and every [`CHECK_RESIDENT_EVERY`] executions in any case.
@@ -470,12 +470,6 @@ impl Shared {
             self.make_idle(worker);
         }
     }
-}
-
-fn crashed_message() -> String {
-    "the worker process running the script crashed; only this execution was lost and the \
-     worker has been replaced"
-        .to_owned()
 }
 
 /// Checks what a worker sent: the result must be JSON and so must its published console

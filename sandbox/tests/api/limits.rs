@@ -234,15 +234,7 @@ async fn a_script_the_engine_cannot_stop_is_killed_at_its_deadline_and_health_st
         .post_execute(json!({ "code": UNINTERRUPTIBLE, "timeoutMs": 50, "memoryLimitMb": 256 }))
         .await;
     let answered = started.elapsed();
-    assert_eq!(response.script_error_kind(), "timeout", "{}", response.body);
-    assert!(
-        response.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("killed"),
-        "{}",
-        response.body
-    );
+    response.assert_killed();
     // The deadline plus the grace, with room for a loaded machine; the script alone would
     // run for seconds.
     assert!(answered < Duration::from_secs(2), "{answered:?}");
@@ -270,4 +262,41 @@ async fn a_client_that_hangs_up_has_its_script_stopped_and_its_worker_freed() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn an_answer_the_client_does_not_read_is_dropped_after_the_write_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app_with(|config| {
+        config.write_timeout = Duration::from_millis(300);
+        config.max_log_bytes = 32 << 20;
+        config.max_log_entries = 100_000;
+    })
+    .await;
+    // A 16 MiB console log makes an answer far larger than the socket buffers can hold.
+    let code = "for (let i = 0; i < 16000; i++) console.log('x'.repeat(1000)); 1";
+    let body = json!({ "code": code, "memoryLimitMb": 128 }).to_string();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(app.addr).await.unwrap();
+    let request = format!(
+        "POST /api/execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // Read nothing for well past the write timeout.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut received = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut received)).await;
+    // The server gave up on the answer: the connection ended before all of it was sent.
+    let total = match read {
+        Ok(Ok(_)) | Ok(Err(_)) => received.len(),
+        Err(_) => panic!("the connection was still open after the write timeout"),
+    };
+    assert!(total < 16_000_000, "{total} bytes arrived");
+    // Everyone else is served.
+    assert_eq!(app.run("1 + 1").await.result(), &json!(2));
 }

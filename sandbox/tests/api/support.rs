@@ -53,6 +53,13 @@ impl TestResponse {
         self.body["error"]["kind"].as_str().expect("error.kind")
     }
 
+    /// Checks that the execution ended in a `timeout` enforced by killing its worker.
+    pub fn assert_killed(&self) {
+        assert_eq!(self.script_error_kind(), "timeout", "{}", self.body);
+        let message = self.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("killed"), "{}", self.body);
+    }
+
     /// The result of a successful execution (HTTP 200).
     pub fn result(&self) -> &Value {
         assert_eq!(self.status, StatusCode::OK, "{}", self.body);
