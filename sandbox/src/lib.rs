@@ -14,6 +14,7 @@ mod examples;
 pub mod healthcheck;
 mod listener;
 pub mod metrics;
+mod resources;
 mod routes;
 pub mod scheduler;
 pub mod supervisor;

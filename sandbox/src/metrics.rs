@@ -14,6 +14,9 @@
 //!   `SIGSEGV`, `SIGABRT`, `SIGSYS`, ... or `none`).
 //! - `sandbox_worker_start_duration_seconds`: from starting a worker process to its first
 //!   prepared runtime (histogram).
+//! - `sandbox_resident_memory_bytes{process}`: resident memory of the `supervisor` and of all
+//!   `workers` together, read at scrape time.
+//! - `sandbox_open_fds`: descriptors the supervisor has open, read at scrape time.
 //!
 //! Label values come from small sets: outcome kinds and rejection reasons are fixed, tenant
 //! ids come from the operator's tenants file through the ingress. [`MAX_TENANT_LABELS`] still
@@ -57,6 +60,21 @@ struct TenantLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ProcessLabels {
+    process: &'static str,
+}
+
+/// What the sandbox's processes hold now, for [`Metrics::encode`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Holdings {
+    pub workers_busy: usize,
+    pub workers: usize,
+    pub supervisor_resident_bytes: u64,
+    pub workers_resident_bytes: u64,
+    pub open_fds: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ExitLabels {
     reason: &'static str,
     signal: &'static str,
@@ -79,6 +97,8 @@ pub struct Metrics {
     rejections: Family<RejectionLabels, Counter>,
     workers_busy: Gauge,
     workers: Gauge,
+    resident_memory: Family<ProcessLabels, Gauge>,
+    open_fds: Gauge,
     worker_exits: Family<ExitLabels, Counter>,
     worker_start: Histogram,
     tenants: Mutex<HashSet<Arc<str>>>,
@@ -135,6 +155,19 @@ impl Metrics {
             "Worker processes that exist or are being started",
             workers.clone(),
         );
+        let resident_memory = Family::<ProcessLabels, Gauge>::default();
+        registry.register_with_unit(
+            "resident_memory",
+            "Resident memory of the supervisor and of all workers together",
+            Unit::Bytes,
+            resident_memory.clone(),
+        );
+        let open_fds = Gauge::default();
+        registry.register(
+            "open_fds",
+            "Descriptors the supervisor has open",
+            open_fds.clone(),
+        );
         let worker_exits = Family::<ExitLabels, Counter>::default();
         registry.register(
             "worker_exits",
@@ -157,6 +190,8 @@ impl Metrics {
             rejections,
             workers_busy,
             workers,
+            resident_memory,
+            open_fds,
             worker_exits,
             worker_start,
             tenants: Mutex::new(HashSet::new()),
@@ -211,11 +246,19 @@ impl Metrics {
         self.worker_start.observe(duration.as_secs_f64());
     }
 
-    /// The exposition, with the gauges set to `workers_busy` and `workers`, which are read
-    /// from the scheduler and the pool at scrape time.
-    pub fn encode(&self, workers_busy: usize, workers: usize) -> String {
-        self.workers_busy.set(gauge_value(workers_busy));
-        self.workers.set(gauge_value(workers));
+    /// The exposition, with the gauges set to what is held now (read at scrape time).
+    pub fn encode(&self, now: Holdings) -> String {
+        self.workers_busy.set(gauge_value(now.workers_busy));
+        self.workers.set(gauge_value(now.workers));
+        for (process, bytes) in [
+            ("supervisor", now.supervisor_resident_bytes),
+            ("workers", now.workers_resident_bytes),
+        ] {
+            self.resident_memory
+                .get_or_create(&ProcessLabels { process })
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        self.open_fds.set(gauge_value(now.open_fds));
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
@@ -255,7 +298,12 @@ mod tests {
         metrics.rejected("beta", Rejection::WaitTimedOut);
         metrics.worker_exited("crashed", "SIGSEGV");
         metrics.worker_started(Duration::from_millis(4));
-        let text = metrics.encode(1, 2);
+        let text = metrics.encode(Holdings {
+            workers_busy: 1,
+            workers: 2,
+            supervisor_resident_bytes: 4096,
+            ..Holdings::default()
+        });
         for line in [
             "sandbox_executions_total{tenant=\"acme\",outcome=\"success\"} 2",
             "sandbox_execution_duration_seconds_count{tenant=\"acme\"} 2",
@@ -265,6 +313,8 @@ mod tests {
             "sandbox_workers 2",
             "sandbox_worker_exits_total{reason=\"crashed\",signal=\"SIGSEGV\"} 1",
             "sandbox_worker_start_duration_seconds_count 1",
+            "sandbox_resident_memory_bytes{process=\"supervisor\"} 4096",
+            "sandbox_open_fds 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
@@ -277,7 +327,7 @@ mod tests {
         for n in 0..MAX_TENANT_LABELS + 5 {
             metrics.execution_finished(&format!("t{n}"), "success", Duration::ZERO);
         }
-        let text = metrics.encode(0, 0);
+        let text = metrics.encode(Holdings::default());
         assert!(text.contains("sandbox_executions_total{tenant=\"other\",outcome=\"success\"} 5"));
     }
 }

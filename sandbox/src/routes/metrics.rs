@@ -7,11 +7,24 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{AppState, metrics::CONTENT_TYPE};
+use crate::{
+    AppState,
+    metrics::{CONTENT_TYPE, Holdings},
+    resources,
+};
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state
-        .metrics
-        .encode(state.scheduler.running(), state.pool.alive());
+    let text = state.metrics.encode(Holdings {
+        workers_busy: state.scheduler.running(),
+        workers: state.pool.alive(),
+        supervisor_resident_bytes: resources::resident_bytes("self").unwrap_or(0),
+        workers_resident_bytes: state
+            .pool
+            .pids()
+            .iter()
+            .filter_map(|pid| resources::resident_bytes(&pid.to_string()))
+            .sum(),
+        open_fds: resources::open_descriptors(),
+    });
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
 }

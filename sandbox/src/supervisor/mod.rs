@@ -128,6 +128,8 @@ struct Shared {
     start_failures: AtomicUsize,
     /// Executions being watched now.
     in_flight: AtomicUsize,
+    /// Process ids of the workers that exist now.
+    pids: Mutex<std::collections::BTreeSet<u32>>,
     stopping: CancellationToken,
     metrics: Arc<Metrics>,
 }
@@ -151,6 +153,7 @@ impl WorkerPool {
             alive: AtomicUsize::new(0),
             start_failures: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
+            pids: Mutex::new(std::collections::BTreeSet::new()),
             stopping: CancellationToken::new(),
             metrics,
         });
@@ -189,6 +192,17 @@ impl WorkerPool {
             let _ = reply.send(answer);
         });
         answer.await.unwrap_or(Err(PoolError::Stopped))
+    }
+
+    /// The process ids of the workers that exist now.
+    pub fn pids(&self) -> Vec<u32> {
+        self.shared
+            .pids
+            .lock()
+            .expect("pids")
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// Workers that exist or are being started.
@@ -243,6 +257,9 @@ impl Shared {
         match Worker::start(&self.launcher, &self.settings.setup).await {
             Ok((worker, ready)) => {
                 self.metrics.worker_started(started.elapsed());
+                if let Some(pid) = worker.pid() {
+                    self.pids.lock().expect("pids").insert(pid);
+                }
                 self.start_failures.store(0, Ordering::Relaxed);
                 if !ready.timed_interrupts {
                     tracing::warn!(
@@ -287,6 +304,9 @@ impl Shared {
     /// Retires `worker` and starts its replacement in the background.
     fn retire(self: &Arc<Self>, worker: Worker, why: Retirement) {
         self.alive.fetch_sub(1, Ordering::Relaxed);
+        if let Some(pid) = worker.pid() {
+            self.pids.lock().expect("pids").remove(&pid);
+        }
         worker.retire(why);
         self.clone().replace();
     }
