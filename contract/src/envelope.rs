@@ -18,6 +18,8 @@ pub enum RequestErrorKind {
     MethodNotAllowed,
     /// The body is over the size limit.
     PayloadTooLarge,
+    /// The body did not arrive in time.
+    RequestTimeout,
     /// The sandbox cannot take the execution now; `Retry-After` says when to come back.
     Overloaded,
     /// A fault of the service itself; details are logged, not sent.
@@ -40,6 +42,7 @@ impl RequestErrorKind {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::Overloaded => "overloaded",
             Self::Internal => "internal",
             Self::Unauthorized => "unauthorized",
@@ -107,6 +110,7 @@ mod tests {
             RequestErrorKind::NotFound,
             RequestErrorKind::MethodNotAllowed,
             RequestErrorKind::PayloadTooLarge,
+            RequestErrorKind::RequestTimeout,
             RequestErrorKind::Overloaded,
             RequestErrorKind::Internal,
             RequestErrorKind::Unauthorized,

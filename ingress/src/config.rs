@@ -76,6 +76,22 @@ pub struct Config {
     /// is served, apart from the public port. If it cannot be bound the ingress logs an error
     /// and serves the public port anyway: metrics must not take the service down.
     pub admin_listen_addr: Option<SocketAddr>,
+    /// The public port's connection limits (`HEADER_READ_TIMEOUT_MS`, default 10000;
+    /// `BODY_READ_TIMEOUT_MS`, 10000; `WRITE_TIMEOUT_MS`, 10000; `MAX_CONNECTIONS`, 512;
+    /// `MAX_CONNECTIONS_PER_CLIENT`, 32, counted by TCP peer and so only applied when
+    /// `TRUSTED_PROXY_HOPS` is 0: behind a proxy every client shares the proxy's address).
+    pub connections: connections::Limits,
+}
+
+/// The public port's connection limits when nothing is set.
+pub fn default_connection_limits() -> connections::Limits {
+    connections::Limits {
+        header_read_timeout: Duration::from_secs(10),
+        body_read_timeout: Duration::from_secs(10),
+        write_timeout: Duration::from_secs(10),
+        max_connections: 512,
+        max_connections_per_client: Some(32),
+    }
 }
 
 /// Per-client token bucket: `burst` requests at once, refilled at `per_second`.
@@ -133,6 +149,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             tenants: Tenants::default(),
             admin_listen_addr: Some(DEFAULT_ADMIN_LISTEN_ADDR),
+            connections: default_connection_limits(),
         }
     }
 }
@@ -214,6 +231,19 @@ impl Config {
             None => defaults.trusted_proxy_hops,
         };
 
+        let mut connections = connections::Limits::from_lookup(
+            |name: &str| lookup(name).filter(|value| !value.trim().is_empty()),
+            default_connection_limits(),
+        )
+        .map_err(|error| ConfigError {
+            variable: error.variable,
+            value: error.value,
+            reason: error.reason.to_owned(),
+        })?;
+        if trusted_proxy_hops > 0 {
+            connections.max_connections_per_client = None;
+        }
+
         let log_format = match var(LOG_FORMAT).as_deref().map(str::trim) {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -230,6 +260,7 @@ impl Config {
             log_format,
             tenants,
             admin_listen_addr,
+            connections,
         })
     }
 }

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// The client's request body could not be read (e.g. the connection broke mid-body).
     #[error("could not read the request body")]
     UnreadableBody(#[source] axum::Error),
+    /// The client's request body did not arrive whole within `BODY_READ_TIMEOUT_MS`.
+    #[error("the request body did not arrive within {} ms", .0.as_millis())]
+    BodyTimeout(Duration),
     /// An `/api/*` request without a usable key where one is required (see [`crate::auth`]).
     #[error("{0}")]
     Unauthorized(AuthFailure),
@@ -61,6 +64,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnreadableBody(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
@@ -76,6 +80,7 @@ impl ApiError {
             Self::MethodNotAllowed => RequestErrorKind::MethodNotAllowed,
             Self::PayloadTooLarge { .. } => RequestErrorKind::PayloadTooLarge,
             Self::UnreadableBody(_) => RequestErrorKind::InvalidRequest,
+            Self::BodyTimeout(_) => RequestErrorKind::RequestTimeout,
             Self::Unauthorized(_) => RequestErrorKind::Unauthorized,
             Self::RateLimited { .. } => RequestErrorKind::RateLimited,
             Self::UpstreamUnavailable(_) => RequestErrorKind::UpstreamUnavailable,

@@ -31,8 +31,7 @@ pub mod sandbox_child;
 pub mod telemetry;
 pub mod tenants;
 
-use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +39,6 @@ use axum::Router;
 use axum::handler::Handler;
 use axum::http::Uri;
 use axum::routing::{any, get};
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
@@ -85,12 +83,7 @@ pub fn router(
     sandbox: SandboxStatus,
     metrics: Arc<Metrics>,
 ) -> Router {
-    let proxy = Arc::new(Proxy::new(
-        sandbox_url,
-        config.upstream_timeout,
-        config.max_body_bytes,
-        metrics.clone(),
-    ));
+    let proxy = Arc::new(Proxy::new(config, sandbox_url, metrics.clone()));
     let directory = Arc::new(Directory::new(&config.tenants, config.rate_limit.as_ref()));
     if let Some(buckets) = directory
         .anonymous()
@@ -199,17 +192,7 @@ pub async fn run_with_admin(
             }
         });
     }
-    let listener = listener.tap_io(|tcp| {
-        // Small request/answer exchanges: Nagle's algorithm would only add latency.
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown({
+    let server = connections::serve(listener, app, config.connections.clone(), {
         let stopping = stopping.clone();
         async move {
             shutdown.await;
@@ -222,7 +205,7 @@ pub async fn run_with_admin(
         tokio::time::sleep(DRAIN_DEADLINE).await;
     };
     let served = tokio::select! {
-        served = server.into_future() => served,
+        served = server => served,
         () = drain_deadline => {
             tracing::warn!("drain deadline passed: dropping the requests still in flight");
             Ok(())

@@ -16,8 +16,9 @@ use axum::extract::{Extension, Request, State};
 use axum::http::uri::{Authority, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, Version, header};
 use axum::response::Response;
+use connections::BodyError;
 use contract::tenant::{TENANT_ID_HEADER, TENANT_LIMITS_HEADER};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -31,6 +32,10 @@ use crate::metrics::{Metrics, UpstreamError};
 pub const X_TENANT_ID: HeaderName = HeaderName::from_static(TENANT_ID_HEADER);
 /// The tenant's ceilings, e.g. `concurrency=2,timeout-ms=10000,memory-mb=64`.
 pub const X_TENANT_LIMITS: HeaderName = HeaderName::from_static(TENANT_LIMITS_HEADER);
+
+/// How long an unused connection to the sandbox is kept; the sandbox closes idle connections
+/// after its `HEADER_READ_TIMEOUT_MS` (60 s by default).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Connecting to the sandbox is local (same host or same pod); if it takes longer than this,
 /// it is down rather than slow.
@@ -59,6 +64,7 @@ pub struct Proxy {
     authority: Authority,
     timeout: Duration,
     max_body_bytes: usize,
+    body_read_timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -67,17 +73,16 @@ impl Proxy {
     ///
     /// # Panics
     /// If `sandbox_url` has no authority; `Config` only accepts URLs that have one.
-    pub fn new(
-        sandbox_url: &Uri,
-        timeout: Duration,
-        max_body_bytes: usize,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(config: &crate::Config, sandbox_url: &Uri, metrics: Arc<Metrics>) -> Self {
         let mut connector = HttpConnector::new();
         // Requests and answers are small: don't let Nagle's algorithm hold them back.
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let client = Client::builder(TokioExecutor::new())
+            // Shorter than the sandbox's idle timeout, so the ingress never sends a request on
+            // a connection the sandbox is closing.
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(connector);
         Self {
             client,
             scheme: sandbox_url.scheme().cloned().unwrap_or(Scheme::HTTP),
@@ -85,8 +90,9 @@ impl Proxy {
                 .authority()
                 .cloned()
                 .expect("the sandbox URL has a host"),
-            timeout,
-            max_body_bytes,
+            timeout: config.upstream_timeout,
+            max_body_bytes: config.max_body_bytes,
+            body_read_timeout: config.connections.body_read_timeout,
             metrics,
         }
     }
@@ -106,7 +112,18 @@ pub async fn forward(
         .cloned()
         .ok_or(ApiError::NotFound)?;
 
-    let body = read_body(body, &parts.headers, proxy.max_body_bytes).await?;
+    let body = connections::read_body(
+        body,
+        &parts.headers,
+        proxy.max_body_bytes,
+        proxy.body_read_timeout,
+    )
+    .await
+    .map_err(|error| match error {
+        BodyError::TooLarge(limit) => ApiError::PayloadTooLarge { limit },
+        BodyError::TooSlow(deadline) => ApiError::BodyTimeout(deadline),
+        BodyError::Unreadable(source) => ApiError::UnreadableBody(source),
+    })?;
 
     parts.uri = Uri::builder()
         .scheme(proxy.scheme.clone())
@@ -174,21 +191,6 @@ fn is_forwardable_path(path: &str) -> bool {
 
 /// Reads the whole body, refusing it as soon as it is known to be over `limit`: up front when
 /// `Content-Length` says so, otherwise when the streamed bytes pass the limit.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
-    let declared_length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared_length.is_some_and(|length| length > limit as u64) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge { limit }),
-        Err(error) => Err(ApiError::UnreadableBody(axum::Error::new(error))),
-    }
-}
-
 /// Removes the hop-by-hop headers, including any the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named_by_connection: Vec<HeaderName> = headers

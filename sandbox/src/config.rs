@@ -26,7 +26,6 @@ pub mod vars {
     pub const WORKER_MAX_EXECUTIONS: &str = "WORKER_MAX_EXECUTIONS";
     pub const WORKER_MAX_RSS_MB: &str = "WORKER_MAX_RSS_MB";
     pub const SHUTDOWN_DRAIN_MS: &str = "SHUTDOWN_DRAIN_MS";
-    pub const WRITE_TIMEOUT_MS: &str = "WRITE_TIMEOUT_MS";
 }
 
 /// Requests of all tenants together that may wait for a worker, as a multiple of
@@ -115,9 +114,22 @@ pub struct Config {
     /// `SHUTDOWN_DRAIN_MS`: after SIGTERM, how long running executions may go on before they
     /// are cancelled, default 8000 (Cloud Run kills 10 s after SIGTERM).
     pub shutdown_drain: Duration,
-    /// `WRITE_TIMEOUT_MS`: how long writing an answer may make no progress (a client that
-    /// does not read) before the connection and its answer are dropped, default 5000.
-    pub write_timeout: Duration,
+    /// The connection limits (`HEADER_READ_TIMEOUT_MS`, default 60000, longer than the
+    /// ingress keeps an idle connection to the sandbox; `BODY_READ_TIMEOUT_MS`, 10000;
+    /// `WRITE_TIMEOUT_MS`, 5000; `MAX_CONNECTIONS`, 1024; `MAX_CONNECTIONS_PER_CLIENT`, 0 =
+    /// none, since the ingress is the one client).
+    pub connections: connections::Limits,
+}
+
+/// The sandbox's connection limits when nothing is set.
+pub fn default_connection_limits() -> connections::Limits {
+    connections::Limits {
+        header_read_timeout: Duration::from_secs(60),
+        body_read_timeout: Duration::from_secs(10),
+        write_timeout: Duration::from_secs(5),
+        max_connections: 1024,
+        max_connections_per_client: None,
+    }
 }
 
 impl Default for Config {
@@ -143,7 +155,7 @@ impl Default for Config {
             worker_max_rss_mb: 128,
             worker_program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sandbox")),
             shutdown_drain: Duration::from_millis(8000),
-            write_timeout: Duration::from_millis(5000),
+            connections: default_connection_limits(),
         }
     }
 }
@@ -186,7 +198,13 @@ impl Config {
                 as u64,
             worker_program: defaults.worker_program,
             shutdown_drain: env.millis(SHUTDOWN_DRAIN_MS, defaults.shutdown_drain)?,
-            write_timeout: env.millis(WRITE_TIMEOUT_MS, defaults.write_timeout)?,
+            connections: connections::Limits::from_lookup(&lookup, defaults.connections).map_err(
+                |error| ConfigError {
+                    variable: error.variable,
+                    value: error.value,
+                    reason: error.reason.to_owned(),
+                },
+            )?,
         };
         config.check()
     }
@@ -202,13 +220,6 @@ impl Config {
                 vars::DEFAULT_TIMEOUT_MS,
                 self.default_timeout.as_millis().to_string(),
                 "must be positive and at most MAX_TIMEOUT_MS",
-            ));
-        }
-        if self.write_timeout.is_zero() {
-            return Err(invalid(
-                vars::WRITE_TIMEOUT_MS,
-                "0".to_owned(),
-                "must be at least 1",
             ));
         }
         if self.default_memory_limit_mb > self.max_memory_limit_mb {

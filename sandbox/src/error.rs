@@ -31,6 +31,9 @@ pub enum ApiError {
     /// The body is over the size limit.
     #[error("the request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body did not arrive whole within `BODY_READ_TIMEOUT_MS`.
+    #[error("the request body did not arrive within {} ms", .0.as_millis())]
+    BodyTimeout(std::time::Duration),
     /// No worker is free and the queue is full or the wait ran out.
     #[error("the service is busy ({0}); retry shortly")]
     Overloaded(Rejection),
@@ -51,6 +54,7 @@ impl ApiError {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnknownExample(_) | Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Overloaded(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
@@ -65,6 +69,7 @@ impl ApiError {
             | Self::Invalid(_) => RequestErrorKind::InvalidRequest,
             Self::UnknownExample(_) | Self::NotFound => RequestErrorKind::NotFound,
             Self::PayloadTooLarge(_) => RequestErrorKind::PayloadTooLarge,
+            Self::BodyTimeout(_) => RequestErrorKind::RequestTimeout,
             Self::Overloaded(_) | Self::Unavailable(_) => RequestErrorKind::Overloaded,
             Self::MethodNotAllowed => RequestErrorKind::MethodNotAllowed,
         }

@@ -12,7 +12,6 @@ pub mod config;
 mod error;
 mod examples;
 pub mod healthcheck;
-mod listener;
 pub mod metrics;
 mod resources;
 mod routes;
@@ -32,10 +31,7 @@ use std::{
 use tokio::net::TcpListener;
 
 pub use crate::{config::Config, routes::router};
-use crate::{
-    examples::Examples, listener::GuardedListener, metrics::Metrics, scheduler::Scheduler,
-    supervisor::WorkerPool,
-};
+use crate::{examples::Examples, metrics::Metrics, scheduler::Scheduler, supervisor::WorkerPool};
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -80,19 +76,18 @@ pub async fn run(
     let state = AppState::new(config).await?;
     let app = router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "sandbox listening");
-    let listener = GuardedListener::new(listener, state.config.write_timeout);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining running executions");
-            state.shutting_down.store(true, Ordering::Relaxed);
-            let pool = state.pool.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(drain).await;
-                pool.cancel_all();
-            });
-        })
-        .await
+    let limits = state.config.connections.clone();
+    connections::serve(listener, app, limits, async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining running executions");
+        state.shutting_down.store(true, Ordering::Relaxed);
+        let pool = state.pool.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(drain).await;
+            pool.cancel_all();
+        });
+    })
+    .await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

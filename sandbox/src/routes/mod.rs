@@ -9,7 +9,6 @@ mod metrics;
 
 use axum::{
     Router,
-    extract::DefaultBodyLimit,
     routing::{get, post},
 };
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -19,7 +18,6 @@ use crate::{AppState, error::ApiError};
 /// The sandbox's routes: `POST /api/execute`, `GET /api/examples`, `GET /healthz`,
 /// `GET /metrics`.
 pub fn router(state: AppState) -> Router {
-    let max_body = state.config.max_body_bytes;
     Router::new()
         .route("/api/execute", post(execute::execute))
         .route("/api/examples", get(examples::list))
@@ -27,7 +25,6 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(max_body))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)

@@ -269,7 +269,7 @@ async fn an_answer_the_client_does_not_read_is_dropped_after_the_write_timeout()
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let app = spawn_app_with(|config| {
-        config.write_timeout = Duration::from_millis(300);
+        config.connections.write_timeout = Duration::from_millis(300);
         config.max_log_bytes = 32 << 20;
         config.max_log_entries = 100_000;
     })

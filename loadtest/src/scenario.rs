@@ -1,0 +1,308 @@
+//! The named scenarios: who sends what, with how many users, for how long, and what else runs
+//! beside them.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::scripts::{self, Script};
+use crate::tenants::TenantKey;
+
+/// The tenants of the `tenants` scenario.
+const MANY_TENANTS: [&str; 8] = [
+    "tenant-1", "tenant-2", "tenant-3", "tenant-4", "tenant-5", "tenant-6", "tenant-7", "tenant-8",
+];
+const HOSTILE_TENANT: &str = "hostile";
+const POLITE_TENANT: &str = "polite";
+
+/// The shortest hold of one ramp step: shorter ones measure the step change, not the step.
+const MIN_RAMP_STEP: Duration = Duration::from_secs(3);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// Trivial scripts at a steady rate.
+    Steady,
+    /// Every kind of answer: trivial, console-heavy, pi.js, timeouts, memory bombs, stack
+    /// overflows, syntax errors.
+    Mixed,
+    /// Trivial scripts spread over many tenants, each with its own key.
+    Tenants,
+    /// A tenant flooding endless loops beside a polite one sending trivial scripts.
+    Hostile,
+    /// Idle, half-sent and never-reading raw connections beside users sending trivial scripts.
+    SlowClients,
+    /// Users stepped up until throughput stops growing.
+    Ramp,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 6] = [
+        Scenario::Steady,
+        Scenario::Mixed,
+        Scenario::Tenants,
+        Scenario::Hostile,
+        Scenario::SlowClients,
+        Scenario::Ramp,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Steady => "steady",
+            Scenario::Mixed => "mixed",
+            Scenario::Tenants => "tenants",
+            Scenario::Hostile => "hostile",
+            Scenario::SlowClients => "slow-clients",
+            Scenario::Ramp => "ramp",
+        }
+    }
+
+    /// The tenants the scenario's stack must know, each of which gets a fresh key.
+    pub fn tenant_ids(self) -> &'static [&'static str] {
+        match self {
+            Scenario::Tenants => &MANY_TENANTS,
+            Scenario::Hostile => &[HOSTILE_TENANT, POLITE_TENANT],
+            _ => &[],
+        }
+    }
+
+    /// Whether raw misbehaving connections run beside the users.
+    pub fn has_slow_clients(self) -> bool {
+        self == Scenario::SlowClients
+    }
+
+    /// What the scenario's users send: `users` at once for `duration`, with `tenants` holding a
+    /// key for each of [`Scenario::tenant_ids`].
+    pub fn traffic(
+        self,
+        users: usize,
+        duration: Duration,
+        tenants: &[TenantKey],
+    ) -> Result<Traffic, Error> {
+        let anonymous = |name, scripts| UserGroup {
+            name,
+            users,
+            scripts,
+            callers: Callers::Anonymous,
+            on_refusal: OnRefusal::WaitRetryAfter,
+        };
+        let steady = LoadShape::Steady { users, duration };
+        Ok(match self {
+            Scenario::Steady => Traffic {
+                groups: vec![anonymous("steady", vec![(scripts::TRIVIAL, 1)])],
+                focus: None,
+                shape: steady,
+            },
+            Scenario::Mixed => Traffic {
+                groups: vec![anonymous(
+                    "mixed",
+                    vec![
+                        (scripts::TRIVIAL, 8),
+                        (scripts::CONSOLE_HEAVY, 4),
+                        (scripts::PI, 1),
+                        (scripts::ENDLESS_LOOP_SHORT_TIMEOUT, 2),
+                        (scripts::MEMORY_BOMB, 2),
+                        (scripts::STACK_OVERFLOW, 2),
+                        (scripts::SYNTAX_ERROR, 2),
+                    ],
+                )],
+                focus: None,
+                shape: steady,
+            },
+            Scenario::Tenants => Traffic {
+                groups: vec![UserGroup {
+                    callers: Callers::RoundRobin(tenants.to_vec()),
+                    ..anonymous("tenants", vec![(scripts::TRIVIAL, 1)])
+                }],
+                focus: None,
+                shape: steady,
+            },
+            Scenario::Hostile => {
+                if users < 2 {
+                    return Err(Error::TooFewUsers {
+                        scenario: self.name(),
+                        needed: 2,
+                    });
+                }
+                let [hostile, polite] = [HOSTILE_TENANT, POLITE_TENANT].map(|id| {
+                    let tenant = tenants.iter().find(|tenant| tenant.id == id);
+                    Callers::Tenant(tenant.expect("a key for every tenant id").clone())
+                });
+                let hostile_users = users / 2;
+                Traffic {
+                    groups: vec![
+                        UserGroup {
+                            name: HOSTILE_TENANT,
+                            users: hostile_users,
+                            scripts: vec![(scripts::ENDLESS_LOOP, 1)],
+                            callers: hostile,
+                            // A flood does not wait to be told twice.
+                            on_refusal: OnRefusal::RetryAtOnce,
+                        },
+                        UserGroup {
+                            name: POLITE_TENANT,
+                            users: users - hostile_users,
+                            scripts: vec![(scripts::TRIVIAL, 1)],
+                            callers: polite,
+                            on_refusal: OnRefusal::WaitRetryAfter,
+                        },
+                    ],
+                    focus: Some(POLITE_TENANT),
+                    shape: steady,
+                }
+            }
+            Scenario::SlowClients => Traffic {
+                groups: vec![anonymous("normal", vec![(scripts::TRIVIAL, 1)])],
+                focus: Some("normal"),
+                shape: steady,
+            },
+            Scenario::Ramp => Traffic {
+                groups: vec![anonymous("ramp", vec![(scripts::TRIVIAL, 1)])],
+                focus: None,
+                shape: LoadShape::ramp(users, duration),
+            },
+        })
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Scenario::ALL
+            .into_iter()
+            .find(|scenario| scenario.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<_> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                format!(
+                    "unknown scenario {name:?}: expected {} or all",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Everything the users of one scenario do.
+#[derive(Debug)]
+pub struct Traffic {
+    pub groups: Vec<UserGroup>,
+    /// The group whose latency the scenario is about (the polite tenant beside the hostile one,
+    /// the normal users beside the slow clients), reported apart.
+    pub focus: Option<&'static str>,
+    pub shape: LoadShape,
+}
+
+/// Users that send the same scripts with the same credentials.
+#[derive(Debug)]
+pub struct UserGroup {
+    pub name: &'static str,
+    pub users: usize,
+    /// Scripts with their weights: each user sends them in proportion.
+    pub scripts: Vec<(Script, usize)>,
+    pub callers: Callers,
+    pub on_refusal: OnRefusal,
+}
+
+/// Whose key a request carries; its samples are reported under that tenant's id, or under the
+/// group's name for anonymous requests.
+#[derive(Clone, Debug)]
+pub enum Callers {
+    Anonymous,
+    Tenant(TenantKey),
+    /// Each request takes the next tenant's key.
+    RoundRobin(Vec<TenantKey>),
+}
+
+/// What a user does after a 503 or 429.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnRefusal {
+    /// Waits as `Retry-After` says, as a well-behaved client does.
+    WaitRetryAfter,
+    /// Sends the next request at once.
+    RetryAtOnce,
+}
+
+/// How many users run when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoadShape {
+    /// All users start within a second and run for `duration`.
+    Steady { users: usize, duration: Duration },
+    /// Each step's users run for `hold`, one step after another.
+    Ramp { steps: Vec<usize>, hold: Duration },
+}
+
+impl LoadShape {
+    /// Doubling steps from 1 user up to `max_users` (which always ends the ramp), sharing
+    /// `duration`, each at least [`MIN_RAMP_STEP`].
+    pub fn ramp(max_users: usize, duration: Duration) -> LoadShape {
+        let mut steps: Vec<usize> = std::iter::successors(Some(1usize), |users| users.checked_mul(2))
+            .take_while(|&users| users < max_users)
+            .collect();
+        steps.push(max_users);
+        let hold = (duration / steps.len() as u32).max(MIN_RAMP_STEP);
+        LoadShape::Ramp { steps, hold }
+    }
+
+    /// Goose's test plan (`users,time;...`, whole seconds), ending with every user stopped.
+    pub fn test_plan(&self) -> String {
+        let seconds = |duration: &Duration| duration.as_secs_f64().ceil().max(1.0) as u64;
+        let mut plan = Vec::new();
+        match self {
+            LoadShape::Steady { users, duration } => {
+                plan.push(format!("{users},1s"));
+                plan.push(format!("{users},{}s", seconds(duration)));
+            }
+            LoadShape::Ramp { steps, hold } => {
+                for users in steps {
+                    plan.push(format!("{users},0s"));
+                    plan.push(format!("{users},{}s", seconds(hold)));
+                }
+            }
+        }
+        plan.push("0,0s".to_owned());
+        plan.join(";")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ramp_doubles_up_to_the_user_count_and_shares_the_duration() {
+        let shape = LoadShape::ramp(12, Duration::from_secs(50));
+        assert_eq!(
+            shape,
+            LoadShape::Ramp {
+                steps: vec![1, 2, 4, 8, 12],
+                hold: Duration::from_secs(10)
+            }
+        );
+        assert_eq!(
+            shape.test_plan(),
+            "1,0s;1,10s;2,0s;2,10s;4,0s;4,10s;8,0s;8,10s;12,0s;12,10s;0,0s"
+        );
+    }
+
+    #[test]
+    fn steady_shape_starts_every_user_within_a_second() {
+        let shape = LoadShape::Steady {
+            users: 8,
+            duration: Duration::from_millis(2500),
+        };
+        assert_eq!(shape.test_plan(), "8,1s;8,3s;0,0s");
+    }
+
+    #[test]
+    fn scenario_names_round_trip() {
+        for scenario in Scenario::ALL {
+            assert_eq!(scenario.name().parse::<Scenario>(), Ok(scenario));
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Tenants with fresh API keys, and the tenants file that gives the ingress their hashes.
+
+use std::fmt::Write as _;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+
+/// Requests per second each tenant may make: far above what one machine sends, so the rate
+/// limiter runs on every request without refusing any.
+const GENEROUS_RATE_LIMIT_RPS: u32 = 100_000;
+const GENEROUS_RATE_LIMIT_BURST: u32 = 100_000;
+
+/// A tenant and the key its users present as `Authorization: Bearer <key>`.
+#[derive(Clone, Debug)]
+pub struct TenantKey {
+    pub id: &'static str,
+    pub key: String,
+}
+
+/// Makes one random 32-byte key, hex-encoded, for each tenant id.
+pub fn generate(ids: &[&'static str]) -> Result<Vec<TenantKey>, Error> {
+    ids.iter()
+        .map(|&id| {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes)?;
+            Ok(TenantKey {
+                id,
+                key: hex(&bytes),
+            })
+        })
+        .collect()
+}
+
+/// The tenants file (see `tenants.example.toml`): the anonymous tier off, so every request must
+/// carry one of the keys, and each tenant with its key's SHA-256 and generous rate limits. The
+/// concurrency, time and memory ceilings are left to the sandbox's own maximums.
+pub fn tenants_toml(tenants: &[TenantKey]) -> String {
+    let mut toml = String::from(
+        "# Written by loadtest for one run; the keys themselves are stored nowhere.\n\
+         [anonymous]\nenabled = false\n",
+    );
+    for tenant in tenants {
+        let hash = hex(&Sha256::digest(tenant.key.as_bytes()));
+        // Writing to a String cannot fail.
+        let _ = write!(
+            toml,
+            "\n[[tenants]]\nid = \"{}\"\nkeys = [\"{hash}\"]\nrate_limit_rps = {GENEROUS_RATE_LIMIT_RPS}\n\
+             rate_limit_burst = {GENEROUS_RATE_LIMIT_BURST}\n",
+            tenant.id
+        );
+    }
+    toml
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_file_holds_the_sha256_of_each_key_and_never_the_key() {
+        let tenants = [TenantKey {
+            id: "acme",
+            key: "abc".into(),
+        }];
+        let toml = tenants_toml(&tenants);
+        // printf %s abc | sha256sum
+        assert!(toml.contains("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+        assert!(toml.contains("id = \"acme\""));
+        assert!(!toml.contains("\"abc\""));
+    }
+
+    #[test]
+    fn generated_keys_are_64_hex_digits_and_differ() {
+        let keys = generate(&["a", "b"]).unwrap();
+        assert_eq!(keys[0].key.len(), 64);
+        assert!(keys[0].key.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(keys[0].key, keys[1].key);
+    }
+}
