@@ -11,8 +11,14 @@
 pub const TENANT_ID_HEADER: &str = "x-tenant-id";
 /// The tenant ceilings header.
 pub const TENANT_LIMITS_HEADER: &str = "x-tenant-limits";
+/// For requests of the anonymous tier, who the client is (its address, or its IPv6 /64, as the
+/// ingress tells clients apart): the sandbox gives each anonymous client its own turn, as it
+/// does each tenant.
+pub const CLIENT_KEY_HEADER: &str = "x-client-key";
 /// The tenant of requests without a key.
 pub const ANONYMOUS: &str = "anonymous";
+/// Longest client key.
+pub const MAX_CLIENT_KEY_LENGTH: usize = 64;
 /// Longest tenant id.
 pub const MAX_TENANT_ID_LENGTH: usize = 64;
 
@@ -23,6 +29,15 @@ pub fn is_valid_tenant_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
+}
+
+/// True for 1 to [`MAX_CLIENT_KEY_LENGTH`] ASCII letters, digits, `:`, `.`, `-` or `_`: an IP
+/// address or network as text.
+pub fn is_valid_client_key(key: &str) -> bool {
+    (1..=MAX_CLIENT_KEY_LENGTH).contains(&key.len())
+        && key
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b':' | b'.' | b'-' | b'_'))
 }
 
 /// A tenant's ceilings; `None` leaves the sandbox's own maximum.
@@ -148,6 +163,16 @@ mod tests {
             "timeout-ms=5,timeout-ms=6",
         ] {
             assert_eq!(Ceilings::parse(text), Err(BadCeilings), "{text}");
+        }
+    }
+
+    #[test]
+    fn client_keys_are_addresses_as_text() {
+        for key in ["192.0.2.1", "2001:db8:1:2::"] {
+            assert!(is_valid_client_key(key), "{key}");
+        }
+        for key in ["", "a b", "x/y", &"1".repeat(65)] {
+            assert!(!is_valid_client_key(key), "{key:?}");
         }
     }
 

@@ -17,7 +17,7 @@ use axum::http::uri::{Authority, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, Version, header};
 use axum::response::Response;
 use connections::BodyError;
-use contract::tenant::{TENANT_ID_HEADER, TENANT_LIMITS_HEADER};
+use contract::tenant::{ANONYMOUS, CLIENT_KEY_HEADER, TENANT_ID_HEADER, TENANT_LIMITS_HEADER};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -32,6 +32,8 @@ use crate::metrics::{Metrics, UpstreamError};
 pub const X_TENANT_ID: HeaderName = HeaderName::from_static(TENANT_ID_HEADER);
 /// The tenant's ceilings, e.g. `concurrency=2,timeout-ms=10000,memory-mb=64`.
 pub const X_TENANT_LIMITS: HeaderName = HeaderName::from_static(TENANT_LIMITS_HEADER);
+/// Which anonymous client a request is from, so the sandbox gives each its own turn.
+pub const X_CLIENT_KEY: HeaderName = HeaderName::from_static(CLIENT_KEY_HEADER);
 
 /// How long an unused connection to the sandbox is kept; the sandbox closes idle connections
 /// after its `HEADER_READ_TIMEOUT_MS` (60 s by default).
@@ -165,8 +167,15 @@ fn set_tenant_headers(headers: &mut HeaderMap, caller: &Caller) {
     headers.remove(header::AUTHORIZATION);
     headers.remove(X_API_KEY);
     headers.remove(X_TENANT_LIMITS);
+    headers.remove(X_CLIENT_KEY);
     let id = HeaderValue::from_str(&caller.tier.id).expect("tenant ids are plain ASCII");
     headers.insert(X_TENANT_ID, id);
+    if *caller.tier.id == *ANONYMOUS
+        && let Some(client) = caller.client
+        && let Ok(key) = HeaderValue::from_str(&client.to_string())
+    {
+        headers.insert(X_CLIENT_KEY, key);
+    }
     if let Some(limits) = &caller.tier.limits {
         headers.insert(X_TENANT_LIMITS, limits.clone());
     }

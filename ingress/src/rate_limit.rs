@@ -8,7 +8,7 @@
 //! (`TRUSTED_PROXY_HOPS`=N). Entries further left are whatever the client sent and are never
 //! used. With 0 hops (local use) the TCP peer is the client.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -186,7 +186,7 @@ pub fn client_key<B>(request: &Request<B>, trusted_proxy_hops: usize) -> Option<
     };
     forwarded_client(request.headers(), trusted_proxy_hops)
         .or_else(peer)
-        .map(bucket_of)
+        .map(connections::client_of)
 }
 
 /// The `hops`-th `X-Forwarded-For` entry from the right, across all header lines in order.
@@ -210,19 +210,6 @@ fn parse_forwarded_address(entry: &str) -> Option<IpAddr> {
         .ok()
         .or_else(|| entry.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
         .or_else(|| entry.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
-}
-
-fn bucket_of(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let network = u128::from(v6) & !u128::from(u64::MAX);
-                IpAddr::V6(Ipv6Addr::from(network))
-            }
-        },
-    }
 }
 
 #[cfg(test)]

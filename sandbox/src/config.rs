@@ -12,6 +12,7 @@ pub mod vars {
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
     pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
     pub const QUEUE_CAPACITY: &str = "QUEUE_CAPACITY";
+    pub const QUEUE_MAX_BYTES: &str = "QUEUE_MAX_BYTES";
     pub const QUEUE_TIMEOUT_MS: &str = "QUEUE_TIMEOUT_MS";
     pub const DEFAULT_TIMEOUT_MS: &str = "DEFAULT_TIMEOUT_MS";
     pub const MAX_TIMEOUT_MS: &str = "MAX_TIMEOUT_MS";
@@ -30,7 +31,7 @@ pub mod vars {
 
 /// Requests of all tenants together that may wait for a worker, as a multiple of
 /// `QUEUE_CAPACITY` (the bound of one tenant).
-pub const TOTAL_QUEUE_FACTOR: usize = 16;
+pub const TOTAL_QUEUE_FACTOR: usize = 4;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,11 +73,14 @@ pub struct Config {
     /// `MAX_CONCURRENCY`: executions running at once, one per worker process, default the
     /// number of CPUs.
     pub max_concurrency: usize,
-    /// `QUEUE_CAPACITY`: requests of one tenant that may wait for a worker, default
-    /// `4 × MAX_CONCURRENCY`; beyond it the tenant's requests get 503 at once. All tenants
-    /// together may have [`TOTAL_QUEUE_FACTOR`] times as many waiting, so one tenant's flood
-    /// fills only its own queue.
+    /// `QUEUE_CAPACITY`: requests of one tenant (or one anonymous client) that may wait for a
+    /// worker, default 1024: a bound against floods, not the admission rule, which is the
+    /// estimated wait (see [`crate::scheduler`]). All tenants together may have
+    /// [`TOTAL_QUEUE_FACTOR`] times as many waiting.
     pub queue_capacity: usize,
+    /// `QUEUE_MAX_BYTES`: bytes of scripts that may wait over all tenants, default 64 MiB, so
+    /// the queue's memory stays bounded whatever the scripts' size.
+    pub queue_max_bytes: usize,
     /// `QUEUE_TIMEOUT_MS`: longest wait for a worker before a 503, default 2000.
     pub queue_timeout: Duration,
     /// `DEFAULT_TIMEOUT_MS`: time limit when a request names none, default 5000.
@@ -139,7 +143,8 @@ impl Default for Config {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
             log_format: LogFormat::Text,
             max_concurrency: cpus,
-            queue_capacity: 4 * cpus,
+            queue_capacity: 1024,
+            queue_max_bytes: 64 * 1024 * 1024,
             queue_timeout: Duration::from_millis(2000),
             default_timeout: Duration::from_millis(5000),
             max_timeout: Duration::from_millis(30_000),
@@ -176,7 +181,8 @@ impl Config {
             listen_addr: env.parse(LISTEN_ADDR, defaults.listen_addr)?,
             log_format: env.parse(LOG_FORMAT, defaults.log_format)?,
             max_concurrency,
-            queue_capacity: env.parse(QUEUE_CAPACITY, 4 * max_concurrency)?,
+            queue_capacity: env.positive(QUEUE_CAPACITY, defaults.queue_capacity)?,
+            queue_max_bytes: env.positive(QUEUE_MAX_BYTES, defaults.queue_max_bytes)?,
             queue_timeout: env.millis(QUEUE_TIMEOUT_MS, defaults.queue_timeout)?,
             default_timeout: env.millis(DEFAULT_TIMEOUT_MS, defaults.default_timeout)?,
             max_timeout: env.millis(MAX_TIMEOUT_MS, defaults.max_timeout)?,

@@ -80,10 +80,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorEnvelope::new(self.kind(), self.to_string());
         let mut response = (self.status_code(), Json(body)).into_response();
-        if let Self::Overloaded(_) | Self::Unavailable(_) = self {
+        let retry_after = match &self {
+            Self::Overloaded(rejection) => Some(rejection.retry_after()),
+            Self::Unavailable(_) => Some(std::time::Duration::from_secs(1)),
+            _ => None,
+        };
+        if let Some(retry_after) = retry_after {
+            // Whole seconds, rounded up: never 0, which would invite an immediate retry.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         response
     }

@@ -52,6 +52,7 @@ impl AppState {
         let scheduler = Scheduler::new(
             config.max_concurrency,
             config.total_queue_capacity(),
+            config.queue_max_bytes,
             config.queue_timeout,
         );
         Ok(Self {

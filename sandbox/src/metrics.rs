@@ -4,8 +4,9 @@
 //!   or the error kind (`syntax`, `exception`, `timeout`, `crashed`, ...), or `internal`.
 //! - `sandbox_execution_duration_seconds{tenant}`: how long executions ran (histogram).
 //! - `sandbox_queue_wait_seconds{tenant}`: how long admitted requests waited for a worker.
-//! - `sandbox_rejections_total{tenant, reason}`: requests answered 503 (`queue_full`,
-//!   `queue_timeout`).
+//! - `sandbox_rejections_total{tenant, reason}`: requests answered 503 (`wait_estimate`: it
+//!   would not have started in time; `queue_timeout`: it waited and did not; `queue_full`: a
+//!   flood filled the queue).
 //! - `sandbox_workers_busy`: executions running now.
 //! - `sandbox_workers`: worker processes that exist or are being started.
 //! - `sandbox_worker_exits_total{reason, signal}`: worker processes that ended: `reason` is
@@ -222,10 +223,7 @@ impl Metrics {
 
     /// A request of `tenant` was answered 503.
     pub fn rejected(&self, tenant: &str, rejection: Rejection) {
-        let reason = match rejection {
-            Rejection::QueueFull => "queue_full",
-            Rejection::WaitTimedOut => "queue_timeout",
-        };
+        let reason = rejection.reason();
         self.rejections
             .get_or_create(&RejectionLabels {
                 tenant: self.tenant_label(tenant),
@@ -295,7 +293,12 @@ mod tests {
         metrics.execution_finished("acme", "success", Duration::from_millis(3));
         metrics.execution_finished("acme", "success", Duration::from_millis(3));
         metrics.admitted("acme", Duration::from_micros(50));
-        metrics.rejected("beta", Rejection::WaitTimedOut);
+        metrics.rejected(
+            "beta",
+            Rejection::WaitTimedOut {
+                retry_after: Duration::from_secs(1),
+            },
+        );
         metrics.worker_exited("crashed", "SIGSEGV");
         metrics.worker_started(Duration::from_millis(4));
         let text = metrics.encode(Holdings {

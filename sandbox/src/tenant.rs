@@ -1,24 +1,23 @@
-//! Which tenant a request belongs to and what it may use, as the ingress says in two headers:
-//!
-//! - `x-tenant-id: acme`: the scheduler key (each tenant waits in its own queue and takes turns
-//!   with the others) and the `tenant` label of the metrics;
-//! - `x-tenant-limits: concurrency=2,timeout-ms=10000,memory-mb=64`: the tenant's ceilings,
-//!   each optional, each capped by the server's own maximum.
-//!
-//! The sandbox is reachable only by the ingress, which removes these headers from client
-//! requests and sets them itself, so they are trusted here. Without them a request belongs to
-//! [`ANONYMOUS`] with the server's own limits.
+//! Which tenant a request belongs to and what it may use, from the headers the ingress sets
+//! (see `contract::tenant`): `x-tenant-id`, `x-tenant-limits`, and for the anonymous tier
+//! `x-client-key`, so that each anonymous client takes its own turns. The sandbox is reachable
+//! only by the ingress, which removes these headers from client requests and sets them itself,
+//! so they are trusted here. Without them a request belongs to [`ANONYMOUS`] with the server's
+//! own limits.
 
 use axum::http::{HeaderMap, HeaderName};
 pub use contract::tenant::{ANONYMOUS, Ceilings};
 use contract::tenant::{
-    BadCeilings, MAX_TENANT_ID_LENGTH, TENANT_ID_HEADER, TENANT_LIMITS_HEADER, is_valid_tenant_id,
+    BadCeilings, CLIENT_KEY_HEADER, MAX_TENANT_ID_LENGTH, TENANT_ID_HEADER, TENANT_LIMITS_HEADER,
+    is_valid_client_key, is_valid_tenant_id,
 };
 
 /// The tenant id header set by the ingress.
 pub const TENANT_ID: HeaderName = HeaderName::from_static(TENANT_ID_HEADER);
 /// The tenant ceilings header set by the ingress.
 pub const TENANT_LIMITS: HeaderName = HeaderName::from_static(TENANT_LIMITS_HEADER);
+/// The anonymous client header set by the ingress.
+pub const CLIENT_KEY: HeaderName = HeaderName::from_static(CLIENT_KEY_HEADER);
 
 /// The tenant a request runs for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +26,8 @@ pub struct Tenant {
     pub id: String,
     /// Its ceilings; `None` fields fall back to the server's maximums.
     pub ceilings: Ceilings,
+    /// For the anonymous tier, which client: its turns and ceilings are its own.
+    pub client: Option<String>,
 }
 
 /// A tenant header the sandbox cannot use; only a broken ingress sends one.
@@ -39,6 +40,8 @@ pub enum TenantHeaderError {
     BadId,
     #[error("{0}")]
     BadLimits(#[from] BadCeilings),
+    #[error("x-client-key: expected an address of at most 64 characters, once")]
+    BadClientKey,
 }
 
 impl Tenant {
@@ -54,7 +57,24 @@ impl Tenant {
             Ok(Some(text)) => Ceilings::parse(text)?,
             Err(()) => return Err(BadCeilings.into()),
         };
-        Ok(Self { id, ceilings })
+        let client = match single(headers, &CLIENT_KEY) {
+            Ok(None) => None,
+            Ok(Some(key)) if id == ANONYMOUS && is_valid_client_key(key) => Some(key.to_owned()),
+            _ => return Err(TenantHeaderError::BadClientKey),
+        };
+        Ok(Self {
+            id,
+            ceilings,
+            client,
+        })
+    }
+
+    /// Who takes turns for the workers: the tenant, or for the anonymous tier its client.
+    pub fn turn_key(&self) -> String {
+        match &self.client {
+            Some(client) => format!("{}/{client}", self.id),
+            None => self.id.clone(),
+        }
     }
 
     /// How the tenant is named in error messages.
@@ -120,6 +140,22 @@ mod tests {
             Tenant::from_headers(&headers(&[(&TENANT_LIMITS, "timeout-ms=500")])).unwrap();
         assert_eq!(partial.ceilings.timeout_ms, Some(500));
         assert_eq!(partial.ceilings.concurrency, None);
+    }
+
+    #[test]
+    fn each_anonymous_client_takes_its_own_turns() {
+        let one = Tenant::from_headers(&headers(&[(&CLIENT_KEY, "192.0.2.1")])).unwrap();
+        let other = Tenant::from_headers(&headers(&[(&CLIENT_KEY, "2001:db8::")])).unwrap();
+        assert_eq!(one.id, ANONYMOUS);
+        assert_ne!(one.turn_key(), other.turn_key());
+        let keyed = Tenant::from_headers(&headers(&[(&TENANT_ID, "acme")])).unwrap();
+        assert_eq!(keyed.turn_key(), "acme");
+        // Only the anonymous tier is split by client.
+        let keyed_with_client = headers(&[(&TENANT_ID, "acme"), (&CLIENT_KEY, "192.0.2.1")]);
+        assert_eq!(
+            Tenant::from_headers(&keyed_with_client),
+            Err(TenantHeaderError::BadClientKey)
+        );
     }
 
     #[test]

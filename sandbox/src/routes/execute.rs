@@ -129,7 +129,7 @@ pub async fn execute(
     };
     let permit = state
         .scheduler
-        .acquire(&tenant.id, share)
+        .acquire(&tenant.turn_key(), share, code_bytes)
         .await
         .inspect_err(|rejection| {
             state.metrics.rejected(&tenant.id, *rejection);

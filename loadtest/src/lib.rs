@@ -1,0 +1,168 @@
+//! A load-test tool for the service: named scenarios ([`scenario`]) sent by goose users
+//! ([`attack`]) through the ingress of a stack it starts itself ([`stack`]) or one already
+//! running, with the sandbox's resources sampled beside them ([`resources`]) and, for
+//! `slow-clients`, misbehaving raw connections ([`slow_clients`]). Every answer is classified
+//! ([`answer`]) and recorded ([`recorder`]); [`summary`] turns the records into figures and
+//! [`report`] writes them out. A request is lost when it gets no well-formed answer; any lost
+//! request makes the run fail.
+
+pub mod answer;
+pub mod attack;
+pub mod cli;
+pub mod error;
+pub mod recorder;
+pub mod report;
+pub mod resources;
+pub mod scenario;
+pub mod scripts;
+pub mod slow_clients;
+pub mod stack;
+pub mod summary;
+pub mod tenants;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+pub use cli::Cli;
+pub use error::Error;
+
+use crate::recorder::{Recorder, RunClock};
+use crate::resources::ResourceSampler;
+use crate::scenario::Scenario;
+use crate::slow_clients::SlowClients;
+use crate::stack::Target;
+use crate::summary::{RunRecord, ScenarioSummary};
+
+/// What the scenarios of one invocation added up to.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub lost: usize,
+}
+
+/// Runs every selected scenario in turn, each against a fresh stack unless `--target` names
+/// one, printing and writing each one's report.
+pub async fn run(cli: &Cli) -> Result<Verdict, Error> {
+    let mut verdict = Verdict::default();
+    for &scenario in &cli.scenario.0 {
+        let summary = run_scenario(scenario, cli).await?;
+        verdict.lost += summary.overall.lost;
+    }
+    Ok(verdict)
+}
+
+async fn run_scenario(scenario: Scenario, cli: &Cli) -> Result<ScenarioSummary, Error> {
+    let dir = cli.report_dir.join(scenario.name());
+    std::fs::create_dir_all(&dir).map_err(Error::io(format!("create {}", dir.display())))?;
+    let users = usize::from(cli.users);
+
+    let tenants = tenants::generate(scenario.tenant_ids())?;
+    let traffic = scenario.traffic(users, cli.duration, &tenants)?;
+    let target = match &cli.target {
+        Some(_) if !tenants.is_empty() => {
+            return Err(Error::NeedsOwnStack {
+                scenario: scenario.name(),
+            });
+        }
+        Some(url) => Target::external(url, cli.sandbox_metrics.as_deref()),
+        None => {
+            let tenants_file = dir.join("tenants.toml");
+            let tenants_file = if tenants.is_empty() {
+                None
+            } else {
+                std::fs::write(&tenants_file, tenants::tenants_toml(&tenants))
+                    .map_err(Error::io(format!("write {}", tenants_file.display())))?;
+                Some(tenants_file.as_path())
+            };
+            Target::start(tenants_file, &dir).await?
+        }
+    };
+    println!(
+        "loadtest: {scenario} with {users} users for {} against {}",
+        humantime::format_duration(cli.duration),
+        target.base_url
+    );
+
+    let outcome = load(scenario, cli, &traffic, &target, &dir).await;
+    target.stop().await;
+    let summary = outcome?;
+    let html = report::write(&dir, &summary)?;
+    report::print_summary(&summary, &html);
+    Ok(summary)
+}
+
+/// Sends the scenario's load at `target` and summarises it.
+async fn load(
+    scenario: Scenario,
+    cli: &Cli,
+    traffic: &scenario::Traffic,
+    target: &Target,
+    dir: &Path,
+) -> Result<ScenarioSummary, Error> {
+    let clock = RunClock::start();
+    let recorder = Recorder::new(clock);
+    let sampler =
+        ResourceSampler::spawn(target.sandbox_metrics_url.clone(), target.ingress_pid, clock);
+    let slow_clients = if scenario.has_slow_clients() {
+        Some(SlowClients::start(
+            socket_addr(&target.base_url).await?,
+            cli.slow_clients,
+        ))
+    } else {
+        None
+    };
+
+    let windows = attack::run(
+        traffic,
+        &target.base_url,
+        cli.request_timeout,
+        &recorder,
+        &clock,
+        dir,
+    )
+    .await;
+    let slow_clients = match slow_clients {
+        Some(slow_clients) => Some(slow_clients.finish().await),
+        None => None,
+    };
+    let resource_samples = sampler.stop().await;
+    let windows = windows?;
+
+    let samples = recorder.samples();
+    let expected: BTreeMap<&'static str, &'static str> = traffic
+        .groups
+        .iter()
+        .flat_map(|group| &group.scripts)
+        .map(|(script, _)| (script.name, script.expected))
+        .collect();
+    Ok(summary::summarize(RunRecord {
+        scenario: scenario.name(),
+        target: &target.base_url,
+        users: usize::from(cli.users),
+        samples: &samples,
+        expected,
+        focus: traffic.focus,
+        windows: &windows,
+        is_ramp: matches!(traffic.shape, scenario::LoadShape::Ramp { .. }),
+        resource_samples,
+        slow_clients,
+    }))
+}
+
+/// The address of `base_url`'s host and port, for raw connections.
+async fn socket_addr(base_url: &str) -> Result<SocketAddr, Error> {
+    let invalid = |reason: &str| Error::InvalidUrl {
+        url: base_url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let url = reqwest::Url::parse(base_url).map_err(|error| invalid(&error.to_string()))?;
+    let host = url.host_str().ok_or_else(|| invalid("no host"))?;
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| invalid("no port"))?;
+    tokio::net::lookup_host((host, port))
+        .await
+        .map_err(Error::io(format!("resolve {host}")))?
+        .next()
+        .ok_or_else(|| invalid("the host resolves to no address"))
+}

@@ -1,0 +1,196 @@
+//! The one-screen text summary printed after each scenario.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::summary::{Figures, ScenarioSummary, Spread};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Prints the summary of one scenario to stdout.
+pub fn print_summary(summary: &ScenarioSummary, report: &Path) {
+    print!("{}", render(summary, report));
+}
+
+fn render(summary: &ScenarioSummary, report: &Path) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail: the results below are ignored for that reason.
+    let overall = &summary.overall;
+    let _ = writeln!(
+        out,
+        "\n== {} == {} users, {:.1} s measured ({:.1} s run), {}",
+        summary.scenario,
+        summary.users,
+        summary.measured_seconds,
+        summary.run_seconds,
+        summary.target
+    );
+    let _ = writeln!(
+        out,
+        "requests {}   successful executions {:.1}/s   refused {}   LOST {}",
+        overall.requests, overall.successful_executions_per_second, overall.refused, overall.lost
+    );
+    let latency = &overall.latency;
+    let _ = writeln!(
+        out,
+        "latency of answered executions: p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        latency.p50_ms, latency.p90_ms, latency.p99_ms, latency.max_ms
+    );
+    let _ = writeln!(out, "answers     {}", counts(&overall.answered_by_kind));
+    if !overall.refusals.is_empty() {
+        let _ = writeln!(out, "refusals    {}", counts(&overall.refusals));
+    }
+    if !overall.rejections.is_empty() {
+        let _ = writeln!(out, "rejections  {}", counts(&overall.rejections));
+    }
+    if overall.lost > 0 {
+        let _ = writeln!(out, "lost        {}", counts(&overall.lost_by_reason));
+        for example in summary.lost_examples.iter().take(3) {
+            let _ = writeln!(
+                out,
+                "  e.g. at {:.1} s, {}/{}: {}: {}",
+                example.at_seconds,
+                example.group,
+                example.script,
+                example.reason,
+                example.detail.replace('\n', " ")
+            );
+        }
+    }
+    for (script, answers) in &summary.by_script {
+        let unexpected: BTreeMap<String, usize> = answers
+            .answers
+            .iter()
+            .filter(|(label, _)| **label != answers.expected)
+            .map(|(label, count)| (label.clone(), *count))
+            .collect();
+        if !unexpected.is_empty() {
+            let _ = writeln!(
+                out,
+                "unexpected  {script} (expects {}): {}",
+                answers.expected,
+                counts(&unexpected)
+            );
+        }
+    }
+    for (group, figures) in &summary.groups {
+        let marker = if summary.focus.as_deref() == Some(group) {
+            "*"
+        } else {
+            " "
+        };
+        let _ = writeln!(out, "{marker}{group:<11}{}", group_line(figures));
+    }
+
+    let resources = &summary.resources;
+    if let Some(memory) = &resources.sandbox_resident_bytes {
+        let _ = writeln!(
+            out,
+            "sandbox     RSS {} MiB (supervisor {}, workers {})  workers {}  busy {}  fds {}",
+            mib(memory),
+            resources.supervisor_resident_bytes.as_ref().map_or("-".into(), mib),
+            resources.workers_resident_bytes.as_ref().map_or("-".into(), mib),
+            range(resources.workers.as_ref()),
+            range(resources.workers_busy.as_ref()),
+            range(resources.sandbox_open_fds.as_ref()),
+        );
+        let executions: BTreeMap<String, usize> = resources
+            .sandbox_executions_by_outcome
+            .iter()
+            .map(|(outcome, count)| (outcome.clone(), *count as usize))
+            .collect();
+        let _ = writeln!(out, "            executions it counted: {}", counts(&executions));
+    } else {
+        let _ = writeln!(out, "sandbox     not sampled");
+    }
+    if let Some(memory) = &resources.ingress_resident_bytes {
+        let _ = writeln!(
+            out,
+            "ingress     RSS {} MiB  fds {}",
+            mib(memory),
+            range(resources.ingress_open_fds.as_ref())
+        );
+    }
+    if let Some(slow_clients) = &summary.slow_clients {
+        for (misbehaviour, report) in slow_clients {
+            let closed_after = report.seconds_to_close.as_ref().map_or(String::new(), |s| {
+                format!(" after {:.1}-{:.1} s (p50 {:.1})", s.min, s.max, s.p50)
+            });
+            let _ = writeln!(
+                out,
+                "slow        {misbehaviour:<14}{} clients, {} connections, {} closed by the service{closed_after}, {} open at end, {} failed to connect; saw {}",
+                report.clients,
+                report.connections,
+                report.closed_by_service,
+                report.open_at_end,
+                report.connect_failures,
+                counts(&report.answers)
+            );
+        }
+    }
+    if let Some(ramp) = &summary.ramp {
+        for step in &ramp.steps {
+            let _ = writeln!(
+                out,
+                "ramp        {:>4} users: {:>8.1} exec/s  p50 {:>7.1} ms  p99 {:>7.1} ms  refused {:.1}/s  lost {}",
+                step.users,
+                step.successful_executions_per_second,
+                step.p50_ms,
+                step.p99_ms,
+                step.refused_per_second,
+                step.lost
+            );
+        }
+        if let Some(knee) = &ramp.knee {
+            let next = match (knee.next_users, knee.next_successful_executions_per_second, knee.next_p50_ms) {
+                (Some(users), Some(rate), Some(p50)) => {
+                    format!(" ({users} users: {rate:.1} exec/s, p50 {p50:.1} ms)")
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "knee        {}{} users: {:.1} exec/s, p50 {:.1} ms{next}",
+                if knee.reached { "" } else { "not reached; last step " },
+                knee.users,
+                knee.successful_executions_per_second,
+                knee.p50_ms
+            );
+        }
+    }
+    let _ = writeln!(out, "report      {}", report.display());
+    out
+}
+
+fn group_line(figures: &Figures) -> String {
+    format!(
+        "{} requests  {:.1} exec/s  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  refused {}  lost {}",
+        figures.requests,
+        figures.successful_executions_per_second,
+        figures.latency.p50_ms,
+        figures.latency.p99_ms,
+        figures.latency.max_ms,
+        figures.refused,
+        figures.lost
+    )
+}
+
+fn counts(counts: &BTreeMap<String, usize>) -> String {
+    if counts.is_empty() {
+        return "none".to_owned();
+    }
+    counts
+        .iter()
+        .map(|(label, count)| format!("{label} {count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn mib(spread: &Spread) -> String {
+    format!("{:.1}-{:.1}", spread.min / MIB, spread.max / MIB)
+}
+
+fn range(spread: Option<&Spread>) -> String {
+    spread.map_or("-".to_owned(), |spread| format!("{}-{}", spread.min, spread.max))
+}

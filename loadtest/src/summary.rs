@@ -1,0 +1,622 @@
+//! The figures of one scenario, computed from its samples: throughput, latency percentiles,
+//! answers by kind, refusals, lost requests, resources over time, and the ramp's knee. Pure
+//! functions of the recorded data, so they are tested on canned samples.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::answer::Outcome;
+use crate::recorder::Sample;
+use crate::resources::ResourceSample;
+use crate::slow_clients::MisbehaviourReport;
+
+/// Lost requests kept as examples in the summary.
+const LOST_EXAMPLES: usize = 10;
+/// A ramp step whose throughput grows by less than this over the step before has hit the knee.
+const KNEE_GROWTH: f64 = 0.10;
+
+/// A time during which a constant number of users ran, in seconds since the run's start.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepWindow {
+    pub users: usize,
+    pub from: f64,
+    pub to: f64,
+}
+
+impl StepWindow {
+    fn contains(&self, at: f64) -> bool {
+        (self.from..self.to).contains(&at)
+    }
+
+    fn seconds(&self) -> f64 {
+        self.to - self.from
+    }
+}
+
+/// The smallest, the middle and the largest of some values.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Spread {
+    pub min: f64,
+    pub p50: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// `None` for no values; sorts them.
+    pub fn of(values: &mut [f64]) -> Option<Spread> {
+        values.sort_by(f64::total_cmp);
+        Some(Spread {
+            min: *values.first()?,
+            p50: percentile(values, 50.0)?,
+            max: *values.last()?,
+        })
+    }
+}
+
+/// Latency percentiles in milliseconds, over the requests the service answered with an
+/// execution (200): refusals are immediate and lost requests have no latency worth averaging.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Latency {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    fn of(samples: &[&Sample]) -> Latency {
+        let mut millis: Vec<f64> = samples
+            .iter()
+            .filter(|sample| matches!(sample.outcome, Outcome::Executed { .. }))
+            .map(|sample| sample.latency.as_secs_f64() * 1000.0)
+            .collect();
+        millis.sort_by(f64::total_cmp);
+        let at = |percent| percentile(&millis, percent).unwrap_or(0.0);
+        Latency {
+            count: millis.len(),
+            p50_ms: at(50.0),
+            p90_ms: at(90.0),
+            p99_ms: at(99.0),
+            max_ms: millis.last().copied().unwrap_or(0.0),
+        }
+    }
+}
+
+/// The figures of a set of requests: a whole scenario, or one tenant or user group of it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Figures {
+    pub requests: usize,
+    /// 200 with `"status": "success"`, per second of the measuring window.
+    pub successful_executions_per_second: f64,
+    pub latency: Latency,
+    /// Executions answered, by `success` or error kind: correct answers, not losses.
+    pub answered_by_kind: BTreeMap<String, usize>,
+    /// 503 and 429, by status and kind.
+    pub refusals: BTreeMap<String, usize>,
+    pub refused: usize,
+    /// Other 4xx, by status and kind.
+    pub rejections: BTreeMap<String, usize>,
+    pub lost: usize,
+    pub lost_by_reason: BTreeMap<String, usize>,
+}
+
+impl Figures {
+    /// The figures of `samples`, throughput counted over `window` (requests outside it still
+    /// count in every other figure).
+    fn of(samples: &[&Sample], window: Option<StepWindow>) -> Figures {
+        let mut figures = Figures {
+            requests: samples.len(),
+            latency: Latency::of(samples),
+            ..Figures::default()
+        };
+        for sample in samples {
+            let count = match &sample.outcome {
+                Outcome::Executed { kind } => figures.answered_by_kind.entry(kind.clone()),
+                Outcome::Refused { .. } => {
+                    figures.refused += 1;
+                    figures.refusals.entry(sample.outcome.label())
+                }
+                Outcome::Rejected { .. } => figures.rejections.entry(sample.outcome.label()),
+                Outcome::Lost { reason, .. } => {
+                    figures.lost += 1;
+                    figures.lost_by_reason.entry(reason.label())
+                }
+            };
+            *count.or_default() += 1;
+        }
+        if let Some(window) = window.filter(|window| window.seconds() > 0.0) {
+            let successes = samples
+                .iter()
+                .filter(|sample| sample.outcome.is_success() && window.contains(sample.finished_at))
+                .count();
+            figures.successful_executions_per_second = successes as f64 / window.seconds();
+        }
+        figures
+    }
+}
+
+/// Answers to one script: what it should get, and what it got.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScriptAnswers {
+    pub expected: String,
+    pub answers: BTreeMap<String, usize>,
+}
+
+/// One lost request, for the report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LostExample {
+    pub at_seconds: f64,
+    pub group: String,
+    pub script: String,
+    pub reason: String,
+    /// The answer's body (cut short) or the client's error.
+    pub detail: String,
+}
+
+/// One second of the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Second {
+    pub second: usize,
+    pub successes: usize,
+    /// Executions answered with an error kind.
+    pub failed_scripts: usize,
+    pub refused: usize,
+    pub rejected: usize,
+    pub lost: usize,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// The focus group's latency (the polite tenant, the normal users), when there is one.
+    pub focus_p50_ms: Option<f64>,
+    pub focus_p99_ms: Option<f64>,
+}
+
+/// The service's resources over the run: ranges of what was sampled every second.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ResourceRanges {
+    pub samples: usize,
+    /// Scrapes of the sandbox's metrics that failed.
+    pub failed_scrapes: usize,
+    pub sandbox_resident_bytes: Option<Spread>,
+    pub supervisor_resident_bytes: Option<Spread>,
+    pub workers_resident_bytes: Option<Spread>,
+    pub workers: Option<Spread>,
+    pub workers_busy: Option<Spread>,
+    pub sandbox_open_fds: Option<Spread>,
+    pub ingress_resident_bytes: Option<Spread>,
+    pub ingress_open_fds: Option<Spread>,
+    /// Executions the sandbox counted during the run, by outcome (`sandbox_executions_total`).
+    pub sandbox_executions_by_outcome: BTreeMap<String, f64>,
+}
+
+impl ResourceRanges {
+    fn of(samples: &[ResourceSample]) -> ResourceRanges {
+        let sandbox: Vec<_> = samples.iter().filter_map(|s| s.sandbox.as_ref()).collect();
+        let ingress: Vec<_> = samples.iter().filter_map(|s| s.ingress).collect();
+        let spread = |values: Vec<f64>| Spread::of(&mut { values });
+        let first = sandbox.first().map(|gauges| &gauges.executions_by_outcome);
+        let last = sandbox.last().map(|gauges| &gauges.executions_by_outcome);
+        let executions = match (first, last) {
+            (Some(first), Some(last)) => last
+                .iter()
+                .map(|(outcome, count)| {
+                    let before = first.get(outcome).copied().unwrap_or(0.0);
+                    (outcome.clone(), count - before)
+                })
+                .filter(|(_, count)| *count > 0.0)
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        ResourceRanges {
+            samples: samples.len(),
+            failed_scrapes: samples.len() - sandbox.len(),
+            sandbox_resident_bytes: spread(
+                sandbox
+                    .iter()
+                    .map(|g| g.supervisor_resident_bytes + g.workers_resident_bytes)
+                    .collect(),
+            ),
+            supervisor_resident_bytes: spread(
+                sandbox.iter().map(|g| g.supervisor_resident_bytes).collect(),
+            ),
+            workers_resident_bytes: spread(sandbox.iter().map(|g| g.workers_resident_bytes).collect()),
+            workers: spread(sandbox.iter().map(|g| g.workers).collect()),
+            workers_busy: spread(sandbox.iter().map(|g| g.workers_busy).collect()),
+            sandbox_open_fds: spread(sandbox.iter().map(|g| g.open_fds).collect()),
+            ingress_resident_bytes: spread(ingress.iter().map(|p| p.resident_bytes as f64).collect()),
+            ingress_open_fds: spread(ingress.iter().map(|p| p.open_fds as f64).collect()),
+            sandbox_executions_by_outcome: executions,
+        }
+    }
+}
+
+/// One step of a ramp.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RampStep {
+    pub users: usize,
+    pub seconds: f64,
+    pub successful_executions_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub refused_per_second: f64,
+    pub lost: usize,
+}
+
+/// Where adding users stops adding throughput.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Knee {
+    pub users: usize,
+    pub successful_executions_per_second: f64,
+    pub p50_ms: f64,
+    /// False when throughput still grew at the last step: the knee lies beyond the ramp.
+    pub reached: bool,
+    /// The step after the knee, which adds latency rather than throughput.
+    pub next_users: Option<usize>,
+    pub next_successful_executions_per_second: Option<f64>,
+    pub next_p50_ms: Option<f64>,
+}
+
+/// The first step after which throughput grows by less than [`KNEE_GROWTH`]; the last step,
+/// not `reached`, when it grows all along.
+pub fn find_knee(steps: &[RampStep]) -> Option<Knee> {
+    let knee = |step: &RampStep, next: Option<&RampStep>| Knee {
+        users: step.users,
+        successful_executions_per_second: step.successful_executions_per_second,
+        p50_ms: step.p50_ms,
+        reached: next.is_some(),
+        next_users: next.map(|next| next.users),
+        next_successful_executions_per_second: next
+            .map(|next| next.successful_executions_per_second),
+        next_p50_ms: next.map(|next| next.p50_ms),
+    };
+    steps
+        .windows(2)
+        .find(|pair| {
+            pair[1].successful_executions_per_second
+                < pair[0].successful_executions_per_second * (1.0 + KNEE_GROWTH)
+        })
+        .map(|pair| knee(&pair[0], Some(&pair[1])))
+        .or_else(|| steps.last().map(|last| knee(last, None)))
+}
+
+/// The ramp's steps and its knee.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ramp {
+    pub steps: Vec<RampStep>,
+    pub knee: Option<Knee>,
+}
+
+impl Ramp {
+    fn of(samples: &[Sample], windows: &[StepWindow]) -> Ramp {
+        let steps: Vec<RampStep> = windows
+            .iter()
+            .filter(|window| window.seconds() > 0.0)
+            .map(|window| {
+                let inside: Vec<&Sample> = samples
+                    .iter()
+                    .filter(|sample| window.contains(sample.finished_at))
+                    .collect();
+                let figures = Figures::of(&inside, Some(*window));
+                RampStep {
+                    users: window.users,
+                    seconds: window.seconds(),
+                    successful_executions_per_second: figures.successful_executions_per_second,
+                    p50_ms: figures.latency.p50_ms,
+                    p99_ms: figures.latency.p99_ms,
+                    refused_per_second: figures.refused as f64 / window.seconds(),
+                    lost: figures.lost,
+                }
+            })
+            .collect();
+        let knee = find_knee(&steps);
+        Ramp { steps, knee }
+    }
+}
+
+/// Everything reported about one scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioSummary {
+    pub scenario: String,
+    pub target: String,
+    pub users: usize,
+    /// Seconds from the run's start to its last answer.
+    pub run_seconds: f64,
+    /// Seconds during which every user ran: the throughput's denominator.
+    pub measured_seconds: f64,
+    #[serde(flatten)]
+    pub overall: Figures,
+    /// Per tenant or user group, when there are several.
+    pub groups: BTreeMap<String, Figures>,
+    /// The group the scenario is about, reported apart (e.g. `polite`).
+    pub focus: Option<String>,
+    pub by_script: BTreeMap<String, ScriptAnswers>,
+    pub lost_examples: Vec<LostExample>,
+    pub resources: ResourceRanges,
+    pub slow_clients: Option<BTreeMap<&'static str, MisbehaviourReport>>,
+    pub ramp: Option<Ramp>,
+    pub per_second: Vec<Second>,
+    pub resource_samples: Vec<ResourceSample>,
+}
+
+/// What a scenario's run produced, to be summarised.
+pub struct RunRecord<'a> {
+    pub scenario: &'static str,
+    pub target: &'a str,
+    pub users: usize,
+    pub samples: &'a [Sample],
+    pub expected: BTreeMap<&'static str, &'static str>,
+    pub focus: Option<&'static str>,
+    pub windows: &'a [StepWindow],
+    pub is_ramp: bool,
+    pub resource_samples: Vec<ResourceSample>,
+    pub slow_clients: Option<BTreeMap<&'static str, MisbehaviourReport>>,
+}
+
+pub fn summarize(run: RunRecord<'_>) -> ScenarioSummary {
+    let all: Vec<&Sample> = run.samples.iter().collect();
+    // The throughput window spans every step of constant users.
+    let measured = match (run.windows.first(), run.windows.last()) {
+        (Some(first), Some(last)) => Some(StepWindow {
+            users: run.users,
+            from: first.from,
+            to: last.to,
+        }),
+        _ => None,
+    };
+
+    let mut by_group: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
+    let mut by_script: BTreeMap<String, ScriptAnswers> = BTreeMap::new();
+    for sample in &all {
+        by_group.entry(sample.group).or_default().push(sample);
+        let script = by_script
+            .entry(sample.script.to_owned())
+            .or_insert_with(|| ScriptAnswers {
+                expected: run.expected.get(sample.script).copied().unwrap_or("").to_owned(),
+                answers: BTreeMap::new(),
+            });
+        *script.answers.entry(sample.outcome.label()).or_default() += 1;
+    }
+    let groups = if by_group.len() > 1 {
+        by_group
+            .iter()
+            .map(|(group, samples)| (group.to_string(), Figures::of(samples, measured)))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+
+    let lost_examples = run
+        .samples
+        .iter()
+        .filter_map(|sample| match &sample.outcome {
+            Outcome::Lost { reason, detail } => Some(LostExample {
+                at_seconds: sample.finished_at,
+                group: sample.group.to_owned(),
+                script: sample.script.to_owned(),
+                reason: reason.label(),
+                detail: detail.clone(),
+            }),
+            _ => None,
+        })
+        .take(LOST_EXAMPLES)
+        .collect();
+
+    ScenarioSummary {
+        scenario: run.scenario.to_owned(),
+        target: run.target.to_owned(),
+        users: run.users,
+        run_seconds: run.samples.last().map_or(0.0, |sample| sample.finished_at),
+        measured_seconds: measured.map_or(0.0, |window| window.seconds()),
+        overall: Figures::of(&all, measured),
+        groups,
+        focus: run.focus.map(str::to_owned),
+        by_script,
+        lost_examples,
+        resources: ResourceRanges::of(&run.resource_samples),
+        slow_clients: run.slow_clients,
+        ramp: run.is_ramp.then(|| Ramp::of(run.samples, run.windows)),
+        per_second: per_second(run.samples, run.focus),
+        resource_samples: run.resource_samples,
+    }
+}
+
+fn per_second(samples: &[Sample], focus: Option<&str>) -> Vec<Second> {
+    let last_second = samples
+        .iter()
+        .map(|sample| sample.finished_at as usize)
+        .max();
+    let Some(last_second) = last_second else {
+        return Vec::new();
+    };
+    let mut seconds: Vec<Second> = (0..=last_second)
+        .map(|second| Second {
+            second,
+            ..Second::default()
+        })
+        .collect();
+    let mut latencies = vec![Vec::new(); seconds.len()];
+    let mut focus_latencies = vec![Vec::new(); seconds.len()];
+    for sample in samples {
+        let index = sample.finished_at as usize;
+        let second = &mut seconds[index];
+        match &sample.outcome {
+            Outcome::Executed { .. } => {
+                if sample.outcome.is_success() {
+                    second.successes += 1;
+                } else {
+                    second.failed_scripts += 1;
+                }
+                let millis = sample.latency.as_secs_f64() * 1000.0;
+                latencies[index].push(millis);
+                if focus == Some(sample.group) {
+                    focus_latencies[index].push(millis);
+                }
+            }
+            Outcome::Refused { .. } => second.refused += 1,
+            Outcome::Rejected { .. } => second.rejected += 1,
+            Outcome::Lost { .. } => second.lost += 1,
+        }
+    }
+    for ((second, latencies), focus_latencies) in
+        seconds.iter_mut().zip(&mut latencies).zip(&mut focus_latencies)
+    {
+        latencies.sort_by(f64::total_cmp);
+        focus_latencies.sort_by(f64::total_cmp);
+        second.p50_ms = percentile(latencies, 50.0);
+        second.p99_ms = percentile(latencies, 99.0);
+        second.focus_p50_ms = percentile(focus_latencies, 50.0);
+        second.focus_p99_ms = percentile(focus_latencies, 99.0);
+    }
+    seconds
+}
+
+/// The nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], percent: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (percent / 100.0 * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::answer::LostReason;
+
+    fn sample(finished_at: f64, millis: u64, group: &'static str, outcome: Outcome) -> Sample {
+        Sample {
+            finished_at,
+            latency: Duration::from_millis(millis),
+            group,
+            script: "trivial",
+            outcome,
+        }
+    }
+
+    fn executed(kind: &str) -> Outcome {
+        Outcome::Executed { kind: kind.into() }
+    }
+
+    fn step(users: usize, rate: f64, p50_ms: f64) -> RampStep {
+        RampStep {
+            users,
+            seconds: 5.0,
+            successful_executions_per_second: rate,
+            p50_ms,
+            p99_ms: p50_ms * 2.0,
+            refused_per_second: 0.0,
+            lost: 0,
+        }
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 50.0), Some(50.0));
+        assert_eq!(percentile(&values, 99.0), Some(99.0));
+        assert_eq!(percentile(&values, 100.0), Some(100.0));
+        assert_eq!(percentile(&[7.0], 1.0), Some(7.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn summary_counts_failed_scripts_as_answers_refusals_apart_and_losses_alone() {
+        let samples = vec![
+            sample(0.5, 10, "mixed", executed("success")),
+            sample(1.5, 20, "mixed", executed("success")),
+            sample(1.6, 100, "mixed", executed("timeout")),
+            sample(1.7, 1, "mixed", Outcome::classify(503, br#"{"status":"error","error":{"kind":"overloaded","message":"m"}}"#)),
+            sample(2.5, 30, "mixed", Outcome::Lost {
+                reason: LostReason::ServerError { status: 502 },
+                detail: "bad gateway".into(),
+            }),
+            sample(3.5, 40, "mixed", executed("success")),
+        ];
+        let windows = [StepWindow { users: 2, from: 1.0, to: 3.0 }];
+        let summary = summarize(RunRecord {
+            scenario: "mixed",
+            target: "http://127.0.0.1:1",
+            users: 2,
+            samples: &samples,
+            expected: BTreeMap::from([("trivial", "success")]),
+            focus: None,
+            windows: &windows,
+            is_ramp: false,
+            resource_samples: Vec::new(),
+            slow_clients: None,
+        });
+        let overall = &summary.overall;
+        assert_eq!(overall.requests, 6);
+        // Only the success at 1.5 s falls in the 2-second window.
+        assert_eq!(overall.successful_executions_per_second, 0.5);
+        assert_eq!(overall.answered_by_kind["success"], 3);
+        assert_eq!(overall.answered_by_kind["timeout"], 1);
+        assert_eq!(overall.refused, 1);
+        assert_eq!(overall.refusals["503 overloaded"], 1);
+        assert_eq!(overall.lost, 1);
+        assert_eq!(overall.lost_by_reason["status 502"], 1);
+        assert_eq!(summary.lost_examples[0].detail, "bad gateway");
+        // Latency covers the four executions: 10, 20, 40, 100 ms.
+        assert_eq!(overall.latency.count, 4);
+        assert_eq!(overall.latency.p50_ms, 20.0);
+        assert_eq!(overall.latency.max_ms, 100.0);
+        assert_eq!(summary.per_second.len(), 4);
+        assert_eq!(summary.per_second[1].successes, 1);
+        assert_eq!(summary.per_second[1].failed_scripts, 1);
+        assert_eq!(summary.per_second[2].lost, 1);
+        assert_eq!(summary.by_script["trivial"].answers["lost: status 502"], 1);
+        assert!(summary.groups.is_empty(), "one group is not broken down");
+    }
+
+    #[test]
+    fn knee_is_the_last_step_before_throughput_stops_growing() {
+        let steps = [
+            step(1, 500.0, 2.0),
+            step(2, 950.0, 2.1),
+            step(4, 1000.0, 4.0),
+            step(8, 1010.0, 8.0),
+        ];
+        let knee = find_knee(&steps).unwrap();
+        assert!(knee.reached);
+        assert_eq!(knee.users, 2);
+        assert_eq!(knee.successful_executions_per_second, 950.0);
+        assert_eq!(knee.p50_ms, 2.1);
+        assert_eq!(knee.next_users, Some(4));
+        assert_eq!(knee.next_p50_ms, Some(4.0));
+    }
+
+    #[test]
+    fn knee_is_not_reached_while_throughput_keeps_growing() {
+        let steps = [step(1, 100.0, 2.0), step(2, 200.0, 2.0), step(4, 390.0, 2.1)];
+        let knee = find_knee(&steps).unwrap();
+        assert!(!knee.reached);
+        assert_eq!(knee.users, 4);
+        assert_eq!(knee.next_users, None);
+        assert_eq!(find_knee(&[]), None);
+    }
+
+    #[test]
+    fn ramp_steps_count_only_answers_inside_their_window() {
+        let mut samples = Vec::new();
+        for tenth in 0..10 {
+            samples.push(sample(f64::from(tenth) / 10.0, 5, "ramp", executed("success")));
+        }
+        for tenth in 0..15 {
+            samples.push(sample(1.0 + f64::from(tenth) / 15.0, 9, "ramp", executed("success")));
+        }
+        let windows = [
+            StepWindow { users: 1, from: 0.0, to: 1.0 },
+            StepWindow { users: 2, from: 1.0, to: 2.0 },
+        ];
+        let ramp = Ramp::of(&samples, &windows);
+        assert_eq!(ramp.steps[0].successful_executions_per_second, 10.0);
+        assert_eq!(ramp.steps[1].successful_executions_per_second, 15.0);
+        assert_eq!(ramp.steps[1].p50_ms, 9.0);
+        let knee = ramp.knee.unwrap();
+        assert!(!knee.reached, "15 is 50% more than 10: still growing");
+    }
+}
