@@ -169,6 +169,37 @@ impl Drop for Slot {
     }
 }
 
+/// Raises this process's soft limit on open descriptors to its hard limit, so that
+/// `max_connections` clients (and as many upstream connections) fit; warns when even the hard
+/// limit is lower than that.
+pub fn raise_descriptor_limit(limits: &Limits) {
+    let mut current = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut current) != 0 {
+            return;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: current.rlim_max,
+            rlim_max: current.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            current = raised;
+        }
+    }
+    let needed = 2 * limits.max_connections as u64 + 64;
+    if current.rlim_cur < needed {
+        tracing::warn!(
+            limit = current.rlim_cur,
+            needed,
+            "the descriptor limit is below what MAX_CONNECTIONS needs; raise `ulimit -n`"
+        );
+    }
+}
+
 /// The client an address stands for: itself for IPv4, its /64 for IPv6 (one site's hosts).
 pub fn client_of(address: IpAddr) -> IpAddr {
     match address {

@@ -37,8 +37,8 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(5),
-            max_connections: 512,
-            max_connections_per_client: Some(32),
+            max_connections: 1024,
+            max_connections_per_client: Some(128),
         }
     }
 }

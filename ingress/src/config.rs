@@ -77,8 +77,8 @@ pub struct Config {
     /// and serves the public port anyway: metrics must not take the service down.
     pub admin_listen_addr: Option<SocketAddr>,
     /// The public port's connection limits (`HEADER_READ_TIMEOUT_MS`, default 10000;
-    /// `BODY_READ_TIMEOUT_MS`, 10000; `WRITE_TIMEOUT_MS`, 10000; `MAX_CONNECTIONS`, 512;
-    /// `MAX_CONNECTIONS_PER_CLIENT`, 32, counted by TCP peer and so only applied when
+    /// `BODY_READ_TIMEOUT_MS`, 10000; `WRITE_TIMEOUT_MS`, 10000; `MAX_CONNECTIONS`, 1024;
+    /// `MAX_CONNECTIONS_PER_CLIENT`, 128, counted by TCP peer and so only applied when
     /// `TRUSTED_PROXY_HOPS` is 0: behind a proxy every client shares the proxy's address).
     pub connections: connections::Limits,
 }
@@ -89,8 +89,8 @@ pub fn default_connection_limits() -> connections::Limits {
         header_read_timeout: Duration::from_secs(10),
         body_read_timeout: Duration::from_secs(10),
         write_timeout: Duration::from_secs(10),
-        max_connections: 512,
-        max_connections_per_client: Some(32),
+        max_connections: 1024,
+        max_connections_per_client: Some(128),
     }
 }
 

@@ -30,6 +30,7 @@ async fn main() -> ExitCode {
     }
 
     ingress::telemetry::init(config.log_format);
+    connections::raise_descriptor_limit(&config.connections);
     let listener = match TcpListener::bind(config.listen_addr).await {
         Ok(listener) => listener,
         Err(error) => {

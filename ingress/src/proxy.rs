@@ -39,6 +39,9 @@ pub const X_CLIENT_KEY: HeaderName = HeaderName::from_static(CLIENT_KEY_HEADER);
 /// after its `HEADER_READ_TIMEOUT_MS` (60 s by default).
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Most unused connections to the sandbox kept open.
+const POOL_MAX_IDLE: usize = 32;
+
 /// Connecting to the sandbox is local (same host or same pod); if it takes longer than this,
 /// it is down rather than slow.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -84,6 +87,8 @@ impl Proxy {
             // Shorter than the sandbox's idle timeout, so the ingress never sends a request on
             // a connection the sandbox is closing.
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            // Bursts (many clients at once) open many connections; keep only enough of them.
+            .pool_max_idle_per_host(POOL_MAX_IDLE)
             .build(connector);
         Self {
             client,

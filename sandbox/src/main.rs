@@ -27,6 +27,7 @@ async fn serve() -> ExitCode {
         return sandbox::healthcheck::check(config.listen_addr).await;
     }
     telemetry::init(config.log_format);
+    connections::raise_descriptor_limit(&config.connections);
     let listener = match tokio::net::TcpListener::bind(config.listen_addr).await {
         Ok(listener) => listener,
         Err(error) => {
