@@ -36,8 +36,9 @@ pub struct Tenants {
 pub struct AnonymousTier {
     /// `false`: every `/api/*` request must present a key, or gets 401.
     pub enabled: bool,
-    /// Ceilings for all anonymous requests together. The tier's rate limit, which is per
-    /// client address, is [`crate::Config::rate_limit`].
+    /// Ceilings for each anonymous client (the sandbox gives each its own turns, keyed by the
+    /// client's address). The tier's rate limit, also per client address, is
+    /// [`crate::Config::rate_limit`].
     pub ceilings: Ceilings,
 }
 
