@@ -396,8 +396,8 @@ pub fn embedded_folders() -> BTreeSet<String> {
     folders
 }
 
-/// The package names of the workspace members that have a binary (`src/main.rs`), read from
-/// the root `Cargo.toml` and each member's own manifest.
+/// The package names of the workspace members that have a binary (`src/main.rs`) and are
+/// deployed (not developer tools), read from the root `Cargo.toml` and each member's manifest.
 pub fn workspace_binaries() -> Vec<String> {
     let manifest = read("Cargo.toml");
     let members = manifest
@@ -412,7 +412,10 @@ pub fn workspace_binaries() -> Vec<String> {
         .map(|member| member.trim().trim_matches('"'))
         .filter(|member| !member.is_empty())
         .filter(|member| repo_root().join(member).join("src/main.rs").is_file())
-        .map(|member| package_name(&read(&format!("{member}/Cargo.toml"))))
+        .map(|member| read(&format!("{member}/Cargo.toml")))
+        // Developer tools (the load test) say `deployed = false` under [package.metadata.jsbox].
+        .filter(|manifest| !manifest.contains("[package.metadata.jsbox]\ndeployed = false"))
+        .map(|manifest| package_name(&manifest))
         .collect()
 }
 
