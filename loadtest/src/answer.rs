@@ -20,7 +20,7 @@ pub enum Outcome {
     Lost { reason: LostReason, detail: String },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LostReason {
     /// The HTTP client gave up waiting.
     ClientTimeout,
@@ -146,7 +146,8 @@ mod tests {
 
     #[test]
     fn a_success_and_a_failed_script_are_both_answers() {
-        let success = br#"{"status":"success","result":3,"error":false,"log":[],"executionTime":0.1}"#;
+        let success =
+            br#"{"status":"success","result":3,"error":false,"log":[],"executionTime":0.1}"#;
         assert_eq!(Outcome::classify(200, success), executed("success"));
         let timeout = br#"{"status":"error","result":null,"error":{"kind":"timeout","name":"TimeoutError","message":"m","stack":null},"log":[],"executionTime":100.0}"#;
         assert_eq!(Outcome::classify(200, timeout), executed("timeout"));
@@ -178,7 +179,8 @@ mod tests {
                 kind: "overloaded".into()
             }
         );
-        let upstream = br#"{"status":"error","error":{"kind":"upstream_unavailable","message":"x"}}"#;
+        let upstream =
+            br#"{"status":"error","error":{"kind":"upstream_unavailable","message":"x"}}"#;
         assert!(matches!(
             Outcome::classify(502, upstream),
             Outcome::Lost {

@@ -1,12 +1,11 @@
-//! Goose's side of a run: one goose scenario per user group, one weighted transaction per
-//! script, each sending `POST /api/execute`, reading the whole answer and recording what it was.
+//! Goose's side of a run: one goose scenario per user group, whose users send
+//! `POST /api/execute` with the group's scripts, read each whole answer and record what it was.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use goose::client::GooseClientBuilder;
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
 use goose::test_plan::{TestPlanHistory, TestPlanStepAction};
@@ -22,11 +21,42 @@ use crate::summary::StepWindow;
 const EXECUTE_PATH: &str = "/api/execute";
 /// The longest a refused user waits, whatever `Retry-After` says.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
+/// A user's pause after a lost request, so a dead service is not hammered in a tight loop.
+const PAUSE_AFTER_LOSS: Duration = Duration::from_millis(100);
+/// How long a user keeps an idle connection for its next request: well below the servers' own
+/// idle timeout (`HEADER_READ_TIMEOUT_MS`, 10 s by default), so the client is always the one
+/// that hangs up and never sends on a connection the server is closing at that moment.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Where goose writes its own reports (it has over-time graphs, but loads its charting script
 /// from a CDN, so they stay blank offline; `report.html` beside them is self-contained).
 pub const GOOSE_REPORT_HTML: &str = "goose-report.html";
 pub const GOOSE_REPORT_JSON: &str = "goose-report.json";
+
+/// Keeps goose's console to its errors: it warns about every failed request, which loadtest
+/// counts and reports instead. Goose installs its own console logger only when none is set,
+/// so this must run before the first attack.
+pub fn keep_goose_console_to_errors() {
+    if log::set_logger(&GooseErrorsOnly).is_ok() {
+        log::set_max_level(log::LevelFilter::Error);
+    }
+}
+
+struct GooseErrorsOnly;
+
+impl log::Log for GooseErrorsOnly {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Error
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!("goose: {}", record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
 
 /// Runs the traffic against `base_url` until its load shape ends, recording every answer, and
 /// returns the windows in which a constant number of users ran.
@@ -43,94 +73,109 @@ pub async fn run(
         .iter()
         .map(|name| report_dir.join(name).display().to_string())
         .collect();
-    let client = GooseClientBuilder::new()
-        .without_cookies()
-        .timeout(request_timeout)
-        .gzip(false);
     let mut attack: GooseAttack = *GooseAttack::initialize_with_config(configuration)?
-        .set_client_builder_without_cookies(client)?
         .set_default(GooseDefault::Host, base_url)?
         .set_default(GooseDefault::TestPlan, traffic.shape.test_plan().as_str())?
         .set_default(GooseDefault::NoTelnet, true)?
         .set_default(GooseDefault::Quiet, 1)?
         .set_default(GooseDefault::NoPrintMetrics, true)?;
     for group in &traffic.groups {
-        attack = attack.register_scenario(goose_scenario(group, recorder)?);
+        attack = attack.register_scenario(goose_scenario(group, recorder, request_timeout)?);
     }
     let metrics = attack.execute().await?;
     Ok(maintained_steps(&metrics.history, clock))
 }
 
-fn goose_scenario(group: &UserGroup, recorder: &Recorder) -> Result<Scenario, GooseError> {
-    let callers = Arc::new(CallerRotation {
-        callers: group.callers.clone(),
-        next: AtomicUsize::new(0),
+fn goose_scenario(
+    group: &UserGroup,
+    recorder: &Recorder,
+    request_timeout: Duration,
+) -> Result<Scenario, GooseError> {
+    // Each user its own HTTP client, as separate clients are, with loadtest's timeouts.
+    let own_client: TransactionFunction = Arc::new(move |user| {
+        Box::pin(async move {
+            let client = reqwest::Client::builder()
+                .timeout(request_timeout)
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+            user.set_client_builder(client).await.map_err(Box::new)
+        })
     });
-    let mut scenario = Scenario::new(group.name).set_weight(group.users)?;
-    for &(script, weight) in &group.scripts {
-        let sender = Arc::new(ScriptSender {
-            script,
-            group: group.name,
-            callers: callers.clone(),
-            on_refusal: group.on_refusal,
-            recorder: recorder.clone(),
-        });
-        let send: TransactionFunction = Arc::new(move |user| {
-            let sender = sender.clone();
-            Box::pin(async move { sender.send(user).await })
-        });
-        scenario = scenario.register_transaction(
-            Transaction::new(send)
-                .set_name(script.name)
-                .set_weight(weight)?,
-        );
-    }
-    Ok(scenario)
+    let sender = Arc::new(GroupSender {
+        group: group.name,
+        scripts: group.scripts.clone(),
+        total_weight: group.scripts.iter().map(|(_, weight)| weight).sum(),
+        callers: group.callers.clone(),
+        next_caller: AtomicUsize::new(0),
+        on_refusal: group.on_refusal,
+        recorder: recorder.clone(),
+    });
+    let send: TransactionFunction = Arc::new(move |user| {
+        let sender = sender.clone();
+        Box::pin(async move { sender.send(user).await })
+    });
+    Ok(Scenario::new(group.name)
+        .set_weight(group.users)?
+        .register_transaction(
+            Transaction::new(own_client)
+                .set_name("http client")
+                .set_on_start(),
+        )
+        .register_transaction(Transaction::new(send).set_name("execute")))
 }
 
-/// Hands out the group's credentials, one request at a time.
-struct CallerRotation {
-    callers: Callers,
-    next: AtomicUsize,
-}
-
-impl CallerRotation {
-    /// The key for the next request, if any, and the name its sample is reported under.
-    fn next(&self, group: &'static str) -> (&'static str, Option<&str>) {
-        match &self.callers {
-            Callers::Anonymous => (group, None),
-            Callers::Tenant(tenant) => (tenant.id, Some(&tenant.key)),
-            Callers::RoundRobin(tenants) => {
-                let tenant = &tenants[self.next.fetch_add(1, Ordering::Relaxed) % tenants.len()];
-                (tenant.id, Some(&tenant.key))
-            }
-        }
-    }
-}
-
-/// One script of one group: what a goose transaction runs.
-struct ScriptSender {
-    script: Script,
+/// What every user of one group runs: a script picked at random by weight, so users do not
+/// march through the scripts in step (goose's weighted transactions run in the same order for
+/// every user).
+struct GroupSender {
     group: &'static str,
-    callers: Arc<CallerRotation>,
+    scripts: Vec<(Script, usize)>,
+    total_weight: usize,
+    callers: Callers,
+    next_caller: AtomicUsize,
     on_refusal: OnRefusal,
     recorder: Recorder,
 }
 
-impl ScriptSender {
+impl GroupSender {
+    fn pick_script(&self) -> Script {
+        // Without randomness, every user takes the first script: still a valid load.
+        let mut ticket = getrandom::u32().unwrap_or(0) as usize % self.total_weight.max(1);
+        for &(script, weight) in &self.scripts {
+            if ticket < weight {
+                return script;
+            }
+            ticket -= weight;
+        }
+        self.scripts[0].0
+    }
+
+    /// The key for the next request, if any, and the name its sample is reported under.
+    fn next_caller(&self) -> (&'static str, Option<&str>) {
+        match &self.callers {
+            Callers::Anonymous => (self.group, None),
+            Callers::Tenant(tenant) => (tenant.id, Some(&tenant.key)),
+            Callers::RoundRobin(tenants) => {
+                let next = self.next_caller.fetch_add(1, Ordering::Relaxed);
+                let tenant = &tenants[next % tenants.len()];
+                (tenant.id, Some(&tenant.key))
+            }
+        }
+    }
+
     async fn send(&self, user: &mut GooseUser) -> TransactionResult {
-        let (reported_as, key) = self.callers.next(self.group);
+        let script = self.pick_script();
+        let (reported_as, key) = self.next_caller();
         let mut request = user
             .get_request_builder(&GooseMethod::Post, EXECUTE_PATH)?
             .header(CONTENT_TYPE, "application/json")
-            .body(self.script.body);
+            .body(script.body);
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
         let request = GooseRequest::builder()
             .method(GooseMethod::Post)
             .path(EXECUTE_PATH)
-            .name(self.script.name)
+            .name(script.name)
             .set_request_builder(request)
             .build();
 
@@ -151,15 +196,12 @@ impl ScriptSender {
             }
             Err(error) => (transport_failure(&error), None),
         };
-        self.recorder.record(
-            started.elapsed(),
-            reported_as,
-            self.script.name,
-            outcome.clone(),
-        );
+        self.recorder
+            .record(started.elapsed(), reported_as, script.name, outcome.clone());
 
         match outcome {
             Outcome::Lost { reason, .. } => {
+                tokio::time::sleep(PAUSE_AFTER_LOSS).await;
                 user.set_failure(&reason.label(), &mut goose.request, None, None)
             }
             // A refusal is the service working as documented: not a failure in goose's report.

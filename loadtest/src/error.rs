@@ -15,7 +15,9 @@ pub enum Error {
         log: PathBuf,
     },
 
-    #[error("scenario {scenario} needs the stack loadtest starts itself (its tenants file holds keys loadtest makes); run it without --target")]
+    #[error(
+        "scenario {scenario} needs the stack loadtest starts itself (its tenants file holds keys loadtest makes); run it without --target"
+    )]
     NeedsOwnStack { scenario: &'static str },
 
     #[error("scenario {scenario} needs at least {needed} users")]

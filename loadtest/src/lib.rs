@@ -43,6 +43,7 @@ pub struct Verdict {
 /// Runs every selected scenario in turn, each against a fresh stack unless `--target` names
 /// one, printing and writing each one's report.
 pub async fn run(cli: &Cli) -> Result<Verdict, Error> {
+    attack::keep_goose_console_to_errors();
     let mut verdict = Verdict::default();
     for &scenario in &cli.scenario.0 {
         let summary = run_scenario(scenario, cli).await?;
@@ -101,8 +102,11 @@ async fn load(
 ) -> Result<ScenarioSummary, Error> {
     let clock = RunClock::start();
     let recorder = Recorder::new(clock);
-    let sampler =
-        ResourceSampler::spawn(target.sandbox_metrics_url.clone(), target.ingress_pid, clock);
+    let sampler = ResourceSampler::spawn(
+        target.sandbox_metrics_url.clone(),
+        target.ingress_pid,
+        clock,
+    );
     let slow_clients = if scenario.has_slow_clients() {
         Some(SlowClients::start(
             socket_addr(&target.base_url).await?,

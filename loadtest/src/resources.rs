@@ -102,12 +102,7 @@ async fn sample(
 }
 
 async fn scrape(client: &reqwest::Client, url: &str) -> Option<SandboxGauges> {
-    let answer = client
-        .get(url)
-        .timeout(SCRAPE_TIMEOUT)
-        .send()
-        .await
-        .ok()?;
+    let answer = client.get(url).timeout(SCRAPE_TIMEOUT).send().await.ok()?;
     if !answer.status().is_success() {
         return None;
     }

@@ -97,8 +97,9 @@ impl Scenario {
                 groups: vec![anonymous(
                     "mixed",
                     vec![
-                        (scripts::TRIVIAL, 8),
-                        (scripts::CONSOLE_HEAVY, 4),
+                        (scripts::TRIVIAL, 20),
+                        (scripts::CONSOLE_HEAVY, 8),
+                        // Seconds of CPU in a debug build: rare, or it is all the load.
                         (scripts::PI, 1),
                         (scripts::ENDLESS_LOOP_SHORT_TIMEOUT, 2),
                         (scripts::MEMORY_BOMB, 2),
@@ -203,7 +204,7 @@ pub struct Traffic {
 pub struct UserGroup {
     pub name: &'static str,
     pub users: usize,
-    /// Scripts with their weights: each user sends them in proportion.
+    /// Scripts with their weights: each request picks one at random in proportion.
     pub scripts: Vec<(Script, usize)>,
     pub callers: Callers,
     pub on_refusal: OnRefusal,
@@ -241,9 +242,10 @@ impl LoadShape {
     /// Doubling steps from 1 user up to `max_users` (which always ends the ramp), sharing
     /// `duration`, each at least [`MIN_RAMP_STEP`].
     pub fn ramp(max_users: usize, duration: Duration) -> LoadShape {
-        let mut steps: Vec<usize> = std::iter::successors(Some(1usize), |users| users.checked_mul(2))
-            .take_while(|&users| users < max_users)
-            .collect();
+        let mut steps: Vec<usize> =
+            std::iter::successors(Some(1usize), |users| users.checked_mul(2))
+                .take_while(|&users| users < max_users)
+                .collect();
         steps.push(max_users);
         let hold = (duration / steps.len() as u32).max(MIN_RAMP_STEP);
         LoadShape::Ramp { steps, hold }

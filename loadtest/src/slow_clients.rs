@@ -1,9 +1,13 @@
 //! Misbehaving raw TCP clients that run beside the users of `slow-clients`: connections that
 //! stay idle, send half a header, trickle half a body, or ask for a large answer and never read
 //! it. Each reconnects when the service closes it, so the pressure lasts the whole run.
+//!
+//! Against a loopback target they connect from 127.0.0.2, so the service sees them as another
+//! client than the users (127.0.0.1), as it would see an attacker: per-client limits then
+//! apply to them and not to the users beside them.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -26,6 +30,8 @@ const TRICKLE_INTERVAL: Duration = Duration::from_millis(500);
 const UNREAD_HOLD: Duration = Duration::from_secs(10);
 /// How long to wait for more bytes of an answer that is being drained.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// Where the clients connect from against a loopback target: another address than the users'.
+const MISBEHAVING_CLIENT_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 /// The smallest receive buffer the kernel allows, so an unread answer stalls the service's
 /// writes early.
 const UNREAD_RECEIVE_BUFFER: u32 = 4096;
@@ -183,11 +189,7 @@ async fn misbehave(
         match end {
             ConnectionEnd::ClosedByService { answer, after } => record(&|tally| {
                 tally.report.closed_by_service += 1;
-                *tally
-                    .report
-                    .answers
-                    .entry(answer.clone())
-                    .or_default() += 1;
+                *tally.report.answers.entry(answer.clone()).or_default() += 1;
                 if let Some(after) = after {
                     tally.seconds_to_close.push(after.as_secs_f64());
                 }
@@ -206,6 +208,9 @@ async fn connect(addr: SocketAddr, misbehaviour: Misbehaviour) -> std::io::Resul
     } else {
         TcpSocket::new_v6()?
     };
+    if addr.ip().is_loopback() && addr.is_ipv4() {
+        socket.bind(SocketAddr::new(IpAddr::V4(MISBEHAVING_CLIENT_ADDRESS), 0))?;
+    }
     if misbehaviour == Misbehaviour::UnreadAnswer {
         socket.set_recv_buffer_size(UNREAD_RECEIVE_BUFFER)?;
     }

@@ -103,7 +103,8 @@ async fn start_binary(
 ) -> Result<Child, Error> {
     let path = binary_path(name)?;
     let log_path = log_dir.join(format!("{name}.log"));
-    let log = File::create(&log_path).map_err(Error::io(format!("create {}", log_path.display())))?;
+    let log =
+        File::create(&log_path).map_err(Error::io(format!("create {}", log_path.display())))?;
     let log_for_stderr = log
         .try_clone()
         .map_err(Error::io(format!("share {}", log_path.display())))?;

@@ -218,13 +218,20 @@ impl ResourceRanges {
                     .collect(),
             ),
             supervisor_resident_bytes: spread(
-                sandbox.iter().map(|g| g.supervisor_resident_bytes).collect(),
+                sandbox
+                    .iter()
+                    .map(|g| g.supervisor_resident_bytes)
+                    .collect(),
             ),
-            workers_resident_bytes: spread(sandbox.iter().map(|g| g.workers_resident_bytes).collect()),
+            workers_resident_bytes: spread(
+                sandbox.iter().map(|g| g.workers_resident_bytes).collect(),
+            ),
             workers: spread(sandbox.iter().map(|g| g.workers).collect()),
             workers_busy: spread(sandbox.iter().map(|g| g.workers_busy).collect()),
             sandbox_open_fds: spread(sandbox.iter().map(|g| g.open_fds).collect()),
-            ingress_resident_bytes: spread(ingress.iter().map(|p| p.resident_bytes as f64).collect()),
+            ingress_resident_bytes: spread(
+                ingress.iter().map(|p| p.resident_bytes as f64).collect(),
+            ),
             ingress_open_fds: spread(ingress.iter().map(|p| p.open_fds as f64).collect()),
             sandbox_executions_by_outcome: executions,
         }
@@ -372,7 +379,12 @@ pub fn summarize(run: RunRecord<'_>) -> ScenarioSummary {
         let script = by_script
             .entry(sample.script.to_owned())
             .or_insert_with(|| ScriptAnswers {
-                expected: run.expected.get(sample.script).copied().unwrap_or("").to_owned(),
+                expected: run
+                    .expected
+                    .get(sample.script)
+                    .copied()
+                    .unwrap_or("")
+                    .to_owned(),
                 answers: BTreeMap::new(),
             });
         *script.answers.entry(sample.outcome.label()).or_default() += 1;
@@ -458,8 +470,10 @@ fn per_second(samples: &[Sample], focus: Option<&str>) -> Vec<Second> {
             Outcome::Lost { .. } => second.lost += 1,
         }
     }
-    for ((second, latencies), focus_latencies) in
-        seconds.iter_mut().zip(&mut latencies).zip(&mut focus_latencies)
+    for ((second, latencies), focus_latencies) in seconds
+        .iter_mut()
+        .zip(&mut latencies)
+        .zip(&mut focus_latencies)
     {
         latencies.sort_by(f64::total_cmp);
         focus_latencies.sort_by(f64::total_cmp);
@@ -529,14 +543,31 @@ mod tests {
             sample(0.5, 10, "mixed", executed("success")),
             sample(1.5, 20, "mixed", executed("success")),
             sample(1.6, 100, "mixed", executed("timeout")),
-            sample(1.7, 1, "mixed", Outcome::classify(503, br#"{"status":"error","error":{"kind":"overloaded","message":"m"}}"#)),
-            sample(2.5, 30, "mixed", Outcome::Lost {
-                reason: LostReason::ServerError { status: 502 },
-                detail: "bad gateway".into(),
-            }),
+            sample(
+                1.7,
+                1,
+                "mixed",
+                Outcome::classify(
+                    503,
+                    br#"{"status":"error","error":{"kind":"overloaded","message":"m"}}"#,
+                ),
+            ),
+            sample(
+                2.5,
+                30,
+                "mixed",
+                Outcome::Lost {
+                    reason: LostReason::ServerError { status: 502 },
+                    detail: "bad gateway".into(),
+                },
+            ),
             sample(3.5, 40, "mixed", executed("success")),
         ];
-        let windows = [StepWindow { users: 2, from: 1.0, to: 3.0 }];
+        let windows = [StepWindow {
+            users: 2,
+            from: 1.0,
+            to: 3.0,
+        }];
         let summary = summarize(RunRecord {
             scenario: "mixed",
             target: "http://127.0.0.1:1",
@@ -591,7 +622,11 @@ mod tests {
 
     #[test]
     fn knee_is_not_reached_while_throughput_keeps_growing() {
-        let steps = [step(1, 100.0, 2.0), step(2, 200.0, 2.0), step(4, 390.0, 2.1)];
+        let steps = [
+            step(1, 100.0, 2.0),
+            step(2, 200.0, 2.0),
+            step(4, 390.0, 2.1),
+        ];
         let knee = find_knee(&steps).unwrap();
         assert!(!knee.reached);
         assert_eq!(knee.users, 4);
@@ -603,14 +638,32 @@ mod tests {
     fn ramp_steps_count_only_answers_inside_their_window() {
         let mut samples = Vec::new();
         for tenth in 0..10 {
-            samples.push(sample(f64::from(tenth) / 10.0, 5, "ramp", executed("success")));
+            samples.push(sample(
+                f64::from(tenth) / 10.0,
+                5,
+                "ramp",
+                executed("success"),
+            ));
         }
         for tenth in 0..15 {
-            samples.push(sample(1.0 + f64::from(tenth) / 15.0, 9, "ramp", executed("success")));
+            samples.push(sample(
+                1.0 + f64::from(tenth) / 15.0,
+                9,
+                "ramp",
+                executed("success"),
+            ));
         }
         let windows = [
-            StepWindow { users: 1, from: 0.0, to: 1.0 },
-            StepWindow { users: 2, from: 1.0, to: 2.0 },
+            StepWindow {
+                users: 1,
+                from: 0.0,
+                to: 1.0,
+            },
+            StepWindow {
+                users: 2,
+                from: 1.0,
+                to: 2.0,
+            },
         ];
         let ramp = Ramp::of(&samples, &windows);
         assert_eq!(ramp.steps[0].successful_executions_per_second, 10.0);

@@ -73,7 +73,10 @@ pub fn page(summary: &ScenarioSummary) -> String {
 
     html.push_str("<h2>Answers</h2>");
     let overall = &summary.overall;
-    html.push_str(&counts_table("answered executions, by kind", &overall.answered_by_kind));
+    html.push_str(&counts_table(
+        "answered executions, by kind",
+        &overall.answered_by_kind,
+    ));
     html.push_str(&counts_table("refusals (503, 429)", &overall.refusals));
     html.push_str(&counts_table("rejections (other 4xx)", &overall.rejections));
     html.push_str(&counts_table("lost, by reason", &overall.lost_by_reason));
@@ -104,9 +107,14 @@ pub fn page(summary: &ScenarioSummary) -> String {
     }
 
     html.push_str("<h2>Over time</h2>");
-    html.push_str(&throughput_chart(summary));
-    html.push_str(&latency_chart(summary));
-    html.push_str(&resource_charts(summary));
+    let run_end = summary
+        .resource_samples
+        .iter()
+        .map(|sample| sample.at)
+        .fold(summary.run_seconds, f64::max);
+    html.push_str(&throughput_chart(summary, run_end));
+    html.push_str(&latency_charts(summary, run_end));
+    html.push_str(&resource_charts(summary, run_end));
 
     if let Some(ramp) = &summary.ramp {
         html.push_str("<h2>Ramp</h2>");
@@ -119,6 +127,7 @@ pub fn page(summary: &ScenarioSummary) -> String {
         html.push_str(&line_chart(
             "successful executions per second, by users",
             "users",
+            None,
             &[Series::new(
                 "exec/s",
                 "#1f77b4",
@@ -128,6 +137,7 @@ pub fn page(summary: &ScenarioSummary) -> String {
         html.push_str(&line_chart(
             "latency by users (ms)",
             "users",
+            None,
             &[
                 Series::new("p50", "#2ca02c", by_users(|step| step.p50_ms)),
                 Series::new("p99", "#d62728", by_users(|step| step.p99_ms)),
@@ -137,7 +147,11 @@ pub fn page(summary: &ScenarioSummary) -> String {
             let _ = write!(
                 html,
                 "<p><b>Knee{}:</b> {} users, {:.1} successful executions/s, p50 {:.1} ms.</p>",
-                if knee.reached { "" } else { " not reached (last step)" },
+                if knee.reached {
+                    ""
+                } else {
+                    " not reached (last step)"
+                },
                 knee.users,
                 knee.successful_executions_per_second,
                 knee.p50_ms
@@ -159,10 +173,13 @@ pub fn page(summary: &ScenarioSummary) -> String {
                 report.clients,
                 report.connections,
                 report.closed_by_service,
-                report.seconds_to_close.as_ref().map_or("-".to_owned(), |s| format!(
-                    "{:.1} / {:.1} / {:.1}",
-                    s.min, s.p50, s.max
-                )),
+                report
+                    .seconds_to_close
+                    .as_ref()
+                    .map_or("-".to_owned(), |s| format!(
+                        "{:.1} / {:.1} / {:.1}",
+                        s.min, s.p50, s.max
+                    )),
                 report.open_at_end,
                 report.connect_failures,
                 escape(&inline_counts(&report.answers))
@@ -193,7 +210,11 @@ fn figures_table(rows: &[(String, &Figures)]) -> String {
             latency.p99_ms,
             latency.max_ms,
             figures.refused,
-            if figures.lost > 0 { " class=\"lost\"" } else { "" },
+            if figures.lost > 0 {
+                " class=\"lost\""
+            } else {
+                ""
+            },
             figures.lost
         );
     }
@@ -221,7 +242,7 @@ fn inline_counts(counts: &BTreeMap<String, usize>) -> String {
         .join(", ")
 }
 
-fn throughput_chart(summary: &ScenarioSummary) -> String {
+fn throughput_chart(summary: &ScenarioSummary, run_end: f64) -> String {
     let per_second = |count: fn(&crate::summary::Second) -> usize| {
         summary
             .per_second
@@ -232,16 +253,23 @@ fn throughput_chart(summary: &ScenarioSummary) -> String {
     line_chart(
         "answers per second",
         "seconds",
+        Some(run_end),
         &[
             Series::new("successful", "#1f77b4", per_second(|s| s.successes)),
-            Series::new("failed scripts", "#ff7f0e", per_second(|s| s.failed_scripts)),
+            Series::new(
+                "failed scripts",
+                "#ff7f0e",
+                per_second(|s| s.failed_scripts),
+            ),
             Series::new("refused", "#9467bd", per_second(|s| s.refused)),
             Series::new("lost", "#d62728", per_second(|s| s.lost)),
         ],
     )
 }
 
-fn latency_chart(summary: &ScenarioSummary) -> String {
+/// Latency over time of every answered execution, and of the focus group alone, whose
+/// latency the others' (a hostile tenant's 5-second loops) would flatten.
+fn latency_charts(summary: &ScenarioSummary, run_end: f64) -> String {
     let per_second = |latency: fn(&crate::summary::Second) -> Option<f64>| {
         summary
             .per_second
@@ -249,18 +277,30 @@ fn latency_chart(summary: &ScenarioSummary) -> String {
             .filter_map(|second| Some((second.second as f64, latency(second)?)))
             .collect()
     };
-    let mut series = vec![
-        Series::new("p50", "#2ca02c", per_second(|s| s.p50_ms)),
-        Series::new("p99", "#d62728", per_second(|s| s.p99_ms)),
-    ];
+    let mut html = line_chart(
+        "latency of answered executions (ms)",
+        "seconds",
+        Some(run_end),
+        &[
+            Series::new("p50", "#2ca02c", per_second(|s| s.p50_ms)),
+            Series::new("p99", "#d62728", per_second(|s| s.p99_ms)),
+        ],
+    );
     if let Some(focus) = &summary.focus {
-        series.push(Series::new(format!("{focus} p50"), "#17becf", per_second(|s| s.focus_p50_ms)));
-        series.push(Series::new(format!("{focus} p99"), "#e377c2", per_second(|s| s.focus_p99_ms)));
+        html.push_str(&line_chart(
+            &format!("latency of {focus} alone (ms)"),
+            "seconds",
+            Some(run_end),
+            &[
+                Series::new("p50", "#17becf", per_second(|s| s.focus_p50_ms)),
+                Series::new("p99", "#e377c2", per_second(|s| s.focus_p99_ms)),
+            ],
+        ));
     }
-    line_chart("latency of answered executions (ms)", "seconds", &series)
+    html
 }
 
-fn resource_charts(summary: &ScenarioSummary) -> String {
+fn resource_charts(summary: &ScenarioSummary, run_end: f64) -> String {
     let samples = &summary.resource_samples;
     let sandbox = |value: fn(&crate::resources::SandboxGauges) -> f64| {
         samples
@@ -278,20 +318,34 @@ fn resource_charts(summary: &ScenarioSummary) -> String {
     html.push_str(&line_chart(
         "resident memory (MiB)",
         "seconds",
+        Some(run_end),
         &[
             Series::new(
                 "sandbox total",
                 "#1f77b4",
                 sandbox(|g| (g.supervisor_resident_bytes + g.workers_resident_bytes) / MIB),
             ),
-            Series::new("supervisor", "#2ca02c", sandbox(|g| g.supervisor_resident_bytes / MIB)),
-            Series::new("workers", "#ff7f0e", sandbox(|g| g.workers_resident_bytes / MIB)),
-            Series::new("ingress", "#9467bd", ingress(|p| p.resident_bytes as f64 / MIB)),
+            Series::new(
+                "supervisor",
+                "#2ca02c",
+                sandbox(|g| g.supervisor_resident_bytes / MIB),
+            ),
+            Series::new(
+                "workers",
+                "#ff7f0e",
+                sandbox(|g| g.workers_resident_bytes / MIB),
+            ),
+            Series::new(
+                "ingress",
+                "#9467bd",
+                ingress(|p| p.resident_bytes as f64 / MIB),
+            ),
         ],
     ));
     html.push_str(&line_chart(
         "workers and open descriptors",
         "seconds",
+        Some(run_end),
         &[
             Series::new("workers", "#1f77b4", sandbox(|g| g.workers)),
             Series::new("workers busy", "#2ca02c", sandbox(|g| g.workers_busy)),
@@ -321,10 +375,11 @@ fn spread_text(spread: Option<&Spread>, unit: f64) -> String {
     })
 }
 
-/// An SVG line chart of `series` over a shared x axis starting at 0 and a y axis from 0.
-fn line_chart(title: &str, x_label: &str, series: &[Series]) -> String {
+/// An SVG line chart of `series` with both axes from 0, the x axis up to at least `x_end`
+/// (so the charts of one run line up).
+fn line_chart(title: &str, x_label: &str, x_end: Option<f64>, series: &[Series]) -> String {
     let points = series.iter().flat_map(|series| &series.points);
-    let (x_max, y_max) = points.fold((0.0f64, 0.0f64), |(x_max, y_max), &(x, y)| {
+    let (x_max, y_max) = points.fold((x_end.unwrap_or(0.0), 0.0f64), |(x_max, y_max), &(x, y)| {
         (x_max.max(x), y_max.max(y))
     });
     let mut svg = format!(
@@ -409,14 +464,14 @@ fn line_chart(title: &str, x_label: &str, series: &[Series]) -> String {
     svg
 }
 
-/// The smallest of 1, 2 or 5 times a power of ten at or above `value` (1 for nothing), so
-/// axis ticks fall on round numbers.
+/// The smallest round number (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten) at or
+/// above `value`, 1 for nothing, so an axis ends close to its data on a round number.
 fn nice_ceiling(value: f64) -> f64 {
     if value <= 0.0 {
         return 1.0;
     }
     let power = 10f64.powf(value.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
         .into_iter()
         .map(|step| step * power)
         .find(|&ceiling| ceiling >= value)
@@ -424,10 +479,10 @@ fn nice_ceiling(value: f64) -> f64 {
 }
 
 fn tick_label(value: f64) -> String {
-    if value >= 10.0 || value == 0.0 {
+    if value.fract() == 0.0 {
         format!("{value:.0}")
     } else {
-        format!("{value:.1}")
+        format!("{value:.2}")
     }
 }
 
@@ -445,9 +500,10 @@ mod tests {
     #[test]
     fn axes_end_on_round_numbers() {
         assert_eq!(nice_ceiling(0.0), 1.0);
-        assert_eq!(nice_ceiling(7.0), 10.0);
-        assert_eq!(nice_ceiling(12.0), 20.0);
+        assert_eq!(nice_ceiling(7.0), 8.0);
+        assert_eq!(nice_ceiling(21.1), 25.0);
         assert_eq!(nice_ceiling(450.0), 500.0);
-        assert_eq!(nice_ceiling(0.03), 0.05);
+        assert_eq!(nice_ceiling(1000.0), 1000.0);
+        assert_eq!(nice_ceiling(0.03), 0.03);
     }
 }

@@ -62,7 +62,9 @@ fn render(summary: &ScenarioSummary, report: &Path) -> String {
         let unexpected: BTreeMap<String, usize> = answers
             .answers
             .iter()
-            .filter(|(label, _)| **label != answers.expected)
+            .filter(|(label, _)| {
+                **label != answers.expected && !overall.refusals.contains_key(label.as_str())
+            })
             .map(|(label, count)| (label.clone(), *count))
             .collect();
         if !unexpected.is_empty() {
@@ -89,8 +91,14 @@ fn render(summary: &ScenarioSummary, report: &Path) -> String {
             out,
             "sandbox     RSS {} MiB (supervisor {}, workers {})  workers {}  busy {}  fds {}",
             mib(memory),
-            resources.supervisor_resident_bytes.as_ref().map_or("-".into(), mib),
-            resources.workers_resident_bytes.as_ref().map_or("-".into(), mib),
+            resources
+                .supervisor_resident_bytes
+                .as_ref()
+                .map_or("-".into(), mib),
+            resources
+                .workers_resident_bytes
+                .as_ref()
+                .map_or("-".into(), mib),
             range(resources.workers.as_ref()),
             range(resources.workers_busy.as_ref()),
             range(resources.sandbox_open_fds.as_ref()),
@@ -100,7 +108,11 @@ fn render(summary: &ScenarioSummary, report: &Path) -> String {
             .iter()
             .map(|(outcome, count)| (outcome.clone(), *count as usize))
             .collect();
-        let _ = writeln!(out, "            executions it counted: {}", counts(&executions));
+        let _ = writeln!(
+            out,
+            "            executions it counted: {}",
+            counts(&executions)
+        );
     } else {
         let _ = writeln!(out, "sandbox     not sampled");
     }
@@ -143,7 +155,11 @@ fn render(summary: &ScenarioSummary, report: &Path) -> String {
             );
         }
         if let Some(knee) = &ramp.knee {
-            let next = match (knee.next_users, knee.next_successful_executions_per_second, knee.next_p50_ms) {
+            let next = match (
+                knee.next_users,
+                knee.next_successful_executions_per_second,
+                knee.next_p50_ms,
+            ) {
                 (Some(users), Some(rate), Some(p50)) => {
                     format!(" ({users} users: {rate:.1} exec/s, p50 {p50:.1} ms)")
                 }
@@ -152,7 +168,11 @@ fn render(summary: &ScenarioSummary, report: &Path) -> String {
             let _ = writeln!(
                 out,
                 "knee        {}{} users: {:.1} exec/s, p50 {:.1} ms{next}",
-                if knee.reached { "" } else { "not reached; last step " },
+                if knee.reached {
+                    ""
+                } else {
+                    "not reached; last step "
+                },
                 knee.users,
                 knee.successful_executions_per_second,
                 knee.p50_ms
@@ -192,5 +212,7 @@ fn mib(spread: &Spread) -> String {
 }
 
 fn range(spread: Option<&Spread>) -> String {
-    spread.map_or("-".to_owned(), |spread| format!("{}-{}", spread.min, spread.max))
+    spread.map_or("-".to_owned(), |spread| {
+        format!("{}-{}", spread.min, spread.max)
+    })
 }
