@@ -59,11 +59,14 @@ impl log::Log for GooseErrorsOnly {
 }
 
 /// Runs the traffic against `base_url` until its load shape ends, recording every answer, and
-/// returns the windows in which a constant number of users ran.
+/// returns the windows in which a constant number of users ran. With `pace`, all users
+/// together send at most that many requests per second (goose's throttle), and goose's reports
+/// are named after it so they do not overwrite the unpaced run's.
 pub async fn run(
     traffic: &Traffic,
     base_url: &str,
     request_timeout: Duration,
+    pace: Option<usize>,
     recorder: &Recorder,
     clock: &RunClock,
     report_dir: &Path,
@@ -71,8 +74,15 @@ pub async fn run(
     let mut configuration = GooseConfiguration::parse_args_default::<&str>(&[])?;
     configuration.report_file = [GOOSE_REPORT_HTML, GOOSE_REPORT_JSON]
         .iter()
-        .map(|name| report_dir.join(name).display().to_string())
+        .map(|name| {
+            let name = match pace {
+                Some(rate) => name.replacen("report", &format!("report-{rate}-per-second"), 1),
+                None => (*name).to_owned(),
+            };
+            report_dir.join(name).display().to_string()
+        })
         .collect();
+    configuration.throttle_requests = pace;
     let mut attack: GooseAttack = *GooseAttack::initialize_with_config(configuration)?
         .set_default(GooseDefault::Host, base_url)?
         .set_default(GooseDefault::TestPlan, traffic.shape.test_plan().as_str())?

@@ -120,17 +120,23 @@ async fn load(
         traffic,
         &target.base_url,
         cli.request_timeout,
+        None,
         &recorder,
         &clock,
         dir,
     )
     .await;
+    let paced = match &windows {
+        Ok(windows) => below_knee(traffic, windows, cli, target, &recorder, &clock, dir).await,
+        Err(_) => Ok(Vec::new()),
+    };
     let slow_clients = match slow_clients {
         Some(slow_clients) => Some(slow_clients.finish().await),
         None => None,
     };
     let resource_samples = sampler.stop().await;
     let windows = windows?;
+    let paced = paced?;
 
     let samples = recorder.samples();
     let expected: BTreeMap<&'static str, &'static str> = traffic
@@ -148,9 +154,67 @@ async fn load(
         focus: traffic.focus,
         windows: &windows,
         is_ramp: matches!(traffic.shape, scenario::LoadShape::Ramp { .. }),
+        paced: &paced,
         resource_samples,
         slow_clients,
     }))
+}
+
+/// After a ramp, the same traffic paced to each of [`summary::KNEE_FRACTIONS`] of the knee's
+/// throughput, by as many users as the ramp's last step, each for as long as one step: the
+/// latency a deployment sized by the knee would see. Nothing for other load shapes.
+async fn below_knee(
+    traffic: &scenario::Traffic,
+    ramp_windows: &[summary::StepWindow],
+    cli: &Cli,
+    target: &Target,
+    recorder: &Recorder,
+    clock: &RunClock,
+    dir: &Path,
+) -> Result<Vec<summary::PacedWindow>, Error> {
+    let scenario::LoadShape::Ramp { steps, hold } = &traffic.shape else {
+        return Ok(Vec::new());
+    };
+    let Some(knee) = summary::Ramp::of(&recorder.samples(), ramp_windows).knee else {
+        return Ok(Vec::new());
+    };
+    let users = steps.last().copied().unwrap_or(1);
+    let mut paced = Vec::new();
+    for fraction_of_knee in summary::KNEE_FRACTIONS {
+        let rate = (knee.successful_executions_per_second * fraction_of_knee).round() as usize;
+        if rate == 0 {
+            continue;
+        }
+        let traffic = scenario::Traffic {
+            shape: scenario::LoadShape::Steady {
+                users,
+                duration: *hold,
+            },
+            ..traffic.clone()
+        };
+        let windows = attack::run(
+            &traffic,
+            &target.base_url,
+            cli.request_timeout,
+            Some(rate),
+            recorder,
+            clock,
+            dir,
+        )
+        .await?;
+        if let (Some(first), Some(last)) = (windows.first(), windows.last()) {
+            paced.push(summary::PacedWindow {
+                fraction_of_knee,
+                requests_per_second: rate,
+                window: summary::StepWindow {
+                    users,
+                    from: first.from,
+                    to: last.to,
+                },
+            });
+        }
+    }
+    Ok(paced)
 }
 
 /// The address of `base_url`'s host and port, for raw connections.

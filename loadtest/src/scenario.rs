@@ -190,7 +190,7 @@ impl FromStr for Scenario {
 }
 
 /// Everything the users of one scenario do.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Traffic {
     pub groups: Vec<UserGroup>,
     /// The group whose latency the scenario is about (the polite tenant beside the hostile one,
@@ -200,7 +200,7 @@ pub struct Traffic {
 }
 
 /// Users that send the same scripts with the same credentials.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct UserGroup {
     pub name: &'static str,
     pub users: usize,

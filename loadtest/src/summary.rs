@@ -15,6 +15,9 @@ use crate::slow_clients::MisbehaviourReport;
 const LOST_EXAMPLES: usize = 10;
 /// A ramp step whose throughput grows by less than this over the step before has hit the knee.
 const KNEE_GROWTH: f64 = 0.10;
+/// The loads, as fractions of the knee's throughput, at which a ramp then measures latency:
+/// the figures to size a deployment by (run at half the knee, plan for bursts to 80%).
+pub const KNEE_FRACTIONS: [f64; 2] = [0.5, 0.8];
 
 /// A time during which a constant number of users ran, in seconds since the run's start.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -287,15 +290,56 @@ pub fn find_knee(steps: &[RampStep]) -> Option<Knee> {
         .or_else(|| steps.last().map(|last| knee(last, None)))
 }
 
-/// The ramp's steps and its knee.
+/// A time during which the users' requests were paced to a fraction of the knee's throughput.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PacedWindow {
+    pub fraction_of_knee: f64,
+    pub requests_per_second: usize,
+    pub window: StepWindow,
+}
+
+/// Latency under a paced load below the knee.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoadPoint {
+    pub fraction_of_knee: f64,
+    /// What the users were held to (goose's throttle).
+    pub offered_per_second: usize,
+    pub successful_executions_per_second: f64,
+    pub latency: Latency,
+    pub refused: usize,
+    pub lost: usize,
+}
+
+impl LoadPoint {
+    fn of(samples: &[Sample], paced: &PacedWindow) -> LoadPoint {
+        let inside: Vec<&Sample> = samples
+            .iter()
+            .filter(|sample| paced.window.contains(sample.finished_at))
+            .collect();
+        let figures = Figures::of(&inside, Some(paced.window));
+        LoadPoint {
+            fraction_of_knee: paced.fraction_of_knee,
+            offered_per_second: paced.requests_per_second,
+            successful_executions_per_second: figures.successful_executions_per_second,
+            latency: figures.latency,
+            refused: figures.refused,
+            lost: figures.lost,
+        }
+    }
+}
+
+/// The ramp's steps, its knee, and the latency at fractions of the knee.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Ramp {
     pub steps: Vec<RampStep>,
     pub knee: Option<Knee>,
+    pub below_knee: Vec<LoadPoint>,
 }
 
 impl Ramp {
-    fn of(samples: &[Sample], windows: &[StepWindow]) -> Ramp {
+    /// The steps and knee of the ramp whose constant-user `windows` are given; the paced
+    /// loads that follow a ramp are added with [`Ramp::with_paced`].
+    pub fn of(samples: &[Sample], windows: &[StepWindow]) -> Ramp {
         let steps: Vec<RampStep> = windows
             .iter()
             .filter(|window| window.seconds() > 0.0)
@@ -317,7 +361,19 @@ impl Ramp {
             })
             .collect();
         let knee = find_knee(&steps);
-        Ramp { steps, knee }
+        Ramp {
+            steps,
+            knee,
+            below_knee: Vec::new(),
+        }
+    }
+
+    fn with_paced(mut self, samples: &[Sample], paced: &[PacedWindow]) -> Ramp {
+        self.below_knee = paced
+            .iter()
+            .map(|paced| LoadPoint::of(samples, paced))
+            .collect();
+        self
     }
 }
 
@@ -356,14 +412,21 @@ pub struct RunRecord<'a> {
     pub focus: Option<&'static str>,
     pub windows: &'a [StepWindow],
     pub is_ramp: bool,
+    /// A ramp's paced loads below its knee, after its steps.
+    pub paced: &'a [PacedWindow],
     pub resource_samples: Vec<ResourceSample>,
     pub slow_clients: Option<BTreeMap<&'static str, MisbehaviourReport>>,
 }
 
 pub fn summarize(run: RunRecord<'_>) -> ScenarioSummary {
     let all: Vec<&Sample> = run.samples.iter().collect();
-    // The throughput window spans every step of constant users.
-    let measured = match (run.windows.first(), run.windows.last()) {
+    // The throughput window spans every step of constant users, paced ones included.
+    let last = run
+        .paced
+        .last()
+        .map(|paced| &paced.window)
+        .or(run.windows.last());
+    let measured = match (run.windows.first(), last) {
         (Some(first), Some(last)) => Some(StepWindow {
             users: run.users,
             from: first.from,
@@ -427,7 +490,9 @@ pub fn summarize(run: RunRecord<'_>) -> ScenarioSummary {
         lost_examples,
         resources: ResourceRanges::of(&run.resource_samples),
         slow_clients: run.slow_clients,
-        ramp: run.is_ramp.then(|| Ramp::of(run.samples, run.windows)),
+        ramp: run
+            .is_ramp
+            .then(|| Ramp::of(run.samples, run.windows).with_paced(run.samples, run.paced)),
         per_second: per_second(run.samples, run.focus),
         resource_samples: run.resource_samples,
     }
@@ -577,6 +642,7 @@ mod tests {
             focus: None,
             windows: &windows,
             is_ramp: false,
+            paced: &[],
             resource_samples: Vec::new(),
             slow_clients: None,
         });
@@ -671,5 +737,58 @@ mod tests {
         assert_eq!(ramp.steps[1].p50_ms, 9.0);
         let knee = ramp.knee.unwrap();
         assert!(!knee.reached, "15 is 50% more than 10: still growing");
+    }
+
+    #[test]
+    fn paced_loads_after_a_ramp_are_measured_in_their_own_windows() {
+        let mut samples: Vec<Sample> = (0..20)
+            .map(|tenth| sample(f64::from(tenth) / 10.0, 5, "ramp", executed("success")))
+            .collect();
+        samples.extend((0..8).map(|eighth| {
+            sample(
+                3.0 + f64::from(eighth) / 8.0,
+                3,
+                "ramp",
+                executed("success"),
+            )
+        }));
+        let windows = [StepWindow {
+            users: 4,
+            from: 0.0,
+            to: 2.0,
+        }];
+        let paced = [PacedWindow {
+            fraction_of_knee: 0.8,
+            requests_per_second: 8,
+            window: StepWindow {
+                users: 4,
+                from: 3.0,
+                to: 4.0,
+            },
+        }];
+        let summary = summarize(RunRecord {
+            scenario: "ramp",
+            target: "http://127.0.0.1:1",
+            users: 4,
+            samples: &samples,
+            expected: BTreeMap::new(),
+            focus: None,
+            windows: &windows,
+            is_ramp: true,
+            paced: &paced,
+            resource_samples: Vec::new(),
+            slow_clients: None,
+        });
+        let ramp = summary.ramp.unwrap();
+        assert_eq!(ramp.steps.len(), 1, "a paced load is not a ramp step");
+        assert_eq!(ramp.steps[0].successful_executions_per_second, 10.0);
+        let point = &ramp.below_knee[0];
+        assert_eq!(point.offered_per_second, 8);
+        assert_eq!(point.successful_executions_per_second, 8.0);
+        assert_eq!(point.latency.p50_ms, 3.0);
+        // Overall throughput: 28 successes over the 4 seconds from the ramp's start to the
+        // paced load's end.
+        assert_eq!(summary.measured_seconds, 4.0);
+        assert_eq!(summary.overall.successful_executions_per_second, 7.0);
     }
 }

@@ -9,7 +9,9 @@
 //! **Admission by time.** A request is refused at once only when it could not start within the
 //! queue timeout: its wait is estimated from the tenant's recent execution times (a moving
 //! average of how long its permits were held) and its share of the workers (its ceiling, or an
-//! equal part among the tenants with work). Bounds on the number and the bytes of waiting
+//! equal part among the tenants with work). Each tenant is judged by its own pace, remembered
+//! across idle moments for the [`REMEMBERED_PACES`] most recent tenants, never by another's:
+//! a tenant seen for the first time is assumed quick and, at worst, waits out the timeout. Bounds on the number and the bytes of waiting
 //! requests only stop floods: they keep memory safe, they are not the admission rule. A refusal
 //! says when to come back ([`Rejection::retry_after`]), from the same estimate.
 //!
@@ -22,6 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use hashlink::LruCache;
 use tokio::sync::oneshot;
 
 /// How long after another tenant's last request a tenant is kept off the last free worker.
@@ -29,6 +32,8 @@ pub const RESERVATION_WINDOW: Duration = Duration::from_secs(10);
 
 /// Execution time assumed before any has been measured.
 const FIRST_ESTIMATE: Duration = Duration::from_millis(10);
+/// Tenants whose recent pace is remembered while they have nothing running or waiting.
+pub const REMEMBERED_PACES: usize = 4096;
 /// Weight of the newest execution in the moving averages.
 const AVERAGE_WEIGHT: f64 = 0.2;
 
@@ -101,8 +106,12 @@ struct State {
     waiting_total: usize,
     /// Bytes of the scripts waiting.
     waiting_bytes: usize,
-    /// Moving average of how long permits were held, over all tenants.
+    /// Moving average of how long permits were held, over all tenants: how fast the queue as a
+    /// whole drains.
     average: Duration,
+    /// Each recent tenant's moving average of how long its permits were held, kept while it is
+    /// idle: a tenant whose requests come one at a time is forgotten by `tenants` between them.
+    paces: LruCache<Arc<str>, Duration>,
     next_ticket: u64,
     tenants: HashMap<Arc<str>, Tenant>,
     /// Tenants that have waiters and are below their ceiling, in turn order.
@@ -112,8 +121,6 @@ struct State {
 struct Tenant {
     running: usize,
     share: TenantShare,
-    /// Moving average of how long this tenant's permits were held.
-    average: Option<Duration>,
     waiters: VecDeque<Waiter>,
     in_ready: bool,
 }
@@ -142,6 +149,7 @@ impl Scheduler {
                 waiting_total: 0,
                 waiting_bytes: 0,
                 average: FIRST_ESTIMATE,
+                paces: LruCache::new(REMEMBERED_PACES),
                 next_ticket: 0,
                 tenants: HashMap::new(),
                 ready: VecDeque::new(),
@@ -175,7 +183,6 @@ impl Scheduler {
             let entry = state.tenants.entry(name.clone()).or_insert_with(|| Tenant {
                 running: 0,
                 share,
-                average: None,
                 waiters: VecDeque::new(),
                 in_ready: false,
             });
@@ -255,11 +262,10 @@ impl Scheduler {
         let mut state = self.lock();
         if let Some(entry) = state.tenants.get_mut(tenant) {
             entry.running -= 1;
-            if let Some(held) = held {
-                entry.average = Some(moving_average(entry.average, held));
-            }
         }
         if let Some(held) = held {
+            let pace = moving_average(state.paces.get(tenant).copied(), held);
+            state.paces.insert(tenant.clone(), pace);
             state.average = moving_average(Some(state.average), held);
         }
         state.free += 1;
@@ -308,7 +314,8 @@ impl State {
             .min((self.capacity / active).max(1))
             .max(1);
         let rounds = (ahead + 1).div_ceil(share);
-        tenant.average.unwrap_or(self.average) * rounds as u32
+        let pace = self.paces.peek(name).copied().unwrap_or(FIRST_ESTIMATE);
+        pace * rounds as u32
     }
 
     /// How long every waiting request would take to start at the recent pace: when to come
@@ -654,6 +661,35 @@ mod admission_tests {
         assert!(refused.retry_after() > Duration::ZERO);
         drop(running);
         queued.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_quick_tenant_is_judged_by_its_own_pace_after_an_idle_moment_beside_a_slow_one() {
+        let scheduler = Scheduler::new(2, 4096, usize::MAX, Duration::from_millis(30));
+        // The slow tenant's scripts hold a worker for 150 ms, the quick one's for 1 ms, and
+        // between its requests the quick tenant has nothing running or waiting.
+        for _ in 0..3 {
+            let permit = scheduler.acquire("slow", WIDE, 1).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            drop(permit);
+        }
+        for _ in 0..3 {
+            let permit = scheduler.acquire("quick", WIDE, 1).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            drop(permit);
+        }
+        // Both workers busy: one with the slow tenant, one with a quick request. The next quick
+        // request waits about a millisecond, not the slow tenant's 150 ms.
+        let slow = scheduler.acquire("slow", WIDE, 1).await.unwrap();
+        let quick = scheduler.acquire("quick", WIDE, 1).await.unwrap();
+        let next = {
+            let scheduler = scheduler.clone();
+            tokio::spawn(async move { scheduler.acquire("quick", WIDE, 1).await.map(drop) })
+        };
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        drop(quick);
+        next.await.unwrap().expect("admitted at its own pace");
+        drop(slow);
     }
 
     #[tokio::test]

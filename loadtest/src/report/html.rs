@@ -157,6 +157,32 @@ pub fn page(summary: &ScenarioSummary) -> String {
                 knee.p50_ms
             );
         }
+        if !ramp.below_knee.is_empty() {
+            html.push_str(
+                "<h3>Below the knee</h3><p>The same traffic paced to a fraction of the knee's \
+                 throughput, by the last step's users.</p><table><tr><th>load</th>\
+                 <th>offered/s</th><th>successful/s</th><th>p50 ms</th><th>p90 ms</th>\
+                 <th>p99 ms</th><th>max ms</th><th>refused</th><th>lost</th></tr>",
+            );
+            for point in &ramp.below_knee {
+                let latency = &point.latency;
+                let _ = write!(
+                    html,
+                    "<tr><td>{:.0}% of the knee</td><td>{}</td><td>{:.1}</td><td>{:.1}</td>\
+                     <td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
+                    point.fraction_of_knee * 100.0,
+                    point.offered_per_second,
+                    point.successful_executions_per_second,
+                    latency.p50_ms,
+                    latency.p90_ms,
+                    latency.p99_ms,
+                    latency.max_ms,
+                    point.refused,
+                    point.lost
+                );
+            }
+            html.push_str("</table>");
+        }
     }
 
     if let Some(slow_clients) = &summary.slow_clients {

@@ -178,6 +178,21 @@ fn render(summary: &ScenarioSummary, report: &Path) -> String {
                 knee.p50_ms
             );
         }
+        for point in &ramp.below_knee {
+            let _ = writeln!(
+                out,
+                "{:>3.0}% knee    {:>5}/s offered: {:>8.1} exec/s  p50 {:>7.1} ms  p90 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  refused {}  lost {}",
+                point.fraction_of_knee * 100.0,
+                point.offered_per_second,
+                point.successful_executions_per_second,
+                point.latency.p50_ms,
+                point.latency.p90_ms,
+                point.latency.p99_ms,
+                point.latency.max_ms,
+                point.refused,
+                point.lost
+            );
+        }
     }
     let _ = writeln!(out, "report      {}", report.display());
     out
