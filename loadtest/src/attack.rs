@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use goose::config::GooseConfiguration;
@@ -58,42 +58,81 @@ impl log::Log for GooseErrorsOnly {
     fn flush(&self) {}
 }
 
-/// Runs the traffic against `base_url` until its load shape ends, recording every answer, and
-/// returns the windows in which a constant number of users ran. With `pace`, all users
-/// together send at most that many requests per second (goose's throttle), and goose's reports
-/// are named after it so they do not overwrite the unpaced run's.
-pub async fn run(
-    traffic: &Traffic,
-    base_url: &str,
-    request_timeout: Duration,
-    pace: Option<usize>,
-    recorder: &Recorder,
-    clock: &RunClock,
-    report_dir: &Path,
-) -> Result<Vec<StepWindow>, Error> {
-    let mut configuration = GooseConfiguration::parse_args_default::<&str>(&[])?;
-    configuration.report_file = [GOOSE_REPORT_HTML, GOOSE_REPORT_JSON]
-        .iter()
-        .map(|name| {
-            let name = match pace {
-                Some(rate) => name.replacen("report", &format!("report-{rate}-per-second"), 1),
-                None => (*name).to_owned(),
-            };
-            report_dir.join(name).display().to_string()
-        })
-        .collect();
-    configuration.throttle_requests = pace;
-    let mut attack: GooseAttack = *GooseAttack::initialize_with_config(configuration)?
-        .set_default(GooseDefault::Host, base_url)?
-        .set_default(GooseDefault::TestPlan, traffic.shape.test_plan().as_str())?
-        .set_default(GooseDefault::NoTelnet, true)?
-        .set_default(GooseDefault::Quiet, 1)?
-        .set_default(GooseDefault::NoPrintMetrics, true)?;
-    for group in &traffic.groups {
-        attack = attack.register_scenario(goose_scenario(group, recorder, request_timeout)?);
+/// Where and how the attacks of one scenario run: every attack of a scenario sends to the same
+/// stack and records into the same recorder, on the same clock.
+pub struct Attacker<'a> {
+    pub base_url: &'a str,
+    pub request_timeout: Duration,
+    pub recorder: &'a Recorder,
+    pub clock: &'a RunClock,
+    pub report_dir: &'a Path,
+}
+
+impl Attacker<'_> {
+    /// Runs the traffic until its load shape ends, recording every answer, and returns the
+    /// windows in which a constant number of users ran. Goose's own reports are named after
+    /// `tag`, when given, so that later attacks do not overwrite earlier ones.
+    pub async fn run(
+        &self,
+        traffic: &Traffic,
+        tag: Option<&str>,
+    ) -> Result<Vec<StepWindow>, Error> {
+        let mut configuration = GooseConfiguration::parse_args_default::<&str>(&[])?;
+        configuration.report_file = [GOOSE_REPORT_HTML, GOOSE_REPORT_JSON]
+            .iter()
+            .map(|name| {
+                let name = match tag {
+                    Some(tag) => name.replacen("report", &format!("report-{tag}"), 1),
+                    None => (*name).to_owned(),
+                };
+                self.report_dir.join(name).display().to_string()
+            })
+            .collect();
+        let mut attack: GooseAttack = *GooseAttack::initialize_with_config(configuration)?
+            .set_default(GooseDefault::Host, self.base_url)?
+            .set_default(GooseDefault::TestPlan, traffic.shape.test_plan().as_str())?
+            .set_default(GooseDefault::NoTelnet, true)?
+            .set_default(GooseDefault::Quiet, 1)?
+            .set_default(GooseDefault::NoPrintMetrics, true)?;
+        for group in &traffic.groups {
+            attack = attack.register_scenario(goose_scenario(
+                group,
+                self.recorder,
+                self.request_timeout,
+            )?);
+        }
+        let metrics = attack.execute().await?;
+        Ok(maintained_steps(&metrics.history, self.clock))
     }
-    let metrics = attack.execute().await?;
-    Ok(maintained_steps(&metrics.history, clock))
+}
+
+/// Spaces the requests of a group's users evenly at its rate: request `n` starts no earlier than
+/// `n / rate` after the first. Unlike goose's throttle, which hands out its tokens in batches
+/// every 10 ms and keeps the wait inside the request it times, the wait here comes before the
+/// clock starts, so latency is the service's alone.
+pub struct Pacer {
+    /// When the first request asked for its slot.
+    start: std::sync::OnceLock<tokio::time::Instant>,
+    interval: Duration,
+    next: AtomicU64,
+}
+
+impl Pacer {
+    fn new(rate: usize) -> Pacer {
+        Pacer {
+            start: std::sync::OnceLock::new(),
+            interval: Duration::from_secs(1) / rate.max(1) as u32,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits for the next free slot. A user that falls behind takes its slot at once.
+    async fn wait(&self) {
+        let start = *self.start.get_or_init(tokio::time::Instant::now);
+        let slot = self.next.fetch_add(1, Ordering::Relaxed);
+        let at = start + self.interval * u32::try_from(slot).unwrap_or(u32::MAX);
+        tokio::time::sleep_until(at).await;
+    }
 }
 
 fn goose_scenario(
@@ -118,6 +157,7 @@ fn goose_scenario(
         next_caller: AtomicUsize::new(0),
         on_refusal: group.on_refusal,
         recorder: recorder.clone(),
+        pacer: group.pace.map(Pacer::new),
     });
     let send: TransactionFunction = Arc::new(move |user| {
         let sender = sender.clone();
@@ -144,6 +184,7 @@ struct GroupSender {
     next_caller: AtomicUsize,
     on_refusal: OnRefusal,
     recorder: Recorder,
+    pacer: Option<Pacer>,
 }
 
 impl GroupSender {
@@ -163,7 +204,9 @@ impl GroupSender {
     fn next_caller(&self) -> (&'static str, Option<&str>) {
         match &self.callers {
             Callers::Anonymous => (self.group, None),
-            Callers::Tenant(tenant) => (tenant.id, Some(&tenant.key)),
+            // Under the group's name, which is the tenant's id except while the group runs
+            // alone first under another name.
+            Callers::Tenant(tenant) => (self.group, Some(&tenant.key)),
             Callers::RoundRobin(tenants) => {
                 let next = self.next_caller.fetch_add(1, Ordering::Relaxed);
                 let tenant = &tenants[next % tenants.len()];
@@ -189,6 +232,9 @@ impl GroupSender {
             .set_request_builder(request)
             .build();
 
+        if let Some(pacer) = &self.pacer {
+            pacer.wait().await;
+        }
         let started = Instant::now();
         let mut goose = user.request(request).await?;
         let (outcome, retry_after) = match goose.response {

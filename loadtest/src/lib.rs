@@ -107,37 +107,22 @@ async fn load(
         target.ingress_pid,
         clock,
     );
-    let slow_clients = if scenario.has_slow_clients() {
-        Some(SlowClients::start(
-            socket_addr(&target.base_url).await?,
-            cli.slow_clients,
-        ))
-    } else {
-        None
+    let attacker = attack::Attacker {
+        base_url: &target.base_url,
+        request_timeout: cli.request_timeout,
+        recorder: &recorder,
+        clock: &clock,
+        report_dir: dir,
     };
 
-    let windows = attack::run(
-        traffic,
-        &target.base_url,
-        cli.request_timeout,
-        None,
-        &recorder,
-        &clock,
-        dir,
-    )
-    .await;
-    let paced = match &windows {
-        Ok(windows) => below_knee(traffic, windows, cli, target, &recorder, &clock, dir).await,
-        Err(_) => Ok(Vec::new()),
-    };
-    let slow_clients = match slow_clients {
-        Some(slow_clients) => Some(slow_clients.finish().await),
-        None => None,
-    };
+    let outcome = attacks(scenario, cli, traffic, target, &attacker).await;
     let resource_samples = sampler.stop().await;
-    let windows = windows?;
-    let paced = paced?;
-
+    let Attacks {
+        windows,
+        alone,
+        paced,
+        slow_clients,
+    } = outcome?;
     let samples = recorder.samples();
     let expected: BTreeMap<&'static str, &'static str> = traffic
         .groups
@@ -155,9 +140,69 @@ async fn load(
         windows: &windows,
         is_ramp: matches!(traffic.shape, scenario::LoadShape::Ramp { .. }),
         paced: &paced,
+        alone,
         resource_samples,
         slow_clients,
     }))
+}
+
+/// The windows of a scenario's attacks.
+struct Attacks {
+    windows: Vec<summary::StepWindow>,
+    alone: Option<(&'static str, summary::StepWindow)>,
+    paced: Vec<summary::PacedWindow>,
+    slow_clients: Option<BTreeMap<&'static str, slow_clients::MisbehaviourReport>>,
+}
+
+/// The scenario's attacks in order: its focus group alone, when it has one; then its load,
+/// beside the misbehaving connections of `slow-clients`; then, after a ramp, the paced loads
+/// below the knee.
+async fn attacks(
+    scenario: Scenario,
+    cli: &Cli,
+    traffic: &scenario::Traffic,
+    target: &Target,
+    attacker: &attack::Attacker<'_>,
+) -> Result<Attacks, Error> {
+    let alone = match traffic.alone_first() {
+        Some(alone) => {
+            let windows = attacker.run(&alone, Some("alone")).await?;
+            let name = alone.groups[0].name;
+            span(&windows).map(|window| (name, window))
+        }
+        None => None,
+    };
+    let slow_clients = if scenario.has_slow_clients() {
+        Some(SlowClients::start(
+            socket_addr(&target.base_url).await?,
+            cli.slow_clients,
+        ))
+    } else {
+        None
+    };
+    let windows = attacker.run(traffic, None).await;
+    let slow_clients = match slow_clients {
+        Some(slow_clients) => Some(slow_clients.finish().await),
+        None => None,
+    };
+    let windows = windows?;
+    let paced = below_knee(traffic, &windows, attacker).await?;
+    Ok(Attacks {
+        windows,
+        alone,
+        paced,
+        slow_clients,
+    })
+}
+
+/// One window from the start of the first to the end of the last.
+fn span(windows: &[summary::StepWindow]) -> Option<summary::StepWindow> {
+    let (first, last) = (windows.first()?, windows.last()?);
+    Some(summary::StepWindow {
+        users: last.users,
+        from: first.from,
+        to: last.to,
+    })
 }
 
 /// After a ramp, the same traffic paced to each of [`summary::KNEE_FRACTIONS`] of the knee's
@@ -166,16 +211,12 @@ async fn load(
 async fn below_knee(
     traffic: &scenario::Traffic,
     ramp_windows: &[summary::StepWindow],
-    cli: &Cli,
-    target: &Target,
-    recorder: &Recorder,
-    clock: &RunClock,
-    dir: &Path,
+    attacker: &attack::Attacker<'_>,
 ) -> Result<Vec<summary::PacedWindow>, Error> {
     let scenario::LoadShape::Ramp { steps, hold } = &traffic.shape else {
         return Ok(Vec::new());
     };
-    let Some(knee) = summary::Ramp::of(&recorder.samples(), ramp_windows).knee else {
+    let Some(knee) = summary::Ramp::of(&attacker.recorder.samples(), ramp_windows).knee else {
         return Ok(Vec::new());
     };
     let users = steps.last().copied().unwrap_or(1);
@@ -185,32 +226,14 @@ async fn below_knee(
         if rate == 0 {
             continue;
         }
-        let traffic = scenario::Traffic {
-            shape: scenario::LoadShape::Steady {
-                users,
-                duration: *hold,
-            },
-            ..traffic.clone()
-        };
-        let windows = attack::run(
-            &traffic,
-            &target.base_url,
-            cli.request_timeout,
-            Some(rate),
-            recorder,
-            clock,
-            dir,
-        )
-        .await?;
-        if let (Some(first), Some(last)) = (windows.first(), windows.last()) {
+        let traffic = traffic.paced(rate, users, *hold);
+        let tag = format!("{rate}-per-second");
+        let windows = attacker.run(&traffic, Some(&tag)).await?;
+        if let Some(window) = span(&windows) {
             paced.push(summary::PacedWindow {
                 fraction_of_knee,
                 requests_per_second: rate,
-                window: summary::StepWindow {
-                    users,
-                    from: first.from,
-                    to: last.to,
-                },
+                window,
             });
         }
     }

@@ -15,9 +15,18 @@ const MANY_TENANTS: [&str; 8] = [
 ];
 const HOSTILE_TENANT: &str = "hostile";
 const POLITE_TENANT: &str = "polite";
+/// The polite tenant's steady rate: a tenant well within its share, whose latency is what a
+/// flood must not spoil. (A tenant that alone saturates every worker loses half of them to the
+/// flood's fair share, and its latency at least doubles whatever the scheduler does.)
+const POLITE_RATE: usize = 200;
 
 /// The shortest hold of one ramp step: shorter ones measure the step change, not the step.
 const MIN_RAMP_STEP: Duration = Duration::from_secs(3);
+/// How long the focus group runs alone before a scenario's load, as a share of its duration
+/// and within these bounds.
+const ALONE_SHARE: u32 = 10;
+const MIN_ALONE: Duration = Duration::from_secs(5);
+const MAX_ALONE: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
@@ -85,12 +94,14 @@ impl Scenario {
             scripts,
             callers: Callers::Anonymous,
             on_refusal: OnRefusal::WaitRetryAfter,
+            pace: None,
         };
         let steady = LoadShape::Steady { users, duration };
         Ok(match self {
             Scenario::Steady => Traffic {
                 groups: vec![anonymous("steady", vec![(scripts::TRIVIAL, 1)])],
                 focus: None,
+                focus_alone: None,
                 shape: steady,
             },
             Scenario::Mixed => Traffic {
@@ -108,6 +119,7 @@ impl Scenario {
                     ],
                 )],
                 focus: None,
+                focus_alone: None,
                 shape: steady,
             },
             Scenario::Tenants => Traffic {
@@ -116,6 +128,7 @@ impl Scenario {
                     ..anonymous("tenants", vec![(scripts::TRIVIAL, 1)])
                 }],
                 focus: None,
+                focus_alone: None,
                 shape: steady,
             },
             Scenario::Hostile => {
@@ -129,37 +142,42 @@ impl Scenario {
                     let tenant = tenants.iter().find(|tenant| tenant.id == id);
                     Callers::Tenant(tenant.expect("a key for every tenant id").clone())
                 });
-                let hostile_users = users / 2;
+                let polite_users = (users / 4).max(1);
                 Traffic {
                     groups: vec![
                         UserGroup {
                             name: HOSTILE_TENANT,
-                            users: hostile_users,
+                            users: users - polite_users,
                             scripts: vec![(scripts::ENDLESS_LOOP, 1)],
                             callers: hostile,
                             // A flood does not wait to be told twice.
                             on_refusal: OnRefusal::RetryAtOnce,
+                            pace: None,
                         },
                         UserGroup {
                             name: POLITE_TENANT,
-                            users: users - hostile_users,
+                            users: polite_users,
                             scripts: vec![(scripts::TRIVIAL, 1)],
                             callers: polite,
                             on_refusal: OnRefusal::WaitRetryAfter,
+                            pace: Some(POLITE_RATE),
                         },
                     ],
                     focus: Some(POLITE_TENANT),
+                    focus_alone: Some("polite-alone"),
                     shape: steady,
                 }
             }
             Scenario::SlowClients => Traffic {
                 groups: vec![anonymous("normal", vec![(scripts::TRIVIAL, 1)])],
                 focus: Some("normal"),
+                focus_alone: Some("normal-alone"),
                 shape: steady,
             },
             Scenario::Ramp => Traffic {
                 groups: vec![anonymous("ramp", vec![(scripts::TRIVIAL, 1)])],
                 focus: None,
+                focus_alone: None,
                 shape: LoadShape::ramp(users, duration),
             },
         })
@@ -196,7 +214,54 @@ pub struct Traffic {
     /// The group whose latency the scenario is about (the polite tenant beside the hostile one,
     /// the normal users beside the slow clients), reported apart.
     pub focus: Option<&'static str>,
+    /// The name the focus group's requests are reported under while it runs alone first, to
+    /// compare its latency alone with its latency beside the rest.
+    pub focus_alone: Option<&'static str>,
     pub shape: LoadShape,
+}
+
+impl Traffic {
+    /// The same groups, `users` of them in all, starting `rate` requests per second between
+    /// them (shared in proportion to their users) for `duration`.
+    pub fn paced(&self, rate: usize, users: usize, duration: Duration) -> Traffic {
+        let total: usize = self.groups.iter().map(|group| group.users).sum();
+        Traffic {
+            groups: self
+                .groups
+                .iter()
+                .map(|group| UserGroup {
+                    pace: Some((rate * group.users / total.max(1)).max(1)),
+                    ..group.clone()
+                })
+                .collect(),
+            shape: LoadShape::Steady { users, duration },
+            ..self.clone()
+        }
+    }
+
+    /// The focus group alone, under its `focus_alone` name, for a tenth of the scenario's
+    /// duration (5 to 30 s).
+    pub fn alone_first(&self) -> Option<Traffic> {
+        let name = self.focus_alone?;
+        let focus = self.focus?;
+        let group = self.groups.iter().find(|group| group.name == focus)?;
+        let duration = match &self.shape {
+            LoadShape::Steady { duration, .. } => *duration,
+            LoadShape::Ramp { .. } => return None,
+        };
+        Some(Traffic {
+            groups: vec![UserGroup {
+                name,
+                ..group.clone()
+            }],
+            focus: None,
+            focus_alone: None,
+            shape: LoadShape::Steady {
+                users: group.users,
+                duration: (duration / ALONE_SHARE).clamp(MIN_ALONE, MAX_ALONE),
+            },
+        })
+    }
 }
 
 /// Users that send the same scripts with the same credentials.
@@ -208,6 +273,9 @@ pub struct UserGroup {
     pub scripts: Vec<(Script, usize)>,
     pub callers: Callers,
     pub on_refusal: OnRefusal,
+    /// Requests per second the group's users start between them, evenly spaced; `None`: each
+    /// user sends its next request as soon as it has the answer to the last.
+    pub pace: Option<usize>,
 }
 
 /// Whose key a request carries; its samples are reported under that tenant's id, or under the
@@ -299,6 +367,41 @@ mod tests {
             duration: Duration::from_millis(2500),
         };
         assert_eq!(shape.test_plan(), "8,1s;8,3s;0,0s");
+    }
+
+    #[test]
+    fn the_polite_tenant_runs_alone_first_under_its_own_name_for_a_tenth_of_the_run() {
+        let tenants: Vec<TenantKey> = Scenario::Hostile
+            .tenant_ids()
+            .iter()
+            .map(|id| TenantKey {
+                id,
+                key: format!("key-{id}"),
+            })
+            .collect();
+        let traffic = Scenario::Hostile
+            .traffic(16, Duration::from_secs(300), &tenants)
+            .unwrap();
+        let alone = traffic.alone_first().unwrap();
+        assert_eq!(alone.groups.len(), 1);
+        assert_eq!(alone.groups[0].name, "polite-alone");
+        assert_eq!(alone.groups[0].users, 4);
+        assert_eq!(alone.groups[0].pace, Some(POLITE_RATE));
+        assert!(matches!(
+            alone.groups[0].callers,
+            Callers::Tenant(ref tenant) if tenant.id == POLITE_TENANT
+        ));
+        assert_eq!(
+            alone.shape,
+            LoadShape::Steady {
+                users: 4,
+                duration: Duration::from_secs(30)
+            }
+        );
+        let steady = Scenario::Steady
+            .traffic(4, Duration::from_secs(10), &[])
+            .unwrap();
+        assert!(steady.alone_first().is_none());
     }
 
     #[test]

@@ -13,8 +13,8 @@ use crate::slow_clients::MisbehaviourReport;
 
 /// Lost requests kept as examples in the summary.
 const LOST_EXAMPLES: usize = 10;
-/// A ramp step whose throughput grows by less than this over the step before has hit the knee.
-const KNEE_GROWTH: f64 = 0.10;
+/// A ramp step within this fraction of the best step's throughput has reached the knee.
+const KNEE_SHORTFALL: f64 = 0.10;
 /// The loads, as fractions of the knee's throughput, at which a ramp then measures latency:
 /// the figures to size a deployment by (run at half the knee, plan for bursts to 80%).
 pub const KNEE_FRACTIONS: [f64; 2] = [0.5, 0.8];
@@ -158,6 +158,27 @@ pub struct LostExample {
     pub detail: String,
 }
 
+/// The focus group alone and beside the rest of the scenario's load.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FocusAlone {
+    pub alone: Figures,
+    pub beside: Figures,
+    /// The median beside the load over the median alone.
+    pub p50_ratio: Option<f64>,
+}
+
+impl FocusAlone {
+    fn of(alone: Figures, beside: Figures) -> FocusAlone {
+        let p50_ratio = (alone.latency.count > 0 && beside.latency.count > 0)
+            .then(|| beside.latency.p50_ms / alone.latency.p50_ms);
+        FocusAlone {
+            alone,
+            beside,
+            p50_ratio,
+        }
+    }
+}
+
 /// One second of the run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Second {
@@ -267,10 +288,20 @@ pub struct Knee {
     pub next_p50_ms: Option<f64>,
 }
 
-/// The first step after which throughput grows by less than [`KNEE_GROWTH`]; the last step,
-/// not `reached`, when it grows all along.
+/// The first step within [`KNEE_SHORTFALL`] of the highest throughput of any step: past it,
+/// users add latency rather than throughput. Not `reached` when that is the last step, where
+/// throughput may still grow. Measured against the best step rather than the step before, so
+/// that one noisy step does not end the ramp early.
 pub fn find_knee(steps: &[RampStep]) -> Option<Knee> {
-    let knee = |step: &RampStep, next: Option<&RampStep>| Knee {
+    let best = steps
+        .iter()
+        .map(|step| step.successful_executions_per_second)
+        .fold(0.0, f64::max);
+    let index = steps
+        .iter()
+        .position(|step| step.successful_executions_per_second >= best * (1.0 - KNEE_SHORTFALL))?;
+    let (step, next) = (&steps[index], steps.get(index + 1));
+    Some(Knee {
         users: step.users,
         successful_executions_per_second: step.successful_executions_per_second,
         p50_ms: step.p50_ms,
@@ -279,15 +310,7 @@ pub fn find_knee(steps: &[RampStep]) -> Option<Knee> {
         next_successful_executions_per_second: next
             .map(|next| next.successful_executions_per_second),
         next_p50_ms: next.map(|next| next.p50_ms),
-    };
-    steps
-        .windows(2)
-        .find(|pair| {
-            pair[1].successful_executions_per_second
-                < pair[0].successful_executions_per_second * (1.0 + KNEE_GROWTH)
-        })
-        .map(|pair| knee(&pair[0], Some(&pair[1])))
-        .or_else(|| steps.last().map(|last| knee(last, None)))
+    })
 }
 
 /// A time during which the users' requests were paced to a fraction of the knee's throughput.
@@ -393,6 +416,8 @@ pub struct ScenarioSummary {
     pub groups: BTreeMap<String, Figures>,
     /// The group the scenario is about, reported apart (e.g. `polite`).
     pub focus: Option<String>,
+    /// The focus group's figures alone, before the rest of the load, and beside it.
+    pub focus_alone: Option<FocusAlone>,
     pub by_script: BTreeMap<String, ScriptAnswers>,
     pub lost_examples: Vec<LostExample>,
     pub resources: ResourceRanges,
@@ -414,6 +439,8 @@ pub struct RunRecord<'a> {
     pub is_ramp: bool,
     /// A ramp's paced loads below its knee, after its steps.
     pub paced: &'a [PacedWindow],
+    /// The name the focus group's requests had while it ran alone first, and when.
+    pub alone: Option<(&'static str, StepWindow)>,
     pub resource_samples: Vec<ResourceSample>,
     pub slow_clients: Option<BTreeMap<&'static str, MisbehaviourReport>>,
 }
@@ -435,10 +462,16 @@ pub fn summarize(run: RunRecord<'_>) -> ScenarioSummary {
         _ => None,
     };
 
+    let alone_name = run.alone.map(|(name, _)| name);
     let mut by_group: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
+    let mut alone_samples: Vec<&Sample> = Vec::new();
     let mut by_script: BTreeMap<String, ScriptAnswers> = BTreeMap::new();
     for sample in &all {
-        by_group.entry(sample.group).or_default().push(sample);
+        if Some(sample.group) == alone_name {
+            alone_samples.push(sample);
+        } else {
+            by_group.entry(sample.group).or_default().push(sample);
+        }
         let script = by_script
             .entry(sample.script.to_owned())
             .or_insert_with(|| ScriptAnswers {
@@ -452,6 +485,16 @@ pub fn summarize(run: RunRecord<'_>) -> ScenarioSummary {
             });
         *script.answers.entry(sample.outcome.label()).or_default() += 1;
     }
+    let focus_alone = match (run.alone, run.focus) {
+        (Some((_, window)), Some(focus)) => {
+            let beside = Figures::of(by_group.get(focus).map_or(&[][..], Vec::as_slice), measured);
+            Some(FocusAlone::of(
+                Figures::of(&alone_samples, Some(window)),
+                beside,
+            ))
+        }
+        _ => None,
+    };
     let groups = if by_group.len() > 1 {
         by_group
             .iter()
@@ -486,6 +529,7 @@ pub fn summarize(run: RunRecord<'_>) -> ScenarioSummary {
         overall: Figures::of(&all, measured),
         groups,
         focus: run.focus.map(str::to_owned),
+        focus_alone,
         by_script,
         lost_examples,
         resources: ResourceRanges::of(&run.resource_samples),
@@ -643,6 +687,7 @@ mod tests {
             windows: &windows,
             is_ramp: false,
             paced: &[],
+            alone: None,
             resource_samples: Vec::new(),
             slow_clients: None,
         });
@@ -670,7 +715,7 @@ mod tests {
     }
 
     #[test]
-    fn knee_is_the_last_step_before_throughput_stops_growing() {
+    fn knee_is_the_first_step_within_a_tenth_of_the_best_throughput() {
         let steps = [
             step(1, 500.0, 2.0),
             step(2, 950.0, 2.1),
@@ -684,6 +729,21 @@ mod tests {
         assert_eq!(knee.p50_ms, 2.1);
         assert_eq!(knee.next_users, Some(4));
         assert_eq!(knee.next_p50_ms, Some(4.0));
+    }
+
+    #[test]
+    fn one_noisy_step_does_not_end_the_ramp_early() {
+        let steps = [
+            step(1, 2526.0, 0.3),
+            step(2, 2393.0, 0.7),
+            step(4, 4165.0, 0.9),
+            step(8, 5628.0, 1.3),
+            step(16, 5112.0, 3.0),
+        ];
+        let knee = find_knee(&steps).unwrap();
+        assert!(knee.reached);
+        assert_eq!(knee.users, 8);
+        assert_eq!(knee.next_users, Some(16));
     }
 
     #[test]
@@ -776,6 +836,7 @@ mod tests {
             windows: &windows,
             is_ramp: true,
             paced: &paced,
+            alone: None,
             resource_samples: Vec::new(),
             slow_clients: None,
         });

@@ -461,14 +461,6 @@ pub struct Permit {
     granted: Instant,
 }
 
-impl Permit {
-    /// True while other requests wait for a worker: the machine is busy, and the CPU is better
-    /// left to the workers than spent polling for an answer.
-    pub fn contended(&self) -> bool {
-        self.scheduler.lock().waiting_total > 0
-    }
-}
-
 impl Drop for Permit {
     fn drop(&mut self) {
         self.scheduler

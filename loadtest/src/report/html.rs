@@ -69,7 +69,20 @@ pub fn page(summary: &ScenarioSummary) -> String {
         };
         (format!("{group}{focus}"), figures)
     }));
+    if let (Some(focus), Some(compared)) = (&summary.focus, &summary.focus_alone) {
+        rows.push((format!("{focus} alone, first"), &compared.alone));
+    }
     html.push_str(&figures_table(&rows));
+    if let (Some(focus), Some(ratio)) = (
+        &summary.focus,
+        summary.focus_alone.as_ref().and_then(|c| c.p50_ratio),
+    ) {
+        let _ = write!(
+            html,
+            "<p><b>{}'s median beside the load is {ratio:.2}x its median alone.</b></p>",
+            escape(focus)
+        );
+    }
 
     html.push_str("<h2>Answers</h2>");
     let overall = &summary.overall;

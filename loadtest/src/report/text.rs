@@ -84,6 +84,20 @@ fn render(summary: &ScenarioSummary, report: &Path) -> String {
         };
         let _ = writeln!(out, "{marker}{group:<11}{}", group_line(figures));
     }
+    if let (Some(focus), Some(compared)) = (&summary.focus, &summary.focus_alone) {
+        let _ = writeln!(
+            out,
+            " {:<13}{}",
+            format!("{focus} alone"),
+            group_line(&compared.alone)
+        );
+        if let Some(ratio) = compared.p50_ratio {
+            let _ = writeln!(
+                out,
+                "            {focus}'s median beside the load is {ratio:.2}x its median alone"
+            );
+        }
+    }
 
     let resources = &summary.resources;
     if let Some(memory) = &resources.sandbox_resident_bytes {

@@ -133,7 +133,9 @@ pub async fn execute(
         .await
         .inspect_err(|rejection| {
             state.metrics.rejected(&tenant.id, *rejection);
-            tracing::warn!(request_id, trace_id, tenant = tenant.id, %rejection, "execution rejected");
+            // Counted in the metrics and logged by the ingress's line for the request: a flood
+            // of refusals must not also flood the logs.
+            tracing::debug!(request_id, trace_id, tenant = tenant.id, %rejection, "execution rejected");
         })
         .map_err(ApiError::Overloaded)?;
     let queue_wait = queued.elapsed();

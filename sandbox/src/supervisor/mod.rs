@@ -54,9 +54,6 @@ const REPORT_OVERHEAD: usize = 64 * 1024;
 /// Executions between two reads of a worker's resident memory, whatever the worker says about
 /// its heap.
 const CHECK_RESIDENT_EVERY: u64 = 16;
-/// How long the only execution in flight polls for its answer before it waits for the
-/// reactor: short scripts answer within tens of microseconds, less than a wake-up costs.
-const POLL_ALONE_FOR: Duration = Duration::from_micros(300);
 
 /// How workers are run.
 #[derive(Debug, Clone)]
@@ -126,8 +123,6 @@ struct Shared {
     alive: AtomicUsize,
     /// Consecutive failures to start a worker.
     start_failures: AtomicUsize,
-    /// Executions being watched now.
-    in_flight: AtomicUsize,
     /// Process ids of the workers that exist now.
     pids: Mutex<std::collections::BTreeSet<u32>>,
     stopping: CancellationToken,
@@ -152,7 +147,6 @@ impl WorkerPool {
             idle_changed: Notify::new(),
             alive: AtomicUsize::new(0),
             start_failures: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
             pids: Mutex::new(std::collections::BTreeSet::new()),
             stopping: CancellationToken::new(),
             metrics,
@@ -221,26 +215,6 @@ impl WorkerPool {
     /// is up.
     pub fn cancel_all(&self) {
         self.shared.stopping.cancel();
-    }
-}
-
-/// Counts one execution being watched for as long as it lives.
-struct InFlight<'a>(&'a AtomicUsize);
-
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a AtomicUsize) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(counter)
-    }
-
-    fn alone(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == 1
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -356,25 +330,11 @@ impl Shared {
         };
         let delivered = Instant::now();
         let max_frame = self.settings.setup.max_result_bytes as usize + REPORT_OVERHEAD;
-        let in_flight = InFlight::enter(&self.in_flight);
-
-        let mut ended = None;
-        if in_flight.alone() && !permit.contended() {
-            while delivered.elapsed() < POLL_ALONE_FOR.min(timeout) {
-                if let Some(report) = worker.try_report(max_frame) {
-                    ended = Some(Ended::Report(report));
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
-        }
-        let ended = match ended {
-            Some(ended) => ended,
-            None => self.watch(&mut worker, timeout, max_frame, reply).await,
-        };
-        let answer = self.conclude(worker, ended, timeout, delivered, permit);
-        drop(in_flight);
-        answer
+        // No polling for the answer here: a task spinning in the runtime (and the runtime
+        // threads it wakes by yielding) took the CPU the worker needed, and under load cost
+        // more throughput and latency than a wake-up does.
+        let ended = self.watch(&mut worker, timeout, max_frame, reply).await;
+        self.conclude(worker, ended, timeout, delivered, permit)
     }
 
     /// Waits for `worker`'s report until the deadline plus the kill grace, cancelling the
