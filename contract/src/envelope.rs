@@ -5,9 +5,10 @@
 //! or 422 depending on what was wrong); the kinds and the shape are shared.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Why a request was not run; stable for clients to branch on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestErrorKind {
     /// The body is not JSON, not declared as JSON, or asks for something invalid.
@@ -54,21 +55,21 @@ impl RequestErrorKind {
 }
 
 /// `"error"`, the `status` of every error answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorStatus {
     Error,
 }
 
 /// The body of an error answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorEnvelope {
     pub status: ErrorStatus,
     pub error: ErrorDetail,
 }
 
 /// What went wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     pub kind: RequestErrorKind,
     /// For people: what was wrong and, where it helps, what to do instead.

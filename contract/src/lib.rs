@@ -1,5 +1,8 @@
-//! The contracts between the service's three roles, written once so they cannot drift apart:
+//! The contracts between the service's clients and its three roles, written once so they
+//! cannot drift apart:
 //!
+//! - [`api`], [`openapi`]: the public API's request and answer bodies, and the OpenAPI
+//!   document generated from them.
 //! - [`tenant`], [`ids`], [`envelope`]: what the ingress tells the sandbox about a request (its
 //!   tenant and ceilings, its request and trace ids) and the one JSON error shape both answer
 //!   with.
@@ -9,8 +12,10 @@
 //!
 //! Nothing here runs JavaScript, serves HTTP or starts processes.
 
+pub mod api;
 pub mod envelope;
 pub mod ids;
+pub mod openapi;
 pub mod outcome;
 pub mod tenant;
 pub mod worker;

@@ -4,9 +4,10 @@
 //! `timeout` it enforced by killing the worker).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The class of failure, stable for clients to branch on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The source does not parse.
@@ -58,7 +59,7 @@ impl ErrorKind {
 }
 
 /// Why an execution failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ScriptError {
     pub kind: ErrorKind,
     /// The error's `name` (`TypeError`, ...), `Uncaught` for thrown non-errors, or the
@@ -66,6 +67,7 @@ pub struct ScriptError {
     pub name: String,
     pub message: String,
     /// The JavaScript stack (`at f (script.js:3:11)`), when there is one.
+    #[schema(required = true)]
     pub stack: Option<String>,
 }
 

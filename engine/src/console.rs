@@ -11,6 +11,7 @@ use std::{
     time::{Instant, SystemTime},
 };
 
+use contract::api::LogType;
 use rquickjs::{
     Ctx, Exception, Function, Object, Result, Value,
     function::{Opt, Rest},
@@ -32,19 +33,6 @@ const MAX_LABELS: usize = 1_000;
 const MAX_LABEL_UNITS: usize = 200;
 /// Bytes kept back for the entry that ends a cut log.
 const TRUNCATION_ENTRY_ROOM: usize = 160;
-
-/// Methods that record their arguments as they are.
-const PLAIN_METHODS: [&str; 9] = [
-    "log",
-    "info",
-    "warn",
-    "error",
-    "debug",
-    "dir",
-    "table",
-    "group",
-    "groupCollapsed",
-];
 
 /// The console of one runtime; it records only while an execution is running.
 pub struct ConsoleLog<'js> {
@@ -109,14 +97,14 @@ impl<'js> ConsoleLog<'js> {
 
     fn build(self: &Rc<Self>, ctx: &Ctx<'js>) -> Result<Object<'js>> {
         let console = Object::new(ctx.clone())?;
-        for kind in PLAIN_METHODS {
+        for kind in LogType::PLAIN {
             let log = self.clone();
             let method =
                 move |ctx: Ctx<'js>, args: Rest<Value<'js>>| log.record(&ctx, kind, &[], &args.0);
-            add_method(&console, kind, Function::new(ctx.clone(), method)?)?;
+            add_method(&console, kind.as_str(), Function::new(ctx.clone(), method)?)?;
         }
         let log = self.clone();
-        let group_end = move |ctx: Ctx<'js>| log.record(&ctx, "groupEnd", &[], &[]);
+        let group_end = move |ctx: Ctx<'js>| log.record(&ctx, LogType::GroupEnd, &[], &[]);
         add_method(&console, "groupEnd", Function::new(ctx.clone(), group_end)?)?;
         let log = self.clone();
         let trace = move |ctx: Ctx<'js>, args: Rest<Value<'js>>| log.trace(&ctx, args.0);
@@ -143,12 +131,12 @@ impl<'js> ConsoleLog<'js> {
         let log = self.clone();
         let time = move |ctx: Ctx<'js>, label: Opt<Value<'js>>| log.time(&ctx, label.0);
         add_method(&console, "time", Function::new(ctx.clone(), time)?)?;
-        for (kind, ends) in [("timeLog", false), ("timeEnd", true)] {
+        for (kind, ends) in [(LogType::TimeLog, false), (LogType::TimeEnd, true)] {
             let log = self.clone();
             let method = move |ctx: Ctx<'js>, label: Opt<Value<'js>>, args: Rest<Value<'js>>| {
                 log.time_log(&ctx, kind, ends, label.0, &args.0)
             };
-            add_method(&console, kind, Function::new(ctx.clone(), method)?)?;
+            add_method(&console, kind.as_str(), Function::new(ctx.clone(), method)?)?;
         }
         Ok(console)
     }
@@ -157,7 +145,7 @@ impl<'js> ConsoleLog<'js> {
     fn trace(&self, ctx: &Ctx<'js>, mut args: Vec<Value<'js>>) -> Result<()> {
         let trace = Exception::from_message(ctx.clone(), "Trace")?;
         args.push(trace.get::<_, Value<'js>>("stack")?);
-        self.record(ctx, "trace", &[], &args)
+        self.record(ctx, LogType::Trace, &[], &args)
     }
 
     /// `console.assert(condition, ...args)`: recorded only when the condition is falsy.
@@ -175,7 +163,7 @@ impl<'js> ConsoleLog<'js> {
         } else {
             "Assertion failed:"
         };
-        self.record(ctx, "assert", &[prefix], args)
+        self.record(ctx, LogType::Assert, &[prefix], args)
     }
 
     /// `console.count(label)`: `"label: n"`.
@@ -196,7 +184,7 @@ impl<'js> ConsoleLog<'js> {
                 }
             }
         };
-        self.record(ctx, "count", &[&format!("{label}: {count}")], &[])
+        self.record(ctx, LogType::Count, &[&format!("{label}: {count}")], &[])
     }
 
     /// `console.time(label)`.
@@ -213,7 +201,7 @@ impl<'js> ConsoleLog<'js> {
     fn time_log(
         &self,
         ctx: &Ctx<'js>,
-        kind: &'static str,
+        kind: LogType,
         ends: bool,
         label: Option<Value<'js>>,
         args: &[Value<'js>],
@@ -255,7 +243,7 @@ impl<'js> ConsoleLog<'js> {
     fn record(
         &self,
         ctx: &Ctx<'js>,
-        kind: &'static str,
+        kind: LogType,
         prefix: &[&str],
         args: &[Value<'js>],
     ) -> Result<()> {
@@ -320,7 +308,7 @@ impl<'js> ConsoleLog<'js> {
         }
         let mut entry = Vec::new();
         let mut out = JsonWriter::new(&mut entry, TRUNCATION_ENTRY_ROOM);
-        if entry_head(&mut out, "truncated") {
+        if entry_head(&mut out, LogType::Truncated) {
             out.string_prefix(message);
             out.end();
             out.end();
@@ -331,13 +319,13 @@ impl<'js> ConsoleLog<'js> {
 
 /// Writes `{"type":kind,"timestamp":now,"data":[` and leaves the object and array open; false
 /// when even that does not fit.
-fn entry_head(out: &mut JsonWriter<'_>, kind: &str) -> bool {
+fn entry_head(out: &mut JsonWriter<'_>, kind: LogType) -> bool {
     let timestamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     if !out.begin_object() {
         return false;
     }
     let head = out.key("type")
-        && out.string(kind)
+        && out.string(kind.as_str())
         && out.key("timestamp")
         && out.string(&timestamp)
         && out.key("data")

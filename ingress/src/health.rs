@@ -8,9 +8,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Request, StatusCode, header};
+use contract::api::{Health, HealthStatus};
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
 use crate::sandbox_child::SandboxStatus;
@@ -19,15 +19,16 @@ use crate::sandbox_child::SandboxStatus;
 /// outage of a separately deployed sandbox shows as 502 answers on `/api/*`, not as an ingress
 /// restarted by its liveness probe; while a child sandbox it manages is down or restarting, it
 /// answers 503.
-pub async fn healthz(State(sandbox): State<SandboxStatus>) -> (StatusCode, Json<Value>) {
-    if sandbox.up() {
-        (StatusCode::OK, Json(json!({ "status": "ok" })))
+pub async fn healthz(State(sandbox): State<SandboxStatus>) -> (StatusCode, Json<Health>) {
+    let (code, status) = if sandbox.up() {
+        (StatusCode::OK, HealthStatus::Ok)
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "sandbox_restarting" })),
+            HealthStatus::SandboxRestarting,
         )
-    }
+    };
+    (code, Json(Health { status }))
 }
 
 /// Whether `GET http://<addr>/healthz` answers 200 within `timeout`. An unspecified address

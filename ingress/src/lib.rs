@@ -2,7 +2,8 @@
 //!
 //! The ingress is the only process users reach. It serves the demo page, answers its own
 //! `/healthz`, and forwards `/api/*` (and nothing else) to the private sandbox, with API keys,
-//! per-tenant rate limiting, a body limit, request ids and request logs in front. Its metrics
+//! per-tenant rate limiting, a body limit, request ids and request logs in front; the API's
+//! OpenAPI document (`/api/openapi.json`) is forwarded to anyone, without a key. Its metrics
 //! are served on a separate admin listener.
 //!
 //! - [`config`]: every environment variable and its default.
@@ -93,13 +94,20 @@ pub fn router(
     {
         tokio::spawn(rate_limit::forget_idle_clients(buckets));
     }
+    let anonymous = auth::Caller {
+        tier: directory.anonymous().clone(),
+        client: None,
+    };
     let identification = Identification {
         directory,
         metrics: metrics.clone(),
         trusted_proxy_hops: config.trusted_proxy_hops,
     };
     let public = Router::new()
-        .route("/api/{*path}", any(proxy::forward).with_state(proxy))
+        .route(
+            "/api/{*path}",
+            any(proxy::forward).with_state(proxy.clone()),
+        )
         .fallback(assets::serve.layer(CompressionLayer::new()))
         // Runs second: the caller's bucket is known once the caller is.
         .layer(axum::middleware::from_fn_with_state(
@@ -114,8 +122,13 @@ pub fn router(
     let [csp, nosniff, referrer, frame] = assets::security_headers();
     let hops = TrustedProxyHops(config.trusted_proxy_hops);
     public
-        // Probes must never be rate-limited, so the health route is added after that layer.
+        // Probes must never be rate-limited, nor the API's description need a key, so these
+        // routes are added after those layers.
         .route("/healthz", get(health::healthz).with_state(sandbox))
+        .route(
+            contract::openapi::DOCUMENT_PATH,
+            get(proxy::forward_document).with_state((proxy, anonymous)),
+        )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(
             ServiceBuilder::new()

@@ -166,6 +166,15 @@ pub async fn forward(
     Ok(Response::from_parts(parts, body))
 }
 
+/// `GET /api/openapi.json`: the API's description is public, so it is forwarded as the
+/// anonymous tier's, with no key asked and no rate limit, even where that tier is off.
+pub async fn forward_document(
+    State((proxy, anonymous)): State<(Arc<Proxy>, Caller)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    forward(State(proxy), Extension(anonymous), request).await
+}
+
 /// Replaces whatever the client said about its tenant with what the ingress knows, and keeps
 /// its key from going any further.
 fn set_tenant_headers(headers: &mut HeaderMap, caller: &Caller) {

@@ -2,19 +2,12 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
+use contract::api::Example;
 use rust_embed::RustEmbed;
-use serde::Serialize;
 
 #[derive(RustEmbed)]
 #[folder = "../example-scripts/"]
 struct Files;
-
-/// One example script.
-#[derive(Debug, Clone, Serialize)]
-pub struct Example {
-    pub name: String,
-    pub source: Arc<str>,
-}
 
 /// All examples by name, loaded once at start-up.
 #[derive(Debug, Clone, Default)]

@@ -40,6 +40,8 @@ pub struct AppState {
     pool: WorkerPool,
     scheduler: Arc<Scheduler>,
     examples: Arc<Examples>,
+    /// The OpenAPI document, rendered once.
+    openapi: axum::body::Bytes,
     metrics: Arc<Metrics>,
     shutting_down: Arc<AtomicBool>,
 }
@@ -55,11 +57,14 @@ impl AppState {
             config.queue_max_bytes,
             config.queue_timeout,
         );
+        let examples = Examples::load();
+        let openapi = routes::openapi::render(&config, &examples);
         Ok(Self {
             config: Arc::new(config),
             pool,
             scheduler,
-            examples: Arc::new(Examples::load()),
+            examples: Arc::new(examples),
+            openapi,
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
         })

@@ -273,3 +273,39 @@ pub fn get_status(addr: SocketAddr, path: &str) -> io::Result<u16> {
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an HTTP/1.1 response"))
 }
+
+/// Sends `GET path` on a new connection and returns the status code and the whole body
+/// (de-chunked when it came in chunks).
+pub fn get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let invalid = || io::Error::new(io::ErrorKind::InvalidData, "not an HTTP/1.1 response");
+    let status = response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(invalid)?;
+    let (head, body) = response.split_once("\r\n\r\n").ok_or_else(invalid)?;
+    let chunked = head
+        .lines()
+        .any(|line| line.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    if !chunked {
+        return Ok((status, body.to_owned()));
+    }
+    let mut rest = body;
+    let mut whole = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").ok_or_else(invalid)?;
+        let size = usize::from_str_radix(size.trim(), 16).map_err(|_| invalid())?;
+        if size == 0 {
+            return Ok((status, whole));
+        }
+        whole.push_str(after.get(..size).ok_or_else(invalid)?);
+        rest = after.get(size + 2..).ok_or_else(invalid)?;
+    }
+}

@@ -188,6 +188,10 @@ fn keys_tenants_and_metrics_work_across_the_real_binaries() {
 
     assert_eq!(execute(public, &[], "1").status, 401);
     assert_eq!(execute(public, &[("x-api-key", "nope")], "1").status, 401);
+    // The API's description needs no key, even with the anonymous tier off.
+    let document = exchange(public, "GET", "/api/openapi.json", &[], "");
+    assert_eq!(document.status, 200, "{}", document.body);
+    assert!(document.body.contains("\"openapi\":\"3.1.0\""));
     let bearer = format!("Bearer {key}");
     let answer = execute(public, &[("Authorization", &bearer)], "6 * 7");
     assert_eq!(answer.status, 200, "{}", answer.body);

@@ -1,14 +1,9 @@
 //! `GET /api/examples`: the bundled example scripts with their sources.
 
 use axum::{Json, extract::State};
-use serde::Serialize;
+use contract::api::ExampleList;
 
-use crate::{AppState, examples::Example};
-
-#[derive(Serialize)]
-pub struct ExampleList {
-    examples: Vec<Example>,
-}
+use crate::AppState;
 
 pub async fn list(State(state): State<AppState>) -> Json<ExampleList> {
     Json(ExampleList {

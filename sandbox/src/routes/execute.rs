@@ -1,13 +1,14 @@
 //! `POST /api/execute`: validate against the tenant's ceilings, wait for a worker in the
-//! tenant's turn, run, count, answer.
+//! tenant's turn, run, count, answer. The bodies are the public API's ([`contract::api`]).
 
 use std::time::{Duration, Instant};
 
 use axum::{Json, extract::State, http::HeaderMap};
-use contract::{outcome::ScriptError, worker::Job};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-use validator::{Validate, ValidationError, ValidationErrors};
+use contract::{
+    api::{ErrorField, ExecuteRequest, ExecuteResponse, ExecutionStatus},
+    worker::Job,
+};
+use validator::{Validate, ValidationErrors};
 
 use super::json::ApiJson;
 use crate::{
@@ -15,80 +16,15 @@ use crate::{
     tenant::Tenant,
 };
 
-/// The request body.
-#[derive(Debug, Deserialize, Validate)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[validate(schema(function = "one_source"))]
-pub struct ExecuteRequest {
-    /// JavaScript source, run as a script.
-    #[validate(length(min = 1, message = "must not be empty"))]
-    code: Option<String>,
-    /// The name of a bundled example script.
-    #[validate(custom(function = "example_name"))]
-    file: Option<String>,
-    #[validate(range(min = 1, message = "must be at least 1"))]
-    timeout_ms: Option<u64>,
-    #[validate(range(min = 1, message = "must be at least 1"))]
-    memory_limit_mb: Option<u64>,
-}
-
-fn one_source(request: &ExecuteRequest) -> Result<(), ValidationError> {
-    match (&request.code, &request.file) {
-        (Some(_), None) | (None, Some(_)) => Ok(()),
-        (Some(_), Some(_)) => Err(ValidationError::new("one_source")
-            .with_message("give either `code` or `file`, not both".into())),
-        (None, None) => Err(ValidationError::new("one_source")
-            .with_message("give `code` (JavaScript source) or `file` (an example's name)".into())),
-    }
-}
-
-/// Example names are plain file names: no directories, no `..`, no absolute paths.
-fn example_name(name: &str) -> Result<(), ValidationError> {
-    let plain = !name.is_empty()
-        && name.len() <= 100
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
-        && !name.contains("..");
-    if plain {
-        Ok(())
-    } else {
-        Err(ValidationError::new("example_name").with_message(
-            "must be the plain name of an example script, such as `simple.js`".into(),
-        ))
-    }
-}
-
-/// The response body of a finished execution, in the original service's format. `result` and
-/// `log` are JSON the worker wrote within its byte budgets, checked by the supervisor, and
-/// passed through as they are.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecuteResponse {
-    status: &'static str,
-    result: Option<Box<RawValue>>,
-    error: ErrorField,
-    log: Box<RawValue>,
-    /// Milliseconds, with microsecond precision.
-    execution_time: f64,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    log_truncated: bool,
-}
-
-/// `false` on success, the error object on failure.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-enum ErrorField {
-    None(bool),
-    Some(ScriptError),
-}
-
 impl From<Answer> for ExecuteResponse {
     fn from(answer: Answer) -> Self {
         let (status, result, error) = match answer.result {
-            Ok(result) => ("success", Some(result), ErrorField::None(false)),
-            Err(error) => ("error", None, ErrorField::Some(error)),
+            Ok(result) => (
+                ExecutionStatus::Success,
+                Some(result),
+                ErrorField::None(false),
+            ),
+            Err(error) => (ExecutionStatus::Error, None, ErrorField::Some(error)),
         };
         let millis = answer.duration.as_secs_f64() * 1000.0;
         Self {

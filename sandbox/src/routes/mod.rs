@@ -6,6 +6,7 @@ mod execute;
 mod health;
 mod json;
 mod metrics;
+pub(crate) mod openapi;
 
 use axum::{
     Router,
@@ -15,12 +16,13 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 use crate::{AppState, error::ApiError};
 
-/// The sandbox's routes: `POST /api/execute`, `GET /api/examples`, `GET /healthz`,
-/// `GET /metrics`.
+/// The sandbox's routes: `POST /api/execute`, `GET /api/examples`, `GET /api/openapi.json`,
+/// `GET /healthz`, `GET /metrics`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/execute", post(execute::execute))
         .route("/api/examples", get(examples::list))
+        .route(contract::openapi::DOCUMENT_PATH, get(openapi::serve))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::NotFound })

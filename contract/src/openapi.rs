@@ -1,0 +1,710 @@
+//! The OpenAPI 3.1 document of the public API, built from the types that parse and answer
+//! requests ([`crate::api`], [`crate::envelope`], [`crate::outcome`]), so a field, a kind or a
+//! status added there shows up here.
+//!
+//! The sandbox builds it once at start-up with its own limits and example names
+//! ([`Limits`]), so the document states the maximums this deployment enforces; the ingress
+//! serves it at `GET /api/openapi.json` to anyone, without a key. Every status either process
+//! can answer a public route with is listed, the ingress's own (401, 429, 502, 504) included.
+
+use serde_json::{Value, json};
+use utoipa::{
+    OpenApi, ToSchema,
+    openapi::{
+        self, Components, ContentBuilder, HeaderBuilder, PathItem, RefOr, Required,
+        ResponseBuilder, Schema,
+        example::ExampleBuilder,
+        path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn},
+        request_body::RequestBodyBuilder,
+        schema::{ObjectBuilder, OneOfBuilder, Ref, SchemaType, Type},
+        security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        },
+        tag::TagBuilder,
+    },
+};
+
+use crate::{
+    api::{
+        ExampleList, ExecuteRequest, ExecuteResponse, ExecutionStatus, Health, HealthStatus,
+        LogEntry, LogType,
+    },
+    envelope::{ErrorEnvelope, RequestErrorKind},
+    outcome::{ErrorKind, ScriptError},
+};
+
+/// The path the ingress serves the document at.
+pub const DOCUMENT_PATH: &str = "/api/openapi.json";
+
+/// What a deployment enforces, stated in the document.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub default_timeout_ms: u64,
+    pub max_timeout_ms: u64,
+    pub default_memory_limit_mb: u64,
+    pub max_memory_limit_mb: u64,
+    pub max_body_bytes: usize,
+    /// The bundled examples' names, which are all `file` may name.
+    pub examples: Vec<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "jsbox",
+        description = "Runs untrusted JavaScript: POST a script, get back its result, its console \
+            output as structured entries with timestamps, its execution time, and a clear error \
+            when it throws, loops forever, runs out of memory or overflows its stack.\n\n\
+            Keys: send a tenant's key as `Authorization: Bearer <key>` or `x-api-key: <key>`. \
+            Without one a request is anonymous, with the anonymous tier's limits, or 401 where \
+            the operator turned that tier off. A key that is sent but unknown is always 401.\n\n\
+            Every request error has the same shape: `{\"status\": \"error\", \"error\": \
+            {\"kind\", \"message\"}}`; branch on `kind`, show `message` to people.",
+        license(name = "MIT", identifier = "MIT"),
+    ),
+    components(schemas(
+        ExecuteRequest,
+        ExecuteResponse,
+        ExecutionStatus,
+        ScriptError,
+        ErrorKind,
+        LogEntry,
+        LogType,
+        ExampleList,
+        Health,
+        HealthStatus,
+        ErrorEnvelope,
+        RequestErrorKind,
+    ))
+)]
+struct Generated;
+
+/// The document for a deployment with `limits`.
+pub fn document(limits: &Limits) -> openapi::OpenApi {
+    let mut document = Generated::openapi();
+    document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let components = document.components.get_or_insert_with(Components::new);
+    state_limits(components, limits);
+    components.add_security_scheme(
+        BEARER,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("A tenant's API key: `Authorization: Bearer <key>`."))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        API_KEY,
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "x-api-key",
+            "A tenant's API key, as `x-api-key: <key>`.",
+        ))),
+    );
+    document.tags = Some(vec![
+        TagBuilder::new()
+            .name("execution")
+            .description(Some("Running scripts."))
+            .build(),
+        TagBuilder::new()
+            .name("service")
+            .description(Some("Health and this document."))
+            .build(),
+    ]);
+    document.paths.paths.insert(
+        "/api/execute".into(),
+        PathItem::new(HttpMethod::Post, execute(limits)),
+    );
+    document.paths.paths.insert(
+        "/api/examples".into(),
+        PathItem::new(HttpMethod::Get, list_examples()),
+    );
+    document.paths.paths.insert(
+        DOCUMENT_PATH.into(),
+        PathItem::new(HttpMethod::Get, this_document()),
+    );
+    document
+        .paths
+        .paths
+        .insert("/healthz".into(), PathItem::new(HttpMethod::Get, healthz()));
+    document
+}
+
+const BEARER: &str = "bearer";
+const API_KEY: &str = "apiKey";
+
+/// Fills the deployment's maximums and example names into the request's schema, and says
+/// that exactly one of `code` and `file` is given.
+fn state_limits(components: &mut Components, limits: &Limits) {
+    let Some(RefOr::T(Schema::Object(request))) =
+        components.schemas.get_mut(ExecuteRequest::name().as_ref())
+    else {
+        unreachable!("ExecuteRequest is an object schema");
+    };
+    let mut property = |name: &str, change: &dyn Fn(&mut openapi::schema::Object)| {
+        if let Some(RefOr::T(Schema::Object(property))) = request.properties.get_mut(name) {
+            change(property);
+        }
+    };
+    property("timeoutMs", &|schema| {
+        schema.maximum = Some(limits.max_timeout_ms.into());
+        schema.default = Some(limits.default_timeout_ms.into());
+    });
+    property("memoryLimitMb", &|schema| {
+        schema.maximum = Some(limits.max_memory_limit_mb.into());
+        schema.default = Some(limits.default_memory_limit_mb.into());
+    });
+    property("file", &|schema| {
+        schema.enum_values = Some(
+            limits
+                .examples
+                .iter()
+                .map(|name| Value::from(name.as_str()))
+                .chain([Value::Null])
+                .collect(),
+        );
+    });
+    let source_is = |given: &str, absent: &str| {
+        ObjectBuilder::new()
+            .required(given)
+            .property(given, ObjectBuilder::new().schema_type(Type::String))
+            .property(absent, ObjectBuilder::new().schema_type(Type::Null))
+            .schema_type(SchemaType::AnyValue)
+    };
+    let description = request.description.take();
+    let object = Schema::Object(std::mem::take(request));
+    let one_source = OneOfBuilder::new()
+        .item(source_is("code", "file"))
+        .item(source_is("file", "code"))
+        .description(Some("exactly one of `code` and `file`"));
+    let schema = openapi::schema::AllOfBuilder::new()
+        .item(object)
+        .item(one_source)
+        .description(description);
+    components
+        .schemas
+        .insert(ExecuteRequest::name().into_owned(), schema.into());
+}
+
+fn execute(limits: &Limits) -> openapi::path::Operation {
+    let request_examples = [
+        (
+            "code",
+            "A script",
+            json!({"code": "console.log(\"Hello!\", {a: 1}); 1 + 2"}),
+        ),
+        (
+            "file",
+            "A bundled example",
+            json!({"file": limits.examples.first().map_or("simple.js", String::as_str)}),
+        ),
+        (
+            "limits",
+            "Tighter limits than the defaults",
+            json!({"code": "let s = 0; for (let i = 0; i < 1e6; i++) s += i; s", "timeoutMs": 500, "memoryLimitMb": 16}),
+        ),
+        (
+            "promise",
+            "A promise is awaited, timers run first",
+            json!({"code": "new Promise((resolve) => setTimeout(() => resolve({done: true}), 10))"}),
+        ),
+        (
+            "console",
+            "Every kind of console entry",
+            json!({"code": "console.info('i'); console.warn('w'); console.error(new Error('e')); console.debug(1n); console.table([{a: 1}]); console.group('g'); console.groupEnd(); console.count(); console.time('t'); console.timeEnd('t'); console.assert(false, 'no'); console.trace('here'); [NaN, undefined, () => 1, new Map([[1, 2]])]"}),
+        ),
+        (
+            "truncated",
+            "More console output than the entry cap",
+            json!({"code": "for (let i = 0; i < 5000; i++) console.log(i)"}),
+        ),
+        ("syntax", "A syntax error", json!({"code": "let = ;"})),
+        (
+            "exception",
+            "An exception",
+            json!({"code": "function f(o) { return o.x.y } f({})"}),
+        ),
+        (
+            "timeout",
+            "An endless loop, stopped at its time limit",
+            json!({"code": "while (true) {}", "timeoutMs": 100}),
+        ),
+        (
+            "memory",
+            "A memory bomb, stopped at its memory limit",
+            json!({"code": "const a = []; while (true) a.push('x'.repeat(1024))", "memoryLimitMb": 8}),
+        ),
+        (
+            "stack_overflow",
+            "Endless recursion",
+            json!({"code": "function f() { return f() + 1 } f()"}),
+        ),
+        (
+            "output_limit",
+            "A result larger than the result cap",
+            json!({"code": "'x'.repeat(2 ** 21)"}),
+        ),
+        (
+            "unsettled_promise",
+            "A promise nothing can settle",
+            json!({"code": "new Promise(() => {})"}),
+        ),
+    ];
+    let body = RequestBodyBuilder::new()
+        .required(Some(Required::True))
+        .description(Some(
+            "Exactly one of `code` and `file`, and optional limits, as `application/json`.",
+        ))
+        .content(
+            "application/json",
+            examples(
+                ContentBuilder::new().schema(Some(Ref::from_schema_name(ExecuteRequest::name()))),
+                request_examples,
+            )
+            .build(),
+        )
+        .build();
+    let finished = examples(
+        ContentBuilder::new().schema(Some(Ref::from_schema_name(ExecuteResponse::name()))),
+        [
+            (
+                "success",
+                "The script succeeded",
+                json!({
+                    "status": "success",
+                    "result": 3,
+                    "error": false,
+                    "log": [{"type": "log", "timestamp": "2026-01-01T09:50:41.362Z", "data": ["Hello!", {"a": 1}]}],
+                    "executionTime": 0.412
+                }),
+            ),
+            (
+                "exception",
+                "The script threw",
+                json!({
+                    "status": "error",
+                    "result": null,
+                    "error": {"kind": "exception", "name": "TypeError", "message": "cannot read property 'x' of undefined", "stack": "    at f (script.js:1:28)\n    at <eval> (script.js:1:34)\n"},
+                    "log": [],
+                    "executionTime": 0.107
+                }),
+            ),
+            (
+                "timeout",
+                "The script ran past its time limit",
+                json!({
+                    "status": "error",
+                    "result": null,
+                    "error": {"kind": "timeout", "name": "TimeoutError", "message": "execution exceeded the time limit of 100 ms", "stack": null},
+                    "log": [],
+                    "executionTime": 100.2
+                }),
+            ),
+            (
+                "memory",
+                "The script ran out of memory",
+                json!({
+                    "status": "error",
+                    "result": null,
+                    "error": {"kind": "memory", "name": "InternalError", "message": "out of memory", "stack": null},
+                    "log": [],
+                    "executionTime": 12.9
+                }),
+            ),
+        ],
+    );
+    let mut operation = OperationBuilder::new()
+        .operation_id(Some("execute"))
+        .tag("execution")
+        .summary(Some("Run a script"))
+        .description(Some(
+            "Runs one script in a fresh runtime under its time and memory limits, and answers \
+             200 with its result and console output whether it succeeded or failed: a \
+             script's failure is `status: \"error\"` with `error.kind` saying how (`syntax`, \
+             `exception`, `timeout`, `memory`, `stack_overflow`, `output_limit`, \
+             `unsettled_promise`, `crashed`). Other statuses mean the script did not run.",
+        ))
+        .request_body(Some(body))
+        .parameter(request_id_parameter())
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("The execution finished: the script succeeded or failed.")
+                .header("x-request-id", request_id_header())
+                .content("application/json", finished.build()),
+        );
+    for error in [
+        ErrorAnswer::new(400, RequestErrorKind::InvalidRequest, "The body is not valid JSON.", "expected value at line 1 column 1"),
+        ErrorAnswer::unauthorized(),
+        ErrorAnswer::new(404, RequestErrorKind::NotFound, "`file` names no bundled example.", "no example script is named \"nope.js\"; GET /api/examples lists them"),
+        ErrorAnswer::new(408, RequestErrorKind::RequestTimeout, "The body did not arrive whole within the server's `BODY_READ_TIMEOUT_MS`.", "the request body did not arrive within 10000 ms"),
+        ErrorAnswer::new(413, RequestErrorKind::PayloadTooLarge, &format!("The body is over the server's `MAX_BODY_BYTES` ({} bytes here).", limits.max_body_bytes), &format!("the request body is larger than the limit of {} bytes", limits.max_body_bytes)),
+        ErrorAnswer::new(415, RequestErrorKind::InvalidRequest, "The body is not declared `Content-Type: application/json`.", "expected a body with `Content-Type: application/json`"),
+        ErrorAnswer::new(422, RequestErrorKind::InvalidRequest, "The body is JSON but not a valid request: both or neither of `code` and `file`, empty `code`, unknown fields, wrong types, limits out of range or over the tenant's ceiling. The message names the field.", &format!("timeoutMs: must be at most {}", limits.max_timeout_ms)),
+        ErrorAnswer::rate_limited(),
+        ErrorAnswer::upstream_unavailable(),
+        ErrorAnswer::new(503, RequestErrorKind::Overloaded, "At the tenant's recent pace the execution could not start within the server's `QUEUE_TIMEOUT_MS`, or it waited that long, or a flood filled the queue. Come back after `Retry-After` seconds.", "the service is busy (the tenant's queue would not reach this execution within 2000 ms); retry shortly").retry_after(),
+        ErrorAnswer::upstream_timeout(),
+    ] {
+        operation = error.add_to(operation);
+    }
+    secured(operation).build()
+}
+
+fn list_examples() -> openapi::path::Operation {
+    let mut operation = OperationBuilder::new()
+        .operation_id(Some("listExamples"))
+        .tag("execution")
+        .summary(Some("List the bundled example scripts"))
+        .description(Some(
+            "The example scripts compiled into the service, with their sources, sorted by name. \
+             Run one with `{\"file\": name}`.",
+        ))
+        .parameter(request_id_parameter())
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("The examples.")
+                .header("x-request-id", request_id_header())
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(ExampleList::name())))
+                        .example(Some(
+                            json!({"examples": [{"name": "simple.js", "source": "1 + 2\n"}]}),
+                        ))
+                        .build(),
+                ),
+        );
+    for error in [
+        ErrorAnswer::unauthorized(),
+        ErrorAnswer::rate_limited(),
+        ErrorAnswer::upstream_unavailable(),
+        ErrorAnswer::upstream_timeout(),
+    ] {
+        operation = error.add_to(operation);
+    }
+    secured(operation).build()
+}
+
+fn this_document() -> openapi::path::Operation {
+    let mut operation = OperationBuilder::new()
+        .operation_id(Some("openApiDocument"))
+        .tag("service")
+        .summary(Some("This document"))
+        .description(Some(
+            "The OpenAPI 3.1 document of this API, with this deployment's limits. No key is \
+             needed, and it is not rate-limited.",
+        ))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("The document.")
+                .header("x-request-id", request_id_header())
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::Object)
+                                .required("openapi")
+                                .required("paths"),
+                        ))
+                        .build(),
+                ),
+        );
+    for error in [
+        ErrorAnswer::upstream_unavailable(),
+        ErrorAnswer::upstream_timeout(),
+    ] {
+        operation = error.add_to(operation);
+    }
+    operation.build()
+}
+
+fn healthz() -> openapi::path::Operation {
+    let health = |example: HealthStatus| {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(Health::name())))
+            .example(Some(json!({ "status": example })))
+            .build()
+    };
+    OperationBuilder::new()
+        .operation_id(Some("health"))
+        .tag("service")
+        .summary(Some("Liveness of the ingress"))
+        .description(Some(
+            "200 while the ingress serves. It does not ask a separately deployed sandbox (an \
+             outage there shows as 502 on `/api/*`); while a sandbox it started beside itself \
+             is down and being restarted, 503. Never rate-limited.",
+        ))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("Serving.")
+                .content("application/json", health(HealthStatus::Ok)),
+        )
+        .response(
+            "503",
+            ResponseBuilder::new()
+                .description("The sandbox beside the ingress is being restarted.")
+                .content("application/json", health(HealthStatus::SandboxRestarting)),
+        )
+        .build()
+}
+
+/// Anonymous (the empty requirement), or a key either way.
+fn secured(operation: OperationBuilder) -> OperationBuilder {
+    operation
+        .security(SecurityRequirement::default())
+        .security(SecurityRequirement::new(BEARER, Vec::<String>::new()))
+        .security(SecurityRequirement::new(API_KEY, Vec::<String>::new()))
+}
+
+fn request_id_parameter() -> openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("x-request-id")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Your id for the request, logged and echoed back. An id of 1 to 128 letters, \
+             digits and `-_.:/+=@` is kept; without one, or with another, the service makes \
+             one.",
+        ))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
+}
+
+fn request_id_header() -> openapi::Header {
+    HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .description(Some(
+            "The request's id, as given or made by the service: quote it when reporting a problem.",
+        ))
+        .build()
+}
+
+/// `examples` (name, summary, value) on `content`.
+fn examples<const N: usize>(
+    content: ContentBuilder,
+    examples: [(&str, &str, Value); N],
+) -> ContentBuilder {
+    content.examples_from_iter(examples.into_iter().map(|(name, summary, value)| {
+        (
+            name.to_owned(),
+            ExampleBuilder::new()
+                .summary(summary)
+                .value(Some(value))
+                .build(),
+        )
+    }))
+}
+
+/// An error status of an operation, with the envelope as its body and an example of it.
+struct ErrorAnswer {
+    status: u16,
+    kind: RequestErrorKind,
+    description: String,
+    example: String,
+    retry_after: bool,
+}
+
+impl ErrorAnswer {
+    fn new(status: u16, kind: RequestErrorKind, description: &str, example: &str) -> Self {
+        Self {
+            status,
+            kind,
+            description: description.to_owned(),
+            example: example.to_owned(),
+            retry_after: false,
+        }
+    }
+
+    fn retry_after(mut self) -> Self {
+        self.retry_after = true;
+        self
+    }
+
+    fn unauthorized() -> Self {
+        Self::new(
+            401,
+            RequestErrorKind::Unauthorized,
+            "A key was sent but is not known, or none was sent where the anonymous tier is off.",
+            "the API key is not valid",
+        )
+    }
+
+    fn rate_limited() -> Self {
+        Self::new(
+            429,
+            RequestErrorKind::RateLimited,
+            "The tenant (or, anonymous, the client) is over its rate limit. Come back after \
+             `Retry-After` seconds.",
+            "too many requests: retry in 1 s",
+        )
+        .retry_after()
+    }
+
+    fn upstream_unavailable() -> Self {
+        Self::new(
+            502,
+            RequestErrorKind::UpstreamUnavailable,
+            "The ingress could not reach the sandbox.",
+            "the sandbox is unavailable",
+        )
+    }
+
+    fn upstream_timeout() -> Self {
+        Self::new(
+            504,
+            RequestErrorKind::UpstreamTimeout,
+            "The sandbox did not answer within the ingress's `UPSTREAM_TIMEOUT_MS`.",
+            "the sandbox did not answer within 35000 ms",
+        )
+    }
+
+    fn add_to(self, operation: OperationBuilder) -> OperationBuilder {
+        let example = ErrorEnvelope::new(self.kind, self.example);
+        let content = ContentBuilder::new()
+            .schema(Some(error_schema(self.kind)))
+            .example(Some(
+                serde_json::to_value(example).expect("an envelope is JSON"),
+            ))
+            .build();
+        let mut response = ResponseBuilder::new()
+            .description(self.description)
+            .header("x-request-id", request_id_header())
+            .content("application/json", content);
+        if self.retry_after {
+            response = response.header(
+                "retry-after",
+                HeaderBuilder::new()
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(1)),
+                    ))
+                    .description(Some("Whole seconds to wait before trying again."))
+                    .build(),
+            );
+        }
+        operation.response(self.status.to_string(), response)
+    }
+}
+
+/// The envelope, with its `kind` pinned to the one this status carries.
+fn error_schema(kind: RequestErrorKind) -> RefOr<Schema> {
+    openapi::schema::AllOfBuilder::new()
+        .item(Ref::from_schema_name(ErrorEnvelope::name()))
+        .item(
+            ObjectBuilder::new().property(
+                "error",
+                ObjectBuilder::new().property(
+                    "kind",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([kind.as_str()])),
+                ),
+            ),
+        )
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            default_timeout_ms: 5000,
+            max_timeout_ms: 30000,
+            default_memory_limit_mb: 64,
+            max_memory_limit_mb: 256,
+            max_body_bytes: 1 << 20,
+            examples: vec!["pi.js".into(), "simple.js".into()],
+        }
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_every_public_route() {
+        let document = serde_json::to_value(document(&limits())).unwrap();
+        assert_eq!(document["openapi"], "3.1.0");
+        let paths = document["paths"].as_object().unwrap();
+        let mut routes: Vec<_> = paths.keys().map(String::as_str).collect();
+        routes.sort_unstable();
+        assert_eq!(
+            routes,
+            [
+                "/api/examples",
+                "/api/execute",
+                "/api/openapi.json",
+                "/healthz"
+            ]
+        );
+        assert!(paths["/api/execute"]["post"]["requestBody"].is_object());
+    }
+
+    #[test]
+    fn the_request_schema_states_the_deployments_limits_and_examples() {
+        let document = serde_json::to_value(document(&limits())).unwrap();
+        let request = &document["components"]["schemas"]["ExecuteRequest"];
+        let object = &request["allOf"][0];
+        assert_eq!(object["properties"]["timeoutMs"]["maximum"], 30000);
+        assert_eq!(object["properties"]["timeoutMs"]["minimum"], 1);
+        assert_eq!(object["properties"]["memoryLimitMb"]["maximum"], 256);
+        assert_eq!(
+            object["properties"]["file"]["enum"],
+            json!(["pi.js", "simple.js", null])
+        );
+        assert_eq!(object["additionalProperties"], false);
+        assert_eq!(request["allOf"][1]["oneOf"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn every_error_kind_and_log_type_is_in_the_document() {
+        let document = serde_json::to_value(document(&limits())).unwrap();
+        let schemas = &document["components"]["schemas"];
+        let kinds = schemas["RequestErrorKind"]["enum"].as_array().unwrap();
+        for kind in [
+            RequestErrorKind::InvalidRequest,
+            RequestErrorKind::Unauthorized,
+            RequestErrorKind::RateLimited,
+            RequestErrorKind::Overloaded,
+            RequestErrorKind::UpstreamTimeout,
+        ] {
+            assert!(kinds.contains(&json!(kind.as_str())), "{kind:?}");
+        }
+        let script_kinds = schemas["ErrorKind"]["enum"].as_array().unwrap();
+        for kind in ErrorKind::ALL {
+            assert!(script_kinds.contains(&json!(kind.as_str())), "{kind:?}");
+        }
+        let log_types = schemas["LogType"]["enum"].as_array().unwrap();
+        assert!(log_types.contains(&json!("groupCollapsed")));
+        assert!(log_types.contains(&json!("truncated")));
+    }
+
+    #[test]
+    fn execute_lists_every_status_it_can_answer_with_and_keys_are_optional() {
+        let document = serde_json::to_value(document(&limits())).unwrap();
+        let execute = &document["paths"]["/api/execute"]["post"];
+        let mut statuses: Vec<_> = execute["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [
+                "200", "400", "401", "404", "408", "413", "415", "422", "429", "502", "503", "504"
+            ]
+        );
+        assert_eq!(execute["security"][0], json!({}));
+        assert!(execute["responses"]["503"]["headers"]["retry-after"].is_object());
+        let schemes = &document["components"]["securitySchemes"];
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        assert_eq!(schemes["apiKey"]["name"], "x-api-key");
+        assert_eq!(schemes["apiKey"]["in"], "header");
+    }
+}
