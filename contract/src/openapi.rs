@@ -146,13 +146,24 @@ fn state_limits(components: &mut Components, limits: &Limits) {
             change(property);
         }
     };
+    // The defaults are said in words rather than with `default`, which client generators
+    // (openapi-typescript among them) take to mean the field is always sent.
+    let here = |schema: &mut openapi::schema::Object, default: u64, maximum: u64| {
+        schema.maximum = Some(maximum.into());
+        let description = schema.description.get_or_insert_with(String::new);
+        description.push_str(&format!(
+            "\n\nOn this deployment: {default} when not given, at most {maximum}."
+        ));
+    };
     property("timeoutMs", &|schema| {
-        schema.maximum = Some(limits.max_timeout_ms.into());
-        schema.default = Some(limits.default_timeout_ms.into());
+        here(schema, limits.default_timeout_ms, limits.max_timeout_ms);
     });
     property("memoryLimitMb", &|schema| {
-        schema.maximum = Some(limits.max_memory_limit_mb.into());
-        schema.default = Some(limits.default_memory_limit_mb.into());
+        here(
+            schema,
+            limits.default_memory_limit_mb,
+            limits.max_memory_limit_mb,
+        );
     });
     property("file", &|schema| {
         schema.enum_values = Some(
@@ -566,13 +577,13 @@ impl ErrorAnswer {
     fn add_to(self, operation: OperationBuilder) -> OperationBuilder {
         let example = ErrorEnvelope::new(self.kind, self.example);
         let content = ContentBuilder::new()
-            .schema(Some(error_schema(self.kind)))
+            .schema(Some(Ref::from_schema_name(ErrorEnvelope::name())))
             .example(Some(
                 serde_json::to_value(example).expect("an envelope is JSON"),
             ))
             .build();
         let mut response = ResponseBuilder::new()
-            .description(self.description)
+            .description(format!("`{}`: {}", self.kind.as_str(), self.description))
             .header("x-request-id", request_id_header())
             .content("application/json", content);
         if self.retry_after {
@@ -590,24 +601,6 @@ impl ErrorAnswer {
         }
         operation.response(self.status.to_string(), response)
     }
-}
-
-/// The envelope, with its `kind` pinned to the one this status carries.
-fn error_schema(kind: RequestErrorKind) -> RefOr<Schema> {
-    openapi::schema::AllOfBuilder::new()
-        .item(Ref::from_schema_name(ErrorEnvelope::name()))
-        .item(
-            ObjectBuilder::new().property(
-                "error",
-                ObjectBuilder::new().property(
-                    "kind",
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .enum_values(Some([kind.as_str()])),
-                ),
-            ),
-        )
-        .into()
 }
 
 #[cfg(test)]
@@ -652,6 +645,10 @@ mod tests {
         assert_eq!(object["properties"]["timeoutMs"]["maximum"], 30000);
         assert_eq!(object["properties"]["timeoutMs"]["minimum"], 1);
         assert_eq!(object["properties"]["memoryLimitMb"]["maximum"], 256);
+        let timeout = object["properties"]["timeoutMs"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(timeout.ends_with("On this deployment: 5000 when not given, at most 30000."));
         assert_eq!(
             object["properties"]["file"]["enum"],
             json!(["pi.js", "simple.js", null])

@@ -46,7 +46,7 @@ async function step(name, body) {
 }
 
 /** Opens the page in a new context and records everything that would show up as a problem. */
-async function openPage(browser, options) {
+async function openPage(browser, options, pagePath = "/") {
   const context = await browser.newContext({ baseURL: BASE_URL, ...options });
   const page = await context.newPage();
   const problems = { console: [], pageErrors: [], cspViolations: [], failedRequests: [] };
@@ -69,8 +69,8 @@ async function openPage(browser, options) {
     if (response.status() >= 400) problems.failedRequests.push(`${response.url()}: HTTP ${response.status()}`);
   });
 
-  const response = await page.goto("/");
-  assert.equal(response.status(), 200, "GET / answers 200");
+  const response = await page.goto(pagePath);
+  assert.equal(response.status(), 200, `GET ${pagePath} answers 200`);
   const csp = response.headers()["content-security-policy"] ?? "";
   assert.match(csp, /script-src 'self'/, "the page is served with a strict Content-Security-Policy");
 
@@ -272,6 +272,34 @@ try {
     await runAndCaptureRequest(dark.page, () => dark.page.getByRole("button", { name: "Run" }).click());
     await dark.page.screenshot({ path: path.join(ARTIFACTS_DIR, "demo-desktop-dark.png"), fullPage: true });
     await dark.problems.check();
+  });
+
+  await step("the API reference renders every operation, status and schema of the OpenAPI document", async () => {
+    const openapi = await (await page.request.get("/api/openapi.json")).json();
+    await page.getByRole("link", { name: "API reference" }).click();
+    await page.waitForURL(/reference\.html$/);
+    for (const size of [DESKTOP, PHONE]) {
+      const reference = await openPage(browser, { viewport: size }, "/reference.html");
+      const body = reference.page.locator("#reference[aria-busy=false]");
+      await body.waitFor();
+      for (const [route, item] of Object.entries(openapi.paths)) {
+        for (const [method, operation] of Object.entries(item)) {
+          const section = reference.page.locator(`#op-${operation.operationId}`);
+          assert.equal(await section.locator("h2").textContent(), `${method.toUpperCase()} ${route}`);
+          const statuses = await section.locator(".responses tr").evaluateAll((rows) => rows.map((row) => row.dataset.status));
+          assert.deepEqual(statuses, Object.keys(operation.responses), `every status of ${route}`);
+        }
+      }
+      const schemas = await reference.page.locator(".schema").evaluateAll((sections) => sections.map((section) => section.id));
+      assert.deepEqual(schemas, Object.keys(openapi.components.schemas).map((name) => `schema-${name}`));
+      const timeout = reference.page.locator("#schema-ExecuteRequest tr", { hasText: "timeoutMs" });
+      assert.match(await timeout.textContent(), new RegExp(`≤ ${openapi.components.schemas.ExecuteRequest.allOf[0].properties.timeoutMs.maximum}`));
+      const overflow = await reference.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `the reference is ${overflow}px wider than the ${size.width}px screen`);
+      await reference.page.screenshot({ path: path.join(ARTIFACTS_DIR, `reference-${size.width}.png`) });
+      await reference.problems.check();
+      await reference.context.close();
+    }
   });
 
   console.log(`screenshots in ${ARTIFACTS_DIR}`);

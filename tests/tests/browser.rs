@@ -2,8 +2,9 @@
 //!
 //! The browser is driven by `tests/browser/demo-page.mjs` (Node with playwright-core, pointed at
 //! Debian's Chromium): it loads the page, checks that there are no console errors or CSP
-//! violations, runs a picked example, typed code and an endless loop, and saves screenshots to
-//! `tests/artifacts/`. This test starts the services, runs that script and fails if any step fails.
+//! violations, runs a picked example, typed code and an endless loop, renders the API reference
+//! page, and saves screenshots to `tests/artifacts/`. This test starts the services, runs that
+//! script and fails if any step fails.
 //!
 //! Needs `apt-get install chromium` and `npm ci --prefix tests/browser`. Without them the test
 //! is skipped with a message, except under `CI`, where it fails.
