@@ -36,7 +36,7 @@ USER 65532:65532
 EXPOSE 8081
 # Distroless has no shell: the binary checks its own /healthz and exits 0 or 1.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["/usr/local/bin/sandbox", "--healthcheck"]
+    CMD ["/usr/local/bin/sandbox", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/sandbox"]
 
 # The public front door. Listens on LISTEN_ADDR, else 0.0.0.0:$PORT (Cloud Run sets PORT), so
@@ -46,5 +46,5 @@ COPY --from=build-ingress /out/ingress /usr/local/bin/ingress
 USER 65532:65532
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["/usr/local/bin/ingress", "--healthcheck"]
+    CMD ["/usr/local/bin/ingress", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/ingress"]

@@ -42,7 +42,7 @@ use tower::ServiceExt;
 
 pub use self::{
     body::{BodyError, read_body},
-    limits::{Limits, LimitsError, vars},
+    limits::{Limits, LimitsError, VariableHelp, environment_help, vars},
 };
 
 /// A connection whose writes must make progress within the write timeout.

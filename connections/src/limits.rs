@@ -52,7 +52,59 @@ pub struct LimitsError {
     pub reason: &'static str,
 }
 
+/// One environment variable as `--help` lists it: name, default, meaning.
+pub type VariableHelp = (&'static str, String, &'static str);
+
+/// The "Environment variables" section of a binary's `--help`, from its variables.
+pub fn environment_help(variables: &[VariableHelp]) -> String {
+    let width = variables
+        .iter()
+        .map(|(name, ..)| name.len())
+        .max()
+        .unwrap_or(0);
+    let mut help = String::from("Environment variables (unset: the default in brackets):\n");
+    for (name, default, meaning) in variables {
+        help.push_str(&format!(
+            "  {name:width$}  {meaning} [default: {default}]\n"
+        ));
+    }
+    help
+}
+
 impl Limits {
+    /// These limits' variables for `--help`, with `self` as the defaults.
+    pub fn help(&self) -> Vec<VariableHelp> {
+        let millis = |duration: Duration| duration.as_millis().to_string();
+        vec![
+            (
+                vars::HEADER_READ_TIMEOUT_MS,
+                millis(self.header_read_timeout),
+                "ms for a request's head to arrive; also closes idle kept-alive connections",
+            ),
+            (
+                vars::BODY_READ_TIMEOUT_MS,
+                millis(self.body_read_timeout),
+                "ms for a request's body to arrive whole (408 after)",
+            ),
+            (
+                vars::WRITE_TIMEOUT_MS,
+                millis(self.write_timeout),
+                "ms an answer's write may make no progress before the connection is dropped",
+            ),
+            (
+                vars::MAX_CONNECTIONS,
+                self.max_connections.to_string(),
+                "connections open at once",
+            ),
+            (
+                vars::MAX_CONNECTIONS_PER_CLIENT,
+                self.max_connections_per_client
+                    .map_or_else(|| "0".to_owned(), |limit| limit.to_string()),
+                "connections open at once from one address (IPv6: one /64); 0 for no limit",
+            ),
+        ]
+    }
+
     /// Reads the limits through `lookup` (the environment, or a map in tests); unset
     /// variables take `defaults`.
     pub fn from_lookup(

@@ -155,6 +155,75 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Every variable for `--help`: name, default, meaning.
+    pub fn help() -> Vec<connections::VariableHelp> {
+        let millis = |duration: Duration| duration.as_millis().to_string();
+        let mut variables = vec![
+            (
+                LISTEN_ADDR,
+                DEFAULT_LISTEN_ADDR.to_string(),
+                "address to listen on",
+            ),
+            (
+                PORT,
+                "unset".to_owned(),
+                "when LISTEN_ADDR is unset, listen on 0.0.0.0:$PORT (Cloud Run sets it)",
+            ),
+            (
+                SANDBOX_URL,
+                "unset".to_owned(),
+                "http://host:port of the sandbox; unset: start the sandbox binary beside this one",
+            ),
+            (
+                UPSTREAM_TIMEOUT_MS,
+                millis(DEFAULT_UPSTREAM_TIMEOUT),
+                "ms the sandbox may take to answer (504 after)",
+            ),
+            (
+                MAX_BODY_BYTES,
+                DEFAULT_MAX_BODY_BYTES.to_string(),
+                "largest request body forwarded (413 above)",
+            ),
+            (
+                RATE_LIMIT_RPS,
+                DEFAULT_RATE_LIMIT_RPS.to_string(),
+                "anonymous tier: requests per second each client earns back; 0 for no limit",
+            ),
+            (
+                RATE_LIMIT_BURST,
+                DEFAULT_RATE_LIMIT_BURST.to_string(),
+                "anonymous tier: requests a client may make at once",
+            ),
+            (
+                TENANTS_FILE,
+                "unset".to_owned(),
+                "the tenants file (TOML, or JSON ending in .json); unset: anonymous only",
+            ),
+            (
+                ADMIN_LISTEN_ADDR,
+                DEFAULT_ADMIN_LISTEN_ADDR.to_string(),
+                "the admin listener serving GET /metrics; `off` for none",
+            ),
+            (
+                TRUSTED_PROXY_HOPS,
+                "0".to_owned(),
+                "0: clients told apart by TCP peer; N: by the N-th X-Forwarded-For entry from the right",
+            ),
+            (
+                LOG_FORMAT,
+                "text".to_owned(),
+                "`text`, or `json` for Cloud Logging",
+            ),
+            (
+                "RUST_LOG",
+                "info".to_owned(),
+                "log filter, e.g. `ingress=debug`",
+            ),
+        ];
+        variables.extend(default_connection_limits().help());
+        variables
+    }
+
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())

@@ -238,6 +238,117 @@ impl Config {
         Ok(self)
     }
 
+    /// Every variable for `--help`: name, default, meaning.
+    pub fn help() -> Vec<connections::VariableHelp> {
+        use vars::*;
+        let defaults = Self::default();
+        let millis = |duration: Duration| duration.as_millis().to_string();
+        let mut variables = vec![
+            (
+                LISTEN_ADDR,
+                defaults.listen_addr.to_string(),
+                "address to listen on",
+            ),
+            (
+                LOG_FORMAT,
+                "text".to_owned(),
+                "`text`, or `json` for Cloud Logging",
+            ),
+            (
+                "RUST_LOG",
+                "info".to_owned(),
+                "log filter, e.g. `sandbox=debug`",
+            ),
+            (
+                MAX_CONCURRENCY,
+                format!("{} (the CPU count)", defaults.max_concurrency),
+                "worker processes, so executions at once",
+            ),
+            (
+                QUEUE_CAPACITY,
+                defaults.queue_capacity.to_string(),
+                "requests one tenant may have waiting (4x that in all)",
+            ),
+            (
+                QUEUE_MAX_BYTES,
+                defaults.queue_max_bytes.to_string(),
+                "bytes of scripts that may wait in all",
+            ),
+            (
+                QUEUE_TIMEOUT_MS,
+                millis(defaults.queue_timeout),
+                "ms a request may wait to start; refused at once (503) when it could not",
+            ),
+            (
+                DEFAULT_TIMEOUT_MS,
+                millis(defaults.default_timeout),
+                "an execution's time limit when the request sets none",
+            ),
+            (
+                MAX_TIMEOUT_MS,
+                millis(defaults.max_timeout),
+                "the largest time limit a request may set",
+            ),
+            (
+                DEFAULT_MEMORY_LIMIT_MB,
+                defaults.default_memory_limit_mb.to_string(),
+                "an execution's memory limit when the request sets none",
+            ),
+            (
+                MAX_MEMORY_LIMIT_MB,
+                defaults.max_memory_limit_mb.to_string(),
+                "the largest memory limit a request may set",
+            ),
+            (
+                STACK_LIMIT_KB,
+                defaults.stack_limit_kb.to_string(),
+                "JavaScript stack limit",
+            ),
+            (
+                MAX_BODY_BYTES,
+                defaults.max_body_bytes.to_string(),
+                "largest request body (413 above)",
+            ),
+            (
+                MAX_LOG_ENTRIES,
+                defaults.max_log_entries.to_string(),
+                "console entries kept per execution",
+            ),
+            (
+                MAX_LOG_BYTES,
+                defaults.max_log_bytes.to_string(),
+                "bytes of console output kept per execution",
+            ),
+            (
+                MAX_RESULT_BYTES,
+                defaults.max_result_bytes.to_string(),
+                "largest serialised result",
+            ),
+            (
+                WATCHDOG_GRACE_MS,
+                millis(defaults.watchdog_grace),
+                "ms past its deadline before an execution's worker is killed",
+            ),
+            (
+                WORKER_MAX_EXECUTIONS,
+                defaults.worker_max_executions.to_string(),
+                "executions before a worker is replaced",
+            ),
+            (
+                WORKER_MAX_RSS_MB,
+                defaults.worker_max_rss_mb.to_string(),
+                "a worker's resident memory above which it is replaced",
+            ),
+            (
+                SHUTDOWN_DRAIN_MS,
+                millis(defaults.shutdown_drain),
+                "ms executions in flight get to finish after SIGTERM",
+            ),
+        ];
+        variables.extend(defaults.connections.help());
+        variables
+    }
+
     /// Requests of all tenants together that may wait for a worker:
     /// [`TOTAL_QUEUE_FACTOR`] × `QUEUE_CAPACITY`.
     pub fn total_queue_capacity(&self) -> usize {

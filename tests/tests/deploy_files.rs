@@ -547,7 +547,7 @@ fn compose_ingress_reaches_the_sandbox_by_name_once_it_is_healthy() {
             [
                 "CMD".to_owned(),
                 entrypoints[name].clone(),
-                "--healthcheck".to_owned()
+                "healthcheck".to_owned()
             ],
             "{name}"
         );
@@ -709,7 +709,7 @@ fn dockerfile_runtime_images_run_the_binary_as_non_root_with_a_shell_free_health
             .unwrap_or_default();
         assert_eq!(
             exec_form(command, "HEALTHCHECK CMD"),
-            [entrypoint[0].clone(), "--healthcheck".to_owned()],
+            [entrypoint[0].clone(), "healthcheck".to_owned()],
             "{name} HEALTHCHECK"
         );
     }

@@ -1,4 +1,4 @@
-//! `sandbox --healthcheck` and `ingress --healthcheck`, the health checks of the distroless
+//! `sandbox healthcheck` and `ingress healthcheck`, the health checks of the distroless
 //! images (which have no shell or curl), run against the real binaries. The binaries are started
 //! with the environments docker-compose.yml and cloudrun.yaml give them, so these tests also
 //! show that the binaries accept those settings and listen where the deploy files look.
@@ -16,11 +16,11 @@ use e2e::{Service, binary_path, free_port};
 /// Longer than the binaries' own 3 s probe timeout; only a hung health check gets near it.
 const HEALTHCHECK_DEADLINE: Duration = Duration::from_secs(20);
 
-/// Runs `<name> --healthcheck` with `env` (and no inherited `LISTEN_ADDR` or `PORT`), as
+/// Runs `<name> healthcheck` with `env` (and no inherited `LISTEN_ADDR` or `PORT`), as
 /// Docker runs a HEALTHCHECK inside the container, and returns its exit code and stderr.
 fn healthcheck(name: &str, env: &BTreeMap<String, String>) -> (i32, String) {
     let mut child = Command::new(binary_path(name))
-        .arg("--healthcheck")
+        .arg("healthcheck")
         .env_remove("LISTEN_ADDR")
         .env_remove("PORT")
         .envs(env)
@@ -28,7 +28,7 @@ fn healthcheck(name: &str, env: &BTreeMap<String, String>) -> (i32, String) {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|error| panic!("run {name} --healthcheck: {error}"));
+        .unwrap_or_else(|error| panic!("run {name} healthcheck: {error}"));
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("poll the health check") {
@@ -36,7 +36,7 @@ fn healthcheck(name: &str, env: &BTreeMap<String, String>) -> (i32, String) {
         }
         if started.elapsed() > HEALTHCHECK_DEADLINE {
             let _ = child.kill();
-            panic!("{name} --healthcheck still running after {HEALTHCHECK_DEADLINE:?}");
+            panic!("{name} healthcheck still running after {HEALTHCHECK_DEADLINE:?}");
         }
         thread::sleep(Duration::from_millis(20));
     };
@@ -50,12 +50,12 @@ fn healthcheck(name: &str, env: &BTreeMap<String, String>) -> (i32, String) {
     )
 }
 
-/// Asserts that `<name> --healthcheck` with `env` exits with `expected`.
+/// Asserts that `<name> healthcheck` with `env` exits with `expected`.
 fn assert_healthcheck_exits(name: &str, env: &BTreeMap<String, String>, expected: i32) {
     let (code, stderr) = healthcheck(name, env);
     assert_eq!(
         code, expected,
-        "{name} --healthcheck with {env:?}; stderr: {stderr}"
+        "{name} healthcheck with {env:?}; stderr: {stderr}"
     );
 }
 

@@ -1,0 +1,190 @@
+//! The command lines of both binaries: `--help` and `--version` answer at once without starting
+//! anything, `--help` lists every environment variable with its default, `check-config`
+//! validates the environment and the tenants file, and the older `--healthcheck` flag still
+//! works for deploy files that use it.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use e2e::{Service, binary_path};
+
+/// Far longer than answering `--help` takes; a binary that started serving would not exit.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Runs `name` with `args` and `env` (no inherited listen address), waiting at most
+/// [`DEADLINE`].
+fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(binary_path(name))
+        .args(args)
+        .env_remove("LISTEN_ADDR")
+        .env_remove("PORT")
+        .env_remove("TENANTS_FILE")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("run {name}: {error}"));
+    let started = Instant::now();
+    while child.try_wait().expect("poll").is_none() {
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!(
+                "`{name} {}` still running after {DEADLINE:?}",
+                args.join(" ")
+            );
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("collect the output")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_and_version_answer_at_once_on_every_command_of_both_binaries() {
+    let commands: [(&str, &[&str]); 2] = [
+        (
+            "ingress",
+            &["serve", "healthcheck", "hash-key", "check-config"],
+        ),
+        (
+            "sandbox",
+            &["serve", "healthcheck", "check-config", "worker"],
+        ),
+    ];
+    for (name, subcommands) in commands {
+        for flag in ["--version", "-V"] {
+            let output = run(name, &[flag], &[]);
+            assert!(output.status.success(), "{name} {flag}");
+            assert_eq!(
+                text(&output.stdout).trim(),
+                format!("{name} {}", env!("CARGO_PKG_VERSION"))
+            );
+        }
+        let output = run(name, &["--help"], &[]);
+        assert!(output.status.success(), "{name} --help");
+        let help = text(&output.stdout);
+        for subcommand in subcommands {
+            assert!(
+                help.contains(subcommand),
+                "{name} --help lists {subcommand}:\n{help}"
+            );
+            let output = run(name, &[subcommand, "--help"], &[]);
+            assert!(output.status.success(), "{name} {subcommand} --help");
+            assert!(
+                text(&output.stdout).contains(&format!("Usage: {name} {subcommand}")),
+                "{name} {subcommand} --help"
+            );
+        }
+        let unknown = run(name, &["frobnicate"], &[]);
+        assert_eq!(unknown.status.code(), Some(2), "{name} frobnicate");
+        assert!(text(&unknown.stderr).contains("Usage:"));
+    }
+}
+
+#[test]
+fn help_lists_every_environment_variable_with_its_default() {
+    let sandbox = text(&run("sandbox", &["--help"], &[]).stdout);
+    for line in [
+        "MAX_TIMEOUT_MS",
+        "[default: 30000]",
+        "QUEUE_TIMEOUT_MS",
+        "WORKER_MAX_RSS_MB",
+        "MAX_CONNECTIONS_PER_CLIENT",
+        "HEADER_READ_TIMEOUT_MS",
+    ] {
+        assert!(
+            sandbox.contains(line),
+            "sandbox --help lacks {line}:\n{sandbox}"
+        );
+    }
+    let ingress = text(&run("ingress", &["--help"], &[]).stdout);
+    for line in [
+        "TENANTS_FILE",
+        "RATE_LIMIT_RPS",
+        "[default: 5]",
+        "UPSTREAM_TIMEOUT_MS",
+        "[default: 35000]",
+        "WRITE_TIMEOUT_MS",
+    ] {
+        assert!(
+            ingress.contains(line),
+            "ingress --help lacks {line}:\n{ingress}"
+        );
+    }
+    // Every variable README's tables document is in a --help.
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("read README.md");
+    let both = format!("{sandbox}{ingress}");
+    for row in readme.lines().filter(|line| line.starts_with("| `")) {
+        let name = row[3..].split('`').next().unwrap_or_default();
+        let is_variable = name.starts_with(|first: char| first.is_ascii_uppercase())
+            && name
+                .bytes()
+                .all(|byte| byte.is_ascii_uppercase() || byte == b'_' || byte.is_ascii_digit());
+        if is_variable {
+            assert!(
+                both.contains(name),
+                "{name} is documented in README but not in --help"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_config_accepts_valid_settings_and_names_the_problem_otherwise() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tenants.example.toml");
+    let example = example.to_str().unwrap();
+    let valid = run("ingress", &["check-config"], &[("TENANTS_FILE", example)]);
+    assert!(valid.status.success(), "{}", text(&valid.stderr));
+    assert!(text(&valid.stdout).contains("configuration is valid"));
+
+    let bad_file = std::env::temp_dir().join(format!("cli-{}-tenants.toml", std::process::id()));
+    std::fs::write(&bad_file, "[anonymous]\nenabled = true\n[[tenants]]\nid = \"acme\"\nkeys = [\"not-a-hash\"]\nrate_limit_rps = 0\n").unwrap();
+    let invalid = run(
+        "ingress",
+        &["check-config"],
+        &[("TENANTS_FILE", bad_file.to_str().unwrap())],
+    );
+    let _ = std::fs::remove_file(&bad_file);
+    assert_eq!(invalid.status.code(), Some(1));
+    let stderr = text(&invalid.stderr);
+    assert!(
+        stderr.contains("TENANTS_FILE") && stderr.contains("expected 64 hex digits"),
+        "{stderr}"
+    );
+
+    let invalid = run("ingress", &["check-config"], &[("RATE_LIMIT_RPS", "lots")]);
+    assert_eq!(invalid.status.code(), Some(1));
+    assert!(text(&invalid.stderr).contains("RATE_LIMIT_RPS"));
+
+    let valid = run("sandbox", &["check-config"], &[("MAX_TIMEOUT_MS", "60000")]);
+    assert!(valid.status.success(), "{}", text(&valid.stderr));
+    assert!(text(&valid.stdout).contains("at most 60000 ms"));
+    let invalid = run(
+        "sandbox",
+        &["check-config"],
+        &[("DEFAULT_TIMEOUT_MS", "9000"), ("MAX_TIMEOUT_MS", "1000")],
+    );
+    assert_eq!(invalid.status.code(), Some(1));
+    assert!(text(&invalid.stderr).contains("DEFAULT_TIMEOUT_MS"));
+}
+
+#[test]
+fn the_older_healthcheck_flag_still_checks_a_running_sandbox() {
+    let sandbox = Service::start("sandbox", &[]);
+    let addr = sandbox.addr().to_string();
+    let healthy = run("sandbox", &["--healthcheck"], &[("LISTEN_ADDR", &addr)]);
+    assert!(healthy.status.success(), "{}", text(&healthy.stderr));
+    let healthy = run("sandbox", &["healthcheck"], &[("LISTEN_ADDR", &addr)]);
+    assert!(healthy.status.success(), "{}", text(&healthy.stderr));
+    drop(sandbox);
+    let down = run("sandbox", &["healthcheck"], &[("LISTEN_ADDR", &addr)]);
+    assert_eq!(down.status.code(), Some(1));
+}
