@@ -259,19 +259,7 @@ pub fn children_of(parent: u32, program: &str, argument: Option<&str>) -> Vec<u3
 
 /// Sends `GET path` on a new connection and returns the response's status code.
 pub fn get_status(addr: SocketAddr, path: &str) -> io::Result<u16> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    // "HTTP/1.1 200": the status code is bytes 9..12 of the status line.
-    let mut status_line = [0; 12];
-    stream.read_exact(&mut status_line)?;
-    std::str::from_utf8(&status_line[9..])
-        .ok()
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an HTTP/1.1 response"))
+    get(addr, path).map(|(status, _)| status)
 }
 
 /// Sends `GET path` on a new connection and returns the status code and the whole body
@@ -308,4 +296,35 @@ pub fn get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
         whole.push_str(after.get(..size).ok_or_else(invalid)?);
         rest = after.get(size + 2..).ok_or_else(invalid)?;
     }
+}
+
+/// Runs `command` with its stdout and stderr captured, and returns its output; panics (after
+/// killing it) if it has not exited within `deadline`.
+pub fn output_within(mut command: Command, deadline: Duration) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("run {command:?}: {error}"));
+    let started = Instant::now();
+    while child.try_wait().expect("poll the child").is_none() {
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            panic!("{command:?} still running after {deadline:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("collect the output")
+}
+
+/// For a test that needs a tool this machine may lack (a browser, a fuzzer): fails under `CI`,
+/// which exists to run it and installs what it needs, and otherwise says on stderr that `test`
+/// is skipped because of `missing`.
+pub fn skip_or_fail(test: &str, missing: &str) {
+    if env::var_os("CI").is_some_and(|value| !value.is_empty()) {
+        panic!("the {test} cannot run: {missing}; .ci/run installs what it needs");
+    }
+    // Straight to stderr, past the test harness's output capture, so the skip is seen.
+    let _ = writeln!(io::stderr(), "skipping the {test}: {missing}");
 }

@@ -10,7 +10,6 @@
 //! is skipped with a message, except under `CI`, where it fails.
 
 use std::env;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -26,7 +25,7 @@ fn demo_page_runs_examples_typed_code_and_endless_loops_in_headless_chromium() {
     let chromium =
         env::var_os("CHROMIUM").map_or_else(|| PathBuf::from(DEFAULT_CHROMIUM), PathBuf::from);
     if let Some(missing) = missing_browser_tool(&driver_dir, &chromium) {
-        skip_or_fail(&missing);
+        e2e::skip_or_fail("browser test", &missing);
         return;
     }
 
@@ -81,13 +80,4 @@ fn missing_browser_tool(driver_dir: &Path, chromium: &Path) -> Option<String> {
         ));
     }
     None
-}
-
-fn skip_or_fail(missing: &str) {
-    // CI exists to run this test: there a missing browser is a failure, not a silent pass.
-    if env::var_os("CI").is_some_and(|value| !value.is_empty()) {
-        panic!("the browser test cannot run: {missing}; .ci/run installs what it needs");
-    }
-    // Straight to stderr, past the test harness's output capture, so the skip is seen.
-    let _ = writeln!(std::io::stderr(), "skipping the browser test: {missing}");
 }

@@ -4,11 +4,10 @@
 //! works for deploy files that use it.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-use e2e::{Service, binary_path};
+use e2e::{Service, binary_path, output_within};
 
 /// Far longer than answering `--help` takes; a binary that started serving would not exit.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -16,29 +15,14 @@ const DEADLINE: Duration = Duration::from_secs(10);
 /// Runs `name` with `args` and `env` (no inherited listen address), waiting at most
 /// [`DEADLINE`].
 fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(binary_path(name))
+    let mut command = Command::new(binary_path(name));
+    command
         .args(args)
         .env_remove("LISTEN_ADDR")
         .env_remove("PORT")
         .env_remove("TENANTS_FILE")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("run {name}: {error}"));
-    let started = Instant::now();
-    while child.try_wait().expect("poll").is_none() {
-        if started.elapsed() > DEADLINE {
-            let _ = child.kill();
-            panic!(
-                "`{name} {}` still running after {DEADLINE:?}",
-                args.join(" ")
-            );
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().expect("collect the output")
+        .envs(env.iter().copied());
+    output_within(command, DEADLINE)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::deploy::{cloud_run, compose};
-use e2e::{Service, binary_path, free_port};
+use e2e::{Service, binary_path, free_port, output_within};
 
 /// Longer than the binaries' own 3 s probe timeout; only a hung health check gets near it.
 const HEALTHCHECK_DEADLINE: Duration = Duration::from_secs(20);
@@ -19,34 +19,19 @@ const HEALTHCHECK_DEADLINE: Duration = Duration::from_secs(20);
 /// Runs `<name> healthcheck` with `env` (and no inherited `LISTEN_ADDR` or `PORT`), as
 /// Docker runs a HEALTHCHECK inside the container, and returns its exit code and stderr.
 fn healthcheck(name: &str, env: &BTreeMap<String, String>) -> (i32, String) {
-    let mut child = Command::new(binary_path(name))
+    let mut command = Command::new(binary_path(name));
+    command
         .arg("healthcheck")
         .env_remove("LISTEN_ADDR")
         .env_remove("PORT")
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("run {name} healthcheck: {error}"));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll the health check") {
-            break status;
-        }
-        if started.elapsed() > HEALTHCHECK_DEADLINE {
-            let _ = child.kill();
-            panic!("{name} healthcheck still running after {HEALTHCHECK_DEADLINE:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
+        .envs(env);
+    let output = output_within(command, HEALTHCHECK_DEADLINE);
     (
-        status.code().expect("the health check exits with a code"),
-        stderr,
+        output
+            .status
+            .code()
+            .expect("the health check exits with a code"),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
 
