@@ -213,7 +213,8 @@ fn keys_tenants_and_metrics_work_across_the_real_binaries() {
         too_long.body
     );
 
-    assert_eq!(metric(admin, ok) - ok_before, 1.0);
+    // The execution with the key, and the API's document.
+    assert_eq!(metric(admin, ok) - ok_before, 2.0);
     assert_eq!(metric(admin, "ingress_requests_total{status=\"401\"}"), 2.0);
     assert_eq!(
         metric(admin, "ingress_auth_failures_total{reason=\"missing\"}"),
