@@ -17,10 +17,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
-use crate::config::RateLimit;
-use crate::error::ApiError;
+use crate::error::{ApiError, AuthFailure};
 use crate::metrics::Metrics;
-use crate::rate_limit::{self, TierRateLimiter, client_key};
+use crate::rate_limit::{ClientKey, RateLimit, TierRateLimiter};
 use crate::tenants::{ANONYMOUS, KeyHash, Tenants};
 
 /// The header that carries a key on its own.
@@ -57,33 +56,8 @@ impl Tier {
 #[derive(Clone)]
 pub struct Caller {
     pub tier: Arc<Tier>,
-    /// The client's address as the rate limiter counts it (see [`client_key`]).
+    /// The client's address as the rate limiter counts it (see [`ClientKey`]).
     pub client: Option<IpAddr>,
-}
-
-/// Why a request was not authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthFailure {
-    #[error("an API key is required: send `Authorization: Bearer <key>` or `x-api-key: <key>`")]
-    Missing,
-    #[error("the API key is not valid")]
-    Unknown,
-    #[error(
-        "malformed credentials: send one `Authorization: Bearer <key>` or one `x-api-key: <key>` \
-         header with a key of visible ASCII characters"
-    )]
-    Malformed,
-}
-
-impl AuthFailure {
-    /// The `reason` label of the auth failure metric.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::Missing => "missing",
-            Self::Unknown => "unknown",
-            Self::Malformed => "malformed",
-        }
-    }
 }
 
 /// Every tier, and the key hashes that lead to them.
@@ -200,8 +174,6 @@ fn usable_key(key: &str) -> Result<&str, AuthFailure> {
 pub struct Identification {
     pub directory: Arc<Directory>,
     pub metrics: Arc<Metrics>,
-    /// See [`crate::Config::trusted_proxy_hops`].
-    pub trusted_proxy_hops: usize,
 }
 
 /// Middleware: finds the [`Caller`] of a request, records its tenant in the request's log
@@ -212,7 +184,9 @@ pub async fn identify(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let client = client_key(&request, identification.trusted_proxy_hops);
+    let Some(&ClientKey(client)) = request.extensions().get::<ClientKey>() else {
+        return ApiError::Internal("identification before the client key").into_response();
+    };
     let directory = &identification.directory;
     let tier = if request.uri().path().starts_with("/api/") {
         match directory.authenticate(request.headers()) {
@@ -221,7 +195,9 @@ pub async fn identify(
                 identification.metrics.auth_failed(failure);
                 tracing::info!(reason = failure.reason(), "request not authenticated");
                 let anonymous = directory.anonymous();
-                if let Err(refusal) = rate_limit::charge(anonymous, client, &identification.metrics)
+                if let Some(limiter) = &anonymous.rate_limiter
+                    && let Err(refusal) =
+                        limiter.charge(&anonymous.id, client, &identification.metrics)
                 {
                     return refusal.into_response();
                 }
@@ -234,6 +210,30 @@ pub async fn identify(
     tracing::Span::current().record("tenant", &*tier.id);
     request.extensions_mut().insert(Caller { tier, client });
     next.run(request).await
+}
+
+/// Middleware, after [`identify`]: charges the request to its [`Caller`]'s bucket. Allowed
+/// answers carry `x-ratelimit-limit` and `x-ratelimit-remaining`; refusals are 429 in the
+/// API's error shape with `retry-after`.
+pub async fn enforce_rate_limit(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(caller) = request.extensions().get::<Caller>() else {
+        return ApiError::Internal("rate limiting before identification").into_response();
+    };
+    let Some(limiter) = &caller.tier.rate_limiter else {
+        return next.run(request).await;
+    };
+    match limiter.charge(&caller.tier.id, caller.client, &metrics) {
+        Err(refusal) => refusal.into_response(),
+        Ok(allowance) => {
+            let mut response = next.run(request).await;
+            allowance.tell(response.headers_mut());
+            response
+        }
+    }
 }
 
 #[cfg(test)]

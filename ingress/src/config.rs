@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::http::Uri;
 
+use crate::rate_limit::RateLimit;
 use crate::tenants::{self, Tenants};
 
 /// Address to listen on; wins over `PORT`.
@@ -91,25 +92,6 @@ pub fn default_connection_limits() -> connections::Limits {
         write_timeout: Duration::from_secs(10),
         max_connections: 1024,
         max_connections_per_client: Some(128),
-    }
-}
-
-/// Per-client token bucket: `burst` requests at once, refilled at `per_second`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
-    /// Tokens added per second (may be fractional: 0.5 is one request every two seconds).
-    pub per_second: f64,
-    /// Bucket size.
-    pub burst: NonZeroU32,
-}
-
-impl RateLimit {
-    /// The highest rate: beyond it the refill period would round to zero nanoseconds.
-    pub const MAX_PER_SECOND: f64 = 1e9;
-
-    /// Time it takes to earn one request back.
-    pub fn replenish_period(&self) -> Duration {
-        Duration::from_secs_f64(1.0 / self.per_second)
     }
 }
 

@@ -11,8 +11,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use contract::envelope::{ErrorEnvelope, RequestErrorKind};
 
-use crate::auth::AuthFailure;
-
 /// An error answered by the ingress.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -54,6 +52,31 @@ pub enum ApiError {
     /// A fault of the ingress itself.
     #[error("internal error")]
     Internal(&'static str),
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    #[error("an API key is required: send `Authorization: Bearer <key>` or `x-api-key: <key>`")]
+    Missing,
+    #[error("the API key is not valid")]
+    Unknown,
+    #[error(
+        "malformed credentials: send one `Authorization: Bearer <key>` or one `x-api-key: <key>` \
+         header with a key of visible ASCII characters"
+    )]
+    Malformed,
+}
+
+impl AuthFailure {
+    /// The `reason` label of the auth failure metric.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Unknown => "unknown",
+            Self::Malformed => "malformed",
+        }
+    }
 }
 
 impl ApiError {

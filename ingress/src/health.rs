@@ -2,6 +2,8 @@
 //! `ingress --healthcheck` (distroless images have no curl) and to wait for a child sandbox.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -13,7 +15,22 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::sandbox_child::SandboxStatus;
+/// Whether the sandbox the ingress proxies to is up, as far as the ingress can tell: always,
+/// for a sandbox it does not manage (`SANDBOX_URL`); for a child, while it runs and is healthy.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxStatus(Option<Arc<AtomicBool>>);
+
+impl SandboxStatus {
+    /// The status of a child sandbox, up while `up` is true.
+    pub fn following(up: Arc<AtomicBool>) -> Self {
+        Self(Some(up))
+    }
+
+    /// False while a child sandbox is down or restarting.
+    pub fn up(&self) -> bool {
+        self.0.as_ref().is_none_or(|up| up.load(Ordering::Relaxed))
+    }
+}
 
 /// `GET /healthz`: the ingress is up. It does not ask a sandbox it does not manage, so an
 /// outage of a separately deployed sandbox shows as 502 answers on `/api/*`, not as an ingress

@@ -8,9 +8,14 @@
 //!
 //! - [`config`]: every environment variable and its default.
 //! - [`tenants`]: the tenants file: tenants, key hashes, limits, the anonymous tier.
-//! - [`auth`]: which tenant a request is from; 401 when it must present a key and does not.
-//! - [`rate_limit`]: per-tenant (per-client for the anonymous tier) limits and the client key
-//!   behind Cloud Run's proxies.
+//! - [`auth`]: which tenant a request is from, 401 when it must present a key and does not,
+//!   and the charge to its tier's rate limit.
+//! - [`rate_limit`]: per-tenant (per-client for the anonymous tier) token buckets and the
+//!   client key behind Cloud Run's proxies, worked out once per request by [`telemetry`].
+//!
+//! Modules depend one way: `error` and `health` on nothing here; `metrics` on `error`;
+//! `rate_limit` on those; `tenants` and `config` on `rate_limit`; `auth` and `proxy` on the
+//! ones before them.
 //! - [`proxy`]: forwarding to the sandbox with the tenant's headers; 502/504 when it is down
 //!   or slow.
 //! - [`metrics`]: the Prometheus metrics and the admin listener's routes.
@@ -50,9 +55,10 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use auth::{Directory, Identification};
 pub use config::Config;
 use error::ApiError;
+use health::SandboxStatus;
 use metrics::Metrics;
 use proxy::Proxy;
-use sandbox_child::{SandboxChild, SandboxStatus};
+use sandbox_child::SandboxChild;
 use telemetry::TrustedProxyHops;
 
 /// After a shutdown signal, requests still in flight get this long to finish. Cloud Run kills
@@ -101,7 +107,6 @@ pub fn router(
     let identification = Identification {
         directory,
         metrics: metrics.clone(),
-        trusted_proxy_hops: config.trusted_proxy_hops,
     };
     let public = Router::new()
         .route(
@@ -112,7 +117,7 @@ pub fn router(
         // Runs second: the caller's bucket is known once the caller is.
         .layer(axum::middleware::from_fn_with_state(
             metrics.clone(),
-            rate_limit::enforce,
+            auth::enforce_rate_limit,
         ))
         .layer(axum::middleware::from_fn_with_state(
             identification,

@@ -24,8 +24,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use crate::auth::AuthFailure;
-use crate::error::ApiError;
+use crate::error::{ApiError, AuthFailure};
 
 /// The `Content-Type` of the exposition (the OpenMetrics text format Prometheus scrapes).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -9,19 +9,16 @@
 //! used. With 0 hops (local use) the TCP peer is the client.
 
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::{StateInformationMiddleware, StateSnapshot};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 
-use crate::auth::{Caller, Tier};
-use crate::config::RateLimit;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -33,6 +30,25 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_RATELIMIT_AFTER: HeaderName = HeaderName::from_static("x-ratelimit-after");
 const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+
+/// Per-client token bucket: `burst` requests at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Tokens added per second (may be fractional: 0.5 is one request every two seconds).
+    pub per_second: f64,
+    /// Bucket size.
+    pub burst: NonZeroU32,
+}
+
+impl RateLimit {
+    /// The highest rate: beyond it the refill period would round to zero nanoseconds.
+    pub const MAX_PER_SECOND: f64 = 1e9;
+
+    /// Time it takes to earn one request back.
+    pub fn replenish_period(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.per_second)
+    }
+}
 
 /// Per-client buckets of the anonymous tier.
 pub type ClientBuckets = DefaultKeyedRateLimiter<IpAddr, StateInformationMiddleware>;
@@ -110,53 +126,39 @@ pub struct Allowance {
     remaining: u32,
 }
 
-/// Takes one request from `client`'s bucket of `tier`. `Ok(None)` when the tier has no rate
-/// limit; a refusal is the 429 answer, counted in `metrics`.
-pub fn charge(
-    tier: &Tier,
-    client: Option<IpAddr>,
-    metrics: &Metrics,
-) -> Result<Option<Allowance>, ApiError> {
-    let Some(limiter) = &tier.rate_limiter else {
-        return Ok(None);
-    };
-    let snapshot = limiter.check(client).inspect_err(|error| {
-        if let ApiError::RateLimited { .. } = error {
-            metrics.rate_limited(&tier.id);
-        }
-    })?;
-    Ok(Some(Allowance {
-        limit: snapshot.quota().burst_size().get(),
-        remaining: snapshot.remaining_burst_capacity(),
-    }))
-}
-
-/// Middleware: charges the request to its [`Caller`]'s bucket. Allowed answers carry
-/// `x-ratelimit-limit` and `x-ratelimit-remaining`; refusals are 429 in the API's error shape
-/// with `retry-after`.
-pub async fn enforce(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(caller) = request.extensions().get::<Caller>() else {
-        return ApiError::Internal("rate limiting before identification").into_response();
-    };
-    match charge(&caller.tier, caller.client, &metrics) {
-        Err(refusal) => refusal.into_response(),
-        Ok(None) => next.run(request).await,
-        Ok(Some(allowance)) => {
-            let mut response = next.run(request).await;
-            let headers = response.headers_mut();
-            headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(allowance.limit));
-            headers.insert(
-                X_RATELIMIT_REMAINING,
-                HeaderValue::from(allowance.remaining),
-            );
-            response
-        }
+impl TierRateLimiter {
+    /// Takes one request from `client`'s bucket, on behalf of `tenant`; a refusal is the 429
+    /// answer, counted in `metrics`.
+    pub fn charge(
+        &self,
+        tenant: &Arc<str>,
+        client: Option<IpAddr>,
+        metrics: &Metrics,
+    ) -> Result<Allowance, ApiError> {
+        let snapshot = self.check(client).inspect_err(|error| {
+            if let ApiError::RateLimited { .. } = error {
+                metrics.rate_limited(tenant);
+            }
+        })?;
+        Ok(Allowance {
+            limit: snapshot.quota().burst_size().get(),
+            remaining: snapshot.remaining_burst_capacity(),
+        })
     }
 }
+
+impl Allowance {
+    /// `x-ratelimit-limit` and `x-ratelimit-remaining` on an allowed answer.
+    pub fn tell(self, headers: &mut HeaderMap) {
+        headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(self.limit));
+        headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(self.remaining));
+    }
+}
+
+/// A request's client key (see [`client_key`]), worked out once by the request log's
+/// middleware and read from the request's extensions by everything after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientKey(pub Option<IpAddr>);
 
 /// Drops, every [`FORGET_IDLE_CLIENTS_EVERY`], the buckets that have refilled completely: a
 /// client that comes back gets a fresh, identical one. Ends once the buckets are dropped.

@@ -28,7 +28,7 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::health;
+use crate::health::{self, SandboxStatus};
 
 /// How long the child has to answer its first health check.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,18 +74,6 @@ pub enum ChildError {
     /// The child did not become healthy in time.
     #[error("the sandbox did not become healthy within {} s", STARTUP_TIMEOUT.as_secs())]
     Unhealthy,
-}
-
-/// Whether the sandbox the ingress proxies to is up, as far as the ingress can tell: always,
-/// for a sandbox it does not manage (`SANDBOX_URL`); for a child, while it runs and is healthy.
-#[derive(Debug, Clone, Default)]
-pub struct SandboxStatus(Option<Arc<AtomicBool>>);
-
-impl SandboxStatus {
-    /// False while a child sandbox is down or restarting.
-    pub fn up(&self) -> bool {
-        self.0.as_ref().is_none_or(|up| up.load(Ordering::Relaxed))
-    }
 }
 
 /// A supervised child sandbox; [`SandboxChild::stop`] ends it.
@@ -136,7 +124,7 @@ impl SandboxChild {
 
     /// The child's state, for `/healthz`.
     pub fn status(&self) -> SandboxStatus {
-        SandboxStatus(Some(self.up.clone()))
+        SandboxStatus::following(self.up.clone())
     }
 
     /// Asks the child to stop (SIGTERM), kills it if it has not exited within the grace, and

@@ -22,7 +22,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
-use crate::rate_limit::client_key;
+use crate::rate_limit::{ClientKey, client_key};
 use crate::request_id::X_REQUEST_ID;
 
 /// Installs the global subscriber. `RUST_LOG` refines the level (default `info`).
@@ -39,17 +39,20 @@ pub fn init(format: LogFormat) {
 #[derive(Debug, Clone, Copy)]
 pub struct TrustedProxyHops(pub usize);
 
-/// Middleware: runs the request inside its span and logs one line when the answer is ready.
+/// Middleware: works out the request's client key once (for the log line, identification and
+/// rate limiting), runs the request inside its span and logs one line when the answer is ready.
 /// The query string is left out of the log: it is the client's data, not ours.
 pub async fn log_request(
     State(TrustedProxyHops(hops)): State<TrustedProxyHops>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let client = client_key(&request, hops).map(|ip: IpAddr| ip.to_string());
+    let client_ip = client_key(&request, hops);
+    request.extensions_mut().insert(ClientKey(client_ip));
+    let client = client_ip.map(|ip: IpAddr| ip.to_string());
     let request_id = request
         .headers()
         .get(X_REQUEST_ID)

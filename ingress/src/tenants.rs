@@ -17,7 +17,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::RateLimit;
+use crate::rate_limit::RateLimit;
 
 pub use contract::tenant::{ANONYMOUS, Ceilings};
 use contract::tenant::{MAX_TENANT_ID_LENGTH, is_valid_tenant_id};

@@ -68,7 +68,12 @@ fn local_references(name: &str, text: &str) -> Vec<String> {
     candidates
         .into_iter()
         .filter(|reference| !reference.contains(':') && !reference.starts_with(['#', '/']))
-        .map(|reference| reference.trim_start_matches("./").to_owned())
+        // Links to the API (the OpenAPI document) are not assets.
+        .filter(|reference| !reference.starts_with("api/"))
+        .map(|reference| match reference.trim_start_matches("./") {
+            "" => "index.html".to_owned(),
+            name => name.to_owned(),
+        })
         .collect()
 }
 

@@ -5,7 +5,7 @@ use std::num::NonZeroU32;
 use axum::http::StatusCode;
 
 use crate::support::{spawn_app, spawn_app_with, tenant};
-use ingress::config::RateLimit;
+use ingress::rate_limit::RateLimit;
 use ingress::tenants::Ceilings;
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::num::NonZeroU32;
 use axum::http::StatusCode;
 
 use crate::support::{TestApp, TestResponse, spawn_app_with};
-use ingress::config::RateLimit;
+use ingress::rate_limit::RateLimit;
 
 /// Two requests at once, then one every 100 s: nothing refills during a test.
 fn burst_of_two(config: &mut ingress::Config) {

@@ -305,7 +305,7 @@ impl HttpClient {
 pub fn tenant(
     id: &str,
     key: &str,
-    rate_limit: Option<ingress::config::RateLimit>,
+    rate_limit: Option<ingress::rate_limit::RateLimit>,
     ceilings: Ceilings,
 ) -> Tenant {
     Tenant {

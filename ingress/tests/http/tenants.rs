@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 use crate::support::{TestApp, TestResponse, spawn_app_with, spawn_app_with_sandbox, tenant};
-use ingress::config::RateLimit;
+use ingress::rate_limit::RateLimit;
 use ingress::tenants::Ceilings;
 
 const ACME_KEY: &str = "acme-3f9c1e0b7d2a4c58";
