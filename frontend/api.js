@@ -1,6 +1,6 @@
-// Talks to the service: lists the bundled examples and runs code. Every way a request can fail
-// (network, HTTP status, a body that is not the API's JSON) becomes a `RequestFailure` whose
-// `title` and `message` are written for people.
+// Talks to the service: lists the bundled examples and runs code, with the tenant's API key when
+// one is given. Every way a request can fail (network, HTTP status, a key refused, a body that is
+// not the API's JSON) becomes a `RequestFailure` whose `title` and `message` are written for people.
 
 /** How long the page waits for an answer: above the server's longest deadline (30 s) plus queueing. */
 const CLIENT_TIMEOUT_MS = 60_000;
@@ -17,8 +17,8 @@ export class RequestFailure extends Error {
 }
 
 /** `GET /api/examples` → `[{ name, source }]`. */
-export async function fetchExamples() {
-  const body = await send("api/examples", { method: "GET" });
+export async function fetchExamples({ apiKey = "" } = {}) {
+  const body = await send("api/examples", { method: "GET" }, apiKey);
   if (!Array.isArray(body?.examples)) {
     throw new RequestFailure("Unexpected response", "The server sent a list of examples this page cannot read.", {
       kind: "bad_response",
@@ -31,12 +31,16 @@ export async function fetchExamples() {
  * `POST /api/execute` → the execution outcome (`status`, `result`, `error`, `log`, `executionTime`).
  * A script that fails still resolves: only failures of the request itself throw.
  */
-export async function execute(request) {
-  const body = await send("api/execute", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(request),
-  });
+export async function execute(request, { apiKey = "" } = {}) {
+  const body = await send(
+    "api/execute",
+    {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(request),
+    },
+    apiKey,
+  );
   if (body?.status !== "success" && body?.status !== "error") {
     throw new RequestFailure("Unexpected response", "The server's answer is not an execution result.", {
       kind: "bad_response",
@@ -45,12 +49,13 @@ export async function execute(request) {
   return body;
 }
 
-async function send(url, init) {
+async function send(url, init, apiKey) {
+  const authorization = apiKey ? { Authorization: `Bearer ${apiKey}` } : {};
   let response;
   try {
     response = await fetch(url, {
       ...init,
-      headers: { Accept: "application/json", ...init.headers },
+      headers: { Accept: "application/json", ...authorization, ...init.headers },
       signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
     });
   } catch (error) {
@@ -66,10 +71,10 @@ async function send(url, init) {
 
   const body = await response.json().catch(() => null);
   if (response.ok && body !== null) return body;
-  throw describeHttpFailure(response, body);
+  throw describeHttpFailure(response, body, apiKey !== "");
 }
 
-function describeHttpFailure(response, body) {
+function describeHttpFailure(response, body, sentKey) {
   const { status } = response;
   const serverMessage = typeof body?.error?.message === "string" ? body.error.message : "";
   const kind = typeof body?.error?.kind === "string" ? body.error.kind : `http_${status}`;
@@ -78,6 +83,10 @@ function describeHttpFailure(response, body) {
   const details = { status, kind };
 
   switch (status) {
+    case 401:
+      return sentKey
+        ? new RequestFailure("API key not accepted", "The server does not know this API key. Check it, or clear the API key field to run without one.", details)
+        : new RequestFailure("API key needed", "This server runs code only for holders of an API key. Enter yours in the API key field.", details);
     case 429:
       return new RequestFailure("Too many requests", `You are sending runs faster than this server allows. ${retryHint}`, details);
     case 413:

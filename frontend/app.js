@@ -1,9 +1,12 @@
-// Entry point of the demo page: wires the editor, the example picker, the limit inputs and the Run
-// button to the API and the output panel.
+// Entry point of the demo page: wires the editor, the example picker, the limit inputs, the API
+// key field and the Run, Share and Copy-as-curl buttons to the API and the output panel.
 
+import { apiKeyField } from "./api-key.js";
 import { execute, fetchExamples, RequestFailure } from "./api.js";
+import { curlCommand, KEY_VARIABLE } from "./curl.js";
 import { createEditor } from "./editor.js";
 import { outputPanel, renderFailure, renderInvalidInput, renderOutcome, renderRunning } from "./render.js";
+import { isShareFragment, readSharedRun, shareLink } from "./share.js";
 
 const DRAFT_KEY = "jsbox.draft";
 const STARTER_CODE = `// Write JavaScript and press Ctrl+Enter (⌘+Enter on a Mac) to run it.
@@ -18,26 +21,45 @@ const form = document.getElementById("run-form");
 const picker = document.getElementById("example");
 const runButton = document.getElementById("run");
 const limitInputs = [document.getElementById("timeout-ms"), document.getElementById("memory-limit-mb")];
+const shared = {
+  box: document.getElementById("shared"),
+  label: document.getElementById("shared-label"),
+  text: document.getElementById("shared-text"),
+  status: document.getElementById("share-status"),
+};
 const panel = outputPanel(document);
 
 /** The example last loaded into the editor; while the text is unchanged, runs send its name. */
 let loadedExample = null;
 let running = false;
 
-const editor = createEditor(document.getElementById("code"), document.querySelector(".gutter"), {
+const editor = createEditor(document.getElementById("editor"), {
+  text: readDraft() ?? STARTER_CODE,
+  label: "JavaScript code",
+  hint: document.getElementById("editor-hint"),
   onChange(text) {
     saveDraft(text);
     markExampleEdited(text);
+    forgetShareFragment();
+  },
+  onRun: run,
+});
+const apiKey = apiKeyField(document.getElementById("api-key"), {
+  onChange() {
+    // A key can open the examples that the anonymous tier could not see.
+    if (picker.disabled) loadExamples();
   },
 });
-editor.value = readDraft() ?? STARTER_CODE;
 
 showPlatformShortcuts();
 loadExamples();
+await openSharedRun();
+window.addEventListener("hashchange", openSharedRun);
 
-// Ctrl/Cmd+Enter runs from anywhere on the page, not only from the editor.
+// Ctrl/Cmd+Enter runs from anywhere on the page; the editor handles (and claims) its own.
 document.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && !event.isComposing) {
+  if (event.defaultPrevented || event.isComposing) return;
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
     event.preventDefault();
     run();
   }
@@ -62,6 +84,28 @@ picker.addEventListener("change", () => {
   markExampleEdited(loadedExample.source);
 });
 
+document.getElementById("share").addEventListener("click", async () => {
+  const limits = readLimits();
+  if (!limits) return;
+  const link = await shareLink({ code: editor.value, ...limits }, window.location);
+  // The address bar holds the link too, until the code is edited.
+  history.replaceState(null, "", link);
+  await offerCopy("Link to this run", link, "Link copied to the clipboard. Opening it restores this code and these limits.");
+});
+
+document.getElementById("copy-curl").addEventListener("click", async () => {
+  const request = buildRequest();
+  if (!request) return;
+  const executeUrl = new URL("api/execute", window.location.href).href;
+  const command = curlCommand(executeUrl, request, { withKey: apiKey.value !== "" });
+  const keyNote = apiKey.value === "" ? "" : ` It reads your key from $${KEY_VARIABLE}: set that variable first.`;
+  await offerCopy("curl command", command, `curl command copied to the clipboard.${keyNote}`);
+});
+
+// The page is ready for input once the editor exists and Run works.
+runButton.disabled = false;
+performance.mark("jsbox:interactive");
+
 /** Labels the picked example "(edited)" once the editor no longer holds its source. */
 function markExampleEdited(text) {
   if (!loadedExample) return;
@@ -73,12 +117,18 @@ async function run() {
   if (running) return;
   const request = buildRequest();
   if (!request) return;
+  const problem = apiKey.problem();
+  if (problem) {
+    renderInvalidInput(panel, problem);
+    apiKey.focus();
+    return;
+  }
 
   setRunning(true);
   renderRunning(panel);
   revealOutput();
   try {
-    renderOutcome(panel, await execute(request));
+    renderOutcome(panel, await execute(request, { apiKey: apiKey.value }));
   } catch (error) {
     const failure = error instanceof RequestFailure ? error : new RequestFailure("Something went wrong", String(error));
     renderFailure(panel, failure);
@@ -89,10 +139,16 @@ async function run() {
 
 /** The body for `POST /api/execute`, or `null` (with the problem shown) when a limit is unreadable. */
 function buildRequest() {
+  const limits = readLimits();
+  if (!limits) return null;
   const code = editor.value;
-  const request =
-    loadedExample && code === loadedExample.source ? { file: loadedExample.name } : { code };
+  const source = loadedExample && code === loadedExample.source ? { file: loadedExample.name } : { code };
+  return { ...source, ...limits };
+}
 
+/** `{ timeoutMs?, memoryLimitMb? }` as typed, or `null` (with the problem shown) when one is unreadable. */
+function readLimits() {
+  const limits = {};
   for (const input of limitInputs) {
     const text = input.value.trim();
     // A number input reports text it cannot parse ("1e", "--") as an empty value with badInput.
@@ -105,9 +161,47 @@ function buildRequest() {
       return null;
     }
     input.removeAttribute("aria-invalid");
-    request[input.name] = value;
+    limits[input.name] = value;
   }
-  return request;
+  return limits;
+}
+
+/** Restores the code and limits of a share link opened in this tab; the draft is kept until edited. */
+async function openSharedRun() {
+  if (!isShareFragment(window.location.hash)) return;
+  try {
+    const sharedRun = await readSharedRun(window.location.hash);
+    editor.value = sharedRun.code;
+    for (const input of limitInputs) input.value = sharedRun[input.name] ?? "";
+    if (loadedExample) loadedExample.option.textContent = loadedExample.name;
+    loadedExample = null;
+    picker.value = "";
+  } catch (error) {
+    renderInvalidInput(panel, error.message);
+  }
+}
+
+/** Once the shared code is edited the link in the address bar no longer describes it. */
+function forgetShareFragment() {
+  if (!isShareFragment(window.location.hash)) return;
+  const { pathname, search } = window.location;
+  history.replaceState(null, "", pathname + search);
+}
+
+/** Shows `text` under the buttons and copies it to the clipboard, saying whether that worked. */
+async function offerCopy(label, text, copiedMessage) {
+  shared.label.textContent = label;
+  shared.text.value = text;
+  shared.box.hidden = false;
+  try {
+    await navigator.clipboard.writeText(text);
+    shared.status.textContent = copiedMessage;
+  } catch {
+    // No clipboard (a page served over plain HTTP from another machine) or no permission.
+    shared.status.textContent = "The clipboard is not available here: copy the text from the field above.";
+    shared.text.focus();
+    shared.text.select();
+  }
 }
 
 /** On narrow screens the output sits below the editor: bring its status into view. */
@@ -127,7 +221,7 @@ function setRunning(isRunning) {
 
 async function loadExamples() {
   try {
-    const examples = await fetchExamples();
+    const examples = await fetchExamples({ apiKey: apiKey.value });
     const options = examples.map(({ name, source }) => {
       const option = new Option(name, name);
       option.dataset.source = source;
@@ -135,6 +229,7 @@ async function loadExamples() {
     });
     picker.replaceChildren(new Option("Choose an example…", ""), ...options);
     picker.disabled = options.length === 0;
+    picker.removeAttribute("title");
   } catch (error) {
     picker.replaceChildren(new Option("Examples unavailable", ""));
     picker.title = error.message;

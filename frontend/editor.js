@@ -1,160 +1,142 @@
-// The code editor: a plain <textarea> with a line-number gutter kept in step with it, Tab and
-// Shift+Tab to indent and outdent, and Enter keeping the current line's indentation.
+// The code editor: CodeMirror 6 (bundled into vendor/codemirror.js by frontend-build/) with
+// JavaScript highlighting, line numbers, bracket matching, search (Ctrl/Cmd+F), undo history, and
+// Ctrl/Cmd+Enter to run.
 //
-// Tab is taken over for indenting, which would trap keyboard users inside the field; pressing
-// Escape first lets the next Tab (or Shift+Tab) move focus as usual (WCAG 2.1.2, "No Keyboard Trap").
+// Tab indents and Shift+Tab outdents, which would trap keyboard users inside the editor; CodeMirror
+// lets the Tab pressed within two seconds of Escape move focus as usual (WCAG 2.1.2, "No Keyboard
+// Trap"), and the hint under the editor says so.
+//
+// The editor lives in a shadow root of its container. CodeMirror injects its styles at run time:
+// into a document it adds a <style> element, which the page's CSP (style-src 'self') refuses; into
+// a shadow root it adopts a constructed stylesheet, which CSP allows. Page styles do not reach into
+// the shadow root, but inherited values and custom properties do (see editor-theme.js).
 
-const INDENT = "  ";
-const MODIFIER_KEYS = new Set(["Shift", "Control", "Alt", "Meta"]);
+import {
+  Annotation,
+  bracketMatching,
+  classHighlighter,
+  defaultKeymap,
+  drawSelection,
+  EditorState,
+  EditorView,
+  highlightActiveLine,
+  highlightActiveLineGutter,
+  highlightSelectionMatches,
+  highlightSpecialChars,
+  history,
+  historyKeymap,
+  indentOnInput,
+  indentWithTab,
+  isolateHistory,
+  javascriptLanguage,
+  keymap,
+  LanguageSupport,
+  lineNumbers,
+  search,
+  searchKeymap,
+  syntaxHighlighting,
+} from "./vendor/codemirror.js";
+import { editorTheme } from "./editor-theme.js";
+
+/** How long after Escape a Tab moves focus instead of indenting (CodeMirror's own choice). */
+const TAB_FREED_AFTER_ESCAPE_MS = 2000;
+
+/** Marks text the page put in (an example, a shared run), which is not the user's edit. */
+const replacedByPage = Annotation.define();
 
 /**
- * Wires up the editor and returns a small handle to read and replace its text.
- * `onChange` is called with the text after every edit.
+ * Creates the editor inside `host` and returns a small handle to read and replace its text.
+ * `label` is its accessible name and `hint` the element that describes it; `onChange` is called
+ * with the text after every edit of the user's, `onRun` on Ctrl/Cmd+Enter.
  */
-export function createEditor(textarea, gutter, { onChange }) {
-  let lineCount = 0;
-  let activeLine = -1;
-  let tabLeavesField = false;
-
-  function renderGutter() {
-    const count = countLines(textarea.value);
-    if (count !== lineCount) {
-      const numbers = document.createDocumentFragment();
-      for (let line = 1; line <= count; line++) {
-        const number = document.createElement("div");
-        number.textContent = String(line);
-        numbers.append(number);
-      }
-      gutter.replaceChildren(numbers);
-      lineCount = count;
-      activeLine = -1;
-    }
-    highlightActiveLine();
-    syncScroll();
-  }
-
-  function highlightActiveLine() {
-    const line = countLines(textarea.value.slice(0, textarea.selectionStart)) - 1;
-    if (line === activeLine) return;
-    gutter.children[activeLine]?.classList.remove("active");
-    gutter.children[line]?.classList.add("active");
-    activeLine = line;
-  }
-
-  function syncScroll() {
-    gutter.scrollTop = textarea.scrollTop;
-  }
-
-  textarea.addEventListener("input", () => {
-    renderGutter();
-    onChange?.(textarea.value);
+export function createEditor(host, { text, label, hint, onChange, onRun }) {
+  const runShortcut = () => {
+    onRun();
+    return true;
+  };
+  const root = host.attachShadow({ mode: "open" });
+  const view = new EditorView({
+    root,
+    parent: root,
+    state: EditorState.create({
+      doc: text,
+      extensions: [
+        // First, so that Ctrl+Enter runs instead of inserting a blank line.
+        keymap.of([
+          { key: "Mod-Enter", run: runShortcut },
+          { key: "Ctrl-Enter", run: runShortcut },
+        ]),
+        lineNumbers(),
+        highlightActiveLineGutter(),
+        highlightSpecialChars(),
+        history(),
+        drawSelection(),
+        indentOnInput(),
+        bracketMatching(),
+        highlightActiveLine(),
+        highlightSelectionMatches(),
+        search({ top: true }),
+        new LanguageSupport(javascriptLanguage),
+        syntaxHighlighting(classHighlighter),
+        keymap.of([...defaultKeymap, ...searchKeymap, ...historyKeymap, indentWithTab]),
+        // CodeMirror frees Tab after Escape only when no command took the key, and Escape first
+        // collapses a selection; free it on every Escape so that "Esc then Tab" always leaves.
+        EditorView.domEventObservers({
+          keydown(event, view) {
+            if (event.key === "Escape") view.setTabFocusMode(TAB_FREED_AFTER_ESCAPE_MS);
+          },
+        }),
+        EditorView.domEventHandlers({ beforeinput: typeOverSelection }),
+        EditorView.contentAttributes.of({ "aria-label": label }),
+        EditorView.updateListener.of((update) => {
+          if (update.docChanged && !update.transactions.every((tr) => tr.annotation(replacedByPage))) {
+            onChange(update.state.doc.toString());
+          }
+        }),
+        editorTheme,
+      ],
+    }),
   });
-  textarea.addEventListener("scroll", syncScroll);
-  textarea.addEventListener("blur", () => {
-    tabLeavesField = false;
-  });
-  document.addEventListener("selectionchange", () => {
-    if (document.activeElement === textarea) highlightActiveLine();
-  });
-
-  textarea.addEventListener("keydown", (event) => {
-    if (event.isComposing || MODIFIER_KEYS.has(event.key)) return;
-    if (event.key === "Escape") {
-      tabLeavesField = true;
-      return;
-    }
-    const leaving = tabLeavesField;
-    tabLeavesField = false;
-
-    if (event.key === "Tab" && !leaving && !event.ctrlKey && !event.altKey && !event.metaKey) {
-      event.preventDefault();
-      if (event.shiftKey) outdentSelection(textarea);
-      else indentSelection(textarea);
-    } else if (event.key === "Enter" && !event.shiftKey && !event.altKey && !event.ctrlKey && !event.metaKey) {
-      event.preventDefault();
-      insertNewlineKeepingIndent(textarea);
-    }
-  });
-
-  renderGutter();
+  describeBy(view.contentDOM, hint);
 
   return {
     get value() {
-      return textarea.value;
+      return view.state.doc.toString();
     },
-    /** Replaces the whole text (not undoable) and puts the caret at the start. */
+    /** Replaces the whole text, as one step of its own in the undo history, with the caret at the start. */
     set value(text) {
-      textarea.value = text;
-      textarea.setSelectionRange(0, 0);
-      textarea.scrollTop = 0;
-      textarea.scrollLeft = 0;
-      renderGutter();
+      view.dispatch({
+        changes: { from: 0, to: view.state.doc.length, insert: text },
+        selection: { anchor: 0 },
+        annotations: [replacedByPage.of(true), isolateHistory.of("full")],
+        scrollIntoView: true,
+      });
     },
     focus() {
-      textarea.focus();
+      view.focus();
     },
   };
 }
 
-function countLines(text) {
-  let lines = 1;
-  for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) lines++;
-  return lines;
+/**
+ * Typing over a selection is left to the browser by default, and Chromium, merging the lines'
+ * elements, writes inline style attributes, which the CSP refuses (a console error; CodeMirror then
+ * redraws the lines). The editor makes that edit itself instead.
+ */
+function typeOverSelection(event, view) {
+  const { state } = view;
+  if (event.inputType !== "insertText" || !event.data || view.composing) return false;
+  if (state.selection.ranges.every((range) => range.empty)) return false;
+  event.preventDefault();
+  view.dispatch(state.update(state.replaceSelection(event.data), { userEvent: "input.type", scrollIntoView: true }));
+  return true;
 }
 
-/** Replaces `[from, to)` with `text` through the browser's editing commands, so Ctrl+Z undoes it. */
-function replaceRange(textarea, from, to, text) {
-  textarea.setSelectionRange(from, to);
-  // execCommand is deprecated but still the only way to edit a textarea and keep its undo history.
-  const done = text === "" ? document.execCommand("delete") : document.execCommand("insertText", false, text);
-  if (!done) {
-    textarea.setRangeText(text, from, to, "end");
-    textarea.dispatchEvent(new Event("input", { bubbles: true }));
-  }
-}
-
-/** The start of the line holding `start` and the end of the line holding the selection's end. */
-function selectedLineBlock(textarea) {
-  const { value, selectionStart: start } = textarea;
-  let end = textarea.selectionEnd;
-  // A selection that ends just after a newline does not include the next line.
-  if (end > start && value[end - 1] === "\n") end--;
-  const blockStart = value.lastIndexOf("\n", start - 1) + 1;
-  const newline = value.indexOf("\n", end);
-  return { blockStart, blockEnd: newline === -1 ? value.length : newline };
-}
-
-function indentSelection(textarea) {
-  const { value, selectionStart: start, selectionEnd: end } = textarea;
-  if (!value.slice(start, end).includes("\n")) {
-    replaceRange(textarea, start, end, INDENT);
-    return;
-  }
-  const { blockStart, blockEnd } = selectedLineBlock(textarea);
-  const lines = value.slice(blockStart, blockEnd).split("\n");
-  const indented = lines.map((line) => (line.trim() === "" ? line : INDENT + line));
-  const added = indented.join("\n").length - (blockEnd - blockStart);
-  const firstAdded = indented[0].length - lines[0].length;
-  replaceRange(textarea, blockStart, blockEnd, indented.join("\n"));
-  textarea.setSelectionRange(start + firstAdded, end + added);
-}
-
-function outdentSelection(textarea) {
-  const { value, selectionStart: start, selectionEnd: end } = textarea;
-  const { blockStart, blockEnd } = selectedLineBlock(textarea);
-  const lines = value.slice(blockStart, blockEnd).split("\n");
-  const outdented = lines.map((line) => line.replace(/^(?: {1,2}|\t)/, ""));
-  const removed = lines[0].length - outdented[0].length;
-  const removedTotal = blockEnd - blockStart - outdented.join("\n").length;
-  if (removedTotal === 0) return;
-  replaceRange(textarea, blockStart, blockEnd, outdented.join("\n"));
-  const newStart = Math.max(blockStart, start - removed);
-  textarea.setSelectionRange(newStart, Math.max(newStart, end - removedTotal));
-}
-
-function insertNewlineKeepingIndent(textarea) {
-  const { value, selectionStart: start, selectionEnd: end } = textarea;
-  const lineStart = value.lastIndexOf("\n", start - 1) + 1;
-  const indent = /^[ \t]*/.exec(value.slice(lineStart, start))[0];
-  replaceRange(textarea, start, end, "\n" + indent);
+/**
+ * aria-describedby cannot name an element outside the shadow root, but the element reference it
+ * reflects can; where that is not supported, the hint's text is the description.
+ */
+function describeBy(element, hint) {
+  if ("ariaDescribedByElements" in element) element.ariaDescribedByElements = [hint];
+  else element.setAttribute("aria-description", hint.textContent.replace(/\s+/g, " ").trim());
 }

@@ -4,12 +4,16 @@
 //
 //   BASE_URL=http://127.0.0.1:8080 node tests/browser/demo-page.mjs   (screenshots: tests/artifacts/)
 //
-// Each step prints "ok - <step>"; the first failed assertion ends the run with exit code 1.
+// Each step prints "ok - <step>"; the first failed assertion ends the run with exit code 1. Lines
+// starting with "#" report measurements (the page's transferred size and time to interactive).
 
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { inflateRawSync } from "node:zlib";
 import { chromium } from "playwright-core";
 
 const BASE_URL = required("BASE_URL");
@@ -19,12 +23,14 @@ const DESKTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
 /** The ingress's request body limit (its MAX_BODY_BYTES; 1 MiB unless the caller set another). */
 const MAX_BODY_BYTES = Number(process.env.MAX_BODY_BYTES ?? 1024 * 1024);
+/** What the page may weigh on the wire, all its files and the examples' list together (gzip). */
+const PAGE_WEIGHT_BUDGET_BYTES = 250_000;
 
 // The whole run must end on its own even if the browser hangs.
 setTimeout(() => {
-  console.error("not ok - the browser test did not finish within 120 s");
+  console.error("not ok - the browser test did not finish within 180 s");
   process.exit(1);
-}, 120_000).unref();
+}, 180_000).unref();
 
 function required(name) {
   const value = process.env[name];
@@ -104,6 +110,80 @@ const consoleEntries = (page) =>
     })),
   );
 
+/** The editor's text as CodeMirror shows it (every line of the short texts used here is in view). */
+async function editorText(page) {
+  return (await page.locator("#editor .cm-line").allTextContents()).join("\n");
+}
+
+/**
+ * Replaces the editor's text as a user would: select all, then type (insert) the new text.
+ * (Playwright's fill selects with the DOM, which can leave CodeMirror's last, empty line behind.)
+ */
+async function fillEditor(page, text) {
+  await page.getByLabel("JavaScript code").press("Control+a");
+  await page.keyboard.insertText(text);
+}
+
+/** The visible line numbers (CodeMirror keeps one hidden extra to measure the gutter's width). */
+function lineNumbers(page) {
+  return page
+    .locator("#editor .cm-lineNumbers .cm-gutterElement")
+    .evaluateAll((numbers) => numbers.filter((number) => number.style.visibility !== "hidden").map((n) => n.textContent));
+}
+
+/** Where keyboard focus is: an element's id, or "editor text" inside CodeMirror's shadow root. */
+function focusedElement(page) {
+  return page.evaluate(() => {
+    const inner = document.activeElement?.shadowRoot?.activeElement;
+    if (inner) return inner.classList.contains("cm-content") ? "editor text" : `editor ${inner.className}`;
+    return document.activeElement?.id ?? "";
+  });
+}
+
+/** A colour from the page's custom properties, as getComputedStyle writes colours. */
+function customColour(page, property) {
+  return page.evaluate((property) => {
+    const probe = document.createElement("span");
+    probe.style.color = `var(${property})`;
+    document.body.append(probe);
+    const colour = getComputedStyle(probe).color;
+    probe.remove();
+    return colour;
+  }, property);
+}
+
+/** The run a share link holds, decoded without the page's help. */
+function decodeShareLink(link) {
+  const fragment = new URL(link).hash;
+  assert.match(fragment, /^#run=[\w-]+$/, "the run is in the fragment, base64url-encoded");
+  return JSON.parse(inflateRawSync(Buffer.from(fragment.slice("#run=".length), "base64url")).toString("utf8"));
+}
+
+/** Runs a shell command line as a terminal would and returns what it printed. */
+async function runInShell(command, env = {}) {
+  const { stdout } = await promisify(execFile)("sh", ["-c", command], { env: { ...process.env, ...env }, timeout: 30_000 });
+  return stdout;
+}
+
+/** Bytes on the wire and time to interactive of the page as it was just loaded (a fresh cache). */
+function pageLoadFigures(page) {
+  return page.evaluate(() => {
+    const entries = [...performance.getEntriesByType("navigation"), ...performance.getEntriesByType("resource")];
+    const sum = (field) => entries.reduce((total, entry) => total + entry[field], 0);
+    const bundle = entries.find((entry) => entry.name.endsWith("/vendor/codemirror.js"));
+    return {
+      responses: entries.length,
+      transferred: sum("transferSize"),
+      decoded: sum("decodedBodySize"),
+      bundleTransferred: bundle?.transferSize ?? 0,
+      bundleDecoded: bundle?.decodedBodySize ?? 0,
+      interactive: performance.getEntriesByName("jsbox:interactive")[0]?.startTime,
+    };
+  });
+}
+
+const kB = (bytes) => `${(bytes / 1000).toFixed(1)} kB`;
+
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   // Playwright adds --headless, --no-sandbox and a fresh temporary --user-data-dir itself. The rest
@@ -120,14 +200,18 @@ const browser = await chromium.launch({
 
 try {
   await mkdir(ARTIFACTS_DIR, { recursive: true });
-  const { page, problems } = await openPage(browser, { viewport: DESKTOP });
+  const { context, page, problems } = await openPage(browser, { viewport: DESKTOP });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE_URL });
   const editor = page.getByLabel("JavaScript code");
   const picker = page.getByLabel("Example");
   const runButton = page.getByRole("button", { name: "Run" });
+  const keyField = page.getByLabel("API key");
   const status = page.locator("#status");
   const result = page.locator("#result");
+  const sharedText = page.locator("#shared-text");
 
   const examples = (await (await page.request.get("/api/examples")).json()).examples;
+  const sourceOf = (name) => examples.find((example) => example.name === name).source;
 
   await step("the page loads its examples into the picker without errors", async () => {
     await page.locator("#example:enabled").waitFor();
@@ -137,12 +221,32 @@ try {
     await problems.check();
   });
 
+  await step("the page weighs little on the wire and is interactive quickly (figures printed)", async () => {
+    await page.locator("#run:enabled").waitFor();
+    const figures = await pageLoadFigures(page);
+    assert.ok(figures.interactive > 0, "the page marks when it is interactive");
+    assert.ok(figures.bundleTransferred > 0, "the editor's bundle was loaded");
+    assert.ok(
+      figures.bundleTransferred < figures.bundleDecoded / 2,
+      `the bundle is sent compressed (${figures.bundleTransferred} of ${figures.bundleDecoded} bytes)`,
+    );
+    assert.ok(
+      figures.transferred <= PAGE_WEIGHT_BUDGET_BYTES,
+      `the page load moved ${figures.transferred} bytes, over the budget of ${PAGE_WEIGHT_BUDGET_BYTES}`,
+    );
+    console.log(
+      `# page load: ${kB(figures.transferred)} transferred (${kB(figures.decoded)} uncompressed) in ` +
+        `${figures.responses} responses, of which the editor bundle ${kB(figures.bundleTransferred)} ` +
+        `(${kB(figures.bundleDecoded)}); interactive ${Math.round(figures.interactive)} ms after navigation start`,
+    );
+  });
+
   await step("picking an example loads its source, and running it unchanged sends its name", async () => {
     await picker.selectOption("simple.js");
-    const source = examples.find((example) => example.name === "simple.js").source;
-    assert.equal(await editor.inputValue(), source);
-    const gutterLines = await page.locator(".gutter > div").count();
-    assert.equal(gutterLines, source.split("\n").length, "one line number per line");
+    const source = sourceOf("simple.js");
+    assert.equal(await editorText(page), source);
+    const lines = source.split("\n").length;
+    assert.deepEqual(await lineNumbers(page), Array.from({ length: lines }, (_, i) => String(i + 1)), "one line number per line");
 
     const body = await runAndCaptureRequest(page, () => runButton.click());
     assert.deepEqual(body, { file: "simple.js" });
@@ -166,19 +270,18 @@ try {
     assert.equal(await page.locator("#console .console-table").count(), 1, "console.table renders a table");
   });
 
-  await step("typed code runs with Ctrl+Enter and shows its result, logs and timestamps", async () => {
-    await editor.fill(
-      [
-        'console.log("hello from the test", 21 * 2);',
-        "console.warn({ careful: true });",
-        '({ sum: [1, 2, 3].reduce((a, b) => a + b, 0), label: "done" });',
-      ].join("\n"),
-    );
+  await step("typed code runs with Ctrl+Enter from the editor, which inserts nothing, and shows its result", async () => {
+    const code = [
+      'console.log("hello from the test", 21 * 2);',
+      "console.warn({ careful: true });",
+      '({ sum: [1, 2, 3].reduce((a, b) => a + b, 0), label: "done" });',
+    ].join("\n");
+    await fillEditor(page, code);
     assert.match(await picker.locator("option:checked").textContent(), /\(edited\)$/, "the picked example shows as edited");
-    await editor.focus();
-    const body = await runAndCaptureRequest(page, () => page.keyboard.press("Control+Enter"));
-    assert.equal(typeof body.code, "string", "edited code is sent as code, not as the example's name");
-    assert.equal(body.file, undefined);
+    const body = await runAndCaptureRequest(page, () => editor.press("Control+Enter"));
+    assert.deepEqual(body, { code }, "edited code is sent as code, not as the example's name");
+    assert.equal(await editorText(page), code, "Ctrl+Enter ran the code instead of inserting a line");
+    assert.equal(await focusedElement(page), "editor text", "the editor keeps the focus");
 
     assert.match(await status.getAttribute("class"), /status-success/);
     assert.deepEqual(JSON.parse(await result.textContent()), { sum: 6, label: "done" });
@@ -192,33 +295,211 @@ try {
     );
     for (const entry of entries) assert.ok(!Number.isNaN(Date.parse(entry.time)), `timestamp ${entry.time}`);
     assert.equal(await page.locator("#console-count").textContent(), "2");
+    assert.equal(await page.evaluate(() => localStorage.getItem("jsbox.draft")), code, "the draft is kept in localStorage");
     await page.screenshot({ path: path.join(ARTIFACTS_DIR, "demo-desktop.png"), fullPage: true });
   });
 
-  await step("Tab indents (undoably), Enter keeps the indent, Escape then Shift+Tab leaves the editor", async () => {
-    await editor.fill("x");
-    await editor.press("Home");
+  await step("the code is highlighted: tokens carry highlight classes in the page's syntax colours", async () => {
+    await fillEditor(page, '// a note\nconst answer = "forty" + 2;\nif (true) answer;');
+    const tokens = (selector) => page.locator(`#editor ${selector}`).allTextContents();
+    assert.deepEqual(await tokens(".tok-comment"), ["// a note"]);
+    assert.deepEqual(await tokens(".tok-keyword"), ["const", "if"]);
+    assert.deepEqual(await tokens(".tok-string"), ['"forty"']);
+    assert.deepEqual(await tokens(".tok-number"), ["2"]);
+    assert.deepEqual(await tokens(".tok-bool"), ["true"]);
+    assert.deepEqual(await tokens(".tok-variableName.tok-definition"), ["answer"]);
+    const colourOf = (selector) => page.locator(`#editor ${selector}`).first().evaluate((token) => getComputedStyle(token).color);
+    assert.equal(await colourOf(".tok-keyword"), await customColour(page, "--syntax-keyword"));
+    assert.equal(await colourOf(".tok-string"), await customColour(page, "--syntax-string"));
+    assert.notEqual(await colourOf(".tok-keyword"), await customColour(page, "--text"));
+  });
+
+  await step("brackets are matched: the bracket at the caret and its partner are marked", async () => {
+    await fillEditor(page, "f(a[1], (b));");
+    await editor.press("End");
+    await editor.press("ArrowLeft");
+    const marked = await page.locator("#editor .cm-matchingBracket").allTextContents();
+    assert.deepEqual(marked, ["(", ")"]);
+  });
+
+  await step("Tab indents and Shift+Tab outdents (undoably), Enter indents by the syntax", async () => {
+    await picker.selectOption("simple.js");
+    const source = sourceOf("simple.js");
+    await editor.press("Control+Home");
     await editor.press("Tab");
-    assert.equal(await editor.inputValue(), "  x");
-    assert.equal(await page.evaluate(() => document.activeElement.id), "code", "Tab kept the focus");
+    assert.equal(await editorText(page), `  ${source}`, "Tab indents the line");
+    assert.equal(await focusedElement(page), "editor text", "Tab kept the focus");
     await editor.press("Control+z");
-    assert.equal(await editor.inputValue(), "x", "Ctrl+Z undoes the indent");
-    await editor.press("Tab");
+    assert.equal(await editorText(page), source, "Ctrl+Z undoes the indent");
+
+    await fillEditor(page, "if (ok) {");
     await editor.press("End");
     await editor.press("Enter");
-    await page.keyboard.type("y");
-    assert.equal(await editor.inputValue(), "  x\n  y");
-    assert.equal(await page.locator(".gutter > div").count(), 2, "the gutter follows typed lines");
+    await page.keyboard.type("y;");
+    await editor.press("Enter");
+    await page.keyboard.type("}");
+    assert.equal(await editorText(page), "if (ok) {\n  y;\n}", "the block's body is indented and its } is not");
+    assert.deepEqual(await lineNumbers(page), ["1", "2", "3"], "the line numbers follow typed lines");
     await editor.press("Control+a");
+    await editor.press("Tab");
+    assert.equal(await editorText(page), "  if (ok) {\n    y;\n  }", "Tab indents every selected line");
     await editor.press("Shift+Tab");
-    assert.equal(await editor.inputValue(), "x\ny", "Shift+Tab outdents every selected line");
+    await editor.press("Shift+Tab");
+    assert.equal(await editorText(page), "if (ok) {\ny;\n}", "Shift+Tab outdents every selected line");
+  });
+
+  await step("Escape then Tab (or Shift+Tab) moves focus out of the editor", async () => {
     await editor.press("Escape");
     await page.keyboard.press("Shift+Tab");
-    assert.equal(await page.evaluate(() => document.activeElement.id), "run", "focus moved back to the Run button");
+    assert.equal(await focusedElement(page), "run", "focus moved back to the Run button");
+    await page.keyboard.press("Tab");
+    assert.equal(await focusedElement(page), "editor text", "Tab from the Run button enters the editor");
+    // Any other key ends the moment in which Tab moves focus.
+    await page.keyboard.press("Control+End");
+    await page.keyboard.press("Tab");
+    assert.equal(await focusedElement(page), "editor text", "without Escape, Tab stays in the editor");
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("Tab");
+    assert.equal(await focusedElement(page), "api-key", "focus moved on to the API key field");
+  });
+
+  await step("Ctrl+F opens the search panel, finds every match, and Escape returns to the text", async () => {
+    await fillEditor(page, "let spins = 0;\nspins++;\nconsole.log(spins);");
+    await editor.press("Control+f");
+    const find = page.getByRole("textbox", { name: "Find" });
+    await find.waitFor();
+    assert.equal(await focusedElement(page), "editor cm-textfield", "the search field has the focus");
+    // Typed key by key: the panel takes the query as keys are released, as they are when people type.
+    await find.pressSequentially("spins");
+    await find.press("Enter");
+    assert.equal(await page.locator("#editor .cm-searchMatch").count(), 3, "every match is marked");
+    assert.equal(await page.locator("#editor .cm-searchMatch-selected").count(), 1, "Enter selects the next match");
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, "demo-search.png") });
+    await find.press("Escape");
+    assert.equal(await page.locator("#editor .cm-search").count(), 0, "Escape closes the panel");
+    assert.equal(await focusedElement(page), "editor text");
+  });
+
+  await step("Ctrl+Z undoes typing and Ctrl+Shift+Z redoes it; loading an example is one step of its own", async () => {
+    await picker.selectOption("simple.js");
+    const source = sourceOf("simple.js");
+    await editor.press("Control+End");
+    await page.keyboard.type("\n// more");
+    assert.equal(await editorText(page), `${source}\n// more`);
+    await editor.press("Control+z");
+    assert.equal(await editorText(page), source, "undo removes what was typed");
+    await editor.press("Control+Shift+Z");
+    assert.equal(await editorText(page), `${source}\n// more`, "redo brings it back");
+    await editor.press("Control+z");
+    await editor.press("Control+z");
+    assert.notEqual(await editorText(page), source, "undo goes back past the example's loading");
+  });
+
+  await step("Share puts the code and limits in the link's fragment, and opening it restores them", async () => {
+    const code = "// shared run\nconst words = ['it\\'s', \"quoted\"];\nconsole.log(words.join(' '));\nwords.length * 7;";
+    await fillEditor(page, code);
+    await page.getByLabel("Timeout").fill("1234");
+    await page.getByLabel("Memory").fill("32");
+    await page.getByRole("button", { name: "Share" }).click();
+    await page.locator("#share-status", { hasText: "Link copied to the clipboard" }).waitFor();
+    const link = await page.evaluate(() => navigator.clipboard.readText());
+    assert.equal(await sharedText.inputValue(), link, "the link is shown as well as copied");
+    assert.equal(page.url(), link, "the address bar holds the link");
+    assert.equal(new URL(link).origin + new URL(link).pathname, new URL("/", BASE_URL).href);
+    assert.deepEqual(decodeShareLink(link), { code, timeoutMs: 1234, memoryLimitMb: 32 });
+
+    const opened = await context.newPage();
+    await opened.goto(link);
+    await opened.locator("#run:enabled").waitFor();
+    assert.equal(await editorText(opened), code, "the code is restored");
+    assert.equal(await opened.getByLabel("Timeout").inputValue(), "1234");
+    assert.equal(await opened.getByLabel("Memory").inputValue(), "32");
+    const body = await runAndCaptureRequest(opened, () => opened.getByRole("button", { name: "Run" }).click());
+    assert.deepEqual(body, { code, timeoutMs: 1234, memoryLimitMb: 32 });
+    assert.equal(JSON.parse(await opened.locator("#result").textContent()), 14);
+
+    await opened.getByLabel("JavaScript code").press("Control+End");
+    await opened.keyboard.type(" // edited");
+    assert.equal(new URL(opened.url()).hash, "", "editing the shared code takes the stale link out of the address bar");
+    await opened.close();
+  });
+
+  await step("Copy as curl gives a command that, run in a shell, answers what the page shows", async () => {
+    await page.getByLabel("Memory").fill("");
+    await runAndCaptureRequest(page, () => runButton.click());
+    const shown = JSON.parse(await result.textContent());
+    const shownLog = (await consoleEntries(page)).map((entry) => entry.values);
+
+    await page.getByRole("button", { name: "Copy as curl" }).click();
+    await page.locator("#share-status", { hasText: "curl command copied" }).waitFor();
+    const command = await page.evaluate(() => navigator.clipboard.readText());
+    assert.equal(await sharedText.inputValue(), command);
+    assert.ok(
+      command.startsWith(`curl -s ${new URL("/api/execute", BASE_URL).href} -H 'content-type: application/json' -d '`),
+      command,
+    );
+    assert.doesNotMatch(command, /Authorization/, "no key, no Authorization header");
+    const answer = JSON.parse(await runInShell(command));
+    assert.equal(answer.status, "success");
+    assert.deepEqual(answer.result, shown);
+    assert.deepEqual(answer.log.map((entry) => entry.data), [["it's quoted"]]);
+    assert.deepEqual(shownLog, [["it's quoted"]]);
+    await page.getByLabel("Timeout").fill("");
+  });
+
+  await step("a wrong API key gets a clear 401 message; the key stays in this tab only", async () => {
+    const key = "not-a-real-key";
+    await keyField.fill(key);
+    await fillEditor(page, "1 + 1");
+    const posted = page.waitForRequest((request) => request.url().endsWith("/api/execute"));
+    await runAndCaptureRequest(page, () => runButton.click());
+    assert.equal((await posted).headers().authorization, `Bearer ${key}`, "the key is sent as a bearer token");
+    assert.match(await status.getAttribute("class"), /status-failure/);
+    assert.match(await status.locator(".status-badge").textContent(), /API key not accepted · HTTP 401/);
+    assert.match(await status.locator(".status-text").textContent(), /does not know this API key/);
+
+    const storage = await page.evaluate(() => ({
+      session: sessionStorage.getItem("jsbox.apiKey"),
+      local: Object.values({ ...localStorage }).join("\n"),
+    }));
+    assert.equal(storage.session, key, "the key is in sessionStorage");
+    assert.ok(!storage.local.includes(key), "the key is not in localStorage");
+
+    await page.getByRole("button", { name: "Share" }).click();
+    await page.locator("#share-status", { hasText: "Link copied" }).waitFor();
+    const link = await sharedText.inputValue();
+    assert.ok(!link.includes(key) && !JSON.stringify(decodeShareLink(link)).includes(key), "the key is not in the link");
+
+    await page.getByRole("button", { name: "Copy as curl" }).click();
+    await page.locator("#share-status", { hasText: "$JSBOX_API_KEY" }).waitFor();
+    const command = await sharedText.inputValue();
+    assert.ok(!command.includes(key), "the command does not hold the key");
+    assert.match(command, / -H "Authorization: Bearer \$JSBOX_API_KEY" /);
+    const refused = JSON.parse(await runInShell(command, { JSBOX_API_KEY: key }));
+    assert.equal(refused.error.kind, "unauthorized", "the command sends the key from $JSBOX_API_KEY");
+
+    await page.reload();
+    await page.locator("#run:enabled").waitFor();
+    assert.equal(await keyField.inputValue(), key, "the key survives a reload of the tab");
+    const otherTab = await context.newPage();
+    await otherTab.goto("/");
+    await otherTab.locator("#run:enabled").waitFor();
+    assert.equal(await otherTab.getByLabel("API key").inputValue(), "", "another tab does not get the key");
+    await otherTab.close();
+
+    assert.equal(await picker.textContent(), "Examples unavailable", "the wrong key cannot list the examples");
+    await keyField.fill("");
+    await keyField.blur();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("jsbox.apiKey")), null, "clearing the field forgets the key");
+    await page.locator("#example:enabled").waitFor();
+    // Chromium itself logs every 4xx answer to the console; the 401s are expected here.
+    await problems.check((entry) => /\b401\b|Unauthorized/i.test(entry));
+    problems.console.length = 0;
+    problems.failedRequests.length = 0;
   });
 
   await step("an endless loop is stopped at timeoutMs, the timeout is shown, and Run fires once", async () => {
-    await editor.fill("let spins = 0;\nwhile (true) {\n  spins++;\n}");
+    await fillEditor(page, "let spins = 0;\nwhile (true) {\n  spins++;\n}");
     await page.getByLabel("Timeout").fill("300");
     const posts = [];
     const countPost = (request) => {
@@ -246,7 +527,7 @@ try {
 
   await step("a script larger than the server accepts shows a readable 413 message", async () => {
     await page.getByLabel("Timeout").fill("");
-    await editor.fill(`// ${"x".repeat(MAX_BODY_BYTES)}\n1;`);
+    await fillEditor(page, `// ${"x".repeat(MAX_BODY_BYTES)}\n1;`);
     await runAndCaptureRequest(page, () => runButton.click());
     assert.match(await status.getAttribute("class"), /status-failure/);
     assert.match(await status.locator(".status-badge").textContent(), /Script too large · HTTP 413/);
@@ -254,24 +535,43 @@ try {
     await problems.check((entry) => /\b413\b|Payload Too Large/i.test(entry));
   });
 
-  await step("phone width: no sideways scrolling, and light and dark screenshots", async () => {
+  await step("phone width, light and dark: everything fits, the editor and its search panel work", async () => {
     for (const colorScheme of ["light", "dark"]) {
       const phone = await openPage(browser, { viewport: PHONE, isMobile: true, hasTouch: true, colorScheme });
       await phone.page.locator("#example:enabled").waitFor();
       await phone.page.getByLabel("Example").selectOption("log.js");
       await runAndCaptureRequest(phone.page, () => phone.page.getByRole("button", { name: "Run" }).click());
+      // At the start of the first line: the middle of a wide line would scroll the editor sideways.
+      await phone.page.getByLabel("JavaScript code").tap({ position: { x: 8, y: 8 } });
+      await phone.page.keyboard.press("Control+f");
+      await phone.page.getByRole("textbox", { name: "Find" }).pressSequentially("console");
+      await phone.page.getByRole("button", { name: "Share" }).tap();
+      await phone.page.locator("#shared-text").waitFor();
+      assert.match(await phone.page.locator("#shared-text").inputValue(), /#run=/);
       const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone's screen`);
+      assert.equal(
+        await phone.page.locator("#editor .tok-keyword").first().evaluate((token) => getComputedStyle(token).color),
+        await customColour(phone.page, "--syntax-keyword"),
+        `keywords take the ${colorScheme} syntax colour`,
+      );
       await phone.page.screenshot({ path: path.join(ARTIFACTS_DIR, `demo-phone-${colorScheme}.png`), fullPage: true });
       await phone.problems.check();
       await phone.context.close();
     }
+  });
+
+  await step("desktop, dark: the editor takes the dark colours, and the page has no errors", async () => {
     const dark = await openPage(browser, { viewport: DESKTOP, colorScheme: "dark" });
     await dark.page.locator("#example:enabled").waitFor();
     await dark.page.getByLabel("Example").selectOption("error.js");
     await runAndCaptureRequest(dark.page, () => dark.page.getByRole("button", { name: "Run" }).click());
+    const editorBackground = await dark.page.locator("#editor .cm-editor").evaluate((view) => getComputedStyle(view).backgroundColor);
+    assert.equal(editorBackground, await customColour(dark.page, "--surface-sunken"));
+    assert.notEqual(await customColour(dark.page, "--syntax-keyword"), await customColour(page, "--syntax-keyword"));
     await dark.page.screenshot({ path: path.join(ARTIFACTS_DIR, "demo-desktop-dark.png"), fullPage: true });
     await dark.problems.check();
+    await dark.context.close();
   });
 
   await step("the API reference renders every operation, status and schema of the OpenAPI document", async () => {

@@ -1,0 +1,55 @@
+// Share links: a run's code and limits, deflate-compressed and base64url-encoded into the URL's
+// fragment (`#run=...`). Browsers never send the fragment to a server, so nothing is stored
+// anywhere but in the link itself; opening it restores the run. The API key is never part of it.
+
+const PREFIX = "#run=";
+
+/** The page's address with `run` ({ code, timeoutMs?, memoryLimitMb? }) in its fragment. */
+export async function shareLink(run, location) {
+  const json = JSON.stringify(run);
+  const compressed = await transform(new TextEncoder().encode(json), new CompressionStream("deflate-raw"));
+  return `${location.origin}${location.pathname}${location.search}${PREFIX}${toBase64Url(compressed)}`;
+}
+
+/** Whether `hash` (such as `location.hash`) holds a shared run. */
+export function isShareFragment(hash) {
+  return hash.startsWith(PREFIX);
+}
+
+/**
+ * The run in a share fragment. Throws a readable Error when the fragment is damaged (a link cut
+ * short when copied, say) or holds something other than a run.
+ */
+export async function readSharedRun(hash) {
+  let run;
+  try {
+    const bytes = fromBase64Url(hash.slice(PREFIX.length));
+    const json = new TextDecoder().decode(await transform(bytes, new DecompressionStream("deflate-raw")));
+    run = JSON.parse(json);
+  } catch {
+    throw new Error("This share link is damaged: it may have been cut short when it was copied.");
+  }
+  const limitOk = (value) => value === undefined || (Number.isInteger(value) && value >= 1);
+  if (typeof run?.code !== "string" || !limitOk(run.timeoutMs) || !limitOk(run.memoryLimitMb)) {
+    throw new Error("This share link does not hold a run this page can open.");
+  }
+  return { code: run.code, timeoutMs: run.timeoutMs, memoryLimitMb: run.memoryLimitMb };
+}
+
+async function transform(bytes, stream) {
+  const output = new Blob([bytes]).stream().pipeThrough(stream);
+  return new Uint8Array(await new Response(output).arrayBuffer());
+}
+
+function toBase64Url(bytes) {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+function fromBase64Url(text) {
+  const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
+  return Uint8Array.from(binary, (char) => char.charCodeAt(0));
+}
