@@ -540,11 +540,12 @@ try {
       const phone = await openPage(browser, { viewport: PHONE, isMobile: true, hasTouch: true, colorScheme });
       await phone.page.locator("#example:enabled").waitFor();
       await phone.page.getByLabel("Example").selectOption("log.js");
-      await runAndCaptureRequest(phone.page, () => phone.page.getByRole("button", { name: "Run" }).click());
       // At the start of the first line: the middle of a wide line would scroll the editor sideways.
-      await phone.page.getByLabel("JavaScript code").tap({ position: { x: 8, y: 8 } });
+      await phone.page.locator("#editor .cm-line").first().tap({ position: { x: 4, y: 4 } });
+      assert.equal(await focusedElement(phone.page), "editor text", "a tap puts the caret in the editor");
       await phone.page.keyboard.press("Control+f");
       await phone.page.getByRole("textbox", { name: "Find" }).pressSequentially("console");
+      await runAndCaptureRequest(phone.page, () => phone.page.getByRole("button", { name: "Run" }).tap());
       await phone.page.getByRole("button", { name: "Share" }).tap();
       await phone.page.locator("#shared-text").waitFor();
       assert.match(await phone.page.locator("#shared-text").inputValue(), /#run=/);
