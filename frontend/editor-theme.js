@@ -18,7 +18,7 @@ export const editorTheme = EditorView.theme({
     color: "var(--text)",
     backgroundColor: "var(--surface-sunken)",
   },
-  // The focus ring is the .editor container's, drawn around the gutter and the text together.
+  // The focus ring is the page's .editor container's (style.css), around the gutter and the text.
   "&.cm-focused": { outline: "none" },
   ".cm-scroller": {
     fontFamily: "var(--font-code)",

@@ -354,6 +354,8 @@ try {
     assert.equal(await focusedElement(page), "run", "focus moved back to the Run button");
     await page.keyboard.press("Tab");
     assert.equal(await focusedElement(page), "editor text", "Tab from the Run button enters the editor");
+    const ring = await page.locator("#editor").evaluate((host) => getComputedStyle(host).outlineStyle);
+    assert.equal(ring, "solid", "the focused editor shows a focus ring");
     // Any other key ends the moment in which Tab moves focus.
     await page.keyboard.press("Control+End");
     await page.keyboard.press("Tab");
