@@ -1,10 +1,13 @@
 //! The demo page in real headless Chromium, against the real ingress and sandbox binaries.
 //!
 //! The browser is driven by `tests/browser/demo-page.mjs` (Node with playwright-core, pointed at
-//! Debian's Chromium): it loads the page, checks that there are no console errors or CSP
-//! violations, runs a picked example, typed code and an endless loop, renders the API reference
-//! page, and saves screenshots to `tests/artifacts/`. This test starts the services, runs that
-//! script and fails if any step fails.
+//! Debian's Chromium): it loads the page (printing its weight and time to interactive), checks
+//! that there are no console errors or CSP violations, runs a picked example, typed code and an
+//! endless loop in the CodeMirror editor, checks the editor's highlighting, keys, search and
+//! undo, the share link's round trip, the curl command (run for real), the API key field, the
+//! phone layout in light and dark, and the API reference page, and saves screenshots to
+//! `tests/artifacts/`. This test starts the services, runs that script and fails if any step
+//! fails.
 //!
 //! Needs `apt-get install chromium` and `npm ci --prefix tests/browser`. Without them the test
 //! is skipped with a message, except under `CI`, where it fails.
