@@ -61,6 +61,13 @@ pub struct ExecuteRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub memory_limit_mb: Option<u64>,
+    /// Any JSON value, given to the script as its global `input`: a deeply frozen copy, parsed
+    /// inside the execution (its time and memory count against the limits), so nothing but
+    /// plain data can come through it. At most the server's `MAX_INPUT_BYTES` of JSON (64 KiB
+    /// by default; 422 above it). Without it, `input` is `undefined`.
+    #[schema(schema_with = any_json)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Box<RawValue>>,
 }
 
 /// A JSON number with no fractional part: `1000`, and also `1000.0` or `1e3`, which JSON does

@@ -215,6 +215,11 @@ fn execute(limits: &Limits) -> openapi::path::Operation {
             json!({"code": "let s = 0; for (let i = 0; i < 1e6; i++) s += i; s", "timeoutMs": 500, "memoryLimitMb": 16}),
         ),
         (
+            "input",
+            "A script reading its input",
+            json!({"code": "input.items.reduce((sum, item) => sum + item.price * item.qty, 0)", "input": {"items": [{"price": 3, "qty": 2}, {"price": 0.5, "qty": 4}]}}),
+        ),
+        (
             "promise",
             "A promise is awaited, timers run first",
             json!({"code": "new Promise((resolve) => setTimeout(() => resolve({done: true}), 10))"}),

@@ -77,6 +77,8 @@ pub struct Job {
     pub timeout_micros: u64,
     /// The runtime's memory limit in bytes.
     pub memory_limit: u64,
+    /// The request's `input` as JSON text, for the script's global `input`.
+    pub input: Option<String>,
 }
 
 /// Worker to supervisor.
@@ -327,6 +329,7 @@ mod tests {
                 source: "console.log('\u{e9}'); 1 + 2".into(),
                 timeout_micros: 5_000_000,
                 memory_limit: 64 << 20,
+                input: Some(r#"{"a": [1, "caf\u00e9"]}"#.into()),
             }),
         ];
         for order in orders {

@@ -36,8 +36,8 @@ use std::{
 };
 
 use rquickjs::{
-    Context, Ctx, Object, Persistent, Promise, Runtime, Value, context::intrinsic, function::Rest,
-    promise::PromiseState, qjs,
+    Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value, context::intrinsic,
+    function::Rest, promise::PromiseState, qjs,
 };
 
 pub use contract::outcome::{ErrorKind, ScriptError};
@@ -117,11 +117,14 @@ pub struct Limits {
     pub memory_limit: usize,
 }
 
-/// JavaScript source and the file name its stack traces show.
+/// JavaScript source, the file name its stack traces show, and the JSON text of its `input`.
 #[derive(Debug, Clone)]
 pub struct Script {
     pub name: String,
     pub source: Arc<str>,
+    /// Parsed inside the execution into the global `input`, deeply frozen; `undefined` when
+    /// `None`.
+    pub input: Option<Arc<str>>,
 }
 
 /// Where console entries go, one JSON object at a time, as they are made. The engine keeps the
@@ -482,6 +485,8 @@ struct Execution<'a, 'js> {
 
 impl<'js> Execution<'_, 'js> {
     fn run(&self, script: &Script) -> Result<String, ScriptError> {
+        self.install_input(script.input.as_deref())
+            .map_err(|exception| self.error(exception, Phase::Run))?;
         let function = self
             .compile(script)
             .map_err(|exception| self.error(exception, Phase::Compile))?;
@@ -492,6 +497,35 @@ impl<'js> Execution<'_, 'js> {
         let value = self.settle(value)?;
         self.unhandled_rejection()?;
         self.serialize_result(&value)
+    }
+
+    /// Defines the global `input`: `json` parsed and deeply frozen by the runtime's own,
+    /// still untouched `JSON.parse` and `Object.freeze`, within the execution's limits. A plain
+    /// global property, so a script may still declare its own `input`.
+    fn install_input(&self, json: Option<&str>) -> Result<(), Value<'js>> {
+        const PARSE_AND_FREEZE: &str = "(json) => { \
+            const freeze = (value) => { \
+                if (typeof value === 'object' && value !== null) { \
+                    Object.freeze(value); \
+                    for (const key of Object.keys(value)) freeze(value[key]); \
+                } \
+                return value; \
+            }; \
+            return freeze(JSON.parse(json)); \
+        }";
+        let value = match json {
+            None => Value::new_undefined(self.ctx.clone()),
+            Some(json) => {
+                let parse: Function<'js> = self.catch(self.ctx.eval(PARSE_AND_FREEZE))?;
+                self.catch(parse.call((json,)))?
+            }
+        };
+        self.catch(self.ctx.globals().set("input", value))
+    }
+
+    /// The pending exception of a failed call, as a value.
+    fn catch<T>(&self, result: rquickjs::Result<T>) -> Result<T, Value<'js>> {
+        result.map_err(|_| self.ctx.catch())
     }
 
     fn compile(&self, script: &Script) -> Result<Value<'js>, Value<'js>> {

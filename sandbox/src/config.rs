@@ -20,6 +20,7 @@ pub mod vars {
     pub const MAX_MEMORY_LIMIT_MB: &str = "MAX_MEMORY_LIMIT_MB";
     pub const STACK_LIMIT_KB: &str = "STACK_LIMIT_KB";
     pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+    pub const MAX_INPUT_BYTES: &str = "MAX_INPUT_BYTES";
     pub const MAX_LOG_ENTRIES: &str = "MAX_LOG_ENTRIES";
     pub const MAX_LOG_BYTES: &str = "MAX_LOG_BYTES";
     pub const MAX_RESULT_BYTES: &str = "MAX_RESULT_BYTES";
@@ -95,6 +96,8 @@ pub struct Config {
     pub stack_limit_kb: usize,
     /// `MAX_BODY_BYTES`: largest request body, default 1048576 (1 MiB).
     pub max_body_bytes: usize,
+    /// `MAX_INPUT_BYTES`: largest `input` of a request, as JSON text, default 65536.
+    pub max_input_bytes: usize,
     /// `MAX_LOG_ENTRIES`: console entries kept per execution, default 1000.
     pub max_log_entries: usize,
     /// `MAX_LOG_BYTES`: serialised console data kept per execution, default 1048576.
@@ -152,6 +155,7 @@ impl Default for Config {
             max_memory_limit_mb: 256,
             stack_limit_kb: 1024,
             max_body_bytes: 1024 * 1024,
+            max_input_bytes: 64 * 1024,
             max_log_entries: 1000,
             max_log_bytes: 1024 * 1024,
             max_result_bytes: 1024 * 1024,
@@ -191,6 +195,7 @@ impl Config {
             max_memory_limit_mb: env.positive(MAX_MEMORY_LIMIT_MB, defaults.max_memory_limit_mb)?,
             stack_limit_kb: env.positive(STACK_LIMIT_KB, defaults.stack_limit_kb)?,
             max_body_bytes: env.positive(MAX_BODY_BYTES, defaults.max_body_bytes)?,
+            max_input_bytes: env.positive(MAX_INPUT_BYTES, defaults.max_input_bytes)?,
             max_log_entries: env.parse(MAX_LOG_ENTRIES, defaults.max_log_entries)?,
             max_log_bytes: env.parse(MAX_LOG_BYTES, defaults.max_log_bytes)?,
             max_result_bytes: env.positive(MAX_RESULT_BYTES, defaults.max_result_bytes)?,
@@ -308,6 +313,11 @@ impl Config {
                 MAX_BODY_BYTES,
                 defaults.max_body_bytes.to_string(),
                 "largest request body (413 above)",
+            ),
+            (
+                MAX_INPUT_BYTES,
+                defaults.max_input_bytes.to_string(),
+                "largest `input` of a request, as JSON (422 above)",
             ),
             (
                 MAX_LOG_ENTRIES,

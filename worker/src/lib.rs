@@ -168,6 +168,7 @@ fn assignment(job: Job, region: &'static Region, log: Rc<dyn LogSink>) -> Assign
         script: Script {
             name: job.script_name,
             source: Arc::from(job.source),
+            input: job.input.map(Arc::from),
         },
         limits: Limits {
             timeout: Duration::from_micros(job.timeout_micros),

@@ -48,7 +48,7 @@ pub async fn execute(
         .map_err(|errors| ApiError::Invalid(describe(&errors)))?;
     let tenant = Tenant::from_headers(&headers)?;
     let job = prepare(&state, &tenant, request)?;
-    let code_bytes = job.source.len();
+    let code_bytes = job.source.len() + job.input.as_ref().map_or(0, String::len);
     let request_id = header_text(&headers, "x-request-id");
     let trace_id = telemetry::trace_id(&headers);
 
@@ -120,6 +120,16 @@ fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result
             config.default_memory_limit_mb as u64,
             tenant,
         )?;
+    let input = match request.input {
+        Some(input) if input.get().len() > config.max_input_bytes => {
+            return Err(ApiError::Invalid(format!(
+                "input: {} bytes of JSON is more than the limit of {}",
+                input.get().len(),
+                config.max_input_bytes
+            )));
+        }
+        input => input.map(|input| String::from(Box::<str>::from(input))),
+    };
     let (script_name, source) = match (request.code, request.file) {
         (Some(code), _) => ("script.js".to_owned(), code),
         (None, Some(file)) => {
@@ -136,6 +146,7 @@ fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result
         source,
         timeout_micros: Duration::from_millis(timeout_ms).as_micros() as u64,
         memory_limit: memory_mb * 1024 * 1024,
+        input,
     })
 }
 

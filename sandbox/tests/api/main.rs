@@ -3,6 +3,7 @@
 mod console;
 mod errors;
 mod hostile;
+mod input;
 mod isolation;
 mod limits;
 mod metrics;
