@@ -9,6 +9,7 @@ import { outputPanel, renderFailure, renderInvalidInput, renderOutcome, renderRu
 import { isShareFragment, readSharedRun, shareLink } from "./share.js";
 
 const DRAFT_KEY = "jsbox.draft";
+const INPUT_DRAFT_KEY = "jsbox.input";
 const STARTER_CODE = `// Write JavaScript and press Ctrl+Enter (⌘+Enter on a Mac) to run it.
 // console.* output is captured; the value of the last expression is the result.
 const greet = (name) => \`Hello, \${name}!\`;
@@ -21,6 +22,8 @@ const form = document.getElementById("run-form");
 const picker = document.getElementById("example");
 const runButton = document.getElementById("run");
 const limitInputs = [document.getElementById("timeout-ms"), document.getElementById("memory-limit-mb")];
+const inputBox = document.getElementById("input-box");
+const inputField = document.getElementById("input-json");
 const shared = {
   box: document.getElementById("shared"),
   label: document.getElementById("shared-label"),
@@ -74,6 +77,14 @@ for (const input of limitInputs) {
   input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
 }
 
+inputField.value = readDraft(INPUT_DRAFT_KEY) ?? "";
+inputBox.open = inputField.value.trim() !== "";
+inputField.addEventListener("input", () => {
+  inputField.removeAttribute("aria-invalid");
+  saveDraft(inputField.value, INPUT_DRAFT_KEY);
+  forgetShareFragment();
+});
+
 picker.addEventListener("change", () => {
   const option = picker.selectedOptions[0];
   if (!option?.value) return;
@@ -87,10 +98,13 @@ picker.addEventListener("change", () => {
 document.getElementById("share").addEventListener("click", async () => {
   const limits = readLimits();
   if (!limits) return;
-  const link = await shareLink({ code: editor.value, ...limits }, window.location);
+  const input = readInput();
+  if (input === null) return;
+  const sharedInput = input.value === undefined ? {} : { input: inputField.value };
+  const link = await shareLink({ code: editor.value, ...sharedInput, ...limits }, window.location);
   // The address bar holds the link too, until the code is edited.
   history.replaceState(null, "", link);
-  await offerCopy("Link to this run", link, "Link copied to the clipboard. Opening it restores this code and these limits.");
+  await offerCopy("Link to this run", link, "Link copied to the clipboard. Opening it restores this code, input and limits.");
 });
 
 document.getElementById("copy-curl").addEventListener("click", async () => {
@@ -137,13 +151,32 @@ async function run() {
   }
 }
 
-/** The body for `POST /api/execute`, or `null` (with the problem shown) when a limit is unreadable. */
+/** The body for `POST /api/execute`, or `null` (with the problem shown) when a limit or the input is unreadable. */
 function buildRequest() {
   const limits = readLimits();
   if (!limits) return null;
+  const input = readInput();
+  if (input === null) return null;
   const code = editor.value;
   const source = loadedExample && code === loadedExample.source ? { file: loadedExample.name } : { code };
-  return { ...source, ...limits };
+  return { ...source, ...(input.value === undefined ? {} : { input: input.value }), ...limits };
+}
+
+/** `{ value }` with the input field's JSON parsed (`undefined` when empty), or `null` (with the problem shown). */
+function readInput() {
+  const text = inputField.value.trim();
+  if (text === "") return { value: undefined };
+  try {
+    const value = JSON.parse(text);
+    inputField.removeAttribute("aria-invalid");
+    return { value };
+  } catch (error) {
+    renderInvalidInput(panel, `The input is not valid JSON: ${error.message}`);
+    inputField.setAttribute("aria-invalid", "true");
+    inputBox.open = true;
+    inputField.focus();
+    return null;
+  }
 }
 
 /** `{ timeoutMs?, memoryLimitMb? }` as typed, or `null` (with the problem shown) when one is unreadable. */
@@ -172,6 +205,8 @@ async function openSharedRun() {
   try {
     const sharedRun = await readSharedRun(window.location.hash);
     editor.value = sharedRun.code;
+    inputField.value = sharedRun.input ?? "";
+    inputBox.open = inputField.value !== "";
     for (const input of limitInputs) input.value = sharedRun[input.name] ?? "";
     if (loadedExample) loadedExample.option.textContent = loadedExample.name;
     loadedExample = null;
@@ -236,17 +271,17 @@ async function loadExamples() {
   }
 }
 
-function readDraft() {
+function readDraft(key = DRAFT_KEY) {
   try {
-    return localStorage.getItem(DRAFT_KEY);
+    return localStorage.getItem(key);
   } catch {
     return null;
   }
 }
 
-function saveDraft(text) {
+function saveDraft(text, key = DRAFT_KEY) {
   try {
-    localStorage.setItem(DRAFT_KEY, text);
+    localStorage.setItem(key, text);
   } catch {
     // Storage can be full or switched off; the draft is a convenience, not a requirement.
   }

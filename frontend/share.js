@@ -1,10 +1,10 @@
-// Share links: a run's code and limits, deflate-compressed and base64url-encoded into the URL's
+// Share links: a run's code, input and limits, deflate-compressed and base64url-encoded into the URL's
 // fragment (`#run=...`). Browsers never send the fragment to a server, so nothing is stored
 // anywhere but in the link itself; opening it restores the run. The API key is never part of it.
 
 const PREFIX = "#run=";
 
-/** The page's address with `run` ({ code, timeoutMs?, memoryLimitMb? }) in its fragment. */
+/** The page's address with `run` ({ code, input?, timeoutMs?, memoryLimitMb? }) in its fragment; `input` is the JSON as typed. */
 export async function shareLink(run, location) {
   const json = JSON.stringify(run);
   const compressed = await transform(new TextEncoder().encode(json), new CompressionStream("deflate-raw"));
@@ -30,10 +30,11 @@ export async function readSharedRun(hash) {
     throw new Error("This share link is damaged: it may have been cut short when it was copied.");
   }
   const limitOk = (value) => value === undefined || (Number.isInteger(value) && value >= 1);
-  if (typeof run?.code !== "string" || !limitOk(run.timeoutMs) || !limitOk(run.memoryLimitMb)) {
+  const inputOk = run?.input === undefined || typeof run.input === "string";
+  if (typeof run?.code !== "string" || !inputOk || !limitOk(run.timeoutMs) || !limitOk(run.memoryLimitMb)) {
     throw new Error("This share link does not hold a run this page can open.");
   }
-  return { code: run.code, timeoutMs: run.timeoutMs, memoryLimitMb: run.memoryLimitMb };
+  return { code: run.code, input: run.input, timeoutMs: run.timeoutMs, memoryLimitMb: run.memoryLimitMb };
 }
 
 async function transform(bytes, stream) {

@@ -362,7 +362,7 @@ try {
     assert.equal(await focusedElement(page), "editor text", "without Escape, Tab stays in the editor");
     await page.keyboard.press("Escape");
     await page.keyboard.press("Tab");
-    assert.equal(await focusedElement(page), "api-key", "focus moved on to the API key field");
+    assert.equal(await focusedElement(page), "input-summary", "focus moved on to the input box, after the editor");
   });
 
   await step("Ctrl+F opens the search panel, finds every match, and Escape returns to the text", async () => {
@@ -447,6 +447,43 @@ try {
     assert.deepEqual(answer.log.map((entry) => entry.data), [["it's quoted"]]);
     assert.deepEqual(shownLog, [["it's quoted"]]);
     await page.getByLabel("Timeout").fill("");
+  });
+
+  await step("the input box's JSON reaches the script as `input`, invalid JSON is refused, and share links keep it", async () => {
+    const inputField = page.getByLabel("Input, as JSON");
+    await page.locator("#input-box > summary").click();
+    await fillEditor(page, "input.items.reduce((sum, item) => sum + item.price * item.qty, 0)");
+    await inputField.fill('{"items": [{"price": 3, "qty": 2}, {"price": 0.5, "qty": 4}]}');
+    const body = await runAndCaptureRequest(page, () => runButton.click());
+    assert.deepEqual(body.input, { items: [{ price: 3, qty: 2 }, { price: 0.5, qty: 4 }] });
+    assert.equal(JSON.parse(await result.textContent()), 8);
+
+    await inputField.fill("{not json");
+    let posted = false;
+    const watch = (request) => { if (request.url().endsWith("/api/execute")) posted = true; };
+    page.on("request", watch);
+    await runButton.click();
+    await status.locator(".status-text", { hasText: "The input is not valid JSON" }).waitFor();
+    page.off("request", watch);
+    assert.equal(posted, false, "nothing is sent with invalid input");
+    assert.equal(await inputField.getAttribute("aria-invalid"), "true");
+
+    const typed = '{"name": "shared"}';
+    await inputField.fill(typed);
+    await fillEditor(page, "`hello, ${input.name}`");
+    await page.getByRole("button", { name: "Share" }).click();
+    await page.locator("#share-status", { hasText: "Link copied to the clipboard" }).waitFor();
+    const link = await page.evaluate(() => navigator.clipboard.readText());
+    assert.equal(decodeShareLink(link).input, typed, "the link holds the input as typed");
+    const opened = await context.newPage();
+    await opened.goto(link);
+    await opened.locator("#run:enabled").waitFor();
+    assert.equal(await opened.getByLabel("Input, as JSON").inputValue(), typed, "the input is restored");
+    await runAndCaptureRequest(opened, () => opened.getByRole("button", { name: "Run" }).click());
+    assert.equal(JSON.parse(await opened.locator("#result").textContent()), "hello, shared");
+    await opened.close();
+    await inputField.fill("");
+    await problems.check();
   });
 
   await step("a wrong API key gets a clear 401 message; the key stays in this tab only", async () => {
