@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-
 # One Dockerfile, two images:
 #   docker build --platform=linux/amd64 --target sandbox -t jsbox-sandbox .
 #   docker build --platform=linux/amd64 --target ingress -t jsbox-ingress .
@@ -9,6 +7,11 @@
 # (distroless cc on Debian 12) share one glibc release, so the binaries run as they were linked.
 # Dependencies are cached by BuildKit cache mounts: the cargo registry and the target directory
 # survive between builds, so a source change recompiles only the workspace crates.
+#
+# No `# syntax=` line: the Dockerfile frontend built into BuildKit (Docker 20.10 and later) has
+# everything used here, cache mounts included, while a syntax line makes every build first pull
+# docker/dockerfile from Docker Hub, which fails offline, behind a mirror of base images only,
+# and in CI (tests/compose/run builds these images where there is no registry).
 
 FROM rust:1-bookworm AS build-base
 WORKDIR /src
