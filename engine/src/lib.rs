@@ -2,8 +2,9 @@
 //! under time, memory, stack and output limits, and reports an [`Outcome`]. It knows nothing of
 //! HTTP or processes; the worker decides where this runs and where the output goes.
 //!
-//! The script sees the JavaScript language (without `performance`, so `Date` is its only clock),
-//! `console` and the timer functions, and nothing of the host.
+//! The script sees the JavaScript language, `console`, the timer functions and the standard,
+//! host-free Web APIs ([`web`]: encoding, URLs, structured cloning, random values, abort
+//! signals, and a `performance.now()` coarsened to 100 µs), and nothing of the host.
 //!
 //! - Time: QuickJS's interrupt handler stops the script at its deadline; the handler checks the
 //!   clock about once a millisecond even when the script calls slow built-ins
@@ -21,6 +22,7 @@ pub mod json;
 pub mod memory;
 mod serialize;
 mod timers;
+mod web;
 
 use std::{
     cell::{Cell, RefCell},
@@ -50,9 +52,11 @@ use self::{
     memory::{MemoryMeter, MeteredAllocator},
     serialize::Serializer,
     timers::Timers,
+    web::WebApis,
 };
 
-/// The language built-ins a script gets: everything QuickJS offers except `performance`.
+/// The language built-ins a script gets: everything QuickJS offers except its own `performance`,
+/// whose clock is not coarsened ([`web`] installs one that is).
 type Builtins = (
     intrinsic::Date,
     intrinsic::Eval,
@@ -239,7 +243,7 @@ pub fn timed_interrupts() -> bool {
 
 static TIMED_INTERRUPTS: AtomicBool = AtomicBool::new(false);
 
-/// Creates a fresh runtime and context with `console` and timers, then calls `next` (which may
+/// Creates a fresh runtime and context with `console`, timers and the Web APIs, then calls `next` (which may
 /// block) for the one script this runtime will ever run. Returns `None` when `next` does.
 ///
 /// Creating the runtime before the script is known is what keeps its cost off the request path.
@@ -276,6 +280,7 @@ pub fn run_in_fresh_runtime(
         console.install(&ctx)?;
         let timers = Rc::new(RefCell::new(Timers::default()));
         Timers::install(&timers, &ctx)?;
+        let web = WebApis::install(&ctx, &timers)?;
 
         let Some(assignment) = next() else {
             console.close();
@@ -289,6 +294,7 @@ pub fn run_in_fresh_runtime(
             stack_floor(settings.stack_limit),
         );
         let started = Instant::now();
+        web.start(started);
         clock.start(started + assignment.limits.timeout, assignment.cancel);
 
         let execution = Execution {

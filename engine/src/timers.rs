@@ -1,5 +1,7 @@
 //! `setTimeout`, `setInterval`, `clearTimeout` and `clearInterval`, run by the execution's own
-//! event loop on its own thread and never past its deadline.
+//! event loop on its own thread and never past its deadline, and the weak timers behind
+//! `AbortSignal.timeout`, which fire while the loop runs but do not keep it running (as Node's
+//! unreferenced timers).
 
 use std::{
     cell::RefCell,
@@ -24,6 +26,8 @@ struct Timer<'js> {
     args: Vec<Value<'js>>,
     repeat: Option<Duration>,
     due: Instant,
+    /// False for a weak timer.
+    keeps_alive: bool,
 }
 
 /// The pending timers of one execution, ordered by due time then creation.
@@ -33,6 +37,8 @@ pub struct Timers<'js> {
     next_sequence: u64,
     order: BTreeMap<(Instant, u64), u32>,
     timers: HashMap<u32, (Timer<'js>, u64)>,
+    /// Pending timers that keep the event loop running.
+    alive: usize,
 }
 
 /// A timer that is due, taken out of the queue (and put back first if it repeats).
@@ -61,14 +67,9 @@ impl<'js> Timers<'js> {
                     };
                     let delay = delay_of(delay)?;
                     let mut timers = timers.borrow_mut();
-                    if timers.timers.len() >= MAX_PENDING_TIMERS {
-                        return Err(Exception::throw_range(
-                            &ctx,
-                            &format!("too many pending timers (limit {MAX_PENDING_TIMERS})"),
-                        ));
-                    }
+                    timers.check_room(&ctx)?;
                     let repeat = repeats.then_some(delay);
-                    Ok(timers.add(callback, args.0, delay, repeat))
+                    Ok(timers.add(callback, args.0, delay, repeat, true))
                 },
             )?;
             globals.set(name, set.with_name(name)?)?;
@@ -85,12 +86,37 @@ impl<'js> Timers<'js> {
         Ok(())
     }
 
+    fn check_room(&self, ctx: &Ctx<'js>) -> Result<()> {
+        if self.timers.len() >= MAX_PENDING_TIMERS {
+            return Err(Exception::throw_range(
+                ctx,
+                &format!("too many pending timers (limit {MAX_PENDING_TIMERS})"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds a one-off timer that does not keep the event loop running: `callback` is called
+    /// after `delay` milliseconds if the script is still running then.
+    pub fn add_weak(&mut self, ctx: &Ctx<'js>, callback: Function<'js>, delay: f64) -> Result<()> {
+        self.check_room(ctx)?;
+        let delay = if (0.0..=MAX_DELAY_MS).contains(&delay) {
+            delay
+        } else {
+            MAX_DELAY_MS
+        };
+        let delay = Duration::from_secs_f64(delay / 1000.0);
+        self.add(callback, Vec::new(), delay, None, false);
+        Ok(())
+    }
+
     fn add(
         &mut self,
         callback: Function<'js>,
         args: Vec<Value<'js>>,
         delay: Duration,
         repeat: Option<Duration>,
+        keeps_alive: bool,
     ) -> u32 {
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let id = self.next_id;
@@ -102,25 +128,39 @@ impl<'js> Timers<'js> {
                 args,
                 repeat,
                 due,
+                keeps_alive,
             },
         );
         id
     }
 
     fn schedule(&mut self, id: u32, timer: Timer<'js>) {
+        self.alive += usize::from(timer.keeps_alive);
         self.next_sequence += 1;
         self.order.insert((timer.due, self.next_sequence), id);
         self.timers.insert(id, (timer, self.next_sequence));
     }
 
+    /// Removes a timer the script set; weak timers are not the script's to clear.
     fn remove(&mut self, id: u32) {
+        if !self
+            .timers
+            .get(&id)
+            .is_some_and(|(timer, _)| timer.keeps_alive)
+        {
+            return;
+        }
         if let Some((timer, sequence)) = self.timers.remove(&id) {
+            self.alive -= usize::from(timer.keeps_alive);
             self.order.remove(&(timer.due, sequence));
         }
     }
 
-    /// When the next timer is due, if any is pending.
+    /// When the next timer is due, if any pending timer keeps the event loop running.
     pub fn next_due(&self) -> Option<Instant> {
+        if self.alive == 0 {
+            return None;
+        }
         self.order.keys().next().map(|(due, _)| *due)
     }
 
@@ -133,6 +173,7 @@ impl<'js> Timers<'js> {
         }
         self.order.remove(&(due, sequence));
         let (timer, _) = self.timers.remove(&id)?;
+        self.alive -= usize::from(timer.keeps_alive);
         let due_timer = DueTimer {
             callback: timer.callback.clone(),
             args: timer.args.clone(),
@@ -149,6 +190,7 @@ impl<'js> Timers<'js> {
     pub fn clear(&mut self) {
         self.order.clear();
         self.timers.clear();
+        self.alive = 0;
     }
 }
 

@@ -11,3 +11,4 @@ mod requests;
 mod results;
 mod support;
 mod tenants;
+mod web_apis;

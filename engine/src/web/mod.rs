@@ -1,0 +1,410 @@
+//! The standard, host-free Web APIs a script sees besides the language: `TextEncoder`,
+//! `TextDecoder`, `atob`, `btoa`, `URL`, `URLSearchParams`, `structuredClone`, `crypto`,
+//! `queueMicrotask`, `AbortController`, `AbortSignal`, `EventTarget`, `Event`, `DOMException`
+//! and `performance`.
+//!
+//! Each follows its specification. The parts whose logic is byte work are Rust, with crates
+//! made for the job ([`encoding`], [`base64`], [`url`], [`crypto`]); the parts whose logic is
+//! JavaScript objects (events, abort signals, the structured clone's graph walk, the classes
+//! themselves) are the `.js` files beside this one, compiled once per process to QuickJS
+//! bytecode. Only `primordials.js` and `globals.js` run in every runtime, before any script:
+//! they capture the built-ins the APIs use and define the globals. Each group of APIs is read
+//! and run the first time a script reaches for one of its globals, from the captured
+//! built-ins, so a script that replaced `Object.defineProperty` or `Array.prototype.push`
+//! changes nothing in them, and preparing a runtime stays cheap.
+
+mod base64;
+mod crypto;
+mod encoding;
+mod url;
+
+use std::{
+    cell::{Cell, RefCell},
+    ffi::{CStr, CString, c_int},
+    rc::Rc,
+    sync::OnceLock,
+    time::{Duration, Instant, SystemTime},
+};
+
+use rquickjs::{
+    Ctx, Error, Exception, FromJs, Function, Object, Result, Value, function::Opt, qjs,
+};
+
+use crate::timers::Timers;
+
+/// The part of the JavaScript half every runtime runs before any script: the captured
+/// built-ins, `DOMException`, and the globals that load the groups below when first used.
+const PRIMORDIALS: &str = include_str!("primordials.js");
+const GLOBALS: &str = include_str!("globals.js");
+
+/// What every group starts with.
+const HELPERS: &str = include_str!("helpers.js");
+
+/// The groups of the JavaScript half, in the order of `GROUP_OF` in `globals.js`; each is the
+/// body of a function of the captured built-ins and the Rust half, returning its globals.
+const GROUPS: [&str; 5] = [
+    include_str!("events.js"),
+    include_str!("encoding.js"),
+    include_str!("crypto.js"),
+    include_str!("url.js"),
+    include_str!("structured_clone.js"),
+];
+
+/// How coarse `performance.now()` is: timers are a side channel.
+const TIMER_RESOLUTION: Duration = Duration::from_micros(100);
+
+/// The JavaScript half as bytecode, compiled by the first runtime of the process.
+static BYTECODE: OnceLock<Bytecode> = OnceLock::new();
+
+struct Bytecode {
+    eager: Vec<u8>,
+    groups: Vec<Vec<u8>>,
+}
+
+/// The Web APIs of one runtime.
+pub struct WebApis {
+    /// When the execution started, the origin of `performance.now()`.
+    time_origin: Rc<Cell<Option<(Instant, SystemTime)>>>,
+}
+
+impl WebApis {
+    /// Defines the APIs on the global object; must run before any script code.
+    pub fn install<'js>(ctx: &Ctx<'js>, timers: &Rc<RefCell<Timers<'js>>>) -> Result<Self> {
+        let time_origin = Rc::new(Cell::new(None));
+        let native = Object::new(ctx.clone())?;
+        native.set(
+            "queueMicrotask",
+            Function::new(ctx.clone(), queue_microtask)?,
+        )?;
+        let (timers, origin) = (timers.clone(), time_origin.clone());
+        let load_group = move |ctx: Ctx<'js>, index: usize, primordials: Object<'js>| {
+            load_group(&ctx, index, primordials, natives(&ctx, &timers, &origin)?)
+        };
+        native.set("loadGroup", Function::new(ctx.clone(), load_group)?)?;
+        let bytecode = match BYTECODE.get() {
+            Some(bytecode) => bytecode,
+            None => {
+                let compiled = Bytecode::compile(ctx)?;
+                BYTECODE.get_or_init(|| compiled)
+            }
+        };
+        let eager = load(ctx, &bytecode.eager)?;
+        let () = eager.call((native, ctx.globals()))?;
+        Ok(Self { time_origin })
+    }
+
+    /// Starts the clock of `performance`.
+    pub fn start(&self, at: Instant) {
+        self.time_origin.set(Some((at, SystemTime::now())));
+    }
+}
+
+/// The Rust half a group of Web APIs uses (never handed to scripts).
+fn natives<'js>(
+    ctx: &Ctx<'js>,
+    timers: &Rc<RefCell<Timers<'js>>>,
+    time_origin: &Rc<Cell<Option<(Instant, SystemTime)>>>,
+) -> Result<Object<'js>> {
+    let native = Object::new(ctx.clone())?;
+    let add = |name: &str, function: Function<'js>| native.set(name, function);
+    add("classOf", Function::new(ctx.clone(), class_of)?)?;
+    add(
+        "queueMicrotask",
+        Function::new(ctx.clone(), queue_microtask)?,
+    )?;
+    add("atob", Function::new(ctx.clone(), base64::atob)?)?;
+    add("btoa", Function::new(ctx.clone(), base64::btoa)?)?;
+    add(
+        "fillRandom",
+        Function::new(ctx.clone(), crypto::fill_random)?,
+    )?;
+    add(
+        "randomUUID",
+        Function::new(ctx.clone(), crypto::random_uuid)?,
+    )?;
+    add("encode", Function::new(ctx.clone(), encoding::encode)?)?;
+    add(
+        "encodeInto",
+        Function::new(ctx.clone(), encoding::encode_into)?,
+    )?;
+    add(
+        "encodingFor",
+        Function::new(ctx.clone(), encoding::encoding_for)?,
+    )?;
+    add("decoder", Function::new(ctx.clone(), encoding::decoder)?)?;
+    add("parseURL", Function::new(ctx.clone(), url::parse)?)?;
+    add("setURL", Function::new(ctx.clone(), url::set)?)?;
+    add("parseQuery", Function::new(ctx.clone(), url::parse_query)?)?;
+    add(
+        "serializeQuery",
+        Function::new(ctx.clone(), url::serialize_query)?,
+    )?;
+    let weak_timers = timers.clone();
+    let set_weak_timeout = move |ctx: Ctx<'js>, callback: Function<'js>, delay: f64| {
+        weak_timers.borrow_mut().add_weak(&ctx, callback, delay)
+    };
+    add(
+        "setWeakTimeout",
+        Function::new(ctx.clone(), set_weak_timeout)?,
+    )?;
+    let origin = time_origin.clone();
+    let now = move || {
+        origin
+            .get()
+            .map_or(0.0, |(started, _)| coarsen(started.elapsed()))
+    };
+    add("now", Function::new(ctx.clone(), now)?)?;
+    let origin = time_origin.clone();
+    let time_origin = move || {
+        let (_, wall) = origin.get().unwrap_or((Instant::now(), SystemTime::now()));
+        coarsen(
+            wall.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default(),
+        )
+    };
+    add("timeOrigin", Function::new(ctx.clone(), time_origin)?)?;
+    Ok(native)
+}
+
+/// Milliseconds, rounded down to a multiple of [`TIMER_RESOLUTION`].
+fn coarsen(elapsed: Duration) -> f64 {
+    let ticks = elapsed.as_nanos() / TIMER_RESOLUTION.as_nanos();
+    let ticks_per_ms = Duration::from_millis(1).as_nanos() / TIMER_RESOLUTION.as_nanos();
+    ticks as f64 / ticks_per_ms as f64
+}
+
+/// QuickJS's class of an object (0 for primitives): a brand check no script can fake.
+fn class_of(value: Value<'_>) -> u32 {
+    if !value.is_object() {
+        return 0;
+    }
+    // SAFETY: the value is a live object.
+    unsafe { qjs::JS_GetClassID(value.as_raw()) }
+}
+
+/// `queueMicrotask`: the callback runs as a QuickJS job, so an exception it throws ends the
+/// execution as an uncaught error, as the HTML standard's "report the exception" does in Node.
+fn queue_microtask<'js>(ctx: Ctx<'js>, callback: Opt<Value<'js>>) -> Result<()> {
+    let Some(callback) = callback.0.filter(Value::is_function) else {
+        return Err(Exception::throw_type(
+            &ctx,
+            "Failed to execute 'queueMicrotask': parameter 1 is not of type 'Function'.",
+        ));
+    };
+    let mut argument = callback.as_raw();
+    // SAFETY: the context is live; QuickJS duplicates the argument it keeps.
+    let status =
+        unsafe { qjs::JS_EnqueueJob(ctx.as_raw().as_ptr(), Some(run_microtask), 1, &mut argument) };
+    if status < 0 {
+        return Err(Error::Exception);
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn run_microtask(
+    ctx: *mut qjs::JSContext,
+    _argc: c_int,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    // SAFETY: QuickJS calls a job with the one argument it was enqueued with.
+    unsafe {
+        let callback = *argv;
+        let undefined = qjs::JS_UNDEFINED;
+        let result = qjs::JS_Call(ctx, callback, undefined, 0, std::ptr::null_mut());
+        if qjs::JS_IsException(result) {
+            return result;
+        }
+        qjs::JS_FreeValue(ctx, result);
+        undefined
+    }
+}
+
+/// A string argument as Unicode scalar values: quickjs-ng copies unpaired surrogates out as
+/// three-byte sequences (WTF-8), which become U+FFFD here, as WebIDL's USVString conversion
+/// and the Encoding Standard's encoder ask.
+pub struct Usv(pub String);
+
+impl<'js> FromJs<'js> for Usv {
+    fn from_js(ctx: &Ctx<'js>, value: Value<'js>) -> Result<Self> {
+        let mut length = 0;
+        // SAFETY: the context and value are live; the returned buffer is ours until
+        // JS_FreeCString and holds `length` bytes.
+        let mut bytes = unsafe {
+            let pointer =
+                qjs::JS_ToCStringLen2(ctx.as_raw().as_ptr(), &mut length, value.as_raw(), false);
+            if pointer.is_null() {
+                return Err(Error::Exception);
+            }
+            let bytes = std::slice::from_raw_parts(pointer.cast::<u8>(), length as usize).to_vec();
+            qjs::JS_FreeCString(ctx.as_raw().as_ptr(), pointer);
+            bytes
+        };
+        let mut at = 0;
+        while at + 2 < bytes.len() {
+            // A surrogate's three-byte form is ED A0..BF xx; U+FFFD's is EF BF BD.
+            if bytes[at] == 0xED && bytes[at + 1] >= 0xA0 {
+                bytes[at..at + 3].copy_from_slice("\u{FFFD}".as_bytes());
+                at += 3;
+            } else {
+                at += 1;
+            }
+        }
+        Ok(Self(match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+        }))
+    }
+}
+
+/// The bytes `[offset, offset + length)` of an `ArrayBuffer` (or `SharedArrayBuffer`), or
+/// nothing when the buffer was detached or shrunk since the view's bounds were read.
+///
+/// # Safety
+/// The slice aliases the buffer's memory: no script code may run while it is used.
+#[expect(
+    clippy::mut_from_ref,
+    reason = "the bytes belong to the runtime, not to the value handle"
+)]
+pub unsafe fn buffer_bytes<'a>(
+    buffer: &'a Value<'_>,
+    offset: usize,
+    length: usize,
+) -> Option<&'a mut [u8]> {
+    let mut size = 0;
+    let ctx = buffer.ctx().as_raw().as_ptr();
+    // SAFETY: the context and value are live; a non-buffer leaves an exception we drop.
+    let data = unsafe { qjs::JS_GetArrayBuffer(ctx, &mut size, buffer.as_raw()) };
+    if data.is_null() {
+        buffer.ctx().catch();
+        return None;
+    }
+    let end = offset.checked_add(length)?;
+    if end > size as usize {
+        return None;
+    }
+    // SAFETY: `data` holds `size` bytes and `end <= size`; the caller runs no script code
+    // while the slice lives.
+    Some(unsafe { std::slice::from_raw_parts_mut(data.add(offset), length) })
+}
+
+/// Runs group `index` of the JavaScript half; answers its globals.
+fn load_group<'js>(
+    ctx: &Ctx<'js>,
+    index: usize,
+    primordials: Object<'js>,
+    native: Object<'js>,
+) -> Result<Object<'js>> {
+    let group = BYTECODE
+        .get()
+        .and_then(|bytecode| bytecode.groups.get(index))
+        .ok_or_else(|| Exception::throw_internal(ctx, "no such group of Web APIs"))?;
+    load(ctx, group)?.call((primordials, native))
+}
+
+/// Reads a function from bytecode and evaluates it.
+fn load<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Function<'js>> {
+    let raw_ctx = ctx.as_raw().as_ptr();
+    // SAFETY: the bytecode was written by this build of QuickJS from our own source;
+    // JS_EvalFunction consumes the function read.
+    let value = unsafe {
+        let function = qjs::JS_ReadObject(
+            raw_ctx,
+            bytecode.as_ptr(),
+            bytecode.len() as _,
+            qjs::JS_READ_OBJ_BYTECODE as c_int,
+        );
+        if qjs::JS_IsException(function) {
+            return Err(Error::Exception);
+        }
+        let value = qjs::JS_EvalFunction(raw_ctx, function);
+        if qjs::JS_IsException(value) {
+            return Err(Error::Exception);
+        }
+        Value::from_raw(ctx.clone(), value)
+    };
+    value
+        .into_function()
+        .ok_or_else(|| Error::new_from_js("value", "function"))
+}
+
+impl Bytecode {
+    /// Compiles the JavaScript half. The groups see the eager part's top-level names, which
+    /// it hands them as one object; those with `Prototype` inside are uncurried there.
+    fn compile(ctx: &Ctx<'_>) -> Result<Self> {
+        let names: Vec<&str> = PRIMORDIALS
+            .lines()
+            .filter_map(|line| {
+                let declared = line
+                    .strip_prefix("const ")
+                    .or_else(|| line.strip_prefix("class "))?;
+                let end = declared.find(|c: char| !(c.is_alphanumeric() || c == '_'))?;
+                Some(&declared[..end])
+            })
+            .collect();
+        let is_method = |name: &str| {
+            // `ObjectGetPrototypeOf` is a plain function; `MapPrototypeGet` is a method.
+            name.split_once("Prototype").is_some_and(|(_, rest)| {
+                rest != "Of" && rest.starts_with(|c: char| c.is_ascii_uppercase())
+            })
+        };
+        // An array literal is the cheapest object to build with them all; a dense array's own
+        // elements are read without consulting `Array.prototype`.
+        let eager = format!(
+            "(function (native, global) {{\n'use strict';\n{PRIMORDIALS}\n\
+             const primordials = [{}];\n{GLOBALS}\n}})",
+            names.join(", ")
+        );
+        let mut prologue = String::new();
+        for (index, name) in names.iter().enumerate() {
+            let value = format!("primordials[{index}]");
+            let value = if is_method(name) {
+                format!("uncurryThis({value})")
+            } else {
+                value
+            };
+            prologue.push_str(&format!("const {name} = {value};\n"));
+        }
+        let groups = GROUPS
+            .iter()
+            .map(|group| {
+                let source = format!(
+                    "(function (primordials, native) {{\n'use strict';\n{prologue}{HELPERS}\n\
+                     {group}\n}})"
+                );
+                compile(ctx, &source)
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            eager: compile(ctx, &eager)?,
+            groups,
+        })
+    }
+}
+
+/// Compiles a script to bytecode, without source text or debug information (smaller, so
+/// quicker to read into every runtime).
+fn compile(ctx: &Ctx<'_>, source: &str) -> Result<Vec<u8>> {
+    let length = source.len();
+    let source = CString::new(source).expect("the Web APIs' source has no NUL byte");
+    let name: &CStr = c"web.js";
+    let raw_ctx = ctx.as_raw().as_ptr();
+    let flags = (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as c_int;
+    let write_flags =
+        qjs::JS_WRITE_OBJ_BYTECODE | qjs::JS_WRITE_OBJ_STRIP_SOURCE | qjs::JS_WRITE_OBJ_STRIP_DEBUG;
+    // SAFETY: `source` is NUL-terminated; every value and buffer QuickJS returns is freed.
+    unsafe {
+        let function = qjs::JS_Eval(raw_ctx, source.as_ptr(), length as _, name.as_ptr(), flags);
+        if qjs::JS_IsException(function) {
+            return Err(Error::Exception);
+        }
+        let mut size = 0;
+        let written = qjs::JS_WriteObject(raw_ctx, &mut size, function, write_flags as c_int);
+        qjs::JS_FreeValue(raw_ctx, function);
+        if written.is_null() {
+            return Err(Error::Exception);
+        }
+        let bytecode = std::slice::from_raw_parts(written, size as usize).to_vec();
+        qjs::js_free(raw_ctx, written.cast());
+        Ok(bytecode)
+    }
+}
