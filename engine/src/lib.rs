@@ -289,10 +289,14 @@ pub fn run_in_fresh_runtime(
         console.open(assignment.log.clone());
         // SAFETY: the runtime is live; the stack limit is measured from here on.
         unsafe { qjs::JS_UpdateStackTop(qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) };
-        meter.start(
-            assignment.limits.memory_limit,
-            stack_floor(settings.stack_limit),
-        );
+        // SAFETY: the zone is the stretch of this thread's stack just above QuickJS's limit,
+        // below this frame; the worker's stack is sized well beyond that limit.
+        unsafe {
+            meter.start(
+                assignment.limits.memory_limit,
+                stack_zone(settings.stack_limit),
+            )
+        };
         let started = Instant::now();
         web.start(started);
         clock.start(started + assignment.limits.timeout, assignment.cancel);
@@ -333,13 +337,14 @@ fn fresh_seed() -> u64 {
     getrandom::u64().expect("the operating system's CSPRNG answers")
 }
 
-/// The native stack address below which allocations count as being at the stack limit: the
-/// last eighth of the JavaScript stack (at most 64 KiB), measured from here.
-fn stack_floor(stack_limit: usize) -> usize {
+/// The stretch of native stack where the script counts as being at the stack limit: the last
+/// eighth of the JavaScript stack (at most 64 KiB), measured from here.
+fn stack_zone(stack_limit: usize) -> std::ops::Range<usize> {
     let here = 0u8;
     let top = std::hint::black_box(&here) as *const u8 as usize;
     let margin = (stack_limit / 8).min(64 * 1024);
-    top.saturating_sub(stack_limit) + margin
+    let limit = top.saturating_sub(stack_limit);
+    limit..limit + margin
 }
 
 /// The deadline, the cancel flag and the pace of the interrupt handler.

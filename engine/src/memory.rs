@@ -6,11 +6,14 @@
 //! cannot even build that error. Whether an execution ran out of memory is therefore decided
 //! here, from whether an allocation was refused, never from what was thrown.
 //!
-//! The same hook notes how close the native stack came to QuickJS's stack limit: every error
-//! QuickJS raises for a stack overflow is allocated right at that limit, which no script can
-//! fake from a shallow depth.
+//! The meter also tells whether the native stack came close to QuickJS's stack limit, which no
+//! script can fake from a shallow depth. The hook notes allocations made there, but QuickJS
+//! serves small allocations from its own arenas, so the error it raises for a stack overflow
+//! often reaches no allocator at all; the last stretch of stack before the limit is therefore
+//! also painted with a pattern when an execution starts, and a disturbed pattern means the
+//! stack went that deep.
 
-use std::{cell::Cell, rc::Rc};
+use std::{cell::Cell, ops::Range, rc::Rc};
 
 use rquickjs::allocator::Allocator;
 
@@ -22,9 +25,22 @@ pub struct MemoryMeter {
     peak: Cell<usize>,
     limit: Cell<usize>,
     refused: Cell<bool>,
-    /// Native stack address below which an allocation counts as being at the stack limit.
-    stack_floor: Cell<usize>,
+    /// The last stretch of native stack before QuickJS's limit: an allocation below its end
+    /// counts as being at the stack limit, and it holds the painted pattern.
+    stack_zone: Cell<(usize, usize)>,
     reached_stack_floor: Cell<bool>,
+}
+
+/// The pattern painted on the stack zone, one word every [`PAINT_STRIDE`] bytes.
+const PAINT: usize = usize::from_ne_bytes([0xA5; size_of::<usize>()]);
+const PAINT_STRIDE: usize = 64;
+
+/// The painted words of `zone`.
+fn painted_words(zone: &Range<usize>) -> impl Iterator<Item = *mut usize> {
+    let start = zone.start.next_multiple_of(align_of::<usize>());
+    (start..zone.end.saturating_sub(size_of::<usize>()))
+        .step_by(PAINT_STRIDE)
+        .map(|address| address as *mut usize)
 }
 
 impl MemoryMeter {
@@ -36,20 +52,28 @@ impl MemoryMeter {
     }
 
     /// Starts metering one execution: at most `limit` bytes in all (the runtime's own
-    /// structures included), and allocations below `stack_floor` count as reaching the stack
-    /// limit.
-    pub fn start(&self, limit: usize, stack_floor: usize) {
+    /// structures included); reaching `stack_zone`, the stretch of native stack just above
+    /// QuickJS's limit, counts as reaching the stack limit.
+    ///
+    /// # Safety
+    /// `stack_zone` must be part of the current thread's stack, below the caller's frame and
+    /// within its size limit: it is written to.
+    pub unsafe fn start(&self, limit: usize, stack_zone: Range<usize>) {
         self.limit.set(limit);
         self.peak.set(self.used.get());
         self.refused.set(false);
-        self.stack_floor.set(stack_floor);
+        for word in painted_words(&stack_zone) {
+            // SAFETY: the caller vouches for the zone; no frame lives there yet.
+            unsafe { word.write_volatile(PAINT) };
+        }
+        self.stack_zone.set((stack_zone.start, stack_zone.end));
         self.reached_stack_floor.set(false);
     }
 
     /// Lifts the limit, so that the runtime can be torn down whatever happened.
     pub fn stop(&self) {
         self.limit.set(usize::MAX);
-        self.stack_floor.set(0);
+        self.stack_zone.set((0, 0));
     }
 
     /// True when an allocation was refused since [`MemoryMeter::start`].
@@ -57,10 +81,15 @@ impl MemoryMeter {
         self.refused.get()
     }
 
-    /// True when something was allocated at the native stack limit since
-    /// [`MemoryMeter::start`].
+    /// True when the native stack reached the zone just above QuickJS's stack limit since
+    /// [`MemoryMeter::start`]: something was allocated there, or frames overwrote the pattern.
+    /// Call it from a frame above the zone.
     pub fn reached_stack_limit(&self) -> bool {
-        self.reached_stack_floor.get()
+        let (start, end) = self.stack_zone.get();
+        // SAFETY: the zone was painted by `start` and is read from a frame above it.
+        let disturbed =
+            painted_words(&(start..end)).any(|word| unsafe { word.read_volatile() } != PAINT);
+        self.reached_stack_floor.get() || disturbed
     }
 
     /// The most bytes allocated at once since [`MemoryMeter::start`].
@@ -85,7 +114,7 @@ impl MemoryMeter {
 fn note_stack(meter: &MemoryMeter) {
     let marker = 0u8;
     let here = std::hint::black_box(&marker) as *const u8 as usize;
-    if here < meter.stack_floor.get() {
+    if here < meter.stack_zone.get().1 {
         meter.reached_stack_floor.set(true);
     }
 }
