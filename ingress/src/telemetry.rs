@@ -30,7 +30,9 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).init(),
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_ansi(colours()))
+            .init(),
         LogFormat::Json => registry.with(tracing_stackdriver::layer()).init(),
     }
 }
@@ -100,4 +102,9 @@ fn trace_id(headers: &HeaderMap) -> Option<String> {
         header(ids::TRACEPARENT_HEADER),
         header(ids::CLOUD_TRACE_HEADER),
     )
+}
+
+/// Colours only for a terminal: `docker compose logs` and files get plain text.
+fn colours() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdout())
 }

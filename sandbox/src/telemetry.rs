@@ -13,7 +13,9 @@ pub fn init(format: LogFormat) {
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
         LogFormat::Json => registry.with(tracing_stackdriver::layer()).try_init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_ansi(colours()))
+            .try_init(),
     };
 }
 
@@ -24,4 +26,9 @@ pub fn trace_id(headers: &HeaderMap) -> Option<String> {
         header(ids::TRACEPARENT_HEADER),
         header(ids::CLOUD_TRACE_HEADER),
     )
+}
+
+/// Colours only for a terminal: `docker compose logs` and files get plain text.
+fn colours() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdout())
 }
