@@ -183,6 +183,47 @@ async fn examples_are_listed_and_runnable_by_name() {
 }
 
 #[tokio::test]
+async fn every_example_but_the_failing_ones_runs_to_success() {
+    let app = spawn_app().await;
+    let listing = app.get("/api/examples").await;
+    let names: Vec<String> = listing.body["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|example| example["name"].as_str().unwrap().to_owned())
+        .collect();
+    for required in [
+        "input.js",
+        "encoding.js",
+        "url.js",
+        "crypto.js",
+        "structured-clone.js",
+        "abort.js",
+    ] {
+        assert!(
+            names.iter().any(|name| name == required),
+            "{required} missing"
+        );
+    }
+    for name in names {
+        let answer = app.post_execute(json!({"file": name})).await;
+        match name.as_str() {
+            "error.js" => assert_eq!(answer.script_error_kind(), "exception"),
+            "infinite-loop.js" => {}
+            _ => assert_eq!(answer.body["status"], "success", "{name}: {}", answer.body),
+        }
+    }
+    let order = app
+        .post_execute(
+            json!({"file": "input.js", "input": {"items": [{"name": "x", "price": 2, "qty": 5}]}}),
+        )
+        .await;
+    assert_eq!(order.result(), &json!({"total": 10, "items": 1}));
+    let aborted = app.post_execute(json!({"file": "abort.js"})).await;
+    assert_eq!(aborted.result()["stopped"], "took too long");
+}
+
+#[tokio::test]
 async fn healthz_answers_when_ready() {
     let app = spawn_app().await;
     let health = app.get("/healthz").await;
