@@ -19,7 +19,7 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::error::{ApiError, AuthFailure};
 use crate::metrics::Metrics;
-use crate::rate_limit::{ClientKey, RateLimit, TierRateLimiter};
+use crate::rate_limit::{Allowance, ClientKey, RateLimit, TierRateLimiter};
 use crate::tenants::{ANONYMOUS, KeyHash, Tenants};
 
 /// The header that carries a key on its own.
@@ -49,6 +49,19 @@ impl Tier {
             }),
             rate_limiter,
         })
+    }
+
+    /// Takes one request from `client`'s bucket of this tier. `Ok(None)` when the tier has no
+    /// rate limit; a refusal is the 429 answer, counted in `metrics`.
+    fn charge(
+        &self,
+        client: Option<IpAddr>,
+        metrics: &Metrics,
+    ) -> Result<Option<Allowance>, ApiError> {
+        self.rate_limiter
+            .as_ref()
+            .map(|limiter| limiter.charge(&self.id, client, metrics))
+            .transpose()
     }
 }
 
@@ -195,10 +208,7 @@ pub async fn identify(
                 identification.metrics.auth_failed(failure);
                 tracing::info!(reason = failure.reason(), "request not authenticated");
                 let anonymous = directory.anonymous();
-                if let Some(limiter) = &anonymous.rate_limiter
-                    && let Err(refusal) =
-                        limiter.charge(&anonymous.id, client, &identification.metrics)
-                {
+                if let Err(refusal) = anonymous.charge(client, &identification.metrics) {
                     return refusal.into_response();
                 }
                 return ApiError::Unauthorized(failure).into_response();
@@ -223,12 +233,10 @@ pub async fn enforce_rate_limit(
     let Some(caller) = request.extensions().get::<Caller>() else {
         return ApiError::Internal("rate limiting before identification").into_response();
     };
-    let Some(limiter) = &caller.tier.rate_limiter else {
-        return next.run(request).await;
-    };
-    match limiter.charge(&caller.tier.id, caller.client, &metrics) {
+    match caller.tier.charge(caller.client, &metrics) {
         Err(refusal) => refusal.into_response(),
-        Ok(allowance) => {
+        Ok(None) => next.run(request).await,
+        Ok(Some(allowance)) => {
             let mut response = next.run(request).await;
             allowance.tell(response.headers_mut());
             response
