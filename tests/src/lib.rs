@@ -216,16 +216,7 @@ pub fn post_execute(addr: SocketAddr, body: &str) -> io::Result<(u16, String)> {
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .get(9..12)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an HTTP/1.1 response"))?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, body)| body.to_owned());
-    Ok((status, body))
+    read_answer(stream)
 }
 
 /// The process ids of `parent`'s children whose command line's first argument ends with
@@ -262,8 +253,7 @@ pub fn get_status(addr: SocketAddr, path: &str) -> io::Result<u16> {
     get(addr, path).map(|(status, _)| status)
 }
 
-/// Sends `GET path` on a new connection and returns the status code and the whole body
-/// (de-chunked when it came in chunks).
+/// Sends `GET path` on a new connection and returns the status code and the whole body.
 pub fn get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -271,6 +261,12 @@ pub fn get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
+    read_answer(stream)
+}
+
+/// Reads a whole `Connection: close` answer: its status code and its body (de-chunked when it
+/// came in chunks).
+fn read_answer(mut stream: TcpStream) -> io::Result<(u16, String)> {
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let invalid = || io::Error::new(io::ErrorKind::InvalidData, "not an HTTP/1.1 response");
