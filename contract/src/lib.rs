@@ -3,9 +3,9 @@
 //!
 //! - [`api`], [`openapi`]: the public API's request and answer bodies, and the OpenAPI
 //!   document generated from them.
-//! - [`tenant`], [`ids`], [`envelope`]: what the ingress tells the sandbox about a request (its
-//!   tenant and ceilings, its request and trace ids) and the one JSON error shape both answer
-//!   with.
+//! - [`tenant`], [`capabilities`], [`ids`], [`envelope`]: what the ingress tells the sandbox
+//!   about a request (its tenant, ceilings and capabilities, its request and trace ids) and the
+//!   one JSON error shape both answer with.
 //! - [`outcome`]: the kinds of script failure clients branch on, which the engine produces.
 //! - [`worker`]: what the sandbox's supervisor and its worker processes say over their channel,
 //!   and the shared region a worker writes console output into.
@@ -13,6 +13,7 @@
 //! Nothing here runs JavaScript, serves HTTP or starts processes.
 
 pub mod api;
+pub mod capabilities;
 pub mod envelope;
 pub mod ids;
 pub mod openapi;

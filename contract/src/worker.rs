@@ -14,6 +14,18 @@
 //!     Job    ───────────────────────▶  ...
 //! ```
 //!
+//! While a job runs, its script may call an asynchronous host function: the worker sends a
+//! [`HostCall`], the supervisor runs the function and answers with a [`HostAnswer`] of the same
+//! id (answers may come in any order), all before the job's deadline, after which the worker is
+//! killed and pending calls are dropped:
+//!
+//! ```text
+//!     Job    ───────────────────────▶  runs it; the script calls `lookup(...)`
+//!            ◀───────────────────────  Call { id: 1, name: "lookup", arguments }
+//!     Answer { id: 1, result } ─────▶  settles the script's promise, runs on
+//!            ◀───────────────────────  Finished
+//! ```
+//!
 //! Console output goes to the region as it is produced, not over the channel, so the
 //! supervisor still has it when it must kill a worker that does not answer. The supervisor
 //! treats everything a worker sends as hostile: frames are bounded, the region is sealed so a
@@ -49,6 +61,8 @@ pub enum Order {
     Setup(Setup),
     /// Run one script.
     Run(Job),
+    /// The result of a host function the running job called.
+    Answer(HostAnswer),
 }
 
 /// How a worker runs its jobs; the same for every worker of one sandbox.
@@ -79,6 +93,65 @@ pub struct Job {
     pub memory_limit: u64,
     /// The request's `input` as JSON text, for the script's global `input`.
     pub input: Option<String>,
+    /// The host functions this execution gets (by registered name), and its call budget.
+    pub host: HostGrant,
+}
+
+/// Which host functions a job may call, and how often.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostGrant {
+    /// Registered names of the functions to install.
+    pub functions: Vec<String>,
+    /// Most host calls, of all functions together, in the execution.
+    pub max_calls: u32,
+}
+
+/// A script's call of an asynchronous host function, which the supervisor runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostCall {
+    /// Chosen by the worker, unique within the job.
+    pub id: u32,
+    /// The registered name.
+    pub name: String,
+    /// The arguments as a JSON array.
+    pub arguments: String,
+}
+
+/// What an asynchronous host function returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostAnswer {
+    pub id: u32,
+    /// The value as JSON text, or the error the script's promise is rejected with.
+    pub result: Result<String, HostError>,
+}
+
+/// An error a host function raises in the script: an exception of class `name` (`Error`,
+/// `TypeError`, `RangeError`, ...; anything else becomes `Error` with that name) and `message`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct HostError {
+    pub name: String,
+    pub message: String,
+}
+
+impl HostError {
+    /// An `Error` with `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self::named("Error", message)
+    }
+
+    /// A `TypeError` with `message` (what `fetch` rejects with, as the Fetch Standard says).
+    pub fn type_error(message: impl Into<String>) -> Self {
+        Self::named("TypeError", message)
+    }
+
+    /// An error of class (or name) `name` with `message`.
+    pub fn named(name: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// Worker to supervisor.
@@ -88,6 +161,8 @@ pub enum Report {
     Ready(Ready),
     /// A job ended; its console output is in the region.
     Finished(Finished),
+    /// The running job called an asynchronous host function.
+    Call(HostCall),
 }
 
 /// What a worker says when it is ready.
@@ -330,6 +405,14 @@ mod tests {
                 timeout_micros: 5_000_000,
                 memory_limit: 64 << 20,
                 input: Some(r#"{"a": [1, "caf\u00e9"]}"#.into()),
+                host: HostGrant {
+                    functions: vec!["fetch".into()],
+                    max_calls: 16,
+                },
+            }),
+            Order::Answer(HostAnswer {
+                id: 7,
+                result: Err(HostError::type_error("refused")),
             }),
         ];
         for order in orders {
@@ -354,6 +437,11 @@ mod tests {
                 )),
                 duration_micros: 7,
                 memory_peak: 0,
+            }),
+            Report::Call(HostCall {
+                id: 1,
+                name: "lookup".into(),
+                arguments: "[1,\"a\"]".into(),
             }),
         ];
         for report in reports {

@@ -4,7 +4,8 @@
 //!
 //! The script sees the JavaScript language, `console`, the timer functions and the standard,
 //! host-free Web APIs ([`web`]: encoding, URLs, structured cloning, random values, abort
-//! signals, and a `performance.now()` coarsened to 100 µs), and nothing of the host.
+//! signals, and a `performance.now()` coarsened to 100 µs), and of the host only the functions
+//! an operator exposes and the execution is granted ([`host`], which `fetch` is built on).
 //!
 //! - Time: QuickJS's interrupt handler stops the script at its deadline; the handler checks the
 //!   clock about once a millisecond even when the script calls slow built-ins
@@ -17,6 +18,7 @@
 
 mod console;
 pub mod context_fields;
+pub mod host;
 mod intrinsics;
 pub mod json;
 pub mod memory;
@@ -44,9 +46,13 @@ use rquickjs::{
 
 pub use contract::outcome::{ErrorKind, ScriptError};
 
+pub use self::host::{
+    CallContext, HostAccess, HostChannel, HostError, HostFunctions, HostFuture, Json, Usage,
+};
 use self::{
     console::ConsoleLog,
     context_fields::{ContextFields, QUICKJS_POLLS_PER_CHECK},
+    host::HostRuntime,
     intrinsics::Intrinsics,
     json::{JsonWriter, bounded_text},
     memory::{MemoryMeter, MeteredAllocator},
@@ -69,6 +75,10 @@ type Builtins = (
     intrinsic::Promise,
     intrinsic::WeakRef,
 );
+
+/// Longest wait for a host call's answer before the event loop looks at the clock and the
+/// cancel flag again.
+const HOST_WAIT_SLICE: Duration = Duration::from_millis(10);
 
 /// How often the interrupt handler wants to look at the clock.
 const CHECK_CLOCK_EVERY: Duration = Duration::from_millis(1);
@@ -187,6 +197,8 @@ pub struct Assignment {
     /// Set from elsewhere to stop the execution at its next interrupt check.
     pub cancel: &'static AtomicBool,
     pub log: Rc<dyn LogSink>,
+    /// The host functions the execution gets.
+    pub host: HostAccess,
 }
 
 /// The end of one execution; its console output is in its [`LogSink`].
@@ -224,12 +236,23 @@ pub fn execute(
     script: Script,
     limits: Limits,
 ) -> Result<(Outcome, Rc<LogBuffer>), SetupError> {
+    execute_with_host(settings, script, limits, HostAccess::default())
+}
+
+/// As [`execute`], with host functions.
+pub fn execute_with_host(
+    settings: &EngineSettings,
+    script: Script,
+    limits: Limits,
+    host: HostAccess,
+) -> Result<(Outcome, Rc<LogBuffer>), SetupError> {
     let log = Rc::new(LogBuffer::default());
     let assignment = Assignment {
         script,
         limits,
         cancel: &NEVER_CANCELLED,
         log: log.clone(),
+        host,
     };
     let outcome = run_in_fresh_runtime(settings, || Some(assignment))?;
     Ok((outcome.expect("the assignment is always given"), log))
@@ -282,10 +305,14 @@ pub fn run_in_fresh_runtime(
         Timers::install(&timers, &ctx)?;
         let web = WebApis::install(&ctx, &timers)?;
 
-        let Some(assignment) = next() else {
+        let Some(mut assignment) = next() else {
             console.close();
             return Ok(None);
         };
+        let (host, fetch) = HostRuntime::install(&ctx, std::mem::take(&mut assignment.host))?;
+        if let Some(fetch) = fetch {
+            web.enable_fetch(fetch)?;
+        }
         console.open(assignment.log.clone());
         // SAFETY: the runtime is live; the stack limit is measured from here on.
         unsafe { qjs::JS_UpdateStackTop(qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) };
@@ -310,6 +337,7 @@ pub fn run_in_fresh_runtime(
             timers: &timers,
             meter: &meter,
             rejections: &rejections,
+            host: &host,
         };
         let result = execution.run(&assignment.script);
         let duration = started.elapsed();
@@ -319,6 +347,8 @@ pub fn run_in_fresh_runtime(
         clock.stop();
         meter.stop();
         timers.borrow_mut().clear();
+        host.clear();
+        web.clear();
         rejections.borrow_mut().clear();
         console.close();
         Ok(Some(Outcome {
@@ -492,6 +522,7 @@ struct Execution<'a, 'js> {
     timers: &'a RefCell<Timers<'js>>,
     meter: &'a MemoryMeter,
     rejections: &'a RefCell<Rejections>,
+    host: &'a HostRuntime<'js>,
 }
 
 impl<'js> Execution<'_, 'js> {
@@ -593,7 +624,8 @@ impl<'js> Execution<'_, 'js> {
         }
     }
 
-    /// Runs promise jobs and timers until none is left, as Node does before it exits.
+    /// Runs promise jobs, timers and the answers of host calls until none is left, as Node
+    /// does before it exits.
     fn run_event_loop(&self) -> Result<(), ScriptError> {
         loop {
             while self
@@ -607,15 +639,28 @@ impl<'js> Execution<'_, 'js> {
             if self.clock.expired() {
                 return Err(self.timeout());
             }
-            let Some(due) = self.timers.borrow().next_due() else {
+            let due = self.timers.borrow().next_due();
+            let waiting = self.host.waiting();
+            let Some(until) = due.or(waiting.then(|| self.clock.deadline())) else {
                 return Ok(());
             };
             let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due.min(self.clock.deadline()) - now);
+            let until = until.min(self.clock.deadline());
+            if waiting {
+                // Short waits, so that a cancelled execution stops soon.
+                let until = until.min(now + HOST_WAIT_SLICE);
+                let settled = self
+                    .host
+                    .settle_next(&self.ctx, until)
+                    .map_err(|_| self.error(self.ctx.catch(), Phase::Run))?;
+                if settled {
+                    continue;
+                }
+            } else if until > now {
+                std::thread::sleep(until - now);
                 continue;
             }
-            let timer = self.timers.borrow_mut().take_due(now);
+            let timer = self.timers.borrow_mut().take_due(Instant::now());
             if let Some(timer) = timer {
                 let called: rquickjs::Result<Value<'js>> = timer.callback.call((Rest(timer.args),));
                 if called.is_err() {

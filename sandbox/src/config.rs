@@ -28,6 +28,11 @@ pub mod vars {
     pub const WORKER_MAX_EXECUTIONS: &str = "WORKER_MAX_EXECUTIONS";
     pub const WORKER_MAX_RSS_MB: &str = "WORKER_MAX_RSS_MB";
     pub const SHUTDOWN_DRAIN_MS: &str = "SHUTDOWN_DRAIN_MS";
+    pub const MAX_HOST_CALLS: &str = "MAX_HOST_CALLS";
+    pub const FETCH_MAX_REQUESTS: &str = "FETCH_MAX_REQUESTS";
+    pub const FETCH_MAX_RESPONSE_BYTES: &str = "FETCH_MAX_RESPONSE_BYTES";
+    pub const FETCH_MAX_TOTAL_BYTES: &str = "FETCH_MAX_TOTAL_BYTES";
+    pub const FETCH_ALLOW_LOOPBACK: &str = "FETCH_ALLOW_LOOPBACK";
 }
 
 /// Requests of all tenants together that may wait for a worker, as a multiple of
@@ -126,6 +131,37 @@ pub struct Config {
     /// `WRITE_TIMEOUT_MS`, 5000; `MAX_CONNECTIONS`, 1024; `MAX_CONNECTIONS_PER_CLIENT`, 0 =
     /// none, since the ingress is the one client).
     pub connections: connections::Limits,
+    /// `MAX_HOST_CALLS`: calls of host functions (`fetch` included) one execution may make,
+    /// default 64.
+    pub max_host_calls: u32,
+    /// The `fetch` capability's caps (`FETCH_*`).
+    pub fetch: FetchSettings,
+}
+
+/// How `fetch` is bounded, for the tenants granted it.
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    /// `FETCH_MAX_REQUESTS`: requests per execution, default 16.
+    pub max_requests: u64,
+    /// `FETCH_MAX_RESPONSE_BYTES`: largest response body, default 1048576 (1 MiB).
+    pub max_response_bytes: u64,
+    /// `FETCH_MAX_TOTAL_BYTES`: bytes sent and received over all of an execution's requests,
+    /// default 4194304 (4 MiB).
+    pub max_total_bytes: u64,
+    /// `FETCH_ALLOW_LOOPBACK`: lets scripts reach loopback addresses. For tests, which serve
+    /// on loopback only; never in production. Default false.
+    pub allow_loopback: bool,
+}
+
+impl Default for FetchSettings {
+    fn default() -> Self {
+        Self {
+            max_requests: 16,
+            max_response_bytes: 1024 * 1024,
+            max_total_bytes: 4 * 1024 * 1024,
+            allow_loopback: false,
+        }
+    }
 }
 
 /// The sandbox's connection limits when nothing is set.
@@ -165,6 +201,8 @@ impl Default for Config {
             worker_program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sandbox")),
             shutdown_drain: Duration::from_millis(8000),
             connections: default_connection_limits(),
+            max_host_calls: 64,
+            fetch: FetchSettings::default(),
         }
     }
 }
@@ -216,6 +254,23 @@ impl Config {
                     reason: error.reason.to_owned(),
                 },
             )?,
+            max_host_calls: env
+                .positive(MAX_HOST_CALLS, defaults.max_host_calls as usize)?
+                .min(u32::MAX as usize) as u32,
+            fetch: FetchSettings {
+                max_requests: env
+                    .positive(FETCH_MAX_REQUESTS, defaults.fetch.max_requests as usize)?
+                    as u64,
+                max_response_bytes: env.positive(
+                    FETCH_MAX_RESPONSE_BYTES,
+                    defaults.fetch.max_response_bytes as usize,
+                )? as u64,
+                max_total_bytes: env.positive(
+                    FETCH_MAX_TOTAL_BYTES,
+                    defaults.fetch.max_total_bytes as usize,
+                )? as u64,
+                allow_loopback: env.parse(FETCH_ALLOW_LOOPBACK, defaults.fetch.allow_loopback)?,
+            },
         };
         config.check()
     }
@@ -353,6 +408,31 @@ impl Config {
                 SHUTDOWN_DRAIN_MS,
                 millis(defaults.shutdown_drain),
                 "ms executions in flight get to finish after SIGTERM",
+            ),
+            (
+                MAX_HOST_CALLS,
+                defaults.max_host_calls.to_string(),
+                "host function calls (fetch included) per execution",
+            ),
+            (
+                FETCH_MAX_REQUESTS,
+                defaults.fetch.max_requests.to_string(),
+                "fetch requests per execution, for tenants granted fetch",
+            ),
+            (
+                FETCH_MAX_RESPONSE_BYTES,
+                defaults.fetch.max_response_bytes.to_string(),
+                "largest fetch response body",
+            ),
+            (
+                FETCH_MAX_TOTAL_BYTES,
+                defaults.fetch.max_total_bytes.to_string(),
+                "bytes sent and received by fetch per execution",
+            ),
+            (
+                FETCH_ALLOW_LOOPBACK,
+                "false".to_owned(),
+                "let fetch reach loopback addresses: for tests only",
             ),
         ];
         variables.extend(defaults.connections.help());

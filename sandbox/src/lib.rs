@@ -5,13 +5,16 @@
 //! `run` serves the API on a listener until `shutdown` resolves; `router` builds the routes for
 //! an [`AppState`]. Requests belong to tenants ([`tenant`]), which take turns for the workers
 //! ([`scheduler`]); the [`supervisor`] runs each on a worker process and enforces every limit
-//! of it; [`metrics`] counts what happens. The same binary is the worker (`sandbox worker`,
-//! the `worker` crate).
+//! of it, and runs the asynchronous [`host`] functions its scripts call; [`metrics`] counts
+//! what happens. The same binary is the worker (`sandbox worker`, the `worker` crate); [`main`]
+//! is its command line, which an operator's own binary calls with more host functions.
 
+mod cli;
 pub mod config;
 mod error;
 mod examples;
 pub mod healthcheck;
+pub mod host;
 pub mod metrics;
 mod resources;
 mod routes;
@@ -28,9 +31,10 @@ use std::{
     },
 };
 
+pub use engine::HostFunctions;
 use tokio::net::TcpListener;
 
-pub use crate::{config::Config, routes::router};
+pub use crate::{cli::main, config::Config, routes::router};
 use crate::{examples::Examples, metrics::Metrics, scheduler::Scheduler, supervisor::WorkerPool};
 
 /// What every request handler shares.
@@ -40,6 +44,8 @@ pub struct AppState {
     pool: WorkerPool,
     scheduler: Arc<Scheduler>,
     examples: Arc<Examples>,
+    /// The host functions scripts may be offered.
+    host: HostFunctions,
     /// The OpenAPI document, rendered once.
     openapi: axum::body::Bytes,
     metrics: Arc<Metrics>,
@@ -48,9 +54,9 @@ pub struct AppState {
 
 impl AppState {
     /// Starts the worker processes for `config` and waits until they are ready.
-    pub async fn new(config: Config) -> std::io::Result<Self> {
+    pub async fn new(config: Config, host: HostFunctions) -> std::io::Result<Self> {
         let metrics = Arc::new(Metrics::new());
-        let pool = WorkerPool::start(config.pool_settings(), metrics.clone()).await?;
+        let pool = WorkerPool::start(config.pool_settings(), host.clone(), metrics.clone()).await?;
         let scheduler = Scheduler::new(
             config.max_concurrency,
             config.total_queue_capacity(),
@@ -64,6 +70,7 @@ impl AppState {
             pool,
             scheduler,
             examples: Arc::new(examples),
+            host,
             openapi,
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
@@ -71,15 +78,29 @@ impl AppState {
     }
 }
 
-/// Serves the sandbox on `listener` until `shutdown` resolves, then stops taking requests, lets
-/// running executions finish (cancelling them after `SHUTDOWN_DRAIN_MS`) and returns.
+/// Serves the sandbox with the standard host functions ([`host::standard`]) on `listener`
+/// until `shutdown` resolves; see [`run_with`].
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let host = host::standard(&config);
+    run_with(listener, config, host, shutdown).await
+}
+
+/// Serves the sandbox on `listener` with the host functions `host` until `shutdown` resolves,
+/// then stops taking requests, lets running executions finish (cancelling them after
+/// `SHUTDOWN_DRAIN_MS`) and returns. The workers must be started from a binary whose
+/// registry is the same (see [`main`]).
+pub async fn run_with(
+    listener: TcpListener,
+    config: Config,
+    host: HostFunctions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let drain = config.shutdown_drain;
-    let state = AppState::new(config).await?;
+    let state = AppState::new(config, host).await?;
     let app = router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "sandbox listening");
     let limits = state.config.connections.clone();

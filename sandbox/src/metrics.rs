@@ -18,6 +18,9 @@
 //! - `sandbox_resident_memory_bytes{process}`: resident memory of the `supervisor` and of all
 //!   `workers` together, read at scrape time.
 //! - `sandbox_open_fds`: descriptors the supervisor has open, read at scrape time.
+//! - `sandbox_host_calls_total{function, outcome}`: calls of asynchronous host functions
+//!   (`fetch`, ...) run by the supervisor; `outcome` is `ok` or `error`.
+//! - `sandbox_host_call_duration_seconds{function}`: how long they took (histogram).
 //!
 //! Label values come from small sets: outcome kinds and rejection reasons are fixed, tenant
 //! ids come from the operator's tenants file through the ingress. [`MAX_TENANT_LABELS`] still
@@ -82,6 +85,17 @@ struct ExitLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HostCallLabels {
+    function: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FunctionLabels {
+    function: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RejectionLabels {
     tenant: Arc<str>,
     reason: &'static str,
@@ -102,6 +116,8 @@ pub struct Metrics {
     open_fds: Gauge,
     worker_exits: Family<ExitLabels, Counter>,
     worker_start: Histogram,
+    host_calls: Family<HostCallLabels, Counter>,
+    host_call_duration: Family<FunctionLabels, Histogram, fn() -> Histogram>,
     tenants: Mutex<HashSet<Arc<str>>>,
 }
 
@@ -137,6 +153,21 @@ impl Metrics {
             "Time admitted requests waited for a worker",
             Unit::Seconds,
             queue_wait.clone(),
+        );
+        let host_calls = Family::<HostCallLabels, Counter>::default();
+        registry.register(
+            "host_calls",
+            "Calls of asynchronous host functions by function and outcome",
+            host_calls.clone(),
+        );
+        // 1 ms to about 33 s.
+        let host_call_duration: Family<FunctionLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
+        registry.register_with_unit(
+            "host_call_duration",
+            "Time asynchronous host functions took",
+            Unit::Seconds,
+            host_call_duration.clone(),
         );
         let rejections = Family::<RejectionLabels, Counter>::default();
         registry.register(
@@ -195,6 +226,8 @@ impl Metrics {
             open_fds,
             worker_exits,
             worker_start,
+            host_calls,
+            host_call_duration,
             tenants: Mutex::new(HashSet::new()),
         }
     }
@@ -230,6 +263,23 @@ impl Metrics {
                 reason,
             })
             .inc();
+    }
+
+    /// An asynchronous host function answered (`ok`) or failed, after `took`. `function` is a
+    /// registered name, so the label's values are the operator's few.
+    pub fn host_call(&self, function: &str, ok: bool, took: Duration) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.host_calls
+            .get_or_create(&HostCallLabels {
+                function: function.to_owned(),
+                outcome,
+            })
+            .inc();
+        self.host_call_duration
+            .get_or_create(&FunctionLabels {
+                function: function.to_owned(),
+            })
+            .observe(took.as_secs_f64());
     }
 
     /// A worker process ended: `reason` is why it was retired, `signal` what ended it.

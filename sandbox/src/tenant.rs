@@ -1,11 +1,15 @@
 //! Which tenant a request belongs to and what it may use, from the headers the ingress sets
-//! (see `contract::tenant`): `x-tenant-id`, `x-tenant-limits`, and for the anonymous tier
-//! `x-client-key`, so that each anonymous client takes its own turns. The sandbox is reachable
+//! (see `contract::tenant`): `x-tenant-id`, `x-tenant-limits`, `x-tenant-capabilities` (what
+//! host functions such as `fetch` it may use, `contract::capabilities`), and for the anonymous
+//! tier `x-client-key`, so that each anonymous client takes its own turns. The sandbox is reachable
 //! only by the ingress, which removes these headers from client requests and sets them itself,
 //! so they are trusted here. Without them a request belongs to [`ANONYMOUS`] with the server's
 //! own limits.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, HeaderName};
+use contract::capabilities::{CAPABILITIES_HEADER, Capabilities};
 pub use contract::tenant::{ANONYMOUS, Ceilings};
 use contract::tenant::{
     BadCeilings, CLIENT_KEY_HEADER, MAX_TENANT_ID_LENGTH, TENANT_ID_HEADER, TENANT_LIMITS_HEADER,
@@ -18,6 +22,8 @@ pub const TENANT_ID: HeaderName = HeaderName::from_static(TENANT_ID_HEADER);
 pub const TENANT_LIMITS: HeaderName = HeaderName::from_static(TENANT_LIMITS_HEADER);
 /// The anonymous client header set by the ingress.
 pub const CLIENT_KEY: HeaderName = HeaderName::from_static(CLIENT_KEY_HEADER);
+/// The tenant capabilities header set by the ingress.
+pub const CAPABILITIES: HeaderName = HeaderName::from_static(CAPABILITIES_HEADER);
 
 /// The tenant a request runs for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +34,8 @@ pub struct Tenant {
     pub ceilings: Ceilings,
     /// For the anonymous tier, which client: its turns and ceilings are its own.
     pub client: Option<String>,
+    /// What the tenants file grants it beyond running code; nothing without the header.
+    pub capabilities: Arc<Capabilities>,
 }
 
 /// A tenant header the sandbox cannot use; only a broken ingress sends one.
@@ -42,6 +50,8 @@ pub enum TenantHeaderError {
     BadLimits(#[from] BadCeilings),
     #[error("x-client-key: expected an address of at most 64 characters, once")]
     BadClientKey,
+    #[error("x-tenant-capabilities: expected the JSON of the tenant's capabilities, once")]
+    BadCapabilities,
 }
 
 impl Tenant {
@@ -62,10 +72,18 @@ impl Tenant {
             Ok(Some(key)) if id == ANONYMOUS && is_valid_client_key(key) => Some(key.to_owned()),
             _ => return Err(TenantHeaderError::BadClientKey),
         };
+        let capabilities = match single(headers, &CAPABILITIES) {
+            Ok(None) => Capabilities::default(),
+            Ok(Some(text)) => {
+                Capabilities::parse(text).map_err(|_| TenantHeaderError::BadCapabilities)?
+            }
+            Err(()) => return Err(TenantHeaderError::BadCapabilities),
+        };
         Ok(Self {
             id,
             ceilings,
             client,
+            capabilities: Arc::new(capabilities),
         })
     }
 
@@ -115,6 +133,25 @@ mod tests {
         let tenant = Tenant::from_headers(&HeaderMap::new()).unwrap();
         assert_eq!(tenant.id, ANONYMOUS);
         assert_eq!(tenant.ceilings, Ceilings::default());
+        assert_eq!(*tenant.capabilities, Capabilities::default());
+    }
+
+    #[test]
+    fn the_capabilities_header_grants_fetch_and_nothing_else_does() {
+        let granted = Tenant::from_headers(&headers(&[
+            (&TENANT_ID, "acme"),
+            (&CAPABILITIES, r#"{"fetch":{"hosts":["api.example.com"]}}"#),
+        ]))
+        .unwrap();
+        let fetch = granted.capabilities.fetch.as_ref().unwrap();
+        assert!(fetch.allows_host("api.example.com"));
+        for bad in ["{", r#"{"fetch":{"hosts":["a b"]}}"#, r#"{"shell":true}"#] {
+            assert_eq!(
+                Tenant::from_headers(&headers(&[(&CAPABILITIES, bad)])),
+                Err(TenantHeaderError::BadCapabilities),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

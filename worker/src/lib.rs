@@ -6,7 +6,9 @@
 //! `contract::worker`), it reads its [`Setup`], hardens itself ([`harden`], then [`seccomp`]),
 //! prepares a runtime, says [`Ready`], and then loops: wait for a job with the next runtime
 //! already prepared, run it with console output going straight to the region, report
-//! [`Finished`]. It exits when the channel closes. The process has one thread: the engine runs
+//! [`Finished`]. While a job runs, its calls of asynchronous host functions go to the
+//! supervisor as [`HostCall`]s and their answers come back on the same channel
+//! ([`ChannelHost`]). It exits when the channel closes. The process has one thread: the engine runs
 //! on the main thread, whose stack the supervisor sized before starting it.
 //!
 //! Anything that goes wrong here ends the process; the supervisor reports `crashed` for a job
@@ -17,6 +19,7 @@ pub mod harden;
 pub mod seccomp;
 
 use std::{
+    cell::RefCell,
     io::{self, Write},
     os::{
         fd::{FromRawFd, OwnedFd},
@@ -29,10 +32,13 @@ use std::{
 };
 
 use contract::worker::{
-    CHANNEL_FD, Finished, Job, MAX_SUPERVISOR_FRAME, Order, REGION_FD, Ready, Region, Report,
-    Setup, encode, read_frame,
+    CHANNEL_FD, Finished, HostAnswer, HostCall, HostError, Job, MAX_SUPERVISOR_FRAME, Order,
+    REGION_FD, Ready, Region, Report, Setup, encode, read_frame,
 };
-use engine::{Assignment, EngineSettings, Limits, LogSink, OutputLimits, Script};
+use engine::{
+    Assignment, EngineSettings, HostAccess, HostChannel, HostFunctions, Limits, LogSink,
+    OutputLimits, Script,
+};
 
 /// Console output goes straight into the region the supervisor can read even after a kill.
 struct RegionSink(&'static Region);
@@ -48,20 +54,23 @@ impl LogSink for RegionSink {
     }
 }
 
-/// Runs the worker role; returns when the supervisor closes the channel.
-pub fn main() -> ExitCode {
+/// Runs the worker role with the operator's host functions (the same registry the supervisor
+/// has: the synchronous ones run here); returns when the supervisor closes the channel.
+pub fn main(host: HostFunctions) -> ExitCode {
     // A panic is a crash like any other: end at once, without printing (standard error is
     // closed and writing to it is not allowed).
     std::panic::set_hook(Box::new(|_| std::process::abort()));
     // SAFETY: the supervisor started this process with these two descriptors open and owned by
     // nothing else in it.
-    let (mut channel, region) = unsafe {
+    let (channel, region) = unsafe {
         (
             UnixStream::from_raw_fd(CHANNEL_FD),
             OwnedFd::from_raw_fd(REGION_FD),
         )
     };
-    let Ok(Order::Setup(setup)) = read_frame(&mut channel, MAX_SUPERVISOR_FRAME) else {
+    let channel = Rc::new(RefCell::new(channel));
+    let Ok(Order::Setup(setup)) = read_frame(&mut *channel.borrow_mut(), MAX_SUPERVISOR_FRAME)
+    else {
         return ExitCode::FAILURE;
     };
     let Ok(region) = Region::map(region) else {
@@ -72,7 +81,7 @@ pub fn main() -> ExitCode {
     if harden(&setup).is_err() {
         return ExitCode::FAILURE;
     }
-    let code = serve(&setup, &mut channel, region);
+    let code = serve(&setup, &channel, region, &host);
     // Under the filter, the runtime's own exit path (signal stack clean-up, standard stream
     // flushing) would make calls the filter refuses: end the process directly.
     // SAFETY: _exit ends the process; nothing here needs to run first.
@@ -93,7 +102,12 @@ fn harden(setup: &Setup) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Runs jobs until the channel closes; the exit code.
-fn serve(setup: &Setup, channel: &mut UnixStream, region: &'static Region) -> i32 {
+fn serve(
+    setup: &Setup,
+    channel: &Rc<RefCell<UnixStream>>,
+    region: &'static Region,
+    host: &HostFunctions,
+) -> i32 {
     let settings = EngineSettings {
         stack_limit: setup.stack_limit as usize,
         output: OutputLimits {
@@ -111,15 +125,21 @@ fn serve(setup: &Setup, channel: &mut UnixStream, region: &'static Region) -> i3
                 let report = Report::Ready(Ready {
                     timed_interrupts: engine::timed_interrupts(),
                 });
-                channel.write_all(&encode(&report)).ok()?;
+                channel.borrow_mut().write_all(&encode(&report)).ok()?;
                 ready = true;
             }
             poll_for_job();
-            let Ok(Order::Run(job)) = read_frame(channel, MAX_SUPERVISOR_FRAME) else {
+            let Ok(Order::Run(job)) = read_frame(&mut *channel.borrow_mut(), MAX_SUPERVISOR_FRAME)
+            else {
                 return None;
             };
             region.clear_log();
-            Some(assignment(job, region, sink.clone()))
+            let host = HostAccess {
+                functions: host.clone(),
+                grant: job.host.clone(),
+                channel: Some(Rc::new(ChannelHost(channel.clone()))),
+            };
+            Some(assignment(job, region, sink.clone(), host))
         });
         let outcome = match ran {
             Ok(Some(outcome)) => outcome,
@@ -131,7 +151,7 @@ fn serve(setup: &Setup, channel: &mut UnixStream, region: &'static Region) -> i3
             memory_peak: outcome.memory_peak as u64,
             result: outcome.result,
         });
-        if channel.write_all(&encode(&report)).is_err() {
+        if channel.borrow_mut().write_all(&encode(&report)).is_err() {
             return 1;
         }
     }
@@ -163,7 +183,12 @@ fn poll_for_job() {
     }
 }
 
-fn assignment(job: Job, region: &'static Region, log: Rc<dyn LogSink>) -> Assignment {
+fn assignment(
+    job: Job,
+    region: &'static Region,
+    log: Rc<dyn LogSink>,
+    host: HostAccess,
+) -> Assignment {
     Assignment {
         script: Script {
             name: job.script_name,
@@ -176,5 +201,42 @@ fn assignment(job: Job, region: &'static Region, log: Rc<dyn LogSink>) -> Assign
         },
         cancel: region.cancel_flag(),
         log,
+        host,
+    }
+}
+
+/// Asynchronous host calls over the channel to the supervisor.
+struct ChannelHost(Rc<RefCell<UnixStream>>);
+
+impl HostChannel for ChannelHost {
+    fn send(&self, call: HostCall) -> Result<(), HostError> {
+        self.0
+            .borrow_mut()
+            .write_all(&encode(&Report::Call(call)))
+            .map_err(|_| HostError::new("the host function could not be called"))
+    }
+
+    fn wait(&self, until: Instant) -> Option<HostAnswer> {
+        let timeout = until.saturating_duration_since(Instant::now());
+        let mut poll = libc::pollfd {
+            fd: CHANNEL_FD,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let timespec = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: one valid pollfd and a valid timeout; no signal mask.
+        let ready = unsafe { libc::ppoll(&mut poll, 1, &timespec, std::ptr::null()) };
+        if ready <= 0 {
+            return None;
+        }
+        match read_frame(&mut *self.0.borrow_mut(), MAX_SUPERVISOR_FRAME) {
+            Ok(Order::Answer(answer)) => Some(answer),
+            // The supervisor sends nothing else while a job runs, and a closed channel means it
+            // is gone: either way this worker is done.
+            _ => std::process::abort(),
+        }
     }
 }

@@ -74,6 +74,12 @@ fn rules(channel_fd: i32, pid: i32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, F
         SeccompCmpOp::Eq,
         pid as u64,
     )?])?];
+    let one_descriptor = vec![SeccompRule::new(vec![SeccompCondition::new(
+        1,
+        SeccompCmpArgLen::Qword,
+        SeccompCmpOp::Eq,
+        1,
+    )?])?];
     let always = Vec::new;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     // The channel: frames in and out, on that descriptor only.
@@ -81,6 +87,9 @@ fn rules(channel_fd: i32, pid: i32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, F
     rules.insert(libc::SYS_recvfrom, on_channel()?);
     rules.insert(libc::SYS_write, on_channel()?);
     rules.insert(libc::SYS_sendto, on_channel()?);
+    // Waiting for the answer of a host call, on one descriptor (the channel is the only one
+    // open).
+    rules.insert(libc::SYS_ppoll, one_descriptor);
     // Memory, never executable.
     rules.insert(libc::SYS_mmap, not_executable(2)?);
     rules.insert(libc::SYS_mprotect, not_executable(2)?);

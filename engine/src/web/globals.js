@@ -23,10 +23,8 @@ defineGlobal('DOMException', DOMException);
 defineGlobal('queueMicrotask', function queueMicrotask(callback) {
   return native.queueMicrotask(callback);
 });
-const lazyNames = ObjectKeys(GROUP_OF);
-for (let i = 0; i < lazyNames.length; i++) {
-  const name = lazyNames[i];
-  const group = GROUP_OF[name];
+// Defines `name` as a global read from group `group` the first time a script reaches for it.
+const defineLazy = (name, group) => {
   ObjectDefineProperty(global, name, {
     __proto__: null,
     configurable: true,
@@ -39,4 +37,10 @@ for (let i = 0; i < lazyNames.length; i++) {
       defineGlobal(name, value);
     },
   });
+};
+const lazyNames = ObjectKeys(GROUP_OF);
+for (let i = 0; i < lazyNames.length; i++) {
+  defineLazy(lazyNames[i], GROUP_OF[lazyNames[i]]);
 }
+// The groups offered to some executions only (fetch) are defined by the engine with this.
+return defineLazy;

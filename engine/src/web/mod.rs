@@ -1,7 +1,8 @@
 //! The standard, host-free Web APIs a script sees besides the language: `TextEncoder`,
 //! `TextDecoder`, `atob`, `btoa`, `URL`, `URLSearchParams`, `structuredClone`, `crypto`,
 //! `queueMicrotask`, `AbortController`, `AbortSignal`, `EventTarget`, `Event`, `DOMException`
-//! and `performance`.
+//! and `performance`; and, for executions granted the `fetch` host function ([`crate::host`]),
+//! `fetch`, `Headers` and `Response` on top of it.
 //!
 //! Each follows its specification. The parts whose logic is byte work are Rust, with crates
 //! made for the job ([`encoding`], [`base64`], [`url`], [`crypto`]); the parts whose logic is
@@ -16,6 +17,7 @@
 mod base64;
 mod crypto;
 mod encoding;
+mod fetch;
 mod url;
 
 use std::{
@@ -42,13 +44,19 @@ const HELPERS: &str = include_str!("helpers.js");
 
 /// The groups of the JavaScript half, in the order of `GROUP_OF` in `globals.js`; each is the
 /// body of a function of the captured built-ins and the Rust half, returning its globals.
-const GROUPS: [&str; 5] = [
+const GROUPS: [&str; 6] = [
     include_str!("events.js"),
     include_str!("encoding.js"),
     include_str!("crypto.js"),
     include_str!("url.js"),
     include_str!("structured_clone.js"),
+    include_str!("fetch.js"),
 ];
+
+/// The group of `fetch`, defined only for executions granted it.
+const FETCH_GROUP: usize = 5;
+/// The globals of the fetch group.
+const FETCH_GLOBALS: [&str; 3] = ["fetch", "Headers", "Response"];
 
 /// How coarse `performance.now()` is: timers are a side channel.
 const TIMER_RESOLUTION: Duration = Duration::from_micros(100);
@@ -62,23 +70,32 @@ struct Bytecode {
 }
 
 /// The Web APIs of one runtime.
-pub struct WebApis {
+pub struct WebApis<'js> {
     /// When the execution started, the origin of `performance.now()`.
     time_origin: Rc<Cell<Option<(Instant, SystemTime)>>>,
+    /// Defines a global read from a group on first use.
+    define_lazy: Function<'js>,
+    /// The host's `fetch` primitive, for executions granted it.
+    fetch: Rc<RefCell<Option<Function<'js>>>>,
 }
 
-impl WebApis {
+impl<'js> WebApis<'js> {
     /// Defines the APIs on the global object; must run before any script code.
-    pub fn install<'js>(ctx: &Ctx<'js>, timers: &Rc<RefCell<Timers<'js>>>) -> Result<Self> {
+    pub fn install(ctx: &Ctx<'js>, timers: &Rc<RefCell<Timers<'js>>>) -> Result<Self> {
         let time_origin = Rc::new(Cell::new(None));
+        let fetch = Rc::new(RefCell::new(None));
         let native = Object::new(ctx.clone())?;
         native.set(
             "queueMicrotask",
             Function::new(ctx.clone(), queue_microtask)?,
         )?;
-        let (timers, origin) = (timers.clone(), time_origin.clone());
+        let (timers, origin, primitive) = (timers.clone(), time_origin.clone(), fetch.clone());
         let load_group = move |ctx: Ctx<'js>, index: usize, primordials: Object<'js>| {
-            load_group(&ctx, index, primordials, natives(&ctx, &timers, &origin)?)
+            let native = natives(&ctx, &timers, &origin)?;
+            if let Some(primitive) = primitive.borrow().clone() {
+                native.set("hostFetch", primitive)?;
+            }
+            load_group(&ctx, index, primordials, native)
         };
         native.set("loadGroup", Function::new(ctx.clone(), load_group)?)?;
         let bytecode = match BYTECODE.get() {
@@ -89,8 +106,26 @@ impl WebApis {
             }
         };
         let eager = load(ctx, &bytecode.eager)?;
-        let () = eager.call((native, ctx.globals()))?;
-        Ok(Self { time_origin })
+        let define_lazy = eager.call((native, ctx.globals()))?;
+        Ok(Self {
+            time_origin,
+            define_lazy,
+            fetch,
+        })
+    }
+
+    /// Defines `fetch`, `Headers` and `Response` around the host's `fetch` primitive.
+    pub fn enable_fetch(&self, primitive: Function<'js>) -> Result<()> {
+        *self.fetch.borrow_mut() = Some(primitive);
+        for name in FETCH_GLOBALS {
+            let () = self.define_lazy.call((name, FETCH_GROUP))?;
+        }
+        Ok(())
+    }
+
+    /// Releases the script values held (before the runtime is freed).
+    pub fn clear(&self) {
+        self.fetch.borrow_mut().take();
     }
 
     /// Starts the clock of `performance`.
@@ -133,6 +168,15 @@ fn natives<'js>(
     )?;
     add("decoder", Function::new(ctx.clone(), encoding::decoder)?)?;
     add("parseURL", Function::new(ctx.clone(), url::parse)?)?;
+    add("toBase64", Function::new(ctx.clone(), fetch::to_base64)?)?;
+    add(
+        "fromBase64",
+        Function::new(ctx.clone(), fetch::from_base64)?,
+    )?;
+    add(
+        "decodeUtf8",
+        Function::new(ctx.clone(), fetch::decode_utf8)?,
+    )?;
     add("setURL", Function::new(ctx.clone(), url::set)?)?;
     add("parseQuery", Function::new(ctx.clone(), url::parse_query)?)?;
     add(

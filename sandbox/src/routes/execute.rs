@@ -6,13 +6,17 @@ use std::time::{Duration, Instant};
 use axum::{Json, extract::State, http::HeaderMap};
 use contract::{
     api::{ErrorField, ExecuteRequest, ExecuteResponse, ExecutionStatus},
-    worker::Job,
+    worker::{HostGrant, Job},
 };
 use validator::{Validate, ValidationErrors};
 
 use super::json::ApiJson;
 use crate::{
-    AppState, error::ApiError, scheduler::TenantShare, supervisor::Answer, telemetry,
+    AppState,
+    error::ApiError,
+    scheduler::TenantShare,
+    supervisor::{Answer, Caller},
+    telemetry,
     tenant::Tenant,
 };
 
@@ -77,7 +81,11 @@ pub async fn execute(
     let queue_wait = queued.elapsed();
     state.metrics.admitted(&tenant.id, queue_wait);
 
-    let answer = state.pool.run(job, permit).await.map_err(|error| {
+    let caller = Caller {
+        tenant: tenant.id.as_str().into(),
+        capabilities: tenant.capabilities.clone(),
+    };
+    let answer = state.pool.run(job, caller, permit).await.map_err(|error| {
         tracing::error!(request_id, trace_id, tenant = tenant.id, %error, "no worker ran the execution");
         ApiError::Unavailable(error)
     })?;
@@ -147,6 +155,10 @@ fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result
         timeout_micros: Duration::from_millis(timeout_ms).as_micros() as u64,
         memory_limit: memory_mb * 1024 * 1024,
         input,
+        host: HostGrant {
+            functions: state.host.offered(&tenant.capabilities),
+            max_calls: config.max_host_calls,
+        },
     })
 }
 

@@ -16,6 +16,10 @@
 //!   [`PoolSettings::max_resident_bytes`].
 //! - **Clients that leave** get their execution cancelled (through the region's flag), so
 //!   their worker is free again within a millisecond or so.
+//! - **Host calls run here.** A script's call of an asynchronous host function (`fetch`, or
+//!   an operator's) arrives as a `Call` on the channel; the watching task checks it against
+//!   the job's grant and runs the function beside the watch, and answers on the channel. The
+//!   calls end with the execution: at its deadline, unanswered calls are dropped.
 //!
 //! Workers are started and reaped by the [`launcher`] thread.
 
@@ -32,11 +36,18 @@ use std::{
 };
 
 use contract::{
+    capabilities::Capabilities,
     outcome::{ErrorKind, ScriptError},
-    worker::{Finished, Job, LogSnapshot, Order, Report, Setup, encode},
+    worker::{
+        Finished, HostAnswer, HostCall, HostError, Job, LogSnapshot, Order, Report, Setup, encode,
+    },
 };
+use engine::{CallContext, HostFunctions, Json, Usage, host::MAX_HOST_JSON_BYTES};
 use serde_json::value::RawValue;
-use tokio::sync::{Notify, oneshot};
+use tokio::{
+    sync::{Notify, oneshot},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 
 use self::{
@@ -116,6 +127,8 @@ pub struct WorkerPool {
 
 struct Shared {
     settings: PoolSettings,
+    /// The host functions; the asynchronous ones run here.
+    host: HostFunctions,
     launcher: Launcher,
     idle: Mutex<Vec<Worker>>,
     idle_changed: Notify,
@@ -131,7 +144,11 @@ struct Shared {
 
 impl WorkerPool {
     /// Starts the workers and waits until all are ready; fails when none can be started.
-    pub async fn start(settings: PoolSettings, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    pub async fn start(
+        settings: PoolSettings,
+        host: HostFunctions,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
         let launcher = Launcher::start(
             LaunchSettings {
                 program: settings.program.clone(),
@@ -142,6 +159,7 @@ impl WorkerPool {
         )?;
         let shared = Arc::new(Shared {
             settings,
+            host,
             launcher,
             idle: Mutex::new(Vec::new()),
             idle_changed: Notify::new(),
@@ -177,12 +195,12 @@ impl WorkerPool {
     /// worker does. The permit is released when the worker is free again (or replaced), not
     /// when the caller stops waiting, so a client that hangs up cannot make more scripts run
     /// at once; its execution is cancelled instead.
-    pub async fn run(&self, job: Job, permit: Permit) -> Result<Answer, PoolError> {
+    pub async fn run(&self, job: Job, caller: Caller, permit: Permit) -> Result<Answer, PoolError> {
         let (reply, answer) = oneshot::channel();
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let mut reply = reply;
-            let answer = shared.supervise(job, permit, &mut reply).await;
+            let answer = shared.supervise(job, caller, permit, &mut reply).await;
             let _ = reply.send(answer);
         });
         answer.await.unwrap_or(Err(PoolError::Stopped))
@@ -216,6 +234,25 @@ impl WorkerPool {
     pub fn cancel_all(&self) {
         self.shared.stopping.cancel();
     }
+}
+
+/// Who an execution runs for, as its host calls see it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: Arc<str>,
+    pub capabilities: Arc<Capabilities>,
+}
+
+/// The host calls of one execution in flight.
+struct Calls {
+    caller: Caller,
+    /// Names the job was granted.
+    granted: Vec<String>,
+    max_calls: u32,
+    made: u32,
+    deadline: Instant,
+    usage: Arc<Usage>,
+    running: JoinSet<HostAnswer>,
 }
 
 /// How an execution's watch ended.
@@ -307,10 +344,13 @@ impl Shared {
     async fn supervise(
         self: &Arc<Self>,
         job: Job,
+        caller: Caller,
         permit: Permit,
         reply: &mut oneshot::Sender<Result<Answer, PoolError>>,
     ) -> Result<Answer, PoolError> {
         let timeout = Duration::from_micros(job.timeout_micros);
+        let granted = job.host.functions.clone();
+        let max_calls = job.host.max_calls;
         let frame = encode(&Order::Run(job));
         let mut attempts = 0;
         let mut worker = loop {
@@ -333,18 +373,33 @@ impl Shared {
         // No polling for the answer here: a task spinning in the runtime (and the runtime
         // threads it wakes by yielding) took the CPU the worker needed, and under load cost
         // more throughput and latency than a wake-up does.
-        let ended = self.watch(&mut worker, timeout, max_frame, reply).await;
+        let mut calls = Calls {
+            caller,
+            granted,
+            max_calls,
+            made: 0,
+            deadline: delivered + timeout,
+            usage: Arc::new(Usage::default()),
+            running: JoinSet::new(),
+        };
+        let ended = self
+            .watch(&mut worker, timeout, max_frame, reply, &mut calls)
+            .await;
+        // Calls still running are abandoned with the execution.
+        calls.running.abort_all();
         self.conclude(worker, ended, timeout, delivered, permit)
     }
 
-    /// Waits for `worker`'s report until the deadline plus the kill grace, cancelling the
-    /// execution when the service stops or its client leaves.
+    /// Waits for `worker`'s report until the deadline plus the kill grace, running its host
+    /// calls meanwhile, and cancelling the execution when the service stops or its client
+    /// leaves.
     async fn watch(
         &self,
         worker: &mut Worker,
         timeout: Duration,
         max_frame: usize,
         reply: &mut oneshot::Sender<Result<Answer, PoolError>>,
+        calls: &mut Calls,
     ) -> Ended {
         let deadline = tokio::time::sleep(timeout + self.settings.kill_grace);
         tokio::pin!(deadline);
@@ -352,7 +407,27 @@ impl Shared {
         loop {
             tokio::select! {
                 biased;
-                report = worker.report(max_frame) => return Ended::Report(report),
+                report = worker.report(max_frame) => match report {
+                    Ok(Report::Call(call)) => {
+                        if let Err(answer) = self.start_call(call, calls) {
+                            let frame = encode(&Order::Answer(answer));
+                            let sent = tokio::time::timeout_at(deadline.deadline(), worker.send(&frame));
+                            if !matches!(sent.await, Ok(Ok(()))) {
+                                return Ended::Deadline;
+                            }
+                        }
+                    }
+                    other => return Ended::Report(other),
+                },
+                Some(done) = calls.running.join_next(), if !calls.running.is_empty() => {
+                    let Ok(answer) = done else { continue };
+                    let frame = encode(&Order::Answer(answer));
+                    // A worker that does not read its answers is killed at the deadline.
+                    let sent = tokio::time::timeout_at(deadline.deadline(), worker.send(&frame));
+                    if !matches!(sent.await, Ok(Ok(()))) {
+                        return Ended::Deadline;
+                    }
+                }
                 () = &mut deadline => return Ended::Deadline,
                 () = self.stopping.cancelled(), if !cancelled => {
                     cancelled = true;
@@ -368,6 +443,78 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Checks a worker's host call against the job's grant and starts it beside the watch; a
+    /// call that cannot run is answered at once with the error. A worker sends only what its
+    /// script may call, but the worker runs attackers' code: nothing it says is trusted.
+    fn start_call(&self, call: HostCall, calls: &mut Calls) -> Result<(), HostAnswer> {
+        let refuse = |message: String| HostAnswer {
+            id: call.id,
+            result: Err(HostError::new(message)),
+        };
+        if !calls.granted.contains(&call.name) || !self.host.is_async(&call.name) {
+            return Err(refuse(format!(
+                "{} is not a host function of this execution",
+                call.name
+            )));
+        }
+        if calls.made >= calls.max_calls {
+            return Err(refuse(format!(
+                "{}: this execution made its {} host function calls, the most it may make",
+                call.name, calls.max_calls
+            )));
+        }
+        calls.made += 1;
+        let Ok(arguments) = serde_json::from_str::<Vec<Json>>(&call.arguments) else {
+            return Err(refuse(format!(
+                "{}: the arguments are not a JSON array",
+                call.name
+            )));
+        };
+        let context = CallContext {
+            tenant: calls.caller.tenant.clone(),
+            capabilities: calls.caller.capabilities.clone(),
+            deadline: calls.deadline,
+            usage: calls.usage.clone(),
+        };
+        let Some(future) = self.host.call_async(&call.name, arguments, context) else {
+            return Err(refuse(format!(
+                "{} is not an asynchronous host function",
+                call.name
+            )));
+        };
+        let metrics = self.metrics.clone();
+        let deadline = tokio::time::Instant::from_std(calls.deadline);
+        calls.running.spawn(async move {
+            let started = Instant::now();
+            let result = match tokio::time::timeout_at(deadline, future).await {
+                Ok(result) => result,
+                Err(_) => Err(HostError::new(format!(
+                    "{} did not answer before the execution's time limit",
+                    call.name
+                ))),
+            };
+            let result = result.and_then(|value| {
+                let json = serde_json::to_string(&value).expect("JSON values serialise");
+                if json.len() > MAX_HOST_JSON_BYTES {
+                    return Err(HostError::named(
+                        "RangeError",
+                        format!(
+                            "{}: the result is larger than {MAX_HOST_JSON_BYTES} bytes of JSON",
+                            call.name
+                        ),
+                    ));
+                }
+                Ok(json)
+            });
+            metrics.host_call(&call.name, result.is_ok(), started.elapsed());
+            HostAnswer {
+                id: call.id,
+                result,
+            }
+        });
+        Ok(())
     }
 
     /// Turns how the watch ended into the answer, and returns the worker to the idle list or
@@ -399,7 +546,9 @@ impl Shared {
                     }
                 }
             }
-            Ended::Report(Ok(Report::Ready(_)) | Err(_)) => self.crashed(worker, log, delivered),
+            Ended::Report(Ok(Report::Ready(_) | Report::Call(_)) | Err(_)) => {
+                self.crashed(worker, log, delivered)
+            }
             Ended::Deadline => {
                 self.retire(worker, Retirement::Timeout);
                 let message = if self.stopping.is_cancelled() {

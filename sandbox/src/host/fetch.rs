@@ -1,0 +1,362 @@
+//! `fetch` for scripts: the request a script's `fetch()` asks for, made by the supervisor (the
+//! worker process has no network), only to the hosts and with the methods the tenant's
+//! capabilities list, never to an internal address, and within the execution's caps and
+//! deadline.
+//!
+//! - Addresses: the `egress` crate's rules, applied to every address a name resolves to when
+//!   connecting, and to addresses written in URLs; redirects are followed by the HTTP client
+//!   only after each hop passed the same rules and the allow-list, at most [`MAX_REDIRECTS`].
+//! - Caps: requests per execution, bytes of each response body (streamed, stopped at the cap),
+//!   bytes sent and received over the execution; all from [`FetchSettings`].
+//! - Nothing of the service's: no proxy, cookie store or credentials; request headers that
+//!   only the client may set (`Host`, `Cookie`, `Content-Length`, ...) are dropped, as the
+//!   Fetch Standard drops them, and `Set-Cookie` is not shown to scripts.
+//!
+//! Every refusal rejects the script's promise with a `TypeError` whose message names the rule.
+
+use std::{sync::Mutex, time::Instant};
+
+use base64::{Engine, prelude::BASE64_STANDARD};
+use contract::capabilities::FetchGrant;
+use egress::{
+    AddressPolicy,
+    client::{EgressError, check_url, client_builder, redirect_policy, refusal},
+};
+use engine::{CallContext, HostError, Json};
+use hashlink::LruCache;
+use reqwest::{
+    Method,
+    header::{HeaderMap, HeaderName, HeaderValue},
+};
+use serde::Deserialize;
+use serde_json::json;
+use url::Url;
+
+use crate::config::FetchSettings;
+
+/// Most redirects one request follows.
+pub const MAX_REDIRECTS: usize = 5;
+/// HTTP clients kept, one per distinct allow-list (each carries its redirect check).
+const CLIENTS: usize = 256;
+/// Longest URL a request may name.
+const MAX_URL_LENGTH: usize = 8 * 1024;
+
+/// Request headers a script may not set (the Fetch Standard's forbidden request headers, less
+/// those it lets through): the HTTP client sets them, or they carry what is not the script's.
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "accept-charset",
+    "accept-encoding",
+    "access-control-request-headers",
+    "access-control-request-method",
+    "connection",
+    "content-length",
+    "cookie",
+    "cookie2",
+    "date",
+    "dnt",
+    "expect",
+    "host",
+    "keep-alive",
+    "origin",
+    "referer",
+    "set-cookie",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "via",
+];
+
+/// The counters `fetch` charges per execution.
+const REQUESTS: &str = "fetch.requests";
+const BYTES: &str = "fetch.bytes";
+
+/// What the script's `fetch` sends as its second argument.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    method: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+/// Makes scripts' requests; one per sandbox.
+pub struct Fetcher {
+    settings: FetchSettings,
+    policy: AddressPolicy,
+    clients: Mutex<LruCache<FetchGrant, reqwest::Client>>,
+}
+
+impl Fetcher {
+    pub fn new(settings: FetchSettings) -> Self {
+        let policy = AddressPolicy {
+            allow_loopback: settings.allow_loopback,
+        };
+        Self {
+            settings,
+            policy,
+            clients: Mutex::new(LruCache::new(CLIENTS)),
+        }
+    }
+
+    /// The host function: `fetch(url, {method, headers, body})` as the engine's `fetch.js`
+    /// calls it.
+    pub async fn fetch(
+        self: std::sync::Arc<Self>,
+        arguments: Vec<Json>,
+        call: CallContext,
+    ) -> Result<Json, HostError> {
+        let Some(grant) = call.capabilities.fetch.clone() else {
+            return Err(HostError::type_error(
+                "fetch is not enabled for this tenant (the tenants file grants it)",
+            ));
+        };
+        let (url, options) = arguments_of(arguments)?;
+        let shown = shown_url(&url);
+        let url = Url::parse(&url)
+            .map_err(|_| HostError::type_error(format!("Failed to parse URL from {shown}")))?;
+        check_url(&url, self.policy).map_err(|error| refused(&url, &error))?;
+        let host = url.host_str().unwrap_or_default();
+        if !grant.allows_host(host) {
+            return Err(HostError::type_error(format!(
+                "fetch to {} refused: the host {host} is not in this tenant's fetch allow-list",
+                origin(&url)
+            )));
+        }
+        if !grant.allows_method(&options.method) {
+            return Err(HostError::type_error(format!(
+                "fetch to {} refused: the method {} is not allowed for this tenant (allowed: {})",
+                origin(&url),
+                options.method,
+                grant.methods.join(", ")
+            )));
+        }
+        let method = Method::from_bytes(options.method.as_bytes()).map_err(|_| {
+            HostError::type_error(format!("'{}' is not a valid HTTP method", options.method))
+        })?;
+        let headers = request_headers(&options.headers)?;
+        let body = match &options.body {
+            Some(body) => Some(
+                BASE64_STANDARD
+                    .decode(body)
+                    .map_err(|_| HostError::type_error("the request body is not valid"))?,
+            ),
+            None => None,
+        };
+        let max = &self.settings;
+        call.usage.charge(REQUESTS, 1, max.max_requests).map_err(|_| {
+            HostError::type_error(format!(
+                "fetch to {} refused: this execution made its {} requests, the most it may make \
+                 (FETCH_MAX_REQUESTS)",
+                origin(&url),
+                max.max_requests
+            ))
+        })?;
+        let sent = body.as_ref().map_or(0, Vec::len) as u64;
+        self.charge_bytes(&call, &url, sent)?;
+
+        let client = self.client_for(&grant)?;
+        let mut request = client.request(method, url.clone()).headers(headers);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let remaining = call.deadline.saturating_duration_since(Instant::now());
+        let mut response = request
+            .timeout(remaining)
+            .send()
+            .await
+            .map_err(|error| failed(&url, &error))?;
+        if let Some(length) = response.content_length()
+            && length > max.max_response_bytes
+        {
+            return Err(too_large(&url, max.max_response_bytes));
+        }
+        let mut received = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| failed(&url, &error))?
+        {
+            if (received.len() + chunk.len()) as u64 > max.max_response_bytes {
+                return Err(too_large(&url, max.max_response_bytes));
+            }
+            self.charge_bytes(&call, &url, chunk.len() as u64)?;
+            received.extend_from_slice(&chunk);
+        }
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .filter(|(name, _)| name.as_str() != "set-cookie" && name.as_str() != "set-cookie2")
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let status = response.status();
+        Ok(json!({
+            "status": status.as_u16(),
+            "statusText": status.canonical_reason().unwrap_or(""),
+            "url": response.url().as_str(),
+            "redirected": response.url() != &url,
+            "headers": headers,
+            "body": BASE64_STANDARD.encode(&received),
+        }))
+    }
+
+    fn charge_bytes(&self, call: &CallContext, url: &Url, bytes: u64) -> Result<(), HostError> {
+        let max = self.settings.max_total_bytes;
+        call.usage.charge(BYTES, bytes, max).map(drop).map_err(|_| {
+            HostError::type_error(format!(
+                "fetch to {} refused: this execution's requests would send and receive more \
+                 than {max} bytes (FETCH_MAX_TOTAL_BYTES)",
+                origin(url)
+            ))
+        })
+    }
+
+    /// The client for an allow-list: its redirect policy checks every hop against it.
+    fn client_for(&self, grant: &FetchGrant) -> Result<reqwest::Client, HostError> {
+        let mut clients = self.clients.lock().expect("fetch clients");
+        if let Some(client) = clients.get(grant) {
+            return Ok(client.clone());
+        }
+        let allowed = grant.clone();
+        let redirects = redirect_policy(MAX_REDIRECTS, self.policy, move |url| {
+            let host = url.host_str().unwrap_or_default();
+            if allowed.allows_host(host) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the host {host} is not in this tenant's fetch allow-list"
+                ))
+            }
+        });
+        let client = client_builder(self.policy)
+            .redirect(redirects)
+            .build()
+            .map_err(|error| {
+                tracing::error!(%error, "could not build the fetch client");
+                HostError::type_error("fetch is unavailable: the HTTP client could not be built")
+            })?;
+        clients.insert(grant.clone(), client.clone());
+        Ok(client)
+    }
+}
+
+fn arguments_of(arguments: Vec<Json>) -> Result<(String, Options), HostError> {
+    let mut arguments = arguments.into_iter();
+    let url = match arguments.next() {
+        Some(Json::String(url)) if url.len() <= MAX_URL_LENGTH => url,
+        Some(Json::String(_)) => {
+            return Err(HostError::type_error(format!(
+                "fetch refused: the URL is longer than {MAX_URL_LENGTH} bytes"
+            )));
+        }
+        _ => return Err(HostError::type_error("fetch: the URL must be a string")),
+    };
+    let options = arguments
+        .next()
+        .map(serde_json::from_value::<Options>)
+        .transpose()
+        .map_err(|error| HostError::type_error(format!("fetch: bad options: {error}")))?
+        .unwrap_or(Options {
+            method: "GET".to_owned(),
+            headers: Vec::new(),
+            body: None,
+        });
+    Ok((url, options))
+}
+
+fn request_headers(pairs: &[(String, String)]) -> Result<HeaderMap, HostError> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        let lower = name.to_ascii_lowercase();
+        if FORBIDDEN_HEADERS.contains(&lower.as_str())
+            || lower.starts_with("proxy-")
+            || lower.starts_with("sec-")
+        {
+            continue;
+        }
+        let name = HeaderName::from_bytes(lower.as_bytes())
+            .map_err(|_| HostError::type_error(format!("'{name}' is not a valid header name")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| HostError::type_error(format!("the value of '{name}' is not valid")))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// The URL as error messages show it: at most 200 characters.
+fn shown_url(url: &str) -> String {
+    match url.char_indices().nth(200) {
+        Some((end, _)) => format!("{}...", &url[..end]),
+        None => url.to_owned(),
+    }
+}
+
+/// Scheme, host and port: what errors name (paths and queries may carry the script's secrets).
+fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+fn refused(url: &Url, error: &EgressError) -> HostError {
+    HostError::type_error(format!("fetch to {} refused: {error}", origin(url)))
+}
+
+fn too_large(url: &Url, max: u64) -> HostError {
+    HostError::type_error(format!(
+        "fetch to {}: the response body is larger than {max} bytes (FETCH_MAX_RESPONSE_BYTES)",
+        origin(url)
+    ))
+}
+
+/// A failed request: a rule's refusal (found in the error's sources), the deadline, or the
+/// network.
+fn failed(url: &Url, error: &reqwest::Error) -> HostError {
+    if let Some(refusal) = refusal(error) {
+        return refused(url, refusal);
+    }
+    if error.is_timeout() {
+        return HostError::type_error(format!(
+            "fetch to {} did not finish before the execution's time limit",
+            origin(url)
+        ));
+    }
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    HostError::type_error(format!("fetch to {} failed: {cause}", origin(url)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_request_headers_are_dropped_and_others_kept() {
+        let pairs = [
+            ("Cookie", "a=1"),
+            ("Host", "evil"),
+            ("Proxy-Authorization", "x"),
+            ("Sec-Fetch-Mode", "x"),
+            ("Authorization", "Bearer t"),
+            ("X-Trace", "1"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        let headers = request_headers(&pairs).unwrap();
+        let names: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["authorization", "x-trace"]);
+        let bad = [("X".to_owned(), "a\nb".to_owned())];
+        assert!(request_headers(&bad).is_err());
+    }
+
+    #[test]
+    fn error_messages_name_the_origin_not_the_path() {
+        let url = Url::parse("https://api.example.com:8443/secret?token=abc").unwrap();
+        assert_eq!(origin(&url), "https://api.example.com:8443");
+        assert_eq!(shown_url(&"x".repeat(300)).len(), 203);
+    }
+}
