@@ -264,10 +264,18 @@ pub struct HostAccess {
     pub channel: Option<Rc<dyn HostChannel>>,
 }
 
-/// A promise's settling functions.
+/// A call's promise and its settling functions.
 struct Pending<'js> {
+    promise: Value<'js>,
     resolve: Function<'js>,
     reject: Function<'js>,
+}
+
+/// The host's `fetch`, as the Web APIs' `fetch` uses it: the call, and a function that
+/// abandons a call's promise (an aborted fetch), so the event loop no longer waits for it.
+pub struct FetchPrimitive<'js> {
+    pub call: Function<'js>,
+    pub abandon: Function<'js>,
 }
 
 /// The host functions installed in one runtime and their calls in flight.
@@ -284,7 +292,7 @@ impl<'js> HostRuntime<'js> {
     pub fn install(
         ctx: &Ctx<'js>,
         access: HostAccess,
-    ) -> rquickjs::Result<(Rc<Self>, Option<Function<'js>>)> {
+    ) -> rquickjs::Result<(Rc<Self>, Option<FetchPrimitive<'js>>)> {
         let host = Rc::new(Self {
             access,
             calls: Cell::new(0),
@@ -304,7 +312,10 @@ impl<'js> HostRuntime<'js> {
                 Kind::Async(_) => continue,
             };
             if name == "fetch" {
-                fetch = Some(function);
+                fetch = Some(FetchPrimitive {
+                    call: function,
+                    abandon: host.abandon_function(ctx)?,
+                });
             } else {
                 define_path(ctx, name, function)?;
             }
@@ -372,9 +383,12 @@ impl<'js> HostRuntime<'js> {
             };
             match channel.send(call) {
                 Ok(()) => {
-                    host.pending
-                        .borrow_mut()
-                        .insert(id, Pending { resolve, reject });
+                    let pending = Pending {
+                        promise: promise.clone().into_value(),
+                        resolve,
+                        reject,
+                    };
+                    host.pending.borrow_mut().insert(id, pending);
                 }
                 Err(error) => {
                     let reason = error_value(&ctx, &error);
@@ -384,6 +398,17 @@ impl<'js> HostRuntime<'js> {
             Ok::<_, rquickjs::Error>(promise)
         };
         Function::new(ctx.clone(), call)?.with_name(last_part(name))
+    }
+
+    /// A function of a call's promise that forgets the call: its answer, if it comes, is
+    /// ignored, and the event loop does not wait for it.
+    fn abandon_function(self: &Rc<Self>, ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+        let host = self.clone();
+        Function::new(ctx.clone(), move |promise: Value<'js>| {
+            host.pending
+                .borrow_mut()
+                .retain(|_, pending| pending.promise != promise);
+        })
     }
 
     /// True while asynchronous calls are in flight.

@@ -7,6 +7,7 @@
 // message names the rule.
 
 const hostFetch = native.hostFetch;
+const hostAbandon = native.hostAbandon;
 
 // HTTP whitespace around a header value is not part of it.
 const isHttpWhitespace = (code) => code === 0x09 || code === 0x0A || code === 0x0D || code === 0x20;
@@ -406,13 +407,15 @@ function fetch(input, init = undefined) {
     const list = headersList(headers);
     const sent = [];
     for (let i = 0; i < list.length; i++) ArrayPrototypePush(sent, [list[i][0], list[i][1]]);
-    const request = PromisePrototypeThen(
-      hostFetch(url, {method, headers: sent, body}),
-      (answer) => fromHost(answer),
-    );
+    const call = hostFetch(url, {method, headers: sent, body});
+    const request = PromisePrototypeThen(call, (answer) => fromHost(answer));
     if (signal === null) return request;
     return new Promise_((resolve, reject) => {
-      signal.addEventListener('abort', () => reject(signal.reason), {once: true});
+      // An aborted fetch is forgotten: the execution no longer waits for its answer.
+      signal.addEventListener('abort', () => {
+        hostAbandon(call);
+        reject(signal.reason);
+      }, {once: true});
       PromisePrototypeThen(request, resolve, reject);
     });
   } catch (error) {

@@ -32,7 +32,7 @@ use rquickjs::{
     Ctx, Error, Exception, FromJs, Function, Object, Result, Value, function::Opt, qjs,
 };
 
-use crate::timers::Timers;
+use crate::{host::FetchPrimitive, timers::Timers};
 
 /// The part of the JavaScript half every runtime runs before any script: the captured
 /// built-ins, `DOMException`, and the globals that load the groups below when first used.
@@ -76,14 +76,14 @@ pub struct WebApis<'js> {
     /// Defines a global read from a group on first use.
     define_lazy: Function<'js>,
     /// The host's `fetch` primitive, for executions granted it.
-    fetch: Rc<RefCell<Option<Function<'js>>>>,
+    fetch: Rc<RefCell<Option<FetchPrimitive<'js>>>>,
 }
 
 impl<'js> WebApis<'js> {
     /// Defines the APIs on the global object; must run before any script code.
     pub fn install(ctx: &Ctx<'js>, timers: &Rc<RefCell<Timers<'js>>>) -> Result<Self> {
         let time_origin = Rc::new(Cell::new(None));
-        let fetch = Rc::new(RefCell::new(None));
+        let fetch: Rc<RefCell<Option<FetchPrimitive<'js>>>> = Rc::new(RefCell::new(None));
         let native = Object::new(ctx.clone())?;
         native.set(
             "queueMicrotask",
@@ -92,8 +92,9 @@ impl<'js> WebApis<'js> {
         let (timers, origin, primitive) = (timers.clone(), time_origin.clone(), fetch.clone());
         let load_group = move |ctx: Ctx<'js>, index: usize, primordials: Object<'js>| {
             let native = natives(&ctx, &timers, &origin)?;
-            if let Some(primitive) = primitive.borrow().clone() {
-                native.set("hostFetch", primitive)?;
+            if let Some(primitive) = &*primitive.borrow() {
+                native.set("hostFetch", primitive.call.clone())?;
+                native.set("hostAbandon", primitive.abandon.clone())?;
             }
             load_group(&ctx, index, primordials, native)
         };
@@ -115,7 +116,7 @@ impl<'js> WebApis<'js> {
     }
 
     /// Defines `fetch`, `Headers` and `Response` around the host's `fetch` primitive.
-    pub fn enable_fetch(&self, primitive: Function<'js>) -> Result<()> {
+    pub fn enable_fetch(&self, primitive: FetchPrimitive<'js>) -> Result<()> {
         *self.fetch.borrow_mut() = Some(primitive);
         for name in FETCH_GLOBALS {
             let () = self.define_lazy.call((name, FETCH_GROUP))?;

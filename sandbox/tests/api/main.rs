@@ -2,6 +2,7 @@
 
 mod console;
 mod errors;
+mod fetch;
 mod hostile;
 mod input;
 mod isolation;
