@@ -7,7 +7,7 @@ pub mod fetch;
 
 use std::sync::Arc;
 
-use engine::HostFunctions;
+pub use engine::{CallContext, HostError, HostFunctions, Json, Usage};
 
 use crate::Config;
 
