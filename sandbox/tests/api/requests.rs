@@ -199,6 +199,7 @@ async fn every_example_but_the_failing_ones_runs_to_success() {
         "crypto.js",
         "structured-clone.js",
         "abort.js",
+        "fetch.js",
     ] {
         assert!(
             names.iter().any(|name| name == required),
@@ -221,6 +222,12 @@ async fn every_example_but_the_failing_ones_runs_to_success() {
     assert_eq!(order.result(), &json!({"total": 10, "items": 1}));
     let aborted = app.post_execute(json!({"file": "abort.js"})).await;
     assert_eq!(aborted.result()["stopped"], "took too long");
+    let fetch = app.post_execute(json!({"file": "fetch.js"})).await;
+    assert!(
+        fetch.result().as_str().unwrap().starts_with("fetch is not enabled for this tenant"),
+        "{}",
+        fetch.body
+    );
 }
 
 #[tokio::test]
