@@ -40,6 +40,9 @@ pub const MAX_REDIRECTS: usize = 5;
 const CLIENTS: usize = 256;
 /// Longest URL a request may name.
 const MAX_URL_LENGTH: usize = 8 * 1024;
+/// Most request headers, and most bytes of their names and values together.
+const MAX_HEADERS: usize = 128;
+const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Request headers a script may not set (the Fetch Standard's forbidden request headers, less
 /// those it lets through): the HTTP client sets them, or they carry what is not the script's.
@@ -270,6 +273,13 @@ fn arguments_of(arguments: Vec<Json>) -> Result<(String, Options), HostError> {
 }
 
 fn request_headers(pairs: &[(String, String)]) -> Result<HeaderMap, HostError> {
+    let bytes: usize = pairs.iter().map(|(name, value)| name.len() + value.len()).sum();
+    if pairs.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return Err(HostError::type_error(format!(
+            "fetch refused: at most {MAX_HEADERS} request headers of {MAX_HEADER_BYTES} bytes \
+             in all"
+        )));
+    }
     let mut headers = HeaderMap::new();
     for (name, value) in pairs {
         let lower = name.to_ascii_lowercase();
@@ -351,6 +361,10 @@ mod tests {
         assert_eq!(names, ["authorization", "x-trace"]);
         let bad = [("X".to_owned(), "a\nb".to_owned())];
         assert!(request_headers(&bad).is_err());
+        let many = vec![("x-a".to_owned(), "1".to_owned()); MAX_HEADERS + 1];
+        assert!(request_headers(&many).is_err());
+        let huge = [("x-a".to_owned(), "1".repeat(MAX_HEADER_BYTES))];
+        assert!(request_headers(&huge).is_err());
     }
 
     #[test]
