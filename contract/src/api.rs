@@ -20,8 +20,8 @@ use crate::outcome::ScriptError;
 
 /// What to run, and under which limits.
 ///
-/// Exactly one of `code` and `file` gives the script. A `null` field is the same as a missing
-/// one. Unknown fields are refused, so a typo such as `timeout` is an error rather than
+/// Exactly one of `code`, `file` and `url` gives the script. A `null` field is the same as a
+/// missing one. Unknown fields are refused, so a typo such as `timeout` is an error rather than
 /// silently ignored.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -39,6 +39,27 @@ pub struct ExecuteRequest {
     #[schema(example = "pi.js")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// Where to load the script from: `gs://bucket/path/script.js` (Google Cloud Storage),
+    /// `s3://bucket/key.js` (Amazon S3), or `https://host/path.js` (`http://` only where the
+    /// tenant's allow-list names it). The ingress loads it, within the tenant's allow-list, and
+    /// sends its text as `code`; at most `MAX_BODY_BYTES` of UTF-8 text.
+    #[validate(custom(function = "source_url"))]
+    #[schema(
+        example = "gs://acme-scripts/reports/daily.js",
+        max_length = 2048,
+        pattern = "^([gG][sS]|[sS]3|[hH][tT][tT][pP][sS]?)://"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The SHA-256 digest the script at `url` must have, as 64 hex digits; on a mismatch the
+    /// answer is 422 `source_hash_mismatch` and nothing runs. Only with `url`.
+    #[validate(custom(function = "sha256_hex"))]
+    #[schema(
+        pattern = "^[0-9a-fA-F]{64}$",
+        example = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// The execution's time limit in milliseconds: evaluation, promise jobs, timers and
     /// serialising the result. Defaults to the server's `DEFAULT_TIMEOUT_MS`; at most the
     /// server's `MAX_TIMEOUT_MS`, or the tenant's ceiling when that is lower (422 above it).
@@ -99,12 +120,63 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(
 }
 
 fn one_source(request: &ExecuteRequest) -> Result<(), ValidationError> {
-    match (&request.code, &request.file) {
-        (Some(_), None) | (None, Some(_)) => Ok(()),
-        (Some(_), Some(_)) => Err(ValidationError::new("one_source")
-            .with_message("give either `code` or `file`, not both".into())),
-        (None, None) => Err(ValidationError::new("one_source")
-            .with_message("give `code` (JavaScript source) or `file` (an example's name)".into())),
+    let given = [
+        request.code.is_some(),
+        request.file.is_some(),
+        request.url.is_some(),
+    ]
+    .into_iter()
+    .filter(|given| *given)
+    .count();
+    if request.sha256.is_some() && request.url.is_none() {
+        return Err(ValidationError::new("one_source")
+            .with_message("`sha256` pins a script loaded from `url`: give it with `url` only".into()));
+    }
+    match given {
+        1 => Ok(()),
+        0 => Err(ValidationError::new("one_source").with_message(
+            "give `code` (JavaScript source), `file` (an example's name) or `url` (where to load \
+             the script from)"
+                .into(),
+        )),
+        _ => Err(ValidationError::new("one_source")
+            .with_message("give exactly one of `code`, `file` and `url`".into())),
+    }
+}
+
+/// The schemes a script may be loaded from; the ingress checks the rest of the URL.
+pub const SOURCE_SCHEMES: [&str; 4] = ["gs://", "s3://", "https://", "http://"];
+
+/// Longest `url` accepted.
+pub const MAX_SOURCE_URL_LENGTH: usize = 2048;
+
+/// `url` starts with a supported scheme (any case) and is not too long; its bucket, key or
+/// host are checked by the ingress, which parses it.
+fn source_url(url: &str) -> Result<(), ValidationError> {
+    let supported = SOURCE_SCHEMES.iter().any(|scheme| {
+        url.get(..scheme.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+    });
+    if !supported {
+        return Err(ValidationError::new("source_url").with_message(
+            "must start with gs://, s3://, https:// or http://, e.g. gs://bucket/script.js".into(),
+        ));
+    }
+    if url.len() > MAX_SOURCE_URL_LENGTH {
+        return Err(ValidationError::new("source_url").with_message(
+            format!("must be at most {MAX_SOURCE_URL_LENGTH} characters").into(),
+        ));
+    }
+    Ok(())
+}
+
+/// 64 hex digits, either case.
+fn sha256_hex(digest: &str) -> Result<(), ValidationError> {
+    if digest.len() == 64 && digest.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("sha256")
+            .with_message("must be a SHA-256 digest: 64 hex digits".into()))
     }
 }
 
@@ -328,6 +400,13 @@ mod tests {
         assert!(parse(r#"{"code": ""}"#).is_err());
         assert!(parse(r#"{"file": "../etc/passwd"}"#).is_err());
         assert!(parse(r#"{"code": "1", "timeoutMs": 0}"#).is_err());
+        assert!(parse(r#"{"url": "gs://b/a.js"}"#).is_ok());
+        assert!(parse(&format!(r#"{{"url": "HTTPS://h/a.js", "sha256": "{}"}}"#, "aB".repeat(32))).is_ok());
+        assert!(parse(r#"{"url": "gs://b/a.js", "code": "1"}"#).is_err());
+        assert!(parse(r#"{"url": "gs://b/a.js", "file": "pi.js"}"#).is_err());
+        assert!(parse(r#"{"url": "file:///etc/passwd"}"#).is_err());
+        assert!(parse(r#"{"url": "gs://b/a.js", "sha256": "abc"}"#).is_err());
+        assert!(parse(&format!(r#"{{"code": "1", "sha256": "{}"}}"#, "a".repeat(64))).is_err());
         assert!(serde_json::from_str::<ExecuteRequest>(r#"{"code": "1", "timeout": 5}"#).is_err());
     }
 

@@ -33,6 +33,15 @@ pub enum RequestErrorKind {
     UpstreamUnavailable,
     /// The sandbox did not answer in time.
     UpstreamTimeout,
+    /// The tenant may not load a script from this `url` (not in its allow-list, a blocked
+    /// address, or a redirect to either).
+    SourceForbidden,
+    /// There is no script at this `url`.
+    SourceNotFound,
+    /// The script at this `url` could not be loaded: its server failed or was too slow.
+    SourceUnavailable,
+    /// The script at this `url` does not have the SHA-256 digest given in `sha256`.
+    SourceHashMismatch,
 }
 
 impl RequestErrorKind {
@@ -50,6 +59,10 @@ impl RequestErrorKind {
             Self::RateLimited => "rate_limited",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::SourceForbidden => "source_forbidden",
+            Self::SourceNotFound => "source_not_found",
+            Self::SourceUnavailable => "source_unavailable",
+            Self::SourceHashMismatch => "source_hash_mismatch",
         }
     }
 }
@@ -118,6 +131,10 @@ mod tests {
             RequestErrorKind::RateLimited,
             RequestErrorKind::UpstreamUnavailable,
             RequestErrorKind::UpstreamTimeout,
+            RequestErrorKind::SourceForbidden,
+            RequestErrorKind::SourceNotFound,
+            RequestErrorKind::SourceUnavailable,
+            RequestErrorKind::SourceHashMismatch,
         ] {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }

@@ -5,7 +5,8 @@
 //! The sandbox builds it once at start-up with its own limits and example names
 //! ([`Limits`]), so the document states the maximums this deployment enforces; the ingress
 //! serves it at `GET /api/openapi.json` to anyone, without a key. Every status either process
-//! can answer a public route with is listed, the ingress's own (401, 429, 502, 504) included.
+//! can answer a public route with is listed, the ingress's own (401, 403, 429, 502, 504, and the
+//! `source_*` kinds of scripts loaded from a `url`) included.
 
 use serde_json::{Value, json};
 use utoipa::{
@@ -175,19 +176,24 @@ fn state_limits(components: &mut Components, limits: &Limits) {
                 .collect(),
         );
     });
-    let source_is = |given: &str, absent: &str| {
-        ObjectBuilder::new()
-            .required(given)
-            .property(given, ObjectBuilder::new().schema_type(Type::String))
-            .property(absent, ObjectBuilder::new().schema_type(Type::Null))
-            .schema_type(SchemaType::AnyValue)
+    let source_is = |given: &str, absent: &[&str]| {
+        absent.iter().fold(
+            ObjectBuilder::new()
+                .required(given)
+                .property(given, ObjectBuilder::new().schema_type(Type::String))
+                .schema_type(SchemaType::AnyValue),
+            |object, absent| object.property(*absent, ObjectBuilder::new().schema_type(Type::Null)),
+        )
     };
     let description = request.description.take();
     let object = Schema::Object(std::mem::take(request));
     let one_source = OneOfBuilder::new()
-        .item(source_is("code", "file"))
-        .item(source_is("file", "code"))
-        .description(Some("exactly one of `code` and `file`"));
+        .item(source_is("code", &["file", "url", "sha256"]))
+        .item(source_is("file", &["code", "url", "sha256"]))
+        .item(source_is("url", &["code", "file"]))
+        .description(Some(
+            "exactly one of `code`, `file` and `url`; `sha256` only with `url`",
+        ));
     let schema = openapi::schema::AllOfBuilder::new()
         .item(object)
         .item(one_source)
@@ -208,6 +214,16 @@ fn execute(limits: &Limits) -> openapi::path::Operation {
             "file",
             "A bundled example",
             json!({"file": limits.examples.first().map_or("simple.js", String::as_str)}),
+        ),
+        (
+            "url",
+            "A script from a bucket or a web server the tenant may load from",
+            json!({"url": "gs://acme-scripts/reports/daily.js"}),
+        ),
+        (
+            "pinned",
+            "A script from a URL, pinned to its SHA-256 digest",
+            json!({"url": "https://scripts.example.com/report.js", "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}),
         ),
         (
             "limits",
@@ -269,7 +285,8 @@ fn execute(limits: &Limits) -> openapi::path::Operation {
     let body = RequestBodyBuilder::new()
         .required(Some(Required::True))
         .description(Some(
-            "Exactly one of `code` and `file`, and optional limits, as `application/json`.",
+            "Exactly one of `code`, `file` and `url` (with an optional `sha256` pin), and \
+             optional limits, as `application/json`.",
         ))
         .content(
             "application/json",
@@ -352,15 +369,20 @@ fn execute(limits: &Limits) -> openapi::path::Operation {
     for error in [
         ErrorAnswer::new(400, RequestErrorKind::InvalidRequest, "The body is not valid JSON.", "expected value at line 1 column 1"),
         ErrorAnswer::unauthorized(),
-        ErrorAnswer::new(404, RequestErrorKind::NotFound, "`file` names no bundled example.", "no example script is named \"nope.js\"; GET /api/examples lists them"),
+        ErrorAnswer::new(403, RequestErrorKind::SourceForbidden, "The tenant may not load a script from `url`: its bucket, prefix or host is not in the tenant's allow-list (nothing is, unless the operator allows it), it names or resolves to a blocked address (loopback, private, link-local, ...), or a redirect led to one of those. The message names the rule.", "gs://other-bucket/a.js: not in tenant acme's allowed sources"),
+        ErrorAnswer::new(404, RequestErrorKind::NotFound, "`file` names no bundled example.", "no example script is named \"nope.js\"; GET /api/examples lists them")
+            .also(RequestErrorKind::SourceNotFound, "There is no object or page at `url`.", "gs://acme-scripts/missing.js: not found"),
         ErrorAnswer::new(408, RequestErrorKind::RequestTimeout, "The body did not arrive whole within the server's `BODY_READ_TIMEOUT_MS`.", "the request body did not arrive within 10000 ms"),
-        ErrorAnswer::new(413, RequestErrorKind::PayloadTooLarge, &format!("The body is over the server's `MAX_BODY_BYTES` ({} bytes here).", limits.max_body_bytes), &format!("the request body is larger than the limit of {} bytes", limits.max_body_bytes)),
+        ErrorAnswer::new(413, RequestErrorKind::PayloadTooLarge, &format!("The body, or the script at `url` (with the rest of the body), is over the server's `MAX_BODY_BYTES` ({} bytes here).", limits.max_body_bytes), &format!("the request body is larger than the limit of {} bytes", limits.max_body_bytes)),
         ErrorAnswer::new(415, RequestErrorKind::InvalidRequest, "The body is not declared `Content-Type: application/json`.", "expected a body with `Content-Type: application/json`"),
-        ErrorAnswer::new(422, RequestErrorKind::InvalidRequest, "The body is JSON but not a valid request: both or neither of `code` and `file`, empty `code`, unknown fields, wrong types, limits out of range or over the tenant's ceiling. The message names the field.", &format!("timeoutMs: must be at most {}", limits.max_timeout_ms)),
+        ErrorAnswer::new(422, RequestErrorKind::InvalidRequest, "The body is JSON but not a valid request: not exactly one of `code`, `file` and `url`, empty `code`, a `url` that is not a gs://, s3://, https:// or http:// location or a script there that is not UTF-8 text, a malformed `sha256`, unknown fields, wrong types, limits out of range or over the tenant's ceiling. The message names the field.", &format!("timeoutMs: must be at most {}", limits.max_timeout_ms))
+            .also(RequestErrorKind::SourceHashMismatch, "The script at `url` does not have the digest given in `sha256`; nothing ran.", "https://scripts.example.com/report.js: the script's SHA-256 is 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae, not the pinned 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
         ErrorAnswer::rate_limited(),
-        ErrorAnswer::upstream_unavailable(),
+        ErrorAnswer::upstream_unavailable()
+            .also(RequestErrorKind::SourceUnavailable, "The script at `url` could not be loaded: its server or store failed, refused the service's credentials, or could not be reached.", "s3://acme-scripts/a.js: the store failed: connection refused"),
         ErrorAnswer::new(503, RequestErrorKind::Overloaded, "At the tenant's recent pace the execution could not start within the server's `QUEUE_TIMEOUT_MS`, or it waited that long, or a flood filled the queue. Come back after `Retry-After` seconds.", "the service is busy (the tenant's queue would not reach this execution within 2000 ms); retry shortly").retry_after(),
-        ErrorAnswer::upstream_timeout(),
+        ErrorAnswer::upstream_timeout()
+            .also(RequestErrorKind::SourceUnavailable, "The script at `url` did not arrive within the ingress's `SOURCE_TIMEOUT_MS`.", "https://scripts.example.com/report.js: not loaded within 5000 ms"),
     ] {
         operation = error.add_to(operation);
     }
@@ -519,9 +541,8 @@ fn examples<const N: usize>(
 /// An error status of an operation, with the envelope as its body and an example of it.
 struct ErrorAnswer {
     status: u16,
-    kind: RequestErrorKind,
-    description: String,
-    example: String,
+    /// Each kind this status can carry, with what it means and an example message.
+    kinds: Vec<(RequestErrorKind, String, String)>,
     retry_after: bool,
 }
 
@@ -529,11 +550,16 @@ impl ErrorAnswer {
     fn new(status: u16, kind: RequestErrorKind, description: &str, example: &str) -> Self {
         Self {
             status,
-            kind,
-            description: description.to_owned(),
-            example: example.to_owned(),
+            kinds: vec![(kind, description.to_owned(), example.to_owned())],
             retry_after: false,
         }
+    }
+
+    /// Another kind answered with the same status.
+    fn also(mut self, kind: RequestErrorKind, description: &str, example: &str) -> Self {
+        self.kinds
+            .push((kind, description.to_owned(), example.to_owned()));
+        self
     }
 
     fn retry_after(mut self) -> Self {
@@ -580,15 +606,32 @@ impl ErrorAnswer {
     }
 
     fn add_to(self, operation: OperationBuilder) -> OperationBuilder {
-        let example = ErrorEnvelope::new(self.kind, self.example);
+        let envelope = |kind: RequestErrorKind, example: &str| {
+            serde_json::to_value(ErrorEnvelope::new(kind, example)).expect("an envelope is JSON")
+        };
         let content = ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name(ErrorEnvelope::name())))
-            .example(Some(
-                serde_json::to_value(example).expect("an envelope is JSON"),
-            ))
-            .build();
+            .schema(Some(Ref::from_schema_name(ErrorEnvelope::name())));
+        let content = match self.kinds.as_slice() {
+            [(kind, _, example)] => content.example(Some(envelope(*kind, example))),
+            kinds => content.examples_from_iter(kinds.iter().map(|(kind, description, example)| {
+                (
+                    kind.as_str().to_owned(),
+                    ExampleBuilder::new()
+                        .summary(description.clone())
+                        .value(Some(envelope(*kind, example)))
+                        .build(),
+                )
+            })),
+        }
+        .build();
+        let description = self
+            .kinds
+            .iter()
+            .map(|(kind, description, _)| format!("`{}`: {description}", kind.as_str()))
+            .collect::<Vec<_>>()
+            .join("\n\n");
         let mut response = ResponseBuilder::new()
-            .description(format!("`{}`: {}", self.kind.as_str(), self.description))
+            .description(description)
             .header("x-request-id", request_id_header())
             .content("application/json", content);
         if self.retry_after {
@@ -659,7 +702,11 @@ mod tests {
             json!(["pi.js", "simple.js", null])
         );
         assert_eq!(object["additionalProperties"], false);
-        assert_eq!(request["allOf"][1]["oneOf"].as_array().unwrap().len(), 2);
+        assert_eq!(request["allOf"][1]["oneOf"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            object["properties"]["sha256"]["pattern"],
+            "^[0-9a-fA-F]{64}$"
+        );
     }
 
     #[test]
@@ -673,6 +720,10 @@ mod tests {
             RequestErrorKind::RateLimited,
             RequestErrorKind::Overloaded,
             RequestErrorKind::UpstreamTimeout,
+            RequestErrorKind::SourceForbidden,
+            RequestErrorKind::SourceNotFound,
+            RequestErrorKind::SourceUnavailable,
+            RequestErrorKind::SourceHashMismatch,
         ] {
             assert!(kinds.contains(&json!(kind.as_str())), "{kind:?}");
         }
@@ -699,11 +750,21 @@ mod tests {
         assert_eq!(
             statuses,
             [
-                "200", "400", "401", "404", "408", "413", "415", "422", "429", "502", "503", "504"
+                "200", "400", "401", "403", "404", "408", "413", "415", "422", "429", "502", "503",
+                "504"
             ]
         );
         assert_eq!(execute["security"][0], json!({}));
         assert!(execute["responses"]["503"]["headers"]["retry-after"].is_object());
+        let examples = &execute["responses"]["502"]["content"]["application/json"]["examples"];
+        assert_eq!(
+            examples["source_unavailable"]["value"]["error"]["kind"],
+            "source_unavailable"
+        );
+        assert_eq!(
+            execute["responses"]["403"]["content"]["application/json"]["example"]["error"]["kind"],
+            "source_forbidden"
+        );
         let schemes = &document["components"]["securitySchemes"];
         assert_eq!(schemes["bearer"]["scheme"], "bearer");
         assert_eq!(schemes["apiKey"]["name"], "x-api-key");
