@@ -129,8 +129,9 @@ fn one_source(request: &ExecuteRequest) -> Result<(), ValidationError> {
     .filter(|given| *given)
     .count();
     if request.sha256.is_some() && request.url.is_none() {
-        return Err(ValidationError::new("one_source")
-            .with_message("`sha256` pins a script loaded from `url`: give it with `url` only".into()));
+        return Err(ValidationError::new("one_source").with_message(
+            "`sha256` pins a script loaded from `url`: give it with `url` only".into(),
+        ));
     }
     match given {
         1 => Ok(()),
@@ -163,9 +164,8 @@ fn source_url(url: &str) -> Result<(), ValidationError> {
         ));
     }
     if url.len() > MAX_SOURCE_URL_LENGTH {
-        return Err(ValidationError::new("source_url").with_message(
-            format!("must be at most {MAX_SOURCE_URL_LENGTH} characters").into(),
-        ));
+        return Err(ValidationError::new("source_url")
+            .with_message(format!("must be at most {MAX_SOURCE_URL_LENGTH} characters").into()));
     }
     Ok(())
 }
@@ -401,12 +401,24 @@ mod tests {
         assert!(parse(r#"{"file": "../etc/passwd"}"#).is_err());
         assert!(parse(r#"{"code": "1", "timeoutMs": 0}"#).is_err());
         assert!(parse(r#"{"url": "gs://b/a.js"}"#).is_ok());
-        assert!(parse(&format!(r#"{{"url": "HTTPS://h/a.js", "sha256": "{}"}}"#, "aB".repeat(32))).is_ok());
+        assert!(
+            parse(&format!(
+                r#"{{"url": "HTTPS://h/a.js", "sha256": "{}"}}"#,
+                "aB".repeat(32)
+            ))
+            .is_ok()
+        );
         assert!(parse(r#"{"url": "gs://b/a.js", "code": "1"}"#).is_err());
         assert!(parse(r#"{"url": "gs://b/a.js", "file": "pi.js"}"#).is_err());
         assert!(parse(r#"{"url": "file:///etc/passwd"}"#).is_err());
         assert!(parse(r#"{"url": "gs://b/a.js", "sha256": "abc"}"#).is_err());
-        assert!(parse(&format!(r#"{{"code": "1", "sha256": "{}"}}"#, "a".repeat(64))).is_err());
+        assert!(
+            parse(&format!(
+                r#"{{"code": "1", "sha256": "{}"}}"#,
+                "a".repeat(64)
+            ))
+            .is_err()
+        );
         assert!(serde_json::from_str::<ExecuteRequest>(r#"{"code": "1", "timeout": 5}"#).is_err());
     }
 

@@ -609,19 +609,21 @@ impl ErrorAnswer {
         let envelope = |kind: RequestErrorKind, example: &str| {
             serde_json::to_value(ErrorEnvelope::new(kind, example)).expect("an envelope is JSON")
         };
-        let content = ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name(ErrorEnvelope::name())));
+        let content =
+            ContentBuilder::new().schema(Some(Ref::from_schema_name(ErrorEnvelope::name())));
         let content = match self.kinds.as_slice() {
             [(kind, _, example)] => content.example(Some(envelope(*kind, example))),
-            kinds => content.examples_from_iter(kinds.iter().map(|(kind, description, example)| {
-                (
-                    kind.as_str().to_owned(),
-                    ExampleBuilder::new()
-                        .summary(description.clone())
-                        .value(Some(envelope(*kind, example)))
-                        .build(),
-                )
-            })),
+            kinds => {
+                content.examples_from_iter(kinds.iter().map(|(kind, description, example)| {
+                    (
+                        kind.as_str().to_owned(),
+                        ExampleBuilder::new()
+                            .summary(description.clone())
+                            .value(Some(envelope(*kind, example)))
+                            .build(),
+                    )
+                }))
+            }
         }
         .build();
         let description = self

@@ -20,6 +20,7 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 use crate::error::{ApiError, AuthFailure};
 use crate::metrics::Metrics;
 use crate::rate_limit::{Allowance, ClientKey, RateLimit, TierRateLimiter};
+use crate::sources::rules::SourceRules;
 use crate::tenants::{ANONYMOUS, KeyHash, Tenants};
 
 /// The header that carries a key on its own.
@@ -38,11 +39,19 @@ pub struct Tier {
     /// The tier's buckets: one per tenant, one per client address for the anonymous tier;
     /// `None` when it has no rate limit.
     pub rate_limiter: Option<TierRateLimiter>,
+    /// Where the tier may load scripts from (`url`).
+    pub sources: Arc<SourceRules>,
 }
 
 impl Tier {
-    fn new(id: &str, limits: Option<String>, rate_limiter: Option<TierRateLimiter>) -> Arc<Self> {
+    fn new(
+        id: &str,
+        limits: Option<String>,
+        rate_limiter: Option<TierRateLimiter>,
+        sources: &SourceRules,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            sources: Arc::new(sources.clone()),
             id: Arc::from(id),
             limits: limits.map(|limits| {
                 HeaderValue::try_from(limits).expect("ceilings are written as plain ASCII")
@@ -87,6 +96,7 @@ impl Directory {
             ANONYMOUS,
             tenants.anonymous.ceilings.header_value(),
             anonymous_rate_limit.map(TierRateLimiter::per_client),
+            &tenants.anonymous.sources,
         );
         let keys = tenants
             .tenants
@@ -96,6 +106,7 @@ impl Directory {
                     &tenant.id,
                     tenant.ceilings.header_value(),
                     tenant.rate_limit.as_ref().map(TierRateLimiter::shared),
+                    &tenant.sources,
                 );
                 tenant.keys.iter().map(move |key| (*key, tier.clone()))
             })
@@ -261,6 +272,7 @@ mod tests {
                 keys: keys.iter().map(|key| KeyHash::of_key(key)).collect(),
                 rate_limit: None,
                 ceilings: Ceilings::default(),
+                sources: Default::default(),
             });
         }
         Directory::new(&tenants, None)

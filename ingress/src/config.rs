@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::http::Uri;
 
 use crate::rate_limit::RateLimit;
+use crate::sources;
 use crate::tenants::{self, Tenants};
 
 /// Address to listen on; wins over `PORT`.
@@ -34,6 +35,18 @@ pub const LOG_FORMAT: &str = "LOG_FORMAT";
 pub const TENANTS_FILE: &str = "TENANTS_FILE";
 /// Address of the admin listener that serves `GET /metrics`; `off` turns it off.
 pub const ADMIN_LISTEN_ADDR: &str = "ADMIN_LISTEN_ADDR";
+/// Milliseconds a script from a `url` may take to load, connection to last byte (504 after).
+pub const SOURCE_TIMEOUT_MS: &str = "SOURCE_TIMEOUT_MS";
+/// Bytes of loaded scripts kept in memory; `0` turns the cache off.
+pub const SOURCE_CACHE_BYTES: &str = "SOURCE_CACHE_BYTES";
+/// Milliseconds a cached script is used before it is revalidated with a conditional request.
+pub const SOURCE_CACHE_TTL_MS: &str = "SOURCE_CACHE_TTL_MS";
+/// Tests only: lets `url` sources and store endpoints be on loopback addresses.
+pub const SOURCES_ALLOW_LOOPBACK: &str = "SOURCES_ALLOW_LOOPBACK";
+/// For emulators: the base URL of a GCS emulator (no credentials are sent to it).
+pub const SOURCES_GCS_ENDPOINT: &str = "SOURCES_GCS_ENDPOINT";
+/// For emulators and S3-compatible stores: the S3 endpoint, with path-style requests.
+pub const SOURCES_S3_ENDPOINT: &str = "SOURCES_S3_ENDPOINT";
 
 const DEFAULT_LISTEN_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT);
@@ -82,6 +95,11 @@ pub struct Config {
     /// `MAX_CONNECTIONS_PER_CLIENT`, 128, counted by TCP peer and so only applied when
     /// `TRUSTED_PROXY_HOPS` is 0: behind a proxy every client shares the proxy's address).
     pub connections: connections::Limits,
+    /// Scripts loaded from a `url`: `SOURCE_TIMEOUT_MS` (default 5000), `SOURCE_CACHE_BYTES`
+    /// (64 MiB), `SOURCE_CACHE_TTL_MS` (60000), and for tests `SOURCES_ALLOW_LOOPBACK`,
+    /// `SOURCES_GCS_ENDPOINT`, `SOURCES_S3_ENDPOINT`. Scripts are capped at `MAX_BODY_BYTES`,
+    /// as inline `code` is.
+    pub sources: sources::Settings,
 }
 
 /// The public port's connection limits when nothing is set.
@@ -132,6 +150,7 @@ impl Default for Config {
             tenants: Tenants::default(),
             admin_listen_addr: Some(DEFAULT_ADMIN_LISTEN_ADDR),
             connections: default_connection_limits(),
+            sources: sources::Settings::default(),
         }
     }
 }
@@ -195,6 +214,36 @@ impl Config {
                 LOG_FORMAT,
                 "text".to_owned(),
                 "`text`, or `json` for Cloud Logging",
+            ),
+            (
+                SOURCE_TIMEOUT_MS,
+                millis(sources::Settings::default().timeout),
+                "ms a script from a `url` may take to load (504 after)",
+            ),
+            (
+                SOURCE_CACHE_BYTES,
+                sources::Settings::default().cache_bytes.to_string(),
+                "bytes of scripts from URLs kept in memory; 0 for no cache",
+            ),
+            (
+                SOURCE_CACHE_TTL_MS,
+                millis(sources::Settings::default().cache_ttl),
+                "ms a cached script is used before a conditional request revalidates it",
+            ),
+            (
+                SOURCES_ALLOW_LOOPBACK,
+                "false".to_owned(),
+                "tests only: `true` lets script sources and store endpoints be on loopback",
+            ),
+            (
+                SOURCES_GCS_ENDPOINT,
+                "unset".to_owned(),
+                "emulators only: a GCS base URL, sent no credentials; unset: Google's",
+            ),
+            (
+                SOURCES_S3_ENDPOINT,
+                "unset".to_owned(),
+                "emulators and S3-compatible stores: the endpoint, path-style; unset: AWS",
             ),
             (
                 "RUST_LOG",
@@ -301,6 +350,9 @@ impl Config {
             Some(other) => return Err(error(LOG_FORMAT, other, "expected `text` or `json`")),
         };
 
+        let sources =
+            parse_sources(&|name: &str| lookup(name).filter(|value| !value.trim().is_empty()))?;
+
         Ok(Self {
             listen_addr,
             sandbox_url,
@@ -312,8 +364,67 @@ impl Config {
             tenants,
             admin_listen_addr,
             connections,
+            sources,
         })
     }
+}
+
+fn parse_sources(var: &dyn Fn(&str) -> Option<String>) -> Result<sources::Settings, ConfigError> {
+    let defaults = sources::Settings::default();
+    let millis = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+        match var(name) {
+            None => Ok(default),
+            Some(ms) => {
+                let ms: u64 = parse(name, &ms, "expected milliseconds")?;
+                Ok(Duration::from_millis(ms))
+            }
+        }
+    };
+    let timeout = millis(SOURCE_TIMEOUT_MS, defaults.timeout)?;
+    if timeout.is_zero() {
+        return Err(error(SOURCE_TIMEOUT_MS, "0", "must be above zero"));
+    }
+    let cache_ttl = millis(SOURCE_CACHE_TTL_MS, defaults.cache_ttl)?;
+    let cache_bytes = match var(SOURCE_CACHE_BYTES) {
+        Some(bytes) => parse(SOURCE_CACHE_BYTES, &bytes, "expected a number of bytes")?,
+        None => defaults.cache_bytes,
+    };
+    let allow_loopback = match var(SOURCES_ALLOW_LOOPBACK).as_deref().map(str::trim) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(error(
+                SOURCES_ALLOW_LOOPBACK,
+                other,
+                "expected `true` or `false`",
+            ));
+        }
+    };
+    let policy = egress::AddressPolicy { allow_loopback };
+    let endpoint = |name: &'static str| -> Result<Option<String>, ConfigError> {
+        let Some(text) = var(name) else {
+            return Ok(None);
+        };
+        let text = text.trim().to_owned();
+        let url = url::Url::parse(&text)
+            .map_err(|_| error(name, &text, "expected a URL such as http://127.0.0.1:4443"))?;
+        // The endpoint is the operator's, but the same address rules apply: a loopback
+        // emulator needs the test-only loopback setting.
+        egress::client::check_url(&url, policy).map_err(|refused| ConfigError {
+            variable: name,
+            value: text.clone(),
+            reason: format!("{refused} (SOURCES_ALLOW_LOOPBACK=true allows loopback, for tests)"),
+        })?;
+        Ok(Some(text))
+    };
+    Ok(sources::Settings {
+        timeout,
+        cache_bytes,
+        cache_ttl,
+        allow_loopback,
+        gcs_endpoint: endpoint(SOURCES_GCS_ENDPOINT)?,
+        s3_endpoint: endpoint(SOURCES_S3_ENDPOINT)?,
+    })
 }
 
 fn parse_rate_limit(
@@ -407,6 +518,42 @@ mod tests {
             Config::default().listen_addr,
             "127.0.0.1:8080".parse().unwrap()
         );
+    }
+
+    #[test]
+    fn script_sources_are_configured_and_loopback_endpoints_need_the_test_setting() {
+        let config = config_from(&[
+            (SOURCE_TIMEOUT_MS, "1500"),
+            (SOURCE_CACHE_BYTES, "0"),
+            (SOURCE_CACHE_TTL_MS, "10"),
+        ])
+        .unwrap();
+        assert_eq!(config.sources.timeout, Duration::from_millis(1500));
+        assert_eq!(config.sources.cache_bytes, 0);
+        assert!(!config.sources.allow_loopback);
+        let refused = config_from(&[(SOURCES_S3_ENDPOINT, "http://127.0.0.1:9000")]).unwrap_err();
+        assert!(
+            refused.to_string().contains("SOURCES_S3_ENDPOINT"),
+            "{refused}"
+        );
+        let config = config_from(&[
+            (SOURCES_S3_ENDPOINT, "http://127.0.0.1:9000"),
+            (SOURCES_ALLOW_LOOPBACK, "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.sources.s3_endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert!(
+            config_from(&[
+                (SOURCES_GCS_ENDPOINT, "http://169.254.169.254"),
+                (SOURCES_ALLOW_LOOPBACK, "true")
+            ])
+            .is_err()
+        );
+        assert!(config_from(&[(SOURCE_TIMEOUT_MS, "0")]).is_err());
+        assert!(config_from(&[(SOURCES_ALLOW_LOOPBACK, "yes")]).is_err());
     }
 
     #[test]

@@ -13,9 +13,12 @@
 //! - [`rate_limit`]: per-tenant (per-client for the anonymous tier) token buckets and the
 //!   client key behind Cloud Run's proxies, worked out once per request by [`telemetry`].
 //!
-//! Modules depend one way: `error` and `health` on nothing here; `metrics` on `error`;
-//! `rate_limit` on those; `tenants` and `config` on `rate_limit`; `auth` and `proxy` on the
-//! ones before them.
+//! - [`sources`]: scripts loaded from a `url` (GCS, S3, HTTPS) within each tier's allow-list,
+//!   sent to the sandbox as `code`.
+//!
+//! Modules depend one way: `error`, `health` and `sources` on nothing here; `metrics` on
+//! `error`; `rate_limit` on those; `tenants` and `config` on `rate_limit` and `sources`;
+//! `auth` and `proxy` on the ones before them.
 //! - [`proxy`]: forwarding to the sandbox with the tenant's headers; 502/504 when it is down
 //!   or slow.
 //! - [`metrics`]: the Prometheus metrics and the admin listener's routes.
@@ -34,6 +37,7 @@ pub mod proxy;
 pub mod rate_limit;
 pub mod request_id;
 pub mod sandbox_child;
+pub mod sources;
 pub mod telemetry;
 pub mod tenants;
 

@@ -6,7 +6,9 @@
 //! are dropped too, and the ingress sets those two headers itself from the caller's tier, so
 //! the sandbox, which trusts them, always hears the truth. The body is read up to `MAX_BODY_BYTES` before anything is sent, so an
 //! oversized request gets 413 without the sandbox ever seeing it. A refused or broken connection
-//! answers 502, no answer within `UPSTREAM_TIMEOUT_MS` answers 504.
+//! answers 502, no answer within `UPSTREAM_TIMEOUT_MS` answers 504. A `POST /api/execute`
+//! that names a `url` gets the script loaded first ([`crate::sources`]): the sandbox receives
+//! it as `code`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +16,8 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Request, State};
 use axum::http::uri::{Authority, Scheme};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, Version, header};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version, header};
+use axum::response::{IntoResponse, Response};
 use connections::BodyError;
 use contract::tenant::{ANONYMOUS, CLIENT_KEY_HEADER, TENANT_ID_HEADER, TENANT_LIMITS_HEADER};
 use http_body_util::Full;
@@ -27,6 +29,7 @@ use tower_http::timeout::TimeoutBody;
 use crate::auth::{Caller, X_API_KEY};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, UpstreamError};
+use crate::sources::Loader;
 
 /// The tenant of a proxied request, for the sandbox's scheduler, limits and metrics.
 pub const X_TENANT_ID: HeaderName = HeaderName::from_static(TENANT_ID_HEADER);
@@ -71,6 +74,7 @@ pub struct Proxy {
     max_body_bytes: usize,
     body_read_timeout: Duration,
     metrics: Arc<Metrics>,
+    sources: Arc<Loader>,
 }
 
 impl Proxy {
@@ -101,6 +105,7 @@ impl Proxy {
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: config.connections.body_read_timeout,
             metrics,
+            sources: Arc::new(Loader::new(config.sources.clone(), config.max_body_bytes)),
         }
     }
 }
@@ -131,6 +136,18 @@ pub async fn forward(
         BodyError::TooSlow(deadline) => ApiError::BodyTimeout(deadline),
         BodyError::Unreadable(source) => ApiError::UnreadableBody(source),
     })?;
+    let body = if parts.method == Method::POST && path_and_query.path() == "/api/execute" {
+        match proxy
+            .sources
+            .rewrite(&caller.tier.id, &caller.tier.sources, &parts.headers, body)
+            .await
+        {
+            Ok(body) => body,
+            Err(refused) => return Ok(refused.into_response()),
+        }
+    } else {
+        body
+    };
 
     parts.uri = Uri::builder()
         .scheme(proxy.scheme.clone())

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::rate_limit::RateLimit;
+use crate::sources::rules::SourceRules;
 
 pub use contract::tenant::{ANONYMOUS, Ceilings};
 use contract::tenant::{MAX_TENANT_ID_LENGTH, is_valid_tenant_id};
@@ -40,6 +41,8 @@ pub struct AnonymousTier {
     /// client's address). The tier's rate limit, also per client address, is
     /// [`crate::Config::rate_limit`].
     pub ceilings: Ceilings,
+    /// Where anonymous requests may load scripts from (`url`); none by default.
+    pub sources: SourceRules,
 }
 
 /// A tenant with API keys.
@@ -53,6 +56,8 @@ pub struct Tenant {
     pub rate_limit: Option<RateLimit>,
     /// What the sandbox lets the tenant use.
     pub ceilings: Ceilings,
+    /// Buckets, prefixes and hosts the tenant may load scripts from (`url`); none by default.
+    pub sources: SourceRules,
 }
 
 impl Default for Tenants {
@@ -62,6 +67,7 @@ impl Default for Tenants {
             anonymous: AnonymousTier {
                 enabled: true,
                 ceilings: Ceilings::default(),
+                sources: SourceRules::default(),
             },
             tenants: Vec::new(),
         }
@@ -155,6 +161,7 @@ pub fn parse(
             anonymous.max_memory_limit_mb,
         )
         .map_err(|reason| format!("[anonymous]: {reason}"))?,
+        sources: anonymous.sources,
     };
 
     let mut tenants: Vec<Tenant> = Vec::with_capacity(file.tenants.len());
@@ -184,6 +191,8 @@ struct AnonymousSection {
     max_concurrency: Option<u32>,
     max_timeout_ms: Option<u64>,
     max_memory_limit_mb: Option<u64>,
+    #[serde(default)]
+    sources: SourceRules,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +205,8 @@ struct TenantSection {
     max_concurrency: Option<u32>,
     max_timeout_ms: Option<u64>,
     max_memory_limit_mb: Option<u64>,
+    #[serde(default)]
+    sources: SourceRules,
 }
 
 fn check_tenant(section: TenantSection, earlier: &[Tenant]) -> Result<Tenant, String> {
@@ -247,6 +258,7 @@ fn check_tenant(section: TenantSection, earlier: &[Tenant]) -> Result<Tenant, St
         keys,
         rate_limit,
         ceilings,
+        sources: section.sources,
     })
 }
 
@@ -339,6 +351,7 @@ mod tests {
             max_concurrency = 2
             max_timeout_ms = 10000
             max_memory_limit_mb = 64
+            sources = ["gs://acme-scripts/prod/", "https://*.acme.example"]
 
             [[tenants]]
             id = "unlimited"
@@ -369,7 +382,11 @@ mod tests {
             acme.ceilings.header_value().as_deref(),
             Some("concurrency=2,timeout-ms=10000,memory-mb=64")
         );
+        assert_eq!(acme.sources.0.len(), 2);
+        assert_eq!(acme.sources.0[0].to_string(), "gs://acme-scripts/prod/");
+        assert!(tenants.anonymous.sources.0.is_empty());
         let unlimited = &tenants.tenants[1];
+        assert!(unlimited.sources.0.is_empty());
         assert_eq!(unlimited.rate_limit, None);
         assert_eq!(unlimited.ceilings.header_value(), None);
     }
@@ -409,6 +426,10 @@ mod tests {
             (
                 "[anonymous]\nenabled = true\nrate_limit_burst = 3\n",
                 "[anonymous]: rate_limit_burst needs rate_limit_rps",
+            ),
+            (
+                "[anonymous]\nenabled = true\nsources = [\"ftp://x/\"]\n",
+                "sources: \"ftp://x/\": the scheme must be",
             ),
             (
                 &tenant(&format!(

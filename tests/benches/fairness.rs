@@ -249,6 +249,7 @@ async fn start_ingress(sandbox: SocketAddr, workers: usize) -> SocketAddr {
             concurrency: Some(max_concurrency as u32),
             ..Ceilings::default()
         },
+        sources: Default::default(),
     };
     let mut config = ingress::Config {
         sandbox_url: Some(format!("http://{sandbox}").parse().unwrap()),

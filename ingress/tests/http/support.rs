@@ -313,6 +313,7 @@ pub fn tenant(
         keys: vec![KeyHash::of_key(key)],
         rate_limit,
         ceilings,
+        sources: Default::default(),
     }
 }
 

@@ -1,0 +1,682 @@
+//! Scripts loaded from a URL or a bucket: `{"url": "gs://bucket/a.js"}`, `s3://`, `https://`
+//! (and `http://` where the tenant's allow-list names it), optionally pinned with `sha256`.
+//!
+//! The sandbox has no network, so the ingress loads the script and sends its text as `code`
+//! in place of `url` and `sha256` ([`Loader::rewrite`]). Only a `POST /api/execute` JSON body
+//! that could name a `url` is parsed; any other body goes through untouched, and a body the
+//! ingress does not rewrite (invalid, or not JSON) still cannot run a `url` unloaded: the
+//! sandbox refuses `url` with 422.
+//!
+//! - Who may load what: each tier's `sources` in the tenants file ([`rules`]); nothing by
+//!   default.
+//! - Where connections may go: web sources use the `egress` client, whose resolver refuses
+//!   blocked addresses when connecting and whose redirect policy re-checks every hop against
+//!   the address rules and the tier's allow-list; GCS and S3 (through `object_store`, with
+//!   each platform's standard credentials) use the same resolver. Loopback only with the
+//!   test-only `SOURCES_ALLOW_LOOPBACK`.
+//! - Bounds: at most `MAX_BODY_BYTES` of script (streamed, stopped at the cap), within
+//!   `SOURCE_TIMEOUT_MS`; a byte-bounded cache ([`cache`]) revalidated after
+//!   `SOURCE_CACHE_TTL_MS` with a conditional request.
+//!
+//! Errors name the location without its query (which may be a credential) and never the
+//! service's credentials; the causes of 502s are logged, not sent.
+
+pub mod cache;
+pub mod rules;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use contract::api::ExecuteRequest;
+use contract::envelope::{ErrorEnvelope, RequestErrorKind};
+use egress::AddressPolicy;
+use egress::client::{CheckedResolver, EgressError};
+use futures_util::StreamExt;
+use object_store::client::{DnsError, DnsFuture, DnsResolver};
+use object_store::{BackoffConfig, ClientOptions, GetOptions, ObjectStore, RetryConfig};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use validator::Validate;
+
+use cache::{Cache, Lookup, Script};
+use rules::{Location, SourceRules, Store};
+
+/// Redirects followed for a web source, each re-checked.
+const MAX_REDIRECTS: usize = 5;
+
+/// The loader's settings, from the environment (see [`crate::config`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `SOURCE_TIMEOUT_MS`: the whole load, connection to last byte.
+    pub timeout: Duration,
+    /// `SOURCE_CACHE_BYTES`: the cache's bound; 0 turns caching off.
+    pub cache_bytes: usize,
+    /// `SOURCE_CACHE_TTL_MS`: how long a cached script is used before it is revalidated.
+    pub cache_ttl: Duration,
+    /// `SOURCES_ALLOW_LOOPBACK`: tests only.
+    pub allow_loopback: bool,
+    /// `SOURCES_GCS_ENDPOINT`: an emulator's base URL (no credentials are sent to it).
+    pub gcs_endpoint: Option<String>,
+    /// `SOURCES_S3_ENDPOINT`: an S3-compatible endpoint, path-style requests.
+    pub s3_endpoint: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            cache_bytes: 64 * 1024 * 1024,
+            cache_ttl: Duration::from_secs(60),
+            allow_loopback: false,
+            gcs_endpoint: None,
+            s3_endpoint: None,
+        }
+    }
+}
+
+impl Settings {
+    pub fn address_policy(&self) -> AddressPolicy {
+        AddressPolicy {
+            allow_loopback: self.allow_loopback,
+        }
+    }
+}
+
+/// Why a script was not loaded.
+#[derive(Debug)]
+pub enum Problem {
+    /// The `url` is malformed (422 `invalid_request`).
+    Invalid(String),
+    /// The tier may not load it, or a rule refused an address or redirect (403).
+    Forbidden(String),
+    /// Nothing there (404).
+    NotFound,
+    /// Over `MAX_BODY_BYTES` (413).
+    TooLarge(usize),
+    /// Not UTF-8 text (422 `invalid_request`).
+    NotText,
+    /// Another digest than the pinned one (422).
+    HashMismatch { actual: String, pinned: String },
+    /// The server or store failed; the detail is logged, not sent (502).
+    Unavailable { reason: String, detail: String },
+    /// Not loaded within `SOURCE_TIMEOUT_MS` (504).
+    TimedOut(Duration),
+}
+
+/// A refusal or failure to load the script at a location.
+#[derive(Debug)]
+pub struct SourceError {
+    /// The location as [`Location::name`] writes it; `None` when the `url` did not parse.
+    pub name: Option<String>,
+    pub problem: Problem,
+}
+
+impl SourceError {
+    fn at(location: &Location, problem: Problem) -> Self {
+        Self {
+            name: Some(location.name()),
+            problem,
+        }
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self.problem {
+            Problem::Invalid(_) | Problem::NotText | Problem::HashMismatch { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Problem::Forbidden(_) => StatusCode::FORBIDDEN,
+            Problem::NotFound => StatusCode::NOT_FOUND,
+            Problem::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Problem::Unavailable { .. } => StatusCode::BAD_GATEWAY,
+            Problem::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    pub fn kind(&self) -> RequestErrorKind {
+        match self.problem {
+            Problem::Invalid(_) | Problem::NotText => RequestErrorKind::InvalidRequest,
+            Problem::Forbidden(_) => RequestErrorKind::SourceForbidden,
+            Problem::NotFound => RequestErrorKind::SourceNotFound,
+            Problem::TooLarge(_) => RequestErrorKind::PayloadTooLarge,
+            Problem::HashMismatch { .. } => RequestErrorKind::SourceHashMismatch,
+            Problem::Unavailable { .. } | Problem::TimedOut(_) => {
+                RequestErrorKind::SourceUnavailable
+            }
+        }
+    }
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(formatter, "url: {name}: ")?,
+            None => formatter.write_str("url: ")?,
+        }
+        match &self.problem {
+            Problem::Invalid(reason) | Problem::Forbidden(reason) => formatter.write_str(reason),
+            Problem::NotFound => formatter.write_str("not found"),
+            Problem::TooLarge(limit) => {
+                write!(
+                    formatter,
+                    "the script is larger than the limit of {limit} bytes"
+                )
+            }
+            Problem::NotText => formatter.write_str("the script is not UTF-8 text"),
+            Problem::HashMismatch { actual, pinned } => write!(
+                formatter,
+                "the script's SHA-256 is {actual}, not the pinned {pinned}; nothing ran"
+            ),
+            Problem::Unavailable { reason, .. } => formatter.write_str(reason),
+            Problem::TimedOut(timeout) => {
+                write!(formatter, "not loaded within {} ms", timeout.as_millis())
+            }
+        }
+    }
+}
+
+impl IntoResponse for SourceError {
+    fn into_response(self) -> Response {
+        if let Problem::Unavailable { detail, .. } = &self.problem {
+            tracing::warn!(source = self.name.as_deref(), error = %detail, "script source unavailable");
+        } else {
+            tracing::info!(
+                source = self.name.as_deref(),
+                kind = self.kind().as_str(),
+                "script not loaded"
+            );
+        }
+        let body = Json(ErrorEnvelope::new(self.kind(), self.to_string()));
+        (self.status_code(), body).into_response()
+    }
+}
+
+/// Loads scripts for the tiers, with a cache shared by all of them (each load is checked
+/// against the tier's rules before the cache is consulted).
+pub struct Loader {
+    settings: Settings,
+    max_bytes: usize,
+    cache: Cache,
+    /// One web client per tier: its redirect policy carries the tier's allow-list.
+    web_clients: Mutex<HashMap<Arc<str>, reqwest::Client>>,
+    stores: Mutex<HashMap<(Store, String), Arc<dyn ObjectStore>>>,
+}
+
+/// The result of one request to a source.
+enum Fetched {
+    Full(Vec<u8>, Option<String>),
+    NotModified,
+}
+
+impl Loader {
+    /// A loader with `settings`, taking scripts of at most `max_bytes` (`MAX_BODY_BYTES`: a
+    /// script is sent to the sandbox in a request body).
+    pub fn new(settings: Settings, max_bytes: usize) -> Self {
+        Self {
+            cache: Cache::new(settings.cache_bytes, settings.cache_ttl),
+            settings,
+            max_bytes,
+            web_clients: Mutex::default(),
+            stores: Mutex::default(),
+        }
+    }
+
+    /// For `POST /api/execute`: when `body` is a valid request with a `url`, the same request
+    /// with the loaded script as `code`; otherwise `body` unchanged (the sandbox answers).
+    pub async fn rewrite(
+        &self,
+        tier: &Arc<str>,
+        rules: &Arc<SourceRules>,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Bytes, SourceError> {
+        if !declares_json(headers) || !might_name_url(&body) {
+            return Ok(body);
+        }
+        let Ok(request) = serde_json::from_slice::<ExecuteRequest>(&body) else {
+            return Ok(body);
+        };
+        let Some(url) = request.url.as_deref() else {
+            return Ok(body);
+        };
+        if request.validate().is_err() {
+            return Ok(body);
+        }
+        let (script, location) = self.load(tier, rules, url).await?;
+        if let Some(pinned) = request.sha256.as_deref() {
+            let actual = hex(&script.digest);
+            if !actual.eq_ignore_ascii_case(pinned) {
+                return Err(SourceError::at(
+                    &location,
+                    Problem::HashMismatch {
+                        actual,
+                        pinned: pinned.to_ascii_lowercase(),
+                    },
+                ));
+            }
+        }
+        let mut fields: BTreeMap<&str, &RawValue> =
+            serde_json::from_slice(&body).map_err(|_| internal(&location))?;
+        fields.remove("url");
+        fields.remove("sha256");
+        let code =
+            serde_json::value::to_raw_value(&*script.code).map_err(|_| internal(&location))?;
+        fields.insert("code", &code);
+        let rewritten = serde_json::to_vec(&fields).map_err(|_| internal(&location))?;
+        if rewritten.len() > self.max_bytes {
+            return Err(SourceError::at(
+                &location,
+                Problem::TooLarge(self.max_bytes),
+            ));
+        }
+        tracing::debug!(source = %location, bytes = script.code.len(), "script loaded");
+        Ok(Bytes::from(rewritten))
+    }
+
+    /// The script at `url`, if `tier` may load it: from the cache within the TTL, revalidated
+    /// after it, downloaded otherwise.
+    async fn load(
+        &self,
+        tier: &Arc<str>,
+        rules: &Arc<SourceRules>,
+        url: &str,
+    ) -> Result<(Arc<Script>, Location), SourceError> {
+        let location = Location::parse(url).map_err(|reason| SourceError {
+            name: None,
+            problem: Problem::Invalid(reason),
+        })?;
+        rules
+            .check(tier, &location)
+            .map_err(|reason| SourceError::at(&location, Problem::Forbidden(reason)))?;
+        if let Location::Web(url) = &location {
+            egress::client::check_url(url, self.settings.address_policy()).map_err(|error| {
+                SourceError::at(&location, Problem::Forbidden(error.to_string()))
+            })?;
+        }
+        let key = location.cache_key();
+        let stale = match self.cache.get(&key) {
+            Lookup::Fresh(script) => return Ok((script, location)),
+            Lookup::Stale(script) => Some(script),
+            Lookup::Missing => None,
+        };
+        let etag = stale.as_ref().and_then(|script| script.etag.clone());
+        let fetch = self.fetch(tier, rules, &location, etag);
+        let fetched = tokio::time::timeout(self.settings.timeout, fetch)
+            .await
+            .map_err(|_| SourceError::at(&location, Problem::TimedOut(self.settings.timeout)))?
+            .map_err(|problem| match problem {
+                Problem::TimedOut(_) => Problem::TimedOut(self.settings.timeout),
+                problem => problem,
+            })
+            .map_err(|problem| SourceError::at(&location, problem))?;
+        let script = match (fetched, stale) {
+            (Fetched::NotModified, Some(stale)) => stale,
+            (Fetched::NotModified, None) => {
+                return Err(SourceError::at(
+                    &location,
+                    Problem::Unavailable {
+                        reason: "the server answered 304 to an unconditional request".to_owned(),
+                        detail: "304 without If-None-Match".to_owned(),
+                    },
+                ));
+            }
+            (Fetched::Full(bytes, etag), _) => {
+                let digest = Sha256::digest(&bytes).into();
+                let code = String::from_utf8(bytes)
+                    .map_err(|_| SourceError::at(&location, Problem::NotText))?;
+                Arc::new(Script {
+                    code: Arc::from(code),
+                    digest,
+                    etag,
+                })
+            }
+        };
+        self.cache.put(key, script.clone());
+        Ok((script, location))
+    }
+
+    async fn fetch(
+        &self,
+        tier: &Arc<str>,
+        rules: &Arc<SourceRules>,
+        location: &Location,
+        etag: Option<String>,
+    ) -> Result<Fetched, Problem> {
+        match location {
+            Location::Web(url) => self.fetch_web(tier, rules, url, etag).await,
+            Location::Object { store, bucket, key } => {
+                self.fetch_object(*store, bucket, key, etag).await
+            }
+        }
+    }
+
+    async fn fetch_web(
+        &self,
+        tier: &Arc<str>,
+        rules: &Arc<SourceRules>,
+        url: &url::Url,
+        etag: Option<String>,
+    ) -> Result<Fetched, Problem> {
+        let client = self.web_client(tier, rules)?;
+        let mut request = client.get(url.clone());
+        if let Some(etag) = &etag {
+            request = request.header(header::IF_NONE_MATCH, etag);
+        }
+        let mut response = request.send().await.map_err(web_problem)?;
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED && etag.is_some() {
+            return Ok(Fetched::NotModified);
+        }
+        if matches!(status, StatusCode::NOT_FOUND | StatusCode::GONE) {
+            return Err(Problem::NotFound);
+        }
+        if status != StatusCode::OK {
+            return Err(Problem::Unavailable {
+                reason: format!("the server answered {status}"),
+                detail: format!("status {status}"),
+            });
+        }
+        if response
+            .content_length()
+            .is_some_and(|length| length > self.max_bytes as u64)
+        {
+            return Err(Problem::TooLarge(self.max_bytes));
+        }
+        let etag = response
+            .headers()
+            .get(header::ETAG)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(web_problem)? {
+            if bytes.len() + chunk.len() > self.max_bytes {
+                return Err(Problem::TooLarge(self.max_bytes));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Fetched::Full(bytes, etag))
+    }
+
+    async fn fetch_object(
+        &self,
+        store: Store,
+        bucket: &str,
+        key: &str,
+        etag: Option<String>,
+    ) -> Result<Fetched, Problem> {
+        let client = self.store(store, bucket)?;
+        let path = object_store::path::Path::parse(key)
+            .map_err(|error| Problem::Invalid(error.to_string()))?;
+        let options = GetOptions {
+            if_none_match: etag,
+            ..GetOptions::default()
+        };
+        let result = match client.get_opts(&path, options).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotModified { .. }) => return Ok(Fetched::NotModified),
+            Err(error) => return Err(store_problem(error)),
+        };
+        if result.meta.size > self.max_bytes as u64 {
+            return Err(Problem::TooLarge(self.max_bytes));
+        }
+        let etag = result.meta.e_tag.clone();
+        let mut stream = result.into_stream();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(store_problem)?;
+            if bytes.len() + chunk.len() > self.max_bytes {
+                return Err(Problem::TooLarge(self.max_bytes));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Fetched::Full(bytes, etag))
+    }
+
+    /// The tier's web client: the egress client, with redirects re-checked against the
+    /// address rules and the tier's own allow-list at every hop.
+    fn web_client(
+        &self,
+        tier: &Arc<str>,
+        rules: &Arc<SourceRules>,
+    ) -> Result<reqwest::Client, Problem> {
+        let mut clients = self.web_clients.lock().expect("never poisoned");
+        if let Some(client) = clients.get(tier) {
+            return Ok(client.clone());
+        }
+        let policy = self.settings.address_policy();
+        let (allowed, name) = (rules.clone(), tier.clone());
+        let client = egress::client::client_builder(policy)
+            .redirect(egress::client::redirect_policy(
+                MAX_REDIRECTS,
+                policy,
+                move |url| {
+                    let location = Location::parse(url.as_str())?;
+                    allowed.check(&name, &location)
+                },
+            ))
+            .timeout(self.settings.timeout)
+            .build()
+            .map_err(|error| Problem::Unavailable {
+                reason: "the ingress could not make an HTTP client".to_owned(),
+                detail: error.to_string(),
+            })?;
+        clients.insert(tier.clone(), client.clone());
+        Ok(client)
+    }
+
+    /// The client of `bucket`, made on first use with the platform's standard credentials
+    /// (or for the configured emulator endpoint).
+    fn store(&self, store: Store, bucket: &str) -> Result<Arc<dyn ObjectStore>, Problem> {
+        let mut stores = self.stores.lock().expect("never poisoned");
+        if let Some(client) = stores.get(&(store, bucket.to_owned())) {
+            return Ok(client.clone());
+        }
+        let unavailable = |error: object_store::Error| Problem::Unavailable {
+            reason: "the ingress could not set up a client for the store".to_owned(),
+            detail: error.to_string(),
+        };
+        let resolver = CheckedDns(CheckedResolver {
+            policy: self.settings.address_policy(),
+        });
+        let mut options = ClientOptions::new()
+            .with_timeout(self.settings.timeout)
+            .with_connect_timeout(self.settings.timeout)
+            .with_dns_resolver(Arc::new(resolver));
+        let retry = RetryConfig {
+            max_retries: 1,
+            retry_timeout: self.settings.timeout,
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_millis(200),
+                base: 2.0,
+            },
+        };
+        let client: Arc<dyn ObjectStore> = match store {
+            Store::Gcs => {
+                let builder = match &self.settings.gcs_endpoint {
+                    None => object_store::gcp::GoogleCloudStorageBuilder::from_env(),
+                    Some(endpoint) => {
+                        options = options.with_allow_http(endpoint.starts_with("http://"));
+                        object_store::gcp::GoogleCloudStorageBuilder::new()
+                            .with_service_account_key(emulator_key(endpoint))
+                    }
+                };
+                Arc::new(
+                    builder
+                        .with_bucket_name(bucket)
+                        .with_client_options(options)
+                        .with_retry(retry)
+                        .build()
+                        .map_err(unavailable)?,
+                )
+            }
+            Store::S3 => {
+                let mut builder = object_store::aws::AmazonS3Builder::from_env();
+                if let Some(endpoint) = &self.settings.s3_endpoint {
+                    options = options.with_allow_http(endpoint.starts_with("http://"));
+                    builder = builder
+                        .with_endpoint(endpoint)
+                        .with_virtual_hosted_style_request(false);
+                }
+                Arc::new(
+                    builder
+                        .with_bucket_name(bucket)
+                        .with_client_options(options)
+                        .with_retry(retry)
+                        .build()
+                        .map_err(unavailable)?,
+                )
+            }
+        };
+        stores.insert((store, bucket.to_owned()), client.clone());
+        Ok(client)
+    }
+}
+
+/// object_store's own key format for a GCS emulator: its base URL, and no OAuth (the private
+/// key is never used).
+fn emulator_key(endpoint: &str) -> String {
+    serde_json::json!({
+        "gcs_base_url": endpoint.trim_end_matches('/'),
+        "disable_oauth": true,
+        "client_email": "emulator@example.invalid",
+        "private_key": "unused",
+        "private_key_id": "unused",
+    })
+    .to_string()
+}
+
+/// The egress resolver, for object_store's clients.
+#[derive(Debug)]
+struct CheckedDns(CheckedResolver);
+
+impl DnsResolver for CheckedDns {
+    fn resolve(&self, host: &str) -> DnsFuture {
+        let (resolver, host) = (self.0, host.to_owned());
+        Box::pin(async move {
+            resolver
+                .resolve_checked(&host)
+                .await
+                .map_err(|error| Box::new(error) as DnsError)
+        })
+    }
+}
+
+/// A rule's refusal is 403 (an unresolvable name is a network failure, 502); the rest 502.
+fn refused(error: &EgressError) -> Problem {
+    match error {
+        EgressError::Unresolved { .. } => Problem::Unavailable {
+            reason: error.to_string(),
+            detail: error.to_string(),
+        },
+        refused => Problem::Forbidden(refused.to_string()),
+    }
+}
+
+fn web_problem(error: reqwest::Error) -> Problem {
+    if let Some(refusal) = egress::client::refusal(&error) {
+        return refused(refusal);
+    }
+    if error.is_timeout() {
+        return Problem::TimedOut(Duration::ZERO);
+    }
+    Problem::Unavailable {
+        reason: "the server could not be reached or broke the connection".to_owned(),
+        detail: error_chain(&error.without_url()),
+    }
+}
+
+fn store_problem(error: object_store::Error) -> Problem {
+    if let Some(refusal) = egress::client::refusal(&error) {
+        return refused(refusal);
+    }
+    match &error {
+        object_store::Error::NotFound { .. } => Problem::NotFound,
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => Problem::Unavailable {
+            reason: "the store refused the service's credentials".to_owned(),
+            detail: error_chain(&error),
+        },
+        _ => Problem::Unavailable {
+            reason: "the store failed or could not be reached".to_owned(),
+            detail: error_chain(&error),
+        },
+    }
+}
+
+fn internal(location: &Location) -> SourceError {
+    SourceError::at(
+        location,
+        Problem::Unavailable {
+            reason: "the ingress could not rewrite the request".to_owned(),
+            detail: "re-serialising the request failed".to_owned(),
+        },
+    )
+}
+
+/// A cheap test that keeps most bodies from being parsed: a `url` key is written `"url"`,
+/// or with an escape (`"\u0075rl"`).
+fn might_name_url(body: &[u8]) -> bool {
+    body.windows(5).any(|window| window == b"\"url\"")
+        || body.windows(2).any(|window| window == b"\\u")
+}
+
+/// `Content-Type: application/json` or `application/*+json`, as the sandbox accepts; other
+/// bodies are the sandbox's to refuse (415).
+fn declares_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bodies_that_could_name_a_url_are_parsed() {
+        assert!(might_name_url(br#"{"url": "gs://b/a.js"}"#));
+        assert!(might_name_url(br#"{"\u0075rl": "gs://b/a.js"}"#));
+        assert!(!might_name_url(br#"{"code": "const url = 1"}"#));
+    }
+
+    #[test]
+    fn the_digest_is_written_in_lowercase_hex() {
+        // printf %s test | sha256sum
+        assert_eq!(
+            hex(&Sha256::digest(b"test")),
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        );
+    }
+}
