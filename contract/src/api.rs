@@ -47,7 +47,7 @@ pub struct ExecuteRequest {
     #[schema(
         example = "gs://acme-scripts/reports/daily.js",
         max_length = 2048,
-        pattern = "^([gG][sS]|[sS]3|[hH][tT][tT][pP][sS]?)://"
+        pattern = "^(([gG][sS]|[sS]3)://[a-z0-9][a-z0-9._-]+[a-z0-9]/[A-Za-z0-9!+=,@:()~._/-]+|[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\\s\\\\]*)?)$"
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,

@@ -260,13 +260,14 @@ impl Loader {
                 ));
             }
         }
-        let mut fields: BTreeMap<&str, &RawValue> =
+        // Keys as decoded (a client may write `"\u0075rl"`), values as sent.
+        let mut fields: BTreeMap<String, &RawValue> =
             serde_json::from_slice(&body).map_err(|_| internal(&location))?;
         fields.remove("url");
         fields.remove("sha256");
         let code =
             serde_json::value::to_raw_value(&*script.code).map_err(|_| internal(&location))?;
-        fields.insert("code", &code);
+        fields.insert("code".to_owned(), &code);
         let rewritten = serde_json::to_vec(&fields).map_err(|_| internal(&location))?;
         if rewritten.len() > self.max_bytes {
             return Err(SourceError::at(
@@ -286,6 +287,15 @@ impl Loader {
         rules: &Arc<SourceRules>,
         url: &str,
     ) -> Result<(Arc<Script>, Location), SourceError> {
+        // A tier that may load nothing is told so whatever the URL looks like.
+        if rules.0.is_empty() {
+            return Err(SourceError {
+                name: None,
+                problem: Problem::Forbidden(format!(
+                    "tenant {tier} may not load scripts from URLs (its `sources` list is empty)"
+                )),
+            });
+        }
         let location = Location::parse(url).map_err(|reason| SourceError {
             name: None,
             problem: Problem::Invalid(reason),
