@@ -188,7 +188,7 @@ struct Object {
 ///   `Last-Modified`, `x-goog-generation`, `Content-Length`; 304 on a matching
 ///   `If-None-Match`; 404 with a `NoSuchKey` XML error.
 /// - `/unsized/...`: objects sent without `Content-Length`.
-/// - `/slow.js`: answers after 3 s. `/redirect?to=<url>`: 302 to `to`.
+/// - `/slowish/...`: objects sent after 300 ms. `/slow.js`: answers after 3 s. `/redirect?to=<url>`: 302 to `to`.
 /// - any other path: the object at that path, with the same ETag and 304 handling.
 struct PlainServer {
     addr: SocketAddr,
@@ -291,6 +291,9 @@ fn serve(
         let _ = stream.write_all(format!("{head}\r\n{body}").as_bytes());
     };
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    if path.starts_with("/slowish/") {
+        thread::sleep(Duration::from_millis(300));
+    }
     if path == "/slow.js" {
         thread::sleep(Duration::from_secs(3));
         return answer("200 OK", &[], "1");
@@ -665,6 +668,28 @@ fn web_scripts_are_cached_revalidated_bounded_in_time_and_redirects_rechecked() 
         "payload_too_large",
         "4096",
     );
+}
+
+#[test]
+fn concurrent_executions_of_a_script_not_yet_cached_download_it_once() {
+    let server = PlainServer::start();
+    server.put("/slowish/a.js", "'once'");
+    let stack = SourceStack::start(
+        &["http://127.0.0.1/slowish/"],
+        &[("SOURCES_ALLOW_LOOPBACK", "true")],
+    );
+    let addr = stack.addr();
+    let location = url(&server.url("/slowish/a.js"));
+    let answers: Vec<Answer> = thread::scope(|scope| {
+        let runs: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| execute(addr, &location, false)))
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    for answer in &answers {
+        assert_result(answer, "once".into());
+    }
+    assert_eq!(server.downloads("/slowish/a.js"), 1);
 }
 
 #[test]

@@ -205,6 +205,8 @@ pub struct Loader {
     /// One web client per tier: its redirect policy carries the tier's allow-list.
     web_clients: Mutex<HashMap<Arc<str>, reqwest::Client>>,
     stores: Mutex<HashMap<(Store, String), Arc<dyn ObjectStore>>>,
+    /// The locations being loaded, each with the lock its loaders queue on.
+    in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The result of one request to a source.
@@ -223,6 +225,7 @@ impl Loader {
             max_bytes,
             web_clients: Mutex::default(),
             stores: Mutex::default(),
+            in_flight: Mutex::default(),
         }
     }
 
@@ -309,36 +312,51 @@ impl Loader {
             })?;
         }
         let key = location.cache_key();
-        let stale = match self.cache.get(&key) {
-            Lookup::Fresh(script) => return Ok((script, location)),
-            Lookup::Stale(script) => Some(script),
-            Lookup::Missing => None,
-        };
-        let etag = stale.as_ref().and_then(|script| script.etag.clone());
-        let fetch = self.fetch(tier, rules, &location, etag);
-        let fetched = tokio::time::timeout(self.settings.timeout, fetch)
+        if let Lookup::Fresh(script) = self.cache.get(&key) {
+            return Ok((script, location));
+        }
+        let refresh = self.refresh(tier, rules, &location, &key);
+        let script = tokio::time::timeout(self.settings.timeout, refresh)
             .await
-            .map_err(|_| SourceError::at(&location, Problem::TimedOut(self.settings.timeout)))?
+            .map_err(|_| Problem::TimedOut(self.settings.timeout))
+            .and_then(|loaded| loaded)
             .map_err(|problem| match problem {
                 Problem::TimedOut(_) => Problem::TimedOut(self.settings.timeout),
                 problem => problem,
             })
             .map_err(|problem| SourceError::at(&location, problem))?;
-        let script = match (fetched, stale) {
+        Ok((script, location))
+    }
+
+    /// Loads or revalidates the script at `location` into the cache under `key`. One load per
+    /// location at a time: requests arriving meanwhile wait for it (within their own timeout)
+    /// and take its result from the cache.
+    async fn refresh(
+        &self,
+        tier: &Arc<str>,
+        rules: &Arc<SourceRules>,
+        location: &Location,
+        key: &str,
+    ) -> Result<Arc<Script>, Problem> {
+        let flight = Flight::join(self, key);
+        let _turn = flight.lock.lock().await;
+        let stale = match self.cache.get(key) {
+            Lookup::Fresh(script) => return Ok(script),
+            Lookup::Stale(script) => Some(script),
+            Lookup::Missing => None,
+        };
+        let etag = stale.as_ref().and_then(|script| script.etag.clone());
+        let script = match (self.fetch(tier, rules, location, etag).await?, stale) {
             (Fetched::NotModified, Some(stale)) => stale,
             (Fetched::NotModified, None) => {
-                return Err(SourceError::at(
-                    &location,
-                    Problem::Unavailable {
-                        reason: "the server answered 304 to an unconditional request".to_owned(),
-                        detail: "304 without If-None-Match".to_owned(),
-                    },
-                ));
+                return Err(Problem::Unavailable {
+                    reason: "the server answered 304 to an unconditional request".to_owned(),
+                    detail: "304 without If-None-Match".to_owned(),
+                });
             }
             (Fetched::Full(bytes, etag), _) => {
                 let digest = Sha256::digest(&bytes).into();
-                let code = String::from_utf8(bytes)
-                    .map_err(|_| SourceError::at(&location, Problem::NotText))?;
+                let code = String::from_utf8(bytes).map_err(|_| Problem::NotText)?;
                 Arc::new(Script {
                     code: Arc::from(code),
                     digest,
@@ -346,8 +364,8 @@ impl Loader {
                 })
             }
         };
-        self.cache.put(key, script.clone());
-        Ok((script, location))
+        self.cache.put(key.to_owned(), script.clone());
+        Ok(script)
     }
 
     async fn fetch(
@@ -545,6 +563,32 @@ impl Loader {
         };
         stores.insert((store, bucket.to_owned()), client.clone());
         Ok(client)
+    }
+}
+
+/// A load of one location in progress: its lock, forgotten when the last loader is done.
+struct Flight<'a> {
+    loader: &'a Loader,
+    key: &'a str,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> Flight<'a> {
+    fn join(loader: &'a Loader, key: &'a str) -> Self {
+        let mut flights = loader.in_flight.lock().expect("never poisoned");
+        let lock = flights.entry(key.to_owned()).or_default().clone();
+        Self { loader, key, lock }
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.loader.in_flight.lock().expect("never poisoned");
+        // The map's reference and this one: nobody else holds or waits for the lock (others
+        // take theirs under the map's lock).
+        if Arc::strong_count(&self.lock) <= 2 {
+            flights.remove(self.key);
+        }
     }
 }
 
