@@ -1,8 +1,9 @@
 //! Scripts loaded from a URL or a bucket: `{"url": "gs://bucket/a.js"}`, `s3://`, `https://`
 //! (and `http://` where the tenant's allow-list names it), optionally pinned with `sha256`.
 //!
-//! The sandbox has no network, so the ingress loads the script and sends its text as `code`
-//! in place of `url` and `sha256` ([`Loader::rewrite`]). Only a `POST /api/execute` JSON body
+//! The ingress loads the script and sends its text as `code` in place of `url` and `sha256`
+//! ([`Loader::rewrite`]): the bucket credentials stay with the ingress, and the sandbox needs no
+//! route out for it (under Compose it has none unless a tenant is granted `fetch`). Only a `POST /api/execute` JSON body
 //! that could name a `url` is parsed; any other body goes through untouched, and a body the
 //! ingress does not rewrite (invalid, or not JSON) still cannot run a `url` unloaded: the
 //! sandbox refuses `url` with 422.

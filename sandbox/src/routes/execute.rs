@@ -147,8 +147,8 @@ fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result
                 .ok_or(ApiError::UnknownExample(file))?;
             (example.name.clone(), example.source.to_string())
         }
-        // The ingress loads `url` sources and sends their text as `code`; the sandbox has no
-        // network, so a `url` here means the sandbox was called directly.
+        // The ingress loads `url` sources and sends their text as `code`, so a `url` here means
+        // the sandbox was called directly; it never loads one itself.
         (None, None) if request.url.is_some() => {
             return Err(ApiError::Invalid(
                 "url: scripts from URLs are loaded by the ingress, which sends their text as \
