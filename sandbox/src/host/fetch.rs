@@ -273,7 +273,10 @@ fn arguments_of(arguments: Vec<Json>) -> Result<(String, Options), HostError> {
 }
 
 fn request_headers(pairs: &[(String, String)]) -> Result<HeaderMap, HostError> {
-    let bytes: usize = pairs.iter().map(|(name, value)| name.len() + value.len()).sum();
+    let bytes: usize = pairs
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
     if pairs.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
         return Err(HostError::type_error(format!(
             "fetch refused: at most {MAX_HEADERS} request headers of {MAX_HEADER_BYTES} bytes \

@@ -224,7 +224,11 @@ async fn every_example_but_the_failing_ones_runs_to_success() {
     assert_eq!(aborted.result()["stopped"], "took too long");
     let fetch = app.post_execute(json!({"file": "fetch.js"})).await;
     assert!(
-        fetch.result().as_str().unwrap().starts_with("fetch is not enabled for this tenant"),
+        fetch
+            .result()
+            .as_str()
+            .unwrap()
+            .starts_with("fetch is not enabled for this tenant"),
         "{}",
         fetch.body
     );
