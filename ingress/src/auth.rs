@@ -15,6 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use contract::capabilities::Capabilities;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::error::{ApiError, AuthFailure};
@@ -41,6 +42,9 @@ pub struct Tier {
     pub rate_limiter: Option<TierRateLimiter>,
     /// Where the tier may load scripts from (`url`).
     pub sources: Arc<SourceRules>,
+    /// The `x-tenant-capabilities` header for the sandbox (`fetch`); `None` when nothing is
+    /// granted.
+    pub capabilities: Option<HeaderValue>,
 }
 
 impl Tier {
@@ -49,9 +53,13 @@ impl Tier {
         limits: Option<String>,
         rate_limiter: Option<TierRateLimiter>,
         sources: &SourceRules,
+        capabilities: &Capabilities,
     ) -> Arc<Self> {
         Arc::new(Self {
             sources: Arc::new(sources.clone()),
+            capabilities: capabilities.header_value().map(|json| {
+                HeaderValue::try_from(json).expect("capabilities are written as plain JSON")
+            }),
             id: Arc::from(id),
             limits: limits.map(|limits| {
                 HeaderValue::try_from(limits).expect("ceilings are written as plain ASCII")
@@ -97,6 +105,7 @@ impl Directory {
             tenants.anonymous.ceilings.header_value(),
             anonymous_rate_limit.map(TierRateLimiter::per_client),
             &tenants.anonymous.sources,
+            &tenants.anonymous.capabilities,
         );
         let keys = tenants
             .tenants
@@ -107,6 +116,7 @@ impl Directory {
                     tenant.ceilings.header_value(),
                     tenant.rate_limit.as_ref().map(TierRateLimiter::shared),
                     &tenant.sources,
+                    &tenant.capabilities,
                 );
                 tenant.keys.iter().map(move |key| (*key, tier.clone()))
             })
@@ -273,6 +283,7 @@ mod tests {
                 rate_limit: None,
                 ceilings: Ceilings::default(),
                 sources: Default::default(),
+                capabilities: Default::default(),
             });
         }
         Directory::new(&tenants, None)

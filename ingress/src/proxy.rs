@@ -19,7 +19,10 @@ use axum::http::uri::{Authority, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version, header};
 use axum::response::{IntoResponse, Response};
 use connections::BodyError;
-use contract::tenant::{ANONYMOUS, CLIENT_KEY_HEADER, TENANT_ID_HEADER, TENANT_LIMITS_HEADER};
+use contract::{
+    capabilities::CAPABILITIES_HEADER,
+    tenant::{ANONYMOUS, CLIENT_KEY_HEADER, TENANT_ID_HEADER, TENANT_LIMITS_HEADER},
+};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -37,6 +40,8 @@ pub const X_TENANT_ID: HeaderName = HeaderName::from_static(TENANT_ID_HEADER);
 pub const X_TENANT_LIMITS: HeaderName = HeaderName::from_static(TENANT_LIMITS_HEADER);
 /// Which anonymous client a request is from, so the sandbox gives each its own turn.
 pub const X_CLIENT_KEY: HeaderName = HeaderName::from_static(CLIENT_KEY_HEADER);
+/// What the caller's tier was granted (`fetch`), as JSON.
+pub const X_TENANT_CAPABILITIES: HeaderName = HeaderName::from_static(CAPABILITIES_HEADER);
 
 /// How long an unused connection to the sandbox is kept; the sandbox closes idle connections
 /// after its `HEADER_READ_TIMEOUT_MS` (60 s by default).
@@ -199,6 +204,7 @@ fn set_tenant_headers(headers: &mut HeaderMap, caller: &Caller) {
     headers.remove(X_API_KEY);
     headers.remove(X_TENANT_LIMITS);
     headers.remove(X_CLIENT_KEY);
+    headers.remove(X_TENANT_CAPABILITIES);
     let id = HeaderValue::from_str(&caller.tier.id).expect("tenant ids are plain ASCII");
     headers.insert(X_TENANT_ID, id);
     if *caller.tier.id == *ANONYMOUS
@@ -209,6 +215,9 @@ fn set_tenant_headers(headers: &mut HeaderMap, caller: &Caller) {
     }
     if let Some(limits) = &caller.tier.limits {
         headers.insert(X_TENANT_LIMITS, limits.clone());
+    }
+    if let Some(capabilities) = &caller.tier.capabilities {
+        headers.insert(X_TENANT_CAPABILITIES, capabilities.clone());
     }
 }
 

@@ -18,6 +18,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::rate_limit::RateLimit;
+use contract::capabilities::{Capabilities, FetchGrant};
+
 use crate::sources::rules::SourceRules;
 
 pub use contract::tenant::{ANONYMOUS, Ceilings};
@@ -43,6 +45,8 @@ pub struct AnonymousTier {
     pub ceilings: Ceilings,
     /// Where anonymous requests may load scripts from (`url`); none by default.
     pub sources: SourceRules,
+    /// What anonymous scripts may use beyond the language (`fetch`); nothing by default.
+    pub capabilities: Capabilities,
 }
 
 /// A tenant with API keys.
@@ -58,6 +62,8 @@ pub struct Tenant {
     pub ceilings: Ceilings,
     /// Buckets, prefixes and hosts the tenant may load scripts from (`url`); none by default.
     pub sources: SourceRules,
+    /// What the tenant's scripts may use beyond the language (`fetch`); nothing by default.
+    pub capabilities: Capabilities,
 }
 
 impl Default for Tenants {
@@ -68,6 +74,7 @@ impl Default for Tenants {
                 enabled: true,
                 ceilings: Ceilings::default(),
                 sources: SourceRules::default(),
+                capabilities: Capabilities::default(),
             },
             tenants: Vec::new(),
         }
@@ -162,6 +169,8 @@ pub fn parse(
         )
         .map_err(|reason| format!("[anonymous]: {reason}"))?,
         sources: anonymous.sources,
+        capabilities: capabilities(anonymous.fetch)
+            .map_err(|reason| format!("[anonymous]: {reason}"))?,
     };
 
     let mut tenants: Vec<Tenant> = Vec::with_capacity(file.tenants.len());
@@ -193,6 +202,7 @@ struct AnonymousSection {
     max_memory_limit_mb: Option<u64>,
     #[serde(default)]
     sources: SourceRules,
+    fetch: Option<FetchGrant>,
 }
 
 #[derive(Deserialize)]
@@ -207,6 +217,29 @@ struct TenantSection {
     max_memory_limit_mb: Option<u64>,
     #[serde(default)]
     sources: SourceRules,
+    fetch: Option<FetchGrant>,
+}
+
+/// `fetch = { hosts = [...], methods = [...] }`: at least one host; methods are HTTP tokens,
+/// kept in upper case.
+fn capabilities(fetch: Option<FetchGrant>) -> Result<Capabilities, String> {
+    let Some(mut fetch) = fetch else {
+        return Ok(Capabilities::default());
+    };
+    if fetch.hosts.is_empty() {
+        return Err("fetch.hosts: list at least one host (or leave fetch out)".to_owned());
+    }
+    for method in &mut fetch.methods {
+        let token = !method.is_empty()
+            && method
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte));
+        if !token {
+            return Err(format!("fetch.methods: {method:?} is not an HTTP method"));
+        }
+        method.make_ascii_uppercase();
+    }
+    Ok(Capabilities { fetch: Some(fetch) })
 }
 
 fn check_tenant(section: TenantSection, earlier: &[Tenant]) -> Result<Tenant, String> {
@@ -253,12 +286,14 @@ fn check_tenant(section: TenantSection, earlier: &[Tenant]) -> Result<Tenant, St
         section.max_memory_limit_mb,
     )
     .map_err(|reason| format!("{id}: {reason}"))?;
+    let capabilities = capabilities(section.fetch).map_err(|reason| format!("{id}: {reason}"))?;
     Ok(Tenant {
         id,
         keys,
         rate_limit,
         ceilings,
         sources: section.sources,
+        capabilities,
     })
 }
 
@@ -392,6 +427,31 @@ mod tests {
     }
 
     #[test]
+    fn fetch_is_granted_per_tier_and_to_nobody_by_default() {
+        let text = format!(
+            "[anonymous]\nenabled = true\n\n[[tenants]]\nid = \"acme\"\nkeys = [\"{}\"]\n\
+             rate_limit_rps = 0\nfetch = {{ hosts = [\"api.example.com\", \"*.example.org\"], \
+             methods = [\"get\", \"Post\"] }}\n\n[[tenants]]\nid = \"beta\"\nkeys = [\"{}\"]\n\
+             rate_limit_rps = 0\n",
+            hash("a"),
+            hash("b")
+        );
+        let (tenants, _) = parse_toml(&text).unwrap();
+        assert_eq!(tenants.anonymous.capabilities, Capabilities::default());
+        assert_eq!(tenants.tenants[1].capabilities, Capabilities::default());
+        let fetch = tenants.tenants[0].capabilities.fetch.as_ref().unwrap();
+        assert!(fetch.allows_host("api.example.com") && fetch.allows_host("x.example.org"));
+        assert!(!fetch.allows_host("example.org"));
+        assert_eq!(fetch.methods, ["GET", "POST"]);
+        assert_eq!(
+            tenants.tenants[0].capabilities.header_value().as_deref(),
+            Some(
+                r#"{"fetch":{"hosts":["api.example.com","*.example.org"],"methods":["GET","POST"]}}"#
+            )
+        );
+    }
+
+    #[test]
     fn the_anonymous_tier_keeps_the_environment_rate_limit_unless_the_file_sets_one() {
         let (tenants, limit) = parse_toml("[anonymous]\nenabled = false\n").unwrap();
         assert!(!tenants.anonymous.enabled);
@@ -430,6 +490,25 @@ mod tests {
             (
                 "[anonymous]\nenabled = true\nsources = [\"ftp://x/\"]\n",
                 "sources: \"ftp://x/\": the scheme must be",
+            ),
+            (
+                "[anonymous]\nenabled = true\nfetch = { hosts = [] }\n",
+                "[anonymous]: fetch.hosts: list at least one host",
+            ),
+            (
+                "[anonymous]\nenabled = true\nfetch = { hosts = [\"*\"] }\n",
+                "is not a host pattern",
+            ),
+            (
+                "[anonymous]\nenabled = true\nfetch = { hosts = [\"a.com\"], ports = [1] }\n",
+                "unknown field `ports`",
+            ),
+            (
+                &tenant(&format!(
+                    "id = \"acme\"\nkeys = [\"{key}\"]\nrate_limit_rps = 0\n\
+                     fetch = {{ hosts = [\"a.com\"], methods = [\"GET X\"] }}"
+                )),
+                "tenants[0]: acme: fetch.methods: \"GET X\" is not an HTTP method",
             ),
             (
                 &tenant(&format!(

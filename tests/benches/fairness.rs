@@ -250,6 +250,7 @@ async fn start_ingress(sandbox: SocketAddr, workers: usize) -> SocketAddr {
             ..Ceilings::default()
         },
         sources: Default::default(),
+        capabilities: Default::default(),
     };
     let mut config = ingress::Config {
         sandbox_url: Some(format!("http://{sandbox}").parse().unwrap()),

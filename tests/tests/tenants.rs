@@ -232,3 +232,84 @@ fn keys_tenants_and_metrics_work_across_the_real_binaries() {
     assert!(!ingress.log().contains(key), "{}", ingress.log());
     assert!(!sandbox.log().contains(key), "{}", sandbox.log());
 }
+
+/// Answers every connection with `200 hi`, until the test ends.
+fn serve_hi() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi");
+        }
+    });
+    addr
+}
+
+#[test]
+fn fetch_reaches_only_the_hosts_the_tenants_file_grants_and_only_its_tenant() {
+    let upstream = serve_hi();
+    let key = "e2e-fetch-key-41c9";
+    let file = TempFile::new(
+        "fetch-tenants.toml",
+        &format!(
+            "[anonymous]\nenabled = true\n\n[[tenants]]\nid = \"acme\"\nkeys = [\"{}\"]\n\
+             rate_limit_rps = 0\nfetch = {{ hosts = [\"127.0.0.1\"] }}\n",
+            hash_key(Some(key), "")
+        ),
+    );
+    // Loopback is allowed for the test's own server only by this test-only setting.
+    let sandbox = Service::start("sandbox", &[("FETCH_ALLOW_LOOPBACK", "true")]);
+    let sandbox_url = sandbox.url();
+    let ingress = Service::start(
+        "ingress",
+        &[
+            ("SANDBOX_URL", &sandbox_url),
+            ("TENANTS_FILE", file.0.to_str().unwrap()),
+            ("RATE_LIMIT_RPS", "0"),
+        ],
+    );
+    let public = ingress.addr();
+    let acme = [("x-api-key", key)];
+
+    let fetched = execute(
+        public,
+        &acme,
+        &format!("fetch('http://{upstream}/').then(r => r.text())"),
+    );
+    assert_eq!(fetched.status, 200, "{}", fetched.body);
+    assert!(
+        fetched.body.contains("\"result\":\"hi\""),
+        "{}",
+        fetched.body
+    );
+
+    let elsewhere = execute(
+        public,
+        &acme,
+        &format!("fetch('http://localhost:{}/')", upstream.port()),
+    );
+    assert!(
+        elsewhere
+            .body
+            .contains("the host localhost is not in this tenant's fetch allow-list"),
+        "{}",
+        elsewhere.body
+    );
+
+    // An anonymous client cannot grant itself fetch by sending the sandbox's header.
+    let forged = r#"{"fetch":{"hosts":["127.0.0.1"]}}"#;
+    let anonymous = execute(
+        public,
+        &[("x-tenant-capabilities", forged), ("x-tenant-id", "acme")],
+        "typeof fetch",
+    );
+    assert_eq!(anonymous.status, 200, "{}", anonymous.body);
+    assert!(
+        anonymous.body.contains("\"result\":\"undefined\""),
+        "{}",
+        anonymous.body
+    );
+}

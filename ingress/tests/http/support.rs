@@ -314,6 +314,7 @@ pub fn tenant(
         rate_limit,
         ceilings,
         sources: Default::default(),
+        capabilities: Default::default(),
     }
 }
 
