@@ -13,8 +13,10 @@
 //!
 //! `cargo run -p ingress` builds only the ingress binary. So when the ingress was started by
 //! cargo (`CARGO` and `CARGO_MANIFEST_DIR` are set, which they never are in a container), it
-//! first runs `cargo build -p sandbox` with the same profile, which is a no-op when the sandbox
-//! binary is up to date.
+//! first builds the sandbox binary with the same profile, which is a no-op when it is up to
+//! date. It selects both packages (`-p sandbox -p ingress --bin sandbox`) so that dependencies
+//! get the features the two need together, as in a workspace build and the tests' builds: the
+//! sandbox alone would need its dependencies built a second time with fewer features.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -259,7 +261,15 @@ async fn build_with_cargo(own_path: &Path) -> Result<(), ChildError> {
     let mut command = Command::new(cargo);
     command
         .current_dir(manifest_dir)
-        .args(["build", "--package", "sandbox", "--bin", "sandbox"])
+        .args([
+            "build",
+            "--package",
+            "sandbox",
+            "--package",
+            "ingress",
+            "--bin",
+            "sandbox",
+        ])
         .stdin(Stdio::null());
     match profile {
         "debug" => {}

@@ -12,7 +12,9 @@ use std::{
 
 use serde_json::{Value, json};
 
-/// The example binary, built for this test's profile and target directory if need be.
+/// The example binary, built for this test's profile and target directory if need be. The
+/// whole workspace is selected, as `cargo test --workspace` selects it when it builds the
+/// example, so dependencies keep the same features and this is a no-op there.
 fn example_binary() -> PathBuf {
     let test = std::env::current_exe().unwrap();
     let profile_dir = test.parent().and_then(|deps| deps.parent()).unwrap();
