@@ -146,6 +146,19 @@ fn one_source(request: &ExecuteRequest) -> Result<(), ValidationError> {
 }
 
 /// The schemes a script may be loaded from; the ingress checks the rest of the URL.
+/// True for a `Content-Type` the API reads as JSON: `application/json` or another JSON media
+/// type (`application/*+json`), parameters and case aside. Other bodies are answered 415.
+pub fn is_json_content_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
 pub const SOURCE_SCHEMES: [&str; 4] = ["gs://", "s3://", "https://", "http://"];
 
 /// Longest `url` accepted.

@@ -324,3 +324,21 @@ pub fn skip_or_fail(test: &str, missing: &str) {
     // Straight to stderr, past the test harness's output capture, so the skip is seen.
     let _ = writeln!(io::stderr(), "skipping the {test}: {missing}");
 }
+
+/// A file in the temp directory, removed when dropped.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    /// Writes `contents` to a file named after `name` and this test process.
+    pub fn new(name: &str, contents: &str) -> Self {
+        let path = env::temp_dir().join(format!("e2e-{}-{name}", std::process::id()));
+        fs::write(&path, contents).expect("write the temporary file");
+        Self(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}

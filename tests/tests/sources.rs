@@ -11,14 +11,13 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use e2e::{Service, free_port};
+use e2e::{Service, TempFile, free_port};
 
 const KEY: &str = "e2e-sources-key-1f3a";
 /// `MAX_BODY_BYTES` of the stacks here: scripts above it are refused.
@@ -93,23 +92,6 @@ fn assert_error(answer: &Answer, status: u16, kind: &str, needle: &str) {
         "{:?} lacks {needle:?}",
         answer.message()
     );
-}
-
-/// A file in the temp directory, removed when dropped.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str, contents: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("e2e-{}-{name}", std::process::id()));
-        std::fs::write(&path, contents).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 fn sha256_hex(text: &str) -> String {

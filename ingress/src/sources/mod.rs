@@ -45,6 +45,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use validator::Validate;
 
+use crate::error::error_chain;
 use cache::{Cache, Lookup, Script};
 use rules::{Location, SourceRules, Store};
 
@@ -684,35 +685,14 @@ fn might_name_url(body: &[u8]) -> bool {
 /// `Content-Type: application/json` or `application/*+json`, as the sandbox accepts; other
 /// bodies are the sandbox's to refuse (415).
 fn declares_json(headers: &HeaderMap) -> bool {
-    let Some(content_type) = headers
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+        .is_some_and(contract::api::is_json_content_type)
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -45,18 +45,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
 /// `Content-Type: application/json`, or another JSON media type (`application/*+json`).
 fn declares_json(headers: &HeaderMap) -> bool {
-    let Some(content_type) = headers
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+        .is_some_and(contract::api::is_json_content_type)
 }
