@@ -6,6 +6,21 @@ use rquickjs::{ArrayBuffer, Ctx, Exception, Result, Value};
 
 use super::buffer_bytes;
 
+/// `read` of the bytes `[offset, offset + length)` of a buffer.
+fn with_bytes<'js, T>(
+    ctx: &Ctx<'js>,
+    buffer: &Value<'js>,
+    offset: usize,
+    length: usize,
+    read: impl FnOnce(&[u8]) -> T,
+) -> Result<T> {
+    // SAFETY: `read` runs no script code.
+    match unsafe { buffer_bytes(buffer, offset, length) } {
+        Some(bytes) => Ok(read(bytes)),
+        None => Err(Exception::throw_type(ctx, "the body's buffer was detached")),
+    }
+}
+
 /// Base64 of the bytes `[offset, offset + length)` of a buffer.
 pub fn to_base64<'js>(
     ctx: Ctx<'js>,
@@ -13,14 +28,9 @@ pub fn to_base64<'js>(
     offset: usize,
     length: usize,
 ) -> Result<String> {
-    // SAFETY: no script code runs while the bytes are read.
-    match unsafe { buffer_bytes(&buffer, offset, length) } {
-        Some(bytes) => Ok(BASE64_STANDARD.encode(bytes)),
-        None => Err(Exception::throw_type(
-            &ctx,
-            "the body's buffer was detached",
-        )),
-    }
+    with_bytes(&ctx, &buffer, offset, length, |bytes| {
+        BASE64_STANDARD.encode(bytes)
+    })
 }
 
 /// The bytes a base64 text (from the host) stands for, as a new `ArrayBuffer`.
@@ -38,15 +48,10 @@ pub fn decode_utf8<'js>(
     offset: usize,
     length: usize,
 ) -> Result<String> {
-    // SAFETY: no script code runs while the bytes are decoded.
-    match unsafe { buffer_bytes(&buffer, offset, length) } {
-        Some(bytes) => Ok(encoding_rs::UTF_8
+    with_bytes(&ctx, &buffer, offset, length, |bytes| {
+        encoding_rs::UTF_8
             .decode_with_bom_removal(bytes)
             .0
-            .into_owned()),
-        None => Err(Exception::throw_type(
-            &ctx,
-            "the body's buffer was detached",
-        )),
-    }
+            .into_owned()
+    })
 }
