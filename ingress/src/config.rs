@@ -37,6 +37,7 @@ pub const TENANTS_FILE: &str = "TENANTS_FILE";
 pub const ADMIN_LISTEN_ADDR: &str = "ADMIN_LISTEN_ADDR";
 /// Milliseconds a script from a `url` may take to load, connection to last byte (504 after).
 pub const SOURCE_TIMEOUT_MS: &str = "SOURCE_TIMEOUT_MS";
+pub const MAX_SCRIPT_BYTES: &str = "MAX_SCRIPT_BYTES";
 /// Bytes of loaded scripts kept in memory; `0` turns the cache off.
 pub const SOURCE_CACHE_BYTES: &str = "SOURCE_CACHE_BYTES";
 /// Milliseconds a cached script is used before it is revalidated with a conditional request.
@@ -97,8 +98,8 @@ pub struct Config {
     pub connections: connections::Limits,
     /// Scripts loaded from a `url`: `SOURCE_TIMEOUT_MS` (default 5000), `SOURCE_CACHE_BYTES`
     /// (64 MiB), `SOURCE_CACHE_TTL_MS` (60000), and for tests `SOURCES_ALLOW_LOOPBACK`,
-    /// `SOURCES_GCS_ENDPOINT`, `SOURCES_S3_ENDPOINT`. Scripts are capped at `MAX_BODY_BYTES`,
-    /// as inline `code` is.
+    /// `SOURCES_GCS_ENDPOINT`, `SOURCES_S3_ENDPOINT`; `MAX_SCRIPT_BYTES` (1 MiB) caps a loaded
+    /// script.
     pub sources: sources::Settings,
 }
 
@@ -214,6 +215,11 @@ impl Config {
                 LOG_FORMAT,
                 "text".to_owned(),
                 "`text`, or `json` for Cloud Logging",
+            ),
+            (
+                MAX_SCRIPT_BYTES,
+                sources::Settings::default().max_script_bytes.to_string(),
+                "largest script a `url` may load (413 above)",
             ),
             (
                 SOURCE_TIMEOUT_MS,
@@ -385,6 +391,13 @@ fn parse_sources(var: &dyn Fn(&str) -> Option<String>) -> Result<sources::Settin
         return Err(error(SOURCE_TIMEOUT_MS, "0", "must be above zero"));
     }
     let cache_ttl = millis(SOURCE_CACHE_TTL_MS, defaults.cache_ttl)?;
+    let max_script_bytes = match var(MAX_SCRIPT_BYTES) {
+        Some(bytes) => match parse(MAX_SCRIPT_BYTES, &bytes, "expected a number of bytes")? {
+            0 => return Err(error(MAX_SCRIPT_BYTES, "0", "must be above zero")),
+            bytes => bytes,
+        },
+        None => defaults.max_script_bytes,
+    };
     let cache_bytes = match var(SOURCE_CACHE_BYTES) {
         Some(bytes) => parse(SOURCE_CACHE_BYTES, &bytes, "expected a number of bytes")?,
         None => defaults.cache_bytes,
@@ -424,6 +437,7 @@ fn parse_sources(var: &dyn Fn(&str) -> Option<String>) -> Result<sources::Settin
         allow_loopback,
         gcs_endpoint: endpoint(SOURCES_GCS_ENDPOINT)?,
         s3_endpoint: endpoint(SOURCES_S3_ENDPOINT)?,
+        max_script_bytes,
     })
 }
 
@@ -526,10 +540,13 @@ mod tests {
             (SOURCE_TIMEOUT_MS, "1500"),
             (SOURCE_CACHE_BYTES, "0"),
             (SOURCE_CACHE_TTL_MS, "10"),
+            (MAX_SCRIPT_BYTES, "2048"),
         ])
         .unwrap();
         assert_eq!(config.sources.timeout, Duration::from_millis(1500));
         assert_eq!(config.sources.cache_bytes, 0);
+        assert_eq!(config.sources.max_script_bytes, 2048);
+        assert!(config_from(&[(MAX_SCRIPT_BYTES, "0")]).is_err());
         assert!(!config.sources.allow_loopback);
         let refused = config_from(&[(SOURCES_S3_ENDPOINT, "http://127.0.0.1:9000")]).unwrap_err();
         assert!(

@@ -110,7 +110,7 @@ impl Proxy {
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: config.connections.body_read_timeout,
             metrics,
-            sources: Arc::new(Loader::new(config.sources.clone(), config.max_body_bytes)),
+            sources: Arc::new(Loader::new(config.sources.clone())),
         }
     }
 }

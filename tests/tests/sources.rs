@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use e2e::{Service, TempFile, free_port};
 
 const KEY: &str = "e2e-sources-key-1f3a";
-/// `MAX_BODY_BYTES` of the stacks here: scripts above it are refused.
+/// `MAX_SCRIPT_BYTES` of the stacks here: scripts above it are refused.
 const CAP: usize = 4096;
 
 /// A whole answer: status code and body as JSON.
@@ -136,7 +136,7 @@ impl SourceStack {
         let mut all = vec![
             ("SANDBOX_URL", sandbox_url.as_str()),
             ("TENANTS_FILE", tenants.0.to_str().unwrap()),
-            ("MAX_BODY_BYTES", cap.as_str()),
+            ("MAX_SCRIPT_BYTES", cap.as_str()),
             ("ADMIN_LISTEN_ADDR", "off"),
             ("AWS_ACCESS_KEY_ID", "test"),
             ("AWS_SECRET_ACCESS_KEY", "test"),

@@ -15,7 +15,7 @@
 //!   the address rules and the tier's allow-list; GCS and S3 (through `object_store`, with
 //!   each platform's standard credentials) use the same resolver. Loopback only with the
 //!   test-only `SOURCES_ALLOW_LOOPBACK`.
-//! - Bounds: at most `MAX_BODY_BYTES` of script (streamed, stopped at the cap), within
+//! - Bounds: at most `MAX_SCRIPT_BYTES` of script (streamed, stopped at the cap), within
 //!   `SOURCE_TIMEOUT_MS`; a byte-bounded cache ([`cache`]) revalidated after
 //!   `SOURCE_CACHE_TTL_MS` with a conditional request.
 //!
@@ -67,6 +67,10 @@ pub struct Settings {
     pub gcs_endpoint: Option<String>,
     /// `SOURCES_S3_ENDPOINT`: an S3-compatible endpoint, path-style requests.
     pub s3_endpoint: Option<String>,
+    /// `MAX_SCRIPT_BYTES`: the largest script a `url` may load. The script then travels to
+    /// the sandbox in a request body, so it should stay below the sandbox's `MAX_BODY_BYTES`
+    /// (a larger request is refused there with 413).
+    pub max_script_bytes: usize,
 }
 
 impl Default for Settings {
@@ -77,6 +81,7 @@ impl Default for Settings {
             cache_ttl: Duration::from_secs(60),
             allow_loopback: false,
             gcs_endpoint: None,
+            max_script_bytes: 1024 * 1024,
             s3_endpoint: None,
         }
     }
@@ -99,7 +104,7 @@ pub enum Problem {
     Forbidden(String),
     /// Nothing there (404).
     NotFound,
-    /// Over `MAX_BODY_BYTES` (413).
+    /// Over `MAX_SCRIPT_BYTES` (413).
     TooLarge(usize),
     /// Not UTF-8 text (422 `invalid_request`).
     NotText,
@@ -218,13 +223,12 @@ enum Fetched {
 }
 
 impl Loader {
-    /// A loader with `settings`, taking scripts of at most `max_bytes` (`MAX_BODY_BYTES`: a
-    /// script is sent to the sandbox in a request body).
-    pub fn new(settings: Settings, max_bytes: usize) -> Self {
+    /// A loader with `settings`, taking scripts of at most `MAX_SCRIPT_BYTES`.
+    pub fn new(settings: Settings) -> Self {
         Self {
             cache: Cache::new(settings.cache_bytes, settings.cache_ttl),
+            max_bytes: settings.max_script_bytes,
             settings,
-            max_bytes,
             web_clients: Mutex::default(),
             stores: Mutex::default(),
             in_flight: Mutex::default(),
@@ -273,13 +277,9 @@ impl Loader {
         let code =
             serde_json::value::to_raw_value(&*script.code).map_err(|_| internal(&location))?;
         fields.insert("code".to_owned(), &code);
+        // With the rest of the request it may pass the sandbox's MAX_BODY_BYTES, which then
+        // answers 413 itself.
         let rewritten = serde_json::to_vec(&fields).map_err(|_| internal(&location))?;
-        if rewritten.len() > self.max_bytes {
-            return Err(SourceError::at(
-                &location,
-                Problem::TooLarge(self.max_bytes),
-            ));
-        }
         tracing::debug!(source = %location, bytes = script.code.len(), "script loaded");
         Ok(Bytes::from(rewritten))
     }
