@@ -42,7 +42,7 @@ pub struct ExecuteRequest {
     /// Where to load the script from: `gs://bucket/path/script.js` (Google Cloud Storage),
     /// `s3://bucket/key.js` (Amazon S3), or `https://host/path.js` (`http://` only where the
     /// tenant's allow-list names it). The ingress loads it, within the tenant's allow-list, and
-    /// sends its text as `code`; at most `MAX_BODY_BYTES` of UTF-8 text.
+    /// sends its text as `code`; at most `MAX_SCRIPT_BYTES` (1 MiB by default) of UTF-8 text.
     #[validate(custom(function = "source_url"))]
     #[schema(
         example = "gs://acme-scripts/reports/daily.js",
