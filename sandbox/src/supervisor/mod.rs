@@ -369,7 +369,9 @@ impl Shared {
             }
         };
         let delivered = Instant::now();
-        let max_frame = self.settings.setup.max_result_bytes as usize + REPORT_OVERHEAD;
+        // A report is a result, or a host call's arguments (bounded by the engine).
+        let max_frame = (self.settings.setup.max_result_bytes as usize).max(MAX_HOST_JSON_BYTES)
+            + REPORT_OVERHEAD;
         // No polling for the answer here: a task spinning in the runtime (and the runtime
         // threads it wakes by yielding) took the CPU the worker needed, and under load cost
         // more throughput and latency than a wake-up does.

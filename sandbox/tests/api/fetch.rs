@@ -419,6 +419,37 @@ async fn bodies_requests_and_bytes_are_capped_per_execution() {
 }
 
 #[tokio::test]
+async fn a_large_request_body_is_refused_by_the_byte_cap_not_by_crashing_its_worker() {
+    let (app, upstream) = (app(true).await, serve_upstream().await);
+    // 1.5 MB of body is 2 MB of base64 in the call's arguments: more than a result may be.
+    let code =
+        format!("fetch('http://{upstream}/echo', {{method: 'POST', body: 'x'.repeat(1500000)}})");
+    let refused = run_granted(&app, GRANT, &code).await;
+    assert!(
+        refusal(&refused).contains("FETCH_MAX_TOTAL_BYTES"),
+        "{}",
+        refused.body
+    );
+    let arguments = run_granted(
+        &app,
+        GRANT,
+        &format!("fetch('http://{upstream}/echo', {{method: 'POST', body: 'x'.repeat(5000000)}})"),
+    )
+    .await;
+    assert_eq!(
+        arguments.script_error_kind(),
+        "exception",
+        "{}",
+        arguments.body
+    );
+    assert_eq!(
+        arguments.body["error"]["name"], "RangeError",
+        "{}",
+        arguments.body
+    );
+}
+
+#[tokio::test]
 async fn a_slow_server_is_bounded_by_the_execution_deadline() {
     let (app, upstream) = (app(true).await, serve_upstream().await);
     let started = Instant::now();
