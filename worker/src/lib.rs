@@ -129,9 +129,14 @@ fn serve(
                 ready = true;
             }
             poll_for_job();
-            let Ok(Order::Run(job)) = read_frame(&mut *channel.borrow_mut(), MAX_SUPERVISOR_FRAME)
-            else {
-                return None;
+            let job = loop {
+                match read_frame(&mut *channel.borrow_mut(), MAX_SUPERVISOR_FRAME) {
+                    Ok(Order::Run(job)) => break job,
+                    // The answer of a call the last job no longer waited for (an aborted
+                    // fetch): the supervisor sent it before it read that job's end.
+                    Ok(Order::Answer(_)) => continue,
+                    _ => return None,
+                }
             };
             region.clear_log();
             let host = HostAccess {

@@ -39,6 +39,7 @@ async fn serve_upstream() -> SocketAddr {
         )
         .route("/big/{bytes}", get(big))
         .route("/slow", get(slow))
+        .route("/delay", get(delay))
         .with_state(addr);
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
@@ -86,6 +87,11 @@ async fn redirect_to_host(State(addr): State<SocketAddr>, Path(host): Path<Strin
 
 async fn big(Path(bytes): Path<usize>) -> Vec<u8> {
     vec![b'x'; bytes]
+}
+
+async fn delay() -> &'static str {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    "late"
 }
 
 async fn slow() -> StatusCode {
@@ -488,6 +494,41 @@ async fn an_abort_signal_rejects_a_pending_fetch_with_its_reason() {
     );
     let response = run_granted(&app, GRANT, &code).await;
     assert_eq!(response.result(), &json!(["AbortError", true]));
+}
+
+#[tokio::test]
+async fn an_answer_that_comes_after_its_fetch_was_abandoned_does_not_disturb_the_next_execution() {
+    let app = spawn_app_with(|config| {
+        config.max_concurrency = 1;
+        config.fetch.allow_loopback = true;
+    })
+    .await;
+    let upstream = serve_upstream().await;
+    // The fetch is aborted at once; its answer reaches the worker while the script still runs,
+    // and is left unread when the execution ends.
+    let abandon = format!(
+        "const c = new AbortController();
+         fetch('http://{upstream}/delay', {{signal: c.signal}}).catch(() => {{}});
+         c.abort();
+         const until = Date.now() + 200; while (Date.now() < until);
+         'done'"
+    );
+    for _ in 0..3 {
+        let abandoned = run_granted(&app, GRANT, &abandon).await;
+        assert_eq!(abandoned.result(), &json!("done"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let next = app.run("6 * 7").await;
+        assert_eq!(next.result(), &json!(42));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for reason in ["died_idle", "crashed"] {
+        let exits = app
+            .metric(&format!(
+                "sandbox_worker_exits_total{{reason=\"{reason}\",signal=\"none\"}}"
+            ))
+            .await;
+        assert_eq!(exits, 0.0, "{reason}");
+    }
 }
 
 #[tokio::test]
