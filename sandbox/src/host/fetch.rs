@@ -328,8 +328,13 @@ fn too_large(url: &Url, max: u64) -> HostError {
 /// A failed request: a rule's refusal (found in the error's sources), the deadline, or the
 /// network.
 fn failed(url: &Url, error: &reqwest::Error) -> HostError {
-    if let Some(refusal) = refusal(error) {
-        return refused(url, refusal);
+    match refusal(error) {
+        // A name that does not resolve is the network's failure, not a rule's refusal.
+        Some(unresolved @ EgressError::Unresolved { .. }) => {
+            return HostError::type_error(format!("fetch to {} failed: {unresolved}", origin(url)));
+        }
+        Some(refusal) => return refused(url, refusal),
+        None => {}
     }
     if error.is_timeout() {
         return HostError::type_error(format!(
@@ -368,6 +373,61 @@ mod tests {
         assert!(request_headers(&many).is_err());
         let huge = [("x-a".to_owned(), "1".repeat(MAX_HEADER_BYTES))];
         assert!(request_headers(&huge).is_err());
+    }
+
+    #[test]
+    fn an_unresolvable_name_is_a_failure_and_a_blocked_address_a_refusal() {
+        let url = Url::parse("https://nowhere.invalid/").unwrap();
+        let unresolved = EgressError::Unresolved {
+            host: "nowhere.invalid".into(),
+            message: "no such name".into(),
+        };
+        let blocked = EgressError::Address {
+            blocked: egress::check_address("10.0.0.1".parse().unwrap(), AddressPolicy::default())
+                .unwrap_err(),
+        };
+        let (unresolved, blocked) = runtime().block_on(async {
+            let client = reqwest::Client::builder()
+                .dns_resolver(std::sync::Arc::new(Failing(unresolved)))
+                .build()
+                .unwrap();
+            let unresolved = client.get(url.clone()).send().await.unwrap_err();
+            let client = reqwest::Client::builder()
+                .dns_resolver(std::sync::Arc::new(Failing(blocked)))
+                .build()
+                .unwrap();
+            (
+                unresolved,
+                client.get(url.clone()).send().await.unwrap_err(),
+            )
+        });
+        let unresolved = failed(&url, &unresolved).message;
+        assert!(
+            unresolved.contains("failed: nowhere.invalid could not be resolved"),
+            "{unresolved}"
+        );
+        let blocked = failed(&url, &blocked).message;
+        assert!(
+            blocked.contains("refused: the URL's host 10.0.0.1 is a private address"),
+            "{blocked}"
+        );
+    }
+
+    /// A resolver that fails with a given egress error.
+    struct Failing(EgressError);
+
+    impl reqwest::dns::Resolve for Failing {
+        fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            let error = self.0.clone();
+            Box::pin(async move { Err(error.into()) })
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
 
     #[test]
