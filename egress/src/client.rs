@@ -48,7 +48,7 @@ pub enum EgressError {
     /// The URL has no host, or one that cannot be used.
     #[error("the URL has no usable host")]
     NoHost,
-    /// The caller's allow-list refused a hop of a redirect chain.
+    /// The caller's allow-list refused a hop of a redirect chain (named by its origin).
     #[error("a redirect to {url} was refused: {reason}")]
     RedirectRefused { url: String, reason: String },
     /// The redirect chain was longer than allowed.
@@ -146,8 +146,9 @@ pub fn redirect_policy(
         }
         match allow(&url) {
             Ok(()) => attempt.follow(),
+            // The origin only: a path or query may carry a secret.
             Err(reason) => attempt.error(EgressError::RedirectRefused {
-                url: url.to_string(),
+                url: url.origin().ascii_serialization(),
                 reason,
             }),
         }

@@ -350,7 +350,10 @@ async fn redirects_are_followed_within_the_allow_list_and_rechecked_at_every_hop
     .await;
     let message = refusal(&elsewhere);
     assert!(
-        message.contains("redirect to http://localhost"),
+        message.contains(&format!(
+            "redirect to http://localhost:{} was refused",
+            upstream.port()
+        )),
         "{message}"
     );
     assert!(
