@@ -7,14 +7,15 @@
 //!   connecting, and to addresses written in URLs; redirects are followed by the HTTP client
 //!   only after each hop passed the same rules and the allow-list, at most [`MAX_REDIRECTS`].
 //! - Caps: requests per execution, bytes of each response body (streamed, stopped at the cap),
-//!   bytes sent and received over the execution; all from [`FetchSettings`].
+//!   bytes sent and received over the execution; all from [`FetchSettings`]. Time: a request
+//!   still running at the execution's deadline ends the execution as a `timeout`.
 //! - Nothing of the service's: no proxy, cookie store or credentials; request headers that
 //!   only the client may set (`Host`, `Cookie`, `Content-Length`, ...) are dropped, as the
 //!   Fetch Standard drops them, and `Set-Cookie` is not shown to scripts.
 //!
 //! Every refusal rejects the script's promise with a `TypeError` whose message names the rule.
 
-use std::{sync::Mutex, time::Instant};
+use std::sync::Mutex;
 
 use base64::{Engine, prelude::BASE64_STANDARD};
 use contract::capabilities::FetchGrant;
@@ -163,12 +164,8 @@ impl Fetcher {
         if let Some(body) = body {
             request = request.body(body);
         }
-        let remaining = call.deadline.saturating_duration_since(Instant::now());
-        let mut response = request
-            .timeout(remaining)
-            .send()
-            .await
-            .map_err(|error| failed(&url, &error))?;
+        // No timeout of its own: the execution's deadline ends the call (see the supervisor).
+        let mut response = request.send().await.map_err(|error| failed(&url, &error))?;
         if let Some(length) = response.content_length()
             && length > max.max_response_bytes
         {
@@ -337,10 +334,7 @@ fn failed(url: &Url, error: &reqwest::Error) -> HostError {
         None => {}
     }
     if error.is_timeout() {
-        return HostError::type_error(format!(
-            "fetch to {} did not finish before the execution's time limit",
-            origin(url)
-        ));
+        return HostError::type_error(format!("fetch to {} timed out connecting", origin(url)));
     }
     let mut cause: &dyn std::error::Error = error;
     while let Some(source) = cause.source() {

@@ -487,16 +487,12 @@ impl Shared {
             )));
         };
         let metrics = self.metrics.clone();
-        let deadline = tokio::time::Instant::from_std(calls.deadline);
+        // No deadline of its own: the call is dropped when the execution ends (at its deadline
+        // at the latest), so a call still running then ends the execution as a `timeout` rather
+        // than answering an error the script could catch a moment before its own deadline.
         calls.running.spawn(async move {
             let started = Instant::now();
-            let result = match tokio::time::timeout_at(deadline, future).await {
-                Ok(result) => result,
-                Err(_) => Err(HostError::new(format!(
-                    "{} did not answer before the execution's time limit",
-                    call.name
-                ))),
-            };
+            let result = future.await;
             let result = result.and_then(|value| {
                 let json = serde_json::to_string(&value).expect("JSON values serialise");
                 if json.len() > MAX_HOST_JSON_BYTES {
