@@ -112,7 +112,8 @@ struct Entry {
 /// The host functions an operator exposes to scripts; cheap to clone.
 #[derive(Clone, Default)]
 pub struct HostFunctions {
-    entries: BTreeMap<String, Entry>,
+    /// Shared, so that each execution's copy (the worker makes one per job) costs a count.
+    entries: Arc<BTreeMap<String, Entry>>,
 }
 
 impl fmt::Debug for HostFunctions {
@@ -170,8 +171,7 @@ impl HostFunctions {
         name: &str,
         offered: impl Fn(&Capabilities) -> bool + Send + Sync + 'static,
     ) -> Self {
-        let entry = self
-            .entries
+        let entry = Arc::make_mut(&mut self.entries)
             .get_mut(name)
             .unwrap_or_else(|| panic!("no host function is registered as `{name}`"));
         entry.offered = Some(Arc::new(offered));
@@ -188,7 +188,9 @@ impl HostFunctions {
             offered: None,
         };
         assert!(
-            self.entries.insert(name.to_owned(), entry).is_none(),
+            Arc::make_mut(&mut self.entries)
+                .insert(name.to_owned(), entry)
+                .is_none(),
             "`{name}` is registered twice"
         );
     }
@@ -227,11 +229,6 @@ impl HostFunctions {
             Kind::Async(function) => Some(function(arguments, context)),
             Kind::Sync(_) => None,
         }
-    }
-
-    /// Registered names, for logs and checks.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.keys().map(String::as_str)
     }
 }
 
@@ -443,11 +440,6 @@ impl<'js> HostRuntime<'js> {
         Ok(true)
     }
 
-    /// Host calls made so far.
-    pub fn calls(&self) -> u32 {
-        self.calls.get()
-    }
-
     /// Drops the promises of calls still in flight (before the runtime is freed).
     pub fn clear(&self) {
         self.pending.borrow_mut().clear();
@@ -539,20 +531,18 @@ fn throw(ctx: &Ctx<'_>, error: &HostError) -> rquickjs::Error {
 /// `error` as an exception object of its class: the standard error classes by name, any other
 /// name as an `Error` whose `name` is set.
 fn error_value<'js>(ctx: &Ctx<'js>, error: &HostError) -> Value<'js> {
-    let message = error.message.as_str();
-    let _ = match error.name.as_str() {
-        "TypeError" => Exception::throw_type(ctx, message),
-        "RangeError" => Exception::throw_range(ctx, message),
-        "SyntaxError" => Exception::throw_syntax(ctx, message),
-        "ReferenceError" => Exception::throw_reference(ctx, message),
-        _ => Exception::throw_message(ctx, message),
+    type Throw<'js> = fn(&Ctx<'js>, &str) -> rquickjs::Error;
+    let (throw, own_class): (Throw<'js>, bool) = match error.name.as_str() {
+        "TypeError" => (Exception::throw_type, true),
+        "RangeError" => (Exception::throw_range, true),
+        "SyntaxError" => (Exception::throw_syntax, true),
+        "ReferenceError" => (Exception::throw_reference, true),
+        "Error" => (Exception::throw_message, true),
+        _ => (Exception::throw_message, false),
     };
+    let _ = throw(ctx, &error.message);
     let value = ctx.catch();
-    if !matches!(
-        error.name.as_str(),
-        "Error" | "TypeError" | "RangeError" | "SyntaxError" | "ReferenceError"
-    ) && let Some(object) = value.as_object()
-    {
+    if !own_class && let Some(object) = value.as_object() {
         let _ = object.set("name", error.name.as_str());
     }
     value
