@@ -9,7 +9,7 @@
 //! - [`check_url`] applies the same rules to URLs whose host is an address (which no resolver
 //!   sees) and allows only `http` and `https`.
 //! - [`redirect_policy`] re-checks every hop of a redirect chain, with the caller's own
-//!   allow-list, and stops after a given number of hops.
+//!   allow-list, and stops after [`MAX_REDIRECTS`].
 //! - [`client_builder`] puts them together without any proxy from the environment, cookie
 //!   store, or default credentials.
 //!
@@ -129,16 +129,18 @@ pub fn check_url(url: &Url, policy: AddressPolicy) -> Result<(), EgressError> {
     check_address(address, policy).map_err(|blocked| EgressError::Address { blocked })
 }
 
-/// A redirect policy that stops after `max_hops`, and refuses a hop whose URL fails
+/// Most redirects one request follows, wherever the service follows them.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// A redirect policy that stops after [`MAX_REDIRECTS`], and refuses a hop whose URL fails
 /// [`check_url`] or `allow` (the caller's allow-list; its error text names the rule).
 pub fn redirect_policy(
-    max_hops: usize,
     policy: AddressPolicy,
     allow: impl Fn(&Url) -> Result<(), String> + Send + Sync + 'static,
 ) -> redirect::Policy {
     redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() > max_hops {
-            return attempt.error(EgressError::TooManyRedirects(max_hops));
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(EgressError::TooManyRedirects(MAX_REDIRECTS));
         }
         let url = attempt.url().clone();
         if let Err(error) = check_url(&url, policy) {

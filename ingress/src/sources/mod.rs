@@ -49,9 +49,6 @@ use crate::error::error_chain;
 use cache::{Cache, Lookup, Script};
 use rules::{Location, SourceRules, Store};
 
-/// Redirects followed for a web source, each re-checked.
-const MAX_REDIRECTS: usize = 5;
-
 /// The loader's settings, from the environment (see [`crate::config`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -481,14 +478,10 @@ impl Loader {
         let policy = self.settings.address_policy();
         let (allowed, name) = (rules.clone(), tier.clone());
         let client = egress::client::client_builder(policy)
-            .redirect(egress::client::redirect_policy(
-                MAX_REDIRECTS,
-                policy,
-                move |url| {
-                    let location = Location::parse(url.as_str())?;
-                    allowed.check(&name, &location)
-                },
-            ))
+            .redirect(egress::client::redirect_policy(policy, move |url| {
+                let location = Location::parse(url.as_str())?;
+                allowed.check(&name, &location)
+            }))
             .timeout(self.settings.timeout)
             .build()
             .map_err(|error| Problem::Unavailable {

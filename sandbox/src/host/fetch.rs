@@ -5,7 +5,8 @@
 //!
 //! - Addresses: the `egress` crate's rules, applied to every address a name resolves to when
 //!   connecting, and to addresses written in URLs; redirects are followed by the HTTP client
-//!   only after each hop passed the same rules and the allow-list, at most [`MAX_REDIRECTS`].
+//!   only after each hop passed the same rules and the allow-list, at most
+//!   [`egress::client::MAX_REDIRECTS`].
 //! - Caps: requests per execution, bytes of each response body (streamed, stopped at the cap),
 //!   bytes sent and received over the execution; all from [`FetchSettings`]. Time: a request
 //!   still running at the execution's deadline ends the execution as a `timeout`.
@@ -35,8 +36,6 @@ use url::Url;
 
 use crate::config::FetchSettings;
 
-/// Most redirects one request follows.
-pub const MAX_REDIRECTS: usize = 5;
 /// HTTP clients kept, one per distinct allow-list (each carries its redirect check).
 const CLIENTS: usize = 256;
 /// Longest URL a request may name.
@@ -223,7 +222,7 @@ impl Fetcher {
             return Ok(client.clone());
         }
         let allowed = grant.clone();
-        let redirects = redirect_policy(MAX_REDIRECTS, self.policy, move |url| {
+        let redirects = redirect_policy(self.policy, move |url| {
             let host = url.host_str().unwrap_or_default();
             if allowed.allows_host(host) {
                 Ok(())
