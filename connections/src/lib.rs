@@ -17,6 +17,7 @@
 //! variables both binaries share.
 
 mod body;
+mod budget;
 mod limits;
 
 use std::{
@@ -42,6 +43,10 @@ use tower::ServiceExt;
 
 pub use self::{
     body::{BodyError, read_body},
+    budget::{
+        Charge, LimitSource, MemoryBudget, OverBudget, container_memory_limit,
+        container_memory_limit_in,
+    },
     limits::{Limits, LimitsError, VariableHelp, environment_help, vars},
 };
 
