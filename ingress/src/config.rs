@@ -48,6 +48,12 @@ pub const SOURCES_ALLOW_LOOPBACK: &str = "SOURCES_ALLOW_LOOPBACK";
 pub const SOURCES_GCS_ENDPOINT: &str = "SOURCES_GCS_ENDPOINT";
 /// For emulators and S3-compatible stores: the S3 endpoint, with path-style requests.
 pub const SOURCES_S3_ENDPOINT: &str = "SOURCES_S3_ENDPOINT";
+/// MiB of memory the ingress may use when its container sets no limit (a cgroup's wins).
+pub const INGRESS_MEMORY_MB: &str = "INGRESS_MEMORY_MB";
+/// Percent of the ingress's memory that buffered request bodies and loaded scripts may hold.
+pub const BUFFER_SHARE_PERCENT: &str = "BUFFER_SHARE_PERCENT";
+/// Set by Cloud Run in every container: there, only Google's front end reaches the port.
+pub const K_SERVICE: &str = "K_SERVICE";
 
 const DEFAULT_LISTEN_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT);
@@ -58,6 +64,11 @@ const DEFAULT_RATE_LIMIT_RPS: f64 = 5.0;
 const DEFAULT_RATE_LIMIT_BURST: u32 = 20;
 const DEFAULT_ADMIN_LISTEN_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
+/// The deploy files' limit for the ingress container (Compose `mem_limit: 256m`, Cloud Run
+/// `memory: 256Mi`), for when no cgroup says.
+const DEFAULT_INGRESS_MEMORY_MB: u64 = 256;
+/// A quarter: 64 MiB of 256, beside the 64 MiB source cache and the process itself.
+const DEFAULT_BUFFER_SHARE_PERCENT: u8 = 25;
 
 /// Everything the ingress can be told from outside.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +112,50 @@ pub struct Config {
     /// `SOURCES_GCS_ENDPOINT`, `SOURCES_S3_ENDPOINT`; `MAX_SCRIPT_BYTES` (1 MiB) caps a loaded
     /// script.
     pub sources: sources::Settings,
+    /// The ingress's memory and the share of it for buffers (see [`Memory`]).
+    pub memory: Memory,
+    /// `K_SERVICE` is set: the ingress runs on Cloud Run, where its port is reached only
+    /// through Google's front end.
+    pub on_cloud_run: bool,
+}
+
+/// How much memory the ingress may use, and how much of it request bodies and loaded scripts
+/// may hold at once across all connections (the process's [`connections::MemoryBudget`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    /// The container's cgroup limit where there is one, else `INGRESS_MEMORY_MB` (256).
+    pub limit_bytes: u64,
+    /// Where `limit_bytes` came from.
+    pub source: MemorySource,
+    /// `BUFFER_SHARE_PERCENT` (25): the share of `limit_bytes` for buffers.
+    pub buffer_percent: u8,
+}
+
+/// Where the ingress's memory limit came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemorySource {
+    /// The cgroup's limit (`memory.max`, or v1's `memory.limit_in_bytes`).
+    Container,
+    /// `INGRESS_MEMORY_MB` or its default: no cgroup sets a limit.
+    Setting,
+}
+
+impl Memory {
+    /// Bytes that buffered bodies and loaded scripts may hold at once.
+    pub fn buffer_bytes(&self) -> usize {
+        let bytes = self.limit_bytes / 100 * u64::from(self.buffer_percent);
+        usize::try_from(bytes).unwrap_or(usize::MAX)
+    }
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Self {
+            limit_bytes: DEFAULT_INGRESS_MEMORY_MB * 1024 * 1024,
+            source: MemorySource::Setting,
+            buffer_percent: DEFAULT_BUFFER_SHARE_PERCENT,
+        }
+    }
 }
 
 /// The public port's connection limits when nothing is set.
@@ -111,6 +166,7 @@ pub fn default_connection_limits() -> connections::Limits {
         write_timeout: Duration::from_secs(10),
         max_connections: 1024,
         max_connections_per_client: Some(128),
+        shutdown_notice: Duration::from_secs(1),
     }
 }
 
@@ -152,6 +208,8 @@ impl Default for Config {
             admin_listen_addr: Some(DEFAULT_ADMIN_LISTEN_ADDR),
             connections: default_connection_limits(),
             sources: sources::Settings::default(),
+            memory: Memory::default(),
+            on_cloud_run: false,
         }
     }
 }
@@ -250,6 +308,16 @@ impl Config {
                 SOURCES_S3_ENDPOINT,
                 "unset".to_owned(),
                 "emulators and S3-compatible stores: the endpoint, path-style; unset: AWS",
+            ),
+            (
+                INGRESS_MEMORY_MB,
+                DEFAULT_INGRESS_MEMORY_MB.to_string(),
+                "MiB the ingress may use when its container (cgroup) sets no memory limit",
+            ),
+            (
+                BUFFER_SHARE_PERCENT,
+                DEFAULT_BUFFER_SHARE_PERCENT.to_string(),
+                "percent of that memory that buffered request bodies and loaded scripts may hold (503 past it)",
             ),
             (
                 "RUST_LOG",
@@ -358,6 +426,7 @@ impl Config {
 
         let sources =
             parse_sources(&|name: &str| lookup(name).filter(|value| !value.trim().is_empty()))?;
+        let memory = parse_memory(var(INGRESS_MEMORY_MB), var(BUFFER_SHARE_PERCENT))?;
 
         Ok(Self {
             listen_addr,
@@ -371,8 +440,60 @@ impl Config {
             admin_listen_addr,
             connections,
             sources,
+            memory,
+            on_cloud_run: var(K_SERVICE).is_some(),
         })
     }
+
+    /// Settings that are valid but probably wrong, for `check-config` and the start-up log.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        // X-Forwarded-For is the client's own to write: only a proxy in front may be believed,
+        // and only if clients cannot go around it. On Cloud Run the port is reachable only
+        // through Google's front end; elsewhere, a non-loopback address is reachable directly.
+        if self.trusted_proxy_hops > 0 && !self.listen_addr.ip().is_loopback() && !self.on_cloud_run
+        {
+            warnings.push(format!(
+                "{TRUSTED_PROXY_HOPS}={} while listening on {}, which clients may reach without \
+                 the proxy: a client that does can choose its identity (its rate limit and its \
+                 turn) with X-Forwarded-For. Use {TRUSTED_PROXY_HOPS}=0 where clients connect \
+                 directly (Docker Compose), or listen only where the proxy alone can connect",
+                self.trusted_proxy_hops, self.listen_addr
+            ));
+        }
+        warnings
+    }
+}
+
+/// The ingress's memory: the container's limit where a cgroup sets one, otherwise
+/// `INGRESS_MEMORY_MB`; and `BUFFER_SHARE_PERCENT` of it for buffers.
+fn parse_memory(megabytes: Option<String>, percent: Option<String>) -> Result<Memory, ConfigError> {
+    let defaults = Memory::default();
+    let setting = match megabytes {
+        Some(text) => match parse::<u64>(INGRESS_MEMORY_MB, &text, "expected MiB")? {
+            0 => return Err(error(INGRESS_MEMORY_MB, &text, "must be above zero")),
+            mb => mb
+                .checked_mul(1024 * 1024)
+                .ok_or_else(|| error(INGRESS_MEMORY_MB, &text, "too large"))?,
+        },
+        None => defaults.limit_bytes,
+    };
+    let (limit_bytes, source) = match connections::container_memory_limit() {
+        Some((bytes, _)) => (bytes, MemorySource::Container),
+        None => (setting, MemorySource::Setting),
+    };
+    let buffer_percent = match percent {
+        Some(text) => match parse::<u8>(BUFFER_SHARE_PERCENT, &text, "expected a percentage")? {
+            percent @ 1..=100 => percent,
+            _ => return Err(error(BUFFER_SHARE_PERCENT, &text, "must be 1 to 100")),
+        },
+        None => defaults.buffer_percent,
+    };
+    Ok(Memory {
+        limit_bytes,
+        source,
+        buffer_percent,
+    })
 }
 
 fn parse_sources(var: &dyn Fn(&str) -> Option<String>) -> Result<sources::Settings, ConfigError> {
@@ -525,13 +646,98 @@ mod tests {
         })
     }
 
+    /// The `Default` column of README's "Ingress configuration" table: `variable`'s row, its
+    /// backticks removed.
+    fn documented_default(variable: &str) -> String {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("\n## ")
+            .find(|section| section.starts_with("Ingress configuration\n"))
+            .expect("README has an \"Ingress configuration\" section");
+        let row = section
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{variable}` |")))
+            .unwrap_or_else(|| panic!("README's ingress table has no row for {variable}"));
+        row.split('|').nth(2).unwrap().trim().replace('`', "")
+    }
+
     #[test]
-    fn empty_environment_gives_the_documented_defaults() {
-        assert_eq!(config_from(&[]).unwrap(), Config::default());
-        assert_eq!(
-            Config::default().listen_addr,
-            "127.0.0.1:8080".parse().unwrap()
-        );
+    fn empty_environment_gives_the_defaults_readme_documents() {
+        let config = config_from(&[]).unwrap();
+        assert_eq!(config, Config::default());
+        let rate_limit = config.rate_limit.expect("rate limiting is on by default");
+        let limits = &config.connections;
+        let millis = |duration: Duration| duration.as_millis().to_string();
+        let defaults = [
+            (LISTEN_ADDR, config.listen_addr.to_string()),
+            (UPSTREAM_TIMEOUT_MS, millis(config.upstream_timeout)),
+            (MAX_BODY_BYTES, config.max_body_bytes.to_string()),
+            (RATE_LIMIT_RPS, rate_limit.per_second.to_string()),
+            (RATE_LIMIT_BURST, rate_limit.burst.to_string()),
+            (
+                ADMIN_LISTEN_ADDR,
+                config.admin_listen_addr.unwrap().to_string(),
+            ),
+            (TRUSTED_PROXY_HOPS, config.trusted_proxy_hops.to_string()),
+            (
+                connections::vars::HEADER_READ_TIMEOUT_MS,
+                millis(limits.header_read_timeout),
+            ),
+            (
+                connections::vars::BODY_READ_TIMEOUT_MS,
+                millis(limits.body_read_timeout),
+            ),
+            (
+                connections::vars::WRITE_TIMEOUT_MS,
+                millis(limits.write_timeout),
+            ),
+            (
+                connections::vars::MAX_CONNECTIONS,
+                limits.max_connections.to_string(),
+            ),
+            (
+                connections::vars::MAX_CONNECTIONS_PER_CLIENT,
+                limits.max_connections_per_client.unwrap().to_string(),
+            ),
+            (
+                LOG_FORMAT,
+                format!("{:?}", config.log_format).to_lowercase(),
+            ),
+            (
+                MAX_SCRIPT_BYTES,
+                config.sources.max_script_bytes.to_string(),
+            ),
+            (SOURCE_TIMEOUT_MS, millis(config.sources.timeout)),
+            (SOURCE_CACHE_BYTES, config.sources.cache_bytes.to_string()),
+            (SOURCE_CACHE_TTL_MS, millis(config.sources.cache_ttl)),
+            (
+                SOURCES_ALLOW_LOOPBACK,
+                config.sources.allow_loopback.to_string(),
+            ),
+        ];
+        for (variable, value) in defaults {
+            assert_eq!(value, documented_default(variable), "{variable}");
+        }
+        for (variable, is_unset) in [
+            (PORT, true),
+            (SANDBOX_URL, config.sandbox_url.is_none()),
+            (
+                TENANTS_FILE,
+                config.tenants.tenants.is_empty() && config.tenants.anonymous.enabled,
+            ),
+            (SOURCES_GCS_ENDPOINT, config.sources.gcs_endpoint.is_none()),
+            (SOURCES_S3_ENDPOINT, config.sources.s3_endpoint.is_none()),
+        ] {
+            assert_eq!(documented_default(variable), "unset", "{variable}");
+            assert!(is_unset, "{variable} has a value by default");
+        }
+    }
+
+    #[test]
+    fn help_lists_the_defaults_readme_documents() {
+        for (variable, default, _) in Config::help() {
+            assert_eq!(default, documented_default(variable), "{variable}");
+        }
     }
 
     #[test]
