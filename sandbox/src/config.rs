@@ -11,6 +11,7 @@ pub mod vars {
     pub const LISTEN_ADDR: &str = "LISTEN_ADDR";
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
     pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
+    pub const SANDBOX_MEMORY_MB: &str = "SANDBOX_MEMORY_MB";
     pub const QUEUE_CAPACITY: &str = "QUEUE_CAPACITY";
     pub const QUEUE_MAX_BYTES: &str = "QUEUE_MAX_BYTES";
     pub const QUEUE_TIMEOUT_MS: &str = "QUEUE_TIMEOUT_MS";
@@ -38,6 +39,20 @@ pub mod vars {
 /// Requests of all tenants together that may wait for a worker, as a multiple of
 /// `QUEUE_CAPACITY` (the bound of one tenant).
 pub const TOTAL_QUEUE_FACTOR: usize = 4;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Address space a worker needs beyond its heap and stack: the program and its libraries
+/// (about 30 MiB mapped), the console region, and room for the allocator's slack.
+pub const WORKER_OVERHEAD_BYTES: u64 = 64 * MIB;
+
+/// What the supervisor holds whatever its requests: its program, runtime threads, metrics and
+/// idle connections' buffers below [`PER_CONNECTION_BYTES`].
+pub const SUPERVISOR_BASE_BYTES: u64 = 64 * MIB;
+
+/// The supervisor's bytes per open connection (hyper's buffers, the task), reserved for
+/// `MAX_CONNECTIONS` of them.
+pub const PER_CONNECTION_BYTES: u64 = 64 * 1024;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +94,11 @@ pub struct Config {
     /// `MAX_CONCURRENCY`: executions running at once, one per worker process, default the
     /// number of CPUs.
     pub max_concurrency: usize,
+    /// `SANDBOX_MEMORY_MB` (read in MiB, held in bytes): memory the sandbox's processes, the
+    /// supervisor and its workers, may use together. Unset: the container's limit (cgroup), or
+    /// the machine's memory where there is none; set beside a container limit, the smaller of
+    /// the two. See [`MemoryPlan`].
+    pub sandbox_memory: Option<u64>,
     /// `QUEUE_CAPACITY`: requests of one tenant (or one anonymous client) that may wait for a
     /// worker, default 1024: a bound against floods, not the admission rule, which is the
     /// estimated wait (see [`crate::scheduler`]). All tenants together may have
@@ -182,6 +202,7 @@ impl Default for Config {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
             log_format: LogFormat::Text,
             max_concurrency: cpus,
+            sandbox_memory: None,
             queue_capacity: 1024,
             queue_max_bytes: 64 * 1024 * 1024,
             queue_timeout: Duration::from_millis(2000),
@@ -223,6 +244,9 @@ impl Config {
             listen_addr: env.parse(LISTEN_ADDR, defaults.listen_addr)?,
             log_format: env.parse(LOG_FORMAT, defaults.log_format)?,
             max_concurrency,
+            sandbox_memory: env
+                .optional_positive(SANDBOX_MEMORY_MB)?
+                .map(|mib| mib as u64 * MIB),
             queue_capacity: env.positive(QUEUE_CAPACITY, defaults.queue_capacity)?,
             queue_max_bytes: env.positive(QUEUE_MAX_BYTES, defaults.queue_max_bytes)?,
             queue_timeout: env.millis(QUEUE_TIMEOUT_MS, defaults.queue_timeout)?,
@@ -295,7 +319,44 @@ impl Config {
                 "must be at most MAX_MEMORY_LIMIT_MB",
             ));
         }
+        self.memory_plan()?;
         Ok(self)
+    }
+
+    /// How the sandbox's memory is shared out here: its container's limit, or the setting, or
+    /// the machine's memory. An error names the variables when the workers, the supervisor and
+    /// one request cannot fit.
+    pub fn memory_plan(&self) -> Result<MemoryPlan, ConfigError> {
+        MemoryPlan::new(
+            self,
+            connections::container_memory_limit(),
+            machine_memory(),
+        )
+    }
+
+    /// A worker's address space (`RLIMIT_AS`): the largest heap a script may ask for
+    /// (`MAX_MEMORY_LIMIT_MB`), the worker's stack (`RLIMIT_STACK`, from `STACK_LIMIT_KB`),
+    /// and [`WORKER_OVERHEAD_BYTES`].
+    pub fn worker_address_space(&self) -> u64 {
+        self.max_memory_limit_mb as u64 * MIB + self.worker_stack_bytes() + WORKER_OVERHEAD_BYTES
+    }
+
+    /// The worker's stack (`RLIMIT_STACK`): far larger than the JavaScript stack limit, so
+    /// QuickJS's check always fires before the process could overflow it.
+    fn worker_stack_bytes(&self) -> u64 {
+        self.stack_limit_kb as u64 * 1024 * 4 + 8 * MIB
+    }
+
+    /// Bytes an answer may make the supervisor hold while it is built and written: the result
+    /// and the console output as they come from the worker, and again as the JSON answer.
+    pub fn answer_charge(&self) -> usize {
+        2 * (self.max_result_bytes + self.max_log_bytes)
+    }
+
+    /// Bytes a body of `length` bytes is charged while it is read and parsed: the bytes, and
+    /// the request parsed from them.
+    pub fn body_charge(length: usize) -> usize {
+        length.saturating_mul(2)
     }
 
     /// Every variable for `--help`: name, default, meaning.
@@ -323,6 +384,11 @@ impl Config {
                 MAX_CONCURRENCY,
                 format!("{} (the CPU count)", defaults.max_concurrency),
                 "worker processes, so executions at once",
+            ),
+            (
+                SANDBOX_MEMORY_MB,
+                "the container's limit, else the machine's memory".to_owned(),
+                "MiB the supervisor and its workers may use together, where the container sets no limit (the smaller of the two where it does)",
             ),
             (
                 QUEUE_CAPACITY,
@@ -447,12 +513,8 @@ impl Config {
 
     /// How the worker processes run.
     pub fn pool_settings(&self) -> PoolSettings {
-        const MIB: u64 = 1024 * 1024;
         let stack_limit = self.stack_limit_kb as u64 * 1024;
-        // The native stack is far larger than the JavaScript stack limit, so QuickJS's check
-        // always fires before the process could overflow it.
-        let stack_bytes = stack_limit * 4 + 8 * MIB;
-        let max_memory = self.max_memory_limit_mb as u64 * MIB;
+        let stack_bytes = self.worker_stack_bytes();
         PoolSettings {
             workers: self.max_concurrency,
             program: self.worker_program.clone(),
@@ -462,15 +524,142 @@ impl Config {
                 max_result_bytes: self.max_result_bytes as u64,
                 max_log_bytes: self.max_log_bytes as u64,
                 max_log_entries: self.max_log_entries as u64,
-                // Address space, not resident memory: the largest heap a script may ask for,
-                // the stack, the program and its libraries, and room for the allocator.
-                address_space_limit: max_memory + stack_bytes + 256 * MIB,
+                address_space_limit: self.worker_address_space(),
             },
             stack_bytes,
             max_executions: self.worker_max_executions,
             max_resident_bytes: self.worker_max_rss_mb * MIB,
         }
     }
+}
+
+/// Where the sandbox's memory limit came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemorySource {
+    /// The container's cgroup (v2 `memory.max` or v1 `memory.limit_in_bytes`).
+    Container(connections::LimitSource),
+    /// `SANDBOX_MEMORY_MB`.
+    Setting,
+    /// Neither: the machine's memory.
+    Machine,
+}
+
+impl MemorySource {
+    /// A short name, for the start-up log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Container(connections::LimitSource::CgroupV2) => "cgroup v2 memory.max",
+            Self::Container(connections::LimitSource::CgroupV1) => {
+                "cgroup v1 memory.limit_in_bytes"
+            }
+            Self::Setting => "SANDBOX_MEMORY_MB",
+            Self::Machine => "machine memory",
+        }
+    }
+}
+
+/// How the sandbox's memory is shared between its processes (README, "Memory budget"): every
+/// worker's whole address space, the supervisor's fixed reserve, and what is left is the
+/// budget that requests' bodies, queued scripts and answers are charged to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// All the sandbox's processes may use together.
+    pub total: u64,
+    /// Where `total` came from.
+    pub source: MemorySource,
+    /// One worker's `RLIMIT_AS` ([`Config::worker_address_space`]).
+    pub worker_address_space: u64,
+    /// `MAX_CONCURRENCY` workers' address spaces.
+    pub workers: u64,
+    /// What the supervisor holds whatever its requests: [`SUPERVISOR_BASE_BYTES`],
+    /// [`PER_CONNECTION_BYTES`] per connection, and per worker its console region, the largest
+    /// report being read and decoded, and a `fetch` response and its copy.
+    pub supervisor_reserve: u64,
+    /// The rest: the budget requests are charged to.
+    pub request_budget: u64,
+}
+
+impl MemoryPlan {
+    /// The plan for `config` in a container limited to `container` (if it is) on a machine with
+    /// `machine` bytes of memory.
+    pub fn new(
+        config: &Config,
+        container: Option<(u64, connections::LimitSource)>,
+        machine: u64,
+    ) -> Result<Self, ConfigError> {
+        let (total, source) = match (container, config.sandbox_memory) {
+            (Some((limit, _)), Some(setting)) if setting < limit => {
+                (setting, MemorySource::Setting)
+            }
+            (Some((limit, source)), _) => (limit, MemorySource::Container(source)),
+            (None, Some(setting)) => (setting, MemorySource::Setting),
+            (None, None) => (machine, MemorySource::Machine),
+        };
+        let workers_count = config.max_concurrency as u64;
+        let worker_address_space = config.worker_address_space();
+        let workers = workers_count.saturating_mul(worker_address_space);
+        let largest_report = (config
+            .max_result_bytes
+            .max(engine::host::MAX_HOST_JSON_BYTES)
+            + crate::supervisor::REPORT_OVERHEAD) as u64;
+        let per_worker =
+            config.max_log_bytes as u64 + 2 * largest_report + 2 * config.fetch.max_response_bytes;
+        let supervisor_reserve = SUPERVISOR_BASE_BYTES
+            + config.connections.max_connections as u64 * PER_CONNECTION_BYTES
+            + workers_count.saturating_mul(per_worker);
+        let one_request =
+            (Config::body_charge(config.max_body_bytes) + config.answer_charge()) as u64;
+        let needed = workers
+            .saturating_add(supervisor_reserve)
+            .saturating_add(one_request);
+        if needed > total {
+            return Err(ConfigError {
+                variable: vars::MAX_CONCURRENCY,
+                value: config.max_concurrency.to_string(),
+                reason: format!(
+                    "{} workers of {} MiB of address space each (MAX_MEMORY_LIMIT_MB={} + the \
+                     stack from STACK_LIMIT_KB={} + {} MiB), the supervisor's {} MiB and one \
+                     request's {} MiB (MAX_BODY_BYTES, MAX_RESULT_BYTES, MAX_LOG_BYTES) need {} \
+                     MiB, more than the sandbox's {} MiB ({}): lower MAX_CONCURRENCY or \
+                     MAX_MEMORY_LIMIT_MB, or give the sandbox more memory (SANDBOX_MEMORY_MB \
+                     where its container sets no limit)",
+                    config.max_concurrency,
+                    mib(worker_address_space),
+                    config.max_memory_limit_mb,
+                    config.stack_limit_kb,
+                    WORKER_OVERHEAD_BYTES / MIB,
+                    mib(supervisor_reserve),
+                    mib(one_request),
+                    mib(needed),
+                    total / MIB,
+                    source.as_str(),
+                ),
+            });
+        }
+        Ok(Self {
+            total,
+            source,
+            worker_address_space,
+            workers,
+            supervisor_reserve,
+            request_budget: total - workers - supervisor_reserve,
+        })
+    }
+}
+
+/// Bytes in whole MiB, rounded up, for messages.
+fn mib(bytes: u64) -> u64 {
+    bytes.div_ceil(MIB)
+}
+
+/// The machine's memory, for a sandbox with neither a container limit nor a setting.
+fn machine_memory() -> u64 {
+    // SAFETY: sysinfo fills the struct we pass; a zeroed one is a valid value of it.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return 0;
+    }
+    (info.totalram as u64).saturating_mul(info.mem_unit.max(1) as u64)
 }
 
 struct Env<'a, F>(&'a F);
@@ -500,6 +689,13 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             });
         }
         Ok(value)
+    }
+
+    fn optional_positive(&self, variable: &'static str) -> Result<Option<usize>, ConfigError> {
+        match (self.0)(variable) {
+            None => Ok(None),
+            Some(_) => self.positive(variable, 1).map(Some),
+        }
     }
 
     fn millis(&self, variable: &'static str, default: Duration) -> Result<Duration, ConfigError> {

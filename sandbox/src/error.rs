@@ -37,6 +37,10 @@ pub enum ApiError {
     /// No worker is free and the queue is full or the wait ran out.
     #[error("the service is busy ({0}); retry shortly")]
     Overloaded(Rejection),
+    /// What the request would make the sandbox hold does not fit in its memory budget now
+    /// (503), or ever (413).
+    #[error("{}", memory_message(.0))]
+    OverBudget(connections::OverBudget),
     /// No worker process could be started in time.
     #[error("the service cannot run scripts right now ({0}); retry shortly")]
     Unavailable(PoolError),
@@ -54,6 +58,12 @@ impl ApiError {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnknownExample(_) | Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::OverBudget(connections::OverBudget::TooLarge { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::OverBudget(connections::OverBudget::Full { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Overloaded(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -68,7 +78,11 @@ impl ApiError {
             | Self::UnsupportedMediaType
             | Self::Invalid(_) => RequestErrorKind::InvalidRequest,
             Self::UnknownExample(_) | Self::NotFound => RequestErrorKind::NotFound,
-            Self::PayloadTooLarge(_) => RequestErrorKind::PayloadTooLarge,
+            Self::PayloadTooLarge(_)
+            | Self::OverBudget(connections::OverBudget::TooLarge { .. }) => {
+                RequestErrorKind::PayloadTooLarge
+            }
+            Self::OverBudget(connections::OverBudget::Full { .. }) => RequestErrorKind::Overloaded,
             Self::BodyTimeout(_) => RequestErrorKind::RequestTimeout,
             Self::Overloaded(_) | Self::Unavailable(_) => RequestErrorKind::Overloaded,
             Self::MethodNotAllowed => RequestErrorKind::MethodNotAllowed,
@@ -82,7 +96,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.status_code(), Json(body)).into_response();
         let retry_after = match &self {
             Self::Overloaded(rejection) => Some(rejection.retry_after()),
-            Self::Unavailable(_) => Some(std::time::Duration::from_secs(1)),
+            Self::Unavailable(_) | Self::OverBudget(connections::OverBudget::Full { .. }) => {
+                Some(std::time::Duration::from_secs(1))
+            }
             _ => None,
         };
         if let Some(retry_after) = retry_after {
@@ -93,5 +109,17 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         response
+    }
+}
+
+/// The message of a refused memory charge: no figures of the sandbox's memory.
+fn memory_message(refusal: &connections::OverBudget) -> &'static str {
+    match refusal {
+        connections::OverBudget::TooLarge { .. } => {
+            "the request is larger than the service could ever hold in memory"
+        }
+        connections::OverBudget::Full { .. } => {
+            "the service is busy (its memory for requests is in use); retry shortly"
+        }
     }
 }

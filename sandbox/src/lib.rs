@@ -49,12 +49,30 @@ pub struct AppState {
     /// The OpenAPI document, rendered once.
     openapi: axum::body::Bytes,
     metrics: Arc<Metrics>,
+    /// What requests' bodies, queued scripts and answers are charged to ([`config::MemoryPlan`]).
+    memory: Arc<connections::MemoryBudget>,
     shutting_down: Arc<AtomicBool>,
 }
 
 impl AppState {
     /// Starts the worker processes for `config` and waits until they are ready.
+    /// Fails, naming the variables, when the workers, the supervisor and one request cannot
+    /// fit in the sandbox's memory.
     pub async fn new(config: Config, host: HostFunctions) -> std::io::Result<Self> {
+        let plan = config
+            .memory_plan()
+            .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
+        const MIB: u64 = 1024 * 1024;
+        tracing::info!(
+            total_mib = plan.total / MIB,
+            source = plan.source.as_str(),
+            workers = config.max_concurrency,
+            worker_address_space_mib = plan.worker_address_space / MIB,
+            supervisor_reserve_mib = plan.supervisor_reserve / MIB,
+            request_budget_mib = plan.request_budget / MIB,
+            "memory plan"
+        );
+        let memory = connections::MemoryBudget::new(plan.request_budget as usize);
         let metrics = Arc::new(Metrics::new());
         let pool = WorkerPool::start(config.pool_settings(), host.clone(), metrics.clone()).await?;
         let scheduler = Scheduler::new(
@@ -73,6 +91,7 @@ impl AppState {
             host,
             openapi,
             metrics,
+            memory,
             shutting_down: Arc::new(AtomicBool::new(false)),
         })
     }

@@ -3,14 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use axum::{Json, extract::State, http::HeaderMap};
+use axum::{extract::State, http::HeaderMap, response::Response};
 use contract::{
     api::{ErrorField, ExecuteRequest, ExecuteResponse, ExecutionStatus},
     worker::{HostGrant, Job},
 };
 use validator::{Validate, ValidationErrors};
 
-use super::json::ApiJson;
+use super::json::{ApiJson, charged_json};
 use crate::{
     AppState,
     error::ApiError,
@@ -45,8 +45,8 @@ impl From<Answer> for ExecuteResponse {
 pub async fn execute(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(request): ApiJson<ExecuteRequest>,
-) -> Result<Json<ExecuteResponse>, ApiError> {
+    ApiJson(request, mut charge): ApiJson<ExecuteRequest>,
+) -> Result<Response, ApiError> {
     request
         .validate()
         .map_err(|errors| ApiError::Invalid(describe(&errors)))?;
@@ -78,6 +78,12 @@ pub async fn execute(
             tracing::debug!(request_id, trace_id, tenant = tenant.id, %rejection, "execution rejected");
         })
         .map_err(ApiError::Overloaded)?;
+    // The answer's bytes, charged before the worker runs so that a finished answer always has
+    // room; the body's charge covers the queued script until then.
+    if let Err(refusal) = charge.grow(state.config.answer_charge()) {
+        tracing::debug!(request_id, trace_id, tenant = tenant.id, %refusal, "execution refused: memory budget");
+        return Err(ApiError::OverBudget(refusal));
+    }
     let queue_wait = queued.elapsed();
     state.metrics.admitted(&tenant.id, queue_wait);
 
@@ -104,7 +110,7 @@ pub async fn execute(
         log_entries = answer.log_entries,
         "execution finished"
     );
-    Ok(Json(answer.into()))
+    Ok(charged_json(&ExecuteResponse::from(answer), charge))
 }
 
 /// Resolves the script and checks the limits against the tenant's ceilings and the server's

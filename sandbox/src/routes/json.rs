@@ -1,18 +1,39 @@
 //! A JSON body extractor whose rejections use the API's error shape, and which reads the body
-//! within `MAX_BODY_BYTES` and `BODY_READ_TIMEOUT_MS` (see `connections::read_body`).
+//! within `MAX_BODY_BYTES` and `BODY_READ_TIMEOUT_MS` (see `connections::read_body`), after
+//! charging it to the sandbox's memory budget; and the answer that holds its charge until it
+//! has been handed to the connection.
+//!
+//! A body is charged before its first byte is read, at twice its declared length (its bytes
+//! and the request parsed from them), or twice `MAX_BODY_BYTES` when it declares none. The
+//! charge goes with the request ([`ApiJson`]'s second field) and ends in its answer
+//! ([`charged_json`]), so nothing a request makes the sandbox hold is uncounted.
+
+use std::{
+    convert::Infallible,
+    pin::Pin,
+    task::{Context, Poll},
+};
 
 use axum::{
     Json,
+    body::{Body, Bytes},
     extract::{FromRequest, Request, rejection::JsonRejection},
-    http::{HeaderMap, header},
+    http::{HeaderMap, HeaderValue, header},
+    response::{IntoResponse, Response},
 };
-use connections::BodyError;
-use serde::de::DeserializeOwned;
+use connections::{BodyError, Charge};
+use hyper::body::{Frame, SizeHint};
+use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{AppState, error::ApiError};
+use crate::{AppState, config::Config, error::ApiError};
 
-/// Like `axum::Json`, but a bad or slow body becomes an [`ApiError`].
-pub struct ApiJson<T>(pub T);
+/// Bytes of an answer handed to the connection at a time: the connection's buffer holds a few
+/// pieces once the answer's charge has ended, never a whole answer.
+const ANSWER_PIECE: usize = 64 * 1024;
+
+/// Like `axum::Json`, but a bad or slow body becomes an [`ApiError`], and the body's charge
+/// to the memory budget comes with the value.
+pub struct ApiJson<T>(pub T, pub Charge);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
@@ -23,6 +44,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         }
         let (parts, body) = request.into_parts();
         let config = &state.config;
+        // A larger declared length is refused by read_body before anything is read.
+        let expected = declared_length(&parts.headers).map_or(config.max_body_bytes, |length| {
+            length.min(config.max_body_bytes as u64) as usize
+        });
+        let charge = state
+            .memory
+            .charge(Config::body_charge(expected))
+            .map_err(ApiError::OverBudget)?;
         let bytes = connections::read_body(
             body,
             &parts.headers,
@@ -36,7 +65,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             BodyError::Unreadable(error) => ApiError::MalformedBody(error.to_string()),
         })?;
         match Json::<T>::from_bytes(&bytes) {
-            Ok(Json(value)) => Ok(Self(value)),
+            Ok(Json(value)) => Ok(Self(value, charge)),
             Err(JsonRejection::JsonDataError(error)) => Err(ApiError::Invalid(error.body_text())),
             Err(rejection) => Err(ApiError::MalformedBody(rejection.body_text())),
         }
@@ -49,4 +78,69 @@ fn declares_json(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(contract::api::is_json_content_type)
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// `value` as a JSON answer that holds `charge` until its last byte has been handed to the
+/// connection, or the connection is dropped.
+pub fn charged_json(value: &impl Serialize, charge: Charge) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => {
+            let mut response = Body::new(ChargedBody {
+                bytes,
+                handed: 0,
+                _charge: charge,
+            })
+            .into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        // The answer types always serialise; axum's Json answers the same way if not.
+        Err(_) => Json(value).into_response(),
+    }
+}
+
+/// An answer's bytes with the charge for them.
+struct ChargedBody {
+    bytes: Vec<u8>,
+    handed: usize,
+    _charge: Charge,
+}
+
+impl hyper::body::Body for ChargedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if this.handed == this.bytes.len() {
+            return Poll::Ready(None);
+        }
+        // Copied, not sliced: a slice would keep the whole answer alive in the connection's
+        // buffer after the charge has ended.
+        let end = (this.handed + ANSWER_PIECE).min(this.bytes.len());
+        let piece = Bytes::copy_from_slice(&this.bytes[this.handed..end]);
+        this.handed = end;
+        Poll::Ready(Some(Ok(Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.handed == self.bytes.len()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact((self.bytes.len() - self.handed) as u64)
+    }
 }

@@ -12,6 +12,11 @@
 //! environment, standard streams on `/dev/null`, and two descriptors: its end of a Unix
 //! socket pair at [`CHANNEL_FD`] and its region's memfd at [`REGION_FD`]. Every other
 //! descriptor of the sandbox is close-on-exec, so nothing else is inherited.
+//!
+//! Memory: each worker's address space is capped (`RLIMIT_AS`) from its first instruction,
+//! before it has read its set-up, and a replacement is started only once every retired worker
+//! has been reaped, so that at most `MAX_CONCURRENCY` workers' address spaces exist at once
+//! (README, "Memory budget").
 
 use std::{
     collections::HashMap,
@@ -83,6 +88,8 @@ pub struct LaunchSettings {
     pub stack_bytes: u64,
     /// Bytes of console text each worker's region holds.
     pub region_capacity: usize,
+    /// The worker's address space (`RLIMIT_AS`), set before it starts.
+    pub address_space_bytes: u64,
 }
 
 enum Task {
@@ -136,6 +143,13 @@ fn launch_and_reap(settings: &LaunchSettings, queue: &Receiver<Task>, metrics: &
         };
         match command {
             Ok(Task::Spawn(reply)) => {
+                // The worker this one replaces is killed already; its memory is the kernel's
+                // again once it has been reaped, and only then may another worker take it.
+                for (mut child, why) in retired.drain(..) {
+                    if let Ok(status) = child.wait() {
+                        record_exit(child.id(), why, status, metrics);
+                    }
+                }
                 let spawned = spawn(settings).map(|(child, spawned)| {
                     live.insert(spawned.pid, child);
                     spawned
@@ -226,9 +240,10 @@ fn spawn(settings: &LaunchSettings) -> io::Result<(Child, Spawned)> {
         channel: worker_end.as_raw_fd(),
         region: region_fd.as_raw_fd(),
         stack_bytes: settings.stack_bytes,
+        address_space_bytes: settings.address_space_bytes,
     };
     // SAFETY: the closure runs in the child between fork and exec and only makes
-    // async-signal-safe system calls (prctl, getppid, fcntl, dup2, close, setrlimit).
+    // async-signal-safe system calls (prctl, getppid, fcntl, dup2, getrlimit, setrlimit).
     unsafe {
         command.pre_exec(move || inherit.apply());
     }
@@ -252,6 +267,7 @@ struct Inheritance {
     channel: i32,
     region: i32,
     stack_bytes: u64,
+    address_space_bytes: u64,
 }
 
 impl Inheritance {
@@ -286,6 +302,11 @@ impl Inheritance {
             check(libc::getrlimit(libc::RLIMIT_STACK, &mut stack))?;
             stack.rlim_cur = self.stack_bytes.min(stack.rlim_max);
             check(libc::setrlimit(libc::RLIMIT_STACK, &stack))?;
+            let address_space = libc::rlimit {
+                rlim_cur: self.address_space_bytes,
+                rlim_max: self.address_space_bytes,
+            };
+            check(libc::setrlimit(libc::RLIMIT_AS, &address_space))?;
         }
         Ok(())
     }

@@ -61,7 +61,7 @@ const DELIVERY_ATTEMPTS: usize = 3;
 /// Longest pause between attempts to start a worker after failures.
 const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
 /// Bytes a report may carry beyond the result budget (the error's kind, durations, framing).
-const REPORT_OVERHEAD: usize = 64 * 1024;
+pub(crate) const REPORT_OVERHEAD: usize = 64 * 1024;
 /// Executions between two reads of a worker's resident memory, whatever the worker says about
 /// its heap.
 const CHECK_RESIDENT_EVERY: u64 = 16;
@@ -154,6 +154,7 @@ impl WorkerPool {
                 program: settings.program.clone(),
                 stack_bytes: settings.stack_bytes,
                 region_capacity: settings.setup.max_log_bytes as usize,
+                address_space_bytes: settings.setup.address_space_limit,
             },
             metrics.clone(),
         )?;
