@@ -2,9 +2,11 @@
 //! console entry, an error's fields) is counted in the bytes of the JSON that will be sent,
 //! escapes included, and cut before it is copied out.
 //!
-//! The writer always keeps room to close what it opened and to leave one `"[truncated]"`
-//! marker, so what it writes is valid JSON no longer than its limit, however the budget runs
-//! out.
+//! The writer always keeps room to close what it opened. A writer made with [`JsonWriter::new`]
+//! also keeps room for one `"[truncated]"` marker, so what it writes is valid JSON no longer
+//! than its limit, however the budget runs out. One made with [`JsonWriter::whole`] is for a
+//! value that is refused rather than cut (an execution's result): it keeps no room for a
+//! marker, so a value of exactly its limit fits, and one byte more exhausts it.
 
 /// Marker left where output was cut.
 pub const TRUNCATED: &str = "[truncated]";
@@ -31,19 +33,39 @@ pub struct JsonWriter<'a> {
     limit: usize,
     open: Vec<Open>,
     exhausted: bool,
+    /// Bytes kept for the marker: [`MARKER_ROOM`] when cut values are marked, 0 when a value
+    /// that does not fit is refused whole.
+    marker_room: usize,
 }
 
 impl<'a> JsonWriter<'a> {
     /// A writer appending to `out`, which must end up no longer than `limit` bytes. When even
     /// the marker does not fit, nothing is written and the writer starts exhausted.
     pub fn new(out: &'a mut Vec<u8>, limit: usize) -> Self {
-        let exhausted = out.len() + MARKER_ROOM > limit;
+        Self::with_marker_room(out, limit, MARKER_ROOM)
+    }
+
+    /// A writer for a value that is kept whole or not at all: nothing is marked where the
+    /// budget runs out (the writer is only exhausted, and what it wrote is to be discarded),
+    /// so every byte up to `limit` is available to the value.
+    pub fn whole(out: &'a mut Vec<u8>, limit: usize) -> Self {
+        Self::with_marker_room(out, limit, 0)
+    }
+
+    fn with_marker_room(out: &'a mut Vec<u8>, limit: usize, marker_room: usize) -> Self {
+        let exhausted = out.len() + marker_room > limit;
         Self {
             out,
             limit,
             open: Vec::new(),
             exhausted,
+            marker_room,
         }
+    }
+
+    /// True when a cut is marked; false for a writer made with [`JsonWriter::whole`].
+    fn marks_cuts(&self) -> bool {
+        self.marker_room > 0
     }
 
     /// True once something had to be cut; later values are not written.
@@ -54,7 +76,7 @@ impl<'a> JsonWriter<'a> {
     /// Bytes that can still be written before the budget runs out.
     pub fn remaining(&self) -> usize {
         self.limit
-            .saturating_sub(self.out.len() + self.open.len() + MARKER_ROOM)
+            .saturating_sub(self.out.len() + self.open.len() + self.marker_room)
     }
 
     fn fits(&self, bytes: usize) -> bool {
@@ -85,6 +107,9 @@ impl<'a> JsonWriter<'a> {
             return;
         }
         self.exhausted = true;
+        if !self.marks_cuts() {
+            return;
+        }
         let in_object_member = matches!(
             self.open.last(),
             Some(Open {
@@ -143,12 +168,12 @@ impl<'a> JsonWriter<'a> {
         if self.exhausted {
             return false;
         }
-        let room = self.remaining() + MARKER_ROOM;
         let separator = self.separator();
         let whole = separator + escaped_len(text) + 2;
-        if whole <= self.remaining() {
+        if whole <= self.remaining() || !self.marks_cuts() {
             return self.string(text);
         }
+        let room = self.remaining() + self.marker_room;
         // The cut string, its quotes and the marker replace the marker room.
         let Some(budget) = room.checked_sub(separator + 2 + TRUNCATED.len()) else {
             self.cut();
@@ -168,8 +193,10 @@ impl<'a> JsonWriter<'a> {
         if self.exhausted {
             return false;
         }
-        // A key is only worth writing with room for at least the smallest value after it.
-        if !self.fits(self.separator() + escaped_len(key) + 3 + 4) {
+        // A key is only worth writing with room for at least the smallest value after it: when
+        // cuts are marked, one that is not itself a marker (`null`); otherwise a digit.
+        let smallest_value = if self.marks_cuts() { 4 } else { 1 };
+        if !self.fits(self.separator() + escaped_len(key) + 3 + smallest_value) {
             self.cut();
             return false;
         }
@@ -214,7 +241,7 @@ impl<'a> JsonWriter<'a> {
     /// Closes the innermost array or object; room for this was kept from the start.
     pub fn end(&mut self) {
         if let Some(open) = self.open.pop() {
-            if open.after_key {
+            if open.after_key && self.marks_cuts() {
                 // A key whose value was never written: complete the member.
                 self.push_quoted(TRUNCATED);
             }
@@ -392,6 +419,55 @@ mod tests {
             "{text}"
         );
         assert!(out.len() <= 60);
+    }
+
+    #[test]
+    fn a_whole_writer_fits_a_value_of_exactly_its_limit_and_no_more() {
+        let values = [
+            serde_json::json!("a string \"with\" escapes\n"),
+            serde_json::json!({"key": [1, "two", {"three": null}], "other": true}),
+            serde_json::json!([[], {}, 0]),
+        ];
+        for value in values {
+            let expected = serde_json::to_vec(&value).unwrap();
+            for limit in [expected.len(), expected.len() - 1] {
+                let mut out = Vec::new();
+                let mut writer = JsonWriter::whole(&mut out, limit);
+                write_value(&mut writer, &value);
+                let fits = limit == expected.len();
+                assert_eq!(writer.exhausted(), !fits, "{value} in {limit}");
+                if fits {
+                    assert_eq!(out, expected);
+                }
+            }
+        }
+    }
+
+    fn write_value(writer: &mut JsonWriter<'_>, value: &serde_json::Value) {
+        match value {
+            serde_json::Value::String(text) => {
+                writer.string_prefix(text);
+            }
+            serde_json::Value::Array(items) => {
+                if writer.begin_array() {
+                    items.iter().for_each(|item| write_value(writer, item));
+                    writer.end();
+                }
+            }
+            serde_json::Value::Object(members) => {
+                if writer.begin_object() {
+                    for (key, item) in members {
+                        if writer.key(key) {
+                            write_value(writer, item);
+                        }
+                    }
+                    writer.end();
+                }
+            }
+            other => {
+                writer.raw(&other.to_string());
+            }
+        }
     }
 
     #[test]

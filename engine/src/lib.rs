@@ -728,7 +728,9 @@ impl<'js> Execution<'_, 'js> {
         }
         let max = self.settings.output.max_result_bytes;
         let mut json = Vec::new();
-        let mut out = JsonWriter::new(&mut json, max);
+        // The result is refused rather than cut, so no room is kept for a truncation marker:
+        // a result of exactly `max` bytes is answered.
+        let mut out = JsonWriter::whole(&mut json, max);
         let mut serializer = Serializer::new(self.ctx.clone(), self.intrinsics);
         serializer
             .value(&mut out, value)

@@ -288,22 +288,20 @@ impl<'a, 'js> Serializer<'a, 'js> {
     }
 
     fn plain_object(&mut self, out: &mut JsonWriter<'_>, object: &Object<'js>) -> Step<'js> {
+        // The keys are listed when the iterator is made, so a throwing `ownKeys` (or
+        // `getOwnPropertyDescriptor`) trap is its first item: the object as a whole is then
+        // the thrown marker, as for a throwing getter.
+        let mut keys = object
+            .own_keys::<rquickjs::Atom<'js>>(Filter::new().string().enum_only())
+            .peekable();
+        if let Some(Err(_)) = keys.peek() {
+            return self.thrown_marker(out);
+        }
         if !out.begin_object() {
             return Ok(());
         }
-        let mut keys = object.own_keys::<rquickjs::Atom<'js>>(Filter::new().string().enum_only());
         while !out.exhausted() {
-            let atom = match keys.next() {
-                None => break,
-                Some(Ok(atom)) => atom,
-                Some(Err(_)) => {
-                    let message = self.thrown_message()?;
-                    if out.key("[keys]") {
-                        out.string_prefix(&message);
-                    }
-                    break;
-                }
-            };
+            let Some(Ok(atom)) = keys.next() else { break };
             let Ok(key) = atom.to_js_string().map(|key| key.into_value()) else {
                 self.ctx.catch();
                 continue;

@@ -300,3 +300,25 @@ async fn an_answer_the_client_does_not_read_is_dropped_after_the_write_timeout()
     // Everyone else is served.
     assert_eq!(app.run("1 + 1").await.result(), &json!(2));
 }
+
+#[tokio::test]
+async fn a_result_of_exactly_max_result_bytes_is_answered_and_one_byte_more_is_an_output_limit_error()
+ {
+    // The default limit, 1 MiB: a string result's JSON is its characters and two quotes.
+    let app = spawn_app().await;
+    let limit = sandbox::Config::default().max_result_bytes;
+    let at_the_limit = app.run(&format!("'a'.repeat({})", limit - 2)).await;
+    assert_eq!(
+        at_the_limit.result().as_str().map(str::len),
+        Some(limit - 2)
+    );
+    let over = app.run(&format!("'a'.repeat({})", limit - 1)).await;
+    assert_eq!(over.script_error_kind(), "output_limit", "{}", over.body);
+
+    // A structured result is measured the same way: `{"k":[1,"…"]}` is 12 bytes around the text.
+    let app = spawn_app_with(|config| config.max_result_bytes = 1000).await;
+    let at_the_limit = app.run("({ k: [1, 'b'.repeat(988)] })").await;
+    assert_eq!(at_the_limit.result().to_string().len(), 1000);
+    let over = app.run("({ k: [1, 'b'.repeat(989)] })").await;
+    assert_eq!(over.script_error_kind(), "output_limit", "{}", over.body);
+}

@@ -151,3 +151,23 @@ async fn pending_timers_finish_before_the_answer() {
     assert_eq!(response.result(), &json!("now"));
     assert_eq!(response.log()[0]["data"], json!(["later"]));
 }
+
+#[tokio::test]
+async fn an_object_whose_own_keys_trap_throws_is_rendered_as_the_thrown_marker() {
+    let app = spawn_app().await;
+    let trap = "new Proxy({}, { ownKeys() { throw new Error('no keys'); } })";
+    let response = app
+        .run(&format!(
+            "const p = {trap}; console.log(p, {{ inner: p }}); ({{ ok: 1, inner: p }})"
+        ))
+        .await;
+    assert_eq!(
+        response.result(),
+        &json!({ "ok": 1, "inner": "[Thrown: no keys]" })
+    );
+    assert_eq!(
+        response.log()[0]["data"],
+        json!(["[Thrown: no keys]", { "inner": "[Thrown: no keys]" }])
+    );
+    assert_eq!(app.run(trap).await.result(), &json!("[Thrown: no keys]"));
+}
