@@ -103,18 +103,25 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(
     if let Some(whole) = number.as_u64() {
         return Ok(Some(whole));
     }
+    // Below 2^53 every whole f64 is exact.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
     match number.as_f64() {
-        // Below 2^53 every whole f64 is exact.
-        Some(float) if float.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&float) => {
+        Some(float) if float.fract() == 0.0 && (0.0..EXACT).contains(&float) => {
             Ok(Some(float as u64))
         }
+        // The rule the fields' validation then applies (at least 1) is named here too, so a
+        // fractional or negative value is not told a rule that 0 would break.
+        Some(float) if float.abs() >= EXACT => Err(D::Error::invalid_value(
+            Unexpected::Float(float),
+            &"a whole number of at least 1 and below 2^53",
+        )),
         Some(float) => Err(D::Error::invalid_value(
             Unexpected::Float(float),
-            &"a whole number of at least 0",
+            &"a whole number of at least 1",
         )),
         None => Err(D::Error::invalid_value(
             Unexpected::Other(&number.to_string()),
-            &"a whole number of at least 0",
+            &"a whole number of at least 1",
         )),
     }
 }

@@ -241,3 +241,30 @@ async fn healthz_answers_when_ready() {
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.body["status"], "ok");
 }
+
+#[tokio::test]
+async fn a_limit_that_is_not_a_whole_number_of_at_least_1_is_refused_with_that_rule() {
+    let app = spawn_app().await;
+    for field in ["timeoutMs", "memoryLimitMb"] {
+        for value in [json!(1.5), json!(-1), json!(0.5), json!(0)] {
+            let response = app
+                .post_execute(json!({ "code": "1", field: value.clone() }))
+                .await;
+            assert_eq!(
+                response.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{field}: {value}"
+            );
+            assert_eq!(response.request_error_kind(), "invalid_request");
+            let message = response.body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains(field) && message.contains("at least 1"),
+                "{field}: {value}: {message}"
+            );
+            assert!(
+                !message.contains("at least 0"),
+                "{field}: {value}: {message}"
+            );
+        }
+    }
+}
