@@ -42,6 +42,8 @@ pub use contract::{
 };
 use rquickjs::{Ctx, Exception, Function, Object, Value, function::Rest};
 
+use crate::{intrinsics, memory};
+
 /// A JSON value passed to or returned by a host function.
 pub type Json = serde_json::Value;
 
@@ -483,9 +485,24 @@ fn arguments_json<'js>(
     for (index, argument) in arguments.0.into_iter().enumerate() {
         array.set(index, argument)?;
     }
-    let text = match ctx.json_stringify(array)? {
-        Some(text) => text.to_string()?,
-        None => "[]".to_owned(),
+    let (_copy, text) = match ctx.json_stringify(array)? {
+        Some(text) => {
+            // Each UTF-16 unit takes at least one byte of UTF-8 and at most three: a text too
+            // long is refused before it is copied out, and the copy is charged to the limit.
+            let units = intrinsics::string_units(ctx, text.as_value());
+            if units > MAX_HOST_JSON_BYTES {
+                return Err(Exception::throw_range(
+                    ctx,
+                    &format!(
+                        "{name}: the arguments take more than the {MAX_HOST_JSON_BYTES} bytes of \
+                         JSON allowed"
+                    ),
+                ));
+            }
+            let copy = memory::charge(ctx, 3 * units)?;
+            (Some(copy), text.to_string()?)
+        }
+        None => (None, "[]".to_owned()),
     };
     if text.len() > MAX_HOST_JSON_BYTES {
         return Err(Exception::throw_range(

@@ -12,10 +12,20 @@
 //! often reaches no allocator at all; the last stretch of stack before the limit is therefore
 //! also painted with a pattern when an execution starts, and a disturbed pattern means the
 //! stack went that deep.
+//!
+//! Natives written in Rust (the Web APIs' byte work, string conversions) make copies of script
+//! data in host memory, which the runtime's allocator never sees. Each takes a [`Charge`] for
+//! the most it will allocate before it allocates, and holds it while the copy lives: the charge
+//! counts against the same limit, and one that does not fit fails as any allocation past the
+//! limit does, with QuickJS's out-of-memory error, so the execution ends as `memory`.
 
-use std::{cell::Cell, ops::Range, rc::Rc};
+use std::{
+    cell::{Cell, RefCell},
+    ops::Range,
+    rc::{Rc, Weak},
+};
 
-use rquickjs::allocator::Allocator;
+use rquickjs::{Ctx, allocator::Allocator, qjs};
 
 /// What the allocator has seen during one execution.
 #[derive(Debug, Default)]
@@ -43,12 +53,21 @@ fn painted_words(zone: &Range<usize>) -> impl Iterator<Item = *mut usize> {
         .map(|address| address as *mut usize)
 }
 
+thread_local! {
+    /// The meter of the runtime created last on this thread, which natives charge.
+    static CURRENT: RefCell<Weak<MemoryMeter>> = const { RefCell::new(Weak::new()) };
+}
+
 impl MemoryMeter {
+    /// A meter with no limit yet; natives running on this thread charge it from now on (a
+    /// thread runs one runtime at a time).
     pub fn new() -> Rc<Self> {
-        Rc::new(Self {
+        let meter = Rc::new(Self {
             limit: Cell::new(usize::MAX),
             ..Self::default()
-        })
+        });
+        CURRENT.with(|current| *current.borrow_mut() = Rc::downgrade(&meter));
+        meter
     }
 
     /// Starts metering one execution: at most `limit` bytes in all (the runtime's own
@@ -97,6 +116,14 @@ impl MemoryMeter {
         self.peak.get()
     }
 
+    fn grow(&self, bytes: usize) {
+        let used = self.used.get() + bytes;
+        self.used.set(used);
+        if used > self.peak.get() {
+            self.peak.set(used);
+        }
+    }
+
     fn admit(&self, bytes: usize) -> bool {
         note_stack(self);
         let fits = self
@@ -109,6 +136,52 @@ impl MemoryMeter {
         }
         fits
     }
+}
+
+/// Host memory a native holds for a moment, counted against the execution's memory limit
+/// until it is dropped.
+#[must_use = "the charge lasts only while it is held"]
+pub struct Charge {
+    meter: Weak<MemoryMeter>,
+    bytes: usize,
+}
+
+impl Charge {
+    /// Charges `bytes` more, as [`charge`] does; on failure the charge stays as it was.
+    pub fn add(&mut self, ctx: &Ctx<'_>, bytes: usize) -> rquickjs::Result<()> {
+        let more = charge(ctx, bytes)?;
+        self.bytes += more.bytes;
+        // The bytes now belong to `self`.
+        std::mem::forget(more);
+        Ok(())
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(meter) = self.meter.upgrade() {
+            meter.used.set(meter.used.get() - self.bytes);
+        }
+    }
+}
+
+/// Charges `bytes` of host memory that a native is about to allocate to the execution running
+/// on this thread, before it allocates them. When they do not fit in what remains of the
+/// limit, nothing is charged, the refusal is recorded as any allocation's is, and the
+/// script gets QuickJS's out-of-memory error (the `Err` to return from the native).
+pub fn charge(ctx: &Ctx<'_>, bytes: usize) -> rquickjs::Result<Charge> {
+    let meter = CURRENT.with(|current| current.borrow().clone());
+    let Some(metered) = meter.upgrade() else {
+        // No runtime of ours on this thread: nothing to charge.
+        return Ok(Charge { meter, bytes: 0 });
+    };
+    if !metered.admit(bytes) {
+        // SAFETY: the context is live; this only sets its pending exception.
+        unsafe { qjs::JS_ThrowOutOfMemory(ctx.as_raw().as_ptr()) };
+        return Err(rquickjs::Error::Exception);
+    }
+    metered.grow(bytes);
+    Ok(Charge { meter, bytes })
 }
 
 fn note_stack(meter: &MemoryMeter) {
@@ -180,11 +253,7 @@ unsafe impl Allocator for MeteredAllocator {
 
 impl MeteredAllocator {
     fn grow(&self, bytes: usize) {
-        let used = self.0.used.get() + bytes;
-        self.0.used.set(used);
-        if used > self.0.peak.get() {
-            self.0.peak.set(used);
-        }
+        self.0.grow(bytes);
     }
 
     fn account(&self, pointer: *mut u8) -> *mut u8 {

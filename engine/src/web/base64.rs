@@ -1,6 +1,9 @@
 //! `atob` and `btoa`: the HTML standard's forgiving-base64 decode and base64 encode over
 //! "binary strings" (one character per byte), with the `base64` crate's standard alphabet.
 //! Failures return `None`; the prelude turns them into `InvalidCharacterError`s.
+//!
+//! Each host copy is charged to the execution's memory limit before it is made, and the answer
+//! becomes a JavaScript string while the charges are held.
 
 use base64::{
     Engine,
@@ -9,7 +12,10 @@ use base64::{
     prelude::BASE64_STANDARD,
 };
 
+use rquickjs::{Ctx, Result};
+
 use super::Usv;
+use crate::memory;
 
 /// Decodes without padding and ignores the bits past the last whole byte, as
 /// forgiving-base64 does once its own padding rules were applied.
@@ -21,7 +27,8 @@ const FORGIVING: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Forgiving-base64 decode: the bytes as a binary string, or `None` on failure.
-pub fn atob(data: Usv) -> Option<String> {
+pub fn atob<'js>(ctx: Ctx<'js>, data: Usv) -> Result<Option<rquickjs::String<'js>>> {
+    let _filtered = memory::charge(&ctx, data.0.len())?;
     let mut data: Vec<u8> = data
         .0
         .bytes()
@@ -35,18 +42,33 @@ pub fn atob(data: Usv) -> Option<String> {
         }
     }
     if data.len() % 4 == 1 {
-        return None;
+        return Ok(None);
     }
-    let bytes = FORGIVING.decode(&data).ok()?;
-    Some(bytes.into_iter().map(char::from).collect())
+    let decoded_length = data.len() / 4 * 3 + 2;
+    let _decoded = memory::charge(&ctx, decoded_length)?;
+    let Ok(bytes) = FORGIVING.decode(&data) else {
+        return Ok(None);
+    };
+    drop(data);
+    // A byte above 0x7F takes two bytes of UTF-8.
+    let _text = memory::charge(&ctx, 2 * bytes.len())?;
+    let text: String = bytes.into_iter().map(char::from).collect();
+    rquickjs::String::from_str(ctx, &text).map(Some)
 }
 
 /// Base64 of a binary string, or `None` when a character is above U+00FF.
-pub fn btoa(data: Usv) -> Option<String> {
-    let bytes = data
+pub fn btoa<'js>(ctx: Ctx<'js>, data: Usv) -> Result<Option<rquickjs::String<'js>>> {
+    let _bytes = memory::charge(&ctx, data.0.len())?;
+    let Some(bytes) = data
         .0
         .chars()
         .map(|character| u8::try_from(character).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    Some(BASE64_STANDARD.encode(bytes))
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return Ok(None);
+    };
+    drop(data);
+    let _encoded = memory::charge(&ctx, bytes.len().div_ceil(3) * 4)?;
+    let encoded = BASE64_STANDARD.encode(bytes);
+    rquickjs::String::from_str(ctx, &encoded).map(Some)
 }

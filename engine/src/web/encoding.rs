@@ -2,10 +2,9 @@
 //! its decoders (every label it defines, with `fatal`, `ignoreBOM` and streaming), from
 //! `encoding_rs`, the implementation Firefox uses.
 //!
-//! The decoded text is built in host memory before it becomes a JavaScript string, which the
-//! runtime's allocator meters: a decode larger than the memory limit fails there. The host
-//! copy is transient and at most three bytes per input byte, and the input itself was already
-//! inside the limit.
+//! The decoded text is built in host memory before it becomes a JavaScript string: that copy
+//! is charged to the execution's memory limit, at its worst-case size, before it is made, so a
+//! decode that would not fit fails as `memory` without allocating it.
 
 use std::{cell::RefCell, rc::Rc};
 
@@ -13,6 +12,7 @@ use encoding_rs::{DecoderResult, Encoding, REPLACEMENT, UTF_8};
 use rquickjs::{Ctx, Exception, Function, Object, Result, TypedArray, Value};
 
 use super::{Usv, buffer_bytes};
+use crate::memory;
 
 /// The UTF-8 bytes of `text`, unpaired surrogates as U+FFFD, as a new `Uint8Array`.
 pub fn encode<'js>(ctx: Ctx<'js>, text: Usv) -> Result<TypedArray<'js, u8>> {
@@ -106,6 +106,7 @@ pub fn decoder<'js>(
                     "the input is too large to decode",
                 ));
             };
+            let _charge = memory::charge(&ctx, capacity)?;
             let mut text = String::with_capacity(capacity);
             let last = !stream;
             if fatal {

@@ -1,10 +1,14 @@
 //! The byte work of `fetch`'s JavaScript half: bodies cross to and from the host as base64
 //! (JSON carries no bytes), and `Response.text()` is the Encoding Standard's UTF-8 decode.
+//!
+//! Each host copy is charged to the execution's memory limit before it is made, and becomes a
+//! JavaScript value (in the runtime's own, metered memory) while the charge is held.
 
 use base64::{Engine, prelude::BASE64_STANDARD};
 use rquickjs::{ArrayBuffer, Ctx, Exception, Result, Value};
 
-use super::buffer_bytes;
+use super::{Usv, buffer_bytes};
+use crate::memory;
 
 /// `read` of the bytes `[offset, offset + length)` of a buffer.
 fn with_bytes<'js, T>(
@@ -27,18 +31,22 @@ pub fn to_base64<'js>(
     buffer: Value<'js>,
     offset: usize,
     length: usize,
-) -> Result<String> {
-    with_bytes(&ctx, &buffer, offset, length, |bytes| {
+) -> Result<rquickjs::String<'js>> {
+    let _encoded = memory::charge(&ctx, length.div_ceil(3).saturating_mul(4))?;
+    let encoded = with_bytes(&ctx, &buffer, offset, length, |bytes| {
         BASE64_STANDARD.encode(bytes)
-    })
+    })?;
+    rquickjs::String::from_str(ctx, &encoded)
 }
 
 /// The bytes a base64 text (from the host) stands for, as a new `ArrayBuffer`.
-pub fn from_base64<'js>(ctx: Ctx<'js>, text: String) -> Result<ArrayBuffer<'js>> {
+pub fn from_base64<'js>(ctx: Ctx<'js>, text: Usv) -> Result<ArrayBuffer<'js>> {
+    let _decoded = memory::charge(&ctx, text.0.len() / 4 * 3 + 3)?;
     let bytes = BASE64_STANDARD
-        .decode(text)
+        .decode(&text.0)
         .map_err(|_| Exception::throw_type(&ctx, "the response body is not valid base64"))?;
-    ArrayBuffer::new(ctx, bytes)
+    drop(text);
+    ArrayBuffer::new_copy(ctx, bytes)
 }
 
 /// UTF-8 decode (BOM removed, errors replaced) of `[offset, offset + length)` of a buffer.
@@ -47,11 +55,14 @@ pub fn decode_utf8<'js>(
     buffer: Value<'js>,
     offset: usize,
     length: usize,
-) -> Result<String> {
-    with_bytes(&ctx, &buffer, offset, length, |bytes| {
+) -> Result<rquickjs::String<'js>> {
+    // Each byte decodes to at most three (an invalid byte becomes U+FFFD).
+    let _text = memory::charge(&ctx, length.saturating_mul(3))?;
+    let text = with_bytes(&ctx, &buffer, offset, length, |bytes| {
         encoding_rs::UTF_8
             .decode_with_bom_removal(bytes)
             .0
             .into_owned()
-    })
+    })?;
+    rquickjs::String::from_str(ctx, &text)
 }

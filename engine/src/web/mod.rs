@@ -32,7 +32,11 @@ use rquickjs::{
     Ctx, Error, Exception, FromJs, Function, Object, Result, Value, function::Opt, qjs,
 };
 
-use crate::{host::FetchPrimitive, timers::Timers};
+use crate::{
+    host::FetchPrimitive,
+    memory::{self, Charge},
+    timers::Timers,
+};
 
 /// The part of the JavaScript half every runtime runs before any script: the captured
 /// built-ins, `DOMException`, and the globals that load the groups below when first used.
@@ -266,24 +270,31 @@ unsafe extern "C" fn run_microtask(
 
 /// A string argument as Unicode scalar values: quickjs-ng copies unpaired surrogates out as
 /// three-byte sequences (WTF-8), which become U+FFFD here, as WebIDL's USVString conversion
-/// and the Encoding Standard's encoder ask.
-pub struct Usv(pub String);
+/// and the Encoding Standard's encoder ask. The host copy is charged to the execution's memory
+/// limit for as long as the value lives.
+pub struct Usv(
+    pub String,
+    #[allow(dead_code, reason = "held, not read")] Charge,
+);
 
 impl<'js> FromJs<'js> for Usv {
     fn from_js(ctx: &Ctx<'js>, value: Value<'js>) -> Result<Self> {
+        let raw_ctx = ctx.as_raw().as_ptr();
         let mut length = 0;
-        // SAFETY: the context and value are live; the returned buffer is ours until
-        // JS_FreeCString and holds `length` bytes.
-        let mut bytes = unsafe {
-            let pointer =
-                qjs::JS_ToCStringLen2(ctx.as_raw().as_ptr(), &mut length, value.as_raw(), false);
-            if pointer.is_null() {
-                return Err(Error::Exception);
-            }
-            let bytes = std::slice::from_raw_parts(pointer.cast::<u8>(), length as usize).to_vec();
-            qjs::JS_FreeCString(ctx.as_raw().as_ptr(), pointer);
-            bytes
-        };
+        // SAFETY: the context and value are live.
+        let pointer = unsafe { qjs::JS_ToCStringLen2(raw_ctx, &mut length, value.as_raw(), false) };
+        if pointer.is_null() {
+            return Err(Error::Exception);
+        }
+        let copied = memory::charge(ctx, length as usize).map(|charge| {
+            // SAFETY: the buffer holds `length` bytes until JS_FreeCString below.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(pointer.cast::<u8>(), length as usize) };
+            (bytes.to_vec(), charge)
+        });
+        // SAFETY: the buffer came from JS_ToCStringLen2 and is freed once.
+        unsafe { qjs::JS_FreeCString(raw_ctx, pointer) };
+        let (mut bytes, charge) = copied?;
         let mut at = 0;
         while at + 2 < bytes.len() {
             // A surrogate's three-byte form is ED A0..BF xx; U+FFFD's is EF BF BD.
@@ -294,10 +305,12 @@ impl<'js> FromJs<'js> for Usv {
                 at += 1;
             }
         }
-        Ok(Self(match String::from_utf8(bytes) {
+        // With every surrogate replaced the bytes are UTF-8, so no second copy is made.
+        let text = match String::from_utf8(bytes) {
             Ok(text) => text,
             Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
-        }))
+        };
+        Ok(Self(text, charge))
     }
 }
 

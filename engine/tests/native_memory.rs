@@ -1,0 +1,112 @@
+//! The natives written in Rust charge their host-side copies to the execution's memory limit:
+//! a script cannot use them to make its process hold more than its limit, and running out
+//! there ends the execution as `memory`, as any allocation past the limit does.
+
+use std::{sync::Arc, time::Duration};
+
+use engine::{EngineSettings, ErrorKind, Limits, Outcome, Script};
+
+const MIB: usize = 1024 * 1024;
+
+fn run(code: &str, memory_limit: usize) -> Outcome {
+    let script = Script {
+        name: "script.js".into(),
+        source: Arc::from(code),
+        input: None,
+    };
+    let limits = Limits {
+        timeout: Duration::from_secs(60),
+        memory_limit,
+    };
+    engine::execute(&EngineSettings::default(), script, limits)
+        .unwrap()
+        .0
+}
+
+/// A script that gives `native` an input of `megabytes` MiB: `text` (that many ASCII
+/// characters) or `bytes` (that many bytes of them).
+fn feed(native: &str, megabytes: usize) -> String {
+    let input = if native.contains("bytes") {
+        "const bytes = new Uint8Array(SIZE).fill(0x41);"
+    } else {
+        "const text = 'A'.repeat(SIZE);"
+    };
+    format!(
+        "{} const out = {native}; out === undefined ? 'none' : 'ran'",
+        input.replace("SIZE", &(megabytes * MIB).to_string())
+    )
+}
+
+/// Each native, as an expression of its input, and a limit in MiB between the most an 8 MiB
+/// input makes the runtime hold without the native's host copies and the most it holds with
+/// them (as measured): the native's copies, and only they, take the execution past it.
+const NATIVES: [(&str, &str, usize); 9] = [
+    ("TextDecoder.decode", "new TextDecoder().decode(bytes)", 28),
+    ("TextEncoder.encode", "new TextEncoder().encode(text)", 28),
+    (
+        "TextEncoder.encodeInto",
+        "new TextEncoder().encodeInto(text, new Uint8Array(16))",
+        20,
+    ),
+    ("atob", "atob(text)", 39),
+    ("btoa", "btoa(text)", 36),
+    ("URL", "new URL('http://a/#' + text)", 76),
+    ("URL.canParse", "URL.canParse(text)", 44),
+    ("URLSearchParams", "new URLSearchParams(text)", 40),
+    (
+        "URLSearchParams.append",
+        "(() => { const p = new URLSearchParams(); p.append('a', text); return p.toString(); })()",
+        48,
+    ),
+];
+
+#[test]
+fn every_native_whose_host_copies_do_not_fit_answers_memory() {
+    let not_memory: Vec<_> = NATIVES
+        .iter()
+        .map(|(native, expression, limit)| (native, run(&feed(expression, 8), limit * MIB).result))
+        .filter(|(_, result)| !matches!(result, Err(error) if error.kind == ErrorKind::Memory))
+        .collect();
+    assert!(not_memory.is_empty(), "{not_memory:#?}");
+}
+
+#[test]
+fn the_same_natives_run_when_the_limit_leaves_room_for_their_copies() {
+    for (native, expression, _) in NATIVES {
+        let outcome = run(&feed(expression, 1), 64 * MIB);
+        assert_eq!(outcome.result.as_deref(), Ok("\"ran\""), "{native}");
+    }
+}
+
+#[test]
+fn a_decoded_text_is_counted_in_the_peak_while_it_is_built() {
+    // The input (8 MiB in the runtime), the host copy (8 MiB and a little, charged) and the
+    // string made of it (8 MiB in the runtime) are all held at once.
+    let outcome = run(
+        "const bytes = new Uint8Array(8 * 1024 * 1024).fill(0x41);
+         new TextDecoder().decode(bytes).length",
+        256 * MIB,
+    );
+    assert_eq!(outcome.result.as_deref(), Ok("8388608"));
+    assert!(
+        outcome.memory_peak >= 24 * MIB,
+        "peak {} bytes: the host copy was not counted",
+        outcome.memory_peak
+    );
+}
+
+#[test]
+fn a_caught_out_of_memory_in_a_native_still_leaves_the_limit_in_force() {
+    // The script catches the refusal and tries again; the charge was never taken, so the
+    // second attempt is refused the same way and nothing was leaked.
+    let outcome = run(
+        "const bytes = new Uint8Array(24 * 1024 * 1024).fill(0x41);
+         let refused = 0;
+         for (let i = 0; i < 3; i++) {
+           try { new TextDecoder().decode(bytes); } catch (error) { refused++; }
+         }
+         refused",
+        64 * MIB,
+    );
+    assert_eq!(outcome.result.as_deref(), Ok("3"));
+}
