@@ -5,8 +5,8 @@
 //! written here that counts its downloads and can be slow, large or redirect.
 //!
 //! Each test starts its own servers on free ports, and a stack whose tenants file allows some
-//! buckets, prefixes and hosts. Without `moto_server` the S3 test is skipped with a message,
-//! except under `CI`, where it fails.
+//! buckets, prefixes and hosts. The S3 test needs `moto_server`, so it is ignored unless asked
+//! for (`cargo test -- --include-ignored`, as CI runs it); asked for without it, it fails.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -347,8 +347,8 @@ struct Moto {
 }
 
 impl Moto {
-    /// `None` (after a skip message, or a failure under `CI`) without `moto_server`.
-    fn start() -> Option<Self> {
+    /// Fails the test, naming what to install, without `moto_server`.
+    fn start() -> Self {
         let port = free_port();
         let child = match Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -357,13 +357,10 @@ impl Moto {
             .spawn()
         {
             Ok(child) => child,
-            Err(error) => {
-                e2e::skip_or_fail(
-                    "S3 source test",
-                    &format!("moto_server: {error} (pip install 'moto[server]')"),
-                );
-                return None;
-            }
+            Err(error) => e2e::missing_tool(
+                "S3 source test",
+                &format!("moto_server: {error} (pip install 'moto[server]')"),
+            ),
         };
         let moto = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -374,7 +371,7 @@ impl Moto {
             );
             thread::sleep(Duration::from_millis(100));
         }
-        Some(moto)
+        moto
     }
 
     fn addr(&self) -> SocketAddr {
@@ -405,10 +402,9 @@ impl Drop for Moto {
 }
 
 #[test]
+#[ignore = "needs moto's S3 server: pip install 'moto[server]==5.2.1', then cargo test -- --include-ignored"]
 fn scripts_load_from_s3_within_the_allow_list_with_every_error_named() {
-    let Some(moto) = Moto::start() else {
-        return;
-    };
+    let moto = Moto::start();
     moto.put("/scripts", "");
     moto.put("/other", "");
     let script = "const answer = 6 * 7; answer";
