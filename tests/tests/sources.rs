@@ -22,6 +22,14 @@ use e2e::{Service, TempFile, free_port};
 const KEY: &str = "e2e-sources-key-1f3a";
 /// `MAX_SCRIPT_BYTES` of the stacks here: scripts above it are refused.
 const CAP: usize = 4096;
+/// `SOURCE_CACHE_TTL_MS` of the tests that watch the cache go stale. The executions meant to
+/// fall within it take milliseconds each on a quiet machine; this leaves room for a loaded one.
+const CACHE_TTL: Duration = Duration::from_secs(3);
+/// `SOURCE_TIMEOUT_MS` of the test that loads from a server that never answers in time.
+const SOURCE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long `/slow.js` takes to answer: far beyond [`SOURCE_TIMEOUT`], so that a load the
+/// timeout did not cut would be plain.
+const SLOW_ANSWER: Duration = Duration::from_secs(30);
 
 /// A whole answer: status code and body as JSON.
 struct Answer {
@@ -92,6 +100,16 @@ fn assert_error(answer: &Answer, status: u16, kind: &str, needle: &str) {
         "{:?} lacks {needle:?}",
         answer.message()
     );
+}
+
+/// Waits until a script cached or revalidated by the answer that has just arrived is stale: the
+/// cache stamps it before that answer is sent, so one TTL after the answer it is past.
+fn wait_out_the_cache_ttl() {
+    thread::sleep(CACHE_TTL + Duration::from_millis(50));
+}
+
+fn millis(duration: Duration) -> String {
+    duration.as_millis().to_string()
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -170,7 +188,8 @@ struct Object {
 ///   `Last-Modified`, `x-goog-generation`, `Content-Length`; 304 on a matching
 ///   `If-None-Match`; 404 with a `NoSuchKey` XML error.
 /// - `/unsized/...`: objects sent without `Content-Length`.
-/// - `/slowish/...`: objects sent after 300 ms. `/slow.js`: answers after 3 s. `/redirect?to=<url>`: 302 to `to`.
+/// - `/slowish/...`: objects sent after 300 ms. `/slow.js`: answers after [`SLOW_ANSWER`].
+///   `/redirect?to=<url>`: 302 to `to`.
 /// - any other path: the object at that path, with the same ETag and 304 handling.
 struct PlainServer {
     addr: SocketAddr,
@@ -277,7 +296,7 @@ fn serve(
         thread::sleep(Duration::from_millis(300));
     }
     if path == "/slow.js" {
-        thread::sleep(Duration::from_secs(3));
+        thread::sleep(SLOW_ANSWER);
         return answer("200 OK", &[], "1");
     }
     if path == "/redirect" {
@@ -509,12 +528,13 @@ fn scripts_load_from_gcs_and_are_revalidated_with_their_etag() {
     let script = "'from gcs'";
     server.put("/gcs/gscripts/team/a.js", script);
     let endpoint = server.url("/gcs");
+    let ttl = millis(CACHE_TTL);
     let stack = SourceStack::start(
         &["gs://gscripts/team/"],
         &[
             ("SOURCES_GCS_ENDPOINT", &endpoint),
             ("SOURCES_ALLOW_LOOPBACK", "true"),
-            ("SOURCE_CACHE_TTL_MS", "300"),
+            ("SOURCE_CACHE_TTL_MS", &ttl),
         ],
     );
     let addr = stack.addr();
@@ -523,7 +543,8 @@ fn scripts_load_from_gcs_and_are_revalidated_with_their_etag() {
     assert_result(&execute(addr, &location, false), "from gcs".into());
     assert_result(&execute(addr, &location, false), "from gcs".into());
     assert_eq!(server.downloads("/gcs/gscripts/team/a.js"), 1);
-    thread::sleep(Duration::from_millis(400));
+    assert_eq!(server.not_modified.load(Ordering::SeqCst), 0);
+    wait_out_the_cache_ttl();
     assert_result(&execute(addr, &location, false), "from gcs".into());
     assert_eq!(server.downloads("/gcs/gscripts/team/a.js"), 1);
     assert_eq!(server.not_modified.load(Ordering::SeqCst), 1);
@@ -556,8 +577,8 @@ fn web_scripts_are_cached_revalidated_bounded_in_time_and_redirects_rechecked() 
         ],
         &[
             ("SOURCES_ALLOW_LOOPBACK", "true"),
-            ("SOURCE_CACHE_TTL_MS", "500"),
-            ("SOURCE_TIMEOUT_MS", "1000"),
+            ("SOURCE_CACHE_TTL_MS", &millis(CACHE_TTL)),
+            ("SOURCE_TIMEOUT_MS", &millis(SOURCE_TIMEOUT)),
         ],
     );
     let addr = stack.addr();
@@ -575,7 +596,8 @@ fn web_scripts_are_cached_revalidated_bounded_in_time_and_redirects_rechecked() 
         1,
         "a second execution within the TTL downloads nothing"
     );
-    thread::sleep(Duration::from_millis(600));
+    assert_eq!(server.not_modified.load(Ordering::SeqCst), 0);
+    wait_out_the_cache_ttl();
     assert_result(&execute(addr, &location, false), "version 1".into());
     assert_eq!(server.downloads("/scripts/a.js"), 1);
     assert_eq!(
@@ -586,7 +608,7 @@ fn web_scripts_are_cached_revalidated_bounded_in_time_and_redirects_rechecked() 
 
     server.put("/scripts/a.js", "'version 2'");
     assert_result(&execute(addr, &location, false), "version 1".into());
-    thread::sleep(Duration::from_millis(600));
+    wait_out_the_cache_ttl();
     assert_result(&execute(addr, &location, false), "version 2".into());
     assert_eq!(server.downloads("/scripts/a.js"), 2);
 
@@ -597,8 +619,10 @@ fn web_scripts_are_cached_revalidated_bounded_in_time_and_redirects_rechecked() 
         "source_unavailable",
         "1000 ms",
     );
+    // Cut by the timeout, not answered by the server: a third of the server's delay leaves
+    // room for a loaded machine.
     assert!(
-        started.elapsed() < Duration::from_millis(2500),
+        started.elapsed() < SLOW_ANSWER / 3,
         "{:?}",
         started.elapsed()
     );
