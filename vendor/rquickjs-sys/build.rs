@@ -117,6 +117,11 @@ fn main() {
         println!("cargo:rerun-if-env-changed={}", feature_to_cargo(feature));
     }
     println!("cargo:rerun-if-env-changed=CARGO_CFG_SANITIZE");
+    // PATCH build-rerun-on-sources (PATCHES.md): the rerun-if-env-changed lines above turn off
+    // Cargo's default of rerunning on any change in the package, so a patched C source would
+    // otherwise leave the old libquickjs.a in place.
+    println!("cargo:rerun-if-changed=quickjs");
+    println!("cargo:rerun-if-changed=quickjs.bind.h");
 
     let src_dir = Path::new("quickjs");
 

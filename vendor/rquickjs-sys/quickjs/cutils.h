@@ -521,6 +521,9 @@ static inline bool dbuf_error(DynBuf *s) {
 static inline void dbuf_set_error(DynBuf *s)
 {
     s->error = true;
+    /* PATCH oom-dbuf-sticky-error (vendor/rquickjs-sys/PATCHES.md): once in error, a DynBuf takes
+       no more writes; every write must grow it, and growing fails in error. */
+    s->allocated_size = s->size;
 }
 
 /*---- UTF-8 and UTF-16 handling ----*/
@@ -801,7 +804,9 @@ static inline int dbuf_claim(DynBuf *s, size_t len)
             new_allocated_size = size;
         new_buf = s->realloc_func(s->opaque, s->buf, new_allocated_size);
         if (!new_buf) {
-            s->error = true;
+            /* PATCH oom-dbuf-sticky-error: dbuf_set_error, so that a later, smaller write cannot
+               land after this failed one and leave a hole in the middle of the contents. */
+            dbuf_set_error(s);
             return -1;
         }
         s->buf = new_buf;

@@ -584,6 +584,9 @@ struct JSContext {
     JSValue regexp_ctor;
     JSValue promise_ctor;
     JSValue native_error_proto[JS_NATIVE_ERROR_COUNT];
+    /* PATCH oom-throw-null (vendor/rquickjs-sys/PATCHES.md): thrown when an error cannot be
+       allocated, instead of null. */
+    JSValue out_of_memory_error;
     JSValue error_ctor;
     JSValue error_back_trace;
     JSValue error_prepare_stack;
@@ -2876,6 +2879,7 @@ JSContext *JS_NewContextRaw(JSRuntime *rt)
     ctx->regexp_ctor = JS_NULL;
     ctx->promise_ctor = JS_NULL;
     ctx->error_ctor = JS_NULL;
+    ctx->out_of_memory_error = JS_NULL; /* PATCH oom-throw-null */
     ctx->error_back_trace = JS_UNDEFINED;
     ctx->error_prepare_stack = JS_UNDEFINED;
     ctx->error_stack_trace_limit = js_int32(10);
@@ -3006,6 +3010,7 @@ static void JS_MarkContext(JSRuntime *rt, JSContext *ctx,
         JS_MarkValue(rt, ctx->native_error_proto[i], mark_func);
     }
     JS_MarkValue(rt, ctx->error_ctor, mark_func);
+    JS_MarkValue(rt, ctx->out_of_memory_error, mark_func); /* PATCH oom-throw-null */
     JS_MarkValue(rt, ctx->error_back_trace, mark_func);
     JS_MarkValue(rt, ctx->error_prepare_stack, mark_func);
     JS_MarkValue(rt, ctx->error_stack_trace_limit, mark_func);
@@ -3088,6 +3093,7 @@ void JS_FreeContext(JSContext *ctx)
         JS_FreeValue(ctx, ctx->native_error_proto[i]);
     }
     JS_FreeValue(ctx, ctx->error_ctor);
+    JS_FreeValue(ctx, ctx->out_of_memory_error); /* PATCH oom-throw-null */
     JS_FreeValue(ctx, ctx->error_back_trace);
     JS_FreeValue(ctx, ctx->error_prepare_stack);
     JS_FreeValue(ctx, ctx->error_stack_trace_limit);
@@ -8443,8 +8449,9 @@ JS_ThrowError2(JSContext *ctx, JSErrorEnum error_num, bool add_backtrace,
 
     obj = JS_MakeError(ctx, error_num, add_backtrace, fmt, ap);
     if (unlikely(JS_IsException(obj))) {
-        /* out of memory: throw JS_NULL to avoid recursing */
-        obj = JS_NULL;
+        /* PATCH oom-throw-null: out of memory, so throw the context's out-of-memory error, made
+           when the context was; it stays null only while the context is being made. */
+        obj = js_dup(ctx->out_of_memory_error);
     }
     return JS_Throw(ctx, obj);
 }
@@ -35103,6 +35110,14 @@ static __exception int resolve_variables(JSContext *ctx, JSFunctionDef *s)
     CodeContext cc;
     int scope;
 
+    /* PATCH oom-resolve-truncated-bytecode (vendor/rquickjs-sys/PATCHES.md): a write that failed
+       while parsing left the first-pass byte code cut short, possibly inside an instruction; do
+       not walk it. Its atoms are freed with the function definition (free_bytecode_atoms stops
+       at a cut instruction). */
+    if (dbuf_error(&s->byte_code)) {
+        JS_ThrowOutOfMemory(ctx);
+        return -1;
+    }
     cc.bc_buf = bc_buf = s->byte_code.buf;
     cc.bc_len = bc_len = s->byte_code.size;
     js_dbuf_init(ctx, &bc_out);
@@ -58709,6 +58724,25 @@ static int JS_AddIntrinsicBasicObjects(JSContext *ctx)
                                js_empty_string(ctx->rt),
                                JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
         ctx->native_error_proto[i] = proto;
+    }
+
+    /* PATCH oom-throw-null: made now, since it cannot be made when memory runs out. It is
+       shared by every throw in this context, so nothing in it can change: no backtrace (an empty
+       `stack`), a read-only message, no new properties. */
+    {
+        JSValue error = JS_NewObjectProtoClass(ctx, ctx->native_error_proto[JS_INTERNAL_ERROR],
+                                               JS_CLASS_ERROR);
+        if (JS_IsException(error))
+            return -1;
+        JSValue message = JS_NewString(ctx, "out of memory");
+        if (JS_IsException(message) ||
+            JS_DefinePropertyValue(ctx, error, JS_ATOM_message, message, 0) < 0 ||
+            JS_DefinePropertyValue(ctx, error, JS_ATOM_stack, js_empty_string(ctx->rt), 0) < 0 ||
+            JS_PreventExtensions(ctx, error) < 0) {
+            JS_FreeValue(ctx, error);
+            return -1;
+        }
+        ctx->out_of_memory_error = error;
     }
 
     /* the array prototype is an array */

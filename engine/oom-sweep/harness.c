@@ -1,0 +1,328 @@
+/*
+ * The out-of-memory sweep's harness: runs one script under every memory limit of a schedule, each
+ * in a child process, so that the engine's allocation-failure paths are walked one by one while
+ * AddressSanitizer and UndefinedBehaviorSanitizer watch.
+ *
+ * Why: quickjs-ng corrupts its heap on some paths where an allocation fails while parsing or
+ * compiling (vendor/rquickjs-sys/PATCHES.md). Fuzzers run it with a large limit, so those paths
+ * are rarely walked; here every limit from a fresh context's baseline up to ~200 KB above it is.
+ *
+ * The parent creates a runtime and a context once, measures the baseline with
+ * JS_ComputeMemoryUsage, then forks one child per limit: the child sets the limit to baseline +
+ * extra, compiles the script with JS_EVAL_FLAG_COMPILE_ONLY, evaluates what compiled (with its
+ * jobs, under an interrupt budget), checks that a failure was thrown as an error object and not as
+ * `null`, and frees the context and the runtime (whose teardown finds leaked objects and
+ * corrupted lists). A sanitizer report aborts the child (ASAN_OPTIONS=abort_on_error=1,
+ * -fno-sanitize-recover); the parent records every child that did not exit cleanly and goes on, so
+ * one run lists every failing limit.
+ *
+ * Usage: harness SCRIPT.js   Prints one summary line; exits 1 when any limit failed.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "quickjs.h"
+
+/* Highest extra bytes above the baseline that the schedule reaches. */
+#define SWEEP_MAX_EXTRA (200 * 1024)
+/* Interrupt-handler calls (one per ~10,000 bytecode operations) before an evaluation is stopped,
+ * so scripts that loop forever end. */
+#define INTERRUPT_BUDGET 20
+/* Pending jobs (promise reactions) run after an evaluation, at most. */
+#define MAX_JOBS 10000
+/* Failing limits of each kind printed in the summary, at most. */
+#define MAX_REPORTED 20
+#define LIST_SIZE (MAX_REPORTED * 24)
+/* The `extra` of a run without a limit. */
+#define UNLIMITED SIZE_MAX
+/* Bytes swept beyond an unlimited run's peak, for what differs between runs (clocks, random). */
+#define PEAK_MARGIN 1024
+
+/* The exit codes of a child, other than 0 (clean). */
+enum child_status {
+    CHILD_THREW_NULL = 3,
+};
+
+/* Globals the bundled examples use that plain quickjs-ng lacks, as inert stand-ins, so that their
+ * evaluation gets past the first call. Evaluated before the baseline is measured. */
+static const char prelude[] =
+    "globalThis.console = { log() {}, info() {}, warn() {}, error() {}, debug() {},"
+    " table() {}, time() {}, timeEnd() {} };"
+    "globalThis.input = undefined;"
+    "globalThis.setTimeout = (f) => { Promise.resolve().then(f); return 1; };"
+    "globalThis.clearTimeout = () => {};";
+
+static int interrupt_budget;
+
+/* Bytes the runtime holds through its allocator, and their peak: an unlimited run's peak tells
+ * where the sweep can stop, since every limit above it runs exactly as the unlimited run does. The
+ * runtime counts the same usable sizes (its MALLOC_OVERHEAD equals the block header it adds). */
+static size_t tracked_bytes, peak_bytes;
+
+static void track(ptrdiff_t delta)
+{
+    tracked_bytes += delta;
+    if (tracked_bytes > peak_bytes)
+        peak_bytes = tracked_bytes;
+}
+
+static void *tracking_calloc(void *opaque, size_t count, size_t size)
+{
+    (void)opaque;
+    void *ptr = calloc(count, size);
+    if (ptr)
+        track(malloc_usable_size(ptr));
+    return ptr;
+}
+
+static void *tracking_malloc(void *opaque, size_t size)
+{
+    (void)opaque;
+    void *ptr = malloc(size);
+    if (ptr)
+        track(malloc_usable_size(ptr));
+    return ptr;
+}
+
+static void tracking_free(void *opaque, void *ptr)
+{
+    (void)opaque;
+    if (ptr)
+        track(-(ptrdiff_t)malloc_usable_size(ptr));
+    free(ptr);
+}
+
+static void *tracking_realloc(void *opaque, void *ptr, size_t size)
+{
+    (void)opaque;
+    size_t old_size = ptr ? malloc_usable_size(ptr) : 0;
+    void *new_ptr = realloc(ptr, size);
+    if (new_ptr)
+        track((ptrdiff_t)malloc_usable_size(new_ptr) - (ptrdiff_t)old_size);
+    else if (size == 0)
+        track(-(ptrdiff_t)old_size);
+    return new_ptr;
+}
+
+static size_t tracking_usable_size(const void *ptr)
+{
+    return malloc_usable_size((void *)ptr);
+}
+
+static const JSMallocFunctions tracking_malloc_functions = {
+    tracking_calloc, tracking_malloc, tracking_free, tracking_realloc, tracking_usable_size,
+};
+
+static int interrupt_handler(JSRuntime *rt, void *opaque)
+{
+    (void)rt;
+    (void)opaque;
+    return --interrupt_budget < 0;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *file = fopen(path, "rb");
+    if (!file)
+        return NULL;
+    fseek(file, 0, SEEK_END);
+    long size = ftell(file);
+    fseek(file, 0, SEEK_SET);
+    char *buf = malloc(size + 1);
+    if (!buf || fread(buf, 1, size, file) != (size_t)size) {
+        fclose(file);
+        free(buf);
+        return NULL;
+    }
+    fclose(file);
+    buf[size] = '\0';
+    *len = size;
+    return buf;
+}
+
+/* Takes the pending exception; true when it is `null`, which the engine throws where it could not
+ * allocate the error it meant to throw. */
+static bool exception_is_null(JSContext *ctx)
+{
+    JSValue exception = JS_GetException(ctx);
+    bool is_null = JS_IsNull(exception);
+    JS_FreeValue(ctx, exception);
+    return is_null;
+}
+
+/* A fresh runtime and context with the prelude evaluated; NULL (with a message) when that fails,
+ * which no limit is involved in yet. */
+static JSContext *new_context(void)
+{
+    JSRuntime *rt = JS_NewRuntime2(&tracking_malloc_functions, NULL);
+    JSContext *ctx = rt ? JS_NewContext(rt) : NULL;
+    if (!ctx) {
+        fprintf(stderr, "cannot create a runtime and a context\n");
+        return NULL;
+    }
+    interrupt_budget = INTERRUPT_BUDGET;
+    JS_SetInterruptHandler(rt, interrupt_handler, NULL);
+    JSValue result = JS_Eval(ctx, prelude, strlen(prelude), "<prelude>", JS_EVAL_TYPE_GLOBAL);
+    if (JS_IsException(result)) {
+        fprintf(stderr, "the prelude threw\n");
+        return NULL;
+    }
+    JS_FreeValue(ctx, result);
+    JS_RunGC(rt);
+    return ctx;
+}
+
+/* Compiles and evaluates the script in a fresh context whose limit is its baseline + extra, then
+ * frees everything; returns 0, or CHILD_THREW_NULL, or -1 when the context could not be made.
+ * `extra` UNLIMITED sets no limit. Sets *peak_extra to the most the run held above the baseline. */
+static int run_under_limit(size_t extra, const char *name, const char *source, size_t len,
+                           int eval_type, size_t *peak_extra)
+{
+    JSContext *ctx = new_context();
+    if (!ctx)
+        return -1;
+    JSRuntime *rt = JS_GetRuntime(ctx);
+    JSMemoryUsage usage;
+    JS_ComputeMemoryUsage(rt, &usage);
+    bool threw_null = false;
+
+    peak_bytes = tracked_bytes;
+    size_t tracked_at_baseline = tracked_bytes;
+    if (extra != UNLIMITED)
+        JS_SetMemoryLimit(rt, usage.malloc_size + extra);
+    JSValue compiled = JS_Eval(ctx, source, len, name, eval_type | JS_EVAL_FLAG_COMPILE_ONLY);
+    if (JS_IsException(compiled)) {
+        threw_null |= exception_is_null(ctx);
+    } else {
+        interrupt_budget = INTERRUPT_BUDGET;
+        JSValue result = JS_EvalFunction(ctx, compiled);
+        if (JS_IsException(result))
+            threw_null |= exception_is_null(ctx);
+        JS_FreeValue(ctx, result);
+        for (int jobs = 0; jobs < MAX_JOBS; jobs++) {
+            JSContext *job_ctx;
+            int ran = JS_ExecutePendingJob(rt, &job_ctx);
+            if (ran == 0)
+                break;
+            if (ran < 0)
+                threw_null |= exception_is_null(job_ctx);
+        }
+    }
+    *peak_extra = peak_bytes - tracked_at_baseline;
+    JS_FreeContext(ctx);
+    JS_FreeRuntime(rt);
+    return threw_null ? CHILD_THREW_NULL : 0;
+}
+
+/* The next extra above `extra`: every 8 bytes up to 16 KB, where the parser's first allocations
+ * fail, then every 64 bytes up to 64 KB and every 512 above. --fine divides each step by 8, for
+ * finding sites; run on the unpatched sources, the default finds what the fine one finds
+ * (engine/oom-sweep/README.md). */
+static size_t next_extra(size_t extra, bool fine)
+{
+    size_t step = extra < 16 * 1024 ? 8 : extra < 64 * 1024 ? 64 : 512;
+    return extra + (fine ? step / 8 : step);
+}
+
+/* Where an in-process sweep is, for the sanitizer's death callback. */
+static const char *current_name;
+static size_t current_extra;
+
+static void report_position(void)
+{
+    fprintf(stderr, "oom-sweep: the sanitizer stopped %s at baseline + %zu bytes\n", current_name,
+            current_extra);
+}
+
+void __sanitizer_set_death_callback(void (*callback)(void));
+
+int main(int argc, char **argv)
+{
+    bool fork_each = false, fine = false;
+    int arg = 1;
+    for (; arg < argc && argv[arg][0] == '-'; arg++) {
+        if (!strcmp(argv[arg], "--fork"))
+            fork_each = true;
+        else if (!strcmp(argv[arg], "--fine"))
+            fine = true;
+        else
+            break;
+    }
+    if (arg + 1 != argc) {
+        fprintf(stderr, "usage: %s [--fork] [--fine] SCRIPT.js\n", argv[0]);
+        return 2;
+    }
+    const char *name = argv[arg];
+    size_t len;
+    char *source = read_file(name, &len);
+    if (!source) {
+        fprintf(stderr, "%s: cannot read: %s\n", name, strerror(errno));
+        return 2;
+    }
+    int eval_type = JS_DetectModule(source, len) ? JS_EVAL_TYPE_MODULE : JS_EVAL_TYPE_GLOBAL;
+    current_name = name;
+    __sanitizer_set_death_callback(report_position);
+
+    /* Limits above what an unlimited run holds at its peak change nothing; no need to run them. */
+    size_t peak_extra;
+    if (run_under_limit(UNLIMITED, name, source, len, eval_type, &peak_extra) < 0)
+        return 2;
+    size_t last_extra = peak_extra + PEAK_MARGIN;
+    if (last_extra > SWEEP_MAX_EXTRA)
+        last_extra = SWEEP_MAX_EXTRA;
+
+    size_t limits = 0, failures = 0, null_throws = 0;
+    char crash_limits[LIST_SIZE] = "", null_limits[LIST_SIZE] = "";
+    size_t run_peak;
+    for (size_t extra = 0; extra <= last_extra; extra = next_extra(extra, fine)) {
+        limits++;
+        current_extra = extra;
+        int status;
+        if (fork_each) {
+            fflush(stdout);
+            fflush(stderr);
+            pid_t child = fork();
+            if (child < 0) {
+                perror("fork");
+                return 2;
+            }
+            if (child == 0) {
+                int verdict = run_under_limit(extra, name, source, len, eval_type, &run_peak);
+                _exit(verdict < 0 ? 2 : verdict);
+            }
+            int wait_status;
+            if (waitpid(child, &wait_status, 0) < 0) {
+                perror("waitpid");
+                return 2;
+            }
+            status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
+            /* A child's own null-throw verdict comes back as its exit code. */
+            if (status == 0)
+                continue;
+        } else {
+            status = run_under_limit(extra, name, source, len, eval_type, &run_peak);
+            if (status < 0)
+                return 2;
+            if (status == 0)
+                continue;
+        }
+        bool threw_null = status == CHILD_THREW_NULL;
+        size_t *count = threw_null ? &null_throws : &failures;
+        char *list = threw_null ? null_limits : crash_limits;
+        if (++*count <= MAX_REPORTED) {
+            size_t used = strlen(list);
+            snprintf(list + used, LIST_SIZE - used, " +%zu", extra);
+        }
+    }
+    printf("%s: peak +%zu B, %zu limits, %zu crashes (at%s), %zu null throws (at%s)\n", name,
+           peak_extra, limits, failures, crash_limits, null_throws, null_limits);
+    free(source);
+    return failures || null_throws ? 1 : 0;
+}
