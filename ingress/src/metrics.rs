@@ -1,7 +1,8 @@
 //! The ingress's Prometheus metrics, served at `GET /metrics` on the admin listener
 //! (`ADMIN_LISTEN_ADDR`, default `127.0.0.1:9090`), never on the public port.
 //!
-//! - `ingress_requests_total{status}`: answers on the public port by HTTP status.
+//! - `ingress_requests_total{status}`: answers on the public port by HTTP status, and
+//!   requests whose client left before their answer as `499` ([`CLIENT_CLOSED_REQUEST`]).
 //! - `ingress_rate_limited_total{tenant}`: 429 answers by tenant (`anonymous` included).
 //! - `ingress_upstream_errors_total{kind}`: proxied requests that failed: `unavailable` (502)
 //!   or `timeout` (504).
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,6 +29,11 @@ use crate::error::{ApiError, AuthFailure};
 
 /// The `Content-Type` of the exposition (the OpenMetrics text format Prometheus scrapes).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The status a request is counted and logged with when its client leaves before its answer
+/// is ready (the convention nginx made common): the proxied request to the sandbox is dropped
+/// with it, and the sandbox logs the execution as `cancelled`.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 /// Why a proxied request got no answer from the sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +54,13 @@ impl UpstreamError {
         }
     }
 }
+
+/// The statuses the public port answers with (its own, the sandbox's and the sources'), whose
+/// `ingress_requests_total` series exist from the start at 0, so a rate over them is defined
+/// before the first such answer; a status outside this list gets its series when first sent.
+const ANSWERED_STATUSES: [u16; 16] = [
+    200, 304, 400, 401, 403, 404, 405, 408, 413, 415, 422, 429, 500, 502, 503, 504,
+];
 
 const AUTH_FAILURES: [AuthFailure; 3] = [
     AuthFailure::Missing,
@@ -113,6 +126,9 @@ impl Metrics {
             auth_failures.clone(),
         );
         // Creating a series is enough to have it written out at 0.
+        for status in ANSWERED_STATUSES {
+            requests.get_or_create_owned(&StatusLabels { status });
+        }
         for tenant in tenants {
             rate_limited.get_or_create_owned(&TenantLabels {
                 tenant: Arc::from(tenant),
@@ -137,13 +153,9 @@ impl Metrics {
         }
     }
 
-    /// The public port answered with `status`.
-    pub fn answered(&self, status: StatusCode) {
-        self.requests
-            .get_or_create(&StatusLabels {
-                status: status.as_u16(),
-            })
-            .inc();
+    /// The public port answered with `status`, or [`CLIENT_CLOSED_REQUEST`].
+    pub fn answered(&self, status: u16) {
+        self.requests.get_or_create(&StatusLabels { status }).inc();
     }
 
     /// A request of `tenant` was refused with 429.
@@ -187,8 +199,11 @@ pub async fn count_answers(
     request: Request,
     next: Next,
 ) -> Response {
+    let unanswered = scopeguard::guard(metrics, |metrics| {
+        metrics.answered(CLIENT_CLOSED_REQUEST);
+    });
     let response = next.run(request).await;
-    metrics.answered(response.status());
+    scopeguard::ScopeGuard::into_inner(unanswered).answered(response.status().as_u16());
     response
 }
 
@@ -208,6 +223,7 @@ async fn exposition(State(metrics): State<Arc<Metrics>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     #[test]
     fn every_series_starts_at_zero_and_counts() {
@@ -222,8 +238,8 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
 
-        metrics.answered(StatusCode::OK);
-        metrics.answered(StatusCode::OK);
+        metrics.answered(StatusCode::OK.as_u16());
+        metrics.answered(StatusCode::OK.as_u16());
         metrics.rate_limited(&Arc::from("acme"));
         metrics.upstream_failed(UpstreamError::Unavailable);
         metrics.auth_failed(AuthFailure::Unknown);

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use contract::ids;
@@ -22,6 +22,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
+use crate::metrics::CLIENT_CLOSED_REQUEST;
 use crate::rate_limit::{ClientKey, client_key};
 use crate::request_id::X_REQUEST_ID;
 
@@ -70,29 +71,55 @@ pub async fn log_request(
         tenant = tracing::field::Empty,
     );
 
-    let response = next.run(request).instrument(span.clone()).await;
-
-    let status = response.status();
-    let latency = format!("{:.6}s", started.elapsed().as_secs_f64());
-    let _entered = span.enter();
-    macro_rules! request_line {
-        ($level:expr) => {
-            tracing::event!(
-                $level,
-                http_request.request_method = %method,
-                http_request.request_url = path,
-                http_request.status = status.as_u16(),
-                http_request.latency = latency,
-                "request finished"
-            )
-        };
-    }
-    if status.is_server_error() {
-        request_line!(tracing::Level::WARN);
-    } else {
-        request_line!(tracing::Level::INFO);
-    }
+    let line = RequestLine {
+        method,
+        path,
+        started,
+        span: span.clone(),
+    };
+    // A request dropped before its answer (the client left) still gets its line, with the
+    // status counted for it (see `metrics::CLIENT_CLOSED_REQUEST`).
+    let unanswered = scopeguard::guard(line, |line| line.write(CLIENT_CLOSED_REQUEST));
+    let response = next.run(request).instrument(span).await;
+    scopeguard::ScopeGuard::into_inner(unanswered).write(response.status().as_u16());
     response
+}
+
+/// What the request line says about the request, until its status is known.
+struct RequestLine {
+    method: Method,
+    path: String,
+    started: Instant,
+    span: tracing::Span,
+}
+
+impl RequestLine {
+    fn write(self, status: u16) {
+        let latency = format!("{:.6}s", self.started.elapsed().as_secs_f64());
+        let _entered = self.span.enter();
+        macro_rules! request_line {
+            ($level:expr, $message:literal) => {
+                tracing::event!(
+                    $level,
+                    http_request.request_method = %self.method,
+                    http_request.request_url = self.path,
+                    http_request.status = status,
+                    http_request.latency = latency,
+                    $message
+                )
+            };
+        }
+        if status == CLIENT_CLOSED_REQUEST {
+            request_line!(
+                tracing::Level::INFO,
+                "request cancelled: the client left before its answer"
+            );
+        } else if status >= 500 {
+            request_line!(tracing::Level::WARN, "request finished");
+        } else {
+            request_line!(tracing::Level::INFO, "request finished");
+        }
+    }
 }
 
 /// The trace id of a request (see [`contract::ids::trace_id`]).

@@ -12,6 +12,7 @@ pub mod vars {
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
     pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
     pub const SANDBOX_MEMORY_MB: &str = "SANDBOX_MEMORY_MB";
+    pub const ANONYMOUS_MAX_WORKERS: &str = "ANONYMOUS_MAX_WORKERS";
     pub const QUEUE_CAPACITY: &str = "QUEUE_CAPACITY";
     pub const QUEUE_MAX_BYTES: &str = "QUEUE_MAX_BYTES";
     pub const QUEUE_TIMEOUT_MS: &str = "QUEUE_TIMEOUT_MS";
@@ -99,6 +100,12 @@ pub struct Config {
     /// the machine's memory where there is none; set beside a container limit, the smaller of
     /// the two. See [`MemoryPlan`].
     pub sandbox_memory: Option<u64>,
+    /// `ANONYMOUS_MAX_WORKERS`: workers the anonymous tier may hold at once, all its clients
+    /// together, default `MAX_CONCURRENCY` − 1 (at least 1): the last worker is only ever taken
+    /// by keyed tenants, so a crowd of anonymous clients running endless loops cannot make a
+    /// keyed tenant's request wait for one. At most `MAX_CONCURRENCY`; `None` is the
+    /// default, read through [`Config::anonymous_workers`].
+    pub anonymous_max_workers: Option<usize>,
     /// `QUEUE_CAPACITY`: requests of one tenant (or one anonymous client) that may wait for a
     /// worker, default 1024: a bound against floods, not the admission rule, which is the
     /// estimated wait (see [`crate::scheduler`]). All tenants together may have
@@ -192,6 +199,7 @@ pub fn default_connection_limits() -> connections::Limits {
         write_timeout: Duration::from_secs(5),
         max_connections: 1024,
         max_connections_per_client: None,
+        shutdown_notice: Duration::from_secs(1),
     }
 }
 
@@ -203,6 +211,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             max_concurrency: cpus,
             sandbox_memory: None,
+            anonymous_max_workers: None,
             queue_capacity: 1024,
             queue_max_bytes: 64 * 1024 * 1024,
             queue_timeout: Duration::from_millis(2000),
@@ -247,6 +256,7 @@ impl Config {
             sandbox_memory: env
                 .optional_positive(SANDBOX_MEMORY_MB)?
                 .map(|mib| mib as u64 * MIB),
+            anonymous_max_workers: env.optional_positive(ANONYMOUS_MAX_WORKERS)?,
             queue_capacity: env.positive(QUEUE_CAPACITY, defaults.queue_capacity)?,
             queue_max_bytes: env.positive(QUEUE_MAX_BYTES, defaults.queue_max_bytes)?,
             queue_timeout: env.millis(QUEUE_TIMEOUT_MS, defaults.queue_timeout)?,
@@ -310,6 +320,15 @@ impl Config {
                 vars::DEFAULT_TIMEOUT_MS,
                 self.default_timeout.as_millis().to_string(),
                 "must be positive and at most MAX_TIMEOUT_MS",
+            ));
+        }
+        if let Some(workers) = self.anonymous_max_workers
+            && workers > self.max_concurrency
+        {
+            return Err(invalid(
+                vars::ANONYMOUS_MAX_WORKERS,
+                workers.to_string(),
+                "must be at most MAX_CONCURRENCY",
             ));
         }
         if self.default_memory_limit_mb > self.max_memory_limit_mb {
@@ -389,6 +408,11 @@ impl Config {
                 SANDBOX_MEMORY_MB,
                 "the container's limit, else the machine's memory".to_owned(),
                 "MiB the supervisor and its workers may use together, where the container sets no limit (the smaller of the two where it does)",
+            ),
+            (
+                ANONYMOUS_MAX_WORKERS,
+                "MAX_CONCURRENCY - 1 (at least 1)".to_owned(),
+                "workers the anonymous tier may hold in all; the rest are for keyed tenants",
             ),
             (
                 QUEUE_CAPACITY,
@@ -503,6 +527,13 @@ impl Config {
         ];
         variables.extend(defaults.connections.help());
         variables
+    }
+
+    /// Workers the anonymous tier may hold in all: `ANONYMOUS_MAX_WORKERS`, by default all but
+    /// one (which only keyed tenants take), and at least one.
+    pub fn anonymous_workers(&self) -> usize {
+        self.anonymous_max_workers
+            .unwrap_or_else(|| self.max_concurrency.saturating_sub(1).max(1))
     }
 
     /// Requests of all tenants together that may wait for a worker:

@@ -336,6 +336,12 @@ async fn start_sandbox() -> SocketAddr {
         worker_program: e2e::binary_path("sandbox"),
         ..sandbox::Config::default()
     };
+    // Every request here is anonymous, as in a deployment without keys, which gives the
+    // anonymous tier every worker (by default it leaves one to keyed tenants).
+    let config = sandbox::Config {
+        anonymous_max_workers: Some(config.max_concurrency),
+        ..config
+    };
     tokio::spawn(sandbox::run(listener, config, forever()));
     addr
 }

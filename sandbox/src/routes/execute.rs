@@ -1,9 +1,17 @@
 //! `POST /api/execute`: validate against the tenant's ceilings, wait for a worker in the
 //! tenant's turn, run, count, answer. The bodies are the public API's ([`contract::api`]).
 
-use std::time::{Duration, Instant};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
-use axum::{extract::State, http::HeaderMap, response::Response};
+use axum::{
+    Extension,
+    extract::{ConnectInfo, State},
+    http::HeaderMap,
+    response::Response,
+};
 use contract::{
     api::{ErrorField, ExecuteRequest, ExecuteResponse, ExecutionStatus},
     worker::{HostGrant, Job},
@@ -44,13 +52,15 @@ impl From<Answer> for ExecuteResponse {
 
 pub async fn execute(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     ApiJson(request, mut charge): ApiJson<ExecuteRequest>,
 ) -> Result<Response, ApiError> {
     request
         .validate()
         .map_err(|errors| ApiError::Invalid(describe(&errors)))?;
-    let tenant = Tenant::from_headers(&headers)?;
+    let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
+    let tenant = Tenant::from_headers(&headers, peer)?;
     let job = prepare(&state, &tenant, request)?;
     let code_bytes = job.source.len() + job.input.as_ref().map_or(0, String::len);
     let request_id = header_text(&headers, "x-request-id");
@@ -67,31 +77,49 @@ pub async fn execute(
             }),
         max_waiting: state.config.queue_capacity,
     };
-    let permit = state
-        .scheduler
-        .acquire(&tenant.turn_key(), share, code_bytes)
-        .await
-        .inspect_err(|rejection| {
-            state.metrics.rejected(&tenant.id, *rejection);
+    // Logged and counted if the request is dropped before it is answered: its client left, or
+    // the ingress gave up on it (its own timeout). Disarmed once the execution has finished.
+    let mut left = scopeguard::guard(
+        Departure {
+            metrics: state.metrics.clone(),
+            tenant: tenant.id.clone(),
+            request_id: request_id.clone(),
+            trace_id: trace_id.clone(),
+            queued,
+            admitted: None,
+        },
+        Departure::record,
+    );
+    let turn = tenant.turn(state.config.anonymous_workers(), share);
+    let permit = match state.scheduler.acquire(turn, code_bytes).await {
+        Ok(permit) => permit,
+        Err(rejection) => {
+            scopeguard::ScopeGuard::into_inner(left);
+            state.metrics.rejected(&tenant.id, rejection);
             // Counted in the metrics and logged by the ingress's line for the request: a flood
             // of refusals must not also flood the logs.
             tracing::debug!(request_id, trace_id, tenant = tenant.id, %rejection, "execution rejected");
-        })
-        .map_err(ApiError::Overloaded)?;
+            return Err(ApiError::Overloaded(rejection));
+        }
+    };
     // The answer's bytes, charged before the worker runs so that a finished answer always has
     // room; the body's charge covers the queued script until then.
     if let Err(refusal) = charge.grow(state.config.answer_charge()) {
+        scopeguard::ScopeGuard::into_inner(left);
         tracing::debug!(request_id, trace_id, tenant = tenant.id, %refusal, "execution refused: memory budget");
         return Err(ApiError::OverBudget(refusal));
     }
     let queue_wait = queued.elapsed();
     state.metrics.admitted(&tenant.id, queue_wait);
+    left.admitted = Some(Instant::now());
 
     let caller = Caller {
         tenant: tenant.id.as_str().into(),
         capabilities: tenant.capabilities.clone(),
     };
-    let answer = state.pool.run(job, caller, permit).await.map_err(|error| {
+    let answer = state.pool.run(job, caller, permit).await;
+    scopeguard::ScopeGuard::into_inner(left);
+    let answer = answer.map_err(|error| {
         tracing::error!(request_id, trace_id, tenant = tenant.id, %error, "no worker ran the execution");
         ApiError::Unavailable(error)
     })?;
@@ -111,6 +139,52 @@ pub async fn execute(
         "execution finished"
     );
     Ok(charged_json(&ExecuteResponse::from(answer), charge))
+}
+
+/// What is known of a request whose answer nobody will read, for its log line and count.
+struct Departure {
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    tenant: String,
+    request_id: Option<String>,
+    trace_id: Option<String>,
+    queued: Instant,
+    /// When it got a worker, if it did.
+    admitted: Option<Instant>,
+}
+
+impl Departure {
+    /// One line and, for an execution that had started, its count with the outcome
+    /// `cancelled` (a request that left while it waited was never an execution).
+    fn record(self) {
+        let Self {
+            metrics,
+            tenant,
+            request_id,
+            trace_id,
+            queued,
+            admitted,
+        } = self;
+        let queue_ms = admitted.unwrap_or_else(Instant::now).duration_since(queued);
+        let duration = admitted.map(|admitted| admitted.elapsed());
+        if let Some(duration) = duration {
+            metrics.execution_finished(&tenant, "cancelled", duration);
+        }
+        tracing::info!(
+            request_id,
+            trace_id,
+            tenant,
+            outcome = "cancelled",
+            stage = if admitted.is_some() {
+                "running"
+            } else {
+                "queued"
+            },
+            duration_ms = duration.map(|duration| duration.as_secs_f64() * 1000.0),
+            queue_ms = queue_ms.as_secs_f64() * 1000.0,
+            "execution cancelled: the request was dropped before its answer (client gone or \
+             the ingress's deadline passed)"
+        );
+    }
 }
 
 /// Resolves the script and checks the limits against the tenant's ceilings and the server's

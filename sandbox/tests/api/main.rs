@@ -1,15 +1,18 @@
 //! HTTP integration tests of the sandbox: the real server on a free port, spoken to over HTTP.
 
 mod console;
+mod engine_faults;
 mod errors;
 mod fetch;
 mod hostile;
 mod input;
 mod isolation;
 mod limits;
+mod memory;
 mod metrics;
 mod requests;
 mod results;
 mod support;
 mod tenants;
+mod tiers;
 mod web_apis;
