@@ -140,12 +140,20 @@ fn goose_scenario(
     recorder: &Recorder,
     request_timeout: Duration,
 ) -> Result<Scenario, GooseError> {
-    // Each user its own HTTP client, as separate clients are, with loadtest's timeouts.
+    // Each user its own HTTP client, as separate clients are, with loadtest's timeouts, and
+    // for a group spread over addresses, the next of them.
+    let addresses = group.addresses;
+    let next_address = Arc::new(AtomicUsize::new(0));
     let own_client: TransactionFunction = Arc::new(move |user| {
+        let next_address = next_address.clone();
         Box::pin(async move {
-            let client = reqwest::Client::builder()
+            let mut client = reqwest::Client::builder()
                 .timeout(request_timeout)
                 .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+            if let Some(count) = addresses {
+                let host = next_address.fetch_add(1, Ordering::Relaxed) % usize::from(count.max(1));
+                client = client.local_address(loopback_address(host));
+            }
             user.set_client_builder(client).await.map_err(Box::new)
         })
     });
@@ -171,6 +179,13 @@ fn goose_scenario(
                 .set_on_start(),
         )
         .register_transaction(Transaction::new(send).set_name("execute")))
+}
+
+/// The `n`-th address users spread over addresses send from: 127.0.0.2, 127.0.0.3, ...
+/// (127.0.0.1 is left to everything else), all on the loopback interface.
+pub fn loopback_address(n: usize) -> std::net::IpAddr {
+    let n = u32::try_from(n).unwrap_or(u32::MAX).min(0x00ff_fffd);
+    std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(127, 0, 0, 2)) + n).into()
 }
 
 /// What every user of one group runs: a script picked at random by weight, so users do not

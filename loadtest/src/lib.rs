@@ -71,8 +71,11 @@ async fn run_scenario(scenario: Scenario, cli: &Cli) -> Result<ScenarioSummary, 
             let tenants_file = if tenants.is_empty() {
                 None
             } else {
-                std::fs::write(&tenants_file, tenants::tenants_toml(&tenants))
-                    .map_err(Error::io(format!("write {}", tenants_file.display())))?;
+                std::fs::write(
+                    &tenants_file,
+                    tenants::tenants_toml(&tenants, scenario.serves_anonymous()),
+                )
+                .map_err(Error::io(format!("write {}", tenants_file.display())))?;
                 Some(tenants_file.as_path())
             };
             Target::start(tenants_file, &dir).await?

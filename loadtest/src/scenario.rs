@@ -15,6 +15,11 @@ const MANY_TENANTS: [&str; 8] = [
 ];
 const HOSTILE_TENANT: &str = "hostile";
 const POLITE_TENANT: &str = "polite";
+/// The keyed tenant of the `crowd` scenario.
+const KEYED_TENANT: &str = "keyed";
+/// Loopback addresses the `crowd` scenario's anonymous users send from (127.0.0.2 and up):
+/// each is one anonymous client to the ingress, with its own rate limit and turns.
+pub const CROWD_ADDRESSES: u8 = 30;
 /// The polite tenant's steady rate: a tenant well within its share, whose latency is what a
 /// flood must not spoil. (A tenant that alone saturates every worker loses half of them to the
 /// flood's fair share, and its latency at least doubles whatever the scheduler does.)
@@ -43,16 +48,20 @@ pub enum Scenario {
     SlowClients,
     /// Users stepped up until throughput stops growing.
     Ramp,
+    /// Many anonymous addresses flooding endless loops, each within its own limits, beside one
+    /// keyed tenant sending trivial scripts.
+    Crowd,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Steady,
         Scenario::Mixed,
         Scenario::Tenants,
         Scenario::Hostile,
         Scenario::SlowClients,
         Scenario::Ramp,
+        Scenario::Crowd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +72,7 @@ impl Scenario {
             Scenario::Hostile => "hostile",
             Scenario::SlowClients => "slow-clients",
             Scenario::Ramp => "ramp",
+            Scenario::Crowd => "crowd",
         }
     }
 
@@ -71,8 +81,14 @@ impl Scenario {
         match self {
             Scenario::Tenants => &MANY_TENANTS,
             Scenario::Hostile => &[HOSTILE_TENANT, POLITE_TENANT],
+            Scenario::Crowd => &[KEYED_TENANT],
             _ => &[],
         }
+    }
+
+    /// Whether the anonymous tier is open beside the scenario's tenants.
+    pub fn serves_anonymous(self) -> bool {
+        !matches!(self, Scenario::Tenants | Scenario::Hostile)
     }
 
     /// Whether raw misbehaving connections run beside the users.
@@ -95,6 +111,7 @@ impl Scenario {
             callers: Callers::Anonymous,
             on_refusal: OnRefusal::WaitRetryAfter,
             pace: None,
+            addresses: None,
         };
         let steady = LoadShape::Steady { users, duration };
         Ok(match self {
@@ -153,6 +170,7 @@ impl Scenario {
                             // A flood does not wait to be told twice.
                             on_refusal: OnRefusal::RetryAtOnce,
                             pace: None,
+                            addresses: None,
                         },
                         UserGroup {
                             name: POLITE_TENANT,
@@ -161,6 +179,7 @@ impl Scenario {
                             callers: polite,
                             on_refusal: OnRefusal::WaitRetryAfter,
                             pace: Some(POLITE_RATE),
+                            addresses: None,
                         },
                     ],
                     focus: Some(POLITE_TENANT),
@@ -180,6 +199,41 @@ impl Scenario {
                 focus_alone: None,
                 shape: LoadShape::ramp(users, duration),
             },
+            Scenario::Crowd => {
+                if users < 2 {
+                    return Err(Error::TooFewUsers {
+                        scenario: self.name(),
+                        needed: 2,
+                    });
+                }
+                let keyed = tenants.iter().find(|tenant| tenant.id == KEYED_TENANT);
+                let keyed = Callers::Tenant(keyed.expect("a key for every tenant id").clone());
+                let keyed_users = (users / 4).max(1);
+                Traffic {
+                    groups: vec![
+                        UserGroup {
+                            // Each address floods as fast as it is answered, within its own
+                            // rate limit and ceilings.
+                            users: users - keyed_users,
+                            on_refusal: OnRefusal::RetryAtOnce,
+                            addresses: Some(CROWD_ADDRESSES),
+                            ..anonymous("crowd", vec![(scripts::ENDLESS_LOOP, 1)])
+                        },
+                        UserGroup {
+                            name: KEYED_TENANT,
+                            users: keyed_users,
+                            scripts: vec![(scripts::TRIVIAL, 1)],
+                            callers: keyed,
+                            on_refusal: OnRefusal::WaitRetryAfter,
+                            pace: Some(POLITE_RATE),
+                            addresses: None,
+                        },
+                    ],
+                    focus: Some(KEYED_TENANT),
+                    focus_alone: Some("keyed-alone"),
+                    shape: steady,
+                }
+            }
         })
     }
 }
@@ -276,6 +330,9 @@ pub struct UserGroup {
     /// Requests per second the group's users start between them, evenly spaced; `None`: each
     /// user sends its next request as soon as it has the answer to the last.
     pub pace: Option<usize>,
+    /// How many loopback addresses the group's users send from, 127.0.0.2 and up, a user
+    /// each in turn, so that the service sees that many clients; `None`: the system's choice.
+    pub addresses: Option<u8>,
 }
 
 /// Whose key a request carries; its samples are reported under that tenant's id, or under the
@@ -402,6 +459,40 @@ mod tests {
             .traffic(4, Duration::from_secs(10), &[])
             .unwrap();
         assert!(steady.alone_first().is_none());
+    }
+
+    #[test]
+    fn the_crowd_floods_from_many_addresses_beside_one_keyed_tenant_that_runs_alone_first() {
+        let tenants: Vec<TenantKey> = Scenario::Crowd
+            .tenant_ids()
+            .iter()
+            .map(|id| TenantKey {
+                id,
+                key: format!("key-{id}"),
+            })
+            .collect();
+        let traffic = Scenario::Crowd
+            .traffic(40, Duration::from_secs(60), &tenants)
+            .unwrap();
+        let [crowd, keyed] = &traffic.groups[..] else {
+            panic!("two groups: {traffic:?}");
+        };
+        assert_eq!((crowd.users, keyed.users), (30, 10));
+        assert_eq!(crowd.addresses, Some(CROWD_ADDRESSES));
+        assert!(matches!(crowd.callers, Callers::Anonymous));
+        assert!(matches!(keyed.callers, Callers::Tenant(ref tenant) if tenant.id == KEYED_TENANT));
+        assert_eq!(keyed.addresses, None);
+        assert_eq!(traffic.alone_first().unwrap().groups[0].name, "keyed-alone");
+        assert!(Scenario::Crowd.serves_anonymous());
+        assert!(!Scenario::Hostile.serves_anonymous());
+        assert_eq!(
+            crate::attack::loopback_address(0),
+            std::net::Ipv4Addr::new(127, 0, 0, 2)
+        );
+        assert_eq!(
+            crate::attack::loopback_address(300),
+            std::net::Ipv4Addr::new(127, 0, 1, 46)
+        );
     }
 
     #[test]

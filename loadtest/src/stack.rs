@@ -58,10 +58,22 @@ impl Target {
 
     /// Starts a sandbox on a free loopback port and an ingress proxying to it, without rate
     /// limits (tenants get theirs from `tenants_file`) or admin listener, their output going to
-    /// `sandbox.log` and `ingress.log` in `log_dir`; returns once both are healthy.
+    /// `sandbox.log` and `ingress.log` in `log_dir`; returns once both are healthy. Without a
+    /// tenants file every request is anonymous, as in a deployment without keys, which gives
+    /// the anonymous tier every worker (`ANONYMOUS_MAX_WORKERS` = `MAX_CONCURRENCY`) unless
+    /// the caller's environment says otherwise.
     pub async fn start(tenants_file: Option<&Path>, log_dir: &Path) -> Result<Target, Error> {
         let sandbox_url = format!("http://{}", free_loopback_port()?);
-        let sandbox = start_binary("sandbox", &sandbox_url, &[], log_dir).await?;
+        let mut sandbox_env = Vec::new();
+        if tenants_file.is_none() && std::env::var_os("ANONYMOUS_MAX_WORKERS").is_none() {
+            let workers = std::env::var("MAX_CONCURRENCY").unwrap_or_else(|_| {
+                std::thread::available_parallelism()
+                    .map_or(2, |cpus| cpus.get())
+                    .to_string()
+            });
+            sandbox_env.push(("ANONYMOUS_MAX_WORKERS", workers));
+        }
+        let sandbox = start_binary("sandbox", &sandbox_url, &sandbox_env, log_dir).await?;
 
         let ingress_url = format!("http://{}", free_loopback_port()?);
         let mut ingress_env = vec![

@@ -32,13 +32,14 @@ pub fn generate(ids: &[&'static str]) -> Result<Vec<TenantKey>, Error> {
         .collect()
 }
 
-/// The tenants file (see `tenants.example.toml`): the anonymous tier off, so every request must
-/// carry one of the keys, and each tenant with its key's SHA-256 and generous rate limits. The
+/// The tenants file (see `tenants.example.toml`): each tenant with its key's SHA-256 and
+/// generous rate limits, and the anonymous tier open when `anonymous` (with the stack's own
+/// limits for each client), else off, so every request must carry one of the keys. The
 /// concurrency, time and memory ceilings are left to the sandbox's own maximums.
-pub fn tenants_toml(tenants: &[TenantKey]) -> String {
-    let mut toml = String::from(
+pub fn tenants_toml(tenants: &[TenantKey], anonymous: bool) -> String {
+    let mut toml = format!(
         "# Written by loadtest for one run; the keys themselves are stored nowhere.\n\
-         [anonymous]\nenabled = false\n",
+         [anonymous]\nenabled = {anonymous}\n",
     );
     for tenant in tenants {
         let hash = hex(&Sha256::digest(tenant.key.as_bytes()));
@@ -70,7 +71,7 @@ mod tests {
             id: "acme",
             key: "abc".into(),
         }];
-        let toml = tenants_toml(&tenants);
+        let toml = tenants_toml(&tenants, false);
         // printf %s abc | sha256sum
         assert!(toml.contains("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
         assert!(toml.contains("id = \"acme\""));
