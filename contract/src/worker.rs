@@ -163,6 +163,9 @@ pub enum Report {
     Finished(Finished),
     /// The running job called an asynchronous host function.
     Call(HostCall),
+    /// The worker ran out of memory in its own code (past its address-space limit) while
+    /// running the job, and exits: the job's answer is `memory`.
+    OutOfMemory,
 }
 
 /// What a worker says when it is ready.
@@ -183,6 +186,10 @@ pub struct Finished {
     /// The most memory the runtime held at once, in bytes: a hint for when to check the
     /// worker's resident memory (the supervisor also checks regularly, whatever it says).
     pub memory_peak: u64,
+    /// The engine refused an allocation during the job, whether or not the script caught the
+    /// error: QuickJS's out-of-memory paths may have left its process's heap corrupt, so the
+    /// worker must run no other job.
+    pub engine_fault: bool,
 }
 
 /// Why a frame could not be read.
@@ -428,6 +435,7 @@ mod tests {
                 result: Ok("[1,{\"a\":\"b\"}]".into()),
                 duration_micros: 42,
                 memory_peak: 1 << 20,
+                engine_fault: false,
             }),
             Report::Finished(Finished {
                 result: Err(ScriptError::limit(
@@ -437,7 +445,9 @@ mod tests {
                 )),
                 duration_micros: 7,
                 memory_peak: 0,
+                engine_fault: true,
             }),
+            Report::OutOfMemory,
             Report::Call(HostCall {
                 id: 1,
                 name: "lookup".into(),

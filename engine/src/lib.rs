@@ -210,6 +210,11 @@ pub struct Outcome {
     pub duration: Duration,
     /// The most memory the runtime held at once, in bytes.
     pub memory_peak: usize,
+    /// The allocator refused an allocation during the execution (the script may have caught
+    /// the error): QuickJS's out-of-memory paths may have corrupted the runtime's heap, so the
+    /// process should run nothing else. A native's charge that did not fit allocated nothing
+    /// and does not count.
+    pub allocation_refused: bool,
 }
 
 impl Outcome {
@@ -342,6 +347,7 @@ pub fn run_in_fresh_runtime(
         let result = execution.run(&assignment.script);
         let duration = started.elapsed();
         let memory_peak = meter.peak();
+        let allocation_refused = meter.refused();
 
         // Script values held by Rust must be released before the runtime is freed.
         clock.stop();
@@ -355,6 +361,7 @@ pub fn run_in_fresh_runtime(
             result,
             duration,
             memory_peak,
+            allocation_refused,
         }))
     });
     runtime.set_host_promise_rejection_tracker(None);
@@ -784,7 +791,7 @@ impl<'js> Execution<'_, 'js> {
             return self.timeout();
         }
         let engine_error = !exception.is_object() || name == "InternalError";
-        if self.meter.refused() && engine_error {
+        if self.meter.limit_reached() && engine_error {
             return ScriptError {
                 kind: ErrorKind::Memory,
                 name: "InternalError".to_owned(),

@@ -34,7 +34,10 @@ pub struct MemoryMeter {
     /// The most `used` reached since [`MemoryMeter::start`].
     peak: Cell<usize>,
     limit: Cell<usize>,
+    /// The allocator refused an allocation: QuickJS ran out inside itself.
     refused: Cell<bool>,
+    /// A native's [`Charge`] did not fit: nothing was allocated, QuickJS was only told.
+    charge_refused: Cell<bool>,
     /// The last stretch of native stack before QuickJS's limit: an allocation below its end
     /// counts as being at the stack limit, and it holds the painted pattern.
     stack_zone: Cell<(usize, usize)>,
@@ -81,6 +84,7 @@ impl MemoryMeter {
         self.limit.set(limit);
         self.peak.set(self.used.get());
         self.refused.set(false);
+        self.charge_refused.set(false);
         for word in painted_words(&stack_zone) {
             // SAFETY: the caller vouches for the zone; no frame lives there yet.
             unsafe { word.write_volatile(PAINT) };
@@ -95,9 +99,16 @@ impl MemoryMeter {
         self.stack_zone.set((0, 0));
     }
 
-    /// True when an allocation was refused since [`MemoryMeter::start`].
+    /// True when the allocator refused an allocation since [`MemoryMeter::start`]: QuickJS
+    /// met an out-of-memory path inside itself.
     pub fn refused(&self) -> bool {
         self.refused.get()
+    }
+
+    /// True when the limit stopped anything since [`MemoryMeter::start`]: an allocation, or a
+    /// native's charge.
+    pub fn limit_reached(&self) -> bool {
+        self.refused.get() || self.charge_refused.get()
     }
 
     /// True when the native stack reached the zone just above QuickJS's stack limit since
@@ -124,13 +135,16 @@ impl MemoryMeter {
         }
     }
 
-    fn admit(&self, bytes: usize) -> bool {
-        note_stack(self);
-        let fits = self
-            .used
+    fn fits(&self, bytes: usize) -> bool {
+        self.used
             .get()
             .checked_add(bytes)
-            .is_some_and(|total| total <= self.limit.get());
+            .is_some_and(|total| total <= self.limit.get())
+    }
+
+    fn admit(&self, bytes: usize) -> bool {
+        note_stack(self);
+        let fits = self.fits(bytes);
         if !fits {
             self.refused.set(true);
         }
@@ -167,15 +181,17 @@ impl Drop for Charge {
 
 /// Charges `bytes` of host memory that a native is about to allocate to the execution running
 /// on this thread, before it allocates them. When they do not fit in what remains of the
-/// limit, nothing is charged, the refusal is recorded as any allocation's is, and the
-/// script gets QuickJS's out-of-memory error (the `Err` to return from the native).
+/// limit, nothing is charged or allocated, the refusal is recorded, and the script gets
+/// QuickJS's out-of-memory error (the `Err` to return from the native), which ends the
+/// execution as `memory` unless the script catches it.
 pub fn charge(ctx: &Ctx<'_>, bytes: usize) -> rquickjs::Result<Charge> {
     let meter = CURRENT.with(|current| current.borrow().clone());
     let Some(metered) = meter.upgrade() else {
         // No runtime of ours on this thread: nothing to charge.
         return Ok(Charge { meter, bytes: 0 });
     };
-    if !metered.admit(bytes) {
+    if !metered.fits(bytes) {
+        metered.charge_refused.set(true);
         // SAFETY: the context is live; this only sets its pending exception.
         unsafe { qjs::JS_ThrowOutOfMemory(ctx.as_raw().as_ptr()) };
         return Err(rquickjs::Error::Exception);

@@ -11,6 +11,7 @@
 //! - `sandbox_workers`: worker processes that exist or are being started.
 //! - `sandbox_worker_exits_total{reason, signal}`: worker processes that ended: `reason` is
 //!   `timeout` (killed at the deadline plus the grace), `crashed`, `died_idle`, `recycled`,
+//!   `engine_fault` (its execution ran out of memory or had an allocation refused),
 //!   `failed_to_start` or `stopped`; `signal` is the signal that ended it (`SIGKILL`,
 //!   `SIGSEGV`, `SIGABRT`, `SIGSYS`, ... or `none`).
 //! - `sandbox_worker_start_duration_seconds`: from starting a worker process to its first

@@ -12,9 +12,11 @@
 //! on the main thread, whose stack the supervisor sized before starting it.
 //!
 //! Anything that goes wrong here ends the process; the supervisor reports `crashed` for a job
-//! that was running, and starts another worker. When the channel closes, the worker ends with
-//! `_exit`, since the usual exit path makes calls its filter does not allow.
+//! that was running, and starts another worker, except running out of memory in Rust code,
+//! which the job's answer calls `memory` ([`allocator`]). When the channel closes, the worker
+//! ends with `_exit`, since the usual exit path makes calls its filter does not allow.
 
+pub mod allocator;
 pub mod harden;
 pub mod seccomp;
 
@@ -68,6 +70,7 @@ pub fn main(host: HostFunctions) -> ExitCode {
             OwnedFd::from_raw_fd(REGION_FD),
         )
     };
+    allocator::arm();
     let channel = Rc::new(RefCell::new(channel));
     let Ok(Order::Setup(setup)) = read_frame(&mut *channel.borrow_mut(), MAX_SUPERVISOR_FRAME)
     else {
@@ -139,6 +142,7 @@ fn serve(
                 }
             };
             region.clear_log();
+            allocator::job_started();
             let host = HostAccess {
                 functions: host.clone(),
                 grant: job.host.clone(),
@@ -154,11 +158,13 @@ fn serve(
         let report = Report::Finished(Finished {
             duration_micros: outcome.duration.as_micros() as u64,
             memory_peak: outcome.memory_peak as u64,
+            engine_fault: outcome.allocation_refused,
             result: outcome.result,
         });
         if channel.borrow_mut().write_all(&encode(&report)).is_err() {
             return 1;
         }
+        allocator::job_ended();
     }
 }
 

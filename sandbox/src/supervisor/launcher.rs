@@ -52,6 +52,9 @@ pub enum Retirement {
     DiedIdle,
     /// It ran its share of executions, or grew past the memory bound.
     Recycled,
+    /// Its execution ran out of memory or had an allocation refused: the engine's heap may be
+    /// corrupt, so it runs nothing else.
+    EngineFault,
     /// It never became ready.
     FailedToStart,
     /// The pool was dropped.
@@ -65,6 +68,7 @@ impl Retirement {
             Self::Crashed => "crashed",
             Self::DiedIdle => "died_idle",
             Self::Recycled => "recycled",
+            Self::EngineFault => "engine_fault",
             Self::FailedToStart => "failed_to_start",
             Self::Stopped => "stopped",
         }

@@ -11,6 +11,11 @@
 //!   answer carries what was published before the kill.
 //! - **A crash costs one execution.** A worker that dies (a signal, an abort, a broken frame)
 //!   fails only the execution it was running, as `crashed`, and is replaced.
+//! - **No job after an engine fault.** A worker whose execution answered `memory`, had an
+//!   allocation refused (even one the script caught), or ran out of memory in its own code
+//!   (it reports so and exits) is retired, never handed another job: QuickJS's out-of-memory
+//!   paths may leave its heap corrupt. Its replacement starts in the background, like every
+//!   other, while the next request takes an idle worker.
 //! - **Memory over time.** A worker is replaced after [`PoolSettings::max_executions`]
 //!   executions, or when its resident memory, as the kernel reports it, passes
 //!   [`PoolSettings::max_resident_bytes`].
@@ -350,6 +355,7 @@ impl Shared {
         reply: &mut oneshot::Sender<Result<Answer, PoolError>>,
     ) -> Result<Answer, PoolError> {
         let timeout = Duration::from_micros(job.timeout_micros);
+        let memory_limit = job.memory_limit;
         let granted = job.host.functions.clone();
         let max_calls = job.host.max_calls;
         let frame = encode(&Order::Run(job));
@@ -390,7 +396,7 @@ impl Shared {
             .await;
         // Calls still running are abandoned with the execution.
         calls.running.abort_all();
-        self.conclude(worker, ended, timeout, delivered, permit)
+        self.conclude(worker, ended, timeout, memory_limit, delivered, permit)
     }
 
     /// Waits for `worker`'s report until the deadline plus the kill grace, running its host
@@ -523,6 +529,7 @@ impl Shared {
         mut worker: Worker,
         ended: Ended,
         timeout: Duration,
+        memory_limit: u64,
         delivered: Instant,
         permit: Permit,
     ) -> Result<Answer, PoolError> {
@@ -530,10 +537,19 @@ impl Shared {
         let answer = match ended {
             Ended::Report(Ok(Report::Finished(finished))) => {
                 let heavy = finished.memory_peak > self.settings.max_resident_bytes / 2;
+                let engine_fault = finished.engine_fault;
                 match checked(finished, log) {
                     Ok(answer) => {
                         worker.executions += 1;
-                        self.put_back(worker, heavy);
+                        let out_of_memory = matches!(
+                            &answer.result,
+                            Err(error) if error.kind == ErrorKind::Memory
+                        );
+                        if engine_fault || out_of_memory {
+                            self.retire(worker, Retirement::EngineFault);
+                        } else {
+                            self.put_back(worker, heavy);
+                        }
                         answer
                     }
                     Err(log) => {
@@ -544,6 +560,18 @@ impl Shared {
                         self.crashed(worker, log, delivered)
                     }
                 }
+            }
+            Ended::Report(Ok(Report::OutOfMemory)) => {
+                self.retire(worker, Retirement::EngineFault);
+                failed(
+                    ErrorKind::Memory,
+                    format!(
+                        "out of memory: the script exceeded its memory limit of {} MB",
+                        memory_limit / (1024 * 1024)
+                    ),
+                    log,
+                    delivered.elapsed(),
+                )
             }
             Ended::Report(Ok(Report::Ready(_) | Report::Call(_)) | Err(_)) => {
                 self.crashed(worker, log, delivered)
@@ -632,6 +660,8 @@ fn checked(finished: Finished, log: LogSnapshot) -> Result<Answer, LogSnapshot> 
 fn failed(kind: ErrorKind, message: String, log: LogSnapshot, duration: Duration) -> Answer {
     let name = match kind {
         ErrorKind::Timeout => "TimeoutError",
+        // As the engine names running out of memory.
+        ErrorKind::Memory => "InternalError",
         _ => "CrashError",
     };
     let (log_json, entries, truncated) = match log_array(&log.text) {

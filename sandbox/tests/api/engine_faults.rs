@@ -1,0 +1,201 @@
+//! A worker never runs another execution after an engine fault (an execution that answered
+//! `memory`, or had an allocation refused even if the script caught it), its replacement starts
+//! off the request path, and the natives' host copies stay inside the execution's memory limit.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde_json::json;
+
+use crate::support::{TestApp, spawn_app_with};
+
+/// A script that takes memory until its limit stops it.
+const MEMORY_BOMB: &str = "const keep = []; for (;;) keep.push(new Array(100000).fill(1));";
+
+/// The sum of every sample of `GET /metrics` whose name and labels begin with `prefix`.
+async fn metric_sum(app: &TestApp, prefix: &str) -> f64 {
+    let (_, text) = app.metrics().await;
+    text.lines()
+        .filter(|line| line.starts_with(prefix))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// Waits until the samples beginning with `prefix` add up to at least `at_least`. The minute
+/// only ends a stuck test: the state comes in milliseconds, and well within it under load.
+async fn wait_for(app: &TestApp, prefix: &str, at_least: f64) -> f64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let value = metric_sum(app, prefix).await;
+        if value >= at_least {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let (_, text) = app.metrics().await;
+            let workers: Vec<_> = text
+                .lines()
+                .filter(|line| line.contains("worker"))
+                .collect();
+            panic!("{prefix} stayed at {value}, below {at_least}, for a minute: {workers:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const ENGINE_FAULT_EXITS: &str = "sandbox_worker_exits_total{reason=\"engine_fault\",";
+const WORKER_STARTS: &str = "sandbox_worker_start_duration_seconds_count";
+
+#[tokio::test]
+async fn after_a_memory_answer_the_next_execution_runs_in_a_new_worker() {
+    let app = spawn_app_with(|config| config.max_concurrency = 1).await;
+    assert_eq!(app.run("1 + 1").await.result(), &json!(2));
+    assert_eq!(metric_sum(&app, WORKER_STARTS).await, 1.0);
+
+    let bomb = app
+        .post_execute(json!({ "code": MEMORY_BOMB, "memoryLimitMb": 16 }))
+        .await;
+    assert_eq!(bomb.script_error_kind(), "memory", "{}", bomb.body);
+
+    // The only worker was retired for the fault, killed and reaped: whatever runs next runs in
+    // the one started after it.
+    wait_for(&app, ENGINE_FAULT_EXITS, 1.0).await;
+    assert_eq!(app.run("1 + 1").await.result(), &json!(2));
+    assert_eq!(metric_sum(&app, WORKER_STARTS).await, 2.0);
+    assert_eq!(metric_sum(&app, ENGINE_FAULT_EXITS).await, 1.0);
+}
+
+#[tokio::test]
+async fn a_worker_whose_script_caught_an_out_of_memory_error_is_retired_too() {
+    let app = spawn_app_with(|config| config.max_concurrency = 1).await;
+    let caught = app
+        .post_execute(json!({
+            "code": format!("try {{ {MEMORY_BOMB} }} catch (error) {{ 'caught' }}"),
+            "memoryLimitMb": 16,
+        }))
+        .await;
+    assert_eq!(caught.result(), &json!("caught"));
+    wait_for(&app, ENGINE_FAULT_EXITS, 1.0).await;
+    assert_eq!(app.run("1 + 1").await.result(), &json!(2));
+    assert_eq!(metric_sum(&app, WORKER_STARTS).await, 2.0);
+}
+
+#[tokio::test]
+async fn an_ordinary_answer_keeps_its_worker() {
+    let app = spawn_app_with(|config| config.max_concurrency = 1).await;
+    for kind in ["exception", "syntax"] {
+        let code = if kind == "syntax" {
+            "("
+        } else {
+            "throw new Error('x')"
+        };
+        assert_eq!(app.run(code).await.script_error_kind(), kind);
+    }
+    assert_eq!(app.run("1 + 1").await.result(), &json!(2));
+    assert_eq!(metric_sum(&app, WORKER_STARTS).await, 1.0);
+    assert_eq!(metric_sum(&app, "sandbox_worker_exits_total{").await, 0.0);
+}
+
+#[tokio::test]
+async fn the_next_request_takes_an_idle_worker_instead_of_waiting_for_the_replacement() {
+    let app = spawn_app_with(|config| config.max_concurrency = 2).await;
+    wait_for(&app, WORKER_STARTS, 2.0).await;
+    let first_starts = metric_sum(&app, START_SECONDS).await;
+    let bomb = app
+        .post_execute(json!({ "code": MEMORY_BOMB, "memoryLimitMb": 16 }))
+        .await;
+    assert_eq!(bomb.script_error_kind(), "memory", "{}", bomb.body);
+    let waited_before = metric_sum(&app, QUEUE_WAIT_SECONDS).await;
+    assert_eq!(app.run("1 + 1").await.result(), &json!(2));
+    let waited = metric_sum(&app, QUEUE_WAIT_SECONDS).await - waited_before;
+
+    // Compared with what the replacement took to start, as the supervisor measured both: a
+    // request that waited for it would have waited at least that long.
+    wait_for(&app, WORKER_STARTS, 3.0).await;
+    let replacement = metric_sum(&app, START_SECONDS).await - first_starts;
+    assert!(
+        waited < replacement,
+        "the request waited {waited} s; the replacement took {replacement} s to start"
+    );
+}
+
+const START_SECONDS: &str = "sandbox_worker_start_duration_seconds_sum";
+const QUEUE_WAIT_SECONDS: &str = "sandbox_queue_wait_seconds_sum";
+
+/// The sandbox binary under a name of this test's own, so that its workers (this process's
+/// children, beside every other test's) can be told apart by their command line.
+fn program_named(name: &str) -> PathBuf {
+    let directory = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    fs::create_dir_all(&directory).unwrap();
+    let program = directory.join(name);
+    let _ = fs::remove_file(&program);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_sandbox"), &program).unwrap();
+    program
+}
+
+/// The processes whose command line starts with `program`.
+fn processes_of(program: &Path) -> Vec<u32> {
+    let program = program.to_str().unwrap().as_bytes();
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.starts_with(program))
+        })
+        .collect()
+}
+
+/// The most resident memory a process has held (`VmHWM`), in bytes.
+fn resident_peak(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().strip_suffix("kB"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// What a worker may hold beyond its execution's memory limit, as the README states: the
+/// process itself (code, the prepared runtime, the console region) and the natives' bounded
+/// buffers.
+const WORKER_OVERHEAD: u64 = 32 * 1024 * 1024;
+
+#[tokio::test]
+async fn text_decoder_copies_cannot_take_a_worker_past_its_limit() {
+    let program = program_named("decoder-limit");
+    let app = spawn_app_with(|config| {
+        config.max_concurrency = 1;
+        config.worker_program = program.clone();
+    })
+    .await;
+    // Decodes ever larger buffers until the limit refuses one, and says how large the last
+    // one that fitted was; without the natives' charges the host copies went far beyond it.
+    let code = "let size = 8 * 1024 * 1024, fitted = 0;
+        for (;;) {
+          try { new TextDecoder().decode(new Uint8Array(size).fill(0x41)); }
+          catch (error) { break; }
+          fitted = size;
+          size = Math.floor(size * 1.25);
+        }
+        fitted";
+    let response = app
+        .post_execute(json!({ "code": code, "memoryLimitMb": 256, "timeoutMs": 30000 }))
+        .await;
+    let fitted = response.result().as_u64().unwrap();
+    assert!(fitted >= 16 * 1024 * 1024, "{fitted}");
+    let workers = processes_of(&program);
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    let peak = resident_peak(workers[0]);
+    assert!(
+        peak <= 256 * 1024 * 1024 + WORKER_OVERHEAD,
+        "the worker held {} MiB",
+        peak >> 20
+    );
+    drop(app);
+    let _ = fs::remove_dir_all(program.parent().unwrap());
+}

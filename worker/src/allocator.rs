@@ -1,0 +1,119 @@
+//! The process's global allocator: the system's, except in a worker, where an allocation the
+//! system refuses (the address-space limit reached in Rust code) ends the process in a way its
+//! seccomp filter allows and the supervisor understands.
+//!
+//! Rust's own answer to a refused allocation prints a message to standard error and aborts;
+//! under the filter that write is forbidden, so the worker died by SIGSYS and its execution was
+//! answered `crashed`, looking like an escape attempt. Here, once [`arm`] has run, a refusal
+//! instead sends the pre-encoded [`Report::OutOfMemory`] frame on the channel (if a job is
+//! running, see [`job_started`]) and exits with [`EXIT_OUT_OF_MEMORY`]: two system calls the
+//! filter allows, and no allocation. The supervisor answers the job `memory` and replaces the
+//! worker. Every refusal ends the worker this way, including one a fallible `try_reserve` would
+//! have survived: the engine's natives charge their copies to the execution's limit before
+//! allocating, so a refusal here means that accounting was outrun, and the process is not to
+//! be trusted further.
+//!
+//! The supervisor runs the same binary with the same allocator; there, unarmed, it behaves as
+//! the system's.
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    sync::{
+        OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use contract::worker::{CHANNEL_FD, Report, encode};
+
+/// The exit code of a worker that ran out of memory in Rust code.
+pub const EXIT_OUT_OF_MEMORY: i32 = 86;
+
+/// The system allocator, with the worker's way of running out.
+pub struct WorkerAllocator;
+
+#[global_allocator]
+static ALLOCATOR: WorkerAllocator = WorkerAllocator;
+
+/// The [`Report::OutOfMemory`] frame, encoded while memory was still available.
+static FRAME: OnceLock<Vec<u8>> = OnceLock::new();
+/// Whether a job runs now, so that a refusal is its answer.
+static JOB_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Makes a refused allocation end this process as described above; call once the channel is
+/// at [`CHANNEL_FD`].
+pub fn arm() {
+    FRAME.get_or_init(|| encode(&Report::OutOfMemory));
+}
+
+/// Marks the start of a job: from now until [`job_ended`], running out is the job's answer.
+pub fn job_started() {
+    JOB_RUNNING.store(true, Ordering::Release);
+}
+
+/// Marks the end of a job (its report sent).
+pub fn job_ended() {
+    JOB_RUNNING.store(false, Ordering::Release);
+}
+
+/// What to do with a refused allocation: in an armed worker, report and exit; otherwise hand
+/// the null pointer back to the caller, as the system allocator does.
+fn refused() -> *mut u8 {
+    let Some(frame) = FRAME.get() else {
+        return std::ptr::null_mut();
+    };
+    if JOB_RUNNING.load(Ordering::Acquire) {
+        let mut written = 0;
+        while written < frame.len() {
+            // SAFETY: writes from a live buffer to the channel's descriptor; no allocation.
+            let count = unsafe {
+                libc::write(
+                    CHANNEL_FD,
+                    frame[written..].as_ptr().cast(),
+                    frame.len() - written,
+                )
+            };
+            if count <= 0 {
+                break;
+            }
+            written += count as usize;
+        }
+    }
+    // SAFETY: _exit ends the process at once, making only the exit system call.
+    unsafe { libc::_exit(EXIT_OUT_OF_MEMORY) }
+}
+
+// SAFETY: every request is passed to the system allocator unchanged; only a null answer is
+// handled differently, and then nothing is returned at all in an armed worker.
+unsafe impl GlobalAlloc for WorkerAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is the system allocator's.
+        let pointer = unsafe { System.alloc(layout) };
+        if pointer.is_null() {
+            refused()
+        } else {
+            pointer
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as above.
+        let pointer = unsafe { System.alloc_zeroed(layout) };
+        if pointer.is_null() {
+            refused()
+        } else {
+            pointer
+        }
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(pointer, layout) }
+    }
+
+    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as above.
+        let moved = unsafe { System.realloc(pointer, layout, new_size) };
+        if moved.is_null() { refused() } else { moved }
+    }
+}
