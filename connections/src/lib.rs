@@ -13,6 +13,11 @@
 //! - **Write timeout.** A write that makes no progress for [`Limits::write_timeout`] (a client
 //!   that does not read its answer) ends the connection, and the answer is dropped.
 //!
+//! - **Shutdown notice.** After the shutdown signal the listener stays open for
+//!   [`Limits::shutdown_notice`], serving as before, so that a load balancer probing
+//!   `/healthz` (which each binary answers 503 from the signal on) stops sending work before
+//!   connections are refused.
+//!
 //! [`serve`] runs an axum router under these limits with graceful shutdown; [`Limits`] reads the
 //! variables both binaries share.
 
@@ -53,9 +58,10 @@ pub use self::{
 /// A connection whose writes must make progress within the write timeout.
 type Connection = Pin<Box<TimeoutStream<TcpStream>>>;
 
-/// Serves `app` on `listener` under `limits` until `shutdown` completes; then stops accepting,
-/// lets every connection finish the request it is serving, and returns once all are closed.
-/// Handlers can extract `ConnectInfo<SocketAddr>`.
+/// Serves `app` on `listener` under `limits` until `shutdown` completes and
+/// [`Limits::shutdown_notice`] has passed after it; then stops accepting, lets every
+/// connection finish the request it is serving, and returns once all are closed. Handlers can
+/// extract `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -64,6 +70,17 @@ pub async fn serve(
 ) -> io::Result<()> {
     let graceful = GracefulShutdown::new();
     let open = Arc::new(OpenConnections::default());
+    let notice = limits.shutdown_notice;
+    let shutdown = async move {
+        shutdown.await;
+        if !notice.is_zero() {
+            tracing::info!(
+                notice_ms = notice.as_millis() as u64,
+                "shutting down: still accepting connections during the notice"
+            );
+            tokio::time::sleep(notice).await;
+        }
+    };
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

@@ -10,6 +10,7 @@ pub mod vars {
     pub const WRITE_TIMEOUT_MS: &str = "WRITE_TIMEOUT_MS";
     pub const MAX_CONNECTIONS: &str = "MAX_CONNECTIONS";
     pub const MAX_CONNECTIONS_PER_CLIENT: &str = "MAX_CONNECTIONS_PER_CLIENT";
+    pub const SHUTDOWN_NOTICE_MS: &str = "SHUTDOWN_NOTICE_MS";
 }
 
 /// What one server allows its clients' connections.
@@ -29,6 +30,10 @@ pub struct Limits {
     /// `MAX_CONNECTIONS_PER_CLIENT`: connections open at once from one client (IPv4 address or
     /// IPv6 /64); `None` (`0`) when clients cannot be told apart by their address.
     pub max_connections_per_client: Option<usize>,
+    /// `SHUTDOWN_NOTICE_MS`: after the shutdown signal, how long the listener stays open,
+    /// serving as before while `/healthz` answers 503, so that a load balancer probing it sees
+    /// the server leave before its connections are refused; 0 closes the listener at once.
+    pub shutdown_notice: Duration,
 }
 
 impl Default for Limits {
@@ -39,6 +44,7 @@ impl Default for Limits {
             write_timeout: Duration::from_secs(5),
             max_connections: 1024,
             max_connections_per_client: Some(128),
+            shutdown_notice: Duration::from_secs(1),
         }
     }
 }
@@ -102,6 +108,11 @@ impl Limits {
                     .map_or_else(|| "0".to_owned(), |limit| limit.to_string()),
                 "connections open at once from one address (IPv6: one /64); 0 for no limit",
             ),
+            (
+                vars::SHUTDOWN_NOTICE_MS,
+                millis(self.shutdown_notice),
+                "ms the listener stays open after SIGTERM, serving while /healthz answers 503; 0 for none",
+            ),
         ]
     }
 
@@ -145,6 +156,10 @@ impl Limits {
             write_timeout: millis(WRITE_TIMEOUT_MS, defaults.write_timeout)?,
             max_connections: positive(MAX_CONNECTIONS, defaults.max_connections as u64)? as usize,
             max_connections_per_client: (per_client > 0).then_some(per_client as usize),
+            shutdown_notice: Duration::from_millis(number(
+                SHUTDOWN_NOTICE_MS,
+                defaults.shutdown_notice.as_millis() as u64,
+            )?),
         })
     }
 }
@@ -164,6 +179,7 @@ mod tests {
             |name| match name {
                 vars::HEADER_READ_TIMEOUT_MS => Some("2500".into()),
                 vars::MAX_CONNECTIONS_PER_CLIENT => Some("0".into()),
+                vars::SHUTDOWN_NOTICE_MS => Some("0".into()),
                 _ => None,
             },
             defaults,
@@ -171,6 +187,7 @@ mod tests {
         .unwrap();
         assert_eq!(set.header_read_timeout, Duration::from_millis(2500));
         assert_eq!(set.max_connections_per_client, None);
+        assert_eq!(set.shutdown_notice, Duration::ZERO);
     }
 
     #[test]

@@ -391,6 +391,9 @@ pub enum HealthStatus {
     Ok,
     /// The sandbox the ingress started beside it is down and being restarted (503).
     SandboxRestarting,
+    /// The shutdown signal has arrived: requests are still served for the shutdown notice,
+    /// then the listener closes (503).
+    ShuttingDown,
 }
 
 /// Any JSON value, `null` included.

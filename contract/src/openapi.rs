@@ -474,7 +474,9 @@ fn healthz() -> openapi::path::Operation {
         .description(Some(
             "200 while the ingress serves. It does not ask a separately deployed sandbox (an \
              outage there shows as 502 on `/api/*`); while a sandbox it started beside itself \
-             is down and being restarted, 503. Never rate-limited.",
+             is down and being restarted, 503; from its shutdown signal until its listener \
+             closes (`SHUTDOWN_NOTICE_MS`), 503 while requests are still served. Never \
+             rate-limited.",
         ))
         .response(
             "200",
@@ -485,7 +487,10 @@ fn healthz() -> openapi::path::Operation {
         .response(
             "503",
             ResponseBuilder::new()
-                .description("The sandbox beside the ingress is being restarted.")
+                .description(
+                    "The sandbox beside the ingress is being restarted (`sandbox_restarting`), \
+                     or the ingress is shutting down (`shutting_down`).",
+                )
                 .content("application/json", health(HealthStatus::SandboxRestarting)),
         )
         .build()

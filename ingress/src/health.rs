@@ -32,12 +32,32 @@ impl SandboxStatus {
     }
 }
 
+/// Set once the shutdown signal has arrived; `/healthz` answers 503 from then on, while the
+/// listener stays open for the shutdown notice (`SHUTDOWN_NOTICE_MS`).
+#[derive(Debug, Clone, Default)]
+pub struct ShuttingDown(Arc<AtomicBool>);
+
+impl ShuttingDown {
+    /// Marks the ingress as shutting down.
+    pub fn begin(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// `GET /healthz`: the ingress is up. It does not ask a sandbox it does not manage, so an
 /// outage of a separately deployed sandbox shows as 502 answers on `/api/*`, not as an ingress
 /// restarted by its liveness probe; while a child sandbox it manages is down or restarting, it
-/// answers 503.
-pub async fn healthz(State(sandbox): State<SandboxStatus>) -> (StatusCode, Json<Health>) {
-    let (code, status) = if sandbox.up() {
+/// answers 503, and so it does from the shutdown signal on.
+pub async fn healthz(
+    State((sandbox, shutting_down)): State<(SandboxStatus, ShuttingDown)>,
+) -> (StatusCode, Json<Health>) {
+    let (code, status) = if shutting_down.is_set() {
+        (StatusCode::SERVICE_UNAVAILABLE, HealthStatus::ShuttingDown)
+    } else if sandbox.up() {
         (StatusCode::OK, HealthStatus::Ok)
     } else {
         (

@@ -59,7 +59,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use auth::{Directory, Identification};
 pub use config::Config;
 use error::ApiError;
-use health::SandboxStatus;
+use health::{SandboxStatus, ShuttingDown};
 use metrics::Metrics;
 use proxy::Proxy;
 use sandbox_child::SandboxChild;
@@ -83,7 +83,8 @@ pub fn metrics_for(config: &Config) -> Arc<Metrics> {
 }
 
 /// The ingress's public routes and middleware, proxying to the sandbox at `sandbox_url` (whose
-/// state `/healthz` reports when the ingress manages it) and counting in `metrics`.
+/// state `/healthz` reports when the ingress manages it, as it reports `shutting_down`) and
+/// counting in `metrics`.
 ///
 /// # Panics
 /// Outside a Tokio runtime when the anonymous tier is rate-limited: the sweeper of idle
@@ -92,6 +93,7 @@ pub fn router(
     config: &Config,
     sandbox_url: &Uri,
     sandbox: SandboxStatus,
+    shutting_down: ShuttingDown,
     metrics: Arc<Metrics>,
 ) -> Router {
     let proxy = Arc::new(Proxy::new(config, sandbox_url, metrics.clone()));
@@ -133,7 +135,10 @@ pub fn router(
     public
         // Probes must never be rate-limited, nor the API's description need a key, so these
         // routes are added after those layers.
-        .route("/healthz", get(health::healthz).with_state(sandbox))
+        .route(
+            "/healthz",
+            get(health::healthz).with_state((sandbox, shutting_down)),
+        )
         .route(
             contract::openapi::DOCUMENT_PATH,
             get(proxy::forward_document).with_state((proxy, anonymous)),
@@ -200,7 +205,14 @@ pub async fn run_with_admin(
         }
     };
     let metrics = metrics_for(&config);
-    let app = router(&config, &sandbox_url, status, metrics.clone());
+    let shutting_down = ShuttingDown::default();
+    let app = router(
+        &config,
+        &sandbox_url,
+        status,
+        shutting_down.clone(),
+        metrics.clone(),
+    );
     tracing::info!(addr = %listener.local_addr()?, sandbox = %sandbox_url, "ingress listening");
 
     let stopping = CancellationToken::new();
@@ -219,6 +231,7 @@ pub async fn run_with_admin(
         async move {
             shutdown.await;
             tracing::info!("shutting down: draining requests in flight");
+            shutting_down.begin();
             stopping.cancel();
         }
     });

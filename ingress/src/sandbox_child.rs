@@ -199,6 +199,9 @@ fn spawn(binary: &Path, addr: SocketAddr) -> Result<Child, ChildError> {
     let mut command = Command::new(binary);
     command
         .env("LISTEN_ADDR", addr.to_string())
+        // The ingress gives the notice: the child is stopped only once the ingress has closed
+        // its own listener, when no client can reach it any more.
+        .env(connections::vars::SHUTDOWN_NOTICE_MS, "0")
         .stdin(Stdio::null())
         .kill_on_drop(true);
     stop_with_parent(&mut command);
