@@ -143,7 +143,7 @@ pub enum MemorySource {
 impl Memory {
     /// Bytes that buffered bodies and loaded scripts may hold at once.
     pub fn buffer_bytes(&self) -> usize {
-        let bytes = self.limit_bytes / 100 * u64::from(self.buffer_percent);
+        let bytes = u128::from(self.limit_bytes) * u128::from(self.buffer_percent) / 100;
         usize::try_from(bytes).unwrap_or(usize::MAX)
     }
 }

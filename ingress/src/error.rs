@@ -49,6 +49,10 @@ pub enum ApiError {
     /// The sandbox did not answer within `UPSTREAM_TIMEOUT_MS`.
     #[error("the sandbox did not answer within {} ms", .0.as_millis())]
     UpstreamTimeout(Duration),
+    /// Bodies held across all connections fill the ingress's buffer budget
+    /// (`BUFFER_SHARE_PERCENT` of its memory); this one would not fit beside them now.
+    #[error("the service is busy (its memory for request bodies is in use); retry shortly")]
+    MemoryBusy,
     /// A fault of the ingress itself.
     #[error("internal error")]
     Internal(&'static str),
@@ -92,6 +96,7 @@ impl ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::MemoryBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -108,6 +113,7 @@ impl ApiError {
             Self::RateLimited { .. } => RequestErrorKind::RateLimited,
             Self::UpstreamUnavailable(_) => RequestErrorKind::UpstreamUnavailable,
             Self::UpstreamTimeout(_) => RequestErrorKind::UpstreamTimeout,
+            Self::MemoryBusy => RequestErrorKind::Overloaded,
             Self::Internal(_) => RequestErrorKind::Internal,
         }
     }
@@ -134,6 +140,9 @@ impl IntoResponse for ApiError {
             Self::Unauthorized(_) => {
                 (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
             }
+            // Bytes are held at most for a body's read and the sandbox's answer: most are
+            // released within a second.
+            Self::MemoryBusy => (status, [(header::RETRY_AFTER, "1")], body).into_response(),
             _ => (status, body).into_response(),
         }
     }

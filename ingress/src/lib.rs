@@ -21,6 +21,8 @@
 //! `auth` and `proxy` on the ones before them.
 //! - [`proxy`]: forwarding to the sandbox with the tenant's headers; 502/504 when it is down
 //!   or slow.
+//! - [`body`]: request bodies streamed to the sandbox, or buffered (within the process's
+//!   memory budget) only where the ingress must rewrite them.
 //! - [`metrics`]: the Prometheus metrics and the admin listener's routes.
 //! - [`assets`]: the embedded demo page, its caching and security headers.
 //! - [`request_id`], [`telemetry`]: correlation ids and logs.
@@ -29,6 +31,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod error;
 pub mod health;
@@ -96,7 +99,8 @@ pub fn router(
     shutting_down: ShuttingDown,
     metrics: Arc<Metrics>,
 ) -> Router {
-    let proxy = Arc::new(Proxy::new(config, sandbox_url, metrics.clone()));
+    let budget = connections::MemoryBudget::new(config.memory.buffer_bytes());
+    let proxy = Arc::new(Proxy::new(config, sandbox_url, metrics.clone(), budget));
     let directory = Arc::new(Directory::new(&config.tenants, config.rate_limit.as_ref()));
     if let Some(buckets) = directory
         .anonymous()
@@ -214,6 +218,15 @@ pub async fn run_with_admin(
         metrics.clone(),
     );
     tracing::info!(addr = %listener.local_addr()?, sandbox = %sandbox_url, "ingress listening");
+    tracing::info!(
+        memory_bytes = config.memory.limit_bytes,
+        from = ?config.memory.source,
+        buffer_bytes = config.memory.buffer_bytes(),
+        "memory budget for request bodies and loaded scripts"
+    );
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
 
     let stopping = CancellationToken::new();
     if let Some(admin_listener) = admin_listener {

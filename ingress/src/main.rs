@@ -108,6 +108,9 @@ fn check_config() -> ExitCode {
                 tenants.tenants.len(),
                 config.listen_addr
             );
+            for warning in config.warnings() {
+                eprintln!("ingress: warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {

@@ -4,32 +4,37 @@
 //! `x-request-id`, `traceparent` and `X-Cloud-Trace-Context`); hop-by-hop headers are dropped in
 //! both directions. The client's credentials and any `x-tenant-id` or `x-tenant-limits` it sent
 //! are dropped too, and the ingress sets those two headers itself from the caller's tier, so
-//! the sandbox, which trusts them, always hears the truth. The body is read up to `MAX_BODY_BYTES` before anything is sent, so an
-//! oversized request gets 413 without the sandbox ever seeing it. A refused or broken connection
-//! answers 502, no answer within `UPSTREAM_TIMEOUT_MS` answers 504. A `POST /api/execute`
-//! that names a `url` gets the script loaded first ([`crate::sources`]): the sandbox receives
-//! it as `code`.
+//! the sandbox, which trusts them, always hears the truth.
+//!
+//! Bodies ([`crate::body`]): a `GET` or `HEAD` (and so the OpenAPI document) forwards none and
+//! reads none; a JSON `POST /api/execute`, which may name a `url`, is read whole (charged to the
+//! ingress's memory budget: 503 when it is full) only here, after the caller was identified and
+//! charged to its rate limit, and gets the script loaded first ([`crate::sources`]): the sandbox
+//! receives it as `code`. Every other body streams to the sandbox as it arrives. Either way a
+//! body over `MAX_BODY_BYTES` answers 413 (before anything is sent when `Content-Length` says
+//! so) and one slower than `BODY_READ_TIMEOUT_MS` 408. A refused or broken connection answers
+//! 502, no answer within `UPSTREAM_TIMEOUT_MS` answers 504.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Extension, Request, State};
 use axum::http::uri::{Authority, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version, header};
 use axum::response::{IntoResponse, Response};
-use connections::BodyError;
+use connections::{Charge, MemoryBudget};
 use contract::{
     capabilities::CAPABILITIES_HEADER,
     tenant::{ANONYMOUS, CLIENT_KEY_HEADER, TENANT_ID_HEADER, TENANT_LIMITS_HEADER},
 };
-use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_http::timeout::TimeoutBody;
 
 use crate::auth::{Caller, X_API_KEY};
+use crate::body::{BodyLimits, CutRecord, Streamed};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, UpstreamError};
 use crate::sources::Loader;
@@ -54,8 +59,7 @@ const POOL_MAX_IDLE: usize = 32;
 /// it is down rather than slow.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `expect`,
-/// which the ingress has already answered by reading the whole body.
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -72,22 +76,29 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// keep-alive connections to it.
 #[derive(Clone)]
 pub struct Proxy {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpConnector, Body>,
     scheme: Scheme,
     authority: Authority,
     timeout: Duration,
-    max_body_bytes: usize,
-    body_read_timeout: Duration,
+    body_limits: BodyLimits,
+    /// Bytes of buffered bodies across all connections (shared with the source loader).
+    budget: Arc<MemoryBudget>,
     metrics: Arc<Metrics>,
     sources: Arc<Loader>,
 }
 
 impl Proxy {
-    /// A proxy to `sandbox_url` (`http://host:port`) that counts its failures in `metrics`.
+    /// A proxy to `sandbox_url` (`http://host:port`) that counts its failures in `metrics` and
+    /// charges the bodies it buffers to `budget`.
     ///
     /// # Panics
     /// If `sandbox_url` has no authority; `Config` only accepts URLs that have one.
-    pub fn new(config: &crate::Config, sandbox_url: &Uri, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        config: &crate::Config,
+        sandbox_url: &Uri,
+        metrics: Arc<Metrics>,
+        budget: Arc<MemoryBudget>,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         // Requests and answers are small: don't let Nagle's algorithm hold them back.
         connector.set_nodelay(true);
@@ -107,10 +118,13 @@ impl Proxy {
                 .cloned()
                 .expect("the sandbox URL has a host"),
             timeout: config.upstream_timeout,
-            max_body_bytes: config.max_body_bytes,
-            body_read_timeout: config.connections.body_read_timeout,
+            body_limits: BodyLimits {
+                max_bytes: config.max_body_bytes,
+                deadline: config.connections.body_read_timeout,
+            },
+            sources: Arc::new(Loader::new(config.sources.clone(), budget.clone())),
+            budget,
             metrics,
-            sources: Arc::new(Loader::new(config.sources.clone())),
         }
     }
 }
@@ -129,29 +143,31 @@ pub async fn forward(
         .cloned()
         .ok_or(ApiError::NotFound)?;
 
-    let body = connections::read_body(
-        body,
-        &parts.headers,
-        proxy.max_body_bytes,
-        proxy.body_read_timeout,
-    )
-    .await
-    .map_err(|error| match error {
-        BodyError::TooLarge(limit) => ApiError::PayloadTooLarge { limit },
-        BodyError::TooSlow(deadline) => ApiError::BodyTimeout(deadline),
-        BodyError::Unreadable(source) => ApiError::UnreadableBody(source),
-    })?;
-    let body = if parts.method == Method::POST && path_and_query.path() == "/api/execute" {
+    let cut = CutRecord::default();
+    // A buffered body's charge, held until the sandbox has answered: hyper holds the bytes
+    // until they are sent.
+    let mut held: Option<Charge> = None;
+    let body = if matches!(parts.method, Method::GET | Method::HEAD) {
+        Body::empty()
+    } else if parts.method == Method::POST
+        && path_and_query.path() == "/api/execute"
+        && crate::sources::declares_json(&parts.headers)
+    {
+        let (body, charge) =
+            crate::body::read_buffered(body, &parts.headers, proxy.body_limits, &proxy.budget)
+                .await?;
+        let charge = held.insert(charge);
         match proxy
             .sources
-            .rewrite(&caller.tier.id, &caller.tier.sources, &parts.headers, body)
+            .rewrite(&caller.tier.id, &caller.tier.sources, body, charge)
             .await
         {
-            Ok(body) => body,
+            Ok(body) => Body::from(body),
             Err(refused) => return Ok(refused.into_response()),
         }
     } else {
-        body
+        crate::body::check_declared_length(&parts.headers, proxy.body_limits)?;
+        Body::new(Streamed::new(body, proxy.body_limits, cut.clone()))
     };
 
     parts.uri = Uri::builder()
@@ -162,13 +178,13 @@ pub async fn forward(
         .map_err(|_| ApiError::Internal("could not build the sandbox URL"))?;
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
-    // The client set a length for its own body encoding; hyper sets the one of the buffered
-    // body, and the Host of the sandbox's URL.
+    // The client set a length for its own body encoding; hyper sets the one of the body it
+    // sends (or sends it chunked), and the Host of the sandbox's URL.
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::HOST);
     parts.headers.remove(header::EXPECT);
     set_tenant_headers(&mut parts.headers, &caller);
-    let upstream_request = hyper::Request::from_parts(parts, Full::new(body));
+    let upstream_request = hyper::Request::from_parts(parts, body);
 
     let response = tokio::time::timeout(proxy.timeout, proxy.client.request(upstream_request))
         .await
@@ -177,10 +193,15 @@ pub async fn forward(
             ApiError::UpstreamTimeout(proxy.timeout)
         })?
         .map_err(|error| {
+            // A body the client cut short fails the upstream request: the client's fault.
+            if let Some(cut) = cut.take() {
+                return cut.into_error();
+            }
             proxy.metrics.upstream_failed(UpstreamError::Unavailable);
             ApiError::UpstreamUnavailable(error)
         })?;
 
+    drop(held);
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // Once the head has arrived, a body that stops flowing must not hold the client forever.
@@ -238,8 +259,6 @@ fn is_forwardable_path(path: &str) -> bool {
     !has_encoded_separator && !has_dot_segment && !path.contains('\\')
 }
 
-/// Reads the whole body, refusing it as soon as it is known to be over `limit`: up front when
-/// `Content-Length` says so, otherwise when the streamed bytes pass the limit.
 /// Removes the hop-by-hop headers, including any the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named_by_connection: Vec<HeaderName> = headers

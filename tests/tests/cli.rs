@@ -172,3 +172,44 @@ fn the_older_healthcheck_flag_still_checks_a_running_sandbox() {
     let down = run("sandbox", &["healthcheck"], &[("LISTEN_ADDR", &addr)]);
     assert_eq!(down.status.code(), Some(1));
 }
+
+#[test]
+fn check_config_warns_when_proxy_hops_are_trusted_on_an_address_clients_reach_directly() {
+    let warning = "clients may reach without the proxy";
+    let run_with = |env: &[(&str, &str)]| {
+        let mut command = Command::new(binary_path("ingress"));
+        command
+            .arg("check-config")
+            .env_remove("LISTEN_ADDR")
+            .env_remove("PORT")
+            .env_remove("TENANTS_FILE")
+            .env_remove("K_SERVICE")
+            .envs(env.iter().copied());
+        let output = output_within(command, DEADLINE);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        text(&output.stderr)
+    };
+
+    // Trusted hops on every interface: a client connecting directly writes its own identity.
+    let stderr = run_with(&[("TRUSTED_PROXY_HOPS", "1"), ("LISTEN_ADDR", "0.0.0.0:8080")]);
+    assert!(
+        stderr.contains(warning) && stderr.contains("TRUSTED_PROXY_HOPS=1"),
+        "{stderr}"
+    );
+    // Docker Compose's setting (clients connect directly, peers are told apart by address).
+    let stderr = run_with(&[("TRUSTED_PROXY_HOPS", "0"), ("LISTEN_ADDR", "0.0.0.0:8080")]);
+    assert!(!stderr.contains(warning), "{stderr}");
+    // Only a proxy on the same host can connect to loopback.
+    let stderr = run_with(&[
+        ("TRUSTED_PROXY_HOPS", "1"),
+        ("LISTEN_ADDR", "127.0.0.1:8080"),
+    ]);
+    assert!(!stderr.contains(warning), "{stderr}");
+    // Cloud Run (which sets K_SERVICE): its front end is the only way to the port.
+    let stderr = run_with(&[
+        ("TRUSTED_PROXY_HOPS", "1"),
+        ("PORT", "8080"),
+        ("K_SERVICE", "jsbox"),
+    ]);
+    assert!(!stderr.contains(warning), "{stderr}");
+}

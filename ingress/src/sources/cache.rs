@@ -1,6 +1,7 @@
 //! Scripts loaded recently, so a hot script is not downloaded for every execution.
 //!
-//! Keyed by location, bounded in bytes (least recently used first out), each entry kept with
+//! Keyed by location, each script with the redirects that loading it followed (a tier is served
+//! it only if its own rules accept every one of them; see [`Script::hops`]), bounded in bytes (least recently used first out), each entry kept with
 //! its validator (the HTTP ETag, or the store's ETag) and when it was last checked: within the
 //! TTL it is used as is; after it, the loader revalidates with a conditional request and only
 //! downloads again when the script changed.
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use hashlink::LruCache;
 
+use super::rules::Location;
+
 /// A loaded script.
 #[derive(Debug)]
 pub struct Script {
@@ -18,6 +21,10 @@ pub struct Script {
     pub digest: [u8; 32],
     /// The validator for conditional requests, if the server gave one.
     pub etag: Option<String>,
+    /// Every location a redirect led to while loading it, in order (none for a direct load).
+    /// A tier may take the script from the cache only if its rules accept each of them, as
+    /// its own load would have required.
+    pub hops: Vec<Location>,
 }
 
 struct Entry {
@@ -120,6 +127,7 @@ mod tests {
             code: Arc::from(code),
             digest: [0; 32],
             etag: None,
+            hops: Vec::new(),
         })
     }
 

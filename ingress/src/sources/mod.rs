@@ -17,7 +17,10 @@
 //!   test-only `SOURCES_ALLOW_LOOPBACK`.
 //! - Bounds: at most `MAX_SCRIPT_BYTES` of script (streamed, stopped at the cap), within
 //!   `SOURCE_TIMEOUT_MS`; a byte-bounded cache ([`cache`]) revalidated after
-//!   `SOURCE_CACHE_TTL_MS` with a conditional request.
+//!   `SOURCE_CACHE_TTL_MS` with a conditional request. A download and the rewritten request
+//!   are charged to the ingress's memory budget as they grow (503 when it is full).
+//! - A cached script is served to a tier only if its own rules accept every hop that loading
+//!   it took (the redirects are stored with it); otherwise the tier loads it itself.
 //!
 //! Errors name the location without its query (which may be a credential) and never the
 //! service's credentials; the causes of 502s are logged, not sent.
@@ -34,6 +37,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use connections::{Charge, MemoryBudget, OverBudget};
 use contract::api::ExecuteRequest;
 use contract::envelope::{ErrorEnvelope, RequestErrorKind};
 use egress::AddressPolicy;
@@ -111,6 +115,8 @@ pub enum Problem {
     Unavailable { reason: String, detail: String },
     /// Not loaded within `SOURCE_TIMEOUT_MS` (504).
     TimedOut(Duration),
+    /// The ingress's memory budget cannot hold it: now (503, retry), or ever (413).
+    OverBudget(OverBudget),
 }
 
 /// A refusal or failure to load the script at a location.
@@ -136,7 +142,10 @@ impl SourceError {
             }
             Problem::Forbidden(_) => StatusCode::FORBIDDEN,
             Problem::NotFound => StatusCode::NOT_FOUND,
-            Problem::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Problem::TooLarge(_) | Problem::OverBudget(OverBudget::TooLarge { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Problem::OverBudget(OverBudget::Full { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Problem::Unavailable { .. } => StatusCode::BAD_GATEWAY,
             Problem::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -147,7 +156,10 @@ impl SourceError {
             Problem::Invalid(_) | Problem::NotText => RequestErrorKind::InvalidRequest,
             Problem::Forbidden(_) => RequestErrorKind::SourceForbidden,
             Problem::NotFound => RequestErrorKind::SourceNotFound,
-            Problem::TooLarge(_) => RequestErrorKind::PayloadTooLarge,
+            Problem::TooLarge(_) | Problem::OverBudget(OverBudget::TooLarge { .. }) => {
+                RequestErrorKind::PayloadTooLarge
+            }
+            Problem::OverBudget(OverBudget::Full { .. }) => RequestErrorKind::Overloaded,
             Problem::HashMismatch { .. } => RequestErrorKind::SourceHashMismatch,
             Problem::Unavailable { .. } | Problem::TimedOut(_) => {
                 RequestErrorKind::SourceUnavailable
@@ -180,6 +192,13 @@ impl fmt::Display for SourceError {
             Problem::TimedOut(timeout) => {
                 write!(formatter, "not loaded within {} ms", timeout.as_millis())
             }
+            Problem::OverBudget(OverBudget::TooLarge { limit, .. }) => write!(
+                formatter,
+                "the request with its script is larger than the ingress's {limit} bytes for buffers"
+            ),
+            Problem::OverBudget(OverBudget::Full { .. }) => formatter.write_str(
+                "the service is busy (its memory for request bodies is in use); retry shortly",
+            ),
         }
     }
 }
@@ -196,6 +215,10 @@ impl IntoResponse for SourceError {
             );
         }
         let body = Json(ErrorEnvelope::new(self.kind(), self.to_string()));
+        if let Problem::OverBudget(OverBudget::Full { .. }) = self.problem {
+            // As the proxy's own 503: buffers are released within about a second.
+            return (self.status_code(), [(header::RETRY_AFTER, "1")], body).into_response();
+        }
         (self.status_code(), body).into_response()
     }
 }
@@ -206,6 +229,8 @@ pub struct Loader {
     settings: Settings,
     max_bytes: usize,
     cache: Cache,
+    /// The ingress's buffer budget, charged by downloads while they grow.
+    budget: Arc<MemoryBudget>,
     /// One web client per tier: its redirect policy carries the tier's allow-list.
     web_clients: Mutex<HashMap<Arc<str>, reqwest::Client>>,
     stores: Mutex<HashMap<(Store, String), Arc<dyn ObjectStore>>>,
@@ -213,16 +238,24 @@ pub struct Loader {
     in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// The result of one request to a source.
+/// The result of one request to a source, with the locations its redirects led to.
 enum Fetched {
-    Full(Vec<u8>, Option<String>),
-    NotModified,
+    Full(Vec<u8>, Option<String>, Vec<Location>),
+    NotModified(Vec<Location>),
+}
+
+tokio::task_local! {
+    /// The redirects followed by the web request in progress on this task, as its tier's
+    /// redirect policy accepts them (reqwest follows them while the request's future is polled).
+    static HOPS: std::cell::RefCell<Vec<Location>>;
 }
 
 impl Loader {
-    /// A loader with `settings`, taking scripts of at most `MAX_SCRIPT_BYTES`.
-    pub fn new(settings: Settings) -> Self {
+    /// A loader with `settings`, taking scripts of at most `MAX_SCRIPT_BYTES` and charging
+    /// them to `budget` while they download.
+    pub fn new(settings: Settings, budget: Arc<MemoryBudget>) -> Self {
         Self {
+            budget,
             cache: Cache::new(settings.cache_bytes, settings.cache_ttl),
             max_bytes: settings.max_script_bytes,
             settings,
@@ -232,16 +265,17 @@ impl Loader {
         }
     }
 
-    /// For `POST /api/execute`: when `body` is a valid request with a `url`, the same request
-    /// with the loaded script as `code`; otherwise `body` unchanged (the sandbox answers).
+    /// For a JSON `POST /api/execute`: when `body` is a valid request with a `url`, the same
+    /// request with the loaded script as `code`, its bytes charged to `charge` before they are
+    /// written; otherwise `body` unchanged (the sandbox answers).
     pub async fn rewrite(
         &self,
         tier: &Arc<str>,
         rules: &Arc<SourceRules>,
-        headers: &HeaderMap,
         body: Bytes,
+        charge: &mut Charge,
     ) -> Result<Bytes, SourceError> {
-        if !declares_json(headers) || !might_name_url(&body) {
+        if !might_name_url(&body) {
             return Ok(body);
         }
         let Ok(request) = serde_json::from_slice::<ExecuteRequest>(&body) else {
@@ -266,6 +300,11 @@ impl Loader {
                 ));
             }
         }
+        // The escaped script, then the new request beside the old one: at most twice the script
+        // (escapes beyond that are rare) and the rest of the request.
+        charge
+            .grow(2 * script.code.len() + body.len())
+            .map_err(|refused| SourceError::at(&location, Problem::OverBudget(refused)))?;
         // Keys as decoded (a client may write `"\u0075rl"`), values as sent.
         let mut fields: BTreeMap<String, &RawValue> =
             serde_json::from_slice(&body).map_err(|_| internal(&location))?;
@@ -311,7 +350,9 @@ impl Loader {
             })?;
         }
         let key = location.cache_key();
-        if let Lookup::Fresh(script) = self.cache.get(&key) {
+        if let Lookup::Fresh(script) = self.cache.get(&key)
+            && accepts_hops(tier, rules, &script)
+        {
             return Ok((script, location));
         }
         let refresh = self.refresh(tier, rules, &location, &key);
@@ -339,27 +380,36 @@ impl Loader {
     ) -> Result<Arc<Script>, Problem> {
         let flight = Flight::join(self, key);
         let _turn = flight.lock.lock().await;
+        // What another tier loaded through redirects this one may not follow is not this
+        // tier's to use, not even to revalidate: it loads the script itself, with its own rules
+        // at every hop, and the cache then holds that load.
         let stale = match self.cache.get(key) {
-            Lookup::Fresh(script) => return Ok(script),
-            Lookup::Stale(script) => Some(script),
-            Lookup::Missing => None,
+            Lookup::Fresh(script) if accepts_hops(tier, rules, &script) => return Ok(script),
+            Lookup::Stale(script) if accepts_hops(tier, rules, &script) => Some(script),
+            Lookup::Fresh(_) | Lookup::Stale(_) | Lookup::Missing => None,
         };
         let etag = stale.as_ref().and_then(|script| script.etag.clone());
         let script = match (self.fetch(tier, rules, location, etag).await?, stale) {
-            (Fetched::NotModified, Some(stale)) => stale,
-            (Fetched::NotModified, None) => {
+            (Fetched::NotModified(hops), Some(stale)) => Arc::new(Script {
+                code: stale.code.clone(),
+                digest: stale.digest,
+                etag: stale.etag.clone(),
+                hops,
+            }),
+            (Fetched::NotModified(_), None) => {
                 return Err(Problem::Unavailable {
                     reason: "the server answered 304 to an unconditional request".to_owned(),
                     detail: "304 without If-None-Match".to_owned(),
                 });
             }
-            (Fetched::Full(bytes, etag), _) => {
+            (Fetched::Full(bytes, etag, hops), _) => {
                 let digest = Sha256::digest(&bytes).into();
                 let code = String::from_utf8(bytes).map_err(|_| Problem::NotText)?;
                 Arc::new(Script {
                     code: Arc::from(code),
                     digest,
                     etag,
+                    hops,
                 })
             }
         };
@@ -394,10 +444,16 @@ impl Loader {
         if let Some(etag) = &etag {
             request = request.header(header::IF_NONE_MATCH, etag);
         }
-        let mut response = request.send().await.map_err(web_problem)?;
+        let (sent, hops) = HOPS
+            .scope(std::cell::RefCell::default(), async {
+                let sent = request.send().await;
+                (sent, HOPS.with(std::cell::RefCell::take))
+            })
+            .await;
+        let mut response = sent.map_err(web_problem)?;
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED && etag.is_some() {
-            return Ok(Fetched::NotModified);
+            return Ok(Fetched::NotModified(hops));
         }
         if matches!(status, StatusCode::NOT_FOUND | StatusCode::GONE) {
             return Err(Problem::NotFound);
@@ -420,13 +476,15 @@ impl Loader {
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
         let mut bytes = Vec::new();
+        let mut charge = self.budget.charge(0).map_err(Problem::OverBudget)?;
         while let Some(chunk) = response.chunk().await.map_err(web_problem)? {
             if bytes.len() + chunk.len() > self.max_bytes {
                 return Err(Problem::TooLarge(self.max_bytes));
             }
+            charge.grow(chunk.len()).map_err(Problem::OverBudget)?;
             bytes.extend_from_slice(&chunk);
         }
-        Ok(Fetched::Full(bytes, etag))
+        Ok(Fetched::Full(bytes, etag, hops))
     }
 
     async fn fetch_object(
@@ -445,7 +503,10 @@ impl Loader {
         };
         let result = match client.get_opts(&path, options).await {
             Ok(result) => result,
-            Err(object_store::Error::NotModified { .. }) => return Ok(Fetched::NotModified),
+            // Stores answer at the object's own location: no hops.
+            Err(object_store::Error::NotModified { .. }) => {
+                return Ok(Fetched::NotModified(Vec::new()));
+            }
             Err(error) => return Err(store_problem(error)),
         };
         if result.meta.size > self.max_bytes as u64 {
@@ -454,14 +515,16 @@ impl Loader {
         let etag = result.meta.e_tag.clone();
         let mut stream = result.into_stream();
         let mut bytes = Vec::new();
+        let mut charge = self.budget.charge(0).map_err(Problem::OverBudget)?;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(store_problem)?;
             if bytes.len() + chunk.len() > self.max_bytes {
                 return Err(Problem::TooLarge(self.max_bytes));
             }
+            charge.grow(chunk.len()).map_err(Problem::OverBudget)?;
             bytes.extend_from_slice(&chunk);
         }
-        Ok(Fetched::Full(bytes, etag))
+        Ok(Fetched::Full(bytes, etag, Vec::new()))
     }
 
     /// The tier's web client: the egress client, with redirects re-checked against the
@@ -480,7 +543,10 @@ impl Loader {
         let client = egress::client::client_builder(policy)
             .redirect(egress::client::redirect_policy(policy, move |url| {
                 let location = Location::parse(url.as_str())?;
-                allowed.check(&name, &location)
+                allowed.check(&name, &location)?;
+                // Outside a load (never, today) there is nothing to record the hop in.
+                let _ = HOPS.try_with(|hops| hops.borrow_mut().push(location));
+                Ok(())
             }))
             .timeout(self.settings.timeout)
             .build()
@@ -677,11 +743,16 @@ fn might_name_url(body: &[u8]) -> bool {
 
 /// `Content-Type: application/json` or `application/*+json`, as the sandbox accepts; other
 /// bodies are the sandbox's to refuse (415).
-fn declares_json(headers: &HeaderMap) -> bool {
+pub fn declares_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(contract::api::is_json_content_type)
+}
+
+/// Whether `tier`'s rules accept every location loading `script` was redirected to.
+fn accepts_hops(tier: &str, rules: &SourceRules, script: &Script) -> bool {
+    script.hops.iter().all(|hop| rules.check(tier, hop).is_ok())
 }
 
 fn hex(bytes: &[u8]) -> String {
