@@ -13,33 +13,44 @@ use crate::support::{TestApp, spawn_app_with};
 const GRACE: Duration = Duration::from_millis(100);
 
 /// Built-ins that run for seconds or longer inside C without polling the interrupt handler,
-/// one per family.
+/// one per family. Each is sized to run for at least 4 s on its own in a debug build on an idle
+/// machine (longer on a busy one, and longer than [`ANSWERED_WITHIN`]), within
+/// [`MEMORY_LIMIT_MB`].
 const UNSTOPPABLE: [&str; 5] = [
     // Serialising a huge array.
-    "JSON.stringify(new Array(3e6).fill('abcdefghij')).length",
+    "JSON.stringify(new Array(1.2e7).fill('abcdefghij')).length",
     // Joining a huge array of holes.
-    "new Array(2e7).join('x').length",
+    "new Array(6e7).join('x').length",
     // Naive string search: a 10 000-unit needle that almost matches everywhere.
     "'a'.repeat(3e5).indexOf('a'.repeat(1e4) + 'b')",
     // Generic array methods on a huge array-like.
-    "Array.from({ length: 3e6 }).length",
+    "Array.from({ length: 3e7 }).length",
     // Sorting a huge array with the default comparison.
     "new Array(3e6).fill(0).map((_, i) => String(i % 1000)).sort().length",
 ];
+
+/// Room for [`UNSTOPPABLE`] to run to its end, so that only the deadline can stop it.
+const MEMORY_LIMIT_MB: usize = 1024;
+
+/// How long an unstoppable script may take to be answered: its 50 ms deadline plus the 100 ms
+/// grace, with room for a loaded machine, and still shorter than any of them runs on its own.
+const ANSWERED_WITHIN: Duration = Duration::from_secs(3);
 
 async fn app_with_grace(workers: usize) -> TestApp {
     spawn_app_with(|config| {
         config.max_concurrency = workers;
         config.watchdog_grace = GRACE;
+        config.max_memory_limit_mb = MEMORY_LIMIT_MB;
     })
     .await
 }
 
-/// Runs `code` with a 50 ms deadline and 256 MiB, returning the answer and how long it took.
+/// Runs `code` with a 50 ms deadline and [`MEMORY_LIMIT_MB`], returning the answer and how long
+/// it took.
 async fn run_briefly(app: &TestApp, code: &str) -> (crate::support::TestResponse, Duration) {
     let started = Instant::now();
     let response = app
-        .post_execute(json!({ "code": code, "timeoutMs": 50, "memoryLimitMb": 256 }))
+        .post_execute(json!({ "code": code, "timeoutMs": 50, "memoryLimitMb": MEMORY_LIMIT_MB }))
         .await;
     (response, started.elapsed())
 }
@@ -55,9 +66,8 @@ async fn every_unstoppable_builtin_is_answered_by_its_deadline_and_the_service_s
             "{code}: {}",
             response.body
         );
-        // 50 ms plus the 100 ms grace, with room for a loaded machine; each of these runs for
-        // seconds to years on its own.
-        assert!(took < Duration::from_millis(1500), "{code}: {took:?}");
+        // The bound is the feature: answered by the deadline, not when the built-in ends.
+        assert!(took < ANSWERED_WITHIN, "{code}: {took:?}");
         assert_eq!(app.get("/healthz").await.status, StatusCode::OK, "{code}");
         assert_eq!(app.run("6 * 7").await.result(), &json!(42), "{code}");
     }
@@ -81,9 +91,15 @@ async fn a_killed_execution_keeps_the_console_output_it_produced() {
 
 #[tokio::test]
 async fn a_loop_of_slow_builtins_is_stopped_by_the_interrupt_near_its_deadline() {
-    let app = app_with_grace(1).await;
+    // A kill grace far longer than the test, so that only the engine's interrupt can stop the
+    // loop however slowly a loaded machine runs it.
+    let app = spawn_app_with(|config| {
+        config.max_concurrency = 1;
+        config.watchdog_grace = Duration::from_secs(30);
+    })
+    .await;
     // Each call scans 200 KB: about a millisecond, so QuickJS's own pace (one check per
-    // 10 000 polls) would only look at the clock after seconds.
+    // 10 000 polls, two per iteration here) would only look at the clock after seconds.
     let code = "const s = 'a'.repeat(2e5); let n = 0; for (;;) n += s.indexOf('b');";
     let response = app
         .post_execute(json!({ "code": code, "timeoutMs": 200 }))
@@ -92,8 +108,11 @@ async fn a_loop_of_slow_builtins_is_stopped_by_the_interrupt_near_its_deadline()
     let message = response.body["error"]["message"].as_str().unwrap();
     // Stopped by the engine's own interrupt, not by the kill.
     assert!(!message.contains("killed"), "{message}");
+    // The bound is the feature: the interrupt paced by time stops the loop within about a
+    // millisecond of its 200 ms deadline, where QuickJS's own pace takes about 5 s; the rest
+    // is room for a loaded machine.
     let ran = response.body["executionTime"].as_f64().unwrap();
-    assert!(ran < 200.0 + GRACE.as_millis() as f64, "{ran} ms");
+    assert!(ran < 1500.0, "{ran} ms");
 }
 
 #[tokio::test]
@@ -109,11 +128,14 @@ async fn unstoppable_scripts_on_every_worker_leave_the_service_serving_right_aft
         let (response, _) = flood.await.unwrap();
         assert_eq!(response.script_error_kind(), "timeout", "{}", response.body);
     }
-    // Both workers were killed; replacements start within milliseconds.
+    // Both workers were killed; replacements start at once, off every request's path.
     let since_kill = Instant::now();
     assert_eq!(app.run("'again'").await.result(), &json!("again"));
+    // The bound is the feature: a start takes milliseconds (tens under load); the rest is room
+    // for a loaded machine, and still far below a request left waiting for a worker until the
+    // 10 s start-up timeout.
     assert!(
-        since_kill.elapsed() < Duration::from_secs(1),
+        since_kill.elapsed() < Duration::from_secs(4),
         "{:?}",
         since_kill.elapsed()
     );

@@ -58,9 +58,11 @@ async fn every_endless_script_ends_in_a_timeout_near_its_deadline() {
             "{what}: {}",
             response.body
         );
-        // The bound is the feature: deadline plus the documented 250 ms grace, with slack.
+        // The bound is the feature: these scripts never end on their own, and the deadline
+        // (300 ms plus the documented 250 ms grace) must end them. It leaves ten times that
+        // for a loaded machine.
         assert!(
-            started.elapsed() < Duration::from_secs(3),
+            started.elapsed() < Duration::from_secs(6),
             "{what} took {:?}",
             started.elapsed()
         );
@@ -108,7 +110,9 @@ async fn memory_bombs_hit_the_memory_limit() {
 
 #[tokio::test]
 async fn many_memory_hungry_scripts_leave_the_service_healthy() {
-    let app = spawn_app().await;
+    // Admission is not what this tests: the eight wait their turns however slowly a loaded
+    // machine runs them.
+    let app = spawn_app_with(|config| config.queue_timeout = Duration::from_secs(60)).await;
     let bomb = json!({ "code": "const keep = []; while (true) keep.push(new Array(10000).fill(1));", "memoryLimitMb": 32 });
     let runs: Vec<_> = (0..8)
         .map(|_| {
@@ -177,30 +181,45 @@ async fn saturation_answers_503_at_once_and_the_service_stays_healthy() {
     let app = spawn_app_with(|config| {
         config.max_concurrency = 1;
         config.queue_capacity = 1;
-        config.queue_timeout = Duration::from_secs(10);
+        config.queue_timeout = Duration::from_secs(30);
     })
     .await;
-    let busy = app.hold_a_worker(1500);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let queued = {
-        let app = app.clone();
-        tokio::spawn(async move { app.run("'queued'").await })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    let started = Instant::now();
-    let rejected = app.run("'rejected'").await;
-    assert_eq!(rejected.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(rejected.request_error_kind(), "overloaded");
-    assert!(rejected.headers.contains_key("retry-after"));
+    // Holds the only worker until this test lets go (a client that leaves has its script
+    // cancelled), so "at once" below means: while the worker is still held.
+    let busy = app.hold_a_worker(30_000);
+    app.wait_for_metric("sandbox_workers_busy", 1.0).await;
+    // Three requests for one waiting place: one waits, two are refused.
+    let requests: Vec<_> = (0..3)
+        .map(|n| {
+            let app = app.clone();
+            tokio::spawn(async move { app.run(&format!("'request {n}'")).await })
+        })
+        .collect();
+    let rejected = "sandbox_rejections_total{tenant=\"anonymous\",reason=\"queue_full\"}";
+    app.wait_for_metric(rejected, 2.0).await;
     assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "rejected at once, not queued"
+        !busy.is_finished(),
+        "the worker was freed before the refusals"
     );
     assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
 
-    assert_eq!(busy.await.unwrap().script_error_kind(), "timeout");
-    assert_eq!(queued.await.unwrap().result(), &json!("queued"));
+    busy.abort();
+    let mut served = 0;
+    for request in requests {
+        let response = request.await.unwrap();
+        if response.status == StatusCode::OK {
+            served += 1;
+            continue;
+        }
+        assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.request_error_kind(), "overloaded");
+        assert!(response.headers.contains_key("retry-after"));
+    }
+    assert_eq!(
+        served, 1,
+        "the waiting request runs once the worker is free"
+    );
+    assert_eq!(app.metric(rejected).await, 2.0);
 }
 
 #[tokio::test]
@@ -210,12 +229,18 @@ async fn a_queued_request_gets_503_when_no_worker_frees_up_in_time() {
         config.queue_timeout = Duration::from_millis(200);
     })
     .await;
-    let busy = app.hold_a_worker(1500);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let busy = app.hold_a_worker(30_000);
+    app.wait_for_metric("sandbox_workers_busy", 1.0).await;
     let response = app.run("1").await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.request_error_kind(), "overloaded");
-    busy.await.unwrap();
+    assert_eq!(
+        app.metric("sandbox_rejections_total{tenant=\"anonymous\",reason=\"queue_timeout\"}")
+            .await,
+        1.0
+    );
+    assert!(!busy.is_finished(), "the worker was freed while it waited");
+    busy.abort();
 }
 
 /// `JSON.stringify` of a large array runs in C without consulting the interrupt handler, so
@@ -235,9 +260,10 @@ async fn a_script_the_engine_cannot_stop_is_killed_at_its_deadline_and_health_st
         .await;
     let answered = started.elapsed();
     response.assert_killed();
-    // The deadline plus the grace, with room for a loaded machine; the script alone would
-    // run for seconds.
-    assert!(answered < Duration::from_secs(2), "{answered:?}");
+    // The bound is the feature: the deadline plus the grace (150 ms), with room for a loaded
+    // machine; the answer says the kill ended it, and the script alone runs for 3.5 s in a
+    // debug build on an idle machine, longer on a busy one.
+    assert!(answered < Duration::from_secs(3), "{answered:?}");
     // Nothing of it is left running, so the service is healthy and serves at once.
     assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
     assert_eq!(app.run("2 + 2").await.result(), &json!(4));
@@ -250,15 +276,16 @@ async fn a_client_that_hangs_up_has_its_script_stopped_and_its_worker_freed() {
         config.queue_timeout = Duration::from_secs(10);
     })
     .await;
-    let hung_up = app.hold_a_worker(5000);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let hung_up = app.hold_a_worker(30_000);
+    app.wait_for_metric("sandbox_workers_busy", 1.0).await;
     hung_up.abort();
     let started = Instant::now();
     assert_eq!(app.run("'next'").await.result(), &json!("next"));
-    // The endless script was cancelled when its client left, long before its deadline; the
-    // next request waited for that, never ran beside it.
+    // The endless script was cancelled when its client left, long before its 30 s deadline;
+    // the next request waited for that, never ran beside it. The bound is the feature, with
+    // room for a loaded machine: a cancellation takes milliseconds.
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(20),
         "{:?}",
         started.elapsed()
     );
@@ -286,7 +313,13 @@ async fn an_answer_the_client_does_not_read_is_dropped_after_the_write_timeout()
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
-    // Read nothing for well past the write timeout.
+    // Once the execution has finished, its answer is being written: read nothing for well
+    // past the write timeout (this client's behaviour, not a wait for the server).
+    app.wait_for_metric(
+        "sandbox_executions_total{tenant=\"anonymous\",outcome=\"success\"}",
+        1.0,
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut received = Vec::new();
     let read =

@@ -68,12 +68,14 @@ async fn busy_workers_and_rejections_are_reported() {
         config.queue_timeout = Duration::from_millis(200);
     })
     .await;
-    let busy = app.hold_a_worker(1000);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Long enough to outlast the refused request's 200 ms wait on a loaded machine.
+    let busy = app.hold_a_worker(3000);
+    app.wait_for_metric("sandbox_workers_busy", 1.0).await;
     assert_eq!(app.metric("sandbox_workers_busy").await, 1.0);
 
     let refused = app.run("1").await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!busy.is_finished(), "the worker was freed while it waited");
     assert_eq!(
         app.metric("sandbox_rejections_total{tenant=\"anonymous\",reason=\"queue_timeout\"}")
             .await,

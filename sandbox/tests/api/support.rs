@@ -169,6 +169,51 @@ impl TestApp {
             .map_or(0.0, |value| value.parse().unwrap())
     }
 
+    /// The sum of every sample whose name and labels begin with `prefix`, such as
+    /// `sandbox_worker_exits_total{` (every exit, whatever its reason and signal) or
+    /// `sandbox_worker_exits_total{reason="recycled",` (every signal of one reason).
+    pub async fn metric_sum(&self, prefix: &str) -> f64 {
+        let (_, text) = self.metrics().await;
+        text.lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Waits until `read` (a metric sample, or a sum of samples) reaches `at_least`, and returns
+    /// what it read: how a test waits for a state of the sandbox (an execution running, a
+    /// worker reaped) instead of sleeping. The minute it allows only ends a stuck test; the
+    /// state comes in milliseconds on an idle machine and well within it on a loaded one.
+    pub async fn wait_for<F: Future<Output = f64>>(
+        &self,
+        what: &str,
+        at_least: f64,
+        mut read: impl FnMut(TestApp) -> F,
+    ) -> f64 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let value = read(self.clone()).await;
+            if value >= at_least {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what} stayed at {value}, below {at_least}, for a minute"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until the sample `name{labels}` reaches `at_least` (see [`TestApp::wait_for`]).
+    pub async fn wait_for_metric(&self, sample: &str, at_least: f64) -> f64 {
+        let sample = sample.to_owned();
+        self.wait_for(&sample.clone(), at_least, move |app| {
+            let sample = sample.clone();
+            async move { app.metric(&sample).await }
+        })
+        .await
+    }
+
     pub async fn get(&self, path: &str) -> TestResponse {
         let request = Request::builder()
             .uri(format!("http://{}{path}", self.addr))
