@@ -28,7 +28,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 /// returned) has no process left.
 async fn one_at_a_time() -> MutexGuard<'static, ()> {
     let turn = ONE_AT_A_TIME.lock().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !children().is_empty() {
         let left: Vec<_> = children()
             .into_iter()
@@ -105,9 +105,10 @@ async fn eventually(within: Duration, what: &str, mut done: impl FnMut() -> bool
 }
 
 /// Waits until the metric sample reaches `at_least` (exits are counted when the launcher reaps
-/// a worker, a moment after the answer), returning its value.
+/// a worker, a moment after the answer), returning its value; after 30 s (far past a loaded
+/// machine's delay), returns what it reads for the caller's assertion to report.
 async fn metric_reaches(app: &TestApp, sample: &str, at_least: f64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let value = app.metric(sample).await;
         if value >= at_least || Instant::now() >= deadline {
@@ -152,7 +153,18 @@ async fn app(workers: usize, customize: impl FnOnce(&mut sandbox::Config)) -> Te
 #[tokio::test]
 async fn workers_run_under_seccomp_with_one_descriptor_and_tight_limits() {
     let _serial = one_at_a_time().await;
-    let app = app(2, |config| config.max_memory_limit_mb = 128).await;
+    let app = app(2, |config| {
+        config.max_memory_limit_mb = 128;
+        config.default_memory_limit_mb = 64;
+        config.stack_limit_kb = 512;
+    })
+    .await;
+    // The documented rules: the worker's stack (RLIMIT_STACK) is 4 × STACK_LIMIT_KB plus
+    // 8 MiB, and its address space (RLIMIT_AS) MAX_MEMORY_LIMIT_MB plus that stack plus the
+    // worker's fixed overhead of 64 MiB (program, libraries, region, allocator slack).
+    const MIB: u64 = 1 << 20;
+    let stack = 4 * 512 * 1024 + 8 * MIB;
+    let address_space = 128 * MIB + stack + 64 * MIB;
     assert_eq!(app.run("1").await.result(), &json!(1));
     let pids = workers();
     assert_eq!(pids.len(), 2, "{pids:?}");
@@ -170,11 +182,8 @@ async fn workers_run_under_seccomp_with_one_descriptor_and_tight_limits() {
         assert_eq!(limit(pid, "Max core file size"), "0");
         assert_eq!(limit(pid, "Max file size"), "0");
         assert_eq!(limit(pid, "Max processes"), "0");
-        let address_space: u64 = limit(pid, "Max address space").parse().unwrap();
-        assert!(
-            (128 << 20..=1 << 30).contains(&address_space),
-            "{address_space}"
-        );
+        assert_eq!(limit(pid, "Max stack size"), stack.to_string());
+        assert_eq!(limit(pid, "Max address space"), address_space.to_string());
         // No environment was passed on.
         assert!(fs::read(format!("/proc/{pid}/environ")).unwrap().is_empty());
         // One thread: the engine runs on the main thread.
@@ -193,7 +202,7 @@ async fn thousands_of_kills_leave_no_zombie_no_descriptor_and_a_full_pool() {
                 tokio::spawn(async move {
                     for _ in 0..count / 2 {
                         let response = app
-                            .post_execute(json!({ "code": UNSTOPPABLE, "timeoutMs": 5 }))
+                            .post_execute(json!({ "code": UNSTOPPABLE, "timeoutMs": 20 }))
                             .await;
                         assert_eq!(response.script_error_kind(), "timeout", "{}", response.body);
                     }
@@ -210,17 +219,19 @@ async fn thousands_of_kills_leave_no_zombie_no_descriptor_and_a_full_pool() {
     // A first round settles the HTTP connections of this process (client and server sides);
     // then a leak of even one descriptor per killed worker would show as hundreds.
     kill(200).await;
-    eventually(Duration::from_secs(5), "zombies left", || zombies() == 0).await;
+    eventually(Duration::from_secs(30), "zombies left", || zombies() == 0).await;
     let descriptors_between = open_descriptors();
     kill(800).await;
     println!("1000 executions in {:?}", started.elapsed());
     let sample = "sandbox_worker_exits_total{reason=\"timeout\",signal=\"SIGKILL\"}";
-    let killed = metric_reaches(&app, sample, 900.0).await;
-    // A few may be stopped by the interrupt just before the unstoppable call begins.
-    assert!(killed >= 900.0, "{killed} workers killed");
+    // Most are killed. Some are stopped by the interrupt just before the unstoppable call
+    // begins, more on a loaded machine, where a worker may wait for the CPU past its 20 ms
+    // deadline; hundreds of kills still make a leak of one descriptor per kill plain.
+    let killed = metric_reaches(&app, sample, 500.0).await;
+    assert!(killed >= 500.0, "{killed} workers killed");
     // Every killed worker is reaped, and the pool is back to its size.
-    eventually(Duration::from_secs(5), "zombies left", || zombies() == 0).await;
-    eventually(Duration::from_secs(5), "pool not refilled", || {
+    eventually(Duration::from_secs(30), "zombies left", || zombies() == 0).await;
+    eventually(Duration::from_secs(30), "pool not refilled", || {
         workers().len() == 2
     })
     .await;
@@ -249,6 +260,11 @@ async fn a_crashing_worker_costs_only_its_own_execution() {
     let _serial = one_at_a_time().await;
     let app = app(2, |_| {}).await;
     assert_eq!(app.run("1").await.result(), &json!(1));
+    let idle: Vec<(u32, u64)> = workers()
+        .into_iter()
+        .map(|pid| (pid, cpu_ticks(pid)))
+        .collect();
+    assert_eq!(idle.len(), 2, "{idle:?}");
     let doomed = {
         let app = app.clone();
         tokio::spawn(async move {
@@ -257,20 +273,33 @@ async fn a_crashing_worker_costs_only_its_own_execution() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // The doomed execution spins; the other worker is idle.
-    let doomed_pid = workers()
-        .into_iter()
-        .max_by_key(|pid| cpu_ticks(*pid))
-        .unwrap();
+    // The doomed execution's worker is the one that spins: the first to use a fifth of a
+    // second of CPU (20 ticks at the usual 100 Hz), which an idle worker never does.
+    let spinning = || -> Vec<u32> {
+        idle.iter()
+            .filter(|(pid, before)| cpu_ticks(*pid) >= before + 20)
+            .map(|(pid, _)| *pid)
+            .collect()
+    };
+    eventually(
+        Duration::from_secs(60),
+        "no worker spun the doomed script",
+        || !spinning().is_empty(),
+    )
+    .await;
+    let doomed_pid = spinning()[0];
+    // The survivor is a tenant of its own, so that the anonymous tier's share of the workers
+    // does not keep it waiting for the doomed one.
     let survivor = {
         let app = app.clone();
         tokio::spawn(async move {
             let code = "const end = Date.now() + 600; while (Date.now() < end) {} 'done'";
-            app.post_execute(json!({ "code": code })).await
+            app.post_execute_with(&[("x-tenant-id", "survivor")], json!({ "code": code }))
+                .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Both run: the crash comes while the survivor's execution is under way.
+    app.wait_for_metric("sandbox_workers_busy", 2.0).await;
     // SAFETY: kill(2) with a pid of our own child.
     unsafe { libc::kill(doomed_pid as i32, libc::SIGSEGV) };
 
@@ -283,7 +312,7 @@ async fn a_crashing_worker_costs_only_its_own_execution() {
     let sample = "sandbox_worker_exits_total{reason=\"crashed\",signal=\"SIGSEGV\"}";
     assert_eq!(metric_reaches(&app, sample, 1.0).await, 1.0);
     eventually(
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         "crashed worker not replaced",
         || {
             let now = workers();
@@ -338,8 +367,8 @@ async fn scripts_ending_right_at_the_kill_boundary_leave_the_pool_consistent() {
         }
     }
     println!("outcomes at the boundary: {outcomes:?}");
-    eventually(Duration::from_secs(5), "zombies left", || zombies() == 0).await;
-    eventually(Duration::from_secs(5), "pool not refilled", || {
+    eventually(Duration::from_secs(30), "zombies left", || zombies() == 0).await;
+    eventually(Duration::from_secs(30), "pool not refilled", || {
         workers().len() == 2
     })
     .await;
@@ -357,7 +386,7 @@ async fn workers_are_replaced_after_their_share_of_executions() {
     for n in 0..2 {
         assert_eq!(app.run(&format!("{n}")).await.result(), &json!(n));
     }
-    eventually(Duration::from_secs(5), "worker not recycled", || {
+    eventually(Duration::from_secs(30), "worker not recycled", || {
         let now = workers();
         now.len() == 1 && now != first
     })
@@ -398,7 +427,7 @@ async fn a_worker_whose_resident_memory_passes_the_bound_is_replaced() {
         let code = format!("'x'.repeat(2e6).length + {n}");
         assert_eq!(app.run(&code).await.result(), &json!(2_000_000 + n));
         // The worker that ran it is gone, and another has taken its place.
-        eventually(Duration::from_secs(5), "worker not replaced", || {
+        eventually(Duration::from_secs(30), "worker not replaced", || {
             let now = workers();
             now.len() == 1 && now.is_disjoint(&before)
         })
@@ -406,28 +435,73 @@ async fn a_worker_whose_resident_memory_passes_the_bound_is_replaced() {
     }
 }
 
-/// Resident memory of `pid`, in MiB.
-fn resident_mib(pid: u32) -> u64 {
-    status_field(pid, "VmRSS")
-        .split_whitespace()
-        .next()
-        .and_then(|kib| kib.parse::<u64>().ok())
-        .map_or(0, |kib| kib / 1024)
+/// A memory field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`) in MiB, rounded up; 0 once the
+/// process is gone.
+fn status_mib(pid: u32, field: &str) -> u64 {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return 0;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib.div_ceil(1024))
+}
+
+/// What a thread sampling the workers' memory saw.
+#[derive(Debug, Default)]
+struct MemorySamples {
+    /// Each worker's peak resident memory (`VmHWM`: the kernel keeps it for the process's
+    /// life, so no peak between two samples is missed while the worker lives), in MiB.
+    peaks: std::collections::BTreeMap<u32, u64>,
+    /// The most all workers held at once (the sum of their `VmRSS` in one sample), in MiB.
+    together: u64,
+    samples: usize,
+}
+
+/// Samples the workers' memory every few milliseconds until `stop` is set.
+fn sample_workers_memory(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<MemorySamples> {
+    std::thread::spawn(move || {
+        let mut seen = MemorySamples::default();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut together = 0;
+            for pid in workers() {
+                let peak = seen.peaks.entry(pid).or_default();
+                *peak = (*peak).max(status_mib(pid, "VmHWM"));
+                together += status_mib(pid, "VmRSS");
+            }
+            seen.together = seen.together.max(together);
+            seen.samples += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        seen
+    })
 }
 
 #[tokio::test]
-async fn the_process_tree_stays_within_its_memory_bound_under_repeated_memory_bombs() {
+async fn the_workers_stay_within_their_memory_bound_while_memory_bombs_run() {
     let _serial = one_at_a_time().await;
-    let app = app(2, |_| {}).await;
-    let bomb = json!({ "code": "const keep = []; while (true) keep.push('x'.repeat(65536) + keep.length);", "memoryLimitMb": 48 });
-    let tree = || {
-        resident_mib(std::process::id())
-            + workers().iter().map(|pid| resident_mib(*pid)).sum::<u64>()
-    };
-    let before = tree();
-    let mut peak = before;
+    // The bombs ask for the most a script may have, so the README's bound applies as written:
+    // each worker holds at most MAX_MEMORY_LIMIT_MB + 32 MiB, all of them at most
+    // MAX_CONCURRENCY times that.
+    const MAX_MEMORY_LIMIT_MB: u64 = 48;
+    const WORKERS: u64 = 2;
+    let app = app(WORKERS as usize, |config| {
+        config.max_memory_limit_mb = MAX_MEMORY_LIMIT_MB as usize;
+        config.default_memory_limit_mb = MAX_MEMORY_LIMIT_MB as usize;
+    })
+    .await;
+    let per_worker = MAX_MEMORY_LIMIT_MB + 32;
+    let bomb = json!({
+        "code": "const keep = []; while (true) keep.push('x'.repeat(65536) + keep.length);",
+        "memoryLimitMb": MAX_MEMORY_LIMIT_MB,
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample_workers_memory(stop.clone());
     for _ in 0..10 {
-        let runs: Vec<_> = (0..2)
+        let runs: Vec<_> = (0..WORKERS)
             .map(|_| {
                 let (app, bomb) = (app.clone(), bomb.clone());
                 tokio::spawn(async move { app.post_execute(bomb).await })
@@ -436,12 +510,24 @@ async fn the_process_tree_stays_within_its_memory_bound_under_repeated_memory_bo
         for run in runs {
             assert_eq!(run.await.unwrap().script_error_kind(), "memory");
         }
-        peak = peak.max(tree());
     }
-    // Twenty 48 MiB bombs ran on two workers: at most two workers' limits (and what the
-    // allocator keeps until a worker is recycled) may be resident, never the sum of every bomb.
-    let grown = peak.saturating_sub(before);
-    assert!(grown < 2 * 128 + 64, "the process tree grew by {grown} MiB");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = sampler.join().unwrap();
+    println!("{seen:?}");
+    // The samples saw the bombs at work: a worker's peak reached at least half its limit.
+    let highest = seen.peaks.values().copied().max().unwrap_or(0);
+    assert!(highest >= MAX_MEMORY_LIMIT_MB / 2, "{seen:?}");
+    for (pid, peak) in &seen.peaks {
+        assert!(
+            *peak <= per_worker,
+            "worker {pid} held {peak} MiB: {seen:?}"
+        );
+    }
+    assert!(
+        seen.together <= WORKERS * per_worker,
+        "the workers held {} MiB at once: {seen:?}",
+        seen.together
+    );
 }
 
 #[tokio::test]
