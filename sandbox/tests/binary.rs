@@ -91,6 +91,27 @@ async fn post_execute(addr: SocketAddr, body: Value) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// Waits until the sandbox at `addr` runs an execution, reading its `GET /metrics`: the event
+/// the signal tests wait for, instead of a guess at how long a request takes to arrive.
+async fn wait_until_an_execution_runs(addr: SocketAddr) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    // Only ends a stuck test; the execution starts in milliseconds.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let request = Request::get(format!("http://{addr}/metrics"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = client.request(request).await.expect("GET /metrics");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        if text.lines().any(|line| line == "sandbox_workers_busy 1") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no execution started:\n{text}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn sigterm_lets_running_executions_finish_then_exits() {
     let mut sandbox = SandboxProcess::start(&[]);
@@ -99,7 +120,7 @@ async fn sigterm_lets_running_executions_finish_then_exits() {
         addr,
         json!({ "code": "new Promise((resolve) => setTimeout(() => resolve('finished'), 700))" }),
     ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until_an_execution_runs(addr).await;
     sandbox.terminate();
 
     let answer = running.await.unwrap();
@@ -120,7 +141,7 @@ async fn sigterm_cancels_executions_that_outlast_the_drain_time() {
         sandbox.addr,
         json!({ "code": "while (true) {}", "timeoutMs": 30000 }),
     ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until_an_execution_runs(sandbox.addr).await;
     sandbox.terminate();
 
     let answer = running.await.unwrap();
@@ -155,11 +176,19 @@ async fn json_logs_have_one_line_per_execution_without_the_code() {
             .iter()
             .all(|line| line["severity"].is_string() && line["time"].is_string())
     );
-    let execution = lines
+    // One line per execution, as the README promises: no other line names the request.
+    let about_the_request: Vec<&Value> = lines
         .iter()
-        .find(|line| line["message"] == "execution finished")
-        .expect("an execution line");
-    assert_eq!(execution["requestId"], "test-request-42", "{execution}");
+        .filter(|line| line["requestId"] == "test-request-42")
+        .collect();
+    assert_eq!(about_the_request.len(), 1, "{about_the_request:?}");
+    let finished = lines
+        .iter()
+        .filter(|line| line["message"] == "execution finished")
+        .count();
+    assert_eq!(finished, 1, "{lines:?}");
+    let execution = about_the_request[0];
+    assert_eq!(execution["message"], "execution finished", "{execution}");
     assert_eq!(execution["outcome"], "success");
     assert_eq!(execution["codeBytes"], secret.len());
     let all = lines.iter().map(Value::to_string).collect::<String>();
