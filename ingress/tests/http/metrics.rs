@@ -109,3 +109,14 @@ async fn upstream_errors_are_counted() {
         0.0
     );
 }
+
+#[tokio::test]
+async fn a_fresh_ingress_shows_its_request_series_at_zero_before_any_request() {
+    let app = spawn_app().await;
+    let admin = app.admin.get("/metrics").await;
+    let text = String::from_utf8(admin.body.to_vec()).unwrap();
+    for status in [200, 400, 401, 404, 413, 429, 502, 503, 504] {
+        let line = format!("ingress_requests_total{{status=\"{status}\"}} 0");
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+}
