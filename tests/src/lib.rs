@@ -248,6 +248,20 @@ pub fn children_of(parent: u32, program: &str, argument: Option<&str>) -> Vec<u3
         .collect()
 }
 
+/// The sum of every sample of the metric `name` (whatever its labels) at `GET /metrics` on
+/// `addr`; 0 when it has none.
+pub fn metric_total(addr: SocketAddr, name: &str) -> f64 {
+    let (status, body) = get(addr, "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Sends `GET path` on a new connection and returns the response's status code.
 pub fn get_status(addr: SocketAddr, path: &str) -> io::Result<u16> {
     get(addr, path).map(|(status, _)| status)

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use e2e::{Service, Stack, post_execute};
+use e2e::{Service, Stack, metric_total, post_execute};
 
 /// How long the server gives a bad connection before it drops it: short enough that the test
 /// sees the server drop what holds it, long enough that a server which had to wait for the bad
@@ -210,4 +210,60 @@ fn connections_over_the_per_client_cap_are_closed_at_once_and_others_still_get_i
     // Another client is served.
     let (status, body) = post_execute(server, r#"{"code": "2 + 2"}"#).unwrap();
     assert_eq!(status, 200, "{body}");
+}
+
+/// Sends a request's headers and the first bytes of its 100-byte body to `server`, then stalls;
+/// returns the whole answer and how long it took to come.
+fn stall_in_the_body(server: SocketAddr) -> (String, Duration) {
+    let mut stream = TcpStream::connect(server).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    stream
+        .write_all(
+            b"POST /api/execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"code\": \"1",
+        )
+        .unwrap();
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("an answer before the client's own 30 s");
+    (answer, started.elapsed())
+}
+
+#[test]
+fn a_body_that_stalls_gets_408_in_the_apis_error_shape_after_the_body_read_timeout() {
+    let timeout = ("BODY_READ_TIMEOUT_MS", "1000");
+    let stack = Stack::start(&[("RATE_LIMIT_RPS", "0"), timeout]);
+    let sandbox = Service::start("sandbox", &[timeout]);
+    for server in [stack.ingress.addr(), sandbox.addr()] {
+        let (answer, waited) = stall_in_the_body(server);
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{server}: {answer}");
+        let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+        let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(body["status"], "error", "{body}");
+        assert_eq!(body["error"]["kind"], "request_timeout", "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+        // After the body's 1 s, not before; and well before the 10 s header timeout would
+        // close the connection (the margin is for a loaded machine).
+        assert!(
+            waited >= Duration::from_secs(1),
+            "{server}: after {waited:?}"
+        );
+        assert!(
+            waited < Duration::from_secs(8),
+            "{server}: after {waited:?}"
+        );
+    }
+    // Nothing was forwarded or run.
+    assert_eq!(
+        metric_total(stack.sandbox.addr(), "sandbox_executions_total"),
+        0.0
+    );
+    assert_eq!(
+        metric_total(sandbox.addr(), "sandbox_executions_total"),
+        0.0
+    );
 }

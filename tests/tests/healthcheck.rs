@@ -8,13 +8,17 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::Command;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use e2e::deploy::{cloud_run, compose};
 use e2e::{Service, binary_path, free_port, output_within};
 
 /// Longer than the binaries' own 3 s probe timeout; only a hung health check gets near it.
 const HEALTHCHECK_DEADLINE: Duration = Duration::from_secs(20);
+
+/// How long both health checks wait for an answer (README: `ingress healthcheck` exits 0 "on
+/// 200 within 3 s"); the deploy files give them as long.
+const HEALTHCHECK_LIMIT: Duration = Duration::from_secs(3);
 
 /// Runs `<name> healthcheck` with `env` (and no inherited `LISTEN_ADDR` or `PORT`), as
 /// Docker runs a HEALTHCHECK inside the container, and returns its exit code and stderr.
@@ -149,5 +153,39 @@ fn healthcheck_exits_1_when_healthz_answers_503() {
     for name in ["sandbox", "ingress"] {
         let env = BTreeMap::from([("LISTEN_ADDR".to_owned(), addr.to_string())]);
         assert_healthcheck_exits(name, &env, 1);
+    }
+}
+
+/// A server that accepts every connection and never answers (a hung process), until the test
+/// ends.
+fn silent_server() -> SocketAddr {
+    let listener = TcpListener::bind(loopback(0)).expect("bind a loopback port");
+    let addr = listener.local_addr().expect("read the bound address");
+    thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().flatten().collect();
+        drop(held);
+    });
+    addr
+}
+
+#[test]
+fn healthcheck_gives_up_after_its_3_s_limit_when_the_server_never_answers() {
+    let addr = silent_server();
+    for name in ["sandbox", "ingress"] {
+        let env = BTreeMap::from([("LISTEN_ADDR".to_owned(), addr.to_string())]);
+        // Built before the clock starts (the first call in a test process runs cargo build).
+        binary_path(name);
+        let started = Instant::now();
+        let (code, stderr) = healthcheck(name, &env);
+        let took = started.elapsed();
+        assert_eq!(code, 1, "{name} healthcheck; stderr: {stderr}");
+        // It gave the server the whole limit: an earlier failure would be for another reason.
+        assert!(took >= HEALTHCHECK_LIMIT, "{name}: gave up after {took:?}");
+        // And not much more: starting the binary, with room for a loaded machine. Without a
+        // limit of its own it would wait until HEALTHCHECK_DEADLINE and fail the test there.
+        assert!(
+            took < HEALTHCHECK_LIMIT + Duration::from_secs(5),
+            "{name}: gave up after {took:?}"
+        );
     }
 }
