@@ -9,6 +9,7 @@ mod input;
 mod isolation;
 mod limits;
 mod memory;
+mod memory;
 mod metrics;
 mod requests;
 mod results;
