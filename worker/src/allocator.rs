@@ -13,6 +13,12 @@
 //! allocating, so a refusal here means that accounting was outrun, and the process is not to
 //! be trusted further.
 //!
+//! Arming also fixes glibc's threshold for serving a block by its own mapping at 128 KiB (its
+//! starting value, which it otherwise raises up to 32 MiB as large blocks are freed): large
+//! blocks go back to the system when freed, so freed memory of an execution does not stay
+//! resident beside its live memory, and the worker's resident peak follows what the memory
+//! limit counts.
+//!
 //! The supervisor runs the same binary with the same allocator; there, unarmed, it behaves as
 //! the system's.
 
@@ -40,10 +46,19 @@ static FRAME: OnceLock<Vec<u8>> = OnceLock::new();
 /// Whether a job runs now, so that a refusal is its answer.
 static JOB_RUNNING: AtomicBool = AtomicBool::new(false);
 
-/// Makes a refused allocation end this process as described above; call once the channel is
-/// at [`CHANNEL_FD`].
+/// Blocks at least this large get a mapping of their own, returned to the system when freed.
+#[cfg(target_env = "gnu")]
+const MAPPED_BLOCK: libc::c_int = 128 * 1024;
+
+/// Makes a refused allocation end this process as described above, and large blocks go back
+/// to the system when freed; call once the channel is at [`CHANNEL_FD`].
 pub fn arm() {
     FRAME.get_or_init(|| encode(&Report::OutOfMemory));
+    // SAFETY: mallopt only sets a parameter of the C allocator, before any thread exists.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MAPPED_BLOCK);
+    }
 }
 
 /// Marks the start of a job: from now until [`job_ended`], running out is the job's answer.
