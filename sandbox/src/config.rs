@@ -763,4 +763,72 @@ mod tests {
                 .unwrap_err();
         assert_eq!(error.variable, vars::DEFAULT_TIMEOUT_MS);
     }
+
+    fn deployed() -> Config {
+        // cloudrun.yaml's sandbox: 2 workers, 256 MiB scripts, 1 GiB, the rest by default.
+        Config {
+            max_concurrency: 2,
+            max_memory_limit_mb: 256,
+            sandbox_memory: Some(1024 * MIB),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn the_deployed_sandbox_shares_its_gib_as_the_readme_says() {
+        let plan = MemoryPlan::new(&deployed(), None, 64 << 30).unwrap();
+        // README, "Memory budget": 2 × 332 MiB of workers, 150.25 MiB for the supervisor,
+        // 209.75 MiB for requests, 1024 MiB in all.
+        assert_eq!(plan.worker_address_space, 332 * MIB);
+        assert_eq!(plan.workers, 664 * MIB);
+        assert_eq!(plan.supervisor_reserve, 150 * MIB + MIB / 4);
+        assert_eq!(plan.request_budget, 209 * MIB + 3 * MIB / 4);
+        assert_eq!(plan.source, MemorySource::Setting);
+    }
+
+    #[test]
+    fn the_container_limit_counts_unless_the_setting_is_smaller() {
+        let mut config = deployed();
+        let cgroup = Some((2048 * MIB, connections::LimitSource::CgroupV2));
+        let plan = MemoryPlan::new(&config, cgroup, 64 << 30).unwrap();
+        assert_eq!(
+            (plan.total, plan.source),
+            (1024 * MIB, MemorySource::Setting)
+        );
+        config.sandbox_memory = Some(4096 * MIB);
+        let plan = MemoryPlan::new(&config, cgroup, 64 << 30).unwrap();
+        assert_eq!(
+            (plan.total, plan.source),
+            (
+                2048 * MIB,
+                MemorySource::Container(connections::LimitSource::CgroupV2)
+            )
+        );
+        config.sandbox_memory = None;
+        let plan = MemoryPlan::new(&config, None, 3000 * MIB).unwrap();
+        assert_eq!(
+            (plan.total, plan.source),
+            (3000 * MIB, MemorySource::Machine)
+        );
+    }
+
+    #[test]
+    fn workers_that_cannot_fit_are_a_configuration_error_naming_the_variables() {
+        let mut config = deployed();
+        config.max_memory_limit_mb = 512;
+        let error = MemoryPlan::new(&config, None, 64 << 30)
+            .and_then(|_| {
+                let cgroup = Some((1024 * MIB, connections::LimitSource::CgroupV1));
+                MemoryPlan::new(&config, cgroup, 64 << 30)
+            })
+            .unwrap_err();
+        assert_eq!(error.variable, vars::MAX_CONCURRENCY);
+        for variable in [
+            "MAX_MEMORY_LIMIT_MB=512",
+            "STACK_LIMIT_KB",
+            "SANDBOX_MEMORY_MB",
+        ] {
+            assert!(error.reason.contains(variable), "{error}");
+        }
+    }
 }
