@@ -1,22 +1,24 @@
 /*
- * The out-of-memory sweep's harness: runs one script under every memory limit of a schedule, each
- * in a child process, so that the engine's allocation-failure paths are walked one by one while
+ * The out-of-memory sweep's harness (README.md beside it): runs one script under every memory
+ * limit of a schedule, so that the engine's allocation-failure paths are walked one by one while
  * AddressSanitizer and UndefinedBehaviorSanitizer watch.
  *
- * Why: quickjs-ng corrupts its heap on some paths where an allocation fails while parsing or
+ * Why: quickjs-ng corrupted its heap on paths where an allocation fails while parsing or
  * compiling (vendor/rquickjs-sys/PATCHES.md). Fuzzers run it with a large limit, so those paths
- * are rarely walked; here every limit from a fresh context's baseline up to ~200 KB above it is.
+ * are rarely walked; here every limit from a fresh context's baseline up to 200 KB above it is.
  *
- * The parent creates a runtime and a context once, measures the baseline with
- * JS_ComputeMemoryUsage, then forks one child per limit: the child sets the limit to baseline +
- * extra, compiles the script with JS_EVAL_FLAG_COMPILE_ONLY, evaluates what compiled (with its
- * jobs, under an interrupt budget), checks that a failure was thrown as an error object and not as
- * `null`, and frees the context and the runtime (whose teardown finds leaked objects and
- * corrupted lists). A sanitizer report aborts the child (ASAN_OPTIONS=abort_on_error=1,
- * -fno-sanitize-recover); the parent records every child that did not exit cleanly and goes on, so
- * one run lists every failing limit.
+ * An unlimited run first measures the most the script makes the runtime hold; limits above that
+ * change nothing and are skipped. Then, for each limit, a fresh runtime and context: the limit is
+ * set to the baseline read with JS_ComputeMemoryUsage + extra, the script is compiled with
+ * JS_EVAL_FLAG_COMPILE_ONLY, what compiled is evaluated (with its jobs, under an interrupt
+ * budget), a failure must have been thrown as an error and not as `null`, and the context and
+ * the runtime are freed (whose teardown finds corrupted lists and leaked objects). A sanitizer
+ * report ends the process (ASAN_OPTIONS=abort_on_error=1, -fno-sanitize-recover) after naming the
+ * script and the limit; with --fork each limit runs in a child instead, and the summary lists
+ * every failing limit.
  *
- * Usage: harness SCRIPT.js   Prints one summary line; exits 1 when any limit failed.
+ * Usage: harness [--fork] [--fine] SCRIPT.js   Prints one summary line; exits 1 when any limit
+ * failed.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -231,14 +233,18 @@ static size_t next_extra(size_t extra, bool fine)
     return extra + (fine ? step / 8 : step);
 }
 
-/* Where an in-process sweep is, for the sanitizer's death callback. */
+/* Where an in-process sweep is, for the sanitizer's death callback: a phase, or a limit. */
 static const char *current_name;
+static const char *current_phase = "without a limit";
 static size_t current_extra;
 
 static void report_position(void)
 {
-    fprintf(stderr, "oom-sweep: the sanitizer stopped %s at baseline + %zu bytes\n", current_name,
-            current_extra);
+    if (current_phase)
+        fprintf(stderr, "oom-sweep: the sanitizer stopped %s %s\n", current_name, current_phase);
+    else
+        fprintf(stderr, "oom-sweep: the sanitizer stopped %s at baseline + %zu bytes\n",
+                current_name, current_extra);
 }
 
 void __sanitizer_set_death_callback(void (*callback)(void));
@@ -283,6 +289,7 @@ int main(int argc, char **argv)
     size_t run_peak;
     for (size_t extra = 0; extra <= last_extra; extra = next_extra(extra, fine)) {
         limits++;
+        current_phase = NULL;
         current_extra = extra;
         int status;
         if (fork_each) {
@@ -321,6 +328,7 @@ int main(int argc, char **argv)
             snprintf(list + used, LIST_SIZE - used, " +%zu", extra);
         }
     }
+    current_phase = "at exit (its leak check)";
     printf("%s: peak +%zu B, %zu limits, %zu crashes (at%s), %zu null throws (at%s)\n", name,
            peak_extra, limits, failures, crash_limits, null_throws, null_limits);
     free(source);

@@ -7011,6 +7011,10 @@ static void js_bound_function_finalizer(JSRuntime *rt, JSValueConst val)
     JSBoundFunction *bf = p->u.bound_function;
     int i;
 
+    /* PATCH oom-bound-function (vendor/rquickjs-sys/PATCHES.md): Function.prototype.bind
+       frees its new object when it cannot allocate the bound function's record */
+    if (!bf)
+        return;
     JS_FreeValueRT(rt, bf->func_obj);
     JS_FreeValueRT(rt, bf->this_val);
     for(i = 0; i < bf->argc; i++) {
@@ -22313,6 +22317,9 @@ typedef struct JSFunctionDef {
     int scope_first;    /* index into vd->vars of first lexically scoped variable */
     int scope_size;     /* allocated size of fd->scopes array */
     int scope_count;    /* number of entries used in the fd->scopes array */
+    /* PATCH oom-scope-push: scopes pushed since a push failed (that one included); they are
+       not in fd->scopes, and their pops must not pop anything */
+    int failed_scope_depth;
     JSVarScope *scopes;
     JSVarScope def_scope_array[4];
     int body_scope; /* scope of the body of the function or eval */
@@ -23074,8 +23081,16 @@ static __exception int next_token(JSParseState *s)
         JS_ThrowStackOverflow(s->ctx);
         return -1;
     }
-
     free_token(s, &s->token);
+    /* PATCH oom-parser-stops (vendor/rquickjs-sys/PATCHES.md): an allocation failed while
+       emitting this function's byte code (or a label or a scope for it): stop parsing at the
+       next token rather than go on building on state that is missing pieces. */
+    if (s->cur_func && dbuf_error(&s->cur_func->byte_code)) {
+        if (!JS_HasException(s->ctx))
+            JS_ThrowOutOfMemory(s->ctx);
+        s->token.val = TOK_ERROR;
+        return -1;
+    }
 
     p = s->last_ptr = s->buf_ptr;
     s->got_lf = false;
@@ -24084,6 +24099,10 @@ static int new_label(JSParseState *s)
 /* don't update the last opcode and don't emit line number info */
 static void emit_label_raw(JSParseState *s, int label)
 {
+    /* PATCH oom-label-failures (vendor/rquickjs-sys/PATCHES.md): new_label returns -1 when
+       it cannot grow label_slots (and puts the byte code in error); never index with it. */
+    if (label < 0)
+        return;
     emit_u8(s, OP_label);
     emit_u32(s, label);
     s->cur_func->label_slots[label].pos = s->cur_func->byte_code.size;
@@ -24149,8 +24168,12 @@ static __exception int emit_push_const(JSParseState *s, JSValue val,
     }
 
     idx = cpool_add(s, js_dup(val));
-    if (idx < 0)
+    if (idx < 0) {
+        /* PATCH oom-push-const-leak (vendor/rquickjs-sys/PATCHES.md): cpool_add keeps the
+           reference it is given only when it succeeds */
+        JS_FreeValue(s->ctx, val);
         return -1;
+    }
     emit_op(s, OP_push_const);
     emit_u32(s, idx);
     return 0;
@@ -24343,6 +24366,16 @@ static int push_scope(JSParseState *s) {
     if (s->cur_func) {
         JSFunctionDef *fd = s->cur_func;
         int scope = fd->scope_count;
+        /* PATCH oom-scope-push (vendor/rquickjs-sys/PATCHES.md): callers do not check whether a
+           push failed and pop anyway, which popped a scope that was never pushed: the scope
+           level then went below the function's, and pop_scope and has_with_scope indexed
+           fd->scopes out of bounds. A failed push (and every push inside it) is now counted
+           instead, the byte code put in error so that the compilation fails, and the matching
+           pops only count down. */
+        if (fd->failed_scope_depth > 0) {
+            fd->failed_scope_depth++;
+            return -1;
+        }
         /* XXX: should check for scope overflow */
         if ((fd->scope_count + 1) > fd->scope_size) {
             int new_size;
@@ -24352,12 +24385,12 @@ static int push_scope(JSParseState *s) {
             if (fd->scopes == fd->def_scope_array) {
                 new_buf = js_realloc(s->ctx, NULL, new_size * sizeof(*fd->scopes));
                 if (!new_buf)
-                    return -1;
+                    goto fail; /* PATCH oom-scope-push */
                 memcpy(new_buf, fd->scopes, fd->scope_count * sizeof(*fd->scopes));
             } else {
                 new_buf = js_realloc(s->ctx, fd->scopes, new_size * sizeof(*fd->scopes));
                 if (!new_buf)
-                    return -1;
+                    goto fail; /* PATCH oom-scope-push */
             }
             fd->scopes = new_buf;
             fd->scope_size = new_size;
@@ -24372,6 +24405,10 @@ static int push_scope(JSParseState *s) {
         emit_op(s, OP_enter_scope);
         emit_u16(s, scope);
         return fd->scope_level = scope;
+    fail: /* PATCH oom-scope-push */
+        fd->failed_scope_depth = 1;
+        dbuf_set_error(&fd->byte_code);
+        return -1;
     }
     return 0;
 }
@@ -24392,6 +24429,10 @@ static void pop_scope(JSParseState *s) {
         /* disable scoped variables */
         JSFunctionDef *fd = s->cur_func;
         int scope = fd->scope_level;
+        if (fd->failed_scope_depth > 0) { /* PATCH oom-scope-push */
+            fd->failed_scope_depth--;
+            return;
+        }
         emit_op(s, OP_leave_scope);
         emit_u16(s, scope);
         fd->scope_level = fd->scopes[scope].parent;
@@ -27016,7 +27057,8 @@ static int js_parse_destructuring_element(JSParseState *s, int tok,
         /* remove test and decrement label ref count */
         memset(s->cur_func->byte_code.buf + start_addr, OP_nop,
                assign_addr - start_addr);
-        s->cur_func->label_slots[label_parse].ref_count--;
+        if (label_parse >= 0) /* PATCH oom-label-failures */
+            s->cur_func->label_slots[label_parse].ref_count--;
         has_initializer = false;
     }
     return has_initializer;
@@ -29056,6 +29098,9 @@ static __exception int js_parse_for_in_of(JSParseState *s, int label_name,
     label_body = new_label(s);
     label_break = new_label(s);
     label_next = new_label(s);
+    /* PATCH oom-label-failures: the labels index label_slots below (their relocation) */
+    if (label_cont < 0 || label_body < 0 || label_break < 0 || label_next < 0)
+        return -1;
 
     /* create scope for the lexical variables declared in the enumeration
        expressions. XXX: Not completely correct because of weird capturing
@@ -33059,8 +33104,14 @@ static void js_free_function_def(JSContext *ctx, JSFunctionDef *fd)
         js_free_function_def(ctx, fd1);
     }
 
-    free_bytecode_atoms(ctx->rt, fd->byte_code.buf, fd->byte_code.size,
-                        fd->use_short_opcodes);
+    /* PATCH oom-free-bytecode-in-error (vendor/rquickjs-sys/PATCHES.md): byte code in error
+       lost writes, and was patched in place at positions recorded around them; walking it
+       may read an atom index from inside another instruction and free what is not an atom
+       (or free one twice). Its atom references are left to the runtime, which frees every
+       atom when it is freed. */
+    if (!dbuf_error(&fd->byte_code))
+        free_bytecode_atoms(ctx->rt, fd->byte_code.buf, fd->byte_code.size,
+                            fd->use_short_opcodes);
     dbuf_free(&fd->byte_code);
     js_free(ctx, fd->jump_slots);
     js_free(ctx, fd->label_slots);
@@ -34098,6 +34149,8 @@ static int resolve_scope_var(JSContext *ctx, JSFunctionDef *s,
             idx = get_closure_var(ctx, s, fd, JS_CLOSURE_LOCAL,
                                   fd->var_object_idx, vd->var_name,
                                   false, false, JS_VAR_NORMAL);
+            if (idx < 0) /* PATCH oom-resolve-scope-var-closure */
+                goto done;
             dbuf_putc(bc, OP_get_var_ref);
             dbuf_put_u16(bc, idx);
             var_object_test(ctx, s, var_name, op, bc, &label_done, 0);
@@ -34110,6 +34163,8 @@ static int resolve_scope_var(JSContext *ctx, JSFunctionDef *s,
             idx = get_closure_var(ctx, s, fd, JS_CLOSURE_LOCAL,
                                   fd->arg_var_object_idx, vd->var_name,
                                   false, false, JS_VAR_NORMAL);
+            if (idx < 0) /* PATCH oom-resolve-scope-var-closure */
+                goto done;
             dbuf_putc(bc, OP_get_var_ref);
             dbuf_put_u16(bc, idx);
             var_object_test(ctx, s, var_name, op, bc, &label_done, 0);
@@ -34137,6 +34192,8 @@ static int resolve_scope_var(JSContext *ctx, JSFunctionDef *s,
                 } else {
                     idx = idx1;
                 }
+                if (idx < 0) /* PATCH oom-resolve-scope-var-closure */
+                    goto done;
                 goto has_idx;
             } else if ((cv->var_name == JS_ATOM__var_ ||
                         cv->var_name == JS_ATOM__arg_var_ ||
@@ -34151,6 +34208,8 @@ static int resolve_scope_var(JSContext *ctx, JSFunctionDef *s,
                 } else {
                     idx = idx1;
                 }
+                if (idx < 0) /* PATCH oom-resolve-scope-var-closure */
+                    goto done;
                 dbuf_putc(bc, OP_get_var_ref);
                 dbuf_put_u16(bc, idx);
                 var_object_test(ctx, s, var_name, op, bc, &label_done, is_with);
@@ -34297,6 +34356,12 @@ static int resolve_scope_var(JSContext *ctx, JSFunctionDef *s,
         break;
     }
 done:
+    /* PATCH oom-resolve-scope-var-closure (vendor/rquickjs-sys/PATCHES.md): a closure variable,
+       an `arguments` or function-name variable, or a label that could not be added threw; the
+       code above then skipped or fell back to a global access, so the output must not be used:
+       put its buffer in error, and resolve_variables fails with the pending exception. */
+    if (JS_HasException(ctx))
+        dbuf_set_error(bc);
     if (label_done >= 0) {
         dbuf_putc(bc, OP_label);
         dbuf_put_u32(bc, label_done);
@@ -35498,7 +35563,9 @@ static __exception int resolve_variables(JSContext *ctx, JSFunctionDef *s)
     dbuf_free(&s->byte_code);
     s->byte_code = bc_out;
     if (dbuf_error(&s->byte_code)) {
-        JS_ThrowOutOfMemory(ctx);
+        /* PATCH oom-resolve-scope-var-closure: keep the exception that put it in error */
+        if (!JS_HasException(ctx))
+            JS_ThrowOutOfMemory(ctx);
         return -1;
     }
     return 0;
@@ -35864,7 +35931,10 @@ static __exception int resolve_labels(JSContext *ctx, JSFunctionDef *s)
                 for(re = ls->first_reloc; re != NULL; re = re_next) {
                     int diff = ls->addr - re->addr;
                     re_next = re->next;
-                    switch (re->size) {
+                    /* PATCH oom-resolve-labels (vendor/rquickjs-sys/PATCHES.md): once the
+                       output is in error, writes to it were dropped and the recorded
+                       addresses may lie past its end (or before its start) */
+                    switch (dbuf_error(&bc_out) ? 0 : re->size) {
                     case 4:
                         put_u32(bc_out.buf + re->addr, diff);
                         break;
@@ -35997,7 +36067,7 @@ static __exception int resolve_labels(JSContext *ctx, JSFunctionDef *s)
                     dbuf_putc(&bc_out, OP_if_false8 + (op - OP_if_false));
                     dbuf_putc(&bc_out, 0);
                     if (!add_reloc(ctx, ls, bc_out.size - 1, 1))
-                        goto fail;
+                        dbuf_set_error(&bc_out); /* PATCH oom-resolve-labels */
                     break;
                 }
                 if (diff < 32768 && op == OP_goto) {
@@ -36006,7 +36076,7 @@ static __exception int resolve_labels(JSContext *ctx, JSFunctionDef *s)
                     dbuf_putc(&bc_out, OP_goto16);
                     dbuf_put_u16(&bc_out, 0);
                     if (!add_reloc(ctx, ls, bc_out.size - 2, 2))
-                        goto fail;
+                        dbuf_set_error(&bc_out); /* PATCH oom-resolve-labels */
                     break;
                 }
             } else {
@@ -36031,7 +36101,7 @@ static __exception int resolve_labels(JSContext *ctx, JSFunctionDef *s)
             if (ls->addr == -1) {
                 /* unresolved yet: create a new relocation entry */
                 if (!add_reloc(ctx, ls, bc_out.size - 4, 4))
-                    goto fail;
+                    dbuf_set_error(&bc_out); /* PATCH oom-resolve-labels */
             }
             break;
         case OP_with_get_var:
@@ -36062,7 +36132,7 @@ static __exception int resolve_labels(JSContext *ctx, JSFunctionDef *s)
                 if (ls->addr == -1) {
                     /* unresolved yet: create a new relocation entry */
                     if (!add_reloc(ctx, ls, bc_out.size - 4, 4))
-                        goto fail;
+                        dbuf_set_error(&bc_out); /* PATCH oom-resolve-labels */
                 }
                 dbuf_putc(&bc_out, is_with);
             }
@@ -36560,6 +36630,9 @@ static __exception int resolve_labels(JSContext *ctx, JSFunctionDef *s)
 
     /* more jump optimizations */
     patch_offsets = 0;
+    /* PATCH oom-resolve-labels: they move and patch the output at recorded positions */
+    if (dbuf_error(&bc_out))
+        s->jump_count = 0;
     for (i = 0, jp = s->jump_slots; i < s->jump_count; i++, jp++) {
         LabelSlot *ls;
         JumpSlot *jp1;
@@ -36650,10 +36723,6 @@ static __exception int resolve_labels(JSContext *ctx, JSFunctionDef *s)
         return -1;
     }
     return 0;
- fail:
-    /* XXX: not safe */
-    dbuf_free(&bc_out);
-    return -1;
 }
 
 /* compute the maximum stack size needed by the function */
