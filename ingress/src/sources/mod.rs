@@ -764,8 +764,7 @@ pub fn declares_json(headers: &HeaderMap) -> bool {
 
 /// Whether `tier`'s rules accept every location loading `script` was redirected to.
 fn accepts_hops(tier: &str, rules: &SourceRules, script: &Script) -> bool {
-    let _ = (tier, rules, script);
-    true
+    script.hops.iter().all(|hop| rules.check(tier, hop).is_ok())
 }
 
 fn hex(bytes: &[u8]) -> String {
