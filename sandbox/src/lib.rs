@@ -51,6 +51,8 @@ pub struct AppState {
     metrics: Arc<Metrics>,
     /// What requests' bodies, queued scripts and answers are charged to ([`config::MemoryPlan`]).
     memory: Arc<connections::MemoryBudget>,
+    /// How the sandbox's memory is shared out, for the metrics.
+    memory_plan: Arc<config::MemoryPlan>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -92,6 +94,7 @@ impl AppState {
             openapi,
             metrics,
             memory,
+            memory_plan: Arc::new(plan),
             shutting_down: Arc::new(AtomicBool::new(false)),
         })
     }

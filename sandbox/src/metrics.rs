@@ -19,6 +19,10 @@
 //! - `sandbox_resident_memory_bytes{process}`: resident memory of the `supervisor` and of all
 //!   `workers` together, read at scrape time.
 //! - `sandbox_open_fds`: descriptors the supervisor has open, read at scrape time.
+//! - `sandbox_memory_budget_bytes{share}`: the memory plan (README, "Memory budget"): `total`,
+//!   `workers` (their `RLIMIT_AS` together), `supervisor_reserve`, `requests` (the budget
+//!   requests are charged to) and `requests_charged` (charged now), so that resident memory can
+//!   be compared with what it may be.
 //! - `sandbox_host_calls_total{function, outcome}`: calls of asynchronous host functions
 //!   (`fetch`, ...) run by the supervisor; `outcome` is `ok` or `error`.
 //! - `sandbox_host_call_duration_seconds{function}`: how long they took (histogram).
@@ -69,6 +73,21 @@ struct ProcessLabels {
     process: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ShareLabels {
+    share: &'static str,
+}
+
+/// The memory plan's shares and what requests hold now, in bytes, for [`Metrics::encode`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemoryShares {
+    pub total: u64,
+    pub workers: u64,
+    pub supervisor_reserve: u64,
+    pub requests: u64,
+    pub requests_charged: u64,
+}
+
 /// What the sandbox's processes hold now, for [`Metrics::encode`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Holdings {
@@ -77,6 +96,7 @@ pub struct Holdings {
     pub supervisor_resident_bytes: u64,
     pub workers_resident_bytes: u64,
     pub open_fds: usize,
+    pub memory: MemoryShares,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -115,6 +135,7 @@ pub struct Metrics {
     workers: Gauge,
     resident_memory: Family<ProcessLabels, Gauge>,
     open_fds: Gauge,
+    memory_budget: Family<ShareLabels, Gauge>,
     worker_exits: Family<ExitLabels, Counter>,
     worker_start: Histogram,
     host_calls: Family<HostCallLabels, Counter>,
@@ -201,6 +222,13 @@ impl Metrics {
             "Descriptors the supervisor has open",
             open_fds.clone(),
         );
+        let memory_budget = Family::<ShareLabels, Gauge>::default();
+        registry.register_with_unit(
+            "memory_budget",
+            "The memory plan's shares, and the bytes requests hold now",
+            Unit::Bytes,
+            memory_budget.clone(),
+        );
         let worker_exits = Family::<ExitLabels, Counter>::default();
         registry.register(
             "worker_exits",
@@ -225,6 +253,7 @@ impl Metrics {
             workers,
             resident_memory,
             open_fds,
+            memory_budget,
             worker_exits,
             worker_start,
             host_calls,
@@ -308,6 +337,18 @@ impl Metrics {
                 .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
         self.open_fds.set(gauge_value(now.open_fds));
+        let memory = now.memory;
+        for (share, bytes) in [
+            ("total", memory.total),
+            ("workers", memory.workers),
+            ("supervisor_reserve", memory.supervisor_reserve),
+            ("requests", memory.requests),
+            ("requests_charged", memory.requests_charged),
+        ] {
+            self.memory_budget
+                .get_or_create(&ShareLabels { share })
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
@@ -356,6 +397,10 @@ mod tests {
             workers_busy: 1,
             workers: 2,
             supervisor_resident_bytes: 4096,
+            memory: MemoryShares {
+                requests_charged: 2048,
+                ..MemoryShares::default()
+            },
             ..Holdings::default()
         });
         for line in [
@@ -369,6 +414,7 @@ mod tests {
             "sandbox_worker_start_duration_seconds_count 1",
             "sandbox_resident_memory_bytes{process=\"supervisor\"} 4096",
             "sandbox_open_fds 0",
+            "sandbox_memory_budget_bytes{share=\"requests_charged\"} 2048",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }

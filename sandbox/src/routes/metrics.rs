@@ -9,7 +9,7 @@ use axum::{
 
 use crate::{
     AppState,
-    metrics::{CONTENT_TYPE, Holdings},
+    metrics::{CONTENT_TYPE, Holdings, MemoryShares},
     resources,
 };
 
@@ -25,6 +25,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             .filter_map(|pid| resources::resident_bytes(&pid.to_string()))
             .sum(),
         open_fds: resources::open_descriptors(),
+        memory: MemoryShares {
+            total: state.memory_plan.total,
+            workers: state.memory_plan.workers,
+            supervisor_reserve: state.memory_plan.supervisor_reserve,
+            requests: state.memory_plan.request_budget,
+            requests_charged: state.memory.used() as u64,
+        },
     });
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
 }

@@ -173,6 +173,15 @@ async fn a_request_that_does_not_fit_the_memory_budget_gets_503_and_retry_after_
         }
     });
     app.wait_for_metric("sandbox_workers_busy", 1.0).await;
+    // While it runs it holds its body's charge and its answer's.
+    let charged = app
+        .metric("sandbox_memory_budget_bytes{share=\"requests_charged\"}")
+        .await;
+    assert!(charged >= (60_000 + 4 * ANSWER_BYTES) as f64, "{charged}");
+    let budget = app
+        .metric("sandbox_memory_budget_bytes{share=\"requests\"}")
+        .await;
+    assert_eq!(budget, (64 * 1024 + 4 * ANSWER_BYTES) as f64);
 
     // Another tenant, so a worker is free for it whatever the scheduler's shares; but the
     // answer of a second execution would not fit.
