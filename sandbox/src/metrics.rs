@@ -6,7 +6,7 @@
 //! - `sandbox_queue_wait_seconds{tenant}`: how long admitted requests waited for a worker.
 //! - `sandbox_rejections_total{tenant, reason}`: requests answered 503 (`wait_estimate`: it
 //!   would not have started in time; `queue_timeout`: it waited and did not; `queue_full`: a
-//!   flood filled the queue).
+//!   flood filled the queue; `memory`: its body or its answer did not fit the memory budget).
 //! - `sandbox_workers_busy`: executions running now.
 //! - `sandbox_workers`: worker processes that exist or are being started.
 //! - `sandbox_worker_exits_total{reason, signal}`: worker processes that ended: `reason` is
@@ -291,6 +291,16 @@ impl Metrics {
             .get_or_create(&RejectionLabels {
                 tenant: self.tenant_label(tenant),
                 reason,
+            })
+            .inc();
+    }
+
+    /// A request was refused because its body or its answer did not fit the memory budget.
+    pub fn refused_for_memory(&self, tenant: &str) {
+        self.rejections
+            .get_or_create(&RejectionLabels {
+                tenant: self.tenant_label(tenant),
+                reason: "memory",
             })
             .inc();
     }

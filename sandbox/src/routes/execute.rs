@@ -105,6 +105,7 @@ pub async fn execute(
     // The answer's bytes, charged before the worker runs so that a finished answer always has
     // room; the body's charge covers the queued script until then.
     if let Err(refusal) = charge.grow(state.config.answer_charge()) {
+        state.metrics.refused_for_memory(&tenant.id);
         scopeguard::ScopeGuard::into_inner(left);
         tracing::debug!(request_id, trace_id, tenant = tenant.id, %refusal, "execution refused: memory budget");
         return Err(ApiError::OverBudget(refusal));

@@ -51,7 +51,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         let charge = state
             .memory
             .charge(Config::body_charge(expected))
-            .map_err(ApiError::OverBudget)?;
+            .map_err(|refusal| {
+                // Counted, not logged, like every refusal: a flood must not flood the logs.
+                let tenant = parts
+                    .headers
+                    .get(contract::tenant::TENANT_ID_HEADER)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or(crate::tenant::ANONYMOUS);
+                state.metrics.refused_for_memory(tenant);
+                ApiError::OverBudget(refusal)
+            })?;
         let bytes = connections::read_body(
             body,
             &parts.headers,

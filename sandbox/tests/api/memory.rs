@@ -224,6 +224,14 @@ async fn a_request_that_does_not_fit_the_memory_budget_gets_503_and_retry_after_
     assert!(answer.contains("\"overloaded\""), "{answer}");
     assert!(answer.contains("memory"), "{answer}");
 
+    let refusals = app
+        .metric("sandbox_rejections_total{tenant=\"anonymous\",reason=\"memory\"}")
+        .await
+        + app
+            .metric("sandbox_rejections_total{tenant=\"other\",reason=\"memory\"}")
+            .await;
+    assert_eq!(refusals, 2.0);
+
     // Once the first answer has been handed over, its bytes are free again.
     let held = holder.await.unwrap();
     assert_eq!(held.script_error_kind(), "timeout", "{}", held.body);
