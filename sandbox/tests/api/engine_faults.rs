@@ -8,6 +8,10 @@ use std::{
     time::Duration,
 };
 
+use contract::worker::{
+    CHANNEL_FD, HostGrant, Job, Order, REGION_FD, Region, Report, Setup, WORKER_ARGUMENT, encode,
+    read_frame,
+};
 use serde_json::json;
 
 use crate::support::{TestApp, spawn_app_with};
@@ -202,4 +206,107 @@ async fn text_decoder_copies_cannot_take_a_worker_past_its_limit() {
     );
     drop(app);
     let _ = fs::remove_dir_all(program.parent().unwrap());
+}
+
+/// A worker process started as the supervisor starts one (`sandbox worker`, its channel and
+/// region at their descriptors), spoken to over the worker protocol by the test itself.
+struct BareWorker {
+    child: std::process::Child,
+    channel: std::os::unix::net::UnixStream,
+    _region: Region,
+}
+
+impl BareWorker {
+    fn start(setup: Setup) -> Self {
+        use std::os::{fd::AsRawFd, unix::process::CommandExt};
+
+        let (channel, worker_end) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (region, region_fd) = Region::create(setup.max_log_bytes as usize).unwrap();
+        let (channel_fd, region_raw) = (worker_end.as_raw_fd(), region_fd.as_raw_fd());
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"));
+        command
+            .arg(WORKER_ARGUMENT)
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: only dup2, which is async-signal-safe, between fork and exec; the copies are
+        // inheritable, the originals close on exec.
+        unsafe {
+            command.pre_exec(move || {
+                let moved_channel = libc::fcntl(channel_fd, libc::F_DUPFD_CLOEXEC, 10);
+                let moved_region = libc::fcntl(region_raw, libc::F_DUPFD_CLOEXEC, 10);
+                if moved_channel < 0
+                    || moved_region < 0
+                    || libc::dup2(moved_channel, CHANNEL_FD) < 0
+                    || libc::dup2(moved_region, REGION_FD) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().unwrap();
+        drop((worker_end, region_fd));
+        let mut worker = Self {
+            child,
+            channel,
+            _region: region,
+        };
+        worker.send(&Order::Setup(setup));
+        assert!(matches!(worker.report(), Report::Ready(_)));
+        worker
+    }
+
+    fn send(&mut self, order: &Order) {
+        use std::io::Write;
+        self.channel.write_all(&encode(order)).unwrap();
+    }
+
+    fn report(&mut self) -> Report {
+        read_frame(&mut self.channel, 64 * 1024 * 1024).unwrap()
+    }
+}
+
+impl Drop for BareWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_worker_out_of_memory_in_rust_code_reports_memory_and_exits_without_sigsys() {
+    // A memory limit far above the address-space limit lets a native's host copy pass its
+    // charge and then meet RLIMIT_AS in Rust code: what a script inside the deployed limits
+    // cannot reach (their RLIMIT_AS leaves room for the whole limit), exercised here on the
+    // real worker binary, hardened and filtered as in service.
+    let mut worker = BareWorker::start(Setup {
+        stack_limit: 1024 * 1024,
+        max_result_bytes: 1024 * 1024,
+        max_log_bytes: 1024 * 1024,
+        max_log_entries: 1_000,
+        address_space_limit: 256 * 1024 * 1024,
+    });
+    worker.send(&Order::Run(Job {
+        script_name: "script.js".into(),
+        // 100 MB fit in the address space; the decoder's worst-case buffer (3 bytes a byte)
+        // does not.
+        source: "new TextDecoder().decode(new Uint8Array(100 * 1000 * 1000).fill(0x41)).length"
+            .into(),
+        timeout_micros: 30_000_000,
+        memory_limit: 4 << 30,
+        input: None,
+        host: HostGrant::default(),
+    }));
+    let report = read_frame::<Report>(&mut worker.channel, 64 * 1024 * 1024);
+    let status = worker.child.wait().unwrap();
+    assert_eq!(
+        report.ok(),
+        Some(Report::OutOfMemory),
+        "the worker ended: {status:?}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), None, "{status:?}");
+    assert_eq!(status.code(), Some(86), "{status:?}");
 }
