@@ -14,17 +14,25 @@ use ingress::tenants::Ceilings;
 const FLOOD_KEY: &str = "flood-5c0e1b9a7f3d2468";
 const CALM_KEY: &str = "calm-0a4b8c2d6e1f3579";
 
-/// The worst case: the flooding tenant may hold every worker. Its loops end at their 500 ms
-/// deadline, and then the calm tenant's waiting request is served before the flood's own
-/// queue (which has eight requests in it, four rounds of both workers: a first-come,
-/// first-served queue would make the calm request wait past the 2 s queue timeout).
+/// How long each of the flood's endless loops runs before its deadline ends it.
+const FLOOD_LOOP_MS: u64 = 250;
+
+/// How long a request may wait for a worker. A calm request waits for at most one of the
+/// flood's loops to end and its worker to be replaced: about [`FLOOD_LOOP_MS`], which leaves
+/// the calm request eight times that on a loaded 2-core machine. A first-come, first-served
+/// queue would put it behind every flood request admitted before it, which is as much of the
+/// flood's work as fits in this timeout, so it would time out.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The worst case: the flooding tenant may hold every worker. Its loops end at their deadline,
+/// and then the calm tenant's waiting request is served before the flood's own queue.
 #[tokio::test]
 async fn a_tenant_flooding_every_worker_with_endless_loops_cannot_starve_another_tenant() {
     let workers = 2;
     let sandbox_config = sandbox::Config {
         max_concurrency: workers,
         queue_capacity: 4 * workers,
-        queue_timeout: Duration::from_secs(2),
+        queue_timeout: QUEUE_TIMEOUT,
         ..sandbox::Config::default()
     };
     let app = spawn_app_with_sandbox(sandbox_config, |config| {
@@ -51,7 +59,7 @@ async fn a_tenant_flooding_every_worker_with_endless_loops_cannot_starve_another
             let (http, flooding, timeouts) =
                 (app.http.clone(), flooding.clone(), flood_timeouts.clone());
             tokio::spawn(async move {
-                let endless = json!({ "code": "while (true) {}", "timeoutMs": 500 });
+                let endless = json!({ "code": "while (true) {}", "timeoutMs": FLOOD_LOOP_MS });
                 while flooding.load(Ordering::Relaxed) {
                     let answer = http
                         .post_execute_with(&[("x-api-key", FLOOD_KEY)], &endless)
@@ -66,8 +74,14 @@ async fn a_tenant_flooding_every_worker_with_endless_loops_cannot_starve_another
             })
         })
         .collect();
-    // Let the flood fill both workers and its queue.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.sandbox
+        .http
+        .wait_for_metric(
+            "sandbox_workers_busy",
+            |busy| busy >= workers as f64,
+            "the flood to hold every worker",
+        )
+        .await;
 
     let bearer = format!("Bearer {CALM_KEY}");
     let calm = [("authorization", bearer.as_str())];
@@ -111,7 +125,7 @@ async fn an_anonymous_client_flooding_every_worker_cannot_starve_another_anonymo
     let workers = 2;
     let sandbox_config = sandbox::Config {
         max_concurrency: workers,
-        queue_timeout: Duration::from_secs(2),
+        queue_timeout: QUEUE_TIMEOUT,
         ..sandbox::Config::default()
     };
     let app = spawn_app_with_sandbox(sandbox_config, |config| {
@@ -128,7 +142,7 @@ async fn an_anonymous_client_flooding_every_worker_cannot_starve_another_anonymo
             let (http, flooding, timeouts) =
                 (app.http.clone(), flooding.clone(), flood_timeouts.clone());
             tokio::spawn(async move {
-                let endless = json!({ "code": "while (true) {}", "timeoutMs": 500 });
+                let endless = json!({ "code": "while (true) {}", "timeoutMs": FLOOD_LOOP_MS });
                 while flooding.load(Ordering::Relaxed) {
                     let answer = http
                         .post_execute_with(&[("x-forwarded-for", "198.51.100.1")], &endless)
@@ -142,7 +156,16 @@ async fn an_anonymous_client_flooding_every_worker_cannot_starve_another_anonymo
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The anonymous tier may be kept from the last worker (which waits for keyed tenants), so
+    // the flood holds at least one; its other requests wait or are refused.
+    app.sandbox
+        .http
+        .wait_for_metric(
+            "sandbox_workers_busy",
+            |busy| busy >= 1.0,
+            "the flood to hold a worker",
+        )
+        .await;
 
     let calm = [("x-forwarded-for", "198.51.100.2")];
     for n in 0..10 {

@@ -149,16 +149,11 @@ impl TestApp {
         self.server.addr
     }
 
-    /// Sends the shutdown signal and waits for `ingress::run` to return.
-    pub async fn shut_down(self) -> std::io::Result<()> {
-        self.server.stop().await
-    }
-
     /// Splits the app so the test can stop and restart its sandbox.
     pub fn into_parts(self) -> (TestIngress, TestSandbox) {
         (
             TestIngress {
-                _server: self.server,
+                server: self.server,
                 http: self.http,
                 admin: self.admin,
             },
@@ -169,9 +164,16 @@ impl TestApp {
 
 /// An ingress whose sandbox the test manages itself.
 pub struct TestIngress {
-    _server: Server,
+    server: Server,
     pub http: HttpClient,
     pub admin: HttpClient,
+}
+
+impl TestIngress {
+    /// Sends the shutdown signal and waits for `ingress::run` to return; the sandbox stays up.
+    pub async fn shut_down(self) -> std::io::Result<()> {
+        self.server.stop().await
+    }
 }
 
 /// A plain HTTP/1.1 client for one server, with pooled connections like a browser's.
@@ -290,6 +292,25 @@ impl HttpClient {
         text.lines()
             .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
             .map_or(0.0, |value| value.parse().unwrap())
+    }
+
+    /// Waits until the sample `name{labels}` in this server's `GET /metrics` satisfies
+    /// `reached`, which is how tests wait for a state (a worker busy, a request counted) rather
+    /// than sleeping; panics, naming `what` was awaited, after 30 s, which is far beyond any
+    /// state these tests wait for even on a loaded machine.
+    pub async fn wait_for_metric(&self, sample: &str, reached: impl Fn(f64) -> bool, what: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let value = self.metric(sample).await;
+            if reached(value) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited 30 s for {what}: {sample} is {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// `POST /api/execute` with `body` as it is.

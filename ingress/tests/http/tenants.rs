@@ -214,8 +214,14 @@ async fn a_tenants_concurrency_ceiling_holds_whatever_the_client_claims() {
         queue_timeout: Duration::from_millis(300),
         ..sandbox::Config::default()
     };
-    let app = spawn_app_with_sandbox(sandbox_config, acme_and_beta).await;
-    let endless = json!({ "code": "while (true) {}", "timeoutMs": 1000 });
+    // acme's first loop runs long enough to still hold its one worker while its second
+    // request waits out the 300 ms queue timeout and beta runs, however loaded the machine.
+    let app = spawn_app_with_sandbox(sandbox_config, |config| {
+        acme_and_beta(config);
+        config.tenants.tenants[0].ceilings.timeout_ms = Some(3000);
+    })
+    .await;
+    let endless = json!({ "code": "while (true) {}", "timeoutMs": 3000 });
     let acme_loop = || {
         let (http, endless) = (app.http.clone(), endless.clone());
         tokio::spawn(async move {
@@ -228,7 +234,14 @@ async fn a_tenants_concurrency_ceiling_holds_whatever_the_client_claims() {
     };
 
     let first = acme_loop();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.sandbox
+        .http
+        .wait_for_metric(
+            "sandbox_workers_busy",
+            |busy| busy >= 1.0,
+            "acme's first loop",
+        )
+        .await;
     let second = acme_loop();
     // beta takes the second worker at once; acme's second loop may not.
     let beta = run_as(&app, &[("x-api-key", BETA_KEY)], "'beta ran'").await;
