@@ -6,8 +6,10 @@
 //!
 //! The list is what the worker was measured to need after hardening (the engine runs on the
 //! process's only thread, which exists before the filter, so thread creation is not allowed).
-//! It is also what gVisor implements, which is where Cloud Run's first generation runs it: every
-//! call here is fully supported there, and the filter's default action, `KillProcess`, is one
+//! Cloud Run's first generation runs it on gVisor: `tests/gvisor/run` (CI) runs the sandbox under
+//! Debian's `runsc` and checks that the filter is installed (`Seccomp: 2`) and that executions
+//! that use these calls (success, timeout, out of memory, syntax error) are answered there. That
+//! is one gVisor release on one platform; the filter's default action, `KillProcess`, is one
 //! gVisor applies to the calling thread, which in a single-threaded worker is the process.
 
 use std::collections::BTreeMap;
