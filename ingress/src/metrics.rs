@@ -55,11 +55,28 @@ impl UpstreamError {
     }
 }
 
-/// The statuses the public port answers with (its own, the sandbox's and the sources'), whose
+/// The statuses the public port answers with (its own, the sandbox's and the sources', and
+/// [`CLIENT_CLOSED_REQUEST`] for requests whose client left), whose
 /// `ingress_requests_total` series exist from the start at 0, so a rate over them is defined
 /// before the first such answer; a status outside this list gets its series when first sent.
-const ANSWERED_STATUSES: [u16; 16] = [
-    200, 304, 400, 401, 403, 404, 405, 408, 413, 415, 422, 429, 500, 502, 503, 504,
+const ANSWERED_STATUSES: [u16; 17] = [
+    200,
+    304,
+    400,
+    401,
+    403,
+    404,
+    405,
+    408,
+    413,
+    415,
+    422,
+    429,
+    CLIENT_CLOSED_REQUEST,
+    500,
+    502,
+    503,
+    504,
 ];
 
 const AUTH_FAILURES: [AuthFailure; 3] = [
