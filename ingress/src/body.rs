@@ -164,11 +164,13 @@ pub async fn read_buffered(
     headers: &HeaderMap,
     limits: BodyLimits,
     budget: &Arc<MemoryBudget>,
-) -> Result<(Bytes, Charge), ApiError> {
+) -> Result<(Buffered, Charge), ApiError> {
     check_declared_length(headers, limits)?;
     let declared = declared_length(headers).map_or(0, |length| length as usize);
     let mut charge = budget.charge(declared).map_err(over_budget)?;
-    let mut bytes = Vec::with_capacity(declared);
+    // The chunks as hyper hands them over, not copied: a copy would hold each byte twice
+    // (hyper's read buffer keeps its allocation for the next read).
+    let mut buffered = Buffered::default();
     let reading = async {
         let mut body = body;
         while let Some(frame) = body.frame().await {
@@ -176,22 +178,97 @@ pub async fn read_buffered(
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            let total = bytes.len() + data.len();
+            let total = buffered.len + data.len();
             if total > limits.max_bytes {
                 return Err(Cut::TooLarge(limits.max_bytes).into_error());
             }
             if total > charge.bytes() {
                 charge.grow(total - charge.bytes()).map_err(over_budget)?;
             }
-            bytes.extend_from_slice(&data);
+            buffered.len = total;
+            buffered.chunks.push(data);
         }
         Ok(())
     };
     match tokio::time::timeout(limits.deadline, reading).await {
         Err(_) => Err(ApiError::BodyTimeout(limits.deadline)),
         Ok(Err(error)) => Err(error),
-        Ok(Ok(())) => Ok((Bytes::from(bytes), charge)),
+        Ok(Ok(())) => Ok((buffered, charge)),
     }
+}
+
+/// A body read whole, kept in the pieces it arrived in.
+#[derive(Debug, Default)]
+pub struct Buffered {
+    chunks: Vec<Bytes>,
+    len: usize,
+}
+
+impl From<Bytes> for Buffered {
+    fn from(bytes: Bytes) -> Self {
+        Self {
+            len: bytes.len(),
+            chunks: vec![bytes],
+        }
+    }
+}
+
+impl Buffered {
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether `needle` occurs in it, also across the pieces' boundaries.
+    pub fn contains(&self, needle: &[u8]) -> bool {
+        let keep = needle.len().saturating_sub(1);
+        // The last `keep` bytes before the current piece, however small the pieces.
+        let mut tail: Vec<u8> = Vec::new();
+        for chunk in &self.chunks {
+            let mut seam = tail.clone();
+            seam.extend_from_slice(&chunk[..chunk.len().min(keep)]);
+            if contains(&seam, needle) || contains(chunk, needle) {
+                return true;
+            }
+            tail.extend_from_slice(chunk);
+            let excess = tail.len().saturating_sub(keep);
+            tail.drain(..excess);
+        }
+        false
+    }
+
+    /// The body in one piece, for a parser; a copy (charged to `charge` first) when it came in
+    /// several.
+    pub fn contiguous(&self, charge: &mut Charge) -> Result<Bytes, OverBudget> {
+        if let [only] = self.chunks.as_slice() {
+            return Ok(only.clone());
+        }
+        charge.grow(self.len)?;
+        let mut whole = Vec::with_capacity(self.len);
+        for chunk in &self.chunks {
+            whole.extend_from_slice(chunk);
+        }
+        Ok(Bytes::from(whole))
+    }
+
+    /// A body that sends the pieces as they are.
+    pub fn into_body(self) -> Body {
+        let chunks = self
+            .chunks
+            .into_iter()
+            .map(Ok::<_, std::convert::Infallible>);
+        Body::from_stream(futures_util::stream::iter(chunks))
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 /// The answer to a charge that does not fit: 413 when the request alone is more than the whole
@@ -217,6 +294,20 @@ mod tests {
     }
 
     const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_needle_is_found_across_the_pieces_of_a_buffered_body() {
+        let chunks: Vec<Bytes> = ["{\"u", "r", "l\": 1, \"\\", "u0075\"}"]
+            .map(|piece| Bytes::from(piece.as_bytes()))
+            .to_vec();
+        let body = Buffered {
+            len: chunks.iter().map(Bytes::len).sum(),
+            chunks,
+        };
+        assert!(body.contains(b"\"url\""));
+        assert!(body.contains(b"\\u"));
+        assert!(!body.contains(b"code"));
+    }
 
     #[tokio::test]
     async fn a_streamed_body_within_its_limit_passes_whole() {

@@ -147,6 +147,7 @@ pub async fn forward(
     // A buffered body's charge, held until the sandbox has answered: hyper holds the bytes
     // until they are sent.
     let mut held: Option<Charge> = None;
+    let mut buffered_length = None;
     let body = if matches!(parts.method, Method::GET | Method::HEAD) {
         Body::empty()
     } else if parts.method == Method::POST
@@ -162,7 +163,10 @@ pub async fn forward(
             .rewrite(&caller.tier.id, &caller.tier.sources, body, charge)
             .await
         {
-            Ok(body) => Body::from(body),
+            Ok(body) => {
+                buffered_length = Some(body.len());
+                body.into_body()
+            }
             Err(refused) => return Ok(refused.into_response()),
         }
     } else {
@@ -183,6 +187,12 @@ pub async fn forward(
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::HOST);
     parts.headers.remove(header::EXPECT);
+    // Sent in the pieces it came in, so hyper cannot know its length: say it, as the client did.
+    if let Some(length) = buffered_length {
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
     set_tenant_headers(&mut parts.headers, &caller);
     let upstream_request = hyper::Request::from_parts(parts, body);
 

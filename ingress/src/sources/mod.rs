@@ -50,6 +50,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use validator::Validate;
 
+use crate::body::Buffered;
 use crate::error::error_chain;
 use cache::{Cache, Lookup, Script};
 use rules::{Location, SourceRules, Store};
@@ -275,20 +276,24 @@ impl Loader {
         &self,
         tier: &Arc<str>,
         rules: &Arc<SourceRules>,
-        body: Bytes,
+        buffered: Buffered,
         charge: &mut Charge,
-    ) -> Result<Bytes, SourceError> {
-        if !might_name_url(&body) {
-            return Ok(body);
+    ) -> Result<Buffered, SourceError> {
+        if !might_name_url(&buffered) {
+            return Ok(buffered);
         }
+        let body = buffered.contiguous(charge).map_err(|refused| SourceError {
+            name: None,
+            problem: Problem::OverBudget(refused),
+        })?;
         let Ok(request) = serde_json::from_slice::<ExecuteRequest>(&body) else {
-            return Ok(body);
+            return Ok(buffered);
         };
         let Some(url) = request.url.as_deref() else {
-            return Ok(body);
+            return Ok(buffered);
         };
         if request.validate().is_err() {
-            return Ok(body);
+            return Ok(buffered);
         }
         let (script, location) = self.load(tier, rules, url).await?;
         if let Some(pinned) = request.sha256.as_deref() {
@@ -329,7 +334,7 @@ impl Loader {
         // answers 413 itself.
         let rewritten = serde_json::to_vec(&fields).map_err(|_| internal(&location))?;
         tracing::debug!(source = %location, bytes = script.code.len(), "script loaded");
-        Ok(Bytes::from(rewritten))
+        Ok(Buffered::from(Bytes::from(rewritten)))
     }
 
     /// The script at `url`, if `tier` may load it: from the cache within the TTL, revalidated
@@ -748,9 +753,8 @@ fn internal(location: &Location) -> SourceError {
 
 /// A cheap test that keeps most bodies from being parsed: a `url` key is written `"url"`,
 /// or with an escape (`"\u0075rl"`).
-fn might_name_url(body: &[u8]) -> bool {
-    body.windows(5).any(|window| window == b"\"url\"")
-        || body.windows(2).any(|window| window == b"\\u")
+fn might_name_url(body: &Buffered) -> bool {
+    body.contains(b"\"url\"") || body.contains(b"\\u")
 }
 
 /// `Content-Type: application/json` or `application/*+json`, as the sandbox accepts; other
@@ -777,9 +781,10 @@ mod tests {
 
     #[test]
     fn only_bodies_that_could_name_a_url_are_parsed() {
-        assert!(might_name_url(br#"{"url": "gs://b/a.js"}"#));
-        assert!(might_name_url(br#"{"\u0075rl": "gs://b/a.js"}"#));
-        assert!(!might_name_url(br#"{"code": "const url = 1"}"#));
+        let body = |text: &'static [u8]| Buffered::from(Bytes::from_static(text));
+        assert!(might_name_url(&body(br#"{"url": "gs://b/a.js"}"#)));
+        assert!(might_name_url(&body(br#"{"\u0075rl": "gs://b/a.js"}"#)));
+        assert!(!might_name_url(&body(br#"{"code": "const url = 1"}"#)));
     }
 
     #[test]
