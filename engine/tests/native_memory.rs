@@ -123,3 +123,16 @@ fn an_allocation_the_runtime_refused_is_reported_even_when_the_script_caught_it(
     assert_eq!(outcome.result.as_deref(), Ok("\"caught\""));
     assert!(outcome.allocation_refused);
 }
+
+#[test]
+fn a_null_thrown_after_running_out_of_memory_is_reported_as_memory() {
+    // What QuickJS throws when it cannot even build its out-of-memory error; a script can
+    // throw it too, but once the limit stopped an allocation the kind is `memory` either way.
+    let outcome = run(
+        "try { const keep = []; for (;;) keep.push(new Array(100000).fill(1)); }
+         catch (error) { throw null; }",
+        16 * MIB,
+    );
+    let error = outcome.result.expect_err("the script throws");
+    assert_eq!(error.kind, ErrorKind::Memory, "{error:?}");
+}
