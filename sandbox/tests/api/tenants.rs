@@ -160,16 +160,10 @@ async fn a_tenant_never_runs_more_than_its_concurrency_ceiling_while_others_stil
     // acme's first loop outlasts the test: it ends when its client leaves, below.
     let first = start_loop(&app, &ONE_AT_A_TIME, 30_000);
     app.wait_for_metric("sandbox_workers_busy", 1.0).await;
-    // A worker is free, but acme's ceiling is one: its second loop waits, past the queue
-    // timeout, and is refused.
-    let second = start_loop(&app, &ONE_AT_A_TIME, 30_000);
-    // Another tenant takes the free worker at once.
-    let other = app
-        .post_execute_with(&BETA, json!({ "code": "'beta ran'" }))
-        .await;
-    assert_eq!(other.result(), &json!("beta ran"));
-
-    let second = second.await.unwrap();
+    // A worker is free, and no other tenant is active to have it kept for them, but acme's
+    // ceiling is one: its second loop waits, past the queue timeout, and is refused. (Were it
+    // let run, it would answer its own timeout.)
+    let second = start_loop(&app, &ONE_AT_A_TIME, 1000).await.unwrap();
     assert_eq!(
         second.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -177,6 +171,11 @@ async fn a_tenant_never_runs_more_than_its_concurrency_ceiling_while_others_stil
         second.body
     );
     assert_eq!(second.request_error_kind(), "overloaded");
+    // Another tenant takes the free worker at once.
+    let other = app
+        .post_execute_with(&BETA, json!({ "code": "'beta ran'" }))
+        .await;
+    assert_eq!(other.result(), &json!("beta ran"));
     assert!(!first.is_finished(), "acme's first loop ended early");
     first.abort();
 }
