@@ -42,7 +42,10 @@ pub use contract::{
 };
 use rquickjs::{Ctx, Exception, Function, Object, Value, function::Rest};
 
-use crate::{intrinsics, memory};
+use crate::{
+    intrinsics,
+    memory::{self, Charge},
+};
 
 /// A JSON value passed to or returned by a host function.
 pub type Json = serde_json::Value;
@@ -347,7 +350,11 @@ impl<'js> HostRuntime<'js> {
         let label = name.to_owned();
         let call = move |ctx: Ctx<'js>, arguments: Rest<Value<'js>>| {
             host.charge_call(&ctx, &label)?;
-            let arguments = arguments_json(&ctx, &label, arguments)?;
+            let (_copy, text) = arguments_json(&ctx, &label, arguments)?;
+            let _parsed = memory::charge(&ctx, parsed_size_bound(&text))?;
+            let arguments: Vec<Json> = serde_json::from_str(&text)
+                .map_err(|error| Exception::throw_type(&ctx, &format!("{label}: {error}")))?;
+            drop(text);
             match function(arguments) {
                 Ok(result) => result_value(&ctx, &label, &result),
                 Err(error) => Err(throw(&ctx, &error)),
@@ -365,8 +372,9 @@ impl<'js> HostRuntime<'js> {
         let label = name.to_owned();
         let call = move |ctx: Ctx<'js>, arguments: Rest<Value<'js>>| {
             host.charge_call(&ctx, &label)?;
-            let arguments = serde_json::to_string(&arguments_json(&ctx, &label, arguments)?)
-                .expect("JSON values serialise");
+            // The supervisor reads the text as it is, JSON made by the runtime's own
+            // `JSON.stringify`: nothing to parse here.
+            let (_copy, arguments) = arguments_json(&ctx, &label, arguments)?;
             let (promise, resolve, reject) = ctx.promise()?;
             let id = host.next_id.get().wrapping_add(1);
             host.next_id.set(id);
@@ -474,18 +482,19 @@ fn define_path<'js>(ctx: &Ctx<'js>, path: &str, function: Function<'js>) -> rqui
     Ok(())
 }
 
-/// The script's arguments as JSON values (what `JSON.stringify` makes of them: `undefined`
-/// and functions become `null`), within [`MAX_HOST_JSON_BYTES`].
+/// The script's arguments as the text of a JSON array (what `JSON.stringify` makes of them:
+/// `undefined` and functions become `null`), within [`MAX_HOST_JSON_BYTES`], with the charge
+/// of its host copy.
 fn arguments_json<'js>(
     ctx: &Ctx<'js>,
     name: &str,
     arguments: Rest<Value<'js>>,
-) -> rquickjs::Result<Vec<Json>> {
+) -> rquickjs::Result<(Option<Charge>, String)> {
     let array = rquickjs::Array::new(ctx.clone())?;
     for (index, argument) in arguments.0.into_iter().enumerate() {
         array.set(index, argument)?;
     }
-    let (_copy, text) = match ctx.json_stringify(array)? {
+    let (copy, text) = match ctx.json_stringify(array)? {
         Some(text) => {
             // Each UTF-16 unit takes at least one byte of UTF-8 and at most three: a text too
             // long is refused before it is copied out, and the copy is charged to the limit.
@@ -514,8 +523,51 @@ fn arguments_json<'js>(
             ),
         ));
     }
-    serde_json::from_str(&text)
-        .map_err(|error| Exception::throw_type(ctx, &format!("{name}: {error}")))
+    Ok((copy, text))
+}
+
+/// The most host memory `serde_json` may take to parse `json` into [`Json`] values, from the
+/// text's shape: every value in a `Vec` that may have doubled, every object a B-tree leaf of
+/// eleven entries, every entry a key and a value that may sit in a node of their own, every
+/// string an allocation of at least a malloc chunk, and the text's bytes once more. Parsing
+/// can multiply a text's size by tens (`{"a":0},` is 8 bytes and a whole leaf), so it is
+/// charged before the parse, not guessed from the length.
+fn parsed_size_bound(json: &str) -> usize {
+    const VALUE: usize = size_of::<Json>();
+    const ENTRY: usize = size_of::<String>() + VALUE;
+    const LEAF: usize = 11 * ENTRY + 64;
+    const CHUNK: usize = 32;
+    let (mut values, mut objects, mut entries, mut strings) = (1, 0, 0, 0);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => {
+                in_string = true;
+                strings += 1;
+            }
+            b'{' => {
+                objects += 1;
+                values += 1;
+            }
+            b'[' | b',' => values += 1,
+            b':' => entries += 1,
+            _ => {}
+        }
+    }
+    (2 * VALUE * values)
+        .saturating_add(LEAF * objects)
+        .saturating_add(2 * ENTRY * entries)
+        .saturating_add(CHUNK * strings)
+        .saturating_add(json.len())
 }
 
 /// A host function's result as a script value, within [`MAX_HOST_JSON_BYTES`].

@@ -4,7 +4,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use engine::{EngineSettings, ErrorKind, Limits, Outcome, Script};
+use engine::{
+    EngineSettings, ErrorKind, HostAccess, HostFunctions, Json, Limits, Outcome, Script,
+    host::HostGrant,
+};
 
 const MIB: usize = 1024 * 1024;
 
@@ -135,4 +138,58 @@ fn a_null_thrown_after_running_out_of_memory_is_reported_as_memory() {
     );
     let error = outcome.result.expect_err("the script throws");
     assert_eq!(error.kind, ErrorKind::Memory, "{error:?}");
+}
+
+/// Runs `code` granted the synchronous host function `count`, which answers how many values
+/// its first argument holds.
+fn run_with_count(code: &str, memory_limit: usize) -> Outcome {
+    let functions = HostFunctions::new().sync("count", |arguments| {
+        Ok(Json::from(
+            arguments
+                .first()
+                .and_then(Json::as_array)
+                .map_or(0, Vec::len),
+        ))
+    });
+    let access = HostAccess {
+        functions,
+        grant: HostGrant {
+            functions: vec!["count".into()],
+            max_calls: 10,
+        },
+        channel: None,
+    };
+    let script = Script {
+        name: "script.js".into(),
+        source: Arc::from(code),
+        input: None,
+    };
+    let limits = Limits {
+        timeout: Duration::from_secs(60),
+        memory_limit,
+    };
+    engine::execute_with_host(&EngineSettings::default(), script, limits, access)
+        .unwrap()
+        .0
+}
+
+#[test]
+fn host_call_arguments_that_parse_into_more_than_the_limit_answer_memory() {
+    // 300 000 one-entry objects: 2.4 MB of JSON, within the 4 MiB a call may take, but each
+    // a whole B-tree leaf once parsed on the host, far more than the runtime holds of them.
+    let outcome = run_with_count(
+        "count(Array.from({ length: 300000 }, () => ({ a: 0 })))",
+        64 * MIB,
+    );
+    let error = outcome.result.expect_err("the parse does not fit");
+    assert_eq!(error.kind, ErrorKind::Memory, "{error:?}");
+}
+
+#[test]
+fn host_call_arguments_that_fit_are_parsed_and_passed() {
+    let outcome = run_with_count(
+        "count(Array.from({ length: 1000 }, () => ({ a: 0 })))",
+        64 * MIB,
+    );
+    assert_eq!(outcome.result.as_deref(), Ok("1000"));
 }
