@@ -169,3 +169,59 @@ async fn buffered_bodies_share_the_memory_budget_refused_with_503_when_full_and_
     let again = app.http.post_execute_raw(body(700_000)).await;
     assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
 }
+
+#[tokio::test]
+async fn a_body_declared_over_max_body_bytes_gets_413_before_anything_is_forwarded() {
+    let app = spawn_app_with(|config| config.connections.body_read_timeout = BODY_DEADLINE).await;
+
+    // Streamed or buffered, the declared length is refused before a byte is read.
+    for content_type in ["text/plain", "application/json"] {
+        let head = format!(
+            "POST /api/execute HTTP/1.1\r\nhost: x\r\ncontent-type: {content_type}\r\n\
+             content-length: 2000000\r\n\r\n"
+        );
+        let (mut stream, head) = send_partial(app.addr(), &head, b"", false).await;
+        assert_eq!(status(&head), 413, "{content_type}: {head}");
+        let body = read_body(&mut stream, &head).await;
+        assert!(body.contains("payload_too_large"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn an_execute_body_is_read_only_from_a_caller_with_a_key_and_within_its_rate_limit() {
+    const KEY: &str = "bodies-key-6e2a91";
+    let app = spawn_app_with(|config| {
+        config.connections.body_read_timeout = BODY_DEADLINE;
+        config.tenants.anonymous.enabled = false;
+        config.tenants.tenants = vec![crate::support::tenant(
+            "acme",
+            KEY,
+            Some(ingress::rate_limit::RateLimit {
+                per_second: 0.01,
+                burst: std::num::NonZeroU32::new(1).unwrap(),
+            }),
+            ingress::tenants::Ceilings::default(),
+        )];
+    })
+    .await;
+    let execute = |key: &str| {
+        format!(
+            "POST /api/execute HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             {key}content-length: 1000000\r\n\r\n"
+        )
+    };
+
+    // No key: 401 on the head, the body never waited for.
+    let (_, head) = send_partial(app.addr(), &execute(""), b"{\"code\":", false).await;
+    assert_eq!(status(&head), 401, "{head}");
+
+    // The key's one request, then one over its rate limit: 429 on the head.
+    let with_key = format!("x-api-key: {KEY}\r\n");
+    let first = app
+        .http
+        .post_execute_with(&[("x-api-key", KEY)], &serde_json::json!({"code": "1"}))
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    let (_, head) = send_partial(app.addr(), &execute(&with_key), b"{\"code\":", false).await;
+    assert_eq!(status(&head), 429, "{head}");
+}
