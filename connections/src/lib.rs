@@ -12,6 +12,11 @@
 //!   [`Limits::body_read_timeout`] and a byte limit, however slowly it trickles.
 //! - **Write timeout.** A write that makes no progress for [`Limits::write_timeout`] (a client
 //!   that does not read its answer) ends the connection, and the answer is dropped.
+//! - **Buffers.** hyper's buffers of a connection are bounded by [`CONNECTION_BUFFER_BYTES`]:
+//!   its input by twice that (hyper checks the limit between reads, and a read may add as much
+//!   again), its output by that plus one piece of a body, so that what connections hold adds up
+//!   to a bound each binary's memory budget can reserve. A request head above it may be
+//!   refused, one above twice it always is (431).
 //!
 //! - **Shutdown notice.** After the shutdown signal the listener stays open for
 //!   [`Limits::shutdown_notice`], serving as before, so that a load balancer probing
@@ -54,6 +59,10 @@ pub use self::{
     },
     limits::{Limits, LimitsError, VariableHelp, environment_help, vars},
 };
+
+/// hyper's `max_buf_size` for every connection: a request head of up to this is always read
+/// (Node.js's default limit too), one above twice this never is (431).
+pub const CONNECTION_BUFFER_BYTES: usize = 16 * 1024;
 
 /// A connection whose writes must make progress within the write timeout.
 type Connection = Pin<Box<TimeoutStream<TcpStream>>>;
@@ -112,7 +121,8 @@ pub async fn serve(
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout);
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(CONNECTION_BUFFER_BYTES);
         let serving =
             builder.serve_connection(TokioIo::new(connection), TowerToHyperService::new(service));
         let serving = graceful.watch(serving);

@@ -47,13 +47,19 @@ const MIB: u64 = 1024 * 1024;
 /// (about 30 MiB mapped), the console region, and room for the allocator's slack.
 pub const WORKER_OVERHEAD_BYTES: u64 = 64 * MIB;
 
-/// What the supervisor holds whatever its requests: its program, runtime threads, metrics and
-/// idle connections' buffers below [`PER_CONNECTION_BYTES`].
+/// What the supervisor holds whatever its requests: its program, runtime threads and metrics.
 pub const SUPERVISOR_BASE_BYTES: u64 = 64 * MIB;
 
-/// The supervisor's bytes per open connection (hyper's buffers, the task), reserved for
-/// `MAX_CONNECTIONS` of them.
-pub const PER_CONNECTION_BYTES: u64 = 64 * 1024;
+/// Bytes of an answer handed to the connection at a time: once the answer's charge has ended,
+/// the connection's write buffer holds at most its limit and one piece.
+pub const ANSWER_PIECE_BYTES: usize = 16 * 1024;
+
+/// The supervisor's bytes per open connection, reserved for `MAX_CONNECTIONS` of them: hyper's
+/// read buffer (twice [`connections::CONNECTION_BUFFER_BYTES`]) and its write buffer (once,
+/// and one more piece of an answer), and 16 KiB for the connection's task and hyper's state:
+/// 80 KiB.
+pub const PER_CONNECTION_BYTES: u64 =
+    (3 * connections::CONNECTION_BUFFER_BYTES + ANSWER_PIECE_BYTES + 16 * 1024) as u64;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -777,12 +783,12 @@ mod tests {
     #[test]
     fn the_deployed_sandbox_shares_its_gib_as_the_readme_says() {
         let plan = MemoryPlan::new(&deployed(), None, 64 << 30).unwrap();
-        // README, "Memory budget": 2 × 332 MiB of workers, 150.25 MiB for the supervisor,
-        // 209.75 MiB for requests, 1024 MiB in all.
+        // README, "Memory budget": 2 × 332 MiB of workers, 166.25 MiB for the supervisor,
+        // 193.75 MiB for requests, 1024 MiB in all.
         assert_eq!(plan.worker_address_space, 332 * MIB);
         assert_eq!(plan.workers, 664 * MIB);
-        assert_eq!(plan.supervisor_reserve, 150 * MIB + MIB / 4);
-        assert_eq!(plan.request_budget, 209 * MIB + 3 * MIB / 4);
+        assert_eq!(plan.supervisor_reserve, 166 * MIB + MIB / 4);
+        assert_eq!(plan.request_budget, 193 * MIB + 3 * MIB / 4);
         assert_eq!(plan.source, MemorySource::Setting);
     }
 

@@ -25,11 +25,11 @@ use connections::{BodyError, Charge};
 use hyper::body::{Frame, SizeHint};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{AppState, config::Config, error::ApiError};
-
-/// Bytes of an answer handed to the connection at a time: the connection's buffer holds a few
-/// pieces once the answer's charge has ended, never a whole answer.
-const ANSWER_PIECE: usize = 64 * 1024;
+use crate::{
+    AppState,
+    config::{ANSWER_PIECE_BYTES, Config},
+    error::ApiError,
+};
 
 /// Like `axum::Json`, but a bad or slow body becomes an [`ApiError`], and the body's charge
 /// to the memory budget comes with the value.
@@ -139,7 +139,7 @@ impl hyper::body::Body for ChargedBody {
         }
         // Copied, not sliced: a slice would keep the whole answer alive in the connection's
         // buffer after the charge has ended.
-        let end = (this.handed + ANSWER_PIECE).min(this.bytes.len());
+        let end = (this.handed + ANSWER_PIECE_BYTES).min(this.bytes.len());
         let piece = Bytes::copy_from_slice(&this.bytes[this.handed..end]);
         this.handed = end;
         Poll::Ready(Some(Ok(Frame::data(piece))))

@@ -238,3 +238,42 @@ async fn a_request_that_does_not_fit_the_memory_budget_gets_503_and_retry_after_
     let admitted = app.post_execute_with(&other_tenant, second).await;
     assert_eq!(admitted.status, 200, "{}", admitted.body);
 }
+
+/// Sends `head_bytes` of request head (a filler header) and returns the answer's status line.
+async fn status_for_a_head_of(app: &super::support::TestApp, head_bytes: usize) -> String {
+    let body = r#"{"code":"1"}"#;
+    let start = format!(
+        "POST /api/execute HTTP/1.1\r\nhost: sandbox\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nx-filler: ",
+        body.len()
+    );
+    let filler = "a".repeat(head_bytes - start.len() - 4);
+    let mut connection = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    connection
+        .write_all(format!("{start}{filler}\r\n\r\n{body}").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    while !answer.windows(2).any(|pair| pair == b"\r\n") {
+        let mut piece = [0; 1024];
+        let read = connection.read(&mut piece).await.unwrap();
+        assert!(read > 0, "{}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&piece[..read]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_request_head_of_16_kib_is_read_and_one_above_32_kib_is_refused_with_431() {
+    // What a connection's read buffer may hold is part of the supervisor's reserve.
+    let app = spawn_app_with(|_| {}).await;
+    assert_eq!(
+        status_for_a_head_of(&app, 16 * 1024).await,
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        status_for_a_head_of(&app, 32 * 1024 + 1).await,
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+}
