@@ -1,7 +1,7 @@
 //! Request bodies on their way to the sandbox, read only as far as the ingress must.
 //!
 //! A body the ingress has no reason to look at is streamed ([`Streamed`]): the bytes go to the
-//! sandbox as they arrive, and the ingress holds none of them beyond its socket buffers. Only a
+//! sandbox as they arrive, and the ingress holds none of them beyond hyper's read buffer. Only a
 //! body the ingress must rewrite (an execute request that may name a `url`) is buffered
 //! ([`read_buffered`]), once the caller has been identified and charged to its rate limit, and
 //! every byte of it is charged to the process's [`MemoryBudget`] before it is kept. Both ways
