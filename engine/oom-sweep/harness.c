@@ -223,10 +223,9 @@ static int run_under_limit(size_t extra, const char *name, const char *source, s
     return threw_null ? CHILD_THREW_NULL : 0;
 }
 
-/* The next extra above `extra`: every 8 bytes up to 16 KB, where the parser's first allocations
- * fail, then every 64 bytes up to 64 KB and every 512 above. --fine divides each step by 8, for
- * finding sites; run on the unpatched sources, the default finds what the fine one finds
- * (engine/oom-sweep/README.md). */
+/* The next extra above `extra`: every 8 bytes up to 16 KB, where most scripts' compilation
+ * allocates, then every 64 bytes up to 64 KB and every 512 above. --fine divides each step by 8,
+ * to look for sites between CI's steps. */
 static size_t next_extra(size_t extra, bool fine)
 {
     size_t step = extra < 16 * 1024 ? 8 : extra < 64 * 1024 ? 64 : 512;
@@ -329,8 +328,9 @@ int main(int argc, char **argv)
         }
     }
     current_phase = "at exit (its leak check)";
-    printf("%s: peak +%zu B, %zu limits, %zu crashes (at%s), %zu null throws (at%s)\n", name,
-           peak_extra, limits, failures, crash_limits, null_throws, null_limits);
+    printf("%s: peak +%zu B, %zu limits, %zu crashes%s%s%s, %zu null throws%s%s%s\n", name,
+           peak_extra, limits, failures, failures ? " (at" : "", crash_limits, failures ? ")" : "",
+           null_throws, null_throws ? " (at" : "", null_limits, null_throws ? ")" : "");
     free(source);
     return failures || null_throws ? 1 : 0;
 }
