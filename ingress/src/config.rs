@@ -129,6 +129,9 @@ pub struct Memory {
     pub source: MemorySource,
     /// `BUFFER_SHARE_PERCENT` (25): the share of `limit_bytes` for buffers.
     pub buffer_percent: u8,
+    /// What the container leaves for the sandbox the ingress starts as its child, when the two
+    /// share a container with a limit (the child's `SANDBOX_MEMORY_MB`).
+    pub child_sandbox_bytes: Option<u64>,
 }
 
 /// Where the ingress's memory limit came from.
@@ -136,6 +139,8 @@ pub struct Memory {
 pub enum MemorySource {
     /// The cgroup's limit (`memory.max`, or v1's `memory.limit_in_bytes`).
     Container,
+    /// `INGRESS_MEMORY_MB` of a container limit it shares with the sandbox it starts.
+    SharedContainer,
     /// `INGRESS_MEMORY_MB` or its default: no cgroup sets a limit.
     Setting,
 }
@@ -154,6 +159,7 @@ impl Default for Memory {
             limit_bytes: DEFAULT_INGRESS_MEMORY_MB * 1024 * 1024,
             source: MemorySource::Setting,
             buffer_percent: DEFAULT_BUFFER_SHARE_PERCENT,
+            child_sandbox_bytes: None,
         }
     }
 }
@@ -426,7 +432,11 @@ impl Config {
 
         let sources =
             parse_sources(&|name: &str| lookup(name).filter(|value| !value.trim().is_empty()))?;
-        let memory = parse_memory(var(INGRESS_MEMORY_MB), var(BUFFER_SHARE_PERCENT))?;
+        let memory = parse_memory(
+            var(INGRESS_MEMORY_MB),
+            var(BUFFER_SHARE_PERCENT),
+            sandbox_url.is_none(),
+        )?;
 
         Ok(Self {
             listen_addr,
@@ -466,8 +476,14 @@ impl Config {
 }
 
 /// The ingress's memory: the container's limit where a cgroup sets one, otherwise
-/// `INGRESS_MEMORY_MB`; and `BUFFER_SHARE_PERCENT` of it for buffers.
-fn parse_memory(megabytes: Option<String>, percent: Option<String>) -> Result<Memory, ConfigError> {
+/// `INGRESS_MEMORY_MB`; and `BUFFER_SHARE_PERCENT` of it for buffers. With a `child` sandbox
+/// in a container with a limit, the ingress takes `INGRESS_MEMORY_MB` of it and leaves the
+/// rest to the child.
+fn parse_memory(
+    megabytes: Option<String>,
+    percent: Option<String>,
+    child: bool,
+) -> Result<Memory, ConfigError> {
     let defaults = Memory::default();
     let setting = match megabytes {
         Some(text) => match parse::<u64>(INGRESS_MEMORY_MB, &text, "expected MiB")? {
@@ -478,9 +494,22 @@ fn parse_memory(megabytes: Option<String>, percent: Option<String>) -> Result<Me
         },
         None => defaults.limit_bytes,
     };
-    let (limit_bytes, source) = match connections::container_memory_limit() {
-        Some((bytes, _)) => (bytes, MemorySource::Container),
-        None => (setting, MemorySource::Setting),
+    let (limit_bytes, source, child_sandbox_bytes) = match connections::container_memory_limit() {
+        Some((container, _)) if child => {
+            let Some(rest) = container.checked_sub(setting).filter(|rest| *rest > 0) else {
+                return Err(ConfigError {
+                    variable: INGRESS_MEMORY_MB,
+                    value: (setting >> 20).to_string(),
+                    reason: format!(
+                        "leaves nothing of the container's {} MiB for the sandbox started beside the ingress",
+                        container >> 20
+                    ),
+                });
+            };
+            (setting, MemorySource::SharedContainer, Some(rest))
+        }
+        Some((container, _)) => (container, MemorySource::Container, None),
+        None => (setting, MemorySource::Setting, None),
     };
     let buffer_percent = match percent {
         Some(text) => match parse::<u8>(BUFFER_SHARE_PERCENT, &text, "expected a percentage")? {
@@ -493,6 +522,7 @@ fn parse_memory(megabytes: Option<String>, percent: Option<String>) -> Result<Me
         limit_bytes,
         source,
         buffer_percent,
+        child_sandbox_bytes,
     })
 }
 

@@ -204,7 +204,10 @@ pub async fn run_with_admin(
     let (sandbox_url, status, child) = match &config.sandbox_url {
         Some(url) => (url.clone(), SandboxStatus::default(), None),
         None => {
-            let child = SandboxChild::start().await.map_err(std::io::Error::other)?;
+            let memory_mb = config.memory.child_sandbox_bytes.map(|bytes| bytes >> 20);
+            let child = SandboxChild::start(memory_mb)
+                .await
+                .map_err(std::io::Error::other)?;
             (child.url(), child.status(), Some(child))
         }
     };

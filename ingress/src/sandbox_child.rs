@@ -5,7 +5,9 @@
 //! as `LISTEN_ADDR`, waits until its `/healthz` answers, proxies to it, and stops it when the
 //! ingress exits. The child inherits the environment, so the sandbox's own variables
 //! (`MAX_CONCURRENCY`, `DEFAULT_TIMEOUT_MS`, `LOG_FORMAT`, ...) apply to it. It remains a
-//! separate process with its own memory, as in production.
+//! separate process with its own memory, as in production; where the two share a container
+//! with a memory limit, the child is given what the ingress leaves of it as
+//! `SANDBOX_MEMORY_MB` (unless that is set), so that they do not both count the whole.
 //!
 //! The child is supervised: if it ever exits while the ingress runs, it is started again on the
 //! same address (after a pause that doubles up to [`MAX_RESTART_PAUSE`] while restarts keep
@@ -28,6 +30,9 @@ use std::time::{Duration, Instant};
 use axum::http::Uri;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
+
+/// The sandbox's variable for its memory where it shares a container.
+const SANDBOX_MEMORY_MB: &str = "SANDBOX_MEMORY_MB";
 use tokio_util::sync::CancellationToken;
 
 use crate::health::{self, SandboxStatus};
@@ -88,9 +93,9 @@ pub struct SandboxChild {
 }
 
 impl SandboxChild {
-    /// Starts the sandbox binary beside the current executable, waits until it is healthy,
-    /// and keeps it running.
-    pub async fn start() -> Result<Self, ChildError> {
+    /// Starts the sandbox binary beside the current executable, with `memory_mb` as its
+    /// `SANDBOX_MEMORY_MB` where given, waits until it is healthy, and keeps it running.
+    pub async fn start(memory_mb: Option<u64>) -> Result<Self, ChildError> {
         let own_path = std::env::current_exe().map_err(ChildError::OwnPath)?;
         let binary = own_path.with_file_name(format!("sandbox{}", std::env::consts::EXE_SUFFIX));
         if launched_by_cargo() {
@@ -103,12 +108,17 @@ impl SandboxChild {
             path: binary.clone(),
             source,
         })?;
-        let mut process = spawn(&binary, addr)?;
+        let mut process = spawn(&binary, addr, memory_mb)?;
         wait_until_healthy(&mut process, addr).await?;
         tracing::info!(binary = %binary.display(), %addr, "started the sandbox as a child process");
         let up = Arc::new(AtomicBool::new(true));
         let stopping = CancellationToken::new();
-        let watcher = tokio::spawn(watch(binary, addr, process, up.clone(), stopping.clone()));
+        let watcher = tokio::spawn(watch(
+            (binary, addr, memory_mb),
+            process,
+            up.clone(),
+            stopping.clone(),
+        ));
         Ok(Self {
             addr,
             up,
@@ -139,8 +149,7 @@ impl SandboxChild {
 
 /// Keeps the child running until `stopping`, restarting it on `addr` whenever it exits.
 async fn watch(
-    binary: PathBuf,
-    addr: SocketAddr,
+    (binary, addr, memory_mb): (PathBuf, SocketAddr, Option<u64>),
     mut process: Child,
     up: Arc<AtomicBool>,
     stopping: CancellationToken,
@@ -164,7 +173,7 @@ async fn watch(
                         () = stopping.cancelled() => return,
                     }
                     pause = (pause * 2).min(MAX_RESTART_PAUSE);
-                    let restarted = match spawn(&binary, addr) {
+                    let restarted = match spawn(&binary, addr, memory_mb) {
                         Ok(mut child) => match wait_until_healthy(&mut child, addr).await {
                             Ok(()) => Ok(child),
                             Err(error) => {
@@ -194,9 +203,15 @@ async fn watch(
     }
 }
 
-/// Starts the sandbox binary listening on `addr`.
-fn spawn(binary: &Path, addr: SocketAddr) -> Result<Child, ChildError> {
+/// Starts the sandbox binary listening on `addr`, with `memory_mb` as its `SANDBOX_MEMORY_MB`
+/// unless the environment already sets one.
+fn spawn(binary: &Path, addr: SocketAddr, memory_mb: Option<u64>) -> Result<Child, ChildError> {
     let mut command = Command::new(binary);
+    if let Some(memory_mb) = memory_mb
+        && std::env::var_os(SANDBOX_MEMORY_MB).is_none()
+    {
+        command.env(SANDBOX_MEMORY_MB, memory_mb.to_string());
+    }
     command
         .env("LISTEN_ADDR", addr.to_string())
         // The ingress gives the notice: the child is stopped only once the ingress has closed

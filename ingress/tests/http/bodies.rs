@@ -117,6 +117,7 @@ async fn buffered_bodies_share_the_memory_budget_refused_with_503_when_full_and_
             limit_bytes: 2 * 1024 * 1024,
             source: ingress::config::MemorySource::Setting,
             buffer_percent: 50,
+            child_sandbox_bytes: None,
         };
     })
     .await;
