@@ -44,7 +44,7 @@ fn feed(native: &str, megabytes: usize) -> String {
 /// input makes the runtime hold without the native's host copies and the most it holds with
 /// them (as measured): the native's copies, and only they, take the execution past it.
 const NATIVES: [(&str, &str, usize); 9] = [
-    ("TextDecoder.decode", "new TextDecoder().decode(bytes)", 28),
+    ("TextDecoder.decode", "new TextDecoder().decode(bytes)", 20),
     ("TextEncoder.encode", "new TextEncoder().encode(text)", 28),
     (
         "TextEncoder.encodeInto",
@@ -103,7 +103,7 @@ fn a_caught_out_of_memory_in_a_native_still_leaves_the_limit_in_force() {
     // The script catches the refusal and tries again; the charge was never taken, so the
     // second attempt is refused the same way and nothing was leaked.
     let outcome = run(
-        "const bytes = new Uint8Array(24 * 1024 * 1024).fill(0x41);
+        "const bytes = new Uint8Array(40 * 1024 * 1024).fill(0x41);
          let refused = 0;
          for (let i = 0; i < 3; i++) {
            try { new TextDecoder().decode(bytes); } catch (error) { refused++; }
@@ -192,4 +192,21 @@ fn host_call_arguments_that_fit_are_parsed_and_passed() {
         64 * MIB,
     );
     assert_eq!(outcome.result.as_deref(), Ok("1000"));
+}
+
+#[test]
+fn a_decode_that_expands_its_input_grows_its_text_step_by_step() {
+    // Each invalid byte becomes U+FFFD (three bytes of UTF-8), each windows-1252 `é` two: the
+    // text outgrows the room first reserved for it, and is still whole.
+    let outcome = run(
+        "const invalid = new TextDecoder().decode(new Uint8Array(100000).fill(0xFF));
+         const latin = new TextDecoder('windows-1252').decode(new Uint8Array(100000).fill(0xE9));
+         const mixed = new TextDecoder().decode(new Uint8Array([0x41, 0xFF, 0xC3, 0xA9, 0xF0, 0x9F, 0x98, 0x80]));
+         [invalid === '\\uFFFD'.repeat(100000), latin === '\\u00E9'.repeat(100000), mixed]",
+        64 * MIB,
+    );
+    assert_eq!(
+        outcome.result.as_deref(),
+        Ok("[true,true,\"A\u{FFFD}é😀\"]")
+    );
 }

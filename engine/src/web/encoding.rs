@@ -3,12 +3,12 @@
 //! `encoding_rs`, the implementation Firefox uses.
 //!
 //! The decoded text is built in host memory before it becomes a JavaScript string: that copy
-//! is charged to the execution's memory limit, at its worst-case size, before it is made, so a
+//! is charged to the execution's memory limit as it grows, before each step is reserved, so a
 //! decode that would not fit fails as `memory` without allocating it.
 
 use std::{cell::RefCell, rc::Rc};
 
-use encoding_rs::{DecoderResult, Encoding, REPLACEMENT, UTF_8};
+use encoding_rs::{CoderResult, DecoderResult, Encoding, REPLACEMENT, UTF_8};
 use rquickjs::{Ctx, Exception, Function, Object, Result, TypedArray, Value};
 
 use super::{Usv, buffer_bytes};
@@ -100,28 +100,43 @@ pub fn decoder<'js>(
                 Some(bytes) => bytes,
                 None => &[],
             };
-            let Some(capacity) = state.decoder.max_utf8_buffer_length(input.len()) else {
-                return Err(Exception::throw_range(
-                    &ctx,
-                    "the input is too large to decode",
-                ));
-            };
-            let _charge = memory::charge(&ctx, capacity)?;
-            let mut text = String::with_capacity(capacity);
+            // The text grows as it is decoded, each step charged before it is reserved: room
+            // for the rest of the input byte for byte (ASCII and UTF-8 decode in one step),
+            // again when a step fills it (a byte may become up to three).
+            let mut text = String::new();
+            let mut charge = memory::charge(&ctx, 0)?;
+            let mut rest = input;
             let last = !stream;
-            if fatal {
-                let (result, _) = state
-                    .decoder
-                    .decode_to_string_without_replacement(input, &mut text, last);
-                if let DecoderResult::Malformed(..) = result {
-                    state.streaming = false;
-                    return Err(Exception::throw_type(
-                        &ctx,
-                        &format!("The encoded data was not valid {}.", state.encoding.name()),
-                    ));
+            loop {
+                let room = rest.len().saturating_add(16);
+                charge.add(&ctx, room)?;
+                text.reserve_exact(room);
+                let (full, read) = if fatal {
+                    let (result, read) = state
+                        .decoder
+                        .decode_to_string_without_replacement(rest, &mut text, last);
+                    match result {
+                        DecoderResult::Malformed(..) => {
+                            state.streaming = false;
+                            return Err(Exception::throw_type(
+                                &ctx,
+                                &format!(
+                                    "The encoded data was not valid {}.",
+                                    state.encoding.name()
+                                ),
+                            ));
+                        }
+                        DecoderResult::OutputFull => (true, read),
+                        DecoderResult::InputEmpty => (false, read),
+                    }
+                } else {
+                    let (result, read, _) = state.decoder.decode_to_string(rest, &mut text, last);
+                    (result == CoderResult::OutputFull, read)
+                };
+                rest = &rest[read..];
+                if !full {
+                    break;
                 }
-            } else {
-                let _ = state.decoder.decode_to_string(input, &mut text, last);
             }
             rquickjs::String::from_str(ctx, &text)
         },

@@ -177,10 +177,11 @@ async fn text_decoder_copies_cannot_take_a_worker_past_its_limit() {
         config.worker_program = program.clone();
     })
     .await;
-    // The issue's attack: a 100 MB buffer fits in 256 MiB, and so does the text decoded from
-    // it, but not the host copy made on the way. Refused, and caught, the worker keeps
-    // running (nothing was allocated), so its resident peak can be read.
-    let code = "const bytes = new Uint8Array(100 * 1000 * 1000).fill(0x41);
+    // The issue's attack, at a size where the buffer and the text decoded from it fit in
+    // 256 MiB (in the runtime) but the host copy made on the way does not: 140 MB. Refused,
+    // and caught, the worker keeps running (nothing was allocated), so its resident peak can
+    // be read. Without the charge the copy was made and the worker held all three.
+    let code = "const bytes = new Uint8Array(140 * 1000 * 1000).fill(0x41);
         try { new TextDecoder().decode(bytes).length } catch (error) { String(error) }";
     let response = app
         .post_execute(json!({ "code": code, "memoryLimitMb": 256, "timeoutMs": 30000 }))
@@ -290,9 +291,9 @@ fn a_worker_out_of_memory_in_rust_code_reports_memory_and_exits_without_sigsys()
     });
     worker.send(&Order::Run(Job {
         script_name: "script.js".into(),
-        // 100 MB fit in the address space; the decoder's worst-case buffer (3 bytes a byte)
-        // does not.
-        source: "new TextDecoder().decode(new Uint8Array(100 * 1000 * 1000).fill(0x41)).length"
+        // 150 MB fit in the 256 MiB of address space (the idle worker maps about 30 MiB); the
+        // decoder's host copy of them does not.
+        source: "new TextDecoder().decode(new Uint8Array(150 * 1000 * 1000).fill(0x41)).length"
             .into(),
         timeout_micros: 30_000_000,
         memory_limit: 4 << 30,
@@ -300,6 +301,10 @@ fn a_worker_out_of_memory_in_rust_code_reports_memory_and_exits_without_sigsys()
         host: HostGrant::default(),
     }));
     let report = read_frame::<Report>(&mut worker.channel, 64 * 1024 * 1024);
+    if !matches!(report, Ok(Report::OutOfMemory)) {
+        // A worker that answered otherwise waits for its next job: end it to read its status.
+        let _ = worker.child.kill();
+    }
     let status = worker.child.wait().unwrap();
     assert_eq!(
         report.ok(),
