@@ -9,7 +9,6 @@ mod input;
 mod isolation;
 mod limits;
 mod memory;
-mod memory;
 mod metrics;
 mod requests;
 mod results;
