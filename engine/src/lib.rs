@@ -18,6 +18,7 @@
 
 mod console;
 pub mod context_fields;
+mod fault;
 pub mod host;
 mod intrinsics;
 pub mod json;
@@ -210,11 +211,11 @@ pub struct Outcome {
     pub duration: Duration,
     /// The most memory the runtime held at once, in bytes.
     pub memory_peak: usize,
-    /// The allocator refused an allocation during the execution (the script may have caught
-    /// the error): QuickJS's out-of-memory paths may have corrupted the runtime's heap, so the
-    /// process should run nothing else. A native's charge that did not fit allocated nothing
-    /// and does not count.
-    pub allocation_refused: bool,
+    /// The engine faulted during the execution, whether or not the script caught the error:
+    /// the allocator refused an allocation (QuickJS's out-of-memory paths may have corrupted
+    /// the runtime's heap) or the engine failed internally ([`fault`]). The process should run
+    /// nothing else. A native's charge that did not fit allocated nothing and does not count.
+    pub engine_fault: bool,
 }
 
 impl Outcome {
@@ -347,7 +348,7 @@ pub fn run_in_fresh_runtime(
         let result = execution.run(&assignment.script);
         let duration = started.elapsed();
         let memory_peak = meter.peak();
-        let allocation_refused = meter.refused();
+        let engine_fault = meter.refused() || fault::take();
 
         // Script values held by Rust must be released before the runtime is freed.
         clock.stop();
@@ -361,7 +362,7 @@ pub fn run_in_fresh_runtime(
             result,
             duration,
             memory_peak,
-            allocation_refused,
+            engine_fault,
         }))
     });
     runtime.set_host_promise_rejection_tracker(None);

@@ -158,7 +158,7 @@ fn serve(
         let report = Report::Finished(Finished {
             duration_micros: outcome.duration.as_micros() as u64,
             memory_peak: outcome.memory_peak as u64,
-            engine_fault: outcome.allocation_refused,
+            engine_fault: outcome.engine_fault,
             result: outcome.result,
         });
         if channel.borrow_mut().write_all(&encode(&report)).is_err() {

@@ -1,9 +1,10 @@
 //! `crypto.getRandomValues` and `crypto.randomUUID`, from the operating system's CSPRNG, so no
 //! execution can predict another's values. The prelude checks the array's type and size.
 
-use rquickjs::{Ctx, Exception, Result, Value};
+use rquickjs::{Ctx, Result, Value};
 
 use super::buffer_bytes;
+use crate::fault;
 
 /// Fills `[offset, offset + length)` of `buffer` with random bytes.
 pub fn fill_random<'js>(
@@ -17,7 +18,7 @@ pub fn fill_random<'js>(
         return Ok(());
     };
     getrandom::fill(bytes).map_err(|error| {
-        Exception::throw_internal(&ctx, &format!("the random number source failed: {error}"))
+        fault::internal_error(&ctx, &format!("the random number source failed: {error}"))
     })
 }
 
@@ -25,7 +26,7 @@ pub fn fill_random<'js>(
 pub fn random_uuid<'js>(ctx: Ctx<'js>) -> Result<String> {
     let mut bytes = [0; 16];
     getrandom::fill(&mut bytes).map_err(|error| {
-        Exception::throw_internal(&ctx, &format!("the random number source failed: {error}"))
+        fault::internal_error(&ctx, &format!("the random number source failed: {error}"))
     })?;
     Ok(uuid::Builder::from_random_bytes(bytes)
         .into_uuid()

@@ -33,6 +33,7 @@ use rquickjs::{
 };
 
 use crate::{
+    fault,
     host::FetchPrimitive,
     memory::{self, Charge},
     timers::Timers,
@@ -355,7 +356,7 @@ fn load_group<'js>(
     let group = BYTECODE
         .get()
         .and_then(|bytecode| bytecode.groups.get(index))
-        .ok_or_else(|| Exception::throw_internal(ctx, "no such group of Web APIs"))?;
+        .ok_or_else(|| fault::internal_error(ctx, "no such group of Web APIs"))?;
     load(ctx, group)?.call((primordials, native))
 }
 

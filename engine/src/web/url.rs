@@ -6,11 +6,11 @@
 //! copy is charged to the execution's memory limit before it is made, at its worst-case size,
 //! and the answer becomes JavaScript values while the charges are held.
 
-use rquickjs::{Array, Ctx, Exception, IntoJs, Result, Value, function::Opt};
+use rquickjs::{Array, Ctx, IntoJs, Result, Value, function::Opt};
 use url::{Url, quirks};
 
 use super::Usv;
-use crate::memory;
+use crate::{fault, memory};
 
 /// Bytes a parsed URL's serialization may take per byte of input: every byte may become a
 /// three-byte percent-escape, in a string whose capacity may have doubled as it grew.
@@ -72,7 +72,7 @@ pub fn set<'js>(ctx: Ctx<'js>, href: Usv, index: u32, value: Usv) -> Result<Opti
         PARSED_PER_INPUT_BYTE.saturating_mul(href.0.len().saturating_add(value.0.len())),
     )?;
     let Ok(mut url) = Url::parse(&href.0) else {
-        return Err(Exception::throw_internal(
+        return Err(fault::internal_error(
             &ctx,
             "a URL's own href did not parse",
         ));
@@ -105,7 +105,7 @@ pub fn set<'js>(ctx: Ctx<'js>, href: Usv, index: u32, value: Usv) -> Result<Opti
         8 => quirks::set_pathname(&mut url, value),
         9 => quirks::set_search(&mut url, value),
         10 => quirks::set_hash(&mut url, value),
-        _ => return Err(Exception::throw_internal(&ctx, "no such URL component")),
+        _ => return Err(fault::internal_error(&ctx, "no such URL component")),
     }
     components(&ctx, &url).map(Some)
 }
