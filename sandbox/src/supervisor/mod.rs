@@ -12,9 +12,9 @@
 //! - **A crash costs one execution.** A worker that dies (a signal, an abort, a broken frame)
 //!   fails only the execution it was running, as `crashed`, and is replaced.
 //! - **No job after an engine fault.** A worker whose execution answered `memory`, had an
-//!   allocation refused (even one the script caught), or ran out of memory in its own code
-//!   (it reports so and exits) is retired, never handed another job: QuickJS's out-of-memory
-//!   paths may leave its heap corrupt. Its replacement starts in the background, like every
+//!   allocation refused or an internal error of the engine (even one the script caught), or
+//!   ran out of memory in its own code (it reports so and exits) is retired, never handed
+//!   another job: QuickJS's out-of-memory paths may leave its heap corrupt. Its replacement starts in the background, like every
 //!   other, while the next request takes an idle worker.
 //! - **Memory over time.** A worker is replaced after [`PoolSettings::max_executions`]
 //!   executions, or when its resident memory, as the kernel reports it, passes
