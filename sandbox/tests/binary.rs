@@ -91,9 +91,10 @@ async fn post_execute(addr: SocketAddr, body: Value) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-/// Waits until the sandbox at `addr` runs an execution, reading its `GET /metrics`: the event
-/// the signal tests wait for, instead of a guess at how long a request takes to arrive.
-async fn wait_until_an_execution_runs(addr: SocketAddr) {
+/// Waits until the sandbox at `addr` runs the execution that `running` asked for, reading its
+/// `GET /metrics`: the event the signal tests wait for, instead of a guess at how long a
+/// request takes to arrive.
+async fn wait_until_an_execution_runs(addr: SocketAddr, running: &tokio::task::JoinHandle<Value>) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     // Only ends a stuck test; the execution starts in milliseconds.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -107,6 +108,10 @@ async fn wait_until_an_execution_runs(addr: SocketAddr) {
         if text.lines().any(|line| line == "sandbox_workers_busy 1") {
             return;
         }
+        assert!(
+            !running.is_finished(),
+            "the request was answered before it ran"
+        );
         assert!(Instant::now() < deadline, "no execution started:\n{text}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -120,7 +125,7 @@ async fn sigterm_lets_running_executions_finish_then_exits() {
         addr,
         json!({ "code": "new Promise((resolve) => setTimeout(() => resolve('finished'), 700))" }),
     ));
-    wait_until_an_execution_runs(addr).await;
+    wait_until_an_execution_runs(addr, &running).await;
     sandbox.terminate();
 
     let answer = running.await.unwrap();
@@ -141,7 +146,7 @@ async fn sigterm_cancels_executions_that_outlast_the_drain_time() {
         sandbox.addr,
         json!({ "code": "while (true) {}", "timeoutMs": 30000 }),
     ));
-    wait_until_an_execution_runs(sandbox.addr).await;
+    wait_until_an_execution_runs(sandbox.addr, &running).await;
     sandbox.terminate();
 
     let answer = running.await.unwrap();
