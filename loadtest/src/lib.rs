@@ -38,6 +38,8 @@ use crate::summary::{RunRecord, ScenarioSummary};
 #[derive(Debug, Default)]
 pub struct Verdict {
     pub lost: usize,
+    /// Scenarios in which a process's resident memory went above its budget.
+    pub over_budget: usize,
 }
 
 /// Runs every selected scenario in turn, each against a fresh stack unless `--target` names
@@ -48,6 +50,7 @@ pub async fn run(cli: &Cli) -> Result<Verdict, Error> {
     for &scenario in &cli.scenario.0 {
         let summary = run_scenario(scenario, cli).await?;
         verdict.lost += summary.overall.lost;
+        verdict.over_budget += usize::from(!summary.resources.over_budget().is_empty());
     }
     Ok(verdict)
 }
@@ -145,6 +148,7 @@ async fn load(
         paced: &paced,
         alone,
         resource_samples,
+        ingress_memory_budget: target.ingress_memory_budget,
         slow_clients,
     }))
 }

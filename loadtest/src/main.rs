@@ -1,5 +1,5 @@
 //! `loadtest`: runs the named scenarios against the service and exits non-zero when any request
-//! was lost (1) or a scenario could not run (2).
+//! was lost or a process went over its memory budget (1), or a scenario could not run (2).
 
 use std::process::ExitCode;
 
@@ -10,9 +10,12 @@ use loadtest::Cli;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match loadtest::run(&cli).await {
-        Ok(verdict) if verdict.lost == 0 => ExitCode::SUCCESS,
+        Ok(verdict) if verdict.lost == 0 && verdict.over_budget == 0 => ExitCode::SUCCESS,
         Ok(verdict) => {
-            eprintln!("loadtest: {} request(s) lost", verdict.lost);
+            eprintln!(
+                "loadtest: {} request(s) lost; {} scenario(s) over a memory budget",
+                verdict.lost, verdict.over_budget
+            );
             ExitCode::from(1)
         }
         Err(error) => {

@@ -32,6 +32,9 @@ pub struct SandboxGauges {
     pub supervisor_resident_bytes: f64,
     pub workers_resident_bytes: f64,
     pub open_fds: f64,
+    /// `sandbox_memory_budget_bytes{share="total"}`: what the sandbox's processes may use
+    /// together (README, "Memory budget"); 0 when the sandbox does not say.
+    pub memory_budget_bytes: f64,
     /// `sandbox_executions_total` summed over tenants, by outcome: a counter, so only its
     /// change over the run is reported.
     #[serde(skip)]
@@ -130,6 +133,9 @@ pub fn parse_sandbox_metrics(text: &str) -> SandboxGauges {
             "sandbox_workers" => gauges.workers = value,
             "sandbox_workers_busy" => gauges.workers_busy = value,
             "sandbox_open_fds" => gauges.open_fds = value,
+            "sandbox_memory_budget_bytes" if label(labels, "share") == Some("total") => {
+                gauges.memory_budget_bytes = value;
+            }
             "sandbox_resident_memory_bytes" => match label(labels, "process") {
                 Some("supervisor") => gauges.supervisor_resident_bytes = value,
                 Some("workers") => gauges.workers_resident_bytes = value,
@@ -188,6 +194,8 @@ mod tests {
             sandbox_resident_memory_bytes{process=\"workers\"} 14614528\n\
             sandbox_resident_memory_bytes{process=\"supervisor\"} 10780672\n\
             sandbox_open_fds 18\n\
+            sandbox_memory_budget_bytes{share=\"total\"} 1073741824\n\
+            sandbox_memory_budget_bytes{share=\"workers\"} 696254464\n\
             sandbox_executions_total{tenant=\"a\",outcome=\"success\"} 2\n\
             sandbox_executions_total{tenant=\"b\",outcome=\"success\"} 3\n\
             sandbox_executions_total{tenant=\"b\",outcome=\"timeout\"} 1\n\
@@ -199,6 +207,7 @@ mod tests {
         assert_eq!(gauges.workers_resident_bytes, 14614528.0);
         assert_eq!(gauges.supervisor_resident_bytes, 10780672.0);
         assert_eq!(gauges.open_fds, 18.0);
+        assert_eq!(gauges.memory_budget_bytes, 1073741824.0);
         assert_eq!(gauges.executions_by_outcome["success"], 5.0);
         assert_eq!(gauges.executions_by_outcome["timeout"], 1.0);
     }

@@ -12,6 +12,10 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 
+/// The ingress's memory (`INGRESS_MEMORY_MB`) when loadtest starts it and the caller's
+/// environment names none: the limit the Compose file gives its container.
+const INGRESS_MEMORY_MB: u64 = 256;
+
 /// How long each binary may take from its start to answer 200 on `/healthz`.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -37,6 +41,8 @@ pub struct Target {
     /// The ingress process, when loadtest started it (its memory and descriptors are read from
     /// `/proc`).
     pub ingress_pid: Option<u32>,
+    /// The ingress's memory budget in bytes, when loadtest started it.
+    pub ingress_memory_budget: Option<u64>,
     own_stack: Option<OwnStack>,
 }
 
@@ -52,6 +58,7 @@ impl Target {
             base_url: base_url.trim_end_matches('/').to_owned(),
             sandbox_metrics_url: sandbox_metrics_url.map(str::to_owned),
             ingress_pid: None,
+            ingress_memory_budget: None,
             own_stack: None,
         }
     }
@@ -84,12 +91,18 @@ impl Target {
         if let Some(tenants_file) = tenants_file {
             ingress_env.push(("TENANTS_FILE", tenants_file.display().to_string()));
         }
+        let ingress_memory_mb = std::env::var("INGRESS_MEMORY_MB")
+            .ok()
+            .and_then(|mb| mb.trim().parse().ok())
+            .unwrap_or(INGRESS_MEMORY_MB);
+        ingress_env.push(("INGRESS_MEMORY_MB", ingress_memory_mb.to_string()));
         let ingress = start_binary("ingress", &ingress_url, &ingress_env, log_dir).await?;
 
         Ok(Target {
             base_url: ingress_url,
             sandbox_metrics_url: Some(format!("{sandbox_url}/metrics")),
             ingress_pid: ingress.id(),
+            ingress_memory_budget: Some(ingress_memory_mb * 1024 * 1024),
             own_stack: Some(OwnStack { sandbox, ingress }),
         })
     }

@@ -210,12 +210,16 @@ pub struct ResourceRanges {
     pub sandbox_open_fds: Option<Spread>,
     pub ingress_resident_bytes: Option<Spread>,
     pub ingress_open_fds: Option<Spread>,
+    /// What the sandbox's processes may use together, as its metrics said (the largest seen).
+    pub sandbox_memory_budget_bytes: Option<f64>,
+    /// What the ingress may use, when loadtest started it (`INGRESS_MEMORY_MB`).
+    pub ingress_memory_budget_bytes: Option<f64>,
     /// Executions the sandbox counted during the run, by outcome (`sandbox_executions_total`).
     pub sandbox_executions_by_outcome: BTreeMap<String, f64>,
 }
 
 impl ResourceRanges {
-    fn of(samples: &[ResourceSample]) -> ResourceRanges {
+    fn of(samples: &[ResourceSample], ingress_memory_budget: Option<u64>) -> ResourceRanges {
         let sandbox: Vec<_> = samples.iter().filter_map(|s| s.sandbox.as_ref()).collect();
         let ingress: Vec<_> = samples.iter().filter_map(|s| s.ingress).collect();
         let spread = |values: Vec<f64>| Spread::of(&mut { values });
@@ -257,8 +261,33 @@ impl ResourceRanges {
                 ingress.iter().map(|p| p.resident_bytes as f64).collect(),
             ),
             ingress_open_fds: spread(ingress.iter().map(|p| p.open_fds as f64).collect()),
+            sandbox_memory_budget_bytes: sandbox
+                .iter()
+                .map(|g| g.memory_budget_bytes)
+                .filter(|budget| *budget > 0.0)
+                .reduce(f64::max),
+            ingress_memory_budget_bytes: ingress_memory_budget.map(|bytes| bytes as f64),
             sandbox_executions_by_outcome: executions,
         }
+    }
+
+    /// The processes whose resident memory went above their budget at some sample.
+    pub fn over_budget(&self) -> Vec<&'static str> {
+        let over = |memory: &Option<Spread>, budget: Option<f64>| matches!((memory, budget), (Some(memory), Some(budget)) if memory.max > budget);
+        let mut over_budget = Vec::new();
+        if over(
+            &self.sandbox_resident_bytes,
+            self.sandbox_memory_budget_bytes,
+        ) {
+            over_budget.push("sandbox");
+        }
+        if over(
+            &self.ingress_resident_bytes,
+            self.ingress_memory_budget_bytes,
+        ) {
+            over_budget.push("ingress");
+        }
+        over_budget
     }
 }
 
@@ -442,6 +471,8 @@ pub struct RunRecord<'a> {
     /// The name the focus group's requests had while it ran alone first, and when.
     pub alone: Option<(&'static str, StepWindow)>,
     pub resource_samples: Vec<ResourceSample>,
+    /// The ingress's memory budget, when loadtest started it.
+    pub ingress_memory_budget: Option<u64>,
     pub slow_clients: Option<BTreeMap<&'static str, MisbehaviourReport>>,
 }
 
@@ -532,7 +563,7 @@ pub fn summarize(run: RunRecord<'_>) -> ScenarioSummary {
         focus_alone,
         by_script,
         lost_examples,
-        resources: ResourceRanges::of(&run.resource_samples),
+        resources: ResourceRanges::of(&run.resource_samples, run.ingress_memory_budget),
         slow_clients: run.slow_clients,
         ramp: run
             .is_ramp
@@ -609,6 +640,7 @@ mod tests {
 
     use super::*;
     use crate::answer::LostReason;
+    use crate::resources::{ProcessUsage, SandboxGauges};
 
     fn sample(finished_at: f64, millis: u64, group: &'static str, outcome: Outcome) -> Sample {
         Sample {
@@ -689,6 +721,7 @@ mod tests {
             paced: &[],
             alone: None,
             resource_samples: Vec::new(),
+            ingress_memory_budget: None,
             slow_clients: None,
         });
         let overall = &summary.overall;
@@ -838,6 +871,7 @@ mod tests {
             paced: &paced,
             alone: None,
             resource_samples: Vec::new(),
+            ingress_memory_budget: None,
             slow_clients: None,
         });
         let ramp = summary.ramp.unwrap();
@@ -851,5 +885,30 @@ mod tests {
         // paced load's end.
         assert_eq!(summary.measured_seconds, 4.0);
         assert_eq!(summary.overall.successful_executions_per_second, 7.0);
+    }
+
+    #[test]
+    fn a_process_over_its_memory_budget_is_named() {
+        let usage = |resident_bytes| ProcessUsage {
+            resident_bytes,
+            open_fds: 1,
+        };
+        let gauges = |resident: f64| SandboxGauges {
+            supervisor_resident_bytes: resident,
+            memory_budget_bytes: 1000.0,
+            ..SandboxGauges::default()
+        };
+        let sample = |sandbox: f64, ingress: u64| ResourceSample {
+            at: 0.0,
+            sandbox: Some(gauges(sandbox)),
+            ingress: Some(usage(ingress)),
+        };
+        let within = ResourceRanges::of(&[sample(900.0, 90), sample(1000.0, 100)], Some(100));
+        assert_eq!(within.over_budget(), Vec::<&str>::new());
+        let over = ResourceRanges::of(&[sample(900.0, 90), sample(1001.0, 101)], Some(100));
+        assert_eq!(over.over_budget(), ["sandbox", "ingress"]);
+        let unknown = ResourceRanges::of(&[sample(5000.0, 5000)], None);
+        assert_eq!(unknown.sandbox_memory_budget_bytes, Some(1000.0));
+        assert_eq!(unknown.over_budget(), ["sandbox"]);
     }
 }

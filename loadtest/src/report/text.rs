@@ -103,8 +103,9 @@ fn render(summary: &ScenarioSummary, report: &Path) -> String {
     if let Some(memory) = &resources.sandbox_resident_bytes {
         let _ = writeln!(
             out,
-            "sandbox     RSS {} MiB (supervisor {}, workers {})  workers {}  busy {}  fds {}",
+            "sandbox     RSS {} MiB{} (supervisor {}, workers {})  workers {}  busy {}  fds {}",
             mib(memory),
+            of_budget(resources.sandbox_memory_budget_bytes),
             resources
                 .supervisor_resident_bytes
                 .as_ref()
@@ -133,9 +134,16 @@ fn render(summary: &ScenarioSummary, report: &Path) -> String {
     if let Some(memory) = &resources.ingress_resident_bytes {
         let _ = writeln!(
             out,
-            "ingress     RSS {} MiB  fds {}",
+            "ingress     RSS {} MiB{}  fds {}",
             mib(memory),
+            of_budget(resources.ingress_memory_budget_bytes),
             range(resources.ingress_open_fds.as_ref())
+        );
+    }
+    for process in resources.over_budget() {
+        let _ = writeln!(
+            out,
+            "OVER BUDGET {process}: its resident memory passed its budget"
         );
     }
     if let Some(slow_clients) = &summary.slow_clients {
@@ -243,5 +251,12 @@ fn mib(spread: &Spread) -> String {
 fn range(spread: Option<&Spread>) -> String {
     spread.map_or("-".to_owned(), |spread| {
         format!("{}-{}", spread.min, spread.max)
+    })
+}
+
+/// ` of N MiB budget`, or nothing when the budget is unknown.
+fn of_budget(budget: Option<f64>) -> String {
+    budget.map_or(String::new(), |bytes| {
+        format!(" of {:.0} MiB budget", bytes / MIB)
     })
 }
