@@ -769,10 +769,11 @@ mod tests {
         let _ = waiter.await;
         drop(held);
         assert_eq!(scheduler.running(), 0);
-        let state = scheduler.lock();
-        assert!(state.tiers.is_empty());
-        assert_eq!((state.waiting_total, state.waiting_bytes), (0, 0));
-        drop(state);
+        {
+            let state = scheduler.lock();
+            assert!(state.tiers.is_empty());
+            assert_eq!((state.waiting_total, state.waiting_bytes), (0, 0));
+        }
         assert!(scheduler.acquire(keyed("c", SHARE), 1).await.is_ok());
     }
 
