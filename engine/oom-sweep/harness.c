@@ -301,7 +301,8 @@ int main(int argc, char **argv)
             }
             if (child == 0) {
                 int verdict = run_under_limit(extra, name, source, len, eval_type, &run_peak);
-                _exit(verdict < 0 ? 2 : verdict);
+                /* exit, not _exit: LeakSanitizer checks at exit, so --leaks names the limit */
+                exit(verdict < 0 ? 2 : verdict);
             }
             int wait_status;
             if (waitpid(child, &wait_status, 0) < 0) {
