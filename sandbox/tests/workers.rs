@@ -144,6 +144,8 @@ fn limit(pid: u32, name: &str) -> String {
 async fn app(workers: usize, customize: impl FnOnce(&mut sandbox::Config)) -> TestApp {
     spawn_app_with(|config| {
         config.max_concurrency = workers;
+        // These tests are about the worker processes: their anonymous requests may use them all.
+        config.anonymous_max_workers = Some(workers);
         config.watchdog_grace = Duration::from_millis(10);
         customize(config);
     })
@@ -491,6 +493,9 @@ async fn the_workers_stay_within_their_memory_bound_while_memory_bombs_run() {
     let app = app(WORKERS as usize, |config| {
         config.max_memory_limit_mb = MAX_MEMORY_LIMIT_MB as usize;
         config.default_memory_limit_mb = MAX_MEMORY_LIMIT_MB as usize;
+        // Each bomb's worker is replaced after it; on a loaded machine a bomb may wait for that
+        // longer than the default queue timeout, which is not what this tests.
+        config.queue_timeout = Duration::from_secs(60);
     })
     .await;
     let per_worker = MAX_MEMORY_LIMIT_MB + 32;
