@@ -426,18 +426,22 @@ mod tests {
         assert_eq!(shape.test_plan(), "8,1s;8,3s;0,0s");
     }
 
-    #[test]
-    fn the_polite_tenant_runs_alone_first_under_its_own_name_for_a_tenth_of_the_run() {
-        let tenants: Vec<TenantKey> = Scenario::Hostile
+    /// A made-up key for each of `scenario`'s tenants.
+    fn keys(scenario: Scenario) -> Vec<TenantKey> {
+        scenario
             .tenant_ids()
             .iter()
             .map(|id| TenantKey {
                 id,
                 key: format!("key-{id}"),
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn the_polite_tenant_runs_alone_first_under_its_own_name_for_a_tenth_of_the_run() {
         let traffic = Scenario::Hostile
-            .traffic(16, Duration::from_secs(300), &tenants)
+            .traffic(16, Duration::from_secs(300), &keys(Scenario::Hostile))
             .unwrap();
         let alone = traffic.alone_first().unwrap();
         assert_eq!(alone.groups.len(), 1);
@@ -463,16 +467,8 @@ mod tests {
 
     #[test]
     fn the_crowd_floods_from_many_addresses_beside_one_keyed_tenant_that_runs_alone_first() {
-        let tenants: Vec<TenantKey> = Scenario::Crowd
-            .tenant_ids()
-            .iter()
-            .map(|id| TenantKey {
-                id,
-                key: format!("key-{id}"),
-            })
-            .collect();
         let traffic = Scenario::Crowd
-            .traffic(40, Duration::from_secs(60), &tenants)
+            .traffic(40, Duration::from_secs(60), &keys(Scenario::Crowd))
             .unwrap();
         let [crowd, keyed] = &traffic.groups[..] else {
             panic!("two groups: {traffic:?}");

@@ -677,19 +677,27 @@ mod tests {
         assert!(scheduler.acquire(keyed("b", one), 1).await.is_ok());
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn waiting_tenants_take_turns() {
-        let scheduler = Scheduler::new(1, 64, usize::MAX, Duration::from_secs(5));
-        let held = scheduler.acquire(keyed("a", SHARE), 1).await.unwrap();
+    /// One waiting request for each of `requests` (a keyed tenant's name, or an anonymous
+    /// client's with `anonymous` true), queued in that order behind `held` on a one-worker
+    /// scheduler, each holding the worker for 5 ms; the names in the order they ran.
+    async fn order_of_turns(
+        scheduler: &Arc<Scheduler>,
+        held: Permit,
+        requests: Vec<(String, bool)>,
+    ) -> Vec<String> {
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
-        // Tenant a queues three requests before tenant b queues one.
-        for tenant in ["a", "a", "a", "b"] {
+        for (name, is_anonymous) in requests {
             let scheduler = scheduler.clone();
             let order = order.clone();
             tasks.push(tokio::spawn(async move {
-                let permit = scheduler.acquire(keyed(tenant, SHARE), 1).await.unwrap();
-                order.lock().unwrap().push(tenant);
+                let turn = if is_anonymous {
+                    anonymous(&name, 1)
+                } else {
+                    keyed(&name, SHARE)
+                };
+                let permit = scheduler.acquire(turn, 1).await.unwrap();
+                order.lock().unwrap().push(name.clone());
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 drop(permit);
             }));
@@ -699,7 +707,16 @@ mod tests {
         for task in tasks {
             task.await.unwrap();
         }
-        let order = order.lock().unwrap().clone();
+        order.lock().unwrap().clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_tenants_take_turns() {
+        let scheduler = Scheduler::new(1, 64, usize::MAX, Duration::from_secs(5));
+        let held = scheduler.acquire(keyed("a", SHARE), 1).await.unwrap();
+        // Tenant a queues three requests before tenant b queues one.
+        let requests = ["a", "a", "a", "b"].map(|name| (name.to_owned(), false));
+        let order = order_of_turns(&scheduler, held, requests.into()).await;
         assert_eq!(
             order[..2],
             ["a", "b"],
@@ -801,37 +818,19 @@ mod tests {
     async fn tiers_take_turns_before_clients_so_a_crowd_gets_one_tiers_share() {
         let scheduler = Scheduler::new(1, 256, usize::MAX, Duration::from_secs(60));
         let held = scheduler.acquire(keyed("acme", SHARE), 1).await.unwrap();
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let mut tasks = Vec::new();
         // Thirty anonymous addresses queue one request each, then the keyed tenant queues two.
-        let turns: Vec<(String, bool)> = (0..30)
-            .map(|n| (format!("198.51.100.{n}"), false))
-            .chain([("acme".to_owned(), true), ("acme".to_owned(), true)])
+        let requests = (0..30)
+            .map(|n| (format!("198.51.100.{n}"), true))
+            .chain([("acme".to_owned(), false), ("acme".to_owned(), false)])
             .collect();
-        for (name, is_keyed) in turns {
-            let scheduler = scheduler.clone();
-            let order = order.clone();
-            tasks.push(tokio::spawn(async move {
-                let turn = if is_keyed {
-                    keyed(&name, SHARE)
-                } else {
-                    anonymous(&name, 1)
-                };
-                let permit = scheduler.acquire(turn, 1).await.unwrap();
-                order.lock().unwrap().push(is_keyed);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                drop(permit);
-            }));
-            settle().await;
-        }
-        drop(held);
-        for task in tasks {
-            task.await.unwrap();
-        }
-        let order = order.lock().unwrap().clone();
+        let order = order_of_turns(&scheduler, held, requests).await;
         // The tiers alternate: anonymous, acme, anonymous, acme; the crowd's size does not
         // push the keyed tenant back.
-        assert_eq!(order[..4], [false, true, false, true], "{order:?}");
+        assert_eq!(
+            order[..4],
+            ["198.51.100.0", "acme", "198.51.100.1", "acme"],
+            "{order:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
