@@ -11,7 +11,8 @@ use engine::{
 
 const MIB: usize = 1024 * 1024;
 
-fn run(code: &str, memory_limit: usize) -> Outcome {
+/// `code` as a script, with a minute to run and `memory_limit` bytes.
+fn script_and_limits(code: &str, memory_limit: usize) -> (Script, Limits) {
     let script = Script {
         name: "script.js".into(),
         source: Arc::from(code),
@@ -21,6 +22,11 @@ fn run(code: &str, memory_limit: usize) -> Outcome {
         timeout: Duration::from_secs(60),
         memory_limit,
     };
+    (script, limits)
+}
+
+fn run(code: &str, memory_limit: usize) -> Outcome {
+    let (script, limits) = script_and_limits(code, memory_limit);
     engine::execute(&EngineSettings::default(), script, limits)
         .unwrap()
         .0
@@ -159,15 +165,7 @@ fn run_with_count(code: &str, memory_limit: usize) -> Outcome {
         },
         channel: None,
     };
-    let script = Script {
-        name: "script.js".into(),
-        source: Arc::from(code),
-        input: None,
-    };
-    let limits = Limits {
-        timeout: Duration::from_secs(60),
-        memory_limit,
-    };
+    let (script, limits) = script_and_limits(code, memory_limit);
     engine::execute_with_host(&EngineSettings::default(), script, limits, access)
         .unwrap()
         .0
