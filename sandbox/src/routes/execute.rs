@@ -81,10 +81,10 @@ pub async fn execute(
     // the ingress gave up on it (its own timeout). Disarmed once the execution has finished.
     let mut left = scopeguard::guard(
         Departure {
-            metrics: state.metrics.clone(),
-            tenant: tenant.id.clone(),
-            request_id: request_id.clone(),
-            trace_id: trace_id.clone(),
+            metrics: &state.metrics,
+            tenant: &tenant.id,
+            request_id: request_id.as_deref(),
+            trace_id: trace_id.as_deref(),
             queued,
             admitted: None,
         },
@@ -142,18 +142,19 @@ pub async fn execute(
     Ok(charged_json(&ExecuteResponse::from(answer), charge))
 }
 
-/// What is known of a request whose answer nobody will read, for its log line and count.
-struct Departure {
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
-    tenant: String,
-    request_id: Option<String>,
-    trace_id: Option<String>,
+/// What is known of a request whose answer nobody will read, for its log line and count:
+/// borrowed from the handler, whose other locals outlive the guard that holds it.
+struct Departure<'a> {
+    metrics: &'a crate::metrics::Metrics,
+    tenant: &'a str,
+    request_id: Option<&'a str>,
+    trace_id: Option<&'a str>,
     queued: Instant,
     /// When it got a worker, if it did.
     admitted: Option<Instant>,
 }
 
-impl Departure {
+impl Departure<'_> {
     /// One line and, for an execution that had started, its count with the outcome
     /// `cancelled` (a request that left while it waited was never an execution).
     fn record(self) {
@@ -168,7 +169,7 @@ impl Departure {
         let queue_ms = admitted.unwrap_or_else(Instant::now).duration_since(queued);
         let duration = admitted.map(|admitted| admitted.elapsed());
         if let Some(duration) = duration {
-            metrics.execution_finished(&tenant, "cancelled", duration);
+            metrics.execution_finished(tenant, "cancelled", duration);
         }
         tracing::info!(
             request_id,
