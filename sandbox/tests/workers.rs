@@ -581,3 +581,83 @@ async fn a_worker_whose_channel_closes_exits_cleanly_under_its_filter() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+/// A process's nice value: field 19 of `/proc/<pid>/stat`.
+fn nice(pid: u32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..]
+        .split_whitespace()
+        .nth(16)?
+        .parse()
+        .ok()
+}
+
+#[tokio::test]
+async fn a_long_execution_gives_way_to_short_ones_beside_it_and_its_worker_is_then_replaced() {
+    let _serial = one_at_a_time().await;
+    let app = app(2, |_| {}).await;
+    const LONG_RUN_EXITS: &str = "sandbox_worker_exits_total{reason=\"long_run\"";
+    let at_normal_priority = || workers().iter().all(|pid| nice(*pid) == Some(0));
+
+    // Short executions never leave normal priority.
+    for n in 0..20 {
+        assert_eq!(app.run(&format!("{n}")).await.result(), &json!(n));
+    }
+    assert_eq!(workers().len(), 2);
+    assert!(at_normal_priority(), "{:?}", workers());
+
+    // Alone, a long execution keeps normal priority and its worker.
+    let alone = app.hold_a_worker(1_500);
+    while !alone.is_finished() {
+        assert!(
+            at_normal_priority(),
+            "a lone execution was moved to the background"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(alone.await.unwrap().script_error_kind(), "timeout");
+    assert_eq!(app.metric_sum(LONG_RUN_EXITS).await, 0.0);
+
+    // Beside short executions, an endless loop is moved to background priority within two
+    // checks (500 ms each), while the other worker serves them at normal priority.
+    let long = app.hold_a_worker(3_000);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !workers().iter().any(|pid| nice(*pid) == Some(10)) {
+        assert!(
+            Instant::now() < deadline,
+            "no worker moved to the background"
+        );
+        assert!(
+            !long.is_finished(),
+            "the loop ended before it was moved to the background"
+        );
+        assert_eq!(app.run("7").await.result(), &json!(7));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.run("8").await.result(), &json!(8));
+    let priorities: Vec<_> = workers().iter().map(|pid| nice(*pid)).collect();
+    assert_eq!(
+        priorities.iter().filter(|nice| **nice == Some(0)).count(),
+        1,
+        "{priorities:?}"
+    );
+    assert_eq!(long.await.unwrap().script_error_kind(), "timeout");
+
+    // Its worker runs nothing else: it is retired, and the pool is back to two workers at
+    // normal priority.
+    eventually(
+        Duration::from_secs(30),
+        "the worker in the background was not replaced",
+        || workers().len() == 2 && at_normal_priority(),
+    )
+    .await;
+    let mut retired = 0.0;
+    for _ in 0..1_500 {
+        retired = app.metric_sum(LONG_RUN_EXITS).await;
+        if retired >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(retired, 1.0);
+}

@@ -55,6 +55,9 @@ pub enum Retirement {
     /// Its execution ran out of memory or had an allocation refused: the engine's heap may be
     /// corrupt, so it runs nothing else.
     EngineFault,
+    /// Its execution ran long enough to be moved to background priority, which an
+    /// unprivileged process cannot undo.
+    LongRun,
     /// It never became ready.
     FailedToStart,
     /// The pool was dropped.
@@ -69,6 +72,7 @@ impl Retirement {
             Self::DiedIdle => "died_idle",
             Self::Recycled => "recycled",
             Self::EngineFault => "engine_fault",
+            Self::LongRun => "long_run",
             Self::FailedToStart => "failed_to_start",
             Self::Stopped => "stopped",
         }

@@ -16,6 +16,12 @@
 //!   ran out of memory in its own code (it reports so and exits) is retired, never handed
 //!   another job: QuickJS's out-of-memory paths may leave its heap corrupt. Its replacement starts in the background, like every
 //!   other, while the next request takes an idle worker.
+//! - **Short executions first.** An execution that has run [`BACKGROUND_AFTER`] while other
+//!   executions were handed to workers beside it is moved to background priority (nice
+//!   [`BACKGROUND_NICE`]): the kernel then gives its core to the short executions, the ingress
+//!   and the supervisor first, so a flood of endless loops takes only the CPU that others leave.
+//!   Alone, it keeps normal priority. Its worker is retired afterwards (an unprivileged process
+//!   cannot raise a priority again): one worker start per long execution that had company.
 //! - **Memory over time.** A worker is replaced after [`PoolSettings::max_executions`]
 //!   executions, or when its resident memory, as the kernel reports it, passes
 //!   [`PoolSettings::max_resident_bytes`].
@@ -35,7 +41,7 @@ use std::{
     path::PathBuf,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -67,6 +73,11 @@ const DELIVERY_ATTEMPTS: usize = 3;
 const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
 /// Bytes a report may carry beyond the result budget (the error's kind, durations, framing).
 pub(crate) const REPORT_OVERHEAD: usize = 64 * 1024;
+/// How long an execution runs at normal priority, while others are being served beside it,
+/// before it is moved to the background; checked again at every such interval.
+pub(crate) const BACKGROUND_AFTER: Duration = Duration::from_millis(500);
+/// The nice value of a worker in the background: its weight is a tenth of a normal process's.
+const BACKGROUND_NICE: i32 = 10;
 /// Executions between two reads of a worker's resident memory, whatever the worker says about
 /// its heap.
 const CHECK_RESIDENT_EVERY: u64 = 16;
@@ -139,6 +150,8 @@ struct Shared {
     idle_changed: Notify,
     /// Workers that exist or are being started.
     alive: AtomicUsize,
+    /// Jobs handed to workers so far: a long execution sees from it whether others ran beside.
+    deliveries: AtomicU64,
     /// Consecutive failures to start a worker.
     start_failures: AtomicUsize,
     /// Process ids of the workers that exist now.
@@ -170,6 +183,7 @@ impl WorkerPool {
             idle: Mutex::new(Vec::new()),
             idle_changed: Notify::new(),
             alive: AtomicUsize::new(0),
+            deliveries: AtomicU64::new(0),
             start_failures: AtomicUsize::new(0),
             pids: Mutex::new(std::collections::BTreeSet::new()),
             stopping: CancellationToken::new(),
@@ -376,6 +390,7 @@ impl Shared {
             }
         };
         let delivered = Instant::now();
+        self.deliveries.fetch_add(1, Ordering::Relaxed);
         // A report is a result, or a host call's arguments (bounded by the engine).
         let max_frame = (self.settings.setup.max_result_bytes as usize).max(MAX_HOST_JSON_BYTES)
             + REPORT_OVERHEAD;
@@ -412,6 +427,11 @@ impl Shared {
     ) -> Ended {
         let deadline = tokio::time::sleep(timeout + self.settings.kill_grace);
         tokio::pin!(deadline);
+        let mut background = tokio::time::interval_at(
+            tokio::time::Instant::now() + BACKGROUND_AFTER,
+            BACKGROUND_AFTER,
+        );
+        let mut deliveries = self.deliveries.load(Ordering::Relaxed);
         let mut cancelled = false;
         loop {
             tokio::select! {
@@ -438,6 +458,13 @@ impl Shared {
                     }
                 }
                 () = &mut deadline => return Ended::Deadline,
+                _ = background.tick(), if !worker.in_background => {
+                    let now = self.deliveries.load(Ordering::Relaxed);
+                    if now != deliveries {
+                        worker.send_to_background(BACKGROUND_NICE);
+                    }
+                    deliveries = now;
+                }
                 () = self.stopping.cancelled(), if !cancelled => {
                     cancelled = true;
                     worker.region.cancel_flag().store(true, Ordering::Release);
@@ -609,11 +636,15 @@ impl Shared {
         )
     }
 
-    /// Returns a worker to the idle list, or replaces it when it has run its share or holds
-    /// too much memory. Resident memory is read after an execution that used a lot of heap,
+    /// Returns a worker to the idle list, or replaces it when it ran in the background, has
+    /// run its share or holds too much memory. Resident memory is read after an execution that used a lot of heap,
     /// and every [`CHECK_RESIDENT_EVERY`] executions in any case.
     fn put_back(self: &Arc<Self>, worker: Worker, used_much: bool) {
         let settings = &self.settings;
+        if worker.in_background {
+            self.retire(worker, Retirement::LongRun);
+            return;
+        }
         let worn = worker.executions >= settings.max_executions;
         let check = used_much || worker.executions.is_multiple_of(CHECK_RESIDENT_EVERY);
         let heavy = check

@@ -34,6 +34,9 @@ pub struct Worker {
     /// `/proc/<pid>/statm`, opened once, read after each execution.
     statm: Option<File>,
     pub executions: u64,
+    /// Lowered to background priority during a long execution; such a worker is retired after
+    /// it, since an unprivileged process cannot raise a priority again.
+    pub in_background: bool,
     launcher: Launcher,
 }
 
@@ -60,6 +63,7 @@ impl Worker {
             region: spawned.region,
             statm: File::open(format!("/proc/{pid}/statm")).ok(),
             executions: 0,
+            in_background: false,
             launcher: launcher.clone(),
         };
         let handshake = async {
@@ -88,6 +92,20 @@ impl Worker {
 
     pub fn pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    /// Lowers the worker's CPU priority to `nice`, so that short executions, the ingress and
+    /// the supervisor take its core first. Best effort: where the kernel refuses, the worker
+    /// runs on at its priority and is still retired afterwards.
+    pub fn send_to_background(&mut self, nice: i32) {
+        self.in_background = true;
+        let Some(pid) = self.pid else { return };
+        // SAFETY: setpriority reads only its arguments; `pid` is our own child, not yet reaped
+        // (the launcher reaps a worker only after it was retired).
+        let set = unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, nice) };
+        if set != 0 {
+            tracing::debug!(pid, error = %io::Error::last_os_error(), "could not lower a worker's priority");
+        }
     }
 
     /// Sends one encoded frame.
