@@ -100,3 +100,25 @@ async fn rate_limit_rps_zero_never_limits() {
         assert_eq!(answer.header("x-ratelimit-limit"), None);
     }
 }
+
+#[tokio::test]
+async fn the_page_is_charged_to_the_clients_anonymous_bucket_but_the_probe_and_the_api_description_are_not()
+ {
+    let app = spawn_app_with(burst_of_two).await;
+
+    let page = app.http.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.header("x-ratelimit-remaining"), Some("1"));
+    // The page and the API share the client's one anonymous bucket.
+    let examples = app.http.get("/api/examples").await;
+    assert_eq!(examples.header("x-ratelimit-remaining"), Some("0"));
+    let refused = app.http.get("/").await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.error_kind(), "rate_limited");
+
+    for open in ["/healthz", "/api/openapi.json"] {
+        let answer = app.http.get(open).await;
+        assert_eq!(answer.status, StatusCode::OK, "{open}");
+        assert_eq!(answer.header("x-ratelimit-limit"), None, "{open}");
+    }
+}

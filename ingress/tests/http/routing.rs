@@ -2,7 +2,7 @@
 
 use axum::http::{Method, StatusCode};
 
-use crate::support::{raw_exchange, spawn_app};
+use crate::support::{raw_exchange, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn the_ingress_answers_its_own_health_check() {
@@ -94,4 +94,21 @@ async fn an_absolute_form_target_cannot_reach_the_sandbox_health_route() {
     let ingress_not_found = app.http.get("/no-such-page").await;
     let expected_body = std::str::from_utf8(&ingress_not_found.body).unwrap();
     assert!(answer.ends_with(expected_body), "{answer}");
+}
+
+#[tokio::test]
+async fn every_path_under_api_asks_for_the_key_but_the_api_description() {
+    let app = spawn_app_with(|config| config.tenants.anonymous.enabled = false).await;
+
+    for path in ["/api/", "/api/examples", "/api/no-such-route"] {
+        let answer = app.http.get(path).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(answer.error_kind(), "unauthorized", "{path}");
+    }
+    // `/api` is not under `/api/`: it is a page that does not exist.
+    assert_eq!(app.http.get("/api").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.http.get("/api/openapi.json").await.status,
+        StatusCode::OK
+    );
 }
