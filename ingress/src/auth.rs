@@ -7,20 +7,27 @@
 //! Keys are compared in constant time, never logged and never forwarded: the sandbox learns
 //! the tenant from `x-tenant-id` instead (see [`crate::proxy`]). Failed attempts are charged
 //! to the client's anonymous rate-limit bucket, so keys cannot be guessed at full speed.
+//!
+//! Each step takes the value of the step before it, so none can be skipped or run out of
+//! order: identification finds a [`Caller`] (the tier, and the client key it is counted
+//! by); charging that caller to its tier's rate limit makes it [`Admitted`]; and the proxy
+//! forwards only for an admitted caller. On `/api/*` routes both steps run as [`Admitted`] is
+//! extracted; in front of the page, in [`admit_visitor`].
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRef, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use contract::capabilities::Capabilities;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
+use crate::Config;
 use crate::error::{ApiError, AuthFailure};
 use crate::metrics::Metrics;
-use crate::rate_limit::{Allowance, ClientKey, RateLimit, TierRateLimiter};
+use crate::rate_limit::{self, Allowance, ClientKey, RateLimit, TierRateLimiter, TrustedProxyHops};
 use crate::sources::rules::SourceRules;
 use crate::tenants::{ANONYMOUS, KeyHash, Tenants};
 
@@ -70,24 +77,12 @@ impl Tier {
 
     /// Takes one request from `client`'s bucket of this tier. `Ok(None)` when the tier has no
     /// rate limit; a refusal is the 429 answer, counted in `metrics`.
-    fn charge(
-        &self,
-        client: Option<IpAddr>,
-        metrics: &Metrics,
-    ) -> Result<Option<Allowance>, ApiError> {
+    fn charge(&self, client: ClientKey, metrics: &Metrics) -> Result<Option<Allowance>, ApiError> {
         self.rate_limiter
             .as_ref()
             .map(|limiter| limiter.charge(&self.id, client, metrics))
             .transpose()
     }
-}
-
-/// Who a request is from; put in the request's extensions by [`identify`].
-#[derive(Clone)]
-pub struct Caller {
-    pub tier: Arc<Tier>,
-    /// The client's address as the rate limiter counts it (see [`ClientKey`]).
-    pub client: Option<IpAddr>,
 }
 
 /// Every tier, and the key hashes that lead to them.
@@ -203,65 +198,152 @@ fn usable_key(key: &str) -> Result<&str, AuthFailure> {
     }
 }
 
-/// State of [`identify`].
+/// What identification needs: every tier, which proxies to trust for the client's address,
+/// and the metrics that count failed attempts and refusals.
 #[derive(Clone)]
 pub struct Identification {
-    pub directory: Arc<Directory>,
-    pub metrics: Arc<Metrics>,
+    directory: Arc<Directory>,
+    hops: TrustedProxyHops,
+    metrics: Arc<Metrics>,
 }
 
-/// Middleware: finds the [`Caller`] of a request, records its tenant in the request's log
-/// span, and answers 401 (or 429, when the client keeps failing) if an `/api/*` request is
-/// not authenticated.
-pub async fn identify(
-    State(identification): State<Identification>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let Some(&ClientKey(client)) = request.extensions().get::<ClientKey>() else {
-        return ApiError::Internal("identification before the client key").into_response();
-    };
-    let directory = &identification.directory;
-    let tier = if request.uri().path().starts_with("/api/") {
-        match directory.authenticate(request.headers()) {
-            Ok(tier) => tier,
+impl Identification {
+    /// Identification of `config`'s tenants and anonymous tier, counting in `metrics`.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime when the anonymous tier is rate-limited: the sweeper of idle
+    /// clients' buckets is spawned here, and ends by itself once the buckets are dropped.
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+        let directory = Directory::new(&config.tenants, config.rate_limit.as_ref());
+        if let Some(buckets) = directory
+            .anonymous()
+            .rate_limiter
+            .as_ref()
+            .and_then(TierRateLimiter::client_buckets)
+        {
+            tokio::spawn(rate_limit::forget_idle_clients(buckets));
+        }
+        Self {
+            directory: Arc::new(directory),
+            hops: TrustedProxyHops(config.trusted_proxy_hops),
+            metrics,
+        }
+    }
+
+    /// The caller of an `/api/*` request: the tier its key names, or the anonymous tier when it
+    /// presents none and that tier is on. A failure answers 401, and is charged to the
+    /// client's anonymous bucket, so that 429 answers a client that keeps failing.
+    fn authenticate(&self, headers: &HeaderMap, client: ClientKey) -> Result<Caller, ApiError> {
+        match self.directory.authenticate(headers) {
+            Ok(tier) => Ok(Caller::identified(tier, client)),
             Err(failure) => {
-                identification.metrics.auth_failed(failure);
+                self.metrics.auth_failed(failure);
                 tracing::info!(reason = failure.reason(), "request not authenticated");
-                let anonymous = directory.anonymous();
-                if let Err(refusal) = anonymous.charge(client, &identification.metrics) {
-                    return refusal.into_response();
-                }
-                return ApiError::Unauthorized(failure).into_response();
+                self.directory.anonymous().charge(client, &self.metrics)?;
+                Err(ApiError::Unauthorized(failure))
             }
         }
-    } else {
-        directory.anonymous().clone()
-    };
-    tracing::Span::current().record("tenant", &*tier.id);
-    request.extensions_mut().insert(Caller { tier, client });
-    next.run(request).await
+    }
+
+    /// The caller of a request for the page: always the anonymous tier, with no key asked.
+    fn visitor(&self, client: ClientKey) -> Caller {
+        Caller::identified(self.directory.anonymous().clone(), client)
+    }
+
+    /// The anonymous tier with no client, for answers that are the same for everyone and
+    /// charged to no one (the API's description).
+    pub fn nobody(&self) -> Caller {
+        Caller {
+            tier: self.directory.anonymous().clone(),
+            client: ClientKey(None),
+        }
+    }
 }
 
-/// Middleware, after [`identify`]: charges the request to its [`Caller`]'s bucket. Allowed
-/// answers carry `x-ratelimit-limit` and `x-ratelimit-remaining`; refusals are 429 in the
-/// API's error shape with `retry-after`.
-pub async fn enforce_rate_limit(
-    State(metrics): State<Arc<Metrics>>,
+impl FromRef<Identification> for TrustedProxyHops {
+    fn from_ref(identification: &Identification) -> Self {
+        identification.hops
+    }
+}
+
+/// Who a request is from, as identification found it; nothing else makes one.
+#[derive(Clone)]
+pub struct Caller {
+    tier: Arc<Tier>,
+    client: ClientKey,
+}
+
+impl Caller {
+    /// The caller's tenant, or the anonymous tier.
+    pub fn tier(&self) -> &Tier {
+        &self.tier
+    }
+
+    /// The client's address as the rate limiter counts it.
+    pub fn client(&self) -> ClientKey {
+        self.client
+    }
+
+    /// The caller once identification has found its tier; its tenant goes into the request's
+    /// log span.
+    fn identified(tier: Arc<Tier>, client: ClientKey) -> Self {
+        tracing::Span::current().record("tenant", &*tier.id);
+        Self { tier, client }
+    }
+
+    /// Charges one request to the caller's bucket: the caller, let through with what its
+    /// answer may say about the bucket, or the 429 answer.
+    fn admit(self, metrics: &Metrics) -> Result<Admitted, ApiError> {
+        let allowance = self.tier.charge(self.client, metrics)?;
+        Ok(Admitted {
+            caller: self,
+            allowance,
+        })
+    }
+}
+
+/// A caller that identification found and its rate limit let through: what the proxy takes
+/// to forward a request. Extracting it on an `/api/*` route identifies the caller and then
+/// charges its bucket, in that order, answering 401 or 429 when either refuses.
+pub struct Admitted {
+    caller: Caller,
+    allowance: Option<Allowance>,
+}
+
+impl Admitted {
+    /// The caller, and what the answer tells it about its bucket (`x-ratelimit-limit` and
+    /// `x-ratelimit-remaining`; `None` when its tier has no rate limit).
+    pub fn into_parts(self) -> (Caller, Option<Allowance>) {
+        (self.caller, self.allowance)
+    }
+}
+
+impl<S> FromRequestParts<S> for Admitted
+where
+    Identification: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let identification = Identification::from_ref(state);
+        let client = ClientKey::of(parts, identification.hops);
+        let caller = identification.authenticate(&parts.headers, client)?;
+        caller.admit(&identification.metrics)
+    }
+}
+
+/// Middleware in front of the page: every visitor is the anonymous tier, charged per client.
+pub async fn admit_visitor(
+    State(identification): State<Identification>,
+    client: ClientKey,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(caller) = request.extensions().get::<Caller>() else {
-        return ApiError::Internal("rate limiting before identification").into_response();
-    };
-    match caller.tier.charge(caller.client, &metrics) {
+    let visitor = identification.visitor(client);
+    match visitor.admit(&identification.metrics) {
         Err(refusal) => refusal.into_response(),
-        Ok(None) => next.run(request).await,
-        Ok(Some(allowance)) => {
-            let mut response = next.run(request).await;
-            allowance.tell(response.headers_mut());
-            response
-        }
+        Ok(admitted) => (admitted.allowance, next.run(request).await).into_response(),
     }
 }
 

@@ -6,20 +6,18 @@
 //! OpenAPI document (`/api/openapi.json`) is forwarded to anyone, without a key. Its metrics
 //! are served on a separate admin listener.
 //!
+//! [`router`] reads top-down: a router per area (the API, the page, the routes open to anyone)
+//! says what its requests pass through, and the layers every answer passes through close it.
+//!
 //! - [`config`]: every environment variable and its default.
 //! - [`tenants`]: the tenants file: tenants, key hashes, limits, the anonymous tier.
-//! - [`auth`]: which tenant a request is from, 401 when it must present a key and does not,
-//!   and the charge to its tier's rate limit.
-//! - [`rate_limit`]: per-tenant (per-client for the anonymous tier) token buckets and the
-//!   client key behind Cloud Run's proxies, worked out once per request by [`telemetry`].
-//!
+//! - [`auth`]: identification: which tenant or anonymous client a request is from, 401 when
+//!   it must present a key and does not, and the charge to its tier's rate limit.
+//! - [`rate_limit`]: per-tenant (per-client for the anonymous tier) token buckets, and the
+//!   client key behind Cloud Run's proxies.
 //! - [`sources`]: scripts loaded from a `url` (GCS, S3, HTTPS) within each tier's allow-list,
 //!   sent to the sandbox as `code`.
-//!
-//! Modules depend one way: `error`, `health` and `sources` on nothing here; `metrics` on
-//! `error`; `rate_limit` on those; `tenants` and `config` on `rate_limit` and `sources`;
-//! `auth` and `proxy` on the ones before them.
-//! - [`proxy`]: forwarding to the sandbox with the tenant's headers; 502/504 when it is down
+//! - [`proxy`]: forwarding to the sandbox with the caller's headers; 502/504 when it is down
 //!   or slow.
 //! - [`body`]: request bodies streamed to the sandbox, or buffered (within the process's
 //!   memory budget) only where the ingress must rewrite them.
@@ -28,6 +26,9 @@
 //! - [`request_id`], [`telemetry`]: correlation ids and logs.
 //! - [`sandbox_child`]: the sandbox as a child process when `SANDBOX_URL` is unset.
 //! - [`health`], [`error`]: `/healthz` and the JSON error answers.
+//!
+//! Modules depend one way: `error`, `health` and `request_id` on nothing here, the others on
+//! them and on each other without a cycle, up to `proxy`, on which only the router depends.
 
 pub mod assets;
 pub mod auth;
@@ -59,14 +60,14 @@ use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use auth::{Directory, Identification};
+use auth::Identification;
 pub use config::Config;
 use error::ApiError;
 use health::{SandboxStatus, ShuttingDown};
 use metrics::Metrics;
 use proxy::Proxy;
+use rate_limit::TrustedProxyHops;
 use sandbox_child::SandboxChild;
-use telemetry::TrustedProxyHops;
 
 /// After a shutdown signal, requests still in flight get this long to finish. Cloud Run kills
 /// the instance 10 s after SIGTERM; the rest is for stopping a child sandbox.
@@ -89,9 +90,12 @@ pub fn metrics_for(config: &Config) -> Arc<Metrics> {
 /// state `/healthz` reports when the ingress manages it, as it reports `shutting_down`) and
 /// counting in `metrics`.
 ///
+/// Every answer passes through the layers at the bottom, outermost first; each area's router
+/// says what its routes pass through before that.
+///
 /// # Panics
-/// Outside a Tokio runtime when the anonymous tier is rate-limited: the sweeper of idle
-/// clients' buckets is spawned here, and ends by itself once the router is dropped.
+/// Outside a Tokio runtime when the anonymous tier is rate-limited (see
+/// [`Identification::new`]).
 pub fn router(
     config: &Config,
     sandbox_url: &Uri,
@@ -101,52 +105,14 @@ pub fn router(
 ) -> Router {
     let budget = connections::MemoryBudget::new(config.memory.buffer_bytes());
     let proxy = Arc::new(Proxy::new(config, sandbox_url, metrics.clone(), budget));
-    let directory = Arc::new(Directory::new(&config.tenants, config.rate_limit.as_ref()));
-    if let Some(buckets) = directory
-        .anonymous()
-        .rate_limiter
-        .as_ref()
-        .and_then(|limiter| limiter.client_buckets())
-    {
-        tokio::spawn(rate_limit::forget_idle_clients(buckets));
-    }
-    let anonymous = auth::Caller {
-        tier: directory.anonymous().clone(),
-        client: None,
-    };
-    let identification = Identification {
-        directory,
-        metrics: metrics.clone(),
-    };
-    let public = Router::new()
-        .route(
-            "/api/{*path}",
-            any(proxy::forward).with_state(proxy.clone()),
-        )
-        .fallback(assets::serve.layer(CompressionLayer::new()))
-        // Runs second: the caller's bucket is known once the caller is.
-        .layer(axum::middleware::from_fn_with_state(
-            metrics.clone(),
-            auth::enforce_rate_limit,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            identification,
-            auth::identify,
-        ));
-
-    let [csp, nosniff, referrer, frame] = assets::security_headers();
+    let identification = Identification::new(config, metrics.clone());
     let hops = TrustedProxyHops(config.trusted_proxy_hops);
-    public
-        // Probes must never be rate-limited, nor the API's description need a key, so these
-        // routes are added after those layers.
-        .route(
-            "/healthz",
-            get(health::healthz).with_state((sandbox, shutting_down)),
-        )
-        .route(
-            contract::openapi::DOCUMENT_PATH,
-            get(proxy::forward_document).with_state((proxy, anonymous)),
-        )
+    let [csp, nosniff, referrer, frame] = assets::security_headers();
+
+    Router::new()
+        .merge(api(proxy.clone(), identification.clone()))
+        .merge(page(identification.clone()))
+        .merge(open(proxy, identification, sandbox, shutting_down))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(
             ServiceBuilder::new()
@@ -168,6 +134,49 @@ pub fn router(
                 .layer(SetResponseHeaderLayer::overriding(nosniff.0, nosniff.1))
                 .layer(SetResponseHeaderLayer::overriding(referrer.0, referrer.1))
                 .layer(SetResponseHeaderLayer::overriding(frame.0, frame.1)),
+        )
+}
+
+/// `/api/*`: the caller's key (or the anonymous tier), then its rate limit, then the sandbox.
+/// [`proxy::forward`] takes the caller as [`auth::Admitted`], which only those two steps, in
+/// that order, produce. Every path under `/api/` asks for the key, `/api/` itself included.
+fn api(proxy: Arc<Proxy>, identification: Identification) -> Router {
+    Router::new()
+        .route("/api/", any(proxy::forward))
+        .route("/api/{*path}", any(proxy::forward))
+        .with_state(proxy::Api {
+            proxy,
+            identification,
+        })
+}
+
+/// The demo page, and the 404 of every path no route claims: the anonymous tier, charged per
+/// client, then the embedded files, compressed.
+fn page(identification: Identification) -> Router {
+    Router::new()
+        .fallback(assets::serve.layer(CompressionLayer::new()))
+        .layer(axum::middleware::from_fn_with_state(
+            identification,
+            auth::admit_visitor,
+        ))
+}
+
+/// Open to anyone, with no key and no rate limit: the health probe, which must always get
+/// through, and the API's description, which is public.
+fn open(
+    proxy: Arc<Proxy>,
+    identification: Identification,
+    sandbox: SandboxStatus,
+    shutting_down: ShuttingDown,
+) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(health::healthz).with_state((sandbox, shutting_down)),
+        )
+        .route(
+            contract::openapi::DOCUMENT_PATH,
+            get(proxy::forward_document).with_state((proxy, identification.nobody())),
         )
 }
 

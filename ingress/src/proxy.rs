@@ -2,9 +2,10 @@
 //!
 //! Method, path, query, body and end-to-end headers go through unchanged (so do
 //! `x-request-id`, `traceparent` and `X-Cloud-Trace-Context`); hop-by-hop headers are dropped in
-//! both directions. The client's credentials and any `x-tenant-id` or `x-tenant-limits` it sent
-//! are dropped too, and the ingress sets those two headers itself from the caller's tier, so
-//! the sandbox, which trusts them, always hears the truth.
+//! both directions. The client's credentials and any `x-tenant-id`, `x-tenant-limits`,
+//! `x-tenant-capabilities` or `x-client-key` it sent are dropped too, and the ingress sets
+//! those headers itself from the caller it identified, so the sandbox, which trusts them,
+//! always hears the truth.
 //!
 //! Bodies ([`crate::body`]): a `GET` or `HEAD` (and so the OpenAPI document) forwards none and
 //! reads none; a JSON `POST /api/execute`, which may name a `url`, is read whole (charged to the
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Extension, Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::http::uri::{Authority, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version, header};
 use axum::response::{IntoResponse, Response};
@@ -33,10 +34,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_http::timeout::TimeoutBody;
 
-use crate::auth::{Caller, X_API_KEY};
+use crate::auth::{Admitted, Caller, Identification, X_API_KEY};
 use crate::body::{BodyLimits, CutRecord, Streamed};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, UpstreamError};
+use crate::rate_limit::{Allowance, ClientKey};
 use crate::sources::Loader;
 
 /// The tenant of a proxied request, for the sandbox's scheduler, limits and metrics.
@@ -129,103 +131,127 @@ impl Proxy {
     }
 }
 
-/// Handler for `/api/*`: forwards the request and streams the sandbox's answer back.
-pub async fn forward(
-    State(proxy): State<Arc<Proxy>>,
-    Extension(caller): Extension<Caller>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let (mut parts, body) = request.into_parts();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .filter(|target| is_forwardable_path(target.path()))
-        .cloned()
-        .ok_or(ApiError::NotFound)?;
-
-    let cut = CutRecord::default();
-    // A buffered body's charge, held until the sandbox has answered: hyper holds the bytes
-    // until they are sent.
-    let mut held: Option<Charge> = None;
-    let mut buffered_length = None;
-    let body = if matches!(parts.method, Method::GET | Method::HEAD) {
-        Body::empty()
-    } else if parts.method == Method::POST
-        && path_and_query.path() == "/api/execute"
-        && crate::sources::declares_json(&parts.headers)
-    {
-        let (body, charge) =
-            crate::body::read_buffered(body, &parts.headers, proxy.body_limits, &proxy.budget)
-                .await?;
-        let charge = held.insert(charge);
-        match proxy
-            .sources
-            .rewrite(&caller.tier.id, &caller.tier.sources, body, charge)
-            .await
-        {
-            Ok(body) => {
-                buffered_length = Some(body.len());
-                body.into_body()
-            }
-            Err(refused) => return Ok(refused.into_response()),
-        }
-    } else {
-        crate::body::check_declared_length(&parts.headers, proxy.body_limits)?;
-        Body::new(Streamed::new(body, proxy.body_limits, cut.clone()))
-    };
-
-    parts.uri = Uri::builder()
-        .scheme(proxy.scheme.clone())
-        .authority(proxy.authority.clone())
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(|_| ApiError::Internal("could not build the sandbox URL"))?;
-    parts.version = Version::HTTP_11;
-    strip_hop_by_hop(&mut parts.headers);
-    // The client set a length for its own body encoding; hyper sets the one of the body it
-    // sends (or sends it chunked), and the Host of the sandbox's URL.
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.remove(header::HOST);
-    parts.headers.remove(header::EXPECT);
-    // Sent in the pieces it came in, so hyper cannot know its length: say it, as the client did.
-    if let Some(length) = buffered_length {
-        parts
-            .headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    }
-    set_tenant_headers(&mut parts.headers, &caller);
-    let upstream_request = hyper::Request::from_parts(parts, body);
-
-    let response = tokio::time::timeout(proxy.timeout, proxy.client.request(upstream_request))
-        .await
-        .map_err(|_| {
-            proxy.metrics.upstream_failed(UpstreamError::Timeout);
-            ApiError::UpstreamTimeout(proxy.timeout)
-        })?
-        .map_err(|error| {
-            // A body the client cut short fails the upstream request: the client's fault.
-            if let Some(cut) = cut.take() {
-                return cut.into_error();
-            }
-            proxy.metrics.upstream_failed(UpstreamError::Unavailable);
-            ApiError::UpstreamUnavailable(error)
-        })?;
-
-    drop(held);
-    let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    // Once the head has arrived, a body that stops flowing must not hold the client forever.
-    let body = Body::new(TimeoutBody::new(proxy.timeout, body));
-    Ok(Response::from_parts(parts, body))
+/// State of [`forward`]: the sandbox, and who may reach it.
+#[derive(Clone)]
+pub struct Api {
+    pub proxy: Arc<Proxy>,
+    pub identification: Identification,
 }
 
-/// `GET /api/openapi.json`: the API's description is public, so it is forwarded as the
-/// anonymous tier's, with no key asked and no rate limit, even where that tier is off.
+impl FromRef<Api> for Identification {
+    fn from_ref(api: &Api) -> Self {
+        api.identification.clone()
+    }
+}
+
+/// Handler for `/api/*`: forwards the request of an identified caller within its rate limit
+/// (see [`Admitted`]) and streams the sandbox's answer back, telling the caller its allowance.
+pub async fn forward(
+    State(api): State<Api>,
+    admitted: Admitted,
+    request: Request,
+) -> (Option<Allowance>, Result<Response, ApiError>) {
+    let (caller, allowance) = admitted.into_parts();
+    (allowance, api.proxy.send(&caller, request).await)
+}
+
+/// `GET /api/openapi.json`: the API's description is public, so it is forwarded for no one
+/// in particular (see [`Identification::nobody`]), with no key asked and no rate limit, even
+/// where the anonymous tier is off.
 pub async fn forward_document(
-    State((proxy, anonymous)): State<(Arc<Proxy>, Caller)>,
+    State((proxy, nobody)): State<(Arc<Proxy>, Caller)>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    forward(State(proxy), Extension(anonymous), request).await
+    proxy.send(&nobody, request).await
+}
+
+impl Proxy {
+    /// Sends `request` to the sandbox on behalf of `caller`: its answer, or the ingress's own
+    /// when the path is not the sandbox's to see, the body is refused or the sandbox fails.
+    async fn send(&self, caller: &Caller, request: Request) -> Result<Response, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .filter(|target| is_forwardable_path(target.path()))
+            .cloned()
+            .ok_or(ApiError::NotFound)?;
+
+        let cut = CutRecord::default();
+        // A buffered body's charge, held until the sandbox has answered: hyper holds the bytes
+        // until they are sent.
+        let mut held: Option<Charge> = None;
+        let mut buffered_length = None;
+        let body = if matches!(parts.method, Method::GET | Method::HEAD) {
+            Body::empty()
+        } else if parts.method == Method::POST
+            && path_and_query.path() == "/api/execute"
+            && crate::sources::declares_json(&parts.headers)
+        {
+            let (body, charge) =
+                crate::body::read_buffered(body, &parts.headers, self.body_limits, &self.budget)
+                    .await?;
+            let charge = held.insert(charge);
+            match self
+                .sources
+                .rewrite(&caller.tier().id, &caller.tier().sources, body, charge)
+                .await
+            {
+                Ok(body) => {
+                    buffered_length = Some(body.len());
+                    body.into_body()
+                }
+                Err(refused) => return Ok(refused.into_response()),
+            }
+        } else {
+            crate::body::check_declared_length(&parts.headers, self.body_limits)?;
+            Body::new(Streamed::new(body, self.body_limits, cut.clone()))
+        };
+
+        parts.uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| ApiError::Internal("could not build the sandbox URL"))?;
+        parts.version = Version::HTTP_11;
+        strip_hop_by_hop(&mut parts.headers);
+        // The client set a length for its own body encoding; hyper sets the one of the body it
+        // sends (or sends it chunked), and the Host of the sandbox's URL.
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.remove(header::HOST);
+        parts.headers.remove(header::EXPECT);
+        // Sent in the pieces it came in, so hyper cannot know its length: say it, as the client did.
+        if let Some(length) = buffered_length {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+        set_tenant_headers(&mut parts.headers, caller);
+        let upstream_request = hyper::Request::from_parts(parts, body);
+
+        let response = tokio::time::timeout(self.timeout, self.client.request(upstream_request))
+            .await
+            .map_err(|_| {
+                self.metrics.upstream_failed(UpstreamError::Timeout);
+                ApiError::UpstreamTimeout(self.timeout)
+            })?
+            .map_err(|error| {
+                // A body the client cut short fails the upstream request: the client's fault.
+                if let Some(cut) = cut.take() {
+                    return cut.into_error();
+                }
+                self.metrics.upstream_failed(UpstreamError::Unavailable);
+                ApiError::UpstreamUnavailable(error)
+            })?;
+
+        drop(held);
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        // Once the head has arrived, a body that stops flowing must not hold the client forever.
+        let body = Body::new(TimeoutBody::new(self.timeout, body));
+        Ok(Response::from_parts(parts, body))
+    }
 }
 
 /// Replaces whatever the client said about its tenant with what the ingress knows, and keeps
@@ -236,27 +262,27 @@ fn set_tenant_headers(headers: &mut HeaderMap, caller: &Caller) {
     headers.remove(X_TENANT_LIMITS);
     headers.remove(X_CLIENT_KEY);
     headers.remove(X_TENANT_CAPABILITIES);
-    let id = HeaderValue::from_str(&caller.tier.id).expect("tenant ids are plain ASCII");
+    let id = HeaderValue::from_str(&caller.tier().id).expect("tenant ids are plain ASCII");
     headers.insert(X_TENANT_ID, id);
-    if *caller.tier.id == *ANONYMOUS
-        && let Some(client) = caller.client
+    if *caller.tier().id == *ANONYMOUS
+        && let ClientKey(Some(client)) = caller.client()
         && let Ok(key) = HeaderValue::from_str(&client.to_string())
     {
         headers.insert(X_CLIENT_KEY, key);
     }
-    if let Some(limits) = &caller.tier.limits {
+    if let Some(limits) = &caller.tier().limits {
         headers.insert(X_TENANT_LIMITS, limits.clone());
     }
-    if let Some(capabilities) = &caller.tier.capabilities {
+    if let Some(capabilities) = &caller.tier().capabilities {
         headers.insert(X_TENANT_CAPABILITIES, capabilities.clone());
     }
 }
 
-/// Whether `path` may be sent to the sandbox: under `/api/` and free of anything the sandbox
-/// (or a proxy between) could resolve to a route outside `/api/`, such as `/api/../healthz`,
-/// percent-encoded dots or slashes, or backslashes.
+/// Whether `path` may be sent to the sandbox: a route under `/api/` (not `/api/` itself), free
+/// of anything the sandbox (or a proxy between) could resolve to a route outside `/api/`, such
+/// as `/api/../healthz`, percent-encoded dots or slashes, or backslashes.
 fn is_forwardable_path(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix("/api/") else {
+    let Some(rest) = path.strip_prefix("/api/").filter(|rest| !rest.is_empty()) else {
         return false;
     };
     let lowered = path.to_ascii_lowercase();
@@ -299,6 +325,7 @@ mod tests {
         }
         for path in [
             "/api",
+            "/api/",
             "/healthz",
             "/api/../healthz",
             "/api/./../healthz",

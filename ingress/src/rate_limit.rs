@@ -8,13 +8,16 @@
 //! (`TRUSTED_PROXY_HOPS`=N). Entries further left are whatever the client sent and are never
 //! used. With 0 hops (local use) the TCP peer is the client.
 
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::response::{IntoResponseParts, ResponseParts};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::{StateInformationMiddleware, StateSnapshot};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
@@ -83,7 +86,7 @@ impl TierRateLimiter {
     }
 
     /// Takes one request from the bucket: its state after, or the 429 answer.
-    fn check(&self, client: Option<IpAddr>) -> Result<StateSnapshot, ApiError> {
+    fn check(&self, ClientKey(client): ClientKey) -> Result<StateSnapshot, ApiError> {
         let checked = match self {
             Self::Shared(bucket) => bucket.check(),
             Self::PerClient(buckets) => buckets.check_key(
@@ -132,7 +135,7 @@ impl TierRateLimiter {
     pub fn charge(
         &self,
         tenant: &Arc<str>,
-        client: Option<IpAddr>,
+        client: ClientKey,
         metrics: &Metrics,
     ) -> Result<Allowance, ApiError> {
         let snapshot = self.check(client).inspect_err(|error| {
@@ -147,18 +150,55 @@ impl TierRateLimiter {
     }
 }
 
-impl Allowance {
-    /// `x-ratelimit-limit` and `x-ratelimit-remaining` on an allowed answer.
-    pub fn tell(self, headers: &mut HeaderMap) {
+/// `x-ratelimit-limit` and `x-ratelimit-remaining` on an allowed answer.
+impl IntoResponseParts for Allowance {
+    type Error = Infallible;
+
+    fn into_response_parts(self, mut parts: ResponseParts) -> Result<ResponseParts, Infallible> {
+        let headers = parts.headers_mut();
         headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(self.limit));
         headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(self.remaining));
+        Ok(parts)
     }
 }
 
-/// A request's client key (see [`client_key`]), worked out once by the request log's
-/// middleware and read from the request's extensions by everything after it.
+/// How many proxies in front are trusted to append the client's address to `X-Forwarded-For`
+/// (see [`crate::Config::trusted_proxy_hops`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TrustedProxyHops(pub usize);
+
+/// The address a request is counted against, as the module's header describes; `None` only
+/// when the server records no peer addresses and no trusted proxy named one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientKey(pub Option<IpAddr>);
+
+impl ClientKey {
+    /// The client key of the request whose head is `parts`: worked out by the first step that
+    /// asks (the request log, for its line) and kept in the request's extensions, so
+    /// identification and rate limiting use that same key at no further cost.
+    pub fn of(parts: &mut Parts, hops: TrustedProxyHops) -> Self {
+        if let Some(known) = parts.extensions.get::<Self>() {
+            return *known;
+        }
+        let key = Self(client_key(parts, hops.0));
+        parts.extensions.insert(key);
+        key
+    }
+}
+
+/// Extracting a `ClientKey` cannot fail: without a trusted `X-Forwarded-For` entry the peer is
+/// the client.
+impl<S> FromRequestParts<S> for ClientKey
+where
+    TrustedProxyHops: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Infallible> {
+        Ok(Self::of(parts, TrustedProxyHops::from_ref(state)))
+    }
+}
 
 /// Drops, every [`FORGET_IDLE_CLIENTS_EVERY`], the buckets that have refilled completely: a
 /// client that comes back gets a fresh, identical one. Ends once the buckets are dropped.
@@ -179,14 +219,14 @@ pub async fn forget_idle_clients(buckets: Weak<ClientBuckets>) {
 /// The address a request is counted against: the trusted `X-Forwarded-For` entry when
 /// `trusted_proxy_hops` > 0 and it is there, else the TCP peer. IPv6 clients are counted per
 /// /64, the block one subscriber usually gets, so rotating addresses inside it doesn't help.
-pub fn client_key<B>(request: &Request<B>, trusted_proxy_hops: usize) -> Option<IpAddr> {
+fn client_key(parts: &Parts, trusted_proxy_hops: usize) -> Option<IpAddr> {
     let peer = || {
-        request
-            .extensions()
+        parts
+            .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip())
     };
-    forwarded_client(request.headers(), trusted_proxy_hops)
+    forwarded_client(&parts.headers, trusted_proxy_hops)
         .or_else(peer)
         .map(connections::client_of)
 }
@@ -217,17 +257,18 @@ fn parse_forwarded_address(entry: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::Request;
 
-    fn request(peer: &str, forwarded_for: &[&str]) -> Request<()> {
-        let mut request = Request::new(());
+    fn request(peer: &str, forwarded_for: &[&str]) -> Parts {
+        let (mut parts, ()) = Request::new(()).into_parts();
         let peer: SocketAddr = peer.parse().unwrap();
-        request.extensions_mut().insert(ConnectInfo(peer));
+        parts.extensions.insert(ConnectInfo(peer));
         for line in forwarded_for {
-            request
-                .headers_mut()
+            parts
+                .headers
                 .append(X_FORWARDED_FOR, HeaderValue::from_str(line).unwrap());
         }
-        request
+        parts
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -284,6 +325,17 @@ mod tests {
             let request = request("10.0.0.1:5555", &[entry]);
             assert_eq!(client_key(&request, 1), Some(ip(expected)), "{entry}");
         }
+    }
+
+    #[test]
+    fn a_requests_client_key_is_worked_out_once_and_kept() {
+        let mut parts = request("10.0.0.1:5555", &["203.0.113.9"]);
+        let first = ClientKey::of(&mut parts, TrustedProxyHops(1));
+        parts
+            .headers
+            .insert(X_FORWARDED_FOR, HeaderValue::from_static("198.51.100.1"));
+        assert_eq!(first, ClientKey(Some(ip("203.0.113.9"))));
+        assert_eq!(ClientKey::of(&mut parts, TrustedProxyHops(1)), first);
     }
 
     #[test]

@@ -8,10 +8,9 @@
 //! handling it (a refused sandbox connection, say) can be found by those. API keys are never
 //! logged.
 
-use std::net::IpAddr;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -23,7 +22,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
 use crate::metrics::CLIENT_CLOSED_REQUEST;
-use crate::rate_limit::{ClientKey, client_key};
+use crate::rate_limit::ClientKey;
 use crate::request_id::X_REQUEST_ID;
 
 /// Installs the global subscriber. `RUST_LOG` refines the level (default `info`).
@@ -38,31 +37,21 @@ pub fn init(format: LogFormat) {
     }
 }
 
-/// State of [`log_request`]: how to find the client key (see [`crate::Config::trusted_proxy_hops`]).
-#[derive(Debug, Clone, Copy)]
-pub struct TrustedProxyHops(pub usize);
-
-/// Middleware: works out the request's client key once (for the log line, identification and
-/// rate limiting), runs the request inside its span and logs one line when the answer is ready.
-/// The query string is left out of the log: it is the client's data, not ours.
-pub async fn log_request(
-    State(TrustedProxyHops(hops)): State<TrustedProxyHops>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Middleware: runs the request inside its span and logs one line when the answer is ready.
+/// The client key comes from identification ([`ClientKey`]), which keeps it for the steps
+/// after. The query string is left out of the log: it is the client's data, not ours.
+pub async fn log_request(ClientKey(client): ClientKey, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let client_ip = client_key(&request, hops);
-    request.extensions_mut().insert(ClientKey(client_ip));
-    let client = client_ip.map(|ip: IpAddr| ip.to_string());
+    let client = client.map(|ip| ip.to_string());
     let request_id = request
         .headers()
         .get(X_REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let trace_id = trace_id(request.headers());
-    // `tenant` is filled in by `auth::identify` once the caller is known.
+    // `tenant` is filled in by identification (`auth`) once the caller is known.
     let span = tracing::info_span!(
         "request",
         request_id = request_id.as_deref(),
