@@ -66,7 +66,6 @@ use error::ApiError;
 use health::{SandboxStatus, ShuttingDown};
 use metrics::Metrics;
 use proxy::Proxy;
-use rate_limit::TrustedProxyHops;
 use sandbox_child::SandboxChild;
 
 /// After a shutdown signal, requests still in flight get this long to finish. Cloud Run kills
@@ -106,13 +105,12 @@ pub fn router(
     let budget = connections::MemoryBudget::new(config.memory.buffer_bytes());
     let proxy = Arc::new(Proxy::new(config, sandbox_url, metrics.clone(), budget));
     let identification = Identification::new(config, metrics.clone());
-    let hops = TrustedProxyHops(config.trusted_proxy_hops);
     let [csp, nosniff, referrer, frame] = assets::security_headers();
 
     Router::new()
         .merge(api(proxy.clone(), identification.clone()))
         .merge(page(identification.clone()))
-        .merge(open(proxy, identification, sandbox, shutting_down))
+        .merge(open(proxy, &identification, sandbox, shutting_down))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(
             ServiceBuilder::new()
@@ -121,8 +119,9 @@ pub fn router(
                     request_id::X_REQUEST_ID,
                     MakeRequestUuid,
                 ))
+                // The request's client key is identification's, kept for the steps after.
                 .layer(axum::middleware::from_fn_with_state(
-                    hops,
+                    identification.clone(),
                     telemetry::log_request,
                 ))
                 .layer(axum::middleware::from_fn_with_state(
@@ -165,7 +164,7 @@ fn page(identification: Identification) -> Router {
 /// through, and the API's description, which is public.
 fn open(
     proxy: Arc<Proxy>,
-    identification: Identification,
+    identification: &Identification,
     sandbox: SandboxStatus,
     shutting_down: ShuttingDown,
 ) -> Router {
