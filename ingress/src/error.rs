@@ -53,6 +53,16 @@ pub enum ApiError {
     /// (`BUFFER_SHARE_PERCENT` of its memory); this one would not fit beside them now.
     #[error("the service is busy (its memory for request bodies is in use); retry shortly")]
     MemoryBusy,
+    /// The sandbox refused this client's execution a moment ago with a `Retry-After` that has
+    /// not passed (see [`crate::refusals`]); nothing was forwarded.
+    #[error(
+        "the sandbox refused this client's last execution as overloaded; retry in \
+         {retry_after_secs} s"
+    )]
+    RefusedRecently {
+        /// Seconds left of the sandbox's `Retry-After`, rounded up.
+        retry_after_secs: u64,
+    },
     /// A fault of the ingress itself.
     #[error("internal error")]
     Internal(&'static str),
@@ -96,7 +106,7 @@ impl ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::MemoryBusy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MemoryBusy | Self::RefusedRecently { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -113,7 +123,7 @@ impl ApiError {
             Self::RateLimited { .. } => RequestErrorKind::RateLimited,
             Self::UpstreamUnavailable(_) => RequestErrorKind::UpstreamUnavailable,
             Self::UpstreamTimeout(_) => RequestErrorKind::UpstreamTimeout,
-            Self::MemoryBusy => RequestErrorKind::Overloaded,
+            Self::MemoryBusy | Self::RefusedRecently { .. } => RequestErrorKind::Overloaded,
             Self::Internal(_) => RequestErrorKind::Internal,
         }
     }
@@ -143,6 +153,9 @@ impl IntoResponse for ApiError {
             // Bytes are held at most for a body's read and the sandbox's answer: most are
             // released within a second.
             Self::MemoryBusy => (status, [(header::RETRY_AFTER, "1")], body).into_response(),
+            Self::RefusedRecently { retry_after_secs } => {
+                (status, [(header::RETRY_AFTER, retry_after_secs)], body).into_response()
+            }
             _ => (status, body).into_response(),
         }
     }

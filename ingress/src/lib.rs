@@ -19,6 +19,8 @@
 //!   sent to the sandbox as `code`.
 //! - [`proxy`]: forwarding to the sandbox with the caller's headers; 502/504 when it is down
 //!   or slow.
+//! - [`refusals`]: clients the sandbox just refused, answered 503 here until their
+//!   `Retry-After`, so a client retrying at once costs little.
 //! - [`body`]: request bodies streamed to the sandbox, or buffered (within the process's
 //!   memory budget) only where the ingress must rewrite them.
 //! - [`metrics`]: the Prometheus metrics and the admin listener's routes.
@@ -39,6 +41,7 @@ pub mod health;
 pub mod metrics;
 pub mod proxy;
 pub mod rate_limit;
+pub mod refusals;
 pub mod request_id;
 pub mod sandbox_child;
 pub mod sources;

@@ -4,6 +4,9 @@
 //! - `ingress_requests_total{status}`: answers on the public port by HTTP status, and
 //!   requests whose client left before their answer as `499` ([`CLIENT_CLOSED_REQUEST`]).
 //! - `ingress_rate_limited_total{tenant}`: 429 answers by tenant (`anonymous` included).
+//! - `ingress_refused_recently_total{tenant}`: executions answered 503 by the ingress because
+//!   the sandbox had refused their client and its `Retry-After` had not passed
+//!   ([`crate::refusals`]).
 //! - `ingress_upstream_errors_total{kind}`: proxied requests that failed: `unavailable` (502)
 //!   or `timeout` (504).
 //! - `ingress_auth_failures_total{reason}`: 401 answers: `missing`, `unknown` or `malformed`.
@@ -110,6 +113,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<StatusLabels, Counter>,
     rate_limited: Family<TenantLabels, Counter>,
+    refused_recently: Family<TenantLabels, Counter>,
     upstream_errors: Family<KindLabels, Counter>,
     auth_failures: Family<ReasonLabels, Counter>,
 }
@@ -130,6 +134,12 @@ impl Metrics {
             "Requests refused with 429 by tenant",
             rate_limited.clone(),
         );
+        let refused_recently = Family::<TenantLabels, Counter>::default();
+        registry.register(
+            "refused_recently",
+            "Executions refused with 503 by the ingress while the sandbox's Retry-After for their client runs",
+            refused_recently.clone(),
+        );
         let upstream_errors = Family::<KindLabels, Counter>::default();
         registry.register(
             "upstream_errors",
@@ -147,9 +157,11 @@ impl Metrics {
             requests.get_or_create_owned(&StatusLabels { status });
         }
         for tenant in tenants {
-            rate_limited.get_or_create_owned(&TenantLabels {
+            let labels = TenantLabels {
                 tenant: Arc::from(tenant),
-            });
+            };
+            rate_limited.get_or_create_owned(&labels);
+            refused_recently.get_or_create_owned(&labels);
         }
         for error in UpstreamError::ALL {
             upstream_errors.get_or_create_owned(&KindLabels {
@@ -165,6 +177,7 @@ impl Metrics {
             registry,
             requests,
             rate_limited,
+            refused_recently,
             upstream_errors,
             auth_failures,
         }
@@ -178,6 +191,16 @@ impl Metrics {
     /// A request of `tenant` was refused with 429.
     pub fn rate_limited(&self, tenant: &Arc<str>) {
         self.rate_limited
+            .get_or_create(&TenantLabels {
+                tenant: tenant.clone(),
+            })
+            .inc();
+    }
+
+    /// An execution of `tenant` was refused by the ingress, its client refused by the sandbox
+    /// a moment ago.
+    pub fn refused_recently(&self, tenant: &Arc<str>) {
+        self.refused_recently
             .get_or_create(&TenantLabels {
                 tenant: tenant.clone(),
             })

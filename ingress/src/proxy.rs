@@ -39,6 +39,7 @@ use crate::body::{BodyLimits, CutRecord, Streamed};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, UpstreamError};
 use crate::rate_limit::{Allowance, ClientKey};
+use crate::refusals::Refusals;
 use crate::sources::Loader;
 
 /// The tenant of a proxied request, for the sandbox's scheduler, limits and metrics.
@@ -87,6 +88,8 @@ pub struct Proxy {
     budget: Arc<MemoryBudget>,
     metrics: Arc<Metrics>,
     sources: Arc<Loader>,
+    /// Clients the sandbox refused, until their `Retry-After`.
+    refusals: Arc<Refusals>,
 }
 
 impl Proxy {
@@ -127,6 +130,7 @@ impl Proxy {
             sources: Arc::new(Loader::new(config.sources.clone(), budget.clone())),
             budget,
             metrics,
+            refusals: Arc::default(),
         }
     }
 }
@@ -182,12 +186,14 @@ impl Proxy {
         // until they are sent.
         let mut held: Option<Charge> = None;
         let mut buffered_length = None;
+        let execute = parts.method == Method::POST && path_and_query.path() == "/api/execute";
+        if execute && let Err(refused) = self.refusals.check(caller) {
+            self.metrics.refused_recently(&caller.tier().id);
+            return Err(refused);
+        }
         let body = if matches!(parts.method, Method::GET | Method::HEAD) {
             Body::empty()
-        } else if parts.method == Method::POST
-            && path_and_query.path() == "/api/execute"
-            && crate::sources::declares_json(&parts.headers)
-        {
+        } else if execute && crate::sources::declares_json(&parts.headers) {
             let (body, charge) =
                 crate::body::read_buffered(body, &parts.headers, self.body_limits, &self.budget)
                     .await?;
@@ -247,6 +253,9 @@ impl Proxy {
 
         drop(held);
         let (mut parts, body) = response.into_parts();
+        if execute {
+            self.refusals.remember(caller, parts.status, &parts.headers);
+        }
         strip_hop_by_hop(&mut parts.headers);
         // Once the head has arrived, a body that stops flowing must not hold the client forever.
         let body = Body::new(TimeoutBody::new(self.timeout, body));

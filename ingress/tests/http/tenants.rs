@@ -255,6 +255,70 @@ async fn a_tenants_concurrency_ceiling_holds_whatever_the_client_claims() {
 }
 
 #[tokio::test]
+async fn a_tenant_the_sandbox_just_refused_is_answered_by_the_ingress_until_its_retry_after() {
+    let sandbox_config = sandbox::Config {
+        max_concurrency: 2,
+        queue_timeout: Duration::from_millis(300),
+        ..sandbox::Config::default()
+    };
+    let app = spawn_app_with_sandbox(sandbox_config, |config| {
+        acme_and_beta(config);
+        config.tenants.tenants[0].ceilings.timeout_ms = Some(3000);
+    })
+    .await;
+    let acme = [("x-api-key", ACME_KEY)];
+    let endless = json!({ "code": "while (true) {}", "timeoutMs": 3000 });
+    let http = app.http.clone();
+    let first = tokio::spawn(async move {
+        http.post_execute_with(&[("x-api-key", ACME_KEY)], &endless)
+            .await
+    });
+    let sandbox = &app.sandbox.http;
+    sandbox
+        .wait_for_metric("sandbox_workers_busy", |busy| busy >= 1.0, "acme's loop")
+        .await;
+    let rejections = "sandbox_rejections_total{tenant=\"acme\",reason=\"queue_timeout\"}";
+
+    // acme's one worker is held: the sandbox refuses its next execution, with a Retry-After.
+    let refused = run_as(&app, &acme, "'waits'").await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.error_kind(), "overloaded");
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry_after >= 1);
+    let retry_at = tokio::time::Instant::now() + Duration::from_secs(retry_after);
+    assert_eq!(sandbox.metric(rejections).await, 1.0);
+
+    // Asking again at once is answered by the ingress: the sandbox never sees it.
+    let again = run_as(&app, &acme, "'at once'").await;
+    assert_eq!(again.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(again.error_kind(), "overloaded");
+    assert!(
+        again.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the sandbox refused this client's last execution"),
+        "{}",
+        again.json()
+    );
+    let left: u64 = again.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=retry_after).contains(&left), "{left} of {retry_after}");
+    assert_eq!(sandbox.metric(rejections).await, 1.0);
+    let refused_here = "ingress_refused_recently_total{tenant=\"acme\"}";
+    assert_eq!(app.admin.metric(refused_here).await, 1.0);
+
+    // Nobody else is held back.
+    let beta = run_as(&app, &[("x-api-key", BETA_KEY)], "'beta ran'").await;
+    assert_eq!(beta.json()["result"], "beta ran");
+
+    // A client that honours Retry-After is served as before.
+    tokio::time::sleep_until(retry_at).await;
+    assert_eq!(first.await.unwrap().json()["error"]["kind"], "timeout");
+    let after = run_as(&app, &acme, "'acme ran'").await;
+    assert_eq!(after.json()["result"], "acme ran", "{}", after.json());
+    assert_eq!(app.admin.metric(refused_here).await, 1.0);
+}
+
+#[tokio::test]
 async fn each_tenant_has_its_own_rate_limit() {
     let app = spawn_app_with(|config| {
         acme_and_beta(config);
