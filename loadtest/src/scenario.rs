@@ -20,6 +20,11 @@ const KEYED_TENANT: &str = "keyed";
 /// Loopback addresses the `crowd` scenario's anonymous users send from (127.0.0.2 and up):
 /// each is one anonymous client to the ingress, with its own rate limit and turns.
 pub const CROWD_ADDRESSES: u8 = 30;
+/// Requests per second each crowd address sends: its rate limit as the ingress enforces it by
+/// default (`RATE_LIMIT_RPS`, written into the run's tenants file for the anonymous tier), so
+/// that each address stays inside its own rate limit, as a crowd of free clients can. The
+/// flood that ignores every limit is the `hostile` scenario's.
+pub const CROWD_RATE_PER_ADDRESS: usize = 5;
 /// The polite tenant's steady rate: a tenant well within its share, whose latency is what a
 /// flood must not spoil. (A tenant that alone saturates every worker loses half of them to the
 /// flood's fair share, and its latency at least doubles whatever the scheduler does.)
@@ -212,10 +217,11 @@ impl Scenario {
                 Traffic {
                     groups: vec![
                         UserGroup {
-                            // Each address floods as fast as it is answered, within its own
-                            // rate limit and ceilings.
-                            users: users - keyed_users,
+                            // A user per address at least; between them they send each
+                            // address's rate limit, retrying at once when refused.
+                            users: (users - keyed_users).max(usize::from(CROWD_ADDRESSES)),
                             on_refusal: OnRefusal::RetryAtOnce,
+                            pace: Some(usize::from(CROWD_ADDRESSES) * CROWD_RATE_PER_ADDRESS),
                             addresses: Some(CROWD_ADDRESSES),
                             ..anonymous("crowd", vec![(scripts::ENDLESS_LOOP, 1)])
                         },
@@ -475,6 +481,12 @@ mod tests {
         };
         assert_eq!((crowd.users, keyed.users), (30, 10));
         assert_eq!(crowd.addresses, Some(CROWD_ADDRESSES));
+        // Each address inside its own rate limit, whatever --users says.
+        assert_eq!(crowd.pace, Some(150));
+        let few = Scenario::Crowd
+            .traffic(8, Duration::from_secs(60), &keys(Scenario::Crowd))
+            .unwrap();
+        assert_eq!(few.groups[0].users, 30);
         assert!(matches!(crowd.callers, Callers::Anonymous));
         assert!(matches!(keyed.callers, Callers::Tenant(ref tenant) if tenant.id == KEYED_TENANT));
         assert_eq!(keyed.addresses, None);

@@ -10,6 +10,10 @@ use crate::error::Error;
 /// limiter runs on every request without refusing any.
 const GENEROUS_RATE_LIMIT_RPS: u32 = 100_000;
 const GENEROUS_RATE_LIMIT_BURST: u32 = 100_000;
+/// The anonymous tier's rate limit per client, when it is open: the ingress's defaults
+/// (`RATE_LIMIT_RPS`, `RATE_LIMIT_BURST`), as a deployment has it.
+const ANONYMOUS_RATE_LIMIT_RPS: usize = crate::scenario::CROWD_RATE_PER_ADDRESS;
+const ANONYMOUS_RATE_LIMIT_BURST: u32 = 20;
 
 /// A tenant and the key its users present as `Authorization: Bearer <key>`.
 #[derive(Clone, Debug)]
@@ -33,14 +37,20 @@ pub fn generate(ids: &[&'static str]) -> Result<Vec<TenantKey>, Error> {
 }
 
 /// The tenants file (see `tenants.example.toml`): each tenant with its key's SHA-256 and
-/// generous rate limits, and the anonymous tier open when `anonymous` (with the stack's own
-/// limits for each client), else off, so every request must carry one of the keys. The
+/// generous rate limits, and the anonymous tier open when `anonymous` (with the ingress's
+/// default rate limit for each client), else off, so every request must carry one of the keys. The
 /// concurrency, time and memory ceilings are left to the sandbox's own maximums.
 pub fn tenants_toml(tenants: &[TenantKey], anonymous: bool) -> String {
     let mut toml = format!(
         "# Written by loadtest for one run; the keys themselves are stored nowhere.\n\
          [anonymous]\nenabled = {anonymous}\n",
     );
+    if anonymous {
+        let _ = write!(
+            toml,
+            "rate_limit_rps = {ANONYMOUS_RATE_LIMIT_RPS}\nrate_limit_burst = {ANONYMOUS_RATE_LIMIT_BURST}\n"
+        );
+    }
     for tenant in tenants {
         let hash = hex(&Sha256::digest(tenant.key.as_bytes()));
         // Writing to a String cannot fail.
@@ -76,6 +86,18 @@ mod tests {
         assert!(toml.contains("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
         assert!(toml.contains("id = \"acme\""));
         assert!(!toml.contains("\"abc\""));
+        assert!(!toml.contains("[anonymous]\nenabled = false\nrate_limit"));
+    }
+
+    #[test]
+    fn an_open_anonymous_tier_keeps_the_ingress_default_rate_limit_per_client() {
+        let toml = tenants_toml(&[], true);
+        assert!(
+            toml.contains(
+                "[anonymous]\nenabled = true\nrate_limit_rps = 5\nrate_limit_burst = 20\n"
+            ),
+            "{toml}"
+        );
     }
 
     #[test]
