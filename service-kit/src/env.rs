@@ -110,7 +110,11 @@ pub fn help(variables: &[Doc]) -> String {
     let mut help = String::from("Environment variables (unset: the default in brackets):\n");
     for doc in variables {
         help.push_str(&format!("  {}\n", doc.name));
-        let text = format!("{} [default: {}]", doc.help, doc.default_text());
+        let text = format!(
+            "{} [default: {}]",
+            without_links(doc.help),
+            doc.default_text()
+        );
         let mut line = String::new();
         for word in text.split_whitespace() {
             if !line.is_empty() && line.len() + 1 + word.len() > 88 {
@@ -125,6 +129,25 @@ pub fn help(variables: &[Doc]) -> String {
         help.push_str(&format!("          {line}\n"));
     }
     help
+}
+
+/// `text` with its Markdown links (`[Memory budget](#memory-budget)`) reduced to their text.
+fn without_links(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        let Some((label, after)) = rest[open + 1..].split_once("](") else {
+            break;
+        };
+        let Some(close) = after.find(')') else {
+            break;
+        };
+        plain.push_str(&rest[..open]);
+        plain.push_str(label);
+        rest = &after[close + 1..];
+    }
+    plain.push_str(rest);
+    plain
 }
 
 /// Reads declared variables through a lookup (the process environment, or a map in tests).
@@ -294,7 +317,7 @@ mod tests {
         /// a number
         /// of things
         COUNT: u32 = default("3"), at_least_one;
-        /// where to listen
+        /// where to listen ([Addresses](#addresses))
         ADDRESS: SocketAddr = unset("nowhere"), socket_addr;
     }
 
@@ -326,11 +349,15 @@ mod tests {
             readme_rows(VARIABLES),
             [
                 "| `COUNT` | `3` | a number of things |",
-                "| `ADDRESS` | nowhere | where to listen |"
+                "| `ADDRESS` | nowhere | where to listen ([Addresses](#addresses)) |"
             ]
         );
         let help = help(VARIABLES);
         assert!(help.contains("  COUNT\n"), "{help}");
         assert!(help.contains("a number of things [default: 3]"), "{help}");
+        assert!(
+            help.contains("where to listen (Addresses) [default: nowhere]"),
+            "{help}"
+        );
     }
 }
