@@ -51,7 +51,7 @@ service_kit::variables! {
     TENANTS_FILE: PathBuf = unset("unset"), path;
     /// the admin listener, which serves only `GET /metrics` (see [Metrics](#metrics)); `off` for
     /// none. If it cannot be bound the ingress logs an error and serves the public port anyway
-    ADMIN_LISTEN_ADDR: Option<SocketAddr> = default("127.0.0.1:9090"), address_or_off;
+    ADMIN_LISTEN_ADDR: Option<SocketAddr> = default("127.0.0.1:9090"), socket_addr_or_off;
     /// how clients are told apart: `0` by the TCP peer address (local use, Docker Compose); `N` by
     /// the N-th `X-Forwarded-For` entry from the right, the one the outermost trusted proxy wrote
     /// (`1` on Cloud Run). Entries further left are written by the client and never used. Above
@@ -87,7 +87,7 @@ service_kit::variables! {
     /// `memory.limit_in_bytes`) wins, except when `SANDBOX_URL` is unset: then the ingress takes
     /// this much of the container and gives the sandbox it starts the rest (its
     /// `SANDBOX_MEMORY_MB`, unless set). Logged at start-up with where it came from
-    INGRESS_MEMORY_MB: u64 = default("256"), at_least_one;
+    INGRESS_MEMORY_MB: u64 = default("256"), mebibytes;
     /// the share of that memory that bodies read whole, loaded scripts being downloaded and the
     /// requests rewritten with them may hold at once, across all connections (64 MiB of the deploy
     /// files' 256 MiB, beside the 64 MiB `SOURCE_CACHE_BYTES`). Each byte is charged before it is
@@ -117,8 +117,6 @@ service_kit::variables! {
 
 /// Set by Cloud Run in every container: there, only Google's front end reaches the port.
 pub const K_SERVICE: &str = "K_SERVICE";
-
-const MIB: u64 = 1024 * 1024;
 
 /// Everything the ingress can be told from outside.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,7 +198,7 @@ impl Memory {
 impl Default for Memory {
     fn default() -> Self {
         Self {
-            limit_bytes: INGRESS_MEMORY_MB.default_value() * MIB,
+            limit_bytes: INGRESS_MEMORY_MB.default_value(),
             source: MemorySource::Setting,
             buffer_percent: BUFFER_SHARE_PERCENT.default_value(),
             child_sandbox_bytes: None,
@@ -322,18 +320,13 @@ fn connection_limits(env: &Env, hops: usize) -> Result<service_kit::Limits, Conf
 /// in a container with a limit, the ingress takes `INGRESS_MEMORY_MB` of it and leaves the
 /// rest to the child.
 fn read_memory(env: &Env, child: bool) -> Result<Memory, ConfigError> {
-    let megabytes = env.get(&INGRESS_MEMORY_MB)?;
-    let setting = megabytes.checked_mul(MIB).ok_or_else(|| ConfigError {
-        variable: INGRESS_MEMORY_MB.name,
-        value: megabytes.to_string(),
-        reason: "too large".into(),
-    })?;
+    let setting = env.get(&INGRESS_MEMORY_MB)?;
     let (limit_bytes, source, child_sandbox_bytes) = match service_kit::container_memory_limit() {
         Some((container, _)) if child => {
             let Some(rest) = container.checked_sub(setting).filter(|rest| *rest > 0) else {
                 return Err(ConfigError {
                     variable: INGRESS_MEMORY_MB.name,
-                    value: megabytes.to_string(),
+                    value: (setting >> 20).to_string(),
                     reason: format!(
                         "leaves nothing of the container's {} MiB for the sandbox started beside the ingress",
                         container >> 20
@@ -396,18 +389,7 @@ fn burst(value: &str) -> Result<NonZeroU32, String> {
         .map_err(|_| "expected a whole number of at least 1".into())
 }
 
-/// `ADMIN_LISTEN_ADDR`: `host:port`, or `off`.
-fn address_or_off(value: &str) -> Result<Option<SocketAddr>, String> {
-    match value {
-        "off" => Ok(None),
-        address => address
-            .parse()
-            .map(Some)
-            .map_err(|_| "expected host:port, e.g. 127.0.0.1:9090, or `off`".into()),
-    }
-}
-
-/// `SOURCES_*_ENDPOINT`: a URL.
+/// `SOURCES_*_ENDPOINT`: a URL, kept as written.
 fn endpoint(value: &str) -> Result<String, String> {
     url::Url::parse(value)
         .map(|_| value.to_owned())
@@ -444,15 +426,18 @@ mod tests {
         })
     }
 
+    /// README's "Ingress configuration" section.
+    fn readme_section() -> &'static str {
+        include_str!("../../README.md")
+            .split("\n## ")
+            .find(|section| section.starts_with("Ingress configuration\n"))
+            .expect("README has an \"Ingress configuration\" section")
+    }
+
     /// The `Default` column of README's "Ingress configuration" table: `variable`'s row, its
     /// backticks removed.
     fn documented_default(variable: &str) -> String {
-        let readme = include_str!("../../README.md");
-        let section = readme
-            .split("\n## ")
-            .find(|section| section.starts_with("Ingress configuration\n"))
-            .expect("README has an \"Ingress configuration\" section");
-        let row = section
+        let row = readme_section()
             .lines()
             .find(|line| line.starts_with(&format!("| `{variable}` |")))
             .unwrap_or_else(|| panic!("README's ingress table has no row for {variable}"));
@@ -536,12 +521,7 @@ mod tests {
 
     #[test]
     fn readme_table_is_generated_from_the_declarations() {
-        let readme = include_str!("../../README.md");
-        let section = readme
-            .split("\n## ")
-            .find(|section| section.starts_with("Ingress configuration\n"))
-            .expect("README has an \"Ingress configuration\" section");
-        let documented: Vec<_> = section
+        let documented: Vec<_> = readme_section()
             .lines()
             .filter(|line| line.starts_with("| `"))
             .collect();

@@ -27,7 +27,7 @@ service_kit::variables! {
     MAX_CONCURRENCY: usize = unset("CPU count"), at_least_one;
     /// memory the supervisor and its workers may use together where the container sets no
     /// limit; beside a container limit, only if smaller ([Memory budget](#memory-budget))
-    SANDBOX_MEMORY_MB: u64 = unset("the container's limit, else the machine's memory"), at_least_one;
+    SANDBOX_MEMORY_MB: u64 = unset("the container's limit, else the machine's memory"), mebibytes;
     /// workers the anonymous tier may hold at once, all its clients together; the others are
     /// only ever taken by keyed tenants (see [Fair sharing](#tenants)). Set it to
     /// `MAX_CONCURRENCY` where no tenant has a key
@@ -243,9 +243,7 @@ impl Config {
             listen_addr: env.get(&LISTEN_ADDR)?,
             log_format: env.get(&LOG_FORMAT)?,
             max_concurrency: env.optional(&MAX_CONCURRENCY)?.unwrap_or(cpus),
-            sandbox_memory: env
-                .optional(&SANDBOX_MEMORY_MB)?
-                .map(|mib| mib.saturating_mul(MIB)),
+            sandbox_memory: env.optional(&SANDBOX_MEMORY_MB)?,
             anonymous_max_workers: env.optional(&ANONYMOUS_MAX_WORKERS)?,
             queue_capacity: env.get(&QUEUE_CAPACITY)?,
             queue_max_bytes: env.get(&QUEUE_MAX_BYTES)?,

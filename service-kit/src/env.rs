@@ -220,6 +220,16 @@ pub mod parse {
             .map_err(|_| "expected host:port, e.g. 127.0.0.1:8080".into())
     }
 
+    /// `host:port`, or `off` for none.
+    pub fn socket_addr_or_off(value: &str) -> Result<Option<SocketAddr>, String> {
+        match value {
+            "off" => Ok(None),
+            address => socket_addr(address)
+                .map(Some)
+                .map_err(|rule| format!("{rule}, or `off`")),
+        }
+    }
+
     /// A whole number, 0 included.
     pub fn whole<T: FromStr>(value: &str) -> Result<T, String> {
         value
@@ -248,6 +258,13 @@ pub mod parse {
             Duration::ZERO => Err("must be at least 1".into()),
             duration => Ok(duration),
         }
+    }
+
+    /// Mebibytes, at least 1, read as bytes.
+    pub fn mebibytes(value: &str) -> Result<u64, String> {
+        at_least_one::<u64>(value)?
+            .checked_mul(1024 * 1024)
+            .ok_or_else(|| "too large".into())
     }
 
     /// A percentage from 1 to 100.
