@@ -23,7 +23,7 @@ service_kit::variables! {
     /// address to listen on
     LISTEN_ADDR: SocketAddr = default("127.0.0.1:8080"), socket_addr;
     /// when `LISTEN_ADDR` is unset, listen on `0.0.0.0:$PORT` (Cloud Run sets it)
-    PORT: u16 = unset("unset"), whole;
+    PORT: u16 = unset("unset"), port;
     /// `http://host:port` of the sandbox. Unset: the ingress starts the `sandbox` binary that sits
     /// beside its own executable as a child process on a free loopback port, waits for its
     /// `/healthz`, restarts it on the same port if it ever exits (the ingress's `/healthz` answers

@@ -230,6 +230,13 @@ pub mod parse {
         }
     }
 
+    /// A TCP port.
+    pub fn port(value: &str) -> Result<u16, String> {
+        value
+            .parse()
+            .map_err(|_| "expected a port number (0 to 65535)".into())
+    }
+
     /// A whole number, 0 included.
     pub fn whole<T: FromStr>(value: &str) -> Result<T, String> {
         value
@@ -287,14 +294,20 @@ pub mod parse {
 
 /// Declares a binary's environment variables, each once, and the list of them in order:
 ///
-/// ```ignore
+/// ```
+/// use std::net::SocketAddr;
+/// use service_kit::env::{default, parse::*};
+///
 /// service_kit::variables! {
 ///     /// Every variable of the binary, in the order of `--help` and README.
 ///     pub const VARIABLES;
 ///
 ///     /// address to listen on
-///     LISTEN_ADDR: SocketAddr = default("127.0.0.1:8081"), parse::socket_addr;
+///     LISTEN_ADDR: SocketAddr = default("127.0.0.1:8081"), socket_addr;
 /// }
+///
+/// assert_eq!(VARIABLES[0].name, "LISTEN_ADDR");
+/// assert_eq!(LISTEN_ADDR.default_value().port(), 8081);
 /// ```
 ///
 /// Each variable becomes a `pub const` [`Var`]; its doc comment is its help (README's
