@@ -16,9 +16,9 @@ use std::time::Duration;
 use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{HeaderMap, header};
-use connections::{Charge, MemoryBudget, OverBudget};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
+use service_kit::{Charge, MemoryBudget, OverBudget};
 use tokio::time::Sleep;
 
 use crate::error::ApiError;

@@ -1,19 +1,13 @@
-//! Health: the ingress's own `GET /healthz`, and the client side used by
-//! `ingress --healthcheck` (distroless images have no curl) and to wait for a child sandbox.
+//! Health: the ingress's own `GET /healthz`. The client side, `ingress healthcheck` and the
+//! wait for a child sandbox, is [`service_kit::health`], shared with the sandbox.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{Request, StatusCode, header};
+use axum::http::StatusCode;
 use contract::api::{Health, HealthStatus};
-use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 /// Whether the sandbox the ingress proxies to is up, as far as the ingress can tell: always,
 /// for a sandbox it does not manage (`SANDBOX_URL`); for a child, while it runs and is healthy.
@@ -66,33 +60,4 @@ pub async fn healthz(
         )
     };
     (code, Json(Health { status }))
-}
-
-/// Whether `GET http://<addr>/healthz` answers 200 within `timeout`. An unspecified address
-/// (`0.0.0.0`, `::`) is probed on loopback.
-pub async fn probe(addr: SocketAddr, timeout: Duration) -> bool {
-    let addr = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port()))
-        }
-        _ => addr,
-    };
-    let status = tokio::time::timeout(timeout, get_healthz(addr)).await;
-    matches!(status, Ok(Ok(StatusCode::OK)))
-}
-
-async fn get_healthz(
-    addr: SocketAddr,
-) -> Result<StatusCode, Box<dyn std::error::Error + Send + Sync>> {
-    let stream = TcpStream::connect(addr).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    let request = Request::get("/healthz")
-        .header(header::HOST, addr.to_string())
-        .body(Empty::<Bytes>::new())?;
-    Ok(sender.send_request(request).await?.status())
 }

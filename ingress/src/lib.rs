@@ -105,7 +105,7 @@ pub fn router(
     shutting_down: ShuttingDown,
     metrics: Arc<Metrics>,
 ) -> Router {
-    let budget = connections::MemoryBudget::new(config.memory.buffer_bytes());
+    let budget = service_kit::MemoryBudget::new(config.memory.buffer_bytes());
     let proxy = Arc::new(Proxy::new(config, sandbox_url, metrics.clone(), budget));
     let identification = Identification::new(config, metrics.clone());
     let [csp, nosniff, referrer, frame] = assets::security_headers();
@@ -253,7 +253,7 @@ pub async fn run_with_admin(
             }
         });
     }
-    let server = connections::serve(listener, app, config.connections.clone(), {
+    let server = service_kit::serve(listener, app, config.connections.clone(), {
         let stopping = stopping.clone();
         async move {
             shutdown.await;
@@ -278,32 +278,4 @@ pub async fn run_with_admin(
         child.stop().await;
     }
     served
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }

@@ -24,7 +24,6 @@ use axum::extract::{FromRef, Request, State};
 use axum::http::uri::{Authority, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version, header};
 use axum::response::{IntoResponse, Response};
-use connections::{Charge, MemoryBudget};
 use contract::{
     capabilities::CAPABILITIES_HEADER,
     tenant::{ANONYMOUS, CLIENT_KEY_HEADER, TENANT_ID_HEADER, TENANT_LIMITS_HEADER},
@@ -32,6 +31,7 @@ use contract::{
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use service_kit::{Charge, MemoryBudget};
 use tower_http::timeout::TimeoutBody;
 
 use crate::auth::{Admitted, Caller, Identification, X_API_KEY};

@@ -228,7 +228,7 @@ fn client_key(parts: &Parts, trusted_proxy_hops: usize) -> Option<IpAddr> {
     };
     forwarded_client(&parts.headers, trusted_proxy_hops)
         .or_else(peer)
-        .map(connections::client_of)
+        .map(service_kit::client_of)
 }
 
 /// The `hops`-th `X-Forwarded-For` entry from the right, across all header lines in order.

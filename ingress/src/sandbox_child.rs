@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 const SANDBOX_MEMORY_MB: &str = "SANDBOX_MEMORY_MB";
 use tokio_util::sync::CancellationToken;
 
-use crate::health::{self, SandboxStatus};
+use crate::health::SandboxStatus;
 
 /// How long the child has to answer its first health check.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -216,7 +216,7 @@ fn spawn(binary: &Path, addr: SocketAddr, memory_mb: Option<u64>) -> Result<Chil
         .env("LISTEN_ADDR", addr.to_string())
         // The ingress gives the notice: the child is stopped only once the ingress has closed
         // its own listener, when no client can reach it any more.
-        .env(connections::vars::SHUTDOWN_NOTICE_MS, "0")
+        .env(crate::config::SHUTDOWN_NOTICE_MS.name, "0")
         .stdin(Stdio::null())
         .kill_on_drop(true);
     stop_with_parent(&mut command);
@@ -252,7 +252,7 @@ async fn wait_until_healthy(process: &mut Child, addr: SocketAddr) -> Result<(),
         if let Ok(Some(status)) = process.try_wait() {
             return Err(ChildError::Exited(status));
         }
-        if health::probe(addr, HEALTH_POLL_EVERY * 5).await {
+        if service_kit::health::probe(addr, HEALTH_POLL_EVERY * 5).await {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {

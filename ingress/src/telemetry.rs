@@ -1,5 +1,5 @@
-//! Logging: the subscriber (`LOG_FORMAT=text` for terminals, `json` for Cloud Logging via
-//! tracing-stackdriver) and the one log line per request.
+//! Logging: the one log line per request (the subscriber, `LOG_FORMAT`, is set up by
+//! [`service_kit::telemetry`], shared with the sandbox).
 //!
 //! The request line is written by a small middleware rather than tower-http's `TraceLayer`
 //! because Cloud Logging's `httpRequest` object wants the request's method and path together
@@ -16,26 +16,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use contract::ids;
 use tracing::Instrument;
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::LogFormat;
 use crate::metrics::CLIENT_CLOSED_REQUEST;
 use crate::rate_limit::ClientKey;
 use crate::request_id::X_REQUEST_ID;
-
-/// Installs the global subscriber. `RUST_LOG` refines the level (default `info`).
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
-    match format {
-        LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_ansi(colours()))
-            .init(),
-        LogFormat::Json => registry.with(tracing_stackdriver::layer()).init(),
-    }
-}
 
 /// Middleware: runs the request inside its span and logs one line when the answer is ready.
 /// The client key comes from identification ([`ClientKey`]), which keeps it for the steps
@@ -118,9 +102,4 @@ fn trace_id(headers: &HeaderMap) -> Option<String> {
         header(ids::TRACEPARENT_HEADER),
         header(ids::CLOUD_TRACE_HEADER),
     )
-}
-
-/// Colours only for a terminal: `docker compose logs` and files get plain text.
-fn colours() -> bool {
-    std::io::IsTerminal::is_terminal(&std::io::stdout())
 }

@@ -1,44 +1,32 @@
 //! The `sandbox` binary's command line, as a function an operator's own binary can call with
-//! more host functions ([`main`]). `sandbox` (or `sandbox serve`) reads its configuration
-//! from the environment and runs [`crate::run_with`]; `sandbox healthcheck` checks a running
-//! sandbox's `/healthz` (for container health checks); `sandbox check-config` validates the
-//! environment and exits; `sandbox worker` is the worker role the supervisor starts (see the
-//! `worker` crate), which must not start an async runtime or anything else before it hardens
-//! itself, so it is recognised before anything else runs.
+//! more host functions ([`main`]). The frame is the one both binaries share
+//! ([`service_kit::cli`]): `serve` runs [`crate::run_with`], `healthcheck` checks a running
+//! sandbox's `/healthz`, `check-config` validates the environment. `sandbox worker` is the
+//! worker role the supervisor starts (see the `worker` crate), which must not start an async
+//! runtime or anything else before it hardens itself, so it is recognised before anything
+//! else runs.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use engine::HostFunctions;
+use service_kit::cli::{Action, Program};
 
-use crate::{Config, telemetry};
+use crate::{Config, config::VARIABLES};
 
-/// Runs untrusted JavaScript in worker processes under hard limits: the private half of jsbox,
-/// reached through the ingress.
-#[derive(Parser)]
-#[command(name = "sandbox", version, after_help = environment_help())]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    /// The `healthcheck` command, under its older name.
-    #[arg(long, hide = true)]
-    healthcheck: bool,
-}
+const PROGRAM: Program = Program {
+    name: "sandbox",
+    about: "Runs untrusted JavaScript in worker processes under hard limits: the private half \
+            of jsbox, reached through the ingress.",
+    version: env!("CARGO_PKG_VERSION"),
+    variables: VARIABLES,
+};
 
+/// The sandbox's own commands.
 #[derive(Subcommand)]
-enum Command {
-    /// Serve the API on LISTEN_ADDR (the default command).
-    Serve,
-    /// Ask the sandbox at LISTEN_ADDR for its /healthz: exit 0 when it answers 200 within 3 s.
-    Healthcheck,
-    /// Check the environment variables and exit: 0 when they are valid, 1 naming the problem.
-    CheckConfig,
+enum Own {
     /// The worker process the sandbox starts for itself; not for running by hand.
     Worker,
-}
-
-fn environment_help() -> String {
-    connections::environment_help(&Config::help())
 }
 
 /// Runs the command line with the host functions `host` makes of the configuration. The same
@@ -50,59 +38,30 @@ pub fn main(host: impl FnOnce(&Config) -> HostFunctions) -> ExitCode {
     if args == [contract::worker::WORKER_ARGUMENT] {
         return worker::main(host(&Config::default()));
     }
-    let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Worker) => worker::main(host(&Config::default())),
-        Some(Command::CheckConfig) => match Config::from_env() {
-            Ok(config) => {
-                println!(
-                    "sandbox: configuration is valid: {} workers, time limit {} ms (at most {} ms), memory {} MiB (at most {} MiB), listening on {}",
-                    config.max_concurrency,
-                    config.default_timeout.as_millis(),
-                    config.max_timeout.as_millis(),
-                    config.default_memory_limit_mb,
-                    config.max_memory_limit_mb,
-                    config.listen_addr
-                );
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("sandbox: {error}");
-                ExitCode::FAILURE
-            }
-        },
-        Some(Command::Healthcheck) => serve(true, host),
-        Some(Command::Serve) | None => serve(cli.healthcheck, host),
-    }
-}
-
-#[tokio::main]
-async fn serve(healthcheck: bool, host: impl FnOnce(&Config) -> HostFunctions) -> ExitCode {
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("sandbox: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if healthcheck {
-        return crate::healthcheck::check(config.listen_addr).await;
-    }
-    telemetry::init(config.log_format);
-    connections::raise_descriptor_limit(&config.connections);
-    let listener = match tokio::net::TcpListener::bind(config.listen_addr).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::error!(%error, addr = %config.listen_addr, "cannot listen");
-            return ExitCode::FAILURE;
-        }
-    };
-    let host = host(&config);
-    match crate::run_with(listener, config, host, crate::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "server failed");
-            ExitCode::FAILURE
-        }
+    match PROGRAM.parse::<Own>() {
+        Action::Own(Own::Worker) => worker::main(host(&Config::default())),
+        Action::CheckConfig => PROGRAM.with_config(Config::from_env(), |config| {
+            println!(
+                "sandbox: configuration is valid: {} workers, time limit {} ms (at most {} ms), memory {} MiB (at most {} MiB), listening on {}",
+                config.max_concurrency,
+                config.default_timeout.as_millis(),
+                config.max_timeout.as_millis(),
+                config.default_memory_limit_mb,
+                config.max_memory_limit_mb,
+                config.listen_addr
+            );
+            ExitCode::SUCCESS
+        }),
+        Action::Healthcheck => PROGRAM.with_config(Config::from_env(), |config| {
+            PROGRAM.block_on(service_kit::health::healthcheck(config.listen_addr))
+        }),
+        Action::Serve => PROGRAM.with_config(Config::from_env(), |config| {
+            let (log_format, limits, addr) =
+                (config.log_format, config.connections.clone(), config.listen_addr);
+            PROGRAM.block_on(PROGRAM.serve(log_format, &limits, addr, |listener| {
+                let host = host(&config);
+                crate::run_with(listener, config, host, service_kit::shutdown::signal())
+            }))
+        }),
     }
 }

@@ -1,40 +1,106 @@
-//! The sandbox's configuration: every limit, its environment variable and its default.
+//! The sandbox's configuration: every variable declared once (name, default, parser and
+//! help, from which `--help`, `check-config` and README's tables follow), read into [`Config`],
+//! and the checks across variables, the memory budget's among them ([`MemoryPlan`]).
 
-use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use contract::worker::Setup;
+pub use service_kit::ConfigError;
+use service_kit::{
+    LogFormat,
+    env::{Env, default, parse::*, unset},
+};
 
 use crate::supervisor::PoolSettings;
 
-/// Environment variable names, in one place.
-pub mod vars {
-    pub const LISTEN_ADDR: &str = "LISTEN_ADDR";
-    pub const LOG_FORMAT: &str = "LOG_FORMAT";
-    pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
-    pub const SANDBOX_MEMORY_MB: &str = "SANDBOX_MEMORY_MB";
-    pub const ANONYMOUS_MAX_WORKERS: &str = "ANONYMOUS_MAX_WORKERS";
-    pub const QUEUE_CAPACITY: &str = "QUEUE_CAPACITY";
-    pub const QUEUE_MAX_BYTES: &str = "QUEUE_MAX_BYTES";
-    pub const QUEUE_TIMEOUT_MS: &str = "QUEUE_TIMEOUT_MS";
-    pub const DEFAULT_TIMEOUT_MS: &str = "DEFAULT_TIMEOUT_MS";
-    pub const MAX_TIMEOUT_MS: &str = "MAX_TIMEOUT_MS";
-    pub const DEFAULT_MEMORY_LIMIT_MB: &str = "DEFAULT_MEMORY_LIMIT_MB";
-    pub const MAX_MEMORY_LIMIT_MB: &str = "MAX_MEMORY_LIMIT_MB";
-    pub const STACK_LIMIT_KB: &str = "STACK_LIMIT_KB";
-    pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
-    pub const MAX_INPUT_BYTES: &str = "MAX_INPUT_BYTES";
-    pub const MAX_LOG_ENTRIES: &str = "MAX_LOG_ENTRIES";
-    pub const MAX_LOG_BYTES: &str = "MAX_LOG_BYTES";
-    pub const MAX_RESULT_BYTES: &str = "MAX_RESULT_BYTES";
-    pub const WATCHDOG_GRACE_MS: &str = "WATCHDOG_GRACE_MS";
-    pub const WORKER_MAX_EXECUTIONS: &str = "WORKER_MAX_EXECUTIONS";
-    pub const WORKER_MAX_RSS_MB: &str = "WORKER_MAX_RSS_MB";
-    pub const SHUTDOWN_DRAIN_MS: &str = "SHUTDOWN_DRAIN_MS";
-    pub const MAX_HOST_CALLS: &str = "MAX_HOST_CALLS";
-    pub const FETCH_MAX_REQUESTS: &str = "FETCH_MAX_REQUESTS";
-    pub const FETCH_MAX_RESPONSE_BYTES: &str = "FETCH_MAX_RESPONSE_BYTES";
-    pub const FETCH_MAX_TOTAL_BYTES: &str = "FETCH_MAX_TOTAL_BYTES";
-    pub const FETCH_ALLOW_LOOPBACK: &str = "FETCH_ALLOW_LOOPBACK";
+service_kit::variables! {
+    /// Every variable the sandbox reads, in the order of `--help` and of README's tables.
+    pub const VARIABLES;
+
+    /// address to listen on
+    LISTEN_ADDR: SocketAddr = default("127.0.0.1:8081"), socket_addr;
+    /// `text` for terminals, `json` for Cloud Logging
+    LOG_FORMAT: LogFormat = default("text"), log_format;
+    /// log filter, e.g. `sandbox=debug`
+    RUST_LOG: String = default("info"), text;
+    /// executions running at once: one worker process each
+    MAX_CONCURRENCY: usize = unset("CPU count"), at_least_one;
+    /// memory the supervisor and its workers may use together where the container sets no
+    /// limit; beside a container limit, only if smaller ([Memory budget](#memory-budget))
+    SANDBOX_MEMORY_MB: u64 = unset("the container's limit, else the machine's memory"), mebibytes;
+    /// workers the anonymous tier may hold at once, all its clients together; the others are
+    /// only ever taken by keyed tenants (see [Fair sharing](#tenants)). Set it to
+    /// `MAX_CONCURRENCY` where no tenant has a key
+    ANONYMOUS_MAX_WORKERS: usize = unset("`MAX_CONCURRENCY` − 1 (at least 1)"), at_least_one;
+    /// longest wait for a worker: a request that would wait longer is refused at once (see
+    /// Capacity), one that waits this long gets 503
+    QUEUE_TIMEOUT_MS: Duration = default("2000"), millis;
+    /// requests of one tenant (or anonymous client) that may wait, a bound against floods
+    /// rather than the admission rule; all together may have 4 × this waiting
+    QUEUE_CAPACITY: usize = default("1024"), at_least_one;
+    /// bytes of scripts that may wait over all tenants (64 MiB), so the queue's memory stays
+    /// bounded whatever the scripts' size
+    QUEUE_MAX_BYTES: usize = default("67108864"), at_least_one;
+    /// time limit when a request names none
+    DEFAULT_TIMEOUT_MS: Duration = default("5000"), millis;
+    /// largest `timeoutMs` a request may ask for
+    MAX_TIMEOUT_MS: Duration = default("30000"), millis;
+    /// memory limit when a request names none
+    DEFAULT_MEMORY_LIMIT_MB: usize = default("64"), at_least_one;
+    /// largest `memoryLimitMb` a request may ask for
+    MAX_MEMORY_LIMIT_MB: usize = default("256"), at_least_one;
+    /// JavaScript stack limit; the worker's own stack (`RLIMIT_STACK`) is 4× this plus 8 MiB,
+    /// so QuickJS's check always fires first
+    STACK_LIMIT_KB: usize = default("1024"), at_least_one;
+    /// largest request body
+    MAX_BODY_BYTES: usize = default("1048576"), at_least_one;
+    /// largest `input` of a request, in bytes of JSON (422 above it)
+    MAX_INPUT_BYTES: usize = default("65536"), at_least_one;
+    /// console entries kept per execution
+    MAX_LOG_ENTRIES: usize = default("1000"), whole;
+    /// largest `log` array, in bytes of the JSON answer (escapes included)
+    MAX_LOG_BYTES: usize = default("1048576"), whole;
+    /// largest `result` in bytes of the JSON answer (larger: `output_limit`); an error's name,
+    /// message and stack share this budget
+    MAX_RESULT_BYTES: usize = default("1048576"), at_least_one;
+    /// how long past its deadline an execution may take to answer before its worker is killed
+    WATCHDOG_GRACE_MS: Duration = default("250"), millis;
+    /// executions a worker process runs before it is replaced
+    WORKER_MAX_EXECUTIONS: u64 = default("10000"), at_least_one;
+    /// resident memory (as the kernel counts it) past which a worker is replaced after its
+    /// execution
+    WORKER_MAX_RSS_MB: u64 = default("128"), at_least_one;
+    /// after SIGTERM, how long running executions may continue before they are stopped
+    SHUTDOWN_DRAIN_MS: Duration = default("8000"), millis;
+    /// after SIGTERM, how long the listener stays open, serving, while `/healthz` answers 503;
+    /// `0` closes it at once. Keep it below `SHUTDOWN_DRAIN_MS`
+    SHUTDOWN_NOTICE_MS: Duration = default("1000"), millis;
+    /// calls of host functions, `fetch` included, per execution ([Host
+    /// functions](#exposing-host-functions))
+    MAX_HOST_CALLS: u32 = default("64"), at_least_one;
+    /// `fetch` requests per execution, for tenants granted `fetch`
+    FETCH_MAX_REQUESTS: u64 = default("16"), at_least_one;
+    /// largest `fetch` response body
+    FETCH_MAX_RESPONSE_BYTES: u64 = default("1048576"), at_least_one;
+    /// bytes sent and received by `fetch` per execution
+    FETCH_MAX_TOTAL_BYTES: u64 = default("4194304"), at_least_one;
+    /// let `fetch` reach loopback addresses: for tests only
+    FETCH_ALLOW_LOOPBACK: bool = default("false"), boolean;
+    /// a request's head must arrive whole within this of the connection being ready for it
+    /// (accepted, or done with its previous answer): it closes idle kept-alive connections and
+    /// half-sent heads. Longer than the 30 s the ingress keeps an idle connection to the sandbox
+    HEADER_READ_TIMEOUT_MS: Duration = default("60000"), positive_millis;
+    /// a request's body must arrive whole within this (408 `request_timeout`), however it
+    /// trickles
+    BODY_READ_TIMEOUT_MS: Duration = default("10000"), positive_millis;
+    /// an answer's write may make no progress for this long (a client that does not read)
+    /// before the connection and the answer are dropped
+    WRITE_TIMEOUT_MS: Duration = default("5000"), positive_millis;
+    /// connections open at once; more are closed as soon as they are accepted
+    MAX_CONNECTIONS: usize = default("1024"), at_least_one;
+    /// connections open at once from one address (IPv6: one /64); `0` for no limit, the
+    /// default: the sandbox's one client is the ingress
+    MAX_CONNECTIONS_PER_CLIENT: usize = default("0"), whole;
 }
 
 /// Requests of all tenants together that may wait for a worker, as a multiple of
@@ -55,117 +121,73 @@ pub const SUPERVISOR_BASE_BYTES: u64 = 64 * MIB;
 pub const ANSWER_PIECE_BYTES: usize = 16 * 1024;
 
 /// The supervisor's bytes per open connection, reserved for `MAX_CONNECTIONS` of them: hyper's
-/// read buffer (twice [`connections::CONNECTION_BUFFER_BYTES`]) and its write buffer (once,
+/// read buffer (twice [`service_kit::CONNECTION_BUFFER_BYTES`]) and its write buffer (once,
 /// and one more piece of an answer), and 16 KiB for the connection's task and hyper's state:
 /// 80 KiB.
 pub const PER_CONNECTION_BYTES: u64 =
-    (3 * connections::CONNECTION_BUFFER_BYTES + ANSWER_PIECE_BYTES + 16 * 1024) as u64;
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines, for running locally.
-    Text,
-    /// One JSON object per line in Cloud Logging's format (tracing-stackdriver).
-    Json,
-}
-
-impl FromStr for LogFormat {
-    type Err = String;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        match value {
-            "text" => Ok(Self::Text),
-            "json" => Ok(Self::Json),
-            _ => Err("expected `text` or `json`".into()),
-        }
-    }
-}
-
-/// A variable that is set to something unusable.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid {variable}={value:?}: {reason}")]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub value: String,
-    pub reason: String,
-}
+    (3 * service_kit::CONNECTION_BUFFER_BYTES + ANSWER_PIECE_BYTES + 16 * 1024) as u64;
 
 /// Everything the sandbox can be told.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `LISTEN_ADDR`, default `127.0.0.1:8081`.
+    /// [`LISTEN_ADDR`].
     pub listen_addr: SocketAddr,
-    /// `LOG_FORMAT` (`text` | `json`), default `text`.
+    /// [`LOG_FORMAT`].
     pub log_format: LogFormat,
-    /// `MAX_CONCURRENCY`: executions running at once, one per worker process, default the
-    /// number of CPUs.
+    /// [`MAX_CONCURRENCY`]: worker processes, so executions at once.
     pub max_concurrency: usize,
-    /// `SANDBOX_MEMORY_MB` (read in MiB, held in bytes): memory the sandbox's processes, the
-    /// supervisor and its workers, may use together. Unset: the container's limit (cgroup), or
-    /// the machine's memory where there is none; set beside a container limit, the smaller of
-    /// the two. See [`MemoryPlan`].
+    /// [`SANDBOX_MEMORY_MB`], held in bytes; see [`MemoryPlan`].
     pub sandbox_memory: Option<u64>,
-    /// `ANONYMOUS_MAX_WORKERS`: workers the anonymous tier may hold at once, all its clients
-    /// together, default `MAX_CONCURRENCY` − 1 (at least 1): the last worker is only ever taken
-    /// by keyed tenants, so a crowd of anonymous clients running endless loops cannot make a
-    /// keyed tenant's request wait for one. At most `MAX_CONCURRENCY`; `None` is the
-    /// default, read through [`Config::anonymous_workers`].
+    /// [`ANONYMOUS_MAX_WORKERS`]: so that a crowd of anonymous clients running endless loops
+    /// cannot make a keyed tenant's request wait for a worker. At most `MAX_CONCURRENCY`;
+    /// `None` is the default, read through [`Config::anonymous_workers`].
     pub anonymous_max_workers: Option<usize>,
-    /// `QUEUE_CAPACITY`: requests of one tenant (or one anonymous client) that may wait for a
-    /// worker, default 1024: a bound against floods, not the admission rule, which is the
-    /// estimated wait (see [`crate::scheduler`]). All tenants together may have
+    /// [`QUEUE_CAPACITY`]: a bound against floods, not the admission rule, which is the
+    /// estimated wait (see [`crate::scheduler`]); all tenants together may have
     /// [`TOTAL_QUEUE_FACTOR`] times as many waiting.
     pub queue_capacity: usize,
-    /// `QUEUE_MAX_BYTES`: bytes of scripts that may wait over all tenants, default 64 MiB, so
-    /// the queue's memory stays bounded whatever the scripts' size.
+    /// [`QUEUE_MAX_BYTES`].
     pub queue_max_bytes: usize,
-    /// `QUEUE_TIMEOUT_MS`: longest wait for a worker before a 503, default 2000.
+    /// [`QUEUE_TIMEOUT_MS`].
     pub queue_timeout: Duration,
-    /// `DEFAULT_TIMEOUT_MS`: time limit when a request names none, default 5000.
+    /// [`DEFAULT_TIMEOUT_MS`]: positive, at most `max_timeout`.
     pub default_timeout: Duration,
-    /// `MAX_TIMEOUT_MS`: largest `timeoutMs` a request may ask for, default 30000.
+    /// [`MAX_TIMEOUT_MS`].
     pub max_timeout: Duration,
-    /// `DEFAULT_MEMORY_LIMIT_MB`: memory limit when a request names none, default 64.
+    /// [`DEFAULT_MEMORY_LIMIT_MB`]: at most `max_memory_limit_mb`.
     pub default_memory_limit_mb: usize,
-    /// `MAX_MEMORY_LIMIT_MB`: largest `memoryLimitMb` a request may ask for, default 256.
+    /// [`MAX_MEMORY_LIMIT_MB`].
     pub max_memory_limit_mb: usize,
-    /// `STACK_LIMIT_KB`: JavaScript stack limit, default 1024.
+    /// [`STACK_LIMIT_KB`].
     pub stack_limit_kb: usize,
-    /// `MAX_BODY_BYTES`: largest request body, default 1048576 (1 MiB).
+    /// [`MAX_BODY_BYTES`].
     pub max_body_bytes: usize,
-    /// `MAX_INPUT_BYTES`: largest `input` of a request, as JSON text, default 65536.
+    /// [`MAX_INPUT_BYTES`].
     pub max_input_bytes: usize,
-    /// `MAX_LOG_ENTRIES`: console entries kept per execution, default 1000.
+    /// [`MAX_LOG_ENTRIES`].
     pub max_log_entries: usize,
-    /// `MAX_LOG_BYTES`: serialised console data kept per execution, default 1048576.
+    /// [`MAX_LOG_BYTES`].
     pub max_log_bytes: usize,
-    /// `MAX_RESULT_BYTES`: largest serialised result, default 1048576.
+    /// [`MAX_RESULT_BYTES`].
     pub max_result_bytes: usize,
-    /// `WATCHDOG_GRACE_MS`: how long past its deadline an execution that does not stop is
-    /// waited for before its worker process is killed and the client gets its timeout answer,
-    /// default 250.
+    /// [`WATCHDOG_GRACE_MS`]: how long past its deadline an execution that does not stop is
+    /// waited for before its worker process is killed and the client gets its timeout answer.
     pub watchdog_grace: Duration,
-    /// `WORKER_MAX_EXECUTIONS`: executions a worker process runs before it is replaced,
-    /// default 10000.
+    /// [`WORKER_MAX_EXECUTIONS`].
     pub worker_max_executions: u64,
-    /// `WORKER_MAX_RSS_MB`: resident memory past which a worker process is replaced after
-    /// its execution, default 128.
+    /// [`WORKER_MAX_RSS_MB`].
     pub worker_max_rss_mb: u64,
     /// The program started as `<program> worker` for each worker process: this executable
     /// (the `sandbox` binary). Not read from the environment; tests that run the sandbox
     /// inside another executable point it at the `sandbox` binary.
     pub worker_program: PathBuf,
-    /// `SHUTDOWN_DRAIN_MS`: after SIGTERM, how long running executions may go on before they
-    /// are cancelled, default 8000 (Cloud Run kills 10 s after SIGTERM).
+    /// [`SHUTDOWN_DRAIN_MS`] (Cloud Run kills 10 s after SIGTERM).
     pub shutdown_drain: Duration,
-    /// The connection limits (`HEADER_READ_TIMEOUT_MS`, default 60000, longer than the
-    /// ingress keeps an idle connection to the sandbox; `BODY_READ_TIMEOUT_MS`, 10000;
-    /// `WRITE_TIMEOUT_MS`, 5000; `MAX_CONNECTIONS`, 1024; `MAX_CONNECTIONS_PER_CLIENT`, 0 =
-    /// none, since the ingress is the one client).
-    pub connections: connections::Limits,
-    /// `MAX_HOST_CALLS`: calls of host functions (`fetch` included) one execution may make,
-    /// default 64.
+    /// The connection limits: [`HEADER_READ_TIMEOUT_MS`], [`BODY_READ_TIMEOUT_MS`],
+    /// [`WRITE_TIMEOUT_MS`], [`MAX_CONNECTIONS`], [`MAX_CONNECTIONS_PER_CLIENT`] and
+    /// [`SHUTDOWN_NOTICE_MS`].
+    pub connections: service_kit::Limits,
+    /// [`MAX_HOST_CALLS`].
     pub max_host_calls: u32,
     /// The `fetch` capability's caps (`FETCH_*`).
     pub fetch: FetchSettings,
@@ -174,72 +196,31 @@ pub struct Config {
 /// How `fetch` is bounded, for the tenants granted it.
 #[derive(Debug, Clone)]
 pub struct FetchSettings {
-    /// `FETCH_MAX_REQUESTS`: requests per execution, default 16.
+    /// [`FETCH_MAX_REQUESTS`].
     pub max_requests: u64,
-    /// `FETCH_MAX_RESPONSE_BYTES`: largest response body, default 1048576 (1 MiB).
+    /// [`FETCH_MAX_RESPONSE_BYTES`].
     pub max_response_bytes: u64,
-    /// `FETCH_MAX_TOTAL_BYTES`: bytes sent and received over all of an execution's requests,
-    /// default 4194304 (4 MiB).
+    /// [`FETCH_MAX_TOTAL_BYTES`].
     pub max_total_bytes: u64,
-    /// `FETCH_ALLOW_LOOPBACK`: lets scripts reach loopback addresses. For tests, which serve
-    /// on loopback only; never in production. Default false.
+    /// [`FETCH_ALLOW_LOOPBACK`]: for tests, which serve on loopback only; never in production.
     pub allow_loopback: bool,
 }
 
 impl Default for FetchSettings {
     fn default() -> Self {
         Self {
-            max_requests: 16,
-            max_response_bytes: 1024 * 1024,
-            max_total_bytes: 4 * 1024 * 1024,
-            allow_loopback: false,
+            max_requests: FETCH_MAX_REQUESTS.default_value(),
+            max_response_bytes: FETCH_MAX_RESPONSE_BYTES.default_value(),
+            max_total_bytes: FETCH_MAX_TOTAL_BYTES.default_value(),
+            allow_loopback: FETCH_ALLOW_LOOPBACK.default_value(),
         }
-    }
-}
-
-/// The sandbox's connection limits when nothing is set.
-pub fn default_connection_limits() -> connections::Limits {
-    connections::Limits {
-        header_read_timeout: Duration::from_secs(60),
-        body_read_timeout: Duration::from_secs(10),
-        write_timeout: Duration::from_secs(5),
-        max_connections: 1024,
-        max_connections_per_client: None,
-        shutdown_notice: Duration::from_secs(1),
     }
 }
 
 impl Default for Config {
+    /// The declared defaults, with a worker per CPU.
     fn default() -> Self {
-        let cpus = std::thread::available_parallelism().map_or(2, |cpus| cpus.get());
-        Self {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
-            log_format: LogFormat::Text,
-            max_concurrency: cpus,
-            sandbox_memory: None,
-            anonymous_max_workers: None,
-            queue_capacity: 1024,
-            queue_max_bytes: 64 * 1024 * 1024,
-            queue_timeout: Duration::from_millis(2000),
-            default_timeout: Duration::from_millis(5000),
-            max_timeout: Duration::from_millis(30_000),
-            default_memory_limit_mb: 64,
-            max_memory_limit_mb: 256,
-            stack_limit_kb: 1024,
-            max_body_bytes: 1024 * 1024,
-            max_input_bytes: 64 * 1024,
-            max_log_entries: 1000,
-            max_log_bytes: 1024 * 1024,
-            max_result_bytes: 1024 * 1024,
-            watchdog_grace: Duration::from_millis(250),
-            worker_max_executions: 10_000,
-            worker_max_rss_mb: 128,
-            worker_program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sandbox")),
-            shutdown_drain: Duration::from_millis(8000),
-            connections: default_connection_limits(),
-            max_host_calls: 64,
-            fetch: FetchSettings::default(),
-        }
+        Self::from_lookup_unchecked(&|_| None).expect("the declared defaults parse")
     }
 }
 
@@ -249,70 +230,56 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    /// Reads the configuration through `lookup` (the environment, or a map in tests), and
+    /// checks it across variables.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        use vars::*;
-        let defaults = Self::default();
-        let env = Env(&lookup);
-        let max_concurrency = env.positive(MAX_CONCURRENCY, defaults.max_concurrency)?;
-        let config = Self {
-            listen_addr: env.parse(LISTEN_ADDR, defaults.listen_addr)?,
-            log_format: env.parse(LOG_FORMAT, defaults.log_format)?,
-            max_concurrency,
-            sandbox_memory: env
-                .optional_positive(SANDBOX_MEMORY_MB)?
-                .map(|mib| mib as u64 * MIB),
-            anonymous_max_workers: env.optional_positive(ANONYMOUS_MAX_WORKERS)?,
-            queue_capacity: env.positive(QUEUE_CAPACITY, defaults.queue_capacity)?,
-            queue_max_bytes: env.positive(QUEUE_MAX_BYTES, defaults.queue_max_bytes)?,
-            queue_timeout: env.millis(QUEUE_TIMEOUT_MS, defaults.queue_timeout)?,
-            default_timeout: env.millis(DEFAULT_TIMEOUT_MS, defaults.default_timeout)?,
-            max_timeout: env.millis(MAX_TIMEOUT_MS, defaults.max_timeout)?,
-            default_memory_limit_mb: env
-                .positive(DEFAULT_MEMORY_LIMIT_MB, defaults.default_memory_limit_mb)?,
-            max_memory_limit_mb: env.positive(MAX_MEMORY_LIMIT_MB, defaults.max_memory_limit_mb)?,
-            stack_limit_kb: env.positive(STACK_LIMIT_KB, defaults.stack_limit_kb)?,
-            max_body_bytes: env.positive(MAX_BODY_BYTES, defaults.max_body_bytes)?,
-            max_input_bytes: env.positive(MAX_INPUT_BYTES, defaults.max_input_bytes)?,
-            max_log_entries: env.parse(MAX_LOG_ENTRIES, defaults.max_log_entries)?,
-            max_log_bytes: env.parse(MAX_LOG_BYTES, defaults.max_log_bytes)?,
-            max_result_bytes: env.positive(MAX_RESULT_BYTES, defaults.max_result_bytes)?,
-            watchdog_grace: env.millis(WATCHDOG_GRACE_MS, defaults.watchdog_grace)?,
-            worker_max_executions: env.positive(
-                WORKER_MAX_EXECUTIONS,
-                defaults.worker_max_executions as usize,
-            )? as u64,
-            worker_max_rss_mb: env
-                .positive(WORKER_MAX_RSS_MB, defaults.worker_max_rss_mb as usize)?
-                as u64,
-            worker_program: defaults.worker_program,
-            shutdown_drain: env.millis(SHUTDOWN_DRAIN_MS, defaults.shutdown_drain)?,
-            connections: connections::Limits::from_lookup(&lookup, defaults.connections).map_err(
-                |error| ConfigError {
-                    variable: error.variable,
-                    value: error.value,
-                    reason: error.reason.to_owned(),
-                },
-            )?,
-            max_host_calls: env
-                .positive(MAX_HOST_CALLS, defaults.max_host_calls as usize)?
-                .min(u32::MAX as usize) as u32,
-            fetch: FetchSettings {
-                max_requests: env
-                    .positive(FETCH_MAX_REQUESTS, defaults.fetch.max_requests as usize)?
-                    as u64,
-                max_response_bytes: env.positive(
-                    FETCH_MAX_RESPONSE_BYTES,
-                    defaults.fetch.max_response_bytes as usize,
-                )? as u64,
-                max_total_bytes: env.positive(
-                    FETCH_MAX_TOTAL_BYTES,
-                    defaults.fetch.max_total_bytes as usize,
-                )? as u64,
-                allow_loopback: env.parse(FETCH_ALLOW_LOOPBACK, defaults.fetch.allow_loopback)?,
+        Self::from_lookup_unchecked(&lookup)?.check()
+    }
+
+    fn from_lookup_unchecked(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env::new(lookup);
+        let cpus = std::thread::available_parallelism().map_or(2, |cpus| cpus.get());
+        Ok(Self {
+            listen_addr: env.get(&LISTEN_ADDR)?,
+            log_format: env.get(&LOG_FORMAT)?,
+            max_concurrency: env.optional(&MAX_CONCURRENCY)?.unwrap_or(cpus),
+            sandbox_memory: env.optional(&SANDBOX_MEMORY_MB)?,
+            anonymous_max_workers: env.optional(&ANONYMOUS_MAX_WORKERS)?,
+            queue_capacity: env.get(&QUEUE_CAPACITY)?,
+            queue_max_bytes: env.get(&QUEUE_MAX_BYTES)?,
+            queue_timeout: env.get(&QUEUE_TIMEOUT_MS)?,
+            default_timeout: env.get(&DEFAULT_TIMEOUT_MS)?,
+            max_timeout: env.get(&MAX_TIMEOUT_MS)?,
+            default_memory_limit_mb: env.get(&DEFAULT_MEMORY_LIMIT_MB)?,
+            max_memory_limit_mb: env.get(&MAX_MEMORY_LIMIT_MB)?,
+            stack_limit_kb: env.get(&STACK_LIMIT_KB)?,
+            max_body_bytes: env.get(&MAX_BODY_BYTES)?,
+            max_input_bytes: env.get(&MAX_INPUT_BYTES)?,
+            max_log_entries: env.get(&MAX_LOG_ENTRIES)?,
+            max_log_bytes: env.get(&MAX_LOG_BYTES)?,
+            max_result_bytes: env.get(&MAX_RESULT_BYTES)?,
+            watchdog_grace: env.get(&WATCHDOG_GRACE_MS)?,
+            worker_max_executions: env.get(&WORKER_MAX_EXECUTIONS)?,
+            worker_max_rss_mb: env.get(&WORKER_MAX_RSS_MB)?,
+            worker_program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sandbox")),
+            shutdown_drain: env.get(&SHUTDOWN_DRAIN_MS)?,
+            connections: service_kit::Limits {
+                header_read_timeout: env.get(&HEADER_READ_TIMEOUT_MS)?,
+                body_read_timeout: env.get(&BODY_READ_TIMEOUT_MS)?,
+                write_timeout: env.get(&WRITE_TIMEOUT_MS)?,
+                max_connections: env.get(&MAX_CONNECTIONS)?,
+                max_connections_per_client: Some(env.get(&MAX_CONNECTIONS_PER_CLIENT)?)
+                    .filter(|cap| *cap > 0),
+                shutdown_notice: env.get(&SHUTDOWN_NOTICE_MS)?,
             },
-        };
-        config.check()
+            max_host_calls: env.get(&MAX_HOST_CALLS)?,
+            fetch: FetchSettings {
+                max_requests: env.get(&FETCH_MAX_REQUESTS)?,
+                max_response_bytes: env.get(&FETCH_MAX_RESPONSE_BYTES)?,
+                max_total_bytes: env.get(&FETCH_MAX_TOTAL_BYTES)?,
+                allow_loopback: env.get(&FETCH_ALLOW_LOOPBACK)?,
+            },
+        })
     }
 
     fn check(self) -> Result<Self, ConfigError> {
@@ -323,7 +290,7 @@ impl Config {
         };
         if self.default_timeout.is_zero() || self.default_timeout > self.max_timeout {
             return Err(invalid(
-                vars::DEFAULT_TIMEOUT_MS,
+                DEFAULT_TIMEOUT_MS.name,
                 self.default_timeout.as_millis().to_string(),
                 "must be positive and at most MAX_TIMEOUT_MS",
             ));
@@ -332,14 +299,14 @@ impl Config {
             && workers > self.max_concurrency
         {
             return Err(invalid(
-                vars::ANONYMOUS_MAX_WORKERS,
+                ANONYMOUS_MAX_WORKERS.name,
                 workers.to_string(),
                 "must be at most MAX_CONCURRENCY",
             ));
         }
         if self.default_memory_limit_mb > self.max_memory_limit_mb {
             return Err(invalid(
-                vars::DEFAULT_MEMORY_LIMIT_MB,
+                DEFAULT_MEMORY_LIMIT_MB.name,
                 self.default_memory_limit_mb.to_string(),
                 "must be at most MAX_MEMORY_LIMIT_MB",
             ));
@@ -354,7 +321,7 @@ impl Config {
     pub fn memory_plan(&self) -> Result<MemoryPlan, ConfigError> {
         MemoryPlan::new(
             self,
-            connections::container_memory_limit(),
+            service_kit::container_memory_limit(),
             machine_memory(),
         )
     }
@@ -382,157 +349,6 @@ impl Config {
     /// the request parsed from them.
     pub fn body_charge(length: usize) -> usize {
         length.saturating_mul(2)
-    }
-
-    /// Every variable for `--help`: name, default, meaning.
-    pub fn help() -> Vec<connections::VariableHelp> {
-        use vars::*;
-        let defaults = Self::default();
-        let millis = |duration: Duration| duration.as_millis().to_string();
-        let mut variables = vec![
-            (
-                LISTEN_ADDR,
-                defaults.listen_addr.to_string(),
-                "address to listen on",
-            ),
-            (
-                LOG_FORMAT,
-                "text".to_owned(),
-                "`text`, or `json` for Cloud Logging",
-            ),
-            (
-                "RUST_LOG",
-                "info".to_owned(),
-                "log filter, e.g. `sandbox=debug`",
-            ),
-            (
-                MAX_CONCURRENCY,
-                format!("{} (the CPU count)", defaults.max_concurrency),
-                "worker processes, so executions at once",
-            ),
-            (
-                SANDBOX_MEMORY_MB,
-                "the container's limit, else the machine's memory".to_owned(),
-                "MiB the supervisor and its workers may use together, where the container sets no limit (the smaller of the two where it does)",
-            ),
-            (
-                ANONYMOUS_MAX_WORKERS,
-                "MAX_CONCURRENCY - 1 (at least 1)".to_owned(),
-                "workers the anonymous tier may hold in all; the rest are for keyed tenants",
-            ),
-            (
-                QUEUE_CAPACITY,
-                defaults.queue_capacity.to_string(),
-                "requests one tenant may have waiting (4x that in all)",
-            ),
-            (
-                QUEUE_MAX_BYTES,
-                defaults.queue_max_bytes.to_string(),
-                "bytes of scripts that may wait in all",
-            ),
-            (
-                QUEUE_TIMEOUT_MS,
-                millis(defaults.queue_timeout),
-                "ms a request may wait to start; refused at once (503) when it could not",
-            ),
-            (
-                DEFAULT_TIMEOUT_MS,
-                millis(defaults.default_timeout),
-                "an execution's time limit when the request sets none",
-            ),
-            (
-                MAX_TIMEOUT_MS,
-                millis(defaults.max_timeout),
-                "the largest time limit a request may set",
-            ),
-            (
-                DEFAULT_MEMORY_LIMIT_MB,
-                defaults.default_memory_limit_mb.to_string(),
-                "an execution's memory limit when the request sets none",
-            ),
-            (
-                MAX_MEMORY_LIMIT_MB,
-                defaults.max_memory_limit_mb.to_string(),
-                "the largest memory limit a request may set",
-            ),
-            (
-                STACK_LIMIT_KB,
-                defaults.stack_limit_kb.to_string(),
-                "JavaScript stack limit",
-            ),
-            (
-                MAX_BODY_BYTES,
-                defaults.max_body_bytes.to_string(),
-                "largest request body (413 above)",
-            ),
-            (
-                MAX_INPUT_BYTES,
-                defaults.max_input_bytes.to_string(),
-                "largest `input` of a request, as JSON (422 above)",
-            ),
-            (
-                MAX_LOG_ENTRIES,
-                defaults.max_log_entries.to_string(),
-                "console entries kept per execution",
-            ),
-            (
-                MAX_LOG_BYTES,
-                defaults.max_log_bytes.to_string(),
-                "bytes of console output kept per execution",
-            ),
-            (
-                MAX_RESULT_BYTES,
-                defaults.max_result_bytes.to_string(),
-                "largest serialised result",
-            ),
-            (
-                WATCHDOG_GRACE_MS,
-                millis(defaults.watchdog_grace),
-                "ms past its deadline before an execution's worker is killed",
-            ),
-            (
-                WORKER_MAX_EXECUTIONS,
-                defaults.worker_max_executions.to_string(),
-                "executions before a worker is replaced",
-            ),
-            (
-                WORKER_MAX_RSS_MB,
-                defaults.worker_max_rss_mb.to_string(),
-                "a worker's resident memory above which it is replaced",
-            ),
-            (
-                SHUTDOWN_DRAIN_MS,
-                millis(defaults.shutdown_drain),
-                "ms executions in flight get to finish after SIGTERM",
-            ),
-            (
-                MAX_HOST_CALLS,
-                defaults.max_host_calls.to_string(),
-                "host function calls (fetch included) per execution",
-            ),
-            (
-                FETCH_MAX_REQUESTS,
-                defaults.fetch.max_requests.to_string(),
-                "fetch requests per execution, for tenants granted fetch",
-            ),
-            (
-                FETCH_MAX_RESPONSE_BYTES,
-                defaults.fetch.max_response_bytes.to_string(),
-                "largest fetch response body",
-            ),
-            (
-                FETCH_MAX_TOTAL_BYTES,
-                defaults.fetch.max_total_bytes.to_string(),
-                "bytes sent and received by fetch per execution",
-            ),
-            (
-                FETCH_ALLOW_LOOPBACK,
-                "false".to_owned(),
-                "let fetch reach loopback addresses: for tests only",
-            ),
-        ];
-        variables.extend(defaults.connections.help());
-        variables
     }
 
     /// Workers the anonymous tier may hold in all: `ANONYMOUS_MAX_WORKERS`, by default all but
@@ -574,7 +390,7 @@ impl Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemorySource {
     /// The container's cgroup (v2 `memory.max` or v1 `memory.limit_in_bytes`).
-    Container(connections::LimitSource),
+    Container(service_kit::LimitSource),
     /// `SANDBOX_MEMORY_MB`.
     Setting,
     /// Neither: the machine's memory.
@@ -585,8 +401,8 @@ impl MemorySource {
     /// A short name, for the start-up log.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Container(connections::LimitSource::CgroupV2) => "cgroup v2 memory.max",
-            Self::Container(connections::LimitSource::CgroupV1) => {
+            Self::Container(service_kit::LimitSource::CgroupV2) => "cgroup v2 memory.max",
+            Self::Container(service_kit::LimitSource::CgroupV1) => {
                 "cgroup v1 memory.limit_in_bytes"
             }
             Self::Setting => "SANDBOX_MEMORY_MB",
@@ -621,7 +437,7 @@ impl MemoryPlan {
     /// `machine` bytes of memory.
     pub fn new(
         config: &Config,
-        container: Option<(u64, connections::LimitSource)>,
+        container: Option<(u64, service_kit::LimitSource)>,
         machine: u64,
     ) -> Result<Self, ConfigError> {
         let (total, source) = match (container, config.sandbox_memory) {
@@ -651,7 +467,7 @@ impl MemoryPlan {
             .saturating_add(one_request);
         if needed > total {
             return Err(ConfigError {
-                variable: vars::MAX_CONCURRENCY,
+                variable: MAX_CONCURRENCY.name,
                 value: config.max_concurrency.to_string(),
                 reason: format!(
                     "{} workers of {} MiB of address space each (MAX_MEMORY_LIMIT_MB={} + the \
@@ -699,51 +515,38 @@ fn machine_memory() -> u64 {
     (info.totalram as u64).saturating_mul(info.mem_unit.max(1) as u64)
 }
 
-struct Env<'a, F>(&'a F);
-
-impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
-    fn parse<T: FromStr>(&self, variable: &'static str, default: T) -> Result<T, ConfigError>
-    where
-        T::Err: std::fmt::Display,
-    {
-        match (self.0)(variable) {
-            None => Ok(default),
-            Some(value) => value.trim().parse().map_err(|error: T::Err| ConfigError {
-                variable,
-                reason: error.to_string(),
-                value,
-            }),
-        }
-    }
-
-    fn positive(&self, variable: &'static str, default: usize) -> Result<usize, ConfigError> {
-        let value = self.parse(variable, default)?;
-        if value == 0 {
-            return Err(ConfigError {
-                variable,
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
-        Ok(value)
-    }
-
-    fn optional_positive(&self, variable: &'static str) -> Result<Option<usize>, ConfigError> {
-        match (self.0)(variable) {
-            None => Ok(None),
-            Some(_) => self.positive(variable, 1).map(Some),
-        }
-    }
-
-    fn millis(&self, variable: &'static str, default: Duration) -> Result<Duration, ConfigError> {
-        let millis = self.parse(variable, default.as_millis() as u64)?;
-        Ok(Duration::from_millis(millis))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readme_tables_are_generated_from_the_declarations() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("\n## ")
+            .find(|section| section.starts_with("Limits and sandbox configuration\n"))
+            .and_then(|section| section.split("\n### ").next())
+            .expect("README has a \"Limits and sandbox configuration\" section");
+        let documented: Vec<_> = section
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .collect();
+        let declared = service_kit::env::readme_rows(VARIABLES);
+        assert_eq!(
+            documented.join("\n"),
+            declared.join("\n"),
+            "README's rows, left; the declarations', right"
+        );
+    }
+
+    #[test]
+    fn every_declared_default_parses() {
+        let config = Config::default();
+        assert_eq!(config.connections.max_connections_per_client, None);
+        for doc in VARIABLES {
+            assert!(!doc.help.is_empty(), "{} has help", doc.name);
+        }
+    }
 
     #[test]
     fn unset_variables_take_defaults() {
@@ -756,18 +559,18 @@ mod tests {
     #[test]
     fn bad_value_names_the_variable() {
         let error =
-            Config::from_lookup(|name| (name == vars::MAX_TIMEOUT_MS).then(|| "soon".into()))
+            Config::from_lookup(|name| (name == MAX_TIMEOUT_MS.name).then(|| "soon".into()))
                 .unwrap_err();
-        assert_eq!(error.variable, vars::MAX_TIMEOUT_MS);
+        assert_eq!(error.variable, MAX_TIMEOUT_MS.name);
         assert!(error.to_string().contains("MAX_TIMEOUT_MS"));
     }
 
     #[test]
     fn default_timeout_above_maximum_is_rejected() {
         let error =
-            Config::from_lookup(|name| (name == vars::DEFAULT_TIMEOUT_MS).then(|| "60000".into()))
+            Config::from_lookup(|name| (name == DEFAULT_TIMEOUT_MS.name).then(|| "60000".into()))
                 .unwrap_err();
-        assert_eq!(error.variable, vars::DEFAULT_TIMEOUT_MS);
+        assert_eq!(error.variable, DEFAULT_TIMEOUT_MS.name);
     }
 
     fn deployed() -> Config {
@@ -795,7 +598,7 @@ mod tests {
     #[test]
     fn the_container_limit_counts_unless_the_setting_is_smaller() {
         let mut config = deployed();
-        let cgroup = Some((2048 * MIB, connections::LimitSource::CgroupV2));
+        let cgroup = Some((2048 * MIB, service_kit::LimitSource::CgroupV2));
         let plan = MemoryPlan::new(&config, cgroup, 64 << 30).unwrap();
         assert_eq!(
             (plan.total, plan.source),
@@ -807,7 +610,7 @@ mod tests {
             (plan.total, plan.source),
             (
                 2048 * MIB,
-                MemorySource::Container(connections::LimitSource::CgroupV2)
+                MemorySource::Container(service_kit::LimitSource::CgroupV2)
             )
         );
         config.sandbox_memory = None;
@@ -824,11 +627,11 @@ mod tests {
         config.max_memory_limit_mb = 512;
         let error = MemoryPlan::new(&config, None, 64 << 30)
             .and_then(|_| {
-                let cgroup = Some((1024 * MIB, connections::LimitSource::CgroupV1));
+                let cgroup = Some((1024 * MIB, service_kit::LimitSource::CgroupV1));
                 MemoryPlan::new(&config, cgroup, 64 << 30)
             })
             .unwrap_err();
-        assert_eq!(error.variable, vars::MAX_CONCURRENCY);
+        assert_eq!(error.variable, MAX_CONCURRENCY.name);
         for variable in [
             "MAX_MEMORY_LIMIT_MB=512",
             "STACK_LIMIT_KB",

@@ -40,7 +40,7 @@ pub enum ApiError {
     /// What the request would make the sandbox hold does not fit in its memory budget now
     /// (503), or ever (413).
     #[error("{}", memory_message(.0))]
-    OverBudget(connections::OverBudget),
+    OverBudget(service_kit::OverBudget),
     /// No worker process could be started in time.
     #[error("the service cannot run scripts right now ({0}); retry shortly")]
     Unavailable(PoolError),
@@ -58,10 +58,10 @@ impl ApiError {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnknownExample(_) | Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::OverBudget(connections::OverBudget::TooLarge { .. }) => {
+            Self::OverBudget(service_kit::OverBudget::TooLarge { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            Self::OverBudget(connections::OverBudget::Full { .. }) => {
+            Self::OverBudget(service_kit::OverBudget::Full { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -79,10 +79,10 @@ impl ApiError {
             | Self::Invalid(_) => RequestErrorKind::InvalidRequest,
             Self::UnknownExample(_) | Self::NotFound => RequestErrorKind::NotFound,
             Self::PayloadTooLarge(_)
-            | Self::OverBudget(connections::OverBudget::TooLarge { .. }) => {
+            | Self::OverBudget(service_kit::OverBudget::TooLarge { .. }) => {
                 RequestErrorKind::PayloadTooLarge
             }
-            Self::OverBudget(connections::OverBudget::Full { .. }) => RequestErrorKind::Overloaded,
+            Self::OverBudget(service_kit::OverBudget::Full { .. }) => RequestErrorKind::Overloaded,
             Self::BodyTimeout(_) => RequestErrorKind::RequestTimeout,
             Self::Overloaded(_) | Self::Unavailable(_) => RequestErrorKind::Overloaded,
             Self::MethodNotAllowed => RequestErrorKind::MethodNotAllowed,
@@ -96,7 +96,7 @@ impl IntoResponse for ApiError {
         let mut response = (self.status_code(), Json(body)).into_response();
         let retry_after = match &self {
             Self::Overloaded(rejection) => Some(rejection.retry_after()),
-            Self::Unavailable(_) | Self::OverBudget(connections::OverBudget::Full { .. }) => {
+            Self::Unavailable(_) | Self::OverBudget(service_kit::OverBudget::Full { .. }) => {
                 Some(std::time::Duration::from_secs(1))
             }
             _ => None,
@@ -113,12 +113,12 @@ impl IntoResponse for ApiError {
 }
 
 /// The message of a refused memory charge: no figures of the sandbox's memory.
-fn memory_message(refusal: &connections::OverBudget) -> &'static str {
+fn memory_message(refusal: &service_kit::OverBudget) -> &'static str {
     match refusal {
-        connections::OverBudget::TooLarge { .. } => {
+        service_kit::OverBudget::TooLarge { .. } => {
             "the request is larger than the service could ever hold in memory"
         }
-        connections::OverBudget::Full { .. } => {
+        service_kit::OverBudget::Full { .. } => {
             "the service is busy (its memory for requests is in use); retry shortly"
         }
     }

@@ -13,7 +13,6 @@ mod cli;
 pub mod config;
 mod error;
 mod examples;
-pub mod healthcheck;
 pub mod host;
 pub mod metrics;
 mod resources;
@@ -50,7 +49,7 @@ pub struct AppState {
     openapi: axum::body::Bytes,
     metrics: Arc<Metrics>,
     /// What requests' bodies, queued scripts and answers are charged to ([`config::MemoryPlan`]).
-    memory: Arc<connections::MemoryBudget>,
+    memory: Arc<service_kit::MemoryBudget>,
     /// How the sandbox's memory is shared out, for the metrics.
     memory_plan: Arc<config::MemoryPlan>,
     shutting_down: Arc<AtomicBool>,
@@ -74,7 +73,7 @@ impl AppState {
             request_budget_mib = plan.request_budget / MIB,
             "memory plan"
         );
-        let memory = connections::MemoryBudget::new(plan.request_budget as usize);
+        let memory = service_kit::MemoryBudget::new(plan.request_budget as usize);
         let metrics = Arc::new(Metrics::new());
         let pool = WorkerPool::start(config.pool_settings(), host.clone(), metrics.clone()).await?;
         let scheduler = Scheduler::new(
@@ -126,7 +125,7 @@ pub async fn run_with(
     let app = router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "sandbox listening");
     let limits = state.config.connections.clone();
-    connections::serve(listener, app, limits, async move {
+    service_kit::serve(listener, app, limits, async move {
         shutdown.await;
         tracing::info!("shutting down: draining running executions");
         state.shutting_down.store(true, Ordering::Relaxed);
@@ -137,23 +136,4 @@ pub async fn run_with(
         });
     })
     .await
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }

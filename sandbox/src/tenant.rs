@@ -76,7 +76,7 @@ impl Tenant {
         };
         let client = match single(headers, &CLIENT_KEY) {
             Ok(None) if id == ANONYMOUS => {
-                peer.map(|peer| connections::client_of(peer).to_string())
+                peer.map(|peer| service_kit::client_of(peer).to_string())
             }
             Ok(None) => None,
             Ok(Some(key)) if id == ANONYMOUS && is_valid_client_key(key) => Some(key.to_owned()),

@@ -38,7 +38,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use connections::{Charge, MemoryBudget, OverBudget};
 use contract::api::ExecuteRequest;
 use contract::envelope::{ErrorEnvelope, RequestErrorKind};
 use egress::AddressPolicy;
@@ -47,6 +46,7 @@ use futures_util::StreamExt;
 use object_store::client::{DnsError, DnsFuture, DnsResolver};
 use object_store::{BackoffConfig, ClientOptions, GetOptions, ObjectStore, RetryConfig};
 use serde_json::value::RawValue;
+use service_kit::{Charge, MemoryBudget, OverBudget};
 use sha2::{Digest, Sha256};
 use validator::Validate;
 

@@ -1,5 +1,5 @@
 //! A JSON body extractor whose rejections use the API's error shape, and which reads the body
-//! within `MAX_BODY_BYTES` and `BODY_READ_TIMEOUT_MS` (see `connections::read_body`), after
+//! within `MAX_BODY_BYTES` and `BODY_READ_TIMEOUT_MS` (see `service_kit::read_body`), after
 //! charging it to the sandbox's memory budget; and the answer that holds its charge until it
 //! has been handed to the connection.
 //!
@@ -21,9 +21,9 @@ use axum::{
     http::{HeaderMap, HeaderValue, header},
     response::{IntoResponse, Response},
 };
-use connections::{BodyError, Charge};
 use hyper::body::{Frame, SizeHint};
 use serde::{Serialize, de::DeserializeOwned};
+use service_kit::{BodyError, Charge};
 
 use crate::{
     AppState,
@@ -61,7 +61,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 state.metrics.refused_for_memory(tenant);
                 ApiError::OverBudget(refusal)
             })?;
-        let bytes = connections::read_body(
+        let bytes = service_kit::read_body(
             body,
             &parts.headers,
             config.max_body_bytes,

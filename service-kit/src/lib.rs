@@ -1,5 +1,5 @@
-//! How both HTTP servers take connections, so that slow, idle and greedy clients cannot hold
-//! either of them:
+//! What both HTTP servers share. First, how they take connections, so that slow, idle and
+//! greedy clients cannot hold either of them:
 //!
 //! - **Caps.** At most [`Limits::max_connections`] connections at once, and at most
 //!   [`Limits::max_connections_per_client`] from one client (one IPv4 address, or one IPv6
@@ -23,12 +23,21 @@
 //!   `/healthz` (which each binary answers 503 from the signal on) stops sending work before
 //!   connections are refused.
 //!
-//! [`serve`] runs an axum router under these limits with graceful shutdown; [`Limits`] reads the
-//! variables both binaries share.
+//! [`serve`] runs an axum router under these limits with graceful shutdown.
+//!
+//! Beside the connections, the rest of what both servers share, written once so that the two
+//! cannot drift apart: environment variables declared once ([`env`], [`variables!`]), the
+//! command-line frame ([`cli`]), the shutdown signal ([`shutdown`]), the `/healthz` probe
+//! ([`health`]), logging set-up ([`telemetry`]), and the memory budget.
 
 mod body;
 mod budget;
+pub mod cli;
+pub mod env;
+pub mod health;
 mod limits;
+pub mod shutdown;
+pub mod telemetry;
 
 use std::{
     collections::HashMap,
@@ -57,7 +66,9 @@ pub use self::{
         Charge, LimitSource, MemoryBudget, OverBudget, container_memory_limit,
         container_memory_limit_in,
     },
-    limits::{Limits, LimitsError, VariableHelp, environment_help, vars},
+    env::ConfigError,
+    limits::Limits,
+    telemetry::LogFormat,
 };
 
 /// hyper's `max_buf_size` for every connection: a request head of up to this is always read
