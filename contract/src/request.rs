@@ -130,7 +130,10 @@ pub struct ExecuteBody {
             function = "source_scheme",
             message = "url: must start with gs://, s3://, https:// or http://, e.g. gs://bucket/script.js"
         ),
-        length(max = 2048, message = "url: must be at most 2048 characters")
+        custom(
+            function = "source_url_length",
+            message = "url: must be at most 2048 characters"
+        )
     )]
     #[schema(
         example = "gs://acme-scripts/reports/daily.js",
@@ -174,7 +177,7 @@ pub struct ExecuteBody {
 /// Where a script may be loaded from; the ingress checks the rest of the URL.
 pub const SOURCE_SCHEMES: [&str; 4] = ["gs://", "s3://", "https://", "http://"];
 
-/// Longest `url` accepted (the `length` rule on [`ExecuteBody`]'s `url` says it too).
+/// Longest `url` accepted, in bytes (its rule's message on [`ExecuteBody`] says it too).
 pub const MAX_SOURCE_URL_LENGTH: usize = 2048;
 
 impl ExecuteBody {
@@ -323,6 +326,13 @@ fn source_scheme(url: &str) -> Result<(), ValidationError> {
         .ok_or_else(|| ValidationError::new("source_scheme"))
 }
 
+/// At most [`MAX_SOURCE_URL_LENGTH`] bytes.
+fn source_url_length(url: &str) -> Result<(), ValidationError> {
+    (url.len() <= MAX_SOURCE_URL_LENGTH)
+        .then_some(())
+        .ok_or_else(|| ValidationError::new("source_url_length"))
+}
+
 /// 64 hex digits, either case.
 fn sha256_hex(digest: &str) -> Result<(), ValidationError> {
     (digest.len() == 64 && digest.bytes().all(|byte| byte.is_ascii_hexdigit()))
@@ -450,6 +460,11 @@ mod tests {
         }
         let long = format!(r#"{{"url": "gs://b/{}"}}"#, "a".repeat(2048));
         assert_eq!(refusal(&long), "url: must be at most 2048 characters");
+        let long_in_bytes = format!(r#"{{"url": "gs://b/{}"}}"#, "\u{e9}".repeat(1100));
+        assert_eq!(
+            refusal(&long_in_bytes),
+            "url: must be at most 2048 characters"
+        );
     }
 
     #[test]
