@@ -253,6 +253,7 @@ fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result
     })
 }
 
+/// A limit of the configuration, in MiB, in bytes.
 fn mebibytes(mebibytes: usize) -> u64 {
     (mebibytes as u64).saturating_mul(1024 * 1024)
 }
