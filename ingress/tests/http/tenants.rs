@@ -269,7 +269,7 @@ async fn a_tenant_the_sandbox_just_refused_is_answered_by_the_ingress_until_its_
     };
     let app = spawn_app_with_sandbox(sandbox_config, |config| {
         acme_and_beta(config);
-        config.tenants.tenants[0].ceilings.timeout_ms = Some(3000);
+        config.tenants.tenants[0].ceilings.timeout = millis(3000);
     })
     .await;
     let acme = [("x-api-key", ACME_KEY)];
