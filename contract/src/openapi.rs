@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 document of the public API, built from the types that parse and answer
-//! requests ([`crate::api`], [`crate::envelope`], [`crate::outcome`]), so a field, a kind or a
+//! requests ([`crate::request`], [`crate::api`], [`crate::envelope`], [`crate::outcome`]), so a field, a kind or a
 //! status added there shows up here.
 //!
 //! The sandbox builds it once at start-up with its own limits and example names
@@ -26,12 +26,10 @@ use utoipa::{
 };
 
 use crate::{
-    api::{
-        ExampleList, ExecuteRequest, ExecuteResponse, ExecutionStatus, Health, HealthStatus,
-        LogEntry, LogType,
-    },
+    api::{ExampleList, ExecuteResponse, ExecutionStatus, Health, HealthStatus, LogEntry, LogType},
     envelope::{ErrorEnvelope, RequestErrorKind},
     outcome::{ErrorKind, ScriptError},
+    request::ExecuteBody,
 };
 
 /// The path the ingress serves the document at.
@@ -64,7 +62,7 @@ pub struct Limits {
         license(name = "MIT", identifier = "MIT"),
     ),
     components(schemas(
-        ExecuteRequest,
+        ExecuteBody,
         ExecuteResponse,
         ExecutionStatus,
         ScriptError,
@@ -135,12 +133,12 @@ const BEARER: &str = "bearer";
 const API_KEY: &str = "apiKey";
 
 /// Fills the deployment's maximums and example names into the request's schema, and says
-/// that exactly one of `code` and `file` is given.
+/// that exactly one of `code`, `file` and `url` is given.
 fn state_limits(components: &mut Components, limits: &Limits) {
     let Some(RefOr::T(Schema::Object(request))) =
-        components.schemas.get_mut(ExecuteRequest::name().as_ref())
+        components.schemas.get_mut(ExecuteBody::name().as_ref())
     else {
-        unreachable!("ExecuteRequest is an object schema");
+        unreachable!("ExecuteBody is an object schema");
     };
     let mut property = |name: &str, change: &dyn Fn(&mut openapi::schema::Object)| {
         if let Some(RefOr::T(Schema::Object(property))) = request.properties.get_mut(name) {
@@ -200,7 +198,7 @@ fn state_limits(components: &mut Components, limits: &Limits) {
         .description(description);
     components
         .schemas
-        .insert(ExecuteRequest::name().into_owned(), schema.into());
+        .insert(ExecuteBody::name().into_owned(), schema.into());
 }
 
 fn execute(limits: &Limits) -> openapi::path::Operation {
@@ -291,7 +289,7 @@ fn execute(limits: &Limits) -> openapi::path::Operation {
         .content(
             "application/json",
             examples(
-                ContentBuilder::new().schema(Some(Ref::from_schema_name(ExecuteRequest::name()))),
+                ContentBuilder::new().schema(Some(Ref::from_schema_name(ExecuteBody::name()))),
                 request_examples,
             )
             .build(),

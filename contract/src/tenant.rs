@@ -7,6 +7,10 @@
 //! The ingress removes both from client requests and sets them itself; the sandbox, which only
 //! the ingress reaches, trusts them. Without them a request is [`ANONYMOUS`].
 
+use std::num::NonZeroU64;
+
+use crate::limits::{MemoryLimit, TimeLimit};
+
 /// The tenant id header.
 pub const TENANT_ID_HEADER: &str = "x-tenant-id";
 /// The tenant ceilings header.
@@ -45,10 +49,10 @@ pub fn is_valid_client_key(key: &str) -> bool {
 pub struct Ceilings {
     /// `concurrency`: most executions of the tenant running at once.
     pub concurrency: Option<u32>,
-    /// `timeout-ms`: largest `timeoutMs` the tenant may ask for; also lowers the default.
-    pub timeout_ms: Option<u64>,
+    /// `timeout-ms`: longest `timeoutMs` the tenant may ask for; also lowers the default.
+    pub timeout: Option<TimeLimit>,
     /// `memory-mb`: largest `memoryLimitMb` the tenant may ask for; also lowers the default.
-    pub memory_mb: Option<u64>,
+    pub memory: Option<MemoryLimit>,
 }
 
 /// An `x-tenant-limits` value the sandbox cannot use; only a broken ingress sends one.
@@ -64,8 +68,8 @@ impl Ceilings {
     pub fn header_value(&self) -> Option<String> {
         let parts: Vec<String> = [
             ("concurrency", self.concurrency.map(u64::from)),
-            ("timeout-ms", self.timeout_ms),
-            ("memory-mb", self.memory_mb),
+            ("timeout-ms", self.timeout.map(TimeLimit::millis)),
+            ("memory-mb", self.memory.map(MemoryLimit::mebibytes)),
         ]
         .into_iter()
         .filter_map(|(name, value)| Some(format!("{name}={}", value?)))
@@ -84,23 +88,19 @@ impl Ceilings {
             .filter(|pair| !pair.is_empty())
         {
             let (name, value) = pair.split_once('=').ok_or(BadCeilings)?;
-            let value: u64 = value
-                .trim()
-                .parse()
-                .ok()
-                .filter(|value| *value >= 1)
-                .ok_or(BadCeilings)?;
+            let value: NonZeroU64 = value.trim().parse().map_err(|_| BadCeilings)?;
             let index = match name.trim() {
                 "concurrency" => {
-                    ceilings.concurrency = Some(u32::try_from(value).map_err(|_| BadCeilings)?);
+                    ceilings.concurrency =
+                        Some(u32::try_from(value.get()).map_err(|_| BadCeilings)?);
                     0
                 }
                 "timeout-ms" => {
-                    ceilings.timeout_ms = Some(value);
+                    ceilings.timeout = Some(TimeLimit::from_millis(value));
                     1
                 }
                 "memory-mb" => {
-                    ceilings.memory_mb = Some(value);
+                    ceilings.memory = Some(MemoryLimit::from_mebibytes(value));
                     2
                 }
                 _ => return Err(BadCeilings),
@@ -123,11 +123,11 @@ mod tests {
             Ceilings::default(),
             Ceilings {
                 concurrency: Some(2),
-                timeout_ms: Some(10_000),
-                memory_mb: Some(64),
+                timeout: NonZeroU64::new(10_000).map(TimeLimit::from_millis),
+                memory: NonZeroU64::new(64).map(MemoryLimit::from_mebibytes),
             },
             Ceilings {
-                timeout_ms: Some(500),
+                timeout: NonZeroU64::new(500).map(TimeLimit::from_millis),
                 ..Ceilings::default()
             },
         ] {
@@ -145,8 +145,8 @@ mod tests {
             Ceilings::parse("memory-mb=64, concurrency=2").unwrap(),
             Ceilings {
                 concurrency: Some(2),
-                timeout_ms: None,
-                memory_mb: Some(64),
+                timeout: None,
+                memory: NonZeroU64::new(64).map(MemoryLimit::from_mebibytes),
             }
         );
     }

@@ -37,6 +37,7 @@ use std::{
     io::{self, Read},
     os::fd::{OwnedFd, RawFd},
     sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+    time::Duration,
 };
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -87,8 +88,8 @@ pub struct Job {
     /// The file name stack traces show.
     pub script_name: String,
     pub source: String,
-    /// Time limit in microseconds, from the start of evaluation.
-    pub timeout_micros: u64,
+    /// Time limit, from the start of evaluation.
+    pub timeout: Duration,
     /// The runtime's memory limit in bytes.
     pub memory_limit: u64,
     /// The request's `input` as JSON text, for the script's global `input`.
@@ -171,7 +172,7 @@ pub enum Report {
 /// What a worker says when it is ready.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ready {
-    /// Whether the engine checks the clock by time (see the engine's `interrupts` module);
+    /// Whether the engine paces its interrupt checks by the clock (`engine::timed_interrupts`);
     /// false means only the supervisor's kill bounds a loop of slow built-ins.
     pub timed_interrupts: bool,
 }
@@ -409,7 +410,7 @@ mod tests {
             Order::Run(Job {
                 script_name: "script.js".into(),
                 source: "console.log('\u{e9}'); 1 + 2".into(),
-                timeout_micros: 5_000_000,
+                timeout: Duration::from_millis(5_000),
                 memory_limit: 64 << 20,
                 input: Some(r#"{"a": [1, "caf\u00e9"]}"#.into()),
                 host: HostGrant {

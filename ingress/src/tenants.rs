@@ -10,7 +10,7 @@
 //! `RATE_LIMIT_BURST` and the sandbox's own limits.
 
 use std::fmt;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::rate_limit::RateLimit;
 use contract::capabilities::{Capabilities, FetchGrant};
+use contract::limits::{MemoryLimit, TimeLimit};
 
 use crate::sources::rules::SourceRules;
 
@@ -318,21 +319,21 @@ fn ceilings(
     max_timeout_ms: Option<u64>,
     max_memory_limit_mb: Option<u64>,
 ) -> Result<Ceilings, String> {
-    for (name, value) in [
-        ("max_concurrency", max_concurrency.map(u64::from)),
-        ("max_timeout_ms", max_timeout_ms),
-        ("max_memory_limit_mb", max_memory_limit_mb),
-    ] {
-        if value == Some(0) {
-            return Err(format!(
-                "{name}: must be at least 1 (leave it out for no ceiling)"
-            ));
-        }
-    }
+    let at_least_1 = |name: &str, value: Option<u64>| {
+        value
+            .map(|value| {
+                NonZeroU64::new(value).ok_or_else(|| {
+                    format!("{name}: must be at least 1 (leave it out for no ceiling)")
+                })
+            })
+            .transpose()
+    };
+    at_least_1("max_concurrency", max_concurrency.map(u64::from))?;
     Ok(Ceilings {
         concurrency: max_concurrency,
-        timeout_ms: max_timeout_ms,
-        memory_mb: max_memory_limit_mb,
+        timeout: at_least_1("max_timeout_ms", max_timeout_ms)?.map(TimeLimit::from_millis),
+        memory: at_least_1("max_memory_limit_mb", max_memory_limit_mb)?
+            .map(MemoryLimit::from_mebibytes),
     })
 }
 

@@ -141,8 +141,11 @@ fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a st
 
 #[cfg(test)]
 mod tests {
+    use std::{num::NonZeroU64, time::Duration};
+
     use super::*;
     use axum::http::HeaderValue;
+    use contract::limits::{MemoryLimit, TimeLimit};
 
     fn headers(pairs: &[(&HeaderName, &str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -199,13 +202,16 @@ mod tests {
             tenant.ceilings,
             Ceilings {
                 concurrency: Some(2),
-                timeout_ms: Some(10_000),
-                memory_mb: Some(64),
+                timeout: NonZeroU64::new(10_000).map(TimeLimit::from_millis),
+                memory: NonZeroU64::new(64).map(MemoryLimit::from_mebibytes),
             }
         );
         let partial =
             Tenant::from_headers(&headers(&[(&TENANT_LIMITS, "timeout-ms=500")]), None).unwrap();
-        assert_eq!(partial.ceilings.timeout_ms, Some(500));
+        assert_eq!(
+            partial.ceilings.timeout.map(TimeLimit::duration),
+            Some(Duration::from_millis(500))
+        );
         assert_eq!(partial.ceilings.concurrency, None);
     }
 

@@ -207,7 +207,7 @@ fn assignment(
             input: job.input.map(Arc::from),
         },
         limits: Limits {
-            timeout: Duration::from_micros(job.timeout_micros),
+            timeout: job.timeout,
             memory_limit: job.memory_limit as usize,
         },
         cancel: region.cancel_flag(),

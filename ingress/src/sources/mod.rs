@@ -1,12 +1,14 @@
 //! Scripts loaded from a URL or a bucket: `{"url": "gs://bucket/a.js"}`, `s3://`, `https://`
 //! (and `http://` where the tenant's allow-list names it), optionally pinned with `sha256`.
 //!
-//! The ingress loads the script and sends its text as `code` in place of `url` and `sha256`
+//! The ingress parses the request with the contract's one parser, loads a
+//! [`ScriptSource::Url`] and forwards the request with the script as [`ScriptSource::Code`]
 //! ([`Loader::rewrite`]): the bucket credentials stay with the ingress, and the sandbox needs no
-//! route out for it (under Compose it has none unless a tenant is granted `fetch`). Only a `POST /api/execute` JSON body
-//! that could name a `url` is parsed; any other body goes through untouched, and a body the
-//! ingress does not rewrite (invalid, or not JSON) still cannot run a `url` unloaded: the
-//! sandbox refuses `url` with 422.
+//! route out for it (under Compose it has none unless a tenant is granted `fetch`). Only a
+//! `POST /api/execute` JSON body that could name a `url` is parsed; any other body goes through
+//! untouched, and a body the ingress does not rewrite (invalid, or not JSON) still cannot run a
+//! `url` unloaded: the sandbox, parsing it the same way, refuses it with the same message or
+//! refuses `url` with 422.
 //!
 //! - Who may load what: each tier's `sources` in the tenants file ([`rules`]); nothing by
 //!   default.
@@ -22,37 +24,31 @@
 //!   are charged to the ingress's memory budget as they grow (503 when it is full).
 //! - A cached script is served to a tier only if its own rules accept every hop that loading
 //!   it took (the redirects are stored with it); otherwise the tier loads it itself.
-//!
-//! Errors name the location without its query (which may be a credential) and never the
-//! service's credentials; the causes of 502s are logged, not sent.
+//! - What a failed load answers: [`SourceError`].
 
 pub mod cache;
+mod error;
 pub mod rules;
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use contract::api::ExecuteRequest;
-use contract::envelope::{ErrorEnvelope, RequestErrorKind};
+use contract::request::{ExecuteRequest, ScriptSource};
 use egress::AddressPolicy;
-use egress::client::{CheckedResolver, EgressError};
+use egress::client::CheckedResolver;
 use futures_util::StreamExt;
 use object_store::client::{DnsError, DnsFuture, DnsResolver};
 use object_store::{BackoffConfig, ClientOptions, GetOptions, ObjectStore, RetryConfig};
-use serde_json::value::RawValue;
-use service_kit::{Charge, MemoryBudget, OverBudget};
+use service_kit::{Charge, MemoryBudget};
 use sha2::{Digest, Sha256};
-use validator::Validate;
 
 use crate::body::Buffered;
-use crate::error::error_chain;
 use cache::{Cache, Lookup, Script};
+pub use error::{Problem, SourceError};
+use error::{internal, store_problem, web_problem};
 use rules::{Location, SourceRules, Store};
 
 /// The loader's settings, from the environment (see [`crate::config`]).
@@ -100,133 +96,6 @@ impl Settings {
     }
 }
 
-/// Why a script was not loaded.
-#[derive(Debug)]
-pub enum Problem {
-    /// The `url` is malformed (422 `invalid_request`).
-    Invalid(String),
-    /// The tier may not load it, or a rule refused an address or redirect (403).
-    Forbidden(String),
-    /// Nothing there (404).
-    NotFound,
-    /// Over `MAX_SCRIPT_BYTES` (413).
-    TooLarge(usize),
-    /// Not UTF-8 text (422 `invalid_request`).
-    NotText,
-    /// Another digest than the pinned one (422).
-    HashMismatch { actual: String, pinned: String },
-    /// The server or store failed; the detail is logged, not sent (502).
-    Unavailable { reason: String, detail: String },
-    /// Not loaded within `SOURCE_TIMEOUT_MS` (504).
-    TimedOut(Duration),
-    /// The ingress's memory budget cannot hold it: now (503, retry), or ever (413).
-    OverBudget(OverBudget),
-}
-
-/// A refusal or failure to load the script at a location.
-#[derive(Debug)]
-pub struct SourceError {
-    /// The location as [`Location::name`] writes it; `None` when the `url` did not parse.
-    pub name: Option<String>,
-    pub problem: Problem,
-}
-
-impl SourceError {
-    fn at(location: &Location, problem: Problem) -> Self {
-        Self {
-            name: Some(location.name()),
-            problem,
-        }
-    }
-
-    pub fn status_code(&self) -> StatusCode {
-        match self.problem {
-            Problem::Invalid(_) | Problem::NotText | Problem::HashMismatch { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            Problem::Forbidden(_) => StatusCode::FORBIDDEN,
-            Problem::NotFound => StatusCode::NOT_FOUND,
-            Problem::TooLarge(_) | Problem::OverBudget(OverBudget::TooLarge { .. }) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            Problem::OverBudget(OverBudget::Full { .. }) => StatusCode::SERVICE_UNAVAILABLE,
-            Problem::Unavailable { .. } => StatusCode::BAD_GATEWAY,
-            Problem::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
-        }
-    }
-
-    pub fn kind(&self) -> RequestErrorKind {
-        match self.problem {
-            Problem::Invalid(_) | Problem::NotText => RequestErrorKind::InvalidRequest,
-            Problem::Forbidden(_) => RequestErrorKind::SourceForbidden,
-            Problem::NotFound => RequestErrorKind::SourceNotFound,
-            Problem::TooLarge(_) | Problem::OverBudget(OverBudget::TooLarge { .. }) => {
-                RequestErrorKind::PayloadTooLarge
-            }
-            Problem::OverBudget(OverBudget::Full { .. }) => RequestErrorKind::Overloaded,
-            Problem::HashMismatch { .. } => RequestErrorKind::SourceHashMismatch,
-            Problem::Unavailable { .. } | Problem::TimedOut(_) => {
-                RequestErrorKind::SourceUnavailable
-            }
-        }
-    }
-}
-
-impl fmt::Display for SourceError {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(name) => write!(formatter, "url: {name}: ")?,
-            None => formatter.write_str("url: ")?,
-        }
-        match &self.problem {
-            Problem::Invalid(reason) | Problem::Forbidden(reason) => formatter.write_str(reason),
-            Problem::NotFound => formatter.write_str("not found"),
-            Problem::TooLarge(limit) => {
-                write!(
-                    formatter,
-                    "the script is larger than MAX_SCRIPT_BYTES ({limit} bytes of JSON-escaped text)"
-                )
-            }
-            Problem::NotText => formatter.write_str("the script is not UTF-8 text"),
-            Problem::HashMismatch { actual, pinned } => write!(
-                formatter,
-                "the script's SHA-256 is {actual}, not the pinned {pinned}; nothing ran"
-            ),
-            Problem::Unavailable { reason, .. } => formatter.write_str(reason),
-            Problem::TimedOut(timeout) => {
-                write!(formatter, "not loaded within {} ms", timeout.as_millis())
-            }
-            Problem::OverBudget(OverBudget::TooLarge { limit, .. }) => write!(
-                formatter,
-                "the request with its script is larger than the ingress's {limit} bytes for buffers"
-            ),
-            Problem::OverBudget(OverBudget::Full { .. }) => formatter.write_str(
-                "the service is busy (its memory for request bodies is in use); retry shortly",
-            ),
-        }
-    }
-}
-
-impl IntoResponse for SourceError {
-    fn into_response(self) -> Response {
-        if let Problem::Unavailable { detail, .. } = &self.problem {
-            tracing::warn!(source = self.name.as_deref(), error = %detail, "script source unavailable");
-        } else {
-            tracing::info!(
-                source = self.name.as_deref(),
-                kind = self.kind().as_str(),
-                "script not loaded"
-            );
-        }
-        let body = Json(ErrorEnvelope::new(self.kind(), self.to_string()));
-        if let Problem::OverBudget(OverBudget::Full { .. }) = self.problem {
-            // As the proxy's own 503: buffers are released within about a second.
-            return (self.status_code(), [(header::RETRY_AFTER, "1")], body).into_response();
-        }
-        (self.status_code(), body).into_response()
-    }
-}
-
 /// Loads scripts for the tiers, with a cache shared by all of them (each load is checked
 /// against the tier's rules before the cache is consulted).
 pub struct Loader {
@@ -269,9 +138,9 @@ impl Loader {
         }
     }
 
-    /// For a JSON `POST /api/execute`: when `body` is a valid request with a `url`, the same
-    /// request with the loaded script as `code`, its bytes charged to `charge` before they are
-    /// written; otherwise `body` unchanged (the sandbox answers).
+    /// For a JSON `POST /api/execute`: when `body` is a valid request for a script at a `url`,
+    /// the same request with the loaded script as `code`, its bytes charged to `charge` before
+    /// they are written; otherwise `body` unchanged (the sandbox answers).
     pub async fn rewrite(
         &self,
         tier: &Arc<str>,
@@ -286,53 +155,45 @@ impl Loader {
             name: None,
             problem: Problem::OverBudget(refused),
         })?;
-        let Ok(request) = serde_json::from_slice::<ExecuteRequest>(&body) else {
+        // The sandbox parses what is not a request for a `url` script, and says what is wrong
+        // with it in the same words.
+        let Ok(mut request) = ExecuteRequest::parse(&body) else {
             return Ok(buffered);
         };
-        let Some(url) = request.url.as_deref() else {
+        let ScriptSource::Url { url, sha256 } = &request.source else {
             return Ok(buffered);
         };
-        if request.validate().is_err() {
-            return Ok(buffered);
-        }
         let (script, location) = self.load(tier, rules, url).await?;
-        if let Some(pinned) = request.sha256.as_deref() {
+        if let Some(pinned) = sha256 {
             let actual = hex(&script.digest);
-            if !actual.eq_ignore_ascii_case(pinned) {
+            if actual != pinned.as_str() {
                 return Err(SourceError::at(
                     &location,
                     Problem::HashMismatch {
                         actual,
-                        pinned: pinned.to_ascii_lowercase(),
+                        pinned: pinned.as_str().to_owned(),
                     },
                 ));
             }
         }
-        // The escaped script, then the new request beside the old one: at most twice the script
-        // (escapes beyond that are rare) and the rest of the request.
+        // The script, then the new request with it escaped: at most twice the script (escapes
+        // beyond that are rare) and the rest of the request.
         charge
             .grow(2 * script.code.len() + body.len())
             .map_err(|refused| SourceError::at(&location, Problem::OverBudget(refused)))?;
-        // Keys as decoded (a client may write `"\u0075rl"`), values as sent.
-        let mut fields: BTreeMap<String, &RawValue> =
-            serde_json::from_slice(&body).map_err(|_| internal(&location))?;
-        fields.remove("url");
-        fields.remove("sha256");
-        let code =
-            serde_json::value::to_raw_value(&*script.code).map_err(|_| internal(&location))?;
-        // The download stopped at the cap in raw bytes; the sandbox receives the escaped text
-        // (without its quotes here), which the cap bounds too, so that it fits the sandbox's
-        // body limit beside the rest of the request.
-        if code.get().len() - 2 > self.max_bytes {
+        // The download stopped at the cap in raw bytes; the sandbox receives the escaped text,
+        // which the cap bounds too, so that it fits the sandbox's body limit beside the rest of
+        // the request.
+        if escaped_length(&script.code) > self.max_bytes {
             return Err(SourceError::at(
                 &location,
                 Problem::TooLarge(self.max_bytes),
             ));
         }
-        fields.insert("code".to_owned(), &code);
+        request.source = ScriptSource::Code(script.code.to_string());
         // With an oversized `input` it may pass the sandbox's MAX_BODY_BYTES, which then
         // answers 413 itself.
-        let rewritten = serde_json::to_vec(&fields).map_err(|_| internal(&location))?;
+        let rewritten = serde_json::to_vec(&request).map_err(|_| internal(&location))?;
         tracing::debug!(source = %location, bytes = script.code.len(), "script loaded");
         Ok(Buffered::from(Bytes::from(rewritten)))
     }
@@ -699,58 +560,6 @@ impl DnsResolver for CheckedDns {
     }
 }
 
-/// A rule's refusal is 403 (an unresolvable name is a network failure, 502); the rest 502.
-fn refused(error: &EgressError) -> Problem {
-    match error {
-        EgressError::Unresolved { .. } => Problem::Unavailable {
-            reason: error.to_string(),
-            detail: error.to_string(),
-        },
-        refused => Problem::Forbidden(refused.to_string()),
-    }
-}
-
-fn web_problem(error: reqwest::Error) -> Problem {
-    if let Some(refusal) = egress::client::refusal(&error) {
-        return refused(refusal);
-    }
-    if error.is_timeout() {
-        return Problem::TimedOut(Duration::ZERO);
-    }
-    Problem::Unavailable {
-        reason: "the server could not be reached or broke the connection".to_owned(),
-        detail: error_chain(&error.without_url()),
-    }
-}
-
-fn store_problem(error: object_store::Error) -> Problem {
-    if let Some(refusal) = egress::client::refusal(&error) {
-        return refused(refusal);
-    }
-    match &error {
-        object_store::Error::NotFound { .. } => Problem::NotFound,
-        object_store::Error::PermissionDenied { .. }
-        | object_store::Error::Unauthenticated { .. } => Problem::Unavailable {
-            reason: "the store refused the service's credentials".to_owned(),
-            detail: error_chain(&error),
-        },
-        _ => Problem::Unavailable {
-            reason: "the store failed or could not be reached".to_owned(),
-            detail: error_chain(&error),
-        },
-    }
-}
-
-fn internal(location: &Location) -> SourceError {
-    SourceError::at(
-        location,
-        Problem::Unavailable {
-            reason: "the ingress could not rewrite the request".to_owned(),
-            detail: "re-serialising the request failed".to_owned(),
-        },
-    )
-}
-
 /// A cheap test that keeps most bodies from being parsed: a `url` key is written `"url"`,
 /// or with an escape (`"\u0075rl"`).
 fn might_name_url(body: &Buffered) -> bool {
@@ -771,6 +580,24 @@ fn accepts_hops(tier: &str, rules: &SourceRules, script: &Script) -> bool {
     script.hops.iter().all(|hop| rules.check(tier, hop).is_ok())
 }
 
+/// Bytes of `text` as a JSON string, without its quotes.
+fn escaped_length(text: &str) -> usize {
+    /// Counts what is written to it.
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, text).expect("counting cannot fail");
+    counter.0 - 2
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -785,6 +612,13 @@ mod tests {
         assert!(might_name_url(&body(br#"{"url": "gs://b/a.js"}"#)));
         assert!(might_name_url(&body(br#"{"\u0075rl": "gs://b/a.js"}"#)));
         assert!(!might_name_url(&body(br#"{"code": "const url = 1"}"#)));
+    }
+
+    #[test]
+    fn a_script_is_measured_as_the_escaped_text_the_sandbox_receives() {
+        assert_eq!(escaped_length("abc"), 3);
+        assert_eq!(escaped_length("a\"b\n"), 6);
+        assert_eq!(escaped_length("\u{e9}"), 2);
     }
 
     #[test]

@@ -1,18 +1,24 @@
 //! Tenants through the ingress: API keys and each way of failing them, a key's ceilings, the
 //! tenant headers clients cannot forge, and rate limits that are each tenant's own.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::json;
 
 use crate::support::{TestApp, TestResponse, spawn_app_with, spawn_app_with_sandbox, tenant};
+use contract::limits::{MemoryLimit, TimeLimit};
 use ingress::rate_limit::RateLimit;
 use ingress::tenants::Ceilings;
 
 const ACME_KEY: &str = "acme-3f9c1e0b7d2a4c58";
 const BETA_KEY: &str = "beta-81d6a0c4e2f94b17";
+
+/// A ceiling of `millis` ms.
+fn millis(millis: u64) -> Option<TimeLimit> {
+    NonZeroU64::new(millis).map(TimeLimit::from_millis)
+}
 
 /// `burst` requests at once, then one every 100 s: nothing refills during a test.
 fn burst_of(burst: u32) -> Option<RateLimit> {
@@ -25,7 +31,7 @@ fn burst_of(burst: u32) -> Option<RateLimit> {
 /// acme: one execution at once, at most 1 s and 32 MiB. beta: no ceilings. Neither is
 /// rate-limited; the anonymous tier may run at most 3 s.
 fn acme_and_beta(config: &mut ingress::Config) {
-    config.tenants.anonymous.ceilings.timeout_ms = Some(3000);
+    config.tenants.anonymous.ceilings.timeout = millis(3000);
     config.tenants.tenants = vec![
         tenant(
             "acme",
@@ -33,8 +39,8 @@ fn acme_and_beta(config: &mut ingress::Config) {
             None,
             Ceilings {
                 concurrency: Some(1),
-                timeout_ms: Some(1000),
-                memory_mb: Some(32),
+                timeout: millis(1000),
+                memory: NonZeroU64::new(32).map(MemoryLimit::from_mebibytes),
             },
         ),
         tenant("beta", BETA_KEY, None, Ceilings::default()),
@@ -218,7 +224,7 @@ async fn a_tenants_concurrency_ceiling_holds_whatever_the_client_claims() {
     // request waits out the 300 ms queue timeout and beta runs, however loaded the machine.
     let app = spawn_app_with_sandbox(sandbox_config, |config| {
         acme_and_beta(config);
-        config.tenants.tenants[0].ceilings.timeout_ms = Some(3000);
+        config.tenants.tenants[0].ceilings.timeout = millis(3000);
     })
     .await;
     let endless = json!({ "code": "while (true) {}", "timeoutMs": 3000 });
@@ -263,7 +269,7 @@ async fn a_tenant_the_sandbox_just_refused_is_answered_by_the_ingress_until_its_
     };
     let app = spawn_app_with_sandbox(sandbox_config, |config| {
         acme_and_beta(config);
-        config.tenants.tenants[0].ceilings.timeout_ms = Some(3000);
+        config.tenants.tenants[0].ceilings.timeout = millis(3000);
     })
     .await;
     let acme = [("x-api-key", ACME_KEY)];

@@ -1,10 +1,8 @@
-//! `POST /api/execute`: validate against the tenant's ceilings, wait for a worker in the
-//! tenant's turn, run, count, answer. The bodies are the public API's ([`contract::api`]).
+//! `POST /api/execute`: hold the parsed request to the tenant's ceilings, wait for a worker in
+//! the tenant's turn, run, count, answer. The request is parsed once, by its contract type
+//! ([`contract::request`]); the answers are the public API's ([`contract::api`]).
 
-use std::{
-    net::SocketAddr,
-    time::{Duration, Instant},
-};
+use std::{net::SocketAddr, time::Instant};
 
 use axum::{
     Extension,
@@ -13,10 +11,11 @@ use axum::{
     response::Response,
 };
 use contract::{
-    api::{ErrorField, ExecuteRequest, ExecuteResponse, ExecutionStatus},
+    api::{ErrorField, ExecuteResponse, ExecutionStatus},
+    limits::{MemoryLimit, TimeLimit},
+    request::{ExecuteRequest, ScriptSource},
     worker::{HostGrant, Job},
 };
-use validator::{Validate, ValidationErrors};
 
 use super::json::{ApiJson, charged_json};
 use crate::{
@@ -56,9 +55,6 @@ pub async fn execute(
     headers: HeaderMap,
     ApiJson(request, mut charge): ApiJson<ExecuteRequest>,
 ) -> Result<Response, ApiError> {
-    request
-        .validate()
-        .map_err(|errors| ApiError::Invalid(describe(&errors)))?;
     let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
     let tenant = Tenant::from_headers(&headers, peer)?;
     let job = prepare(&state, &tenant, request)?;
@@ -189,27 +185,32 @@ impl Departure<'_> {
     }
 }
 
-/// Resolves the script and checks the limits against the tenant's ceilings and the server's
+/// Resolves the script and holds the limits to the tenant's ceilings and the server's
 /// maximums, whichever is lower.
 fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result<Job, ApiError> {
     let config = &state.config;
-    let timeout_ms = Ceiling::new(
-        config.max_timeout.as_millis() as u64,
-        tenant.ceilings.timeout_ms,
-    )
+    let timeout = Ceiling {
+        field: "timeoutMs",
+        server: config.max_timeout,
+        tenant: tenant.ceilings.timeout.map(TimeLimit::duration),
+        shown: |duration| duration.as_millis() as u64,
+    }
     .check(
-        "timeoutMs",
-        request.timeout_ms,
-        config.default_timeout.as_millis() as u64,
+        request.timeout.map(TimeLimit::duration),
+        config.default_timeout,
         tenant,
     )?;
-    let memory_mb = Ceiling::new(config.max_memory_limit_mb as u64, tenant.ceilings.memory_mb)
-        .check(
-            "memoryLimitMb",
-            request.memory_limit_mb,
-            config.default_memory_limit_mb as u64,
-            tenant,
-        )?;
+    let memory_limit = Ceiling {
+        field: "memoryLimitMb",
+        server: mebibytes(config.max_memory_limit_mb),
+        tenant: tenant.ceilings.memory.map(MemoryLimit::bytes),
+        shown: |bytes| bytes >> 20,
+    }
+    .check(
+        request.memory_limit.map(MemoryLimit::bytes),
+        mebibytes(config.default_memory_limit_mb),
+        tenant,
+    )?;
     let input = match request.input {
         Some(input) if input.get().len() > config.max_input_bytes => {
             return Err(ApiError::Invalid(format!(
@@ -220,9 +221,9 @@ fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result
         }
         input => input.map(|input| String::from(Box::<str>::from(input))),
     };
-    let (script_name, source) = match (request.code, request.file) {
-        (Some(code), _) => ("script.js".to_owned(), code),
-        (None, Some(file)) => {
+    let (script_name, source) = match request.source {
+        ScriptSource::Code(code) => ("script.js".to_owned(), code),
+        ScriptSource::File(file) => {
             let example = state
                 .examples
                 .get(&file)
@@ -231,20 +232,19 @@ fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result
         }
         // The ingress loads `url` sources and sends their text as `code`, so a `url` here means
         // the sandbox was called directly; it never loads one itself.
-        (None, None) if request.url.is_some() => {
+        ScriptSource::Url { .. } => {
             return Err(ApiError::Invalid(
                 "url: scripts from URLs are loaded by the ingress, which sends their text as \
                  `code`; this sandbox was called directly: send `code` or `file`"
                     .to_owned(),
             ));
         }
-        (None, None) => unreachable!("validated: exactly one source"),
     };
     Ok(Job {
         script_name,
         source,
-        timeout_micros: Duration::from_millis(timeout_ms).as_micros() as u64,
-        memory_limit: memory_mb * 1024 * 1024,
+        timeout,
+        memory_limit,
         input,
         host: HostGrant {
             functions: state.host.offered(&tenant.capabilities),
@@ -253,72 +253,46 @@ fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result
     })
 }
 
-/// The largest value of a limit a request may ask for: the server's maximum, or the tenant's
-/// ceiling when that is lower.
-struct Ceiling {
-    value: u64,
-    set_by_tenant: bool,
+/// A limit of the configuration, in MiB, in bytes.
+fn mebibytes(mebibytes: usize) -> u64 {
+    (mebibytes as u64).saturating_mul(1024 * 1024)
 }
 
-impl Ceiling {
-    fn new(server_maximum: u64, tenant_ceiling: Option<u64>) -> Self {
-        match tenant_ceiling {
-            Some(ceiling) if ceiling < server_maximum => Self {
-                value: ceiling,
-                set_by_tenant: true,
-            },
-            _ => Self {
-                value: server_maximum,
-                set_by_tenant: false,
-            },
-        }
-    }
+/// The bounds of one limit a request may set: the server's maximum, or the tenant's ceiling
+/// when that is lower, compared in the limit's own unit (a duration, bytes).
+struct Ceiling<T> {
+    /// The request's field, for messages.
+    field: &'static str,
+    server: T,
+    tenant: Option<T>,
+    /// A value as the field writes it (milliseconds, MiB), for messages.
+    shown: fn(T) -> u64,
+}
 
+impl<T: Copy + Ord> Ceiling<T> {
     /// The value to run with: `requested`, or `default` (lowered to the ceiling) when the
     /// request names none; a request over the ceiling is refused with a message naming it.
-    fn check(
-        &self,
-        field: &str,
-        requested: Option<u64>,
-        default: u64,
-        tenant: &Tenant,
-    ) -> Result<u64, ApiError> {
+    fn check(&self, requested: Option<T>, default: T, tenant: &Tenant) -> Result<T, ApiError> {
+        let (ceiling, set_by_tenant) = match self.tenant {
+            Some(ceiling) if ceiling < self.server => (ceiling, true),
+            _ => (self.server, false),
+        };
+        let (field, shown) = (self.field, self.shown);
         match requested {
-            None => Ok(default.min(self.value)),
-            Some(value) if value <= self.value => Ok(value),
-            Some(value) if self.set_by_tenant => Err(ApiError::Invalid(format!(
-                "{field}: {value} exceeds {}'s ceiling of {}",
+            None => Ok(default.min(ceiling)),
+            Some(value) if value <= ceiling => Ok(value),
+            Some(value) if set_by_tenant => Err(ApiError::Invalid(format!(
+                "{field}: {} exceeds {}'s ceiling of {}",
+                shown(value),
                 tenant.described(),
-                self.value
+                shown(ceiling)
             ))),
             Some(_) => Err(ApiError::Invalid(format!(
                 "{field}: must be at most {}",
-                self.value
+                shown(ceiling)
             ))),
         }
     }
-}
-
-/// `field: message; field: message` from the validator's errors, with the API's field names.
-fn describe(errors: &ValidationErrors) -> String {
-    let mut parts = Vec::new();
-    for (field, errors) in errors.field_errors() {
-        let field = match field.as_ref() {
-            "timeout_ms" => "timeoutMs",
-            "memory_limit_mb" => "memoryLimitMb",
-            "__all__" => "",
-            other => other,
-        };
-        for error in errors {
-            let message = error.message.as_deref().unwrap_or("is invalid");
-            parts.push(if field.is_empty() {
-                message.to_owned()
-            } else {
-                format!("{field}: {message}")
-            });
-        }
-    }
-    parts.join("; ")
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {

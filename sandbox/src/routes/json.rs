@@ -1,4 +1,5 @@
-//! A JSON body extractor whose rejections use the API's error shape, and which reads the body
+//! A JSON body extractor whose rejections use the API's error shape (the body is parsed by
+//! its contract type's own parser, [`ParseBody`]), and which reads the body
 //! within `MAX_BODY_BYTES` and `BODY_READ_TIMEOUT_MS` (see `service_kit::read_body`), after
 //! charging it to the sandbox's memory budget; and the answer that holds its charge until it
 //! has been handed to the connection.
@@ -17,12 +18,13 @@ use std::{
 use axum::{
     Json,
     body::{Body, Bytes},
-    extract::{FromRequest, Request, rejection::JsonRejection},
+    extract::{FromRequest, Request},
     http::{HeaderMap, HeaderValue, header},
     response::{IntoResponse, Response},
 };
+use contract::request::{ExecuteRequest, RequestError};
 use hyper::body::{Frame, SizeHint};
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 use service_kit::{BodyError, Charge};
 
 use crate::{
@@ -35,7 +37,21 @@ use crate::{
 /// to the memory budget comes with the value.
 pub struct ApiJson<T>(pub T, pub Charge);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+/// A body type that parses itself from the body's bytes, refusing what it cannot hold.
+pub trait ParseBody: Sized {
+    fn parse_body(bytes: &[u8]) -> Result<Self, ApiError>;
+}
+
+impl ParseBody for ExecuteRequest {
+    fn parse_body(bytes: &[u8]) -> Result<Self, ApiError> {
+        Self::parse(bytes).map_err(|error| match error {
+            RequestError::NotJson(_) => ApiError::MalformedBody(error.to_string()),
+            RequestError::Invalid(message) => ApiError::Invalid(message),
+        })
+    }
+}
+
+impl<T: ParseBody> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -73,11 +89,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             BodyError::TooSlow(deadline) => ApiError::BodyTimeout(deadline),
             BodyError::Unreadable(error) => ApiError::MalformedBody(error.to_string()),
         })?;
-        match Json::<T>::from_bytes(&bytes) {
-            Ok(Json(value)) => Ok(Self(value, charge)),
-            Err(JsonRejection::JsonDataError(error)) => Err(ApiError::Invalid(error.body_text())),
-            Err(rejection) => Err(ApiError::MalformedBody(rejection.body_text())),
-        }
+        Ok(Self(T::parse_body(&bytes)?, charge))
     }
 }
 

@@ -368,7 +368,7 @@ impl Shared {
         permit: Permit,
         reply: &mut oneshot::Sender<Result<Answer, PoolError>>,
     ) -> Result<Answer, PoolError> {
-        let timeout = Duration::from_micros(job.timeout_micros);
+        let timeout = job.timeout;
         let memory_limit = job.memory_limit;
         let granted = job.host.functions.clone();
         let max_calls = job.host.max_calls;

@@ -295,7 +295,7 @@ fn a_worker_out_of_memory_in_rust_code_reports_memory_and_exits_without_sigsys()
         // decoder's host copy of them does not.
         source: "new TextDecoder().decode(new Uint8Array(150 * 1000 * 1000).fill(0x41)).length"
             .into(),
-        timeout_micros: 30_000_000,
+        timeout: Duration::from_secs(30),
         memory_limit: 4 << 30,
         input: None,
         host: HostGrant::default(),

@@ -101,6 +101,55 @@ async fn bad_requests_get_the_right_status_and_error_shape() {
 }
 
 #[tokio::test]
+async fn a_bad_request_is_told_what_is_wrong_with_the_field_named() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            app.post_raw("application/json", "{\"code\": \"1\"} x")
+                .await,
+            "Failed to parse the request body as JSON: trailing characters at line 1 column 15",
+        ),
+        (
+            app.post_execute(json!({})).await,
+            "give `code` (JavaScript source), `file` (an example's name) or `url` (where to load \
+             the script from)",
+        ),
+        (
+            app.post_execute(json!({"code": "1", "file": "simple.js"}))
+                .await,
+            "give exactly one of `code`, `file` and `url`",
+        ),
+        (
+            app.post_execute(json!({"code": "", "timeoutMs": 0})).await,
+            "code: must not be empty; timeoutMs: must be at least 1",
+        ),
+        (
+            app.post_execute(json!({"code": 5})).await,
+            "Failed to deserialize the JSON body into the target type: code: invalid type: \
+             integer `5`, expected a string at line 1 column 9",
+        ),
+        (
+            app.post_execute(json!({"code": "1", "memoryLimitMb": 257}))
+                .await,
+            "memoryLimitMb: must be at most 256",
+        ),
+        (
+            app.post_execute(json!({"code": "1", "timeoutMs": 30001}))
+                .await,
+            "timeoutMs: must be at most 30000",
+        ),
+    ];
+    for (response, message) in cases {
+        response.request_error_kind();
+        assert_eq!(
+            response.body["error"]["message"], message,
+            "{}",
+            response.body
+        );
+    }
+}
+
+#[tokio::test]
 async fn oversized_bodies_get_413() {
     let app = spawn_app_with(|config| config.max_body_bytes = 1000).await;
     let response = app.post_execute(json!({ "code": "x".repeat(2000) })).await;

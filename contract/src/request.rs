@@ -1,0 +1,558 @@
+//! The execute request, parsed once: [`ExecuteRequest::parse`] turns the bytes of a
+//! `POST /api/execute` body into a value that cannot hold a bad request. The ingress parses
+//! with it to find a script to load from a `url` (which it forwards as `code`), the sandbox to
+//! run one; neither checks the request again.
+//!
+//! Parsing goes in three steps, each with its own messages:
+//!
+//! 1. JSON into [`ExecuteBody`], the fields as clients write them (unknown fields, wrong types
+//!    and limits that are not whole numbers are refused here, as axum's `Json` words it);
+//! 2. each field's rule, with `validator`, each rule's message declared on its field;
+//! 3. the one rule across fields, that exactly one of `code`, `file` and `url` gives the
+//!    script, by making the [`ScriptSource`].
+//!
+//! [`ExecuteBody`] is also what the OpenAPI document describes (as `ExecuteRequest`), so the
+//! document and the parser cannot drift apart.
+
+use std::num::NonZeroU64;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::{
+    ToSchema,
+    openapi::{
+        Schema,
+        schema::{ObjectBuilder, SchemaType},
+    },
+};
+use validator::{Validate, ValidationError, ValidationErrors};
+
+use crate::limits::{MemoryLimit, TimeLimit};
+
+/// What to run, and under which limits.
+#[derive(Debug)]
+pub struct ExecuteRequest {
+    pub source: ScriptSource,
+    /// `timeoutMs`; `None` for the server's (or the tenant's) default.
+    pub timeout: Option<TimeLimit>,
+    /// `memoryLimitMb`; `None` for the server's (or the tenant's) default.
+    pub memory_limit: Option<MemoryLimit>,
+    /// `input` as the client wrote it; `None` when absent or `null`.
+    pub input: Option<Box<RawValue>>,
+}
+
+/// Where the script comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptSource {
+    /// JavaScript source, not empty.
+    Code(String),
+    /// The plain name of a bundled example (no directories, no `..`).
+    File(String),
+    /// A `gs://`, `s3://`, `https://` or `http://` location, at most
+    /// [`MAX_SOURCE_URL_LENGTH`] long, which only the ingress loads; optionally pinned.
+    Url {
+        url: String,
+        sha256: Option<Sha256Digest>,
+    },
+}
+
+/// The SHA-256 digest a script loaded from `url` must have: 64 hex digits, kept in lowercase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sha256Digest(String);
+
+impl Sha256Digest {
+    /// Lowercase hex.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a body is not an execute request. The messages are the ones clients have always seen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// Not JSON (400).
+    #[error("Failed to parse the request body as JSON: {0}")]
+    NotJson(String),
+    /// JSON, but not a request this service runs (422); the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ExecuteRequest {
+    /// Parses and checks a whole body.
+    pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
+        let fields = ExecuteBody::from_json(body)?;
+        fields
+            .validate()
+            .map_err(|errors| RequestError::Invalid(messages(&errors)))?;
+        fields.into_request().map_err(RequestError::Invalid)
+    }
+}
+
+/// The fields' messages, `; `-separated, in the order of the fields' names.
+fn messages(errors: &ValidationErrors) -> String {
+    let mut fields: Vec<_> = errors.field_errors().into_iter().collect();
+    fields.sort_unstable_by(|(one, _), (other, _)| one.cmp(other));
+    fields
+        .into_iter()
+        .flat_map(|(_, errors)| errors)
+        .map(|error| error.message.as_deref().unwrap_or("is invalid"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The body as clients write it: exactly one of `code`, `file` and `url` gives the script. A
+/// `null` field is the same as a missing one. Unknown fields are refused, so a typo such as
+/// `timeout` is an error rather than silently ignored.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = ExecuteRequest)]
+pub struct ExecuteBody {
+    /// JavaScript source, run as a classic script; the value of its last expression is the
+    /// result (as with `eval`). At most the server's body limit (`MAX_BODY_BYTES`, 1 MiB by
+    /// default) with the rest of the body.
+    #[validate(length(min = 1, message = "code: must not be empty"))]
+    #[schema(min_length = 1, example = "console.log('hello'); 1 + 2")]
+    code: Option<String>,
+    /// The name of a bundled example script (`GET /api/examples` lists them).
+    #[validate(custom(
+        function = "example_name",
+        message = "file: must be the plain name of an example script, such as `simple.js`"
+    ))]
+    #[schema(example = "pi.js")]
+    file: Option<String>,
+    /// Where to load the script from: `gs://bucket/path/script.js` (Google Cloud Storage),
+    /// `s3://bucket/key.js` (Amazon S3), or `https://host/path.js` (`http://` only where the
+    /// tenant's allow-list names it). The ingress loads it, within the tenant's allow-list, and
+    /// sends its text as `code`; at most `MAX_SCRIPT_BYTES` (1 MiB by default) of UTF-8 text.
+    #[validate(
+        custom(
+            function = "source_scheme",
+            message = "url: must start with gs://, s3://, https:// or http://, e.g. gs://bucket/script.js"
+        ),
+        custom(
+            function = "source_url_length",
+            message = "url: must be at most 2048 characters"
+        )
+    )]
+    #[schema(
+        example = "gs://acme-scripts/reports/daily.js",
+        max_length = 2048,
+        pattern = "^(([gG][sS]|[sS]3)://[a-z0-9][a-z0-9._-]+[a-z0-9]/[A-Za-z0-9!+=,@:()~._/-]+|[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\\s\\\\]*)?)$"
+    )]
+    url: Option<String>,
+    /// The SHA-256 digest the script at `url` must have, as 64 hex digits; on a mismatch the
+    /// answer is 422 `source_hash_mismatch` and nothing runs. Only with `url`.
+    #[validate(custom(
+        function = "sha256_hex",
+        message = "sha256: must be a SHA-256 digest: 64 hex digits"
+    ))]
+    #[schema(
+        pattern = "^[0-9a-fA-F]{64}$",
+        example = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    )]
+    sha256: Option<String>,
+    /// The execution's time limit in milliseconds: evaluation, promise jobs, timers and
+    /// serialising the result. Defaults to the server's `DEFAULT_TIMEOUT_MS`; at most the
+    /// server's `MAX_TIMEOUT_MS`, or the tenant's ceiling when that is lower (422 above it).
+    #[validate(range(min = 1, message = "timeoutMs: must be at least 1"))]
+    #[schema(minimum = 1, example = 1000)]
+    #[serde(default, deserialize_with = "whole_number")]
+    timeout_ms: Option<u64>,
+    /// The runtime's memory limit in MiB. Defaults to the server's
+    /// `DEFAULT_MEMORY_LIMIT_MB`; at most the server's `MAX_MEMORY_LIMIT_MB`, or the tenant's
+    /// ceiling when that is lower (422 above it).
+    #[validate(range(min = 1, message = "memoryLimitMb: must be at least 1"))]
+    #[schema(minimum = 1, example = 32)]
+    #[serde(default, deserialize_with = "whole_number")]
+    memory_limit_mb: Option<u64>,
+    /// Any JSON value, given to the script as its global `input`: a deeply frozen copy, parsed
+    /// inside the execution (its time and memory count against the limits), so nothing but
+    /// plain data can come through it. At most the server's `MAX_INPUT_BYTES` of JSON (64 KiB
+    /// by default; 422 above it). Without it, `input` is `undefined`.
+    #[schema(schema_with = any_json)]
+    input: Option<Box<RawValue>>,
+}
+
+/// Where a script may be loaded from; the ingress checks the rest of the URL.
+pub const SOURCE_SCHEMES: [&str; 4] = ["gs://", "s3://", "https://", "http://"];
+
+/// Longest `url` accepted, in bytes (its rule's message on [`ExecuteBody`] says it too).
+pub const MAX_SOURCE_URL_LENGTH: usize = 2048;
+
+impl ExecuteBody {
+    /// JSON into fields, with axum's `Json` words for what fails: clients have always had them.
+    fn from_json(body: &[u8]) -> Result<Self, RequestError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let fields = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            match error.inner().classify() {
+                serde_json::error::Category::Data => RequestError::Invalid(format!(
+                    "Failed to deserialize the JSON body into the target type: {error}"
+                )),
+                _ => RequestError::NotJson(error.to_string()),
+            }
+        })?;
+        deserializer
+            .end()
+            .map_err(|error| RequestError::NotJson(error.to_string()))?;
+        Ok(fields)
+    }
+
+    /// The request these fields, each already within its rule, make; or the message of the
+    /// rule across them.
+    fn into_request(self) -> Result<ExecuteRequest, String> {
+        let source = match (self.code, self.file, self.url, self.sha256) {
+            (_, _, None, Some(_)) => {
+                return Err(
+                    "`sha256` pins a script loaded from `url`: give it with `url` only".to_owned(),
+                );
+            }
+            (Some(code), None, None, None) => ScriptSource::Code(code),
+            (None, Some(file), None, None) => ScriptSource::File(file),
+            (None, None, Some(url), sha256) => ScriptSource::Url {
+                url,
+                sha256: sha256.map(|digest| Sha256Digest(digest.to_ascii_lowercase())),
+            },
+            (None, None, None, None) => {
+                return Err(
+                    "give `code` (JavaScript source), `file` (an example's name) or \
+                            `url` (where to load the script from)"
+                        .to_owned(),
+                );
+            }
+            _ => return Err("give exactly one of `code`, `file` and `url`".to_owned()),
+        };
+        // Zero was refused by the fields' `range` rules.
+        Ok(ExecuteRequest {
+            source,
+            timeout: self
+                .timeout_ms
+                .and_then(NonZeroU64::new)
+                .map(TimeLimit::from_millis),
+            memory_limit: self
+                .memory_limit_mb
+                .and_then(NonZeroU64::new)
+                .map(MemoryLimit::from_mebibytes),
+            input: self.input,
+        })
+    }
+}
+
+/// The request as the ingress forwards it, in the fields clients write.
+impl Serialize for ExecuteRequest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (code, file, url, sha256) = match &self.source {
+            ScriptSource::Code(code) => (Some(code), None, None, None),
+            ScriptSource::File(file) => (None, Some(file), None, None),
+            ScriptSource::Url { url, sha256 } => (None, None, Some(url), sha256.as_ref()),
+        };
+        Forwarded {
+            code,
+            file,
+            url,
+            sha256: sha256.map(Sha256Digest::as_str),
+            timeout_ms: self.timeout.map(TimeLimit::millis),
+            memory_limit_mb: self.memory_limit.map(MemoryLimit::mebibytes),
+            input: self.input.as_deref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// [`ExecuteBody`]'s fields, borrowed from an [`ExecuteRequest`].
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Forwarded<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'a String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory_limit_mb: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a RawValue>,
+}
+
+/// A JSON number with no fractional part: `1000`, and also `1000.0` or `1e3`, which JSON does
+/// not tell apart from it (JavaScript clients send either), or `null`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    use serde::de::{Error, Unexpected};
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(whole) = number.as_u64() {
+        return Ok(Some(whole));
+    }
+    // Below 2^53 every whole f64 is exact.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match number.as_f64() {
+        Some(float) if float.fract() == 0.0 && (0.0..EXACT).contains(&float) => {
+            Ok(Some(float as u64))
+        }
+        // The rule the fields' validation then applies (at least 1) is named here too, so a
+        // fractional or negative value is not told a rule that 0 would break.
+        Some(float) if float.abs() >= EXACT => Err(D::Error::invalid_value(
+            Unexpected::Float(float),
+            &"a whole number of at least 1 and below 2^53",
+        )),
+        Some(float) => Err(D::Error::invalid_value(
+            Unexpected::Float(float),
+            &"a whole number of at least 1",
+        )),
+        None => Err(D::Error::invalid_value(
+            Unexpected::Other(&number.to_string()),
+            &"a whole number of at least 1",
+        )),
+    }
+}
+
+/// `url` starts with a supported scheme, in any case; its bucket, key or host are checked by
+/// the ingress, which parses it.
+fn source_scheme(url: &str) -> Result<(), ValidationError> {
+    let supported = SOURCE_SCHEMES.iter().any(|scheme| {
+        url.get(..scheme.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+    });
+    supported
+        .then_some(())
+        .ok_or_else(|| ValidationError::new("source_scheme"))
+}
+
+/// At most [`MAX_SOURCE_URL_LENGTH`] bytes.
+fn source_url_length(url: &str) -> Result<(), ValidationError> {
+    (url.len() <= MAX_SOURCE_URL_LENGTH)
+        .then_some(())
+        .ok_or_else(|| ValidationError::new("source_url_length"))
+}
+
+/// 64 hex digits, either case.
+fn sha256_hex(digest: &str) -> Result<(), ValidationError> {
+    (digest.len() == 64 && digest.bytes().all(|byte| byte.is_ascii_hexdigit()))
+        .then_some(())
+        .ok_or_else(|| ValidationError::new("sha256"))
+}
+
+/// Example names are plain file names: no directories, no `..`, no absolute paths.
+fn example_name(name: &str) -> Result<(), ValidationError> {
+    let plain = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
+        && !name.contains("..");
+    plain
+        .then_some(())
+        .ok_or_else(|| ValidationError::new("example_name"))
+}
+
+/// Any JSON value, `null` included.
+pub(crate) fn any_json() -> Schema {
+    Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
+            .build(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<ExecuteRequest, RequestError> {
+        ExecuteRequest::parse(json.as_bytes())
+    }
+
+    fn refusal(json: &str) -> String {
+        match parse(json) {
+            Err(RequestError::Invalid(message)) => message,
+            other => panic!("{json}: expected a 422 refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_source_parses_into_its_own_variant() {
+        assert_eq!(
+            parse(r#"{"code": "1"}"#).unwrap().source,
+            ScriptSource::Code("1".into())
+        );
+        assert_eq!(
+            parse(r#"{"file": "pi.js", "code": null}"#).unwrap().source,
+            ScriptSource::File("pi.js".into())
+        );
+        assert_eq!(
+            parse(r#"{"url": "gs://b/a.js"}"#).unwrap().source,
+            ScriptSource::Url {
+                url: "gs://b/a.js".into(),
+                sha256: None
+            }
+        );
+        let pinned = parse(&format!(
+            r#"{{"url": "HTTPS://h/a.js", "sha256": "{}"}}"#,
+            "aB".repeat(32)
+        ))
+        .unwrap();
+        let ScriptSource::Url {
+            sha256: Some(digest),
+            ..
+        } = pinned.source
+        else {
+            panic!("{pinned:?}");
+        };
+        assert_eq!(digest.as_str(), "ab".repeat(32));
+    }
+
+    #[test]
+    fn a_request_without_exactly_one_source_is_refused_with_the_rule() {
+        let none = "give `code` (JavaScript source), `file` (an example's name) or `url` (where \
+                    to load the script from)";
+        let several = "give exactly one of `code`, `file` and `url`";
+        let stray_pin = "`sha256` pins a script loaded from `url`: give it with `url` only";
+        assert_eq!(refusal("{}"), none);
+        assert_eq!(refusal(r#"{"code": null, "timeoutMs": 5}"#), none);
+        assert_eq!(refusal(r#"{"code": "1", "file": "pi.js"}"#), several);
+        assert_eq!(refusal(r#"{"url": "gs://b/a.js", "code": "1"}"#), several);
+        assert_eq!(
+            refusal(r#"{"url": "gs://b/a.js", "file": "pi.js"}"#),
+            several
+        );
+        let pin = "a".repeat(64);
+        assert_eq!(
+            refusal(&format!(r#"{{"code": "1", "sha256": "{pin}"}}"#)),
+            stray_pin
+        );
+    }
+
+    #[test]
+    fn each_field_is_refused_with_the_message_declared_on_its_rule() {
+        for (json, message) in [
+            (r#"{"code": ""}"#, "code: must not be empty"),
+            (
+                r#"{"file": "../etc/passwd"}"#,
+                "file: must be the plain name of an example script, such as `simple.js`",
+            ),
+            (
+                r#"{"url": "file:///etc/passwd"}"#,
+                "url: must start with gs://, s3://, https:// or http://, e.g. gs://bucket/script.js",
+            ),
+            (
+                r#"{"url": "gs://b/a.js", "sha256": "abc"}"#,
+                "sha256: must be a SHA-256 digest: 64 hex digits",
+            ),
+            (
+                r#"{"code": "1", "timeoutMs": 0}"#,
+                "timeoutMs: must be at least 1",
+            ),
+            (
+                r#"{"code": "1", "memoryLimitMb": 0}"#,
+                "memoryLimitMb: must be at least 1",
+            ),
+        ] {
+            assert_eq!(refusal(json), message, "{json}");
+        }
+        let long = format!(r#"{{"url": "gs://b/{}"}}"#, "a".repeat(2048));
+        assert_eq!(refusal(&long), "url: must be at most 2048 characters");
+        let long_in_bytes = format!(r#"{{"url": "gs://b/{}"}}"#, "\u{e9}".repeat(1100));
+        assert_eq!(
+            refusal(&long_in_bytes),
+            "url: must be at most 2048 characters"
+        );
+    }
+
+    #[test]
+    fn field_rules_come_before_the_rule_across_fields_and_are_listed_by_field() {
+        assert_eq!(
+            refusal(r#"{"code": "", "file": "a/b", "timeoutMs": 0}"#),
+            "code: must not be empty; file: must be the plain name of an example script, such \
+             as `simple.js`; timeoutMs: must be at least 1"
+        );
+    }
+
+    #[test]
+    fn type_errors_and_unknown_fields_name_the_field_as_axum_did() {
+        assert_eq!(
+            refusal(r#"{"code": "1", "timeout": 5}"#),
+            "Failed to deserialize the JSON body into the target type: timeout: unknown field \
+             `timeout`, \
+             expected one of `code`, `file`, `url`, `sha256`, `timeoutMs`, `memoryLimitMb`, \
+             `input` at line 1 column 23"
+        );
+        assert_eq!(
+            refusal(r#"{"code": 7}"#),
+            "Failed to deserialize the JSON body into the target type: code: invalid type: \
+             integer `7`, expected a string at line 1 column 10"
+        );
+        assert_eq!(
+            refusal(r#"{"code": "1", "timeoutMs": 1.5}"#),
+            "Failed to deserialize the JSON body into the target type: timeoutMs: invalid value: \
+             floating point `1.5`, expected a whole number of at least 1 at line 1 column 31"
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_told_apart_from_an_invalid_request() {
+        for body in ["", "{", "not json", r#"{"code": "1"} trailing"#] {
+            let error = parse(body).unwrap_err();
+            assert!(
+                matches!(error, RequestError::NotJson(_)),
+                "{body:?}: {error:?}"
+            );
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("Failed to parse the request body as JSON: "),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_are_whole_numbers_however_json_writes_them() {
+        let timeout = |json: &str| {
+            parse(&format!(r#"{{"code": "1", "timeoutMs": {json}}}"#))
+                .map(|request| request.timeout.map(TimeLimit::millis))
+        };
+        assert_eq!(timeout("1000").unwrap(), Some(1000));
+        assert_eq!(timeout("1000.0").unwrap(), Some(1000));
+        assert_eq!(timeout("1e3").unwrap(), Some(1000));
+        assert_eq!(timeout("null").unwrap(), None);
+        for refused in ["1000.5", "-1", "1e300", "\"1000\"", "0"] {
+            assert!(
+                matches!(timeout(refused), Err(RequestError::Invalid(_))),
+                "{refused}"
+            );
+        }
+        let memory = parse(r#"{"code": "1", "memoryLimitMb": 32}"#).unwrap();
+        assert_eq!(memory.memory_limit.map(MemoryLimit::bytes), Some(32 << 20));
+        let absent = parse(r#"{"code": "1"}"#).unwrap();
+        assert_eq!((absent.timeout, absent.memory_limit), (None, None));
+    }
+
+    #[test]
+    fn a_parsed_request_forwards_as_the_same_request() {
+        let sent = parse(
+            r#"{"url": "gs://b/a.js", "timeoutMs": 1e3, "memoryLimitMb": 8,
+                "input": {"a": [1, "\u00e9"]}}"#,
+        )
+        .unwrap();
+        let mut loaded = sent;
+        loaded.source = ScriptSource::Code("input.a".into());
+        let forwarded = serde_json::to_vec(&loaded).unwrap();
+        let received = ExecuteRequest::parse(&forwarded).unwrap();
+        assert_eq!(received.source, ScriptSource::Code("input.a".into()));
+        assert_eq!(received.timeout.map(TimeLimit::millis), Some(1000));
+        assert_eq!(received.memory_limit.map(MemoryLimit::mebibytes), Some(8));
+        assert_eq!(
+            received.input.as_deref().map(RawValue::get),
+            Some(r#"{"a": [1, "\u00e9"]}"#)
+        );
+    }
+}
