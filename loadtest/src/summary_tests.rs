@@ -1,0 +1,275 @@
+use std::time::Duration;
+
+use super::*;
+use crate::answer::LostReason;
+use crate::resources::{ProcessUsage, SandboxGauges};
+
+fn sample(finished_at: f64, millis: u64, group: &'static str, outcome: Outcome) -> Sample {
+    Sample {
+        finished_at,
+        latency: Duration::from_millis(millis),
+        group,
+        script: "trivial",
+        outcome,
+    }
+}
+
+fn executed(kind: &str) -> Outcome {
+    Outcome::Executed { kind: kind.into() }
+}
+
+fn step(users: usize, rate: f64, p50_ms: f64) -> RampStep {
+    RampStep {
+        users,
+        seconds: 5.0,
+        successful_executions_per_second: rate,
+        p50_ms,
+        p99_ms: p50_ms * 2.0,
+        refused_per_second: 0.0,
+        lost: 0,
+    }
+}
+
+#[test]
+fn percentiles_use_the_nearest_rank() {
+    let values: Vec<f64> = (1..=100).map(f64::from).collect();
+    assert_eq!(percentile(&values, 50.0), Some(50.0));
+    assert_eq!(percentile(&values, 99.0), Some(99.0));
+    assert_eq!(percentile(&values, 100.0), Some(100.0));
+    assert_eq!(percentile(&[7.0], 1.0), Some(7.0));
+    assert_eq!(percentile(&[], 50.0), None);
+}
+
+#[test]
+fn summary_counts_failed_scripts_as_answers_refusals_apart_and_losses_alone() {
+    let samples = vec![
+        sample(0.5, 10, "mixed", executed("success")),
+        sample(1.5, 20, "mixed", executed("success")),
+        sample(1.6, 100, "mixed", executed("timeout")),
+        sample(
+            1.7,
+            1,
+            "mixed",
+            Outcome::classify(
+                503,
+                br#"{"status":"error","error":{"kind":"overloaded","message":"m"}}"#,
+            ),
+        ),
+        sample(
+            2.5,
+            30,
+            "mixed",
+            Outcome::Lost {
+                reason: LostReason::ServerError { status: 502 },
+                detail: "bad gateway".into(),
+            },
+        ),
+        sample(3.5, 40, "mixed", executed("success")),
+    ];
+    let windows = [StepWindow {
+        users: 2,
+        from: 1.0,
+        to: 3.0,
+    }];
+    let summary = summarize(RunRecord {
+        scenario: "mixed",
+        target: "http://127.0.0.1:1",
+        users: 2,
+        samples: &samples,
+        expected: BTreeMap::from([("trivial", "success")]),
+        focus: None,
+        windows: &windows,
+        is_ramp: false,
+        paced: &[],
+        alone: None,
+        resource_samples: Vec::new(),
+        ingress_memory_budget: None,
+        slow_clients: None,
+    });
+    let overall = &summary.overall;
+    assert_eq!(overall.requests, 6);
+    // Only the success at 1.5 s falls in the 2-second window.
+    assert_eq!(overall.successful_executions_per_second, 0.5);
+    assert_eq!(overall.answered_by_kind["success"], 3);
+    assert_eq!(overall.answered_by_kind["timeout"], 1);
+    assert_eq!(overall.refused, 1);
+    assert_eq!(overall.refusals["503 overloaded"], 1);
+    assert_eq!(overall.lost, 1);
+    assert_eq!(overall.lost_by_reason["status 502"], 1);
+    assert_eq!(summary.lost_examples[0].detail, "bad gateway");
+    // Latency covers the four executions: 10, 20, 40, 100 ms.
+    assert_eq!(overall.latency.count, 4);
+    assert_eq!(overall.latency.p50_ms, 20.0);
+    assert_eq!(overall.latency.max_ms, 100.0);
+    assert_eq!(summary.per_second.len(), 4);
+    assert_eq!(summary.per_second[1].successes, 1);
+    assert_eq!(summary.per_second[1].failed_scripts, 1);
+    assert_eq!(summary.per_second[2].lost, 1);
+    assert_eq!(summary.by_script["trivial"].answers["lost: status 502"], 1);
+    assert!(summary.groups.is_empty(), "one group is not broken down");
+}
+
+#[test]
+fn knee_is_the_first_step_within_a_tenth_of_the_best_throughput() {
+    let steps = [
+        step(1, 500.0, 2.0),
+        step(2, 950.0, 2.1),
+        step(4, 1000.0, 4.0),
+        step(8, 1010.0, 8.0),
+    ];
+    let knee = find_knee(&steps).unwrap();
+    assert!(knee.reached);
+    assert_eq!(knee.users, 2);
+    assert_eq!(knee.successful_executions_per_second, 950.0);
+    assert_eq!(knee.p50_ms, 2.1);
+    assert_eq!(knee.next_users, Some(4));
+    assert_eq!(knee.next_p50_ms, Some(4.0));
+}
+
+#[test]
+fn one_noisy_step_does_not_end_the_ramp_early() {
+    let steps = [
+        step(1, 2526.0, 0.3),
+        step(2, 2393.0, 0.7),
+        step(4, 4165.0, 0.9),
+        step(8, 5628.0, 1.3),
+        step(16, 5112.0, 3.0),
+    ];
+    let knee = find_knee(&steps).unwrap();
+    assert!(knee.reached);
+    assert_eq!(knee.users, 8);
+    assert_eq!(knee.next_users, Some(16));
+}
+
+#[test]
+fn knee_is_not_reached_while_throughput_keeps_growing() {
+    let steps = [
+        step(1, 100.0, 2.0),
+        step(2, 200.0, 2.0),
+        step(4, 390.0, 2.1),
+    ];
+    let knee = find_knee(&steps).unwrap();
+    assert!(!knee.reached);
+    assert_eq!(knee.users, 4);
+    assert_eq!(knee.next_users, None);
+    assert_eq!(find_knee(&[]), None);
+}
+
+#[test]
+fn ramp_steps_count_only_answers_inside_their_window() {
+    let mut samples = Vec::new();
+    for tenth in 0..10 {
+        samples.push(sample(
+            f64::from(tenth) / 10.0,
+            5,
+            "ramp",
+            executed("success"),
+        ));
+    }
+    for tenth in 0..15 {
+        samples.push(sample(
+            1.0 + f64::from(tenth) / 15.0,
+            9,
+            "ramp",
+            executed("success"),
+        ));
+    }
+    let windows = [
+        StepWindow {
+            users: 1,
+            from: 0.0,
+            to: 1.0,
+        },
+        StepWindow {
+            users: 2,
+            from: 1.0,
+            to: 2.0,
+        },
+    ];
+    let ramp = Ramp::of(&samples, &windows);
+    assert_eq!(ramp.steps[0].successful_executions_per_second, 10.0);
+    assert_eq!(ramp.steps[1].successful_executions_per_second, 15.0);
+    assert_eq!(ramp.steps[1].p50_ms, 9.0);
+    let knee = ramp.knee.unwrap();
+    assert!(!knee.reached, "15 is 50% more than 10: still growing");
+}
+
+#[test]
+fn paced_loads_after_a_ramp_are_measured_in_their_own_windows() {
+    let mut samples: Vec<Sample> = (0..20)
+        .map(|tenth| sample(f64::from(tenth) / 10.0, 5, "ramp", executed("success")))
+        .collect();
+    samples.extend((0..8).map(|eighth| {
+        sample(
+            3.0 + f64::from(eighth) / 8.0,
+            3,
+            "ramp",
+            executed("success"),
+        )
+    }));
+    let windows = [StepWindow {
+        users: 4,
+        from: 0.0,
+        to: 2.0,
+    }];
+    let paced = [PacedWindow {
+        fraction_of_knee: 0.8,
+        requests_per_second: 8,
+        window: StepWindow {
+            users: 4,
+            from: 3.0,
+            to: 4.0,
+        },
+    }];
+    let summary = summarize(RunRecord {
+        scenario: "ramp",
+        target: "http://127.0.0.1:1",
+        users: 4,
+        samples: &samples,
+        expected: BTreeMap::new(),
+        focus: None,
+        windows: &windows,
+        is_ramp: true,
+        paced: &paced,
+        alone: None,
+        resource_samples: Vec::new(),
+        ingress_memory_budget: None,
+        slow_clients: None,
+    });
+    let ramp = summary.ramp.unwrap();
+    assert_eq!(ramp.steps.len(), 1, "a paced load is not a ramp step");
+    assert_eq!(ramp.steps[0].successful_executions_per_second, 10.0);
+    let point = &ramp.below_knee[0];
+    assert_eq!(point.offered_per_second, 8);
+    assert_eq!(point.successful_executions_per_second, 8.0);
+    assert_eq!(point.latency.p50_ms, 3.0);
+    // Overall throughput: 28 successes over the 4 seconds from the ramp's start to the
+    // paced load's end.
+    assert_eq!(summary.measured_seconds, 4.0);
+    assert_eq!(summary.overall.successful_executions_per_second, 7.0);
+}
+
+#[test]
+fn a_process_over_its_memory_budget_is_named() {
+    let usage = |resident_bytes| ProcessUsage {
+        resident_bytes,
+        open_fds: 1,
+    };
+    let gauges = |resident: f64| SandboxGauges {
+        supervisor_resident_bytes: resident,
+        memory_budget_bytes: 1000.0,
+        ..SandboxGauges::default()
+    };
+    let sample = |sandbox: f64, ingress: u64| ResourceSample {
+        at: 0.0,
+        sandbox: Some(gauges(sandbox)),
+        ingress: Some(usage(ingress)),
+    };
+    let within = ResourceRanges::of(&[sample(900.0, 90), sample(1000.0, 100)], Some(100));
+    assert_eq!(within.over_budget(), Vec::<&str>::new());
+    let over = ResourceRanges::of(&[sample(900.0, 90), sample(1001.0, 101)], Some(100));
+    assert_eq!(over.over_budget(), ["sandbox", "ingress"]);
+    let unknown = ResourceRanges::of(&[sample(5000.0, 5000)], None);
+    assert_eq!(unknown.sandbox_memory_budget_bytes, Some(1000.0));
+    assert_eq!(unknown.over_budget(), ["sandbox"]);
+}
