@@ -185,16 +185,9 @@ static bool exception_is_null(JSContext *ctx)
     return is_null;
 }
 
-/* Evaluates the prelude; false when it threw `null`. */
-static bool evaluate_prelude(JSContext *ctx, bool *threw)
+static JSValue evaluate_prelude(JSContext *ctx)
 {
-    JSValue result = JS_Eval(ctx, prelude, strlen(prelude), "<prelude>", JS_EVAL_TYPE_GLOBAL);
-    bool threw_null = false;
-    *threw = JS_IsException(result);
-    if (*threw)
-        threw_null = exception_is_null(ctx);
-    JS_FreeValue(ctx, result);
-    return !threw_null;
+    return JS_Eval(ctx, prelude, strlen(prelude), "<prelude>", JS_EVAL_TYPE_GLOBAL);
 }
 
 /* What a context sweep makes, and how its limit is set (the header's KIND). */
@@ -240,12 +233,12 @@ static JSContext *new_context(void)
     }
     interrupt_budget = INTERRUPT_BUDGET;
     JS_SetInterruptHandler(rt, interrupt_handler, NULL);
-    bool threw;
-    evaluate_prelude(ctx, &threw);
-    if (threw) {
+    JSValue result = evaluate_prelude(ctx);
+    if (JS_IsException(result)) {
         fprintf(stderr, "the prelude threw\n");
         return NULL;
     }
+    JS_FreeValue(ctx, result);
     JS_RunGC(rt);
     return ctx;
 }
@@ -329,8 +322,10 @@ static int run_context(const struct sweep *sweep, size_t extra, size_t *peak_ext
     if (ctx) {
         interrupt_budget = INTERRUPT_BUDGET;
         JS_SetInterruptHandler(rt, interrupt_handler, NULL);
-        bool threw;
-        threw_null = !evaluate_prelude(ctx, &threw);
+        JSValue result = evaluate_prelude(ctx);
+        if (JS_IsException(result))
+            threw_null = exception_is_null(ctx);
+        JS_FreeValue(ctx, result);
         JS_FreeContext(ctx);
     }
     *peak_extra = peak_bytes - limit_base;
