@@ -1,24 +1,36 @@
 /*
- * The out-of-memory sweep's harness (README.md beside it): runs one script under every memory
- * limit of a schedule, so that the engine's allocation-failure paths are walked one by one while
- * AddressSanitizer and UndefinedBehaviorSanitizer watch.
+ * The out-of-memory sweep's harness (README.md beside it): runs one script, or the creation of a
+ * runtime and a context, under every memory limit of a schedule, so that the engine's
+ * allocation-failure paths are walked one by one while AddressSanitizer and
+ * UndefinedBehaviorSanitizer watch.
  *
  * Why: quickjs-ng corrupted its heap on paths where an allocation fails while parsing or
  * compiling (vendor/rquickjs-sys/PATCHES.md). Fuzzers run it with a large limit, so those paths
  * are rarely walked; here every limit from a fresh context's baseline up to 200 KB above it is.
  *
- * An unlimited run first measures the most the script makes the runtime hold; limits above that
- * change nothing and are skipped. Then, for each limit, a fresh runtime and context: the limit is
- * set to the baseline read with JS_ComputeMemoryUsage + extra, the script is compiled with
- * JS_EVAL_FLAG_COMPILE_ONLY, what compiled is evaluated (with its jobs, under an interrupt
- * budget), a failure must have been thrown as an error and not as `null`, and the context and
- * the runtime are freed (whose teardown finds corrupted lists and leaked objects). A sanitizer
- * report ends the process (ASAN_OPTIONS=abort_on_error=1, -fno-sanitize-recover) after naming the
- * script and the limit; with --fork each limit runs in a child instead, and the summary lists
- * every failing limit.
+ * A script: an unlimited run first measures the most the script makes the runtime hold; limits
+ * above that change nothing and are skipped. Then, for each limit, a fresh runtime and context:
+ * the limit is set to the baseline read with JS_ComputeMemoryUsage + extra, the script is
+ * compiled with JS_EVAL_FLAG_COMPILE_ONLY, what compiled is evaluated (with its jobs, under an
+ * interrupt budget), a failure must have been thrown as an error and not as `null`, and the
+ * context and the runtime are freed (whose teardown finds corrupted lists and leaked objects).
  *
- * Usage: harness [--fork] [--fine] SCRIPT.js   Prints one summary line; exits 1 when any limit
- * failed.
+ * A context (--context=KIND): the same, for making a context and evaluating the prelude in it,
+ * under every limit from nothing up to what a made context holds. KIND says what is made and how
+ * the limit is set:
+ *   quickjs    JS_NewContext, limit by JS_SetMemoryLimit (set on a bare runtime)
+ *   engine     the intrinsics the engine asks rquickjs for, added as rquickjs adds them (each
+ *              call's failure ignored), limit by JS_SetMemoryLimit
+ *   allocator  the engine's intrinsics, limit by the allocator functions refusing, as the
+ *              engine's metered allocator does; this one also walks JS_NewRuntime2's failures
+ *
+ * A sanitizer report ends the process (ASAN_OPTIONS=abort_on_error=1, -fno-sanitize-recover)
+ * after naming what ran and the limit it was at; with --fork each limit runs in a child instead,
+ * and the summary lists every failing limit.
+ *
+ * Usage: harness [--fork] [--fine] [--at EXTRA] (SCRIPT.js | --context=KIND)   Prints one
+ * summary line; exits 1 when any limit failed. --at runs the one limit EXTRA, to reproduce a
+ * report under a debugger.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -67,6 +79,14 @@ static int interrupt_budget;
  * where the sweep can stop, since every limit above it runs exactly as the unlimited run does. The
  * runtime counts the same usable sizes (its MALLOC_OVERHEAD equals the block header it adds). */
 static size_t tracked_bytes, peak_bytes;
+/* Most bytes the allocator functions hand out in all, UNLIMITED when they refuse nothing: the
+ * `allocator` context sweep's limit. */
+static size_t allocator_budget = UNLIMITED;
+
+static bool over_budget(size_t more)
+{
+    return allocator_budget != UNLIMITED && tracked_bytes + more > allocator_budget;
+}
 
 static void track(ptrdiff_t delta)
 {
@@ -78,6 +98,8 @@ static void track(ptrdiff_t delta)
 static void *tracking_calloc(void *opaque, size_t count, size_t size)
 {
     (void)opaque;
+    if (over_budget(count * size))
+        return NULL;
     void *ptr = calloc(count, size);
     if (ptr)
         track(malloc_usable_size(ptr));
@@ -87,6 +109,8 @@ static void *tracking_calloc(void *opaque, size_t count, size_t size)
 static void *tracking_malloc(void *opaque, size_t size)
 {
     (void)opaque;
+    if (over_budget(size))
+        return NULL;
     void *ptr = malloc(size);
     if (ptr)
         track(malloc_usable_size(ptr));
@@ -105,6 +129,8 @@ static void *tracking_realloc(void *opaque, void *ptr, size_t size)
 {
     (void)opaque;
     size_t old_size = ptr ? malloc_usable_size(ptr) : 0;
+    if (size > old_size && over_budget(size - old_size))
+        return NULL;
     void *new_ptr = realloc(ptr, size);
     if (new_ptr)
         track((ptrdiff_t)malloc_usable_size(new_ptr) - (ptrdiff_t)old_size);
@@ -159,8 +185,44 @@ static bool exception_is_null(JSContext *ctx)
     return is_null;
 }
 
-/* A fresh runtime and context with the prelude evaluated; NULL (with a message) when that fails,
- * which no limit is involved in yet. */
+static JSValue evaluate_prelude(JSContext *ctx)
+{
+    return JS_Eval(ctx, prelude, strlen(prelude), "<prelude>", JS_EVAL_TYPE_GLOBAL);
+}
+
+/* What a context sweep makes, and how its limit is set (the header's KIND). */
+enum context_kind {
+    CONTEXT_QUICKJS,
+    CONTEXT_ENGINE,
+    CONTEXT_ALLOCATOR,
+};
+
+static const char *const context_kind_names[] = {"quickjs", "engine", "allocator"};
+
+/* A context with the intrinsics the engine asks rquickjs for (`Builtins` in engine/src/lib.rs,
+ * made by rquickjs's Context::custom): base objects, then each of them in that order, every
+ * call's failure ignored, as rquickjs does. NULL only when JS_NewContextRaw failed. */
+static JSContext *new_engine_context(JSRuntime *rt)
+{
+    JSContext *ctx = JS_NewContextRaw(rt);
+    if (!ctx)
+        return NULL;
+    JS_AddIntrinsicBaseObjects(ctx);
+    JS_AddIntrinsicDate(ctx);
+    JS_AddIntrinsicEval(ctx);
+    JS_AddIntrinsicRegExpCompiler(ctx);
+    JS_AddIntrinsicRegExp(ctx);
+    JS_AddIntrinsicJSON(ctx);
+    JS_AddIntrinsicProxy(ctx);
+    JS_AddIntrinsicMapSet(ctx);
+    JS_AddIntrinsicTypedArrays(ctx);
+    JS_AddIntrinsicPromise(ctx);
+    JS_AddIntrinsicWeakRef(ctx);
+    return ctx;
+}
+
+/* A fresh runtime and context with the prelude evaluated, for a script; NULL (with a message)
+ * when that fails, which no limit is involved in yet. */
 static JSContext *new_context(void)
 {
     JSRuntime *rt = JS_NewRuntime2(&tracking_malloc_functions, NULL);
@@ -171,7 +233,7 @@ static JSContext *new_context(void)
     }
     interrupt_budget = INTERRUPT_BUDGET;
     JS_SetInterruptHandler(rt, interrupt_handler, NULL);
-    JSValue result = JS_Eval(ctx, prelude, strlen(prelude), "<prelude>", JS_EVAL_TYPE_GLOBAL);
+    JSValue result = evaluate_prelude(ctx);
     if (JS_IsException(result)) {
         fprintf(stderr, "the prelude threw\n");
         return NULL;
@@ -181,11 +243,21 @@ static JSContext *new_context(void)
     return ctx;
 }
 
+/* What one sweep runs at each limit: a script, or the making of a context. */
+struct sweep {
+    /* For reports: the script's path, or the context sweep's kind. */
+    const char *name;
+    char *source;
+    size_t len;
+    int eval_type;
+    bool context;
+    enum context_kind kind;
+};
+
 /* Compiles and evaluates the script in a fresh context whose limit is its baseline + extra, then
  * frees everything; returns 0, or CHILD_THREW_NULL, or -1 when the context could not be made.
  * `extra` UNLIMITED sets no limit. Sets *peak_extra to the most the run held above the baseline. */
-static int run_under_limit(size_t extra, const char *name, const char *source, size_t len,
-                           int eval_type, size_t *peak_extra)
+static int run_script(const struct sweep *sweep, size_t extra, size_t *peak_extra)
 {
     JSContext *ctx = new_context();
     if (!ctx)
@@ -199,7 +271,8 @@ static int run_under_limit(size_t extra, const char *name, const char *source, s
     size_t tracked_at_baseline = tracked_bytes;
     if (extra != UNLIMITED)
         JS_SetMemoryLimit(rt, usage.malloc_size + extra);
-    JSValue compiled = JS_Eval(ctx, source, len, name, eval_type | JS_EVAL_FLAG_COMPILE_ONLY);
+    JSValue compiled = JS_Eval(ctx, sweep->source, sweep->len, sweep->name,
+                               sweep->eval_type | JS_EVAL_FLAG_COMPILE_ONLY);
     if (JS_IsException(compiled)) {
         threw_null |= exception_is_null(ctx);
     } else {
@@ -223,17 +296,65 @@ static int run_under_limit(size_t extra, const char *name, const char *source, s
     return threw_null ? CHILD_THREW_NULL : 0;
 }
 
-/* The next extra above `extra`: every 8 bytes up to 16 KB, where most scripts' compilation
- * allocates, then every 64 bytes up to 64 KB and every 512 above. --fine divides each step by 8,
- * to look for sites between CI's steps. */
-static size_t next_extra(size_t extra, bool fine)
+/* Makes a runtime and a context and evaluates the prelude under the limit `extra`: above a bare
+ * runtime's malloc_size with JS_SetMemoryLimit, or from nothing in the allocator functions (the
+ * `allocator` kind); then frees what was made. Failing to make the runtime or the context is an
+ * answer, not a failure; returns 0, or CHILD_THREW_NULL. Sets *peak_extra to the most the run
+ * held above where its limit counts from. */
+static int run_context(const struct sweep *sweep, size_t extra, size_t *peak_extra)
 {
-    size_t step = extra < 16 * 1024 ? 8 : extra < 64 * 1024 ? 64 : 512;
+    bool threw_null = false;
+    tracked_bytes = peak_bytes = 0;
+    if (sweep->kind == CONTEXT_ALLOCATOR)
+        allocator_budget = extra;
+    JSRuntime *rt = JS_NewRuntime2(&tracking_malloc_functions, NULL);
+    size_t limit_base = 0;
+    if (rt && sweep->kind != CONTEXT_ALLOCATOR) {
+        JSMemoryUsage usage;
+        JS_ComputeMemoryUsage(rt, &usage);
+        limit_base = tracked_bytes;
+        if (extra != UNLIMITED)
+            JS_SetMemoryLimit(rt, usage.malloc_size + extra);
+    }
+    JSContext *ctx = NULL;
+    if (rt)
+        ctx = sweep->kind == CONTEXT_QUICKJS ? JS_NewContext(rt) : new_engine_context(rt);
+    if (ctx) {
+        interrupt_budget = INTERRUPT_BUDGET;
+        JS_SetInterruptHandler(rt, interrupt_handler, NULL);
+        JSValue result = evaluate_prelude(ctx);
+        if (JS_IsException(result))
+            threw_null = exception_is_null(ctx);
+        JS_FreeValue(ctx, result);
+        JS_FreeContext(ctx);
+    }
+    *peak_extra = peak_bytes - limit_base;
+    if (rt)
+        JS_FreeRuntime(rt);
+    allocator_budget = UNLIMITED;
+    return threw_null ? CHILD_THREW_NULL : 0;
+}
+
+static int run_sweep(const struct sweep *sweep, size_t extra, size_t *peak_extra)
+{
+    return sweep->context ? run_context(sweep, extra, peak_extra)
+                          : run_script(sweep, extra, peak_extra);
+}
+
+/* The next extra above `extra`: every 8 bytes up to 16 KB, where most scripts' compilation
+ * allocates, then every 64 bytes up to 64 KB and every 512 above. Making a context allocates in
+ * small pieces all the way to its peak (about 100 KB), so its sweeps step 8 bytes throughout.
+ * --fine divides each step by 8, to look for sites between CI's steps. */
+static size_t next_extra(const struct sweep *sweep, size_t extra, bool fine)
+{
+    size_t step = sweep->context || extra < 16 * 1024 ? 8 : extra < 64 * 1024 ? 64 : 512;
     return extra + (fine ? step / 8 : step);
 }
 
-/* Where an in-process sweep is, for the sanitizer's death callback: a phase, or a limit. */
+/* Where an in-process sweep is, for the sanitizer's death callback: a phase, or a limit above
+ * `current_base`. */
 static const char *current_name;
+static const char *current_base = "baseline + ";
 static const char *current_phase = "without a limit";
 static size_t current_extra;
 
@@ -242,51 +363,93 @@ static void report_position(void)
     if (current_phase)
         fprintf(stderr, "oom-sweep: the sanitizer stopped %s %s\n", current_name, current_phase);
     else
-        fprintf(stderr, "oom-sweep: the sanitizer stopped %s at baseline + %zu bytes\n",
-                current_name, current_extra);
+        fprintf(stderr, "oom-sweep: the sanitizer stopped %s at %s%zu bytes\n", current_name,
+                current_base, current_extra);
 }
 
 void __sanitizer_set_death_callback(void (*callback)(void));
 
-int main(int argc, char **argv)
+static void usage(const char *program)
 {
-    bool fork_each = false, fine = false;
-    int arg = 1;
-    for (; arg < argc && argv[arg][0] == '-'; arg++) {
-        if (!strcmp(argv[arg], "--fork"))
-            fork_each = true;
-        else if (!strcmp(argv[arg], "--fine"))
-            fine = true;
-        else
-            break;
+    fprintf(stderr,
+            "usage: %s [--fork] [--fine] [--at EXTRA] (SCRIPT.js | "
+            "--context=quickjs|engine|allocator)\n",
+            program);
+}
+
+/* Fills *sweep from the arguments after the options; false (with a message) when they name
+ * nothing to sweep. */
+static bool parse_target(int argc, char **argv, int arg, struct sweep *sweep)
+{
+    const char *context_prefix = "--context=";
+    if (arg + 1 == argc && !strncmp(argv[arg], context_prefix, strlen(context_prefix))) {
+        const char *kind_name = argv[arg] + strlen(context_prefix);
+        for (size_t kind = 0; kind < sizeof context_kind_names / sizeof *context_kind_names;
+             kind++) {
+            if (!strcmp(kind_name, context_kind_names[kind])) {
+                static char name[64];
+                snprintf(name, sizeof name, "context:%s", kind_name);
+                *sweep = (struct sweep){.name = name, .context = true, .kind = kind};
+                return true;
+            }
+        }
+        usage(argv[0]);
+        return false;
     }
     if (arg + 1 != argc) {
-        fprintf(stderr, "usage: %s [--fork] [--fine] SCRIPT.js\n", argv[0]);
-        return 2;
+        usage(argv[0]);
+        return false;
     }
     const char *name = argv[arg];
     size_t len;
     char *source = read_file(name, &len);
     if (!source) {
         fprintf(stderr, "%s: cannot read: %s\n", name, strerror(errno));
-        return 2;
+        return false;
     }
     int eval_type = JS_DetectModule(source, len) ? JS_EVAL_TYPE_MODULE : JS_EVAL_TYPE_GLOBAL;
-    current_name = name;
+    *sweep = (struct sweep){.name = name, .source = source, .len = len, .eval_type = eval_type};
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    bool fork_each = false, fine = false, only_one = false;
+    size_t only_extra = 0;
+    int arg = 1;
+    for (; arg < argc && argv[arg][0] == '-'; arg++) {
+        if (!strcmp(argv[arg], "--fork"))
+            fork_each = true;
+        else if (!strcmp(argv[arg], "--fine"))
+            fine = true;
+        else if (!strcmp(argv[arg], "--at") && arg + 1 < argc) {
+            only_one = true;
+            only_extra = strtoull(argv[++arg], NULL, 10);
+        } else
+            break;
+    }
+    struct sweep sweep;
+    if (!parse_target(argc, argv, arg, &sweep))
+        return 2;
+    current_name = sweep.name;
+    if (sweep.context)
+        current_base = sweep.kind == CONTEXT_ALLOCATOR ? "" : "a bare runtime + ";
     __sanitizer_set_death_callback(report_position);
 
     /* Limits above what an unlimited run holds at its peak change nothing; no need to run them. */
     size_t peak_extra;
-    if (run_under_limit(UNLIMITED, name, source, len, eval_type, &peak_extra) < 0)
+    if (run_sweep(&sweep, UNLIMITED, &peak_extra) < 0)
         return 2;
-    size_t last_extra = peak_extra + PEAK_MARGIN;
-    if (last_extra > SWEEP_MAX_EXTRA)
+    size_t first_extra = 0, last_extra = peak_extra + PEAK_MARGIN;
+    if (last_extra > SWEEP_MAX_EXTRA && !sweep.context)
         last_extra = SWEEP_MAX_EXTRA;
+    if (only_one)
+        first_extra = last_extra = only_extra;
 
     size_t limits = 0, failures = 0, null_throws = 0;
     char crash_limits[LIST_SIZE] = "", null_limits[LIST_SIZE] = "";
     size_t run_peak;
-    for (size_t extra = 0; extra <= last_extra; extra = next_extra(extra, fine)) {
+    for (size_t extra = first_extra; extra <= last_extra; extra = next_extra(&sweep, extra, fine)) {
         limits++;
         current_phase = NULL;
         current_extra = extra;
@@ -300,7 +463,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             if (child == 0) {
-                int verdict = run_under_limit(extra, name, source, len, eval_type, &run_peak);
+                int verdict = run_sweep(&sweep, extra, &run_peak);
                 /* exit, not _exit: LeakSanitizer checks at exit, so --leaks names the limit */
                 exit(verdict < 0 ? 2 : verdict);
             }
@@ -314,7 +477,7 @@ int main(int argc, char **argv)
             if (status == 0)
                 continue;
         } else {
-            status = run_under_limit(extra, name, source, len, eval_type, &run_peak);
+            status = run_sweep(&sweep, extra, &run_peak);
             if (status < 0)
                 return 2;
             if (status == 0)
@@ -329,9 +492,9 @@ int main(int argc, char **argv)
         }
     }
     current_phase = "at exit (its leak check)";
-    printf("%s: peak +%zu B, %zu limits, %zu crashes%s%s%s, %zu null throws%s%s%s\n", name,
+    printf("%s: peak +%zu B, %zu limits, %zu crashes%s%s%s, %zu null throws%s%s%s\n", sweep.name,
            peak_extra, limits, failures, failures ? " (at" : "", crash_limits, failures ? ")" : "",
            null_throws, null_throws ? " (at" : "", null_limits, null_throws ? ")" : "");
-    free(source);
+    free(sweep.source);
     return failures || null_throws ? 1 : 0;
 }

@@ -2866,6 +2866,9 @@ JSContext *JS_NewContextRaw(JSRuntime *rt)
     ctx->class_proto = js_malloc_rt(rt, sizeof(ctx->class_proto[0]) *
                                     rt->class_count);
     if (!ctx->class_proto) {
+        /* PATCH oom-new-context (vendor/rquickjs-sys/PATCHES.md): the context was already in
+           the runtime's GC list, which the next collection walked into freed memory. */
+        remove_gc_object(&ctx->header);
         js_free_rt(rt, ctx);
         return NULL;
     }
@@ -4951,6 +4954,10 @@ const char *JS_ToCStringLen2(JSContext *ctx, size_t *plen, JSValueConst val1,
         *plen = str_new->len;
     return (const char *)str8(str_new);
 fail:
+    /* PATCH oom-to-cstring-leak (vendor/rquickjs-sys/PATCHES.md): when the UTF-8 copy cannot
+       be allocated, the reference js_force_tostring returned was kept: a string leaked (a
+       regular expression literal's source, compiled while parsing). JS_EXCEPTION needs no free. */
+    JS_FreeValue(ctx, val);
     if (plen)
         *plen = 0;
     return NULL;
@@ -51664,8 +51671,12 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
                     goto exception;
                 /* XXX: could do this string conversion only when needed */
                 prop = JS_ToStringFree(ctx, js_int64(i));
-                if (JS_IsException(prop))
+                if (JS_IsException(prop)) {
+                    /* PATCH oom-json-element-leak (vendor/rquickjs-sys/PATCHES.md): the
+                       element just read leaked when its index could not be made a string. */
+                    JS_FreeValue(ctx, v);
                     goto exception;
+                }
                 v = js_json_check(ctx, jsc, val, v, prop);
                 JS_FreeValue(ctx, prop);
                 prop = JS_UNDEFINED;
