@@ -14,7 +14,7 @@ from its call stack:
 2. otherwise the frame nearest the leaf that names a stage decides, so a middleware that wraps
    the rest of a request does not swallow what it wraps;
 3. otherwise the sample is the async runtime's (polling, parking, waking) when tokio is on the
-   stack, or "other".
+   stack, a worker's channel traffic when only its socket calls could be unwound, or "other".
 Kernel frames carry no stage of their own: a system call is charged to the code that made it.
 The patterns match crate and module paths, so they survive changes inside a module; a stage
 that grows unclassified shows up in "other", and `--stacks` shows what each stage holds.
@@ -68,7 +68,15 @@ NEAREST = {
     ],
 }
 
-FALLBACK = [("async runtime (tokio: poll, park, wake)", r"tokio::|mio::")]
+# Per process, tried on the whole stack when no frame named a stage. A worker's only socket is
+# its channel: its socket calls whose stack perf could not unwind past the C library are the
+# exchange.
+ASYNC = ("async runtime (tokio: poll, park, wake)", r"tokio::|mio::")
+FALLBACK = {
+    "ingress": [ASYNC],
+    "supervisor": [ASYNC],
+    "worker": [("supervisor<->worker exchange", r"^(unix_stream|__libc_recv|__send|sock_)")],
+}
 
 ORDER = [
     "accept and parse",
@@ -98,7 +106,10 @@ def compile_rules():
         process: [(stage, re.compile(pattern)) for stage, pattern in rules]
         for process, rules in NEAREST.items()
     }
-    fallback = [(stage, re.compile(pattern)) for stage, pattern in FALLBACK]
+    fallback = {
+        process: [(stage, re.compile(pattern)) for stage, pattern in rules]
+        for process, rules in FALLBACK.items()
+    }
     return anywhere, nearest, fallback
 
 
@@ -162,7 +173,8 @@ def classify(args):
                     break
         if stage is None:
             stage = next(
-                (s for s, pattern in fallback if any(pattern.search(f) for f in frames)), "other"
+                (s for s, pattern in fallback[process] if any(pattern.search(f) for f in frames)),
+                "other",
             )
         if frames:
             stacks[(stage, process, " <- ".join(frames[:8]))] += period
