@@ -42,7 +42,8 @@ ANYWHERE = [
 NEAREST = {
     "ingress": [
         ("ingress checks", r"ingress::auth|ingress::rate_limit|ingress::sources|ingress::body"
-         r"|ingress::request_id|ingress::tenants|governor::|uuid::|tower_http::request_id"),
+         r"|ingress::request_id|ingress::tenants|ingress::refusals|governor::|uuid::"
+         r"|tower_http::request_id"),
         ("proxy hop", r"ingress::proxy|hyper_util::client|hyper::client|h1::role::Client"),
         ("accept and parse", r"hyper::server|hyper_util::server|h1::role::Server|axum::|tower_http::|tower::"
          r"|ingress::metrics|ingress::telemetry|ingress::assets"),
