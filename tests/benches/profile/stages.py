@@ -32,7 +32,8 @@ import sys
 
 # (stage, pattern) checked anywhere on the stack, before anything else.
 ANYWHERE = [
-    ("logging", r"tracing_subscriber|tracing_stackdriver|tracing_core::|tracing::span::|tracing_log"),
+    ("logging", r"tracing_subscriber|tracing_stackdriver|tracing_core::|tracing::span::"
+     r"|tracing_log"),
     ("metrics", r"prometheus_client"),
     ("worker replacement", r"sandbox::supervisor::launcher|supervisor::worker::Worker::start"),
 ]
@@ -45,8 +46,8 @@ NEAREST = {
          r"|ingress::request_id|ingress::tenants|ingress::refusals|governor::|uuid::"
          r"|tower_http::request_id"),
         ("proxy hop", r"ingress::proxy|hyper_util::client|hyper::client|h1::role::Client"),
-        ("accept and parse", r"hyper::server|hyper_util::server|h1::role::Server|axum::|tower_http::|tower::"
-         r"|ingress::metrics|ingress::telemetry|ingress::assets"),
+        ("accept and parse", r"hyper::server|hyper_util::server|h1::role::Server|axum::"
+         r"|tower_http::|tower::|ingress::metrics|ingress::telemetry|ingress::assets"),
     ],
     "supervisor": [
         ("serialisation", r"charged_json|ExecuteResponse|From<sandbox::supervisor::Answer>"),
