@@ -239,7 +239,10 @@ def table(args):
     print(row)
     print()
     for run, (stages, _) in zip(runs, per_stage):
-        by_process = {p: sum(c.values()) / 1e3 / run["executions"] for p, c in run["cost_ns"].items()}
+        by_process = {
+            process: sum(costs.values()) / 1e3 / run["executions"]
+            for process, costs in run["cost_ns"].items()
+        }
         elsewhere = run["elsewhere_ns"]
         seconds = run["seconds"]
         others = sorted(
@@ -257,6 +260,67 @@ def table(args):
         )
 
 
+def ratios(args):
+    """The ratios of issue 22's table from wrk's RESULT lines and the service bench's output."""
+    wrk = {}
+    for line in open(args.wrk):
+        name, connections = line.split()[:2]
+        figures = re.findall(r"(\w+)=([\d.]+)", line)
+        wrk[(name, int(connections[2:]))] = {key: float(value) for key, value in figures}
+    bench = open(args.bench).read().splitlines()
+    trivial = [line.split() for line in bench if line.startswith("trivial")]
+    raw_us, raw_all, bench_p50 = float(trivial[0][2]), float(trivial[1][1]), float(trivial[0][3])
+    one = next(line for line in bench if line.startswith("1 connection:"))
+    many = next(line for line in bench if line.startswith("16 connections:"))
+    via_p50 = float(re.search(r"via ingress ([\d.]+)", one).group(1))
+    direct_rate, via_rate = (float(x) for x in re.findall(r"([\d.]+) exec/s", many))
+    peer = wrk.get(("wasm-pooled", 16), {}).get("ok_rps")
+
+    def rates(rate):
+        of_peer = f"{rate / peer:.2f}x the pooled peer, " if peer else ""
+        return f"{of_peer}{100 * rate / raw_all:.0f}% of the raw engine's all-core rate"
+
+    rows = [
+        ("raw engine: fresh runtime + context + eval (bench)",
+         f"{raw_us:.0f} us, {raw_all:.0f}/s on all cores", ""),
+        ("p50 straight to the sandbox (bench) / raw engine", f"{bench_p50:.0f} us",
+         f"{bench_p50 / raw_us:.2f}x"),
+        ("p50 through the ingress (bench) / raw engine", f"{via_p50:.0f} us",
+         f"{via_p50 / raw_us:.2f}x"),
+    ]
+    for name, where in [("jsbox-sandbox", "straight to the sandbox"),
+                        ("jsbox-ingress", "through the ingress")]:
+        if (name, 1) in wrk:
+            p50 = wrk[(name, 1)]["p50_us"]
+            rows.append((f"p50 {where} (wrk, 1 connection) / raw engine", f"{p50:.0f} us",
+                         f"{p50 / raw_us:.2f}x"))
+    if ("wasm-pooled", 1) in wrk and ("jsbox-ingress", 1) in wrk:
+        theirs, ours = wrk[("wasm-pooled", 1)]["p50_us"], wrk[("jsbox-ingress", 1)]["p50_us"]
+        rows.append(("p50 of the pooled QuickJS-WASM peer / ours through the ingress (wrk)",
+                     f"{theirs:.0f} us vs {ours:.0f} us", f"{theirs / ours:.2f}x"))
+    rows.append(("exec/s at 16 connections through the ingress (bench)", f"{via_rate:.0f}/s",
+                 rates(via_rate)))
+    rows.append(("exec/s at 16 connections straight to the sandbox (bench)",
+                 f"{direct_rate:.0f}/s", rates(direct_rate)))
+    for name, where in [("jsbox-ingress", "through the ingress"),
+                        ("jsbox-sandbox", "straight to the sandbox")]:
+        if (name, 16) in wrk:
+            ours = wrk[(name, 16)]
+            rows.append((f"successful exec/s at 16 connections {where} (wrk)",
+                         f"{ours['ok_rps']:.0f}/s, {ours['non2xx_or_fail']:.0f} refused or "
+                         f"failed, {ours['errors']:.0f} socket errors", rates(ours["ok_rps"])))
+    for connections in (1, 16):
+        if ("wasm-pooled", connections) in wrk:
+            theirs = wrk[("wasm-pooled", connections)]
+            rows.append((f"pooled QuickJS-WASM peer, {connections} connection(s) (wrk)",
+                         f"{theirs['ok_rps']:.0f}/s, p50 {theirs['p50_us']:.0f} us, "
+                         f"{theirs['non2xx_or_fail']:.0f} refused or failed", ""))
+    print("| | figure | ratio |")
+    print("| --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -271,8 +335,11 @@ def main():
     many = commands.add_parser("table", help="runs' JSON to the README's Markdown table")
     many.add_argument("--cores", type=int, default=2)
     many.add_argument("runs", nargs="+")
+    compare = commands.add_parser("ratios", help="wrk's and the service bench's figures to ratios")
+    compare.add_argument("wrk", help="lines of `<name> c=<connections> RESULT ...`")
+    compare.add_argument("bench", help="the output of `cargo bench -p e2e --bench service`")
     args = parser.parse_args()
-    classify(args) if args.command == "classify" else table(args)
+    {"classify": classify, "table": table, "ratios": ratios}[args.command](args)
 
 
 if __name__ == "__main__":
