@@ -1,0 +1,373 @@
+//! One script's execution in a prepared runtime: its input, compiling and evaluating it, the
+//! event loop of promise jobs, timers and host answers, and turning what it produced or threw
+//! into a result or a [`ScriptError`] of the right kind.
+
+use std::{
+    cell::RefCell,
+    ffi::CString,
+    mem::MaybeUninit,
+    time::{Duration, Instant},
+};
+
+use rquickjs::{Ctx, Function, Object, Promise, Value, function::Rest, promise::PromiseState, qjs};
+
+use crate::{
+    EngineSettings, ErrorKind, Limits, Script, ScriptError,
+    clock::Clock,
+    host::HostRuntime,
+    intrinsics::Intrinsics,
+    json::{self, JsonWriter, bounded_text},
+    memory::MemoryMeter,
+    rejections::{MAX_TRACKED_REJECTIONS, Rejections},
+    serialize::{self, Serializer},
+    timers::Timers,
+};
+
+/// Longest wait for a host call's answer before the event loop looks at the clock and the
+/// cancel flag again.
+const HOST_WAIT_SLICE: Duration = Duration::from_millis(10);
+
+/// The part of an execution that can fail.
+#[derive(Clone, Copy)]
+enum Phase {
+    Compile,
+    Run,
+}
+
+pub struct Execution<'a, 'js> {
+    pub ctx: Ctx<'js>,
+    pub clock: &'a Clock,
+    pub limits: Limits,
+    pub settings: &'a EngineSettings,
+    pub intrinsics: &'a Intrinsics<'js>,
+    pub timers: &'a RefCell<Timers<'js>>,
+    pub meter: &'a MemoryMeter,
+    pub rejections: &'a RefCell<Rejections>,
+    pub host: &'a HostRuntime<'js>,
+}
+
+impl<'js> Execution<'_, 'js> {
+    pub fn run(&self, script: &Script) -> Result<String, ScriptError> {
+        self.install_input(script.input.as_deref())
+            .map_err(|exception| self.error(exception, Phase::Run))?;
+        let function = self
+            .compile(script)
+            .map_err(|exception| self.error(exception, Phase::Compile))?;
+        let value = self
+            .evaluate(function)
+            .map_err(|exception| self.error(exception, Phase::Run))?;
+        self.run_event_loop()?;
+        let value = self.settle(value)?;
+        self.unhandled_rejection()?;
+        self.serialize_result(&value)
+    }
+
+    /// Defines the global `input`: `json` parsed and deeply frozen by the runtime's own,
+    /// still untouched `JSON.parse` and `Object.freeze`, within the execution's limits. A plain
+    /// global property, so a script may still declare its own `input`.
+    fn install_input(&self, json: Option<&str>) -> Result<(), Value<'js>> {
+        const PARSE_AND_FREEZE: &str = "(json) => { \
+            const freeze = (value) => { \
+                if (typeof value === 'object' && value !== null) { \
+                    Object.freeze(value); \
+                    for (const key of Object.keys(value)) freeze(value[key]); \
+                } \
+                return value; \
+            }; \
+            return freeze(JSON.parse(json)); \
+        }";
+        let value = match json {
+            None => Value::new_undefined(self.ctx.clone()),
+            Some(json) => {
+                let parse: Function<'js> = self.catch(self.ctx.eval(PARSE_AND_FREEZE))?;
+                self.catch(parse.call((json,)))?
+            }
+        };
+        self.catch(self.ctx.globals().set("input", value))
+    }
+
+    /// The pending exception of a failed call, as a value.
+    fn catch<T>(&self, result: rquickjs::Result<T>) -> Result<T, Value<'js>> {
+        result.map_err(|_| self.ctx.catch())
+    }
+
+    fn compile(&self, script: &Script) -> Result<Value<'js>, Value<'js>> {
+        let mut source = Vec::with_capacity(script.source.len() + 1);
+        source.extend_from_slice(script.source.as_bytes());
+        source.push(0);
+        let name = CString::new(script.name.replace('\0', "")).unwrap_or_default();
+        let flags = (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
+        // SAFETY: `source` is NUL-terminated as JS_Eval requires and outlives the call; the
+        // returned value is owned and handed to `Value`.
+        let raw = unsafe {
+            qjs::JS_Eval(
+                self.ctx.as_raw().as_ptr(),
+                source.as_ptr().cast(),
+                script.source.len() as _,
+                name.as_ptr(),
+                flags,
+            )
+        };
+        self.owned(raw)
+    }
+
+    fn evaluate(&self, function: Value<'js>) -> Result<Value<'js>, Value<'js>> {
+        let ctx = self.ctx.as_raw().as_ptr();
+        // SAFETY: JS_EvalFunction consumes one reference, so it gets a duplicate of ours.
+        let raw = unsafe { qjs::JS_EvalFunction(ctx, qjs::JS_DupValue(ctx, function.as_raw())) };
+        self.owned(raw)
+    }
+
+    fn owned(&self, raw: qjs::JSValue) -> Result<Value<'js>, Value<'js>> {
+        // SAFETY: `raw` was just returned by QuickJS with a reference we own.
+        if unsafe { qjs::JS_IsException(raw) } {
+            Err(self.ctx.catch())
+        } else {
+            Ok(unsafe { Value::from_raw(self.ctx.clone(), raw) })
+        }
+    }
+
+    /// Runs one pending promise job; false when none was left. A job that throws is reported.
+    fn run_job(&self) -> Result<bool, Value<'js>> {
+        let mut job_ctx = MaybeUninit::<*mut qjs::JSContext>::uninit();
+        // SAFETY: the runtime is live; QuickJS writes the job's context on success or failure.
+        let ran = unsafe {
+            qjs::JS_ExecutePendingJob(
+                qjs::JS_GetRuntime(self.ctx.as_raw().as_ptr()),
+                job_ctx.as_mut_ptr(),
+            )
+        };
+        if ran < 0 {
+            // The runtime has one context: the exception is pending on ours.
+            Err(self.ctx.catch())
+        } else {
+            Ok(ran > 0)
+        }
+    }
+
+    /// Runs promise jobs, timers and the answers of host calls until none is left, as Node
+    /// does before it exits.
+    fn run_event_loop(&self) -> Result<(), ScriptError> {
+        loop {
+            while self
+                .run_job()
+                .map_err(|exception| self.error(exception, Phase::Run))?
+            {
+                if self.clock.expired() {
+                    return Err(self.timeout());
+                }
+            }
+            if self.clock.expired() {
+                return Err(self.timeout());
+            }
+            let due = self.timers.borrow().next_due();
+            let waiting = self.host.waiting();
+            let Some(until) = due.or(waiting.then(|| self.clock.deadline())) else {
+                return Ok(());
+            };
+            let now = Instant::now();
+            let until = until.min(self.clock.deadline());
+            if waiting {
+                // Short waits, so that a cancelled execution stops soon.
+                let until = until.min(now + HOST_WAIT_SLICE);
+                let settled = self
+                    .host
+                    .settle_next(&self.ctx, until)
+                    .map_err(|_| self.error(self.ctx.catch(), Phase::Run))?;
+                if settled {
+                    continue;
+                }
+            } else if until > now {
+                std::thread::sleep(until - now);
+                continue;
+            }
+            let timer = self.timers.borrow_mut().take_due(Instant::now());
+            if let Some(timer) = timer {
+                let called: rquickjs::Result<Value<'js>> = timer.callback.call((Rest(timer.args),));
+                if called.is_err() {
+                    return Err(self.error(self.ctx.catch(), Phase::Run));
+                }
+            }
+        }
+    }
+
+    /// A promise result becomes what it settled to.
+    fn settle(&self, value: Value<'js>) -> Result<Value<'js>, ScriptError> {
+        let Some(promise) = value.as_promise() else {
+            return Ok(value);
+        };
+        match promise.state() {
+            PromiseState::Resolved => Ok(promise_result(promise)),
+            PromiseState::Rejected => Err(self.error(promise_result(promise), Phase::Run)),
+            PromiseState::Pending => Err(ScriptError::limit(
+                ErrorKind::UnsettledPromise,
+                "UnsettledPromiseError",
+                "the script's result is a promise that never settles: no job or timer is left \
+                 to settle it",
+            )),
+        }
+    }
+
+    /// Fails the execution, as Node does, when a promise was rejected and nothing handled it.
+    fn unhandled_rejection(&self) -> Result<(), ScriptError> {
+        let (first, overflowed) = {
+            let mut rejections = self.rejections.borrow_mut();
+            let first = rejections
+                .pending
+                .drain()
+                .next()
+                .map(|(_, (_, reason))| reason);
+            (first, rejections.overflowed)
+        };
+        let reason = match first.map(|reason| reason.restore(&self.ctx)) {
+            Some(Ok(reason)) => reason,
+            Some(Err(_)) | None if overflowed => {
+                return Err(ScriptError::limit(
+                    ErrorKind::Exception,
+                    "Uncaught",
+                    format!(
+                        "Uncaught (in promise): more than {MAX_TRACKED_REJECTIONS} promises \
+                         were rejected without a handler"
+                    ),
+                ));
+            }
+            _ => return Ok(()),
+        };
+        let mut error = self.error(reason, Phase::Run);
+        if error.kind == ErrorKind::Exception {
+            error.message = bounded_text(
+                &format!("Uncaught (in promise) {}", error.message),
+                self.settings.output.max_result_bytes,
+            );
+        }
+        Err(error)
+    }
+
+    fn serialize_result(&self, value: &Value<'js>) -> Result<String, ScriptError> {
+        if value.is_undefined() {
+            return Ok("null".to_owned());
+        }
+        let max = self.settings.output.max_result_bytes;
+        let mut json = Vec::new();
+        // The result is refused rather than cut, so no room is kept for a truncation marker:
+        // a result of exactly `max` bytes is answered.
+        let mut out = JsonWriter::whole(&mut json, max);
+        let mut serializer = Serializer::new(self.ctx.clone(), self.intrinsics);
+        serializer
+            .value(&mut out, value)
+            .map_err(|_| self.timeout())?;
+        if out.exhausted() {
+            return Err(ScriptError::limit(
+                ErrorKind::OutputLimit,
+                "OutputLimitError",
+                format!("the result is larger than the {max} byte limit"),
+            ));
+        }
+        Ok(String::from_utf8(json).expect("the writer writes UTF-8"))
+    }
+
+    fn timeout(&self) -> ScriptError {
+        let message = if Instant::now() < self.clock.deadline() {
+            "the script was stopped before its time limit because the service is shutting down \
+             or the client left"
+                .to_owned()
+        } else {
+            format!(
+                "the script ran past its time limit of {} ms",
+                self.limits.timeout.as_millis()
+            )
+        };
+        ScriptError::limit(ErrorKind::Timeout, "TimeoutError", message)
+    }
+
+    /// Describes what was thrown. The kind comes from what the engine did: a refused allocation
+    /// means the memory limit stopped the script, an allocation at the native stack limit with
+    /// a `RangeError` means recursion did; otherwise it is the phase's kind.
+    fn error(&self, exception: Value<'js>, phase: Phase) -> ScriptError {
+        if self.clock.expired() || exception.is_uncatchable_error() {
+            return self.timeout();
+        }
+        let budget = self.settings.output.max_result_bytes;
+        let fields = match exception.as_object() {
+            Some(error) if exception.is_error() => self.error_fields(error, budget),
+            _ => {
+                let mut serializer = Serializer::new(self.ctx.clone(), self.intrinsics);
+                serializer
+                    .text(&exception, budget)
+                    .map(|text| ("Uncaught".to_owned(), text, None))
+            }
+        };
+        // Reading the fields runs script code, which may itself hit the deadline.
+        let Ok((name, message, stack)) = fields else {
+            return self.timeout();
+        };
+        if self.clock.expired() {
+            return self.timeout();
+        }
+        let engine_error = !exception.is_object() || name == "InternalError";
+        if self.meter.limit_reached() && engine_error {
+            return ScriptError {
+                kind: ErrorKind::Memory,
+                name: "InternalError".to_owned(),
+                message: format!(
+                    "out of memory: the script exceeded its memory limit of {} MB",
+                    self.limits.memory_limit / (1024 * 1024)
+                ),
+                stack,
+            };
+        }
+        let kind = if self.meter.reached_stack_limit() && name == "RangeError" {
+            ErrorKind::StackOverflow
+        } else {
+            match phase {
+                Phase::Compile => ErrorKind::Syntax,
+                Phase::Run => ErrorKind::Exception,
+            }
+        };
+        ScriptError {
+            kind,
+            name,
+            message,
+            stack,
+        }
+    }
+
+    /// An error object's name, message and stack as text, sharing `budget` bytes of JSON.
+    fn error_fields(
+        &self,
+        error: &Object<'js>,
+        budget: usize,
+    ) -> Result<(String, String, Option<String>), serialize::Interrupted<'js>> {
+        let mut serializer = Serializer::new(self.ctx.clone(), self.intrinsics);
+        let mut field =
+            |key: &str, budget: usize| -> Result<Option<String>, serialize::Interrupted<'js>> {
+                let value = match error.get::<_, Value<'js>>(key) {
+                    Ok(value) if !value.is_undefined() => value,
+                    Ok(_) => return Ok(None),
+                    Err(_) => {
+                        let thrown = self.ctx.catch();
+                        if thrown.is_uncatchable_error() {
+                            return Err(serialize::Interrupted(thrown));
+                        }
+                        return Ok(None);
+                    }
+                };
+                serializer.text(&value, budget).map(Some)
+            };
+        let name = field("name", budget.min(1024))?.unwrap_or_else(|| "Error".to_owned());
+        let budget = budget.saturating_sub(json::escaped_len(&name));
+        let message = field("message", budget)?.unwrap_or_default();
+        let budget = budget.saturating_sub(json::escaped_len(&message));
+        let stack = field("stack", budget)?.filter(|stack| !stack.is_empty());
+        Ok((name, message, stack))
+    }
+}
+
+/// What a settled promise resolved to, or the reason it was rejected with.
+fn promise_result<'js>(promise: &Promise<'js>) -> Value<'js> {
+    match promise.result::<Value<'js>>() {
+        Some(Ok(value)) => value,
+        Some(Err(_)) => promise.ctx().catch(),
+        None => Value::new_undefined(promise.ctx().clone()),
+    }
+}

@@ -1,0 +1,164 @@
+//! Preparing a fresh runtime and running one assignment in it: the runtime, its context with
+//! the built-ins, `console`, timers and the Web APIs, the interrupt handler and rejection
+//! tracker, then the limits applied when the script arrives and everything script-owned released
+//! before the runtime is freed. One runtime runs one script, never two.
+
+use std::{
+    cell::RefCell,
+    rc::Rc,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Instant,
+};
+
+use rquickjs::{Context, Runtime, context::intrinsic, qjs};
+
+use crate::{
+    Assignment, EngineSettings, Outcome, SetupError,
+    clock::Clock,
+    console::ConsoleLog,
+    context_fields::ContextFields,
+    execution::Execution,
+    fault,
+    host::HostRuntime,
+    intrinsics::Intrinsics,
+    memory::{MemoryMeter, MeteredAllocator},
+    rejections::Rejections,
+    timers::Timers,
+    web::WebApis,
+};
+
+/// The language built-ins a script gets: everything QuickJS offers except its own `performance`,
+/// whose clock is not coarsened ([`crate::web`] installs one that is).
+type Builtins = (
+    intrinsic::Date,
+    intrinsic::Eval,
+    intrinsic::RegExpCompiler,
+    intrinsic::RegExp,
+    intrinsic::Json,
+    intrinsic::Proxy,
+    intrinsic::MapSet,
+    intrinsic::TypedArrays,
+    intrinsic::Promise,
+    intrinsic::WeakRef,
+);
+
+/// True once a runtime was prepared in this process and the interrupt handler can check the
+/// clock by time (see [`crate::context_fields`]).
+pub fn timed_interrupts() -> bool {
+    TIMED_INTERRUPTS.load(Ordering::Relaxed)
+}
+
+static TIMED_INTERRUPTS: AtomicBool = AtomicBool::new(false);
+
+/// Creates a fresh runtime and context with `console`, timers and the Web APIs, then calls `next` (which may
+/// block) for the one script this runtime will ever run. Returns `None` when `next` does.
+///
+/// Creating the runtime before the script is known is what keeps its cost off the request path.
+pub fn run_in_fresh_runtime(
+    settings: &EngineSettings,
+    next: impl FnOnce() -> Option<Assignment>,
+) -> Result<Option<Outcome>, SetupError> {
+    let meter = MemoryMeter::new();
+    let runtime = Runtime::new_with_alloc(MeteredAllocator(meter.clone()))?;
+    runtime.set_max_stack_size(settings.stack_limit);
+    let context = Context::custom::<Builtins>(&runtime)?;
+    let clock = Rc::new(Clock::default());
+    let rejections = Rc::new(RefCell::new(Rejections::default()));
+
+    let counter = context.with(|ctx| {
+        let fields = ContextFields::get(&ctx)?;
+        fields.seed_random(&ctx, fresh_seed());
+        Some(fields.interrupt_counter(&ctx))
+    });
+    TIMED_INTERRUPTS.store(counter.is_some(), Ordering::Relaxed);
+    clock.counter.set(counter);
+    let handler_clock = clock.clone();
+    runtime.set_interrupt_handler(Some(Box::new(move || handler_clock.on_interrupt())));
+    let tracked = rejections.clone();
+    runtime.set_host_promise_rejection_tracker(Some(Box::new(
+        move |ctx, promise, reason, handled| {
+            tracked.borrow_mut().track(&ctx, promise, reason, handled)
+        },
+    )));
+
+    let outcome = context.with(|ctx| {
+        let intrinsics = Rc::new(Intrinsics::capture(&ctx)?);
+        let console = ConsoleLog::new(intrinsics.clone(), &settings.output);
+        console.install(&ctx)?;
+        let timers = Rc::new(RefCell::new(Timers::default()));
+        Timers::install(&timers, &ctx)?;
+        let web = WebApis::install(&ctx, &timers)?;
+
+        let Some(mut assignment) = next() else {
+            console.close();
+            return Ok(None);
+        };
+        let (host, fetch) = HostRuntime::install(&ctx, std::mem::take(&mut assignment.host))?;
+        if let Some(fetch) = fetch {
+            web.enable_fetch(fetch)?;
+        }
+        console.open(assignment.log.clone());
+        // SAFETY: the runtime is live; the stack limit is measured from here on.
+        unsafe { qjs::JS_UpdateStackTop(qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) };
+        // SAFETY: the zone is the stretch of this thread's stack just above QuickJS's limit,
+        // below this frame; the worker's stack is sized well beyond that limit.
+        unsafe {
+            meter.start(
+                assignment.limits.memory_limit,
+                stack_zone(settings.stack_limit),
+            )
+        };
+        let started = Instant::now();
+        web.start(started);
+        clock.start(started + assignment.limits.timeout, assignment.cancel);
+
+        let execution = Execution {
+            ctx: ctx.clone(),
+            clock: &clock,
+            limits: assignment.limits,
+            settings,
+            intrinsics: &intrinsics,
+            timers: &timers,
+            meter: &meter,
+            rejections: &rejections,
+            host: &host,
+        };
+        let result = execution.run(&assignment.script);
+        let duration = started.elapsed();
+        let memory_peak = meter.peak();
+        let engine_fault = meter.refused() || fault::take();
+
+        // Script values held by Rust must be released before the runtime is freed.
+        clock.stop();
+        meter.stop();
+        timers.borrow_mut().clear();
+        host.clear();
+        web.clear();
+        rejections.borrow_mut().clear();
+        console.close();
+        Ok(Some(Outcome {
+            result,
+            duration,
+            memory_peak,
+            engine_fault,
+        }))
+    });
+    runtime.set_host_promise_rejection_tracker(None);
+    runtime.set_interrupt_handler(None);
+    outcome
+}
+
+/// A seed for `Math.random` from the operating system's CSPRNG.
+fn fresh_seed() -> u64 {
+    getrandom::u64().expect("the operating system's CSPRNG answers")
+}
+
+/// The stretch of native stack where the script counts as being at the stack limit: the last
+/// eighth of the JavaScript stack (at most 64 KiB), measured from here.
+fn stack_zone(stack_limit: usize) -> std::ops::Range<usize> {
+    let here = 0u8;
+    let top = std::hint::black_box(&here) as *const u8 as usize;
+    let margin = (stack_limit / 8).min(64 * 1024);
+    let limit = top.saturating_sub(stack_limit);
+    limit..limit + margin
+}
