@@ -29,7 +29,7 @@ use crate::{
 
 /// The language built-ins a script gets: everything QuickJS offers except its own `performance`,
 /// whose clock is not coarsened ([`crate::web`] installs one that is).
-type Builtins = (
+pub type Builtins = (
     intrinsic::Date,
     intrinsic::Eval,
     intrinsic::RegExpCompiler,
