@@ -22,7 +22,7 @@ pub mod seccomp;
 
 use std::{
     cell::RefCell,
-    io::{self, Write},
+    io::Write,
     os::{
         fd::{FromRawFd, OwnedFd},
         unix::net::UnixStream,
@@ -131,7 +131,7 @@ fn serve(
                 channel.borrow_mut().write_all(&encode(&report)).ok()?;
                 ready = true;
             }
-            poll_for_job();
+            // Blocks in the kernel until the supervisor writes: an idle worker burns no CPU.
             let job = loop {
                 match read_frame(&mut *channel.borrow_mut(), MAX_SUPERVISOR_FRAME) {
                     Ok(Order::Run(job)) => break job,
@@ -165,32 +165,6 @@ fn serve(
             return 1;
         }
         allocator::job_ended();
-    }
-}
-
-/// How long a ready worker polls its channel before it blocks in a read: a job that comes
-/// within it starts without the cost of waking a sleeping process, which is more than a short
-/// script takes. A worker that polls yields the CPU between looks, so busy ones take it.
-const POLL_FOR: Duration = Duration::from_micros(300);
-
-fn poll_for_job() {
-    let until = Instant::now() + POLL_FOR;
-    let mut byte = 0u8;
-    while Instant::now() < until {
-        // SAFETY: a non-blocking peek of one byte into a valid buffer.
-        let peeked = unsafe {
-            libc::recv(
-                CHANNEL_FD,
-                (&raw mut byte).cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        if peeked != -1 || io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock {
-            return;
-        }
-        // SAFETY: sched_yield has no preconditions.
-        unsafe { libc::sched_yield() };
     }
 }
 
