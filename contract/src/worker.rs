@@ -191,6 +191,9 @@ pub struct Finished {
     /// error: QuickJS's out-of-memory paths may have left its process's heap corrupt, so the
     /// worker must run no other job.
     pub engine_fault: bool,
+    /// Whether the script's bytecode came from the worker's cache (`Some(true)`) or was
+    /// compiled (`Some(false)`); `None` when the script was never compiled.
+    pub bytecode_cache_hit: Option<bool>,
 }
 
 /// Why a frame could not be read.
@@ -437,6 +440,7 @@ mod tests {
                 duration_micros: 42,
                 memory_peak: 1 << 20,
                 engine_fault: false,
+                bytecode_cache_hit: Some(true),
             }),
             Report::Finished(Finished {
                 result: Err(ScriptError::limit(
@@ -447,6 +451,7 @@ mod tests {
                 duration_micros: 7,
                 memory_peak: 0,
                 engine_fault: true,
+                bytecode_cache_hit: None,
             }),
             Report::OutOfMemory,
             Report::Call(HostCall {

@@ -1,15 +1,21 @@
 //! The engine's own benchmark: what a fresh runtime costs with everything a script may reach
 //! (`console`, timers, every Web API) next to a bare rquickjs runtime with the same intrinsics,
-//! and the ratio between them. Run with `cargo bench -p engine`; `BENCH_ROUNDS` sets how many
+//! and the ratio between them; and a ~100 KB bundled library's first execution in a worker
+//! (compiled, its bytecode kept) next to its later ones (loaded from the [`BytecodeCache`]). Run
+//! with `cargo bench -p engine`; `BENCH_ROUNDS` sets how many
 //! interleaved rounds are taken (default 30), and the median round is printed.
 
 use std::{
     hint::black_box,
+    rc::Rc,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use engine::{Builtins, EngineSettings, Limits, Script};
+use engine::{
+    Assignment, Builtins, BytecodeCache, EngineSettings, HostAccess, Limits, LogBuffer,
+    NEVER_CANCELLED, Script,
+};
 use rquickjs::{Context, Runtime};
 
 /// Iterations per round: long enough to read a clock, short enough to interleave.
@@ -71,15 +77,97 @@ fn main() {
         "fresh runtime + context + `1 + 2`",
         executed / bare_eval
     );
+
+    let library: Arc<str> = Arc::from(library_source());
+    let run_library = |cache: &Rc<BytecodeCache>| {
+        let assignment = Assignment {
+            script: Script {
+                name: "library.js".into(),
+                source: library.clone(),
+                input: None,
+            },
+            limits,
+            cancel: &NEVER_CANCELLED,
+            log: Rc::new(LogBuffer::default()),
+            host: HostAccess::default(),
+            bytecode: Some(cache.clone()),
+        };
+        let outcome = engine::run_in_fresh_runtime(&settings, || Some(assignment))
+            .unwrap()
+            .unwrap();
+        assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+        outcome.bytecode_cache_hit
+    };
+    let warm = Rc::new(BytecodeCache::new(8 << 20));
+    run_library(&warm);
+    let (mut first, mut later) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        first.push(per_iteration_of(10, || {
+            let cold = Rc::new(BytecodeCache::new(8 << 20));
+            assert_eq!(run_library(&cold), Some(false));
+        }));
+        later.push(per_iteration_of(10, || {
+            assert_eq!(run_library(&warm), Some(true));
+        }));
+    }
+    let (first, later) = (median(first), median(later));
+    println!(
+        "\n{} KB library, fresh runtime each time, microseconds per execution",
+        library.len() / 1000
+    );
+    println!("{:<44} {:>9} {:>9} {:>7}", "", "first", "later", "speedup");
+    println!(
+        "{:<44} {first:>9.1} {later:>9.1} {:>6.2}x",
+        "compiled vs loaded from the bytecode cache",
+        first / later
+    );
+}
+
+/// A bundled library of about 100 KB in the style of lodash: an IIFE defining hundreds of
+/// small functions over arrays, objects and strings, exported on one object; the script's
+/// result is one call, so what the execution costs is mostly compiling and defining it.
+fn library_source() -> String {
+    let mut source =
+        String::from("var library = (function () {\n  'use strict';\n  var exports = {};\n");
+    let mut index = 0;
+    while source.len() < 100_000 {
+        source.push_str(&format!(
+            "  function chunk{index}(array, size) {{\n\
+             \x20   size = Math.max(Number(size) || {index} % 7 + 1, 1);\n\
+             \x20   var length = array == null ? 0 : array.length, result = [], at = 0;\n\
+             \x20   while (at < length) {{ result.push(array.slice(at, (at += size))); }}\n\
+             \x20   return result;\n  }}\n\
+             \x20 function pick{index}(object, keys) {{\n\
+             \x20   var picked = {{}};\n\
+             \x20   for (var i = 0; i < keys.length; i++) {{\n\
+             \x20     if (Object.prototype.hasOwnProperty.call(object, keys[i])) picked[keys[i]] = object[keys[i]];\n\
+             \x20   }}\n\
+             \x20   return picked;\n  }}\n\
+             \x20 function camel{index}(text) {{\n\
+             \x20   return String(text).toLowerCase().replace(/[-_\\s]+(.)?/g, function (match, next) {{\n\
+             \x20     return next ? next.toUpperCase() : '';\n\
+             \x20   }}) + '{index}';\n  }}\n\
+             \x20 exports.chunk{index} = chunk{index}; exports.pick{index} = pick{index}; \
+             exports.camel{index} = camel{index};\n"
+        ));
+        index += 1;
+    }
+    source.push_str("  return exports;\n})();\nlibrary.chunk0([1, 2, 3, 4, 5], 2).length\n");
+    source
 }
 
 /// Microseconds per call of `f`, over one round.
-fn per_iteration(mut f: impl FnMut()) -> f64 {
+fn per_iteration(f: impl FnMut()) -> f64 {
+    per_iteration_of(PER_ROUND, f)
+}
+
+/// Microseconds per call of `f`, over `calls` calls.
+fn per_iteration_of(calls: u32, mut f: impl FnMut()) -> f64 {
     let started = Instant::now();
-    for _ in 0..PER_ROUND {
+    for _ in 0..calls {
         f();
     }
-    started.elapsed().as_secs_f64() * 1e6 / f64::from(PER_ROUND)
+    started.elapsed().as_secs_f64() * 1e6 / f64::from(calls)
 }
 
 fn median(mut samples: Vec<f64>) -> f64 {

@@ -3,7 +3,7 @@
 //! into a result or a [`ScriptError`] of the right kind.
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     ffi::CString,
     mem::MaybeUninit,
     time::{Duration, Instant},
@@ -13,6 +13,7 @@ use rquickjs::{Ctx, Function, Object, Promise, Value, function::Rest, promise::P
 
 use crate::{
     EngineSettings, ErrorKind, Limits, Script, ScriptError,
+    bytecode::{BytecodeCache, Key},
     clock::Clock,
     host::HostRuntime,
     intrinsics::Intrinsics,
@@ -22,6 +23,9 @@ use crate::{
     serialize::{self, Serializer},
     timers::Timers,
 };
+
+/// How scripts are compiled: as global code, not modules. Part of the cache's key.
+const COMPILE_FLAGS: i32 = (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
 
 /// Longest wait for a host call's answer before the event loop looks at the clock and the
 /// cancel flag again.
@@ -44,6 +48,13 @@ pub struct Execution<'a, 'js> {
     pub meter: &'a MemoryMeter,
     pub rejections: &'a RefCell<Rejections>,
     pub host: &'a HostRuntime<'js>,
+    /// Where the script's bytecode is looked up, if anywhere.
+    pub bytecode: Option<&'a BytecodeCache>,
+    /// Whether the bytecode came from the cache; set when the script is compiled or loaded.
+    pub cache_hit: Cell<Option<bool>>,
+    /// Bytecode compiled by this execution, for the cache once the execution ended without an
+    /// engine fault.
+    pub compiled: RefCell<Option<(Key, Vec<u8>)>>,
 }
 
 impl<'js> Execution<'_, 'js> {
@@ -91,12 +102,30 @@ impl<'js> Execution<'_, 'js> {
         result.map_err(|_| self.ctx.catch())
     }
 
+    /// The script as a function: loaded from the cache's bytecode when it holds the script,
+    /// otherwise compiled from source (and its bytecode kept for the cache).
     fn compile(&self, script: &Script) -> Result<Value<'js>, Value<'js>> {
+        let Some(cache) = self.bytecode else {
+            return self.compile_source(script);
+        };
+        let key = BytecodeCache::key(&script.name, COMPILE_FLAGS, &script.source);
+        if let Some(bytecode) = cache.get(&key) {
+            self.cache_hit.set(Some(true));
+            return self.load(&bytecode);
+        }
+        self.cache_hit.set(Some(false));
+        let function = self.compile_source(script)?;
+        if let Some(bytecode) = self.write(&function) {
+            *self.compiled.borrow_mut() = Some((key, bytecode));
+        }
+        Ok(function)
+    }
+
+    fn compile_source(&self, script: &Script) -> Result<Value<'js>, Value<'js>> {
         let mut source = Vec::with_capacity(script.source.len() + 1);
         source.extend_from_slice(script.source.as_bytes());
         source.push(0);
         let name = CString::new(script.name.replace('\0', "")).unwrap_or_default();
-        let flags = (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
         // SAFETY: `source` is NUL-terminated as JS_Eval requires and outlives the call; the
         // returned value is owned and handed to `Value`.
         let raw = unsafe {
@@ -105,7 +134,48 @@ impl<'js> Execution<'_, 'js> {
                 source.as_ptr().cast(),
                 script.source.len() as _,
                 name.as_ptr(),
-                flags,
+                COMPILE_FLAGS,
+            )
+        };
+        self.owned(raw)
+    }
+
+    /// The compiled function's bytecode, with its debug information (stack traces keep their
+    /// lines) and source (`Function.prototype.toString` keeps working); `None` when QuickJS
+    /// could not write it (out of memory), and the script then simply runs uncached.
+    fn write(&self, function: &Value<'js>) -> Option<Vec<u8>> {
+        let ctx = self.ctx.as_raw().as_ptr();
+        let mut size = 0;
+        // SAFETY: the context and function are live; the buffer QuickJS returns is copied
+        // out and freed once.
+        unsafe {
+            let written = qjs::JS_WriteObject(
+                ctx,
+                &mut size,
+                function.as_raw(),
+                qjs::JS_WRITE_OBJ_BYTECODE as i32,
+            );
+            if written.is_null() {
+                self.ctx.catch();
+                return None;
+            }
+            let bytecode = std::slice::from_raw_parts(written, size as usize).to_vec();
+            qjs::js_free(ctx, written.cast());
+            Some(bytecode)
+        }
+    }
+
+    /// Reads a function from bytecode this worker's compiler wrote.
+    fn load(&self, bytecode: &[u8]) -> Result<Value<'js>, Value<'js>> {
+        // SAFETY: the bytecode was written by `write` in this process, with this build of
+        // QuickJS, from a script whose source hashes to the key it was found under; the
+        // returned value is owned and handed to `Value`.
+        let raw = unsafe {
+            qjs::JS_ReadObject(
+                self.ctx.as_raw().as_ptr(),
+                bytecode.as_ptr(),
+                bytecode.len() as _,
+                qjs::JS_READ_OBJ_BYTECODE as i32,
             )
         };
         self.owned(raw)

@@ -16,6 +16,7 @@
 //!   ([`json`], [`serialize`], [`console`]); console entries go to a [`LogSink`] as they are
 //!   made, so they survive whatever happens to the execution afterwards.
 
+mod bytecode;
 mod clock;
 mod console;
 pub mod context_fields;
@@ -41,6 +42,7 @@ use std::{
 pub use contract::outcome::{ErrorKind, ScriptError};
 
 pub use self::{
+    bytecode::BytecodeCache,
     host::{
         CallContext, HostAccess, HostChannel, HostError, HostFunctions, HostFuture, Json, Usage,
     },
@@ -159,6 +161,8 @@ pub struct Assignment {
     pub log: Rc<dyn LogSink>,
     /// The host functions the execution gets.
     pub host: HostAccess,
+    /// Where the script's bytecode is looked up and kept; `None` compiles it every time.
+    pub bytecode: Option<Rc<BytecodeCache>>,
 }
 
 /// The end of one execution; its console output is in its [`LogSink`].
@@ -175,6 +179,10 @@ pub struct Outcome {
     /// the runtime's heap) or the engine failed internally ([`fault`]). The process should run
     /// nothing else. A native's charge that did not fit allocated nothing and does not count.
     pub engine_fault: bool,
+    /// Whether the script's bytecode came from the [`BytecodeCache`] (`Some(true)`) or was
+    /// compiled and offered to it (`Some(false)`); `None` without a cache or when the script
+    /// was never compiled (its input failed first).
+    pub bytecode_cache_hit: Option<bool>,
 }
 
 impl Outcome {
@@ -218,6 +226,7 @@ pub fn execute_with_host(
         cancel: &NEVER_CANCELLED,
         log: log.clone(),
         host,
+        bytecode: None,
     };
     let outcome = run_in_fresh_runtime(settings, || Some(assignment))?;
     Ok((outcome.expect("the assignment is always given"), log))

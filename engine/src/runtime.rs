@@ -4,7 +4,7 @@
 //! before the runtime is freed. One runtime runs one script, never two.
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     rc::Rc,
     sync::atomic::{AtomicBool, Ordering},
     time::Instant,
@@ -122,11 +122,24 @@ pub fn run_in_fresh_runtime(
             meter: &meter,
             rejections: &rejections,
             host: &host,
+            bytecode: assignment.bytecode.as_deref(),
+            cache_hit: Cell::new(None),
+            compiled: RefCell::new(None),
         };
         let result = execution.run(&assignment.script);
         let duration = started.elapsed();
         let memory_peak = meter.peak();
         let engine_fault = meter.refused() || fault::take();
+        // Only bytecode from a runtime that never faulted is kept, and none is reused after a
+        // fault (see `crate::bytecode`).
+        if let Some(cache) = &assignment.bytecode {
+            let compiled = execution.compiled.take();
+            match compiled {
+                _ if engine_fault => cache.clear(),
+                Some((key, bytecode)) => cache.insert(key, bytecode),
+                None => {}
+            }
+        }
 
         // Script values held by Rust must be released before the runtime is freed.
         clock.stop();
@@ -141,6 +154,7 @@ pub fn run_in_fresh_runtime(
             duration,
             memory_peak,
             engine_fault,
+            bytecode_cache_hit: execution.cache_hit.get(),
         }))
     });
     runtime.set_host_promise_rejection_tracker(None);

@@ -27,6 +27,8 @@
 //! - `sandbox_host_calls_total{function, outcome}`: calls of asynchronous host functions
 //!   (`fetch`, ...) run by the supervisor; `outcome` is `ok` or `error`.
 //! - `sandbox_host_call_duration_seconds{function}`: how long they took (histogram).
+//! - `sandbox_bytecode_cache_total{result}`: executions whose script's bytecode came from
+//!   their worker's cache (`hit`) or was compiled (`miss`).
 //!
 //! Label values come from small sets: outcome kinds and rejection reasons are fixed, tenant
 //! ids come from the operator's tenants file through the ingress. [`MAX_TENANT_LABELS`] still
@@ -113,6 +115,11 @@ struct HostCallLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CacheLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct FunctionLabels {
     function: String,
 }
@@ -141,6 +148,7 @@ pub struct Metrics {
     worker_start: Histogram,
     host_calls: Family<HostCallLabels, Counter>,
     host_call_duration: Family<FunctionLabels, Histogram, fn() -> Histogram>,
+    bytecode_cache: Family<CacheLabels, Counter>,
     tenants: Mutex<HashSet<Arc<str>>>,
 }
 
@@ -244,6 +252,12 @@ impl Metrics {
             Unit::Seconds,
             worker_start.clone(),
         );
+        let bytecode_cache = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "bytecode_cache",
+            "Executions whose script's bytecode came from the worker's cache or was compiled",
+            bytecode_cache.clone(),
+        );
         Self {
             registry,
             executions,
@@ -259,6 +273,7 @@ impl Metrics {
             worker_start,
             host_calls,
             host_call_duration,
+            bytecode_cache,
             tenants: Mutex::new(HashSet::new()),
         }
     }
@@ -321,6 +336,14 @@ impl Metrics {
                 function: function.to_owned(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// A worker loaded a script's bytecode from its cache (`hit`) or compiled it.
+    pub fn bytecode_cache(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.bytecode_cache
+            .get_or_create(&CacheLabels { result })
+            .inc();
     }
 
     /// A worker process ended: `reason` is why it was retired, `signal` what ended it.

@@ -5,8 +5,9 @@
 //! Started with its channel on [`CHANNEL_FD`] and its region on [`REGION_FD`] (see
 //! `contract::worker`), it reads its [`Setup`], hardens itself ([`harden`], then [`seccomp`]),
 //! prepares a runtime, says [`Ready`], and then loops: wait for a job with the next runtime
-//! already prepared, run it with console output going straight to the region, report
-//! [`Finished`]. While a job runs, its calls of asynchronous host functions go to the
+//! already prepared, run it with console output going straight to the region (loading the
+//! script's bytecode from the worker's [`BytecodeCache`] when it compiled the same script
+//! before), report [`Finished`]. While a job runs, its calls of asynchronous host functions go to the
 //! supervisor as [`HostCall`]s and their answers come back on the same channel
 //! ([`ChannelHost`]). It exits when the channel closes. The process has one thread: the engine runs
 //! on the main thread, whose stack the supervisor sized before starting it.
@@ -38,8 +39,8 @@ use contract::worker::{
     REGION_FD, Ready, Region, Report, Setup, encode, read_frame,
 };
 use engine::{
-    Assignment, EngineSettings, HostAccess, HostChannel, HostFunctions, Limits, LogSink,
-    OutputLimits, Script,
+    Assignment, BytecodeCache, EngineSettings, HostAccess, HostChannel, HostFunctions, Limits,
+    LogSink, OutputLimits, Script,
 };
 
 /// Console output goes straight into the region the supervisor can read even after a kill.
@@ -104,6 +105,12 @@ fn harden(setup: &Setup) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Most bytes of compiled scripts a worker keeps ([`BytecodeCache`]). They live in the
+/// worker's own heap, so they count in its resident memory, which the supervisor checks after
+/// executions, and under its address-space limit, within the room the supervisor leaves beyond
+/// the largest script heap (`WORKER_OVERHEAD_BYTES`); never in a script's memory limit.
+const BYTECODE_CACHE_BYTES: usize = 8 * 1024 * 1024;
+
 /// Runs jobs until the channel closes; the exit code.
 fn serve(
     setup: &Setup,
@@ -120,6 +127,7 @@ fn serve(
         },
     };
     let sink: Rc<dyn LogSink> = Rc::new(RegionSink(region));
+    let bytecode = Rc::new(BytecodeCache::new(BYTECODE_CACHE_BYTES));
     let mut ready = false;
     loop {
         let ran = engine::run_in_fresh_runtime(&settings, || {
@@ -148,7 +156,13 @@ fn serve(
                 grant: job.host.clone(),
                 channel: Some(Rc::new(ChannelHost(channel.clone()))),
             };
-            Some(assignment(job, region, sink.clone(), host))
+            Some(assignment(
+                job,
+                region,
+                sink.clone(),
+                host,
+                bytecode.clone(),
+            ))
         });
         let outcome = match ran {
             Ok(Some(outcome)) => outcome,
@@ -159,6 +173,7 @@ fn serve(
             duration_micros: outcome.duration.as_micros() as u64,
             memory_peak: outcome.memory_peak as u64,
             engine_fault: outcome.engine_fault,
+            bytecode_cache_hit: outcome.bytecode_cache_hit,
             result: outcome.result,
         });
         if channel.borrow_mut().write_all(&encode(&report)).is_err() {
@@ -173,6 +188,7 @@ fn assignment(
     region: &'static Region,
     log: Rc<dyn LogSink>,
     host: HostAccess,
+    bytecode: Rc<BytecodeCache>,
 ) -> Assignment {
     Assignment {
         script: Script {
@@ -187,6 +203,7 @@ fn assignment(
         cancel: region.cancel_flag(),
         log,
         host,
+        bytecode: Some(bytecode),
     }
 }
 

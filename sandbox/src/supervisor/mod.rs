@@ -542,6 +542,9 @@ impl Shared {
             Ended::Report(Ok(Report::Finished(finished))) => {
                 let heavy = finished.memory_peak > self.settings.max_resident_bytes / 2;
                 let engine_fault = finished.engine_fault;
+                if let Some(hit) = finished.bytecode_cache_hit {
+                    self.metrics.bytecode_cache(hit);
+                }
                 match checked(finished, log) {
                     Ok(answer) => {
                         worker.executions += 1;

@@ -91,3 +91,31 @@ async fn busy_workers_and_rejections_are_reported() {
     );
     assert_eq!(app.metric("sandbox_workers").await, 1.0);
 }
+
+#[tokio::test]
+async fn a_script_run_again_by_the_same_worker_is_loaded_from_its_bytecode_cache() {
+    let app = spawn_app_with(|config| config.max_concurrency = 1).await;
+    let hits = "sandbox_bytecode_cache_total{result=\"hit\"}";
+    let misses = "sandbox_bytecode_cache_total{result=\"miss\"}";
+    let library = "function double(x) { return 2 * x; }\ndouble(21)";
+    for _ in 0..3 {
+        assert_eq!(app.run(library).await.result(), &json!(42));
+    }
+    assert_eq!(
+        app.run("'another script'").await.result(),
+        &json!("another script")
+    );
+    assert_eq!(app.metric(misses).await, 2.0);
+    assert_eq!(app.metric(hits).await, 2.0);
+
+    // A worker retired after an engine fault takes its cache with it: its replacement
+    // compiles the script again.
+    let bomb = "const held = []; for (;;) held.push(new Array(100000).fill(1));";
+    let answer = app
+        .post_execute(json!({ "code": bomb, "memoryLimitMb": 16 }))
+        .await;
+    assert_eq!(answer.script_error_kind(), "memory", "{}", answer.body);
+    assert_eq!(app.run(library).await.result(), &json!(42));
+    assert_eq!(app.metric(misses).await, 4.0);
+    assert_eq!(app.metric(hits).await, 2.0);
+}

@@ -1,0 +1,99 @@
+//! Scripts compiled once: a second execution of the same script loads the bytecode its first
+//! execution compiled, answers exactly as a compiled one does, and no bytecode outlives an
+//! engine fault.
+
+use std::{rc::Rc, sync::Arc, time::Duration};
+
+use engine::{
+    Assignment, BytecodeCache, EngineSettings, ErrorKind, HostAccess, Limits, LogBuffer,
+    NEVER_CANCELLED, Outcome, Script,
+};
+
+const MIB: usize = 1024 * 1024;
+
+fn run(cache: &Rc<BytecodeCache>, name: &str, code: &str, memory_limit: usize) -> Outcome {
+    let assignment = Assignment {
+        script: Script {
+            name: name.into(),
+            source: Arc::from(code),
+            input: None,
+        },
+        limits: Limits {
+            timeout: Duration::from_secs(60),
+            memory_limit,
+        },
+        cancel: &NEVER_CANCELLED,
+        log: Rc::new(LogBuffer::default()),
+        host: HostAccess::default(),
+        bytecode: Some(cache.clone()),
+    };
+    engine::run_in_fresh_runtime(&EngineSettings::default(), || Some(assignment))
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn a_script_loaded_from_the_cache_answers_as_the_compiled_one_did() {
+    let cache = Rc::new(BytecodeCache::new(MIB));
+    let code = "function area(r) {\n  return Math.PI * r * r;\n}\n\
+                function fail() {\n  throw new Error('at line five');\n}\n\
+                [area(2), area.toString(), (() => { try { fail() } catch (e) { return e.stack } })()]";
+    let first = run(&cache, "library.js", code, 16 * MIB);
+    let second = run(&cache, "library.js", code, 16 * MIB);
+    assert_eq!(first.bytecode_cache_hit, Some(false));
+    assert_eq!(second.bytecode_cache_hit, Some(true));
+    assert_eq!(first.result, second.result);
+    let result = second.result.unwrap();
+    assert!(
+        result.contains("library.js:5"),
+        "the stack keeps its lines: {result}"
+    );
+    assert!(
+        result.contains("return Math.PI * r * r;"),
+        "functions keep their source: {result}"
+    );
+}
+
+#[test]
+fn the_same_source_under_another_name_is_compiled_again() {
+    let cache = Rc::new(BytecodeCache::new(MIB));
+    assert_eq!(
+        run(&cache, "a.js", "1 + 2", 16 * MIB).bytecode_cache_hit,
+        Some(false)
+    );
+    assert_eq!(
+        run(&cache, "b.js", "1 + 2", 16 * MIB).bytecode_cache_hit,
+        Some(false)
+    );
+    assert_eq!(
+        run(&cache, "a.js", "1 + 2", 16 * MIB).bytecode_cache_hit,
+        Some(true)
+    );
+    assert_eq!(cache.len(), 2);
+}
+
+#[test]
+fn a_syntax_error_is_reported_each_time_and_never_cached() {
+    let cache = Rc::new(BytecodeCache::new(MIB));
+    for _ in 0..2 {
+        let outcome = run(&cache, "broken.js", "let = ;", 16 * MIB);
+        assert_eq!(outcome.result.unwrap_err().kind, ErrorKind::Syntax);
+        assert_eq!(outcome.bytecode_cache_hit, Some(false));
+    }
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn an_engine_fault_empties_the_cache() {
+    let cache = Rc::new(BytecodeCache::new(MIB));
+    run(&cache, "kept.js", "40 + 2", 16 * MIB);
+    assert_eq!(cache.len(), 1);
+    let bomb = "const held = []; for (;;) held.push(new Array(100000).fill(1));";
+    let outcome = run(&cache, "bomb.js", bomb, 16 * MIB);
+    assert!(outcome.engine_fault, "{outcome:?}");
+    assert!(cache.is_empty(), "no bytecode is reused after a fault");
+    assert_eq!(
+        run(&cache, "kept.js", "40 + 2", 16 * MIB).bytecode_cache_hit,
+        Some(false)
+    );
+}
