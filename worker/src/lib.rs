@@ -31,7 +31,7 @@ use std::{
     process::ExitCode,
     rc::Rc,
     sync::Arc,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use contract::worker::{
