@@ -91,6 +91,7 @@ fn main() {
             log: Rc::new(LogBuffer::default()),
             host: HostAccess::default(),
             bytecode: Some(cache.clone()),
+            finished: None,
         };
         let outcome = engine::run_in_fresh_runtime(&settings, || Some(assignment))
             .unwrap()

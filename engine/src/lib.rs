@@ -163,7 +163,14 @@ pub struct Assignment {
     pub host: HostAccess,
     /// Where the script's bytecode is looked up and kept; `None` compiles it every time.
     pub bytecode: Option<Rc<BytecodeCache>>,
+    /// Called with the outcome as soon as it is known, before the runtime is freed, so that
+    /// whoever waits for it (the worker's report) need not wait for the teardown too. It may
+    /// take what it needs out of the outcome; what it leaves is returned.
+    pub finished: Option<OnFinished>,
 }
+
+/// What [`Assignment::finished`] calls.
+pub type OnFinished = Box<dyn FnOnce(&mut Outcome)>;
 
 /// The end of one execution; its console output is in its [`LogSink`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,6 +234,7 @@ pub fn execute_with_host(
         log: log.clone(),
         host,
         bytecode: None,
+        finished: None,
     };
     let outcome = run_in_fresh_runtime(settings, || Some(assignment))?;
     Ok((outcome.expect("the assignment is always given"), log))

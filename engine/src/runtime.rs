@@ -141,6 +141,19 @@ pub fn run_in_fresh_runtime(
             }
         }
 
+        // Nothing more reaches the console once the outcome is out.
+        console.close();
+        let mut outcome = Outcome {
+            result,
+            duration,
+            memory_peak,
+            engine_fault,
+            bytecode_cache_hit: execution.cache_hit.get(),
+        };
+        if let Some(finished) = assignment.finished.take() {
+            finished(&mut outcome);
+        }
+
         // Script values held by Rust must be released before the runtime is freed.
         clock.stop();
         meter.stop();
@@ -148,14 +161,7 @@ pub fn run_in_fresh_runtime(
         host.clear();
         web.clear();
         rejections.borrow_mut().clear();
-        console.close();
-        Ok(Some(Outcome {
-            result,
-            duration,
-            memory_peak,
-            engine_fault,
-            bytecode_cache_hit: execution.cache_hit.get(),
-        }))
+        Ok(Some(outcome))
     });
     runtime.set_host_promise_rejection_tracker(None);
     runtime.set_interrupt_handler(None);

@@ -26,6 +26,7 @@ fn run(cache: &Rc<BytecodeCache>, name: &str, code: &str, memory_limit: usize) -
         log: Rc::new(LogBuffer::default()),
         host: HostAccess::default(),
         bytecode: Some(cache.clone()),
+        finished: None,
     };
     engine::run_in_fresh_runtime(&EngineSettings::default(), || Some(assignment))
         .unwrap()

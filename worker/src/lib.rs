@@ -7,7 +7,8 @@
 //! prepares a runtime, says [`Ready`], and then loops: wait for a job with the next runtime
 //! already prepared, run it with console output going straight to the region (loading the
 //! script's bytecode from the worker's [`BytecodeCache`] when it compiled the same script
-//! before), report [`Finished`]. While a job runs, its calls of asynchronous host functions go to the
+//! before), report [`Finished`] as soon as the outcome is known (its runtime is freed after,
+//! off the request's path). While a job runs, its calls of asynchronous host functions go to the
 //! supervisor as [`HostCall`]s and their answers come back on the same channel
 //! ([`ChannelHost`]). It exits when the channel closes. The process has one thread: the engine runs
 //! on the main thread, whose stack the supervisor sized before starting it.
@@ -22,7 +23,7 @@ pub mod harden;
 pub mod seccomp;
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     io::Write,
     os::{
         fd::{FromRawFd, OwnedFd},
@@ -40,7 +41,7 @@ use contract::worker::{
 };
 use engine::{
     Assignment, BytecodeCache, EngineSettings, HostAccess, HostChannel, HostFunctions, Limits,
-    LogSink, OutputLimits, Script,
+    LogSink, OnFinished, Outcome, OutputLimits, Script,
 };
 
 /// Console output goes straight into the region the supervisor can read even after a kill.
@@ -130,6 +131,8 @@ fn serve(
     let bytecode = Rc::new(BytecodeCache::new(BYTECODE_CACHE_BYTES));
     let mut ready = false;
     loop {
+        // Set once this job's report is written, before its runtime is freed.
+        let reported = Rc::new(Cell::new(None::<bool>));
         let ran = engine::run_in_fresh_runtime(&settings, || {
             // The runtime is prepared: only now is this worker ready, or ready again.
             if !ready {
@@ -156,31 +159,39 @@ fn serve(
                 grant: job.host.clone(),
                 channel: Some(Rc::new(ChannelHost(channel.clone()))),
             };
+            // The report goes out as soon as the outcome is known; the runtime is freed after.
+            let (channel, reported) = (channel.clone(), reported.clone());
+            let report = Box::new(move |outcome: &mut Outcome| {
+                let written = channel.borrow_mut().write_all(&encode(&finished(outcome)));
+                reported.set(Some(written.is_ok()));
+            });
             Some(assignment(
                 job,
                 region,
                 sink.clone(),
                 host,
                 bytecode.clone(),
+                report,
             ))
         });
-        let outcome = match ran {
-            Ok(Some(outcome)) => outcome,
+        match ran {
+            Ok(Some(_)) if reported.get() == Some(true) => {}
             Ok(None) => return 0,
-            Err(_) => return 1,
-        };
-        let report = Report::Finished(Finished {
-            duration_micros: outcome.duration.as_micros() as u64,
-            memory_peak: outcome.memory_peak as u64,
-            engine_fault: outcome.engine_fault,
-            bytecode_cache_hit: outcome.bytecode_cache_hit,
-            result: outcome.result,
-        });
-        if channel.borrow_mut().write_all(&encode(&report)).is_err() {
-            return 1;
+            _ => return 1,
         }
         allocator::job_ended();
     }
+}
+
+/// The report of a finished execution; its result is taken out of `outcome`.
+fn finished(outcome: &mut Outcome) -> Report {
+    Report::Finished(Finished {
+        duration_micros: outcome.duration.as_micros() as u64,
+        memory_peak: outcome.memory_peak as u64,
+        engine_fault: outcome.engine_fault,
+        bytecode_cache_hit: outcome.bytecode_cache_hit,
+        result: std::mem::replace(&mut outcome.result, Ok(String::new())),
+    })
 }
 
 fn assignment(
@@ -189,6 +200,7 @@ fn assignment(
     log: Rc<dyn LogSink>,
     host: HostAccess,
     bytecode: Rc<BytecodeCache>,
+    report: OnFinished,
 ) -> Assignment {
     Assignment {
         script: Script {
@@ -204,6 +216,7 @@ fn assignment(
         log,
         host,
         bytecode: Some(bytecode),
+        finished: Some(report),
     }
 }
 
