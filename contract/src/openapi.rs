@@ -378,7 +378,7 @@ fn execute(limits: &Limits) -> openapi::path::Operation {
         ErrorAnswer::rate_limited(),
         ErrorAnswer::upstream_unavailable()
             .also(RequestErrorKind::SourceUnavailable, "The script at `url` could not be loaded: its server or store failed, refused the service's credentials, or could not be reached.", "s3://acme-scripts/a.js: the store failed: connection refused"),
-        ErrorAnswer::new(503, RequestErrorKind::Overloaded, "At the tenant's recent pace the execution could not start within the server's `QUEUE_TIMEOUT_MS`, or it waited that long, or a flood filled the queue. Come back after `Retry-After` seconds.", "the service is busy (the tenant's queue would not reach this execution within 2000 ms); retry shortly").retry_after(),
+        ErrorAnswer::new(503, RequestErrorKind::Overloaded, "At the tenant's recent pace the execution could not start within the server's `QUEUE_TIMEOUT_MS`, or it waited that long, or a flood filled the queue, or the service's memory for request bodies and answers is in use (the sandbox's budget, or the ingress's for bodies it must read whole). Through the ingress, a client the sandbox refused this way is refused again by the ingress itself until its `Retry-After` has passed. Come back after `Retry-After` seconds.", "the service is busy (the tenant's queue would not reach this execution within 2000 ms); retry shortly").retry_after(),
         ErrorAnswer::upstream_timeout()
             .also(RequestErrorKind::SourceUnavailable, "The script at `url` did not arrive within the ingress's `SOURCE_TIMEOUT_MS`.", "https://scripts.example.com/report.js: not loaded within 5000 ms"),
     ] {

@@ -11,10 +11,10 @@
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, Method};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use contract::ids;
+use service_kit::telemetry::trace_id;
 use tracing::Instrument;
 
 use crate::metrics::CLIENT_CLOSED_REQUEST;
@@ -93,13 +93,4 @@ impl RequestLine {
             request_line!(tracing::Level::INFO, "request finished");
         }
     }
-}
-
-/// The trace id of a request (see [`contract::ids::trace_id`]).
-fn trace_id(headers: &HeaderMap) -> Option<String> {
-    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    ids::trace_id(
-        header(ids::TRACEPARENT_HEADER),
-        header(ids::CLOUD_TRACE_HEADER),
-    )
 }

@@ -19,7 +19,6 @@ mod resources;
 mod routes;
 pub mod scheduler;
 pub mod supervisor;
-pub mod telemetry;
 pub mod tenant;
 
 use std::{

@@ -1,6 +1,9 @@
 //! Logging set-up, the same in both binaries: JSON for Cloud Logging or human-readable text,
-//! `RUST_LOG` refining the default `info` level.
+//! `RUST_LOG` refining the default `info` level; and the trace id that both put on a request's
+//! log lines, so Cloud Logging can group them under its trace.
 
+use axum::http::HeaderMap;
+use contract::ids;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 /// How log lines are written (`LOG_FORMAT`).
@@ -29,4 +32,14 @@ pub fn init(format: LogFormat) {
 /// Colours only for a terminal: `docker compose logs` and files get plain text.
 fn colours() -> bool {
     std::io::IsTerminal::is_terminal(&std::io::stdout())
+}
+
+/// The trace id of a request, from `traceparent` or `X-Cloud-Trace-Context` (see
+/// [`contract::ids::trace_id`]).
+pub fn trace_id(headers: &HeaderMap) -> Option<String> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    ids::trace_id(
+        header(ids::TRACEPARENT_HEADER),
+        header(ids::CLOUD_TRACE_HEADER),
+    )
 }

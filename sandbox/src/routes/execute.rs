@@ -23,7 +23,6 @@ use crate::{
     error::ApiError,
     scheduler::TenantShare,
     supervisor::{Answer, Caller},
-    telemetry,
     tenant::Tenant,
 };
 
@@ -60,7 +59,7 @@ pub async fn execute(
     let job = prepare(&state, &tenant, request)?;
     let code_bytes = job.source.len() + job.input.as_ref().map_or(0, String::len);
     let request_id = header_text(&headers, "x-request-id");
-    let trace_id = telemetry::trace_id(&headers);
+    let trace_id = service_kit::telemetry::trace_id(&headers);
 
     let queued = Instant::now();
     let max_concurrency = state.config.max_concurrency;
