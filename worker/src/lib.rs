@@ -132,7 +132,7 @@ fn serve(
     let mut ready = false;
     loop {
         // Set once this job's report is written, before its runtime is freed.
-        let reported = Rc::new(Cell::new(None::<bool>));
+        let reported = Rc::new(Cell::new(false));
         let ran = engine::run_in_fresh_runtime(&settings, || {
             // The runtime is prepared: only now is this worker ready, or ready again.
             if !ready {
@@ -163,7 +163,7 @@ fn serve(
             let (channel, reported) = (channel.clone(), reported.clone());
             let report = Box::new(move |outcome: &mut Outcome| {
                 let written = channel.borrow_mut().write_all(&encode(&finished(outcome)));
-                reported.set(Some(written.is_ok()));
+                reported.set(written.is_ok());
             });
             Some(assignment(
                 job,
@@ -175,7 +175,7 @@ fn serve(
             ))
         });
         match ran {
-            Ok(Some(_)) if reported.get() == Some(true) => {}
+            Ok(Some(_)) if reported.get() => {}
             Ok(None) => return 0,
             _ => return 1,
         }

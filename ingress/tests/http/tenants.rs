@@ -213,20 +213,26 @@ async fn tenant_headers_sent_by_clients_are_replaced_by_the_ingress() {
     );
 }
 
-#[tokio::test]
-async fn a_tenants_concurrency_ceiling_holds_whatever_the_client_claims() {
+/// acme and beta behind a sandbox of two workers whose queue gives up after 300 ms, acme at
+/// most one worker with up to 3 s per script: an endless loop of acme's runs long enough to
+/// still hold its one worker while its next request waits out the queue timeout and beta runs,
+/// however loaded the machine.
+async fn two_workers_and_acme_at_one() -> TestApp {
     let sandbox_config = sandbox::Config {
         max_concurrency: 2,
         queue_timeout: Duration::from_millis(300),
         ..sandbox::Config::default()
     };
-    // acme's first loop runs long enough to still hold its one worker while its second
-    // request waits out the 300 ms queue timeout and beta runs, however loaded the machine.
-    let app = spawn_app_with_sandbox(sandbox_config, |config| {
+    spawn_app_with_sandbox(sandbox_config, |config| {
         acme_and_beta(config);
         config.tenants.tenants[0].ceilings.timeout = millis(3000);
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_tenants_concurrency_ceiling_holds_whatever_the_client_claims() {
+    let app = two_workers_and_acme_at_one().await;
     let endless = json!({ "code": "while (true) {}", "timeoutMs": 3000 });
     let acme_loop = || {
         let (http, endless) = (app.http.clone(), endless.clone());
@@ -262,16 +268,7 @@ async fn a_tenants_concurrency_ceiling_holds_whatever_the_client_claims() {
 
 #[tokio::test]
 async fn a_tenant_the_sandbox_just_refused_is_answered_by_the_ingress_until_its_retry_after() {
-    let sandbox_config = sandbox::Config {
-        max_concurrency: 2,
-        queue_timeout: Duration::from_millis(300),
-        ..sandbox::Config::default()
-    };
-    let app = spawn_app_with_sandbox(sandbox_config, |config| {
-        acme_and_beta(config);
-        config.tenants.tenants[0].ceilings.timeout = millis(3000);
-    })
-    .await;
+    let app = two_workers_and_acme_at_one().await;
     let acme = [("x-api-key", ACME_KEY)];
     let endless = json!({ "code": "while (true) {}", "timeoutMs": 3000 });
     let http = app.http.clone();
