@@ -1,5 +1,5 @@
 //! The public HTTP API's answers: what clients get back from `POST /api/execute`,
-//! `GET /api/examples` and `GET /healthz` (what they send to `POST /api/execute` is
+//! `POST /api/batch`, `GET /api/examples` and `GET /healthz` (what they send to `POST /api/execute` is
 //! [`crate::request`]'s). The sandbox writes these types, the ingress answers with [`Health`],
 //! and [`crate::openapi`] describes them from the same definitions, so the document cannot
 //! drift from what the service does.
@@ -65,6 +65,42 @@ pub struct ExecuteResponse {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[schema(required = false)]
     pub log_truncated: bool,
+}
+
+/// The media type of a streamed batch: one JSON object per line, each a [`BatchLine`].
+pub const NDJSON: &str = "application/x-ndjson";
+
+/// A batch's answers (`POST /api/batch`): one execute answer per input, in the inputs' order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResponse {
+    /// Each input's answer, exactly as `POST /api/execute` would have answered it with that
+    /// `input` (a failed script, a timeout or running out of memory is an answer here too).
+    #[schema(value_type = Vec<ExecuteResponse>)]
+    pub results: Vec<Box<RawValue>>,
+}
+
+/// One line of a streamed batch (`Accept: application/x-ndjson`), sent as its item finishes:
+/// the item's index in `inputs` and its execute answer's fields.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchLine<'a> {
+    /// The item's position in `inputs`, from 0.
+    #[schema(minimum = 0, example = 0)]
+    pub index: usize,
+    #[serde(flatten)]
+    pub answer: &'a ExecuteResponse,
+}
+
+/// True when an `Accept` header value asks for a streamed batch: it names [`NDJSON`] (a
+/// client that accepts several types gets the stream only by naming it).
+pub fn accepts_ndjson(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        range
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .eq_ignore_ascii_case(NDJSON)
+    })
 }
 
 /// `false` on success, the error object on failure.
@@ -242,6 +278,40 @@ mod tests {
         assert_eq!(
             serde_json::to_value(ErrorField::Some(error)).unwrap()["kind"],
             "timeout"
+        );
+    }
+
+    #[test]
+    fn only_an_accept_that_names_ndjson_asks_for_a_stream() {
+        for accept in [
+            "application/x-ndjson",
+            "Application/X-NDJSON; q=1",
+            "application/json, application/x-ndjson;q=0.5",
+        ] {
+            assert!(accepts_ndjson(accept), "{accept}");
+        }
+        for accept in ["application/json", "*/*", "", "application/x-ndjsonx"] {
+            assert!(!accepts_ndjson(accept), "{accept}");
+        }
+    }
+
+    #[test]
+    fn a_batch_line_is_the_index_beside_the_answers_fields() {
+        let line = BatchLine {
+            index: 3,
+            answer: &ExecuteResponse {
+                status: ExecutionStatus::Success,
+                result: Some(RawValue::from_string("7".into()).unwrap()),
+                error: ErrorField::None(false),
+                log: RawValue::from_string("[]".into()).unwrap(),
+                execution_time: 1.5,
+                log_truncated: false,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&line).unwrap(),
+            serde_json::json!({"index": 3, "status": "success", "result": 7, "error": false,
+                               "log": [], "executionTime": 1.5})
         );
     }
 }

@@ -1,7 +1,11 @@
-//! The execute request, parsed once: [`ExecuteRequest::parse`] turns the bytes of a
-//! `POST /api/execute` body into a value that cannot hold a bad request. The ingress parses
-//! with it to find a script to load from a `url` (which it forwards as `code`), the sandbox to
-//! run one; neither checks the request again.
+//! The execute and batch requests, parsed once: [`ExecuteRequest::parse`] and
+//! [`BatchRequest::parse`] turn the bytes of a `POST /api/execute` or `POST /api/batch` body
+//! into a value that cannot hold a bad request. The ingress parses with them to find a script
+//! to load from a `url` (which it forwards as `code`) and, for a batch, to charge its items to
+//! the rate limit; the sandbox to run one; neither checks the request again.
+//!
+//! Both bodies share their script and limit fields, declared once ([`script_body!`]): a batch
+//! is an execute request whose one `input` became a non-empty list of `inputs`.
 //!
 //! Parsing goes in three steps, each with its own messages:
 //!
@@ -11,12 +15,12 @@
 //! 3. the one rule across fields, that exactly one of `code`, `file` and `url` gives the
 //!    script, by making the [`ScriptSource`].
 //!
-//! [`ExecuteBody`] is also what the OpenAPI document describes (as `ExecuteRequest`), so the
-//! document and the parser cannot drift apart.
+//! [`ExecuteBody`] and [`BatchBody`] are also what the OpenAPI document describes (as
+//! `ExecuteRequest` and `BatchRequest`), so the document and the parser cannot drift apart.
 
 use std::num::NonZeroU64;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::value::RawValue;
 use utoipa::{
     ToSchema,
@@ -81,11 +85,66 @@ pub enum RequestError {
 impl ExecuteRequest {
     /// Parses and checks a whole body.
     pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
-        let fields = ExecuteBody::from_json(body)?;
+        let fields: ExecuteBody = from_json(body)?;
         fields
             .validate()
             .map_err(|errors| RequestError::Invalid(messages(&errors)))?;
         fields.into_request().map_err(RequestError::Invalid)
+    }
+}
+
+/// One script run over many inputs (`POST /api/batch`): each input is an execution of its
+/// own, with the same script and limits.
+#[derive(Debug)]
+pub struct BatchRequest {
+    pub source: ScriptSource,
+    /// `timeoutMs`, each item's; `None` for the server's (or the tenant's) default.
+    pub timeout: Option<TimeLimit>,
+    /// `memoryLimitMb`, each item's; `None` for the server's (or the tenant's) default.
+    pub memory_limit: Option<MemoryLimit>,
+    /// `inputs` as the client wrote them, at least one; an item is `None` when it is `null`
+    /// (the script's `input` is then `undefined`, as in an execute request without one).
+    pub inputs: Vec<Option<Box<RawValue>>>,
+}
+
+impl BatchRequest {
+    /// Parses and checks a whole body. How many items and how large each may be are the
+    /// sandbox's settings, which it holds the request to.
+    pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
+        let fields: BatchBody = from_json(body)?;
+        fields
+            .validate()
+            .map_err(|errors| RequestError::Invalid(messages(&errors)))?;
+        fields.into_request().map_err(RequestError::Invalid)
+    }
+}
+
+/// What the ingress needs of a request that may name a `url`: its script's source, to load it
+/// and put the text in its place, then the request to forward.
+pub trait ScriptRequest: Serialize + Sized {
+    /// Parses a whole body.
+    fn parse(body: &[u8]) -> Result<Self, RequestError>;
+    /// Where the script comes from, to be replaced by the loaded text.
+    fn source_mut(&mut self) -> &mut ScriptSource;
+}
+
+impl ScriptRequest for ExecuteRequest {
+    fn parse(body: &[u8]) -> Result<Self, RequestError> {
+        Self::parse(body)
+    }
+
+    fn source_mut(&mut self) -> &mut ScriptSource {
+        &mut self.source
+    }
+}
+
+impl ScriptRequest for BatchRequest {
+    fn parse(body: &[u8]) -> Result<Self, RequestError> {
+        Self::parse(body)
+    }
+
+    fn source_mut(&mut self) -> &mut ScriptSource {
+        &mut self.source
     }
 }
 
@@ -101,13 +160,16 @@ fn messages(errors: &ValidationErrors) -> String {
         .join("; ")
 }
 
-/// The body as clients write it: exactly one of `code`, `file` and `url` gives the script. A
-/// `null` field is the same as a missing one. Unknown fields are refused, so a typo such as
-/// `timeout` is an error rather than silently ignored.
-#[derive(Debug, Deserialize, Validate, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[schema(as = ExecuteRequest)]
-pub struct ExecuteBody {
+/// Declares a request body: the fields every request that runs a script has (exactly one of
+/// `code`, `file` and `url` gives the script; a `null` field is the same as a missing one), each
+/// with its rule, message and documentation written once, then the body's own fields. Unknown
+/// fields are refused, so a typo such as `timeout` is an error rather than silently ignored.
+macro_rules! script_body {
+    ($(#[$outer:meta])* struct $name:ident { $($own:tt)* }) => {
+        #[derive(Debug, Deserialize, Validate, ToSchema)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        $(#[$outer])*
+        pub struct $name {
     /// JavaScript source, run as a classic script; the value of its last expression is the
     /// result (as with `eval`). At most the server's body limit (`MAX_BODY_BYTES`, 1 MiB by
     /// default) with the rest of the body.
@@ -166,12 +228,37 @@ pub struct ExecuteBody {
     #[schema(minimum = 1, example = 32)]
     #[serde(default, deserialize_with = "whole_number")]
     memory_limit_mb: Option<u64>,
+            $($own)*
+        }
+    };
+}
+
+script_body! {
+    /// The body of `POST /api/execute` as clients write it.
+    #[schema(as = ExecuteRequest)]
+    struct ExecuteBody {
     /// Any JSON value, given to the script as its global `input`: a deeply frozen copy, parsed
     /// inside the execution (its time and memory count against the limits), so nothing but
     /// plain data can come through it. At most the server's `MAX_INPUT_BYTES` of JSON (64 KiB
     /// by default; 422 above it). Without it, `input` is `undefined`.
     #[schema(schema_with = any_json)]
     input: Option<Box<RawValue>>,
+    }
+}
+
+script_body! {
+    /// The body of `POST /api/batch` as clients write it: the script runs once for each of
+    /// `inputs`, each run an execution of its own.
+    #[schema(as = BatchRequest)]
+    struct BatchBody {
+        /// The script's `input` for each item, in order: any JSON values, each given to its own
+        /// execution exactly as `input` is to `POST /api/execute` (`null` for none), each at
+        /// most `MAX_INPUT_BYTES` of JSON. At least one; at most `MAX_BATCH_ITEMS` (1000 by
+        /// default), or the tenant's `max_batch_items` when lower (422 above it).
+        #[validate(length(min = 1, message = "inputs: give at least one input"))]
+        #[schema(schema_with = any_json_list)]
+        inputs: Vec<Option<Box<RawValue>>>,
+    }
 }
 
 /// Where a script may be loaded from; the ingress checks the rest of the URL.
@@ -180,11 +267,11 @@ pub const SOURCE_SCHEMES: [&str; 4] = ["gs://", "s3://", "https://", "http://"];
 /// Longest `url` accepted, in bytes (its rule's message on [`ExecuteBody`] says it too).
 pub const MAX_SOURCE_URL_LENGTH: usize = 2048;
 
-impl ExecuteBody {
-    /// JSON into fields, with axum's `Json` words for what fails: clients have always had them.
-    fn from_json(body: &[u8]) -> Result<Self, RequestError> {
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
-        let fields = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+/// JSON into fields, with axum's `Json` words for what fails: clients have always had them.
+fn from_json<Fields: DeserializeOwned>(body: &[u8]) -> Result<Fields, RequestError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let fields =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             match error.inner().classify() {
                 serde_json::error::Category::Data => RequestError::Invalid(format!(
                     "Failed to deserialize the JSON body into the target type: {error}"
@@ -192,48 +279,96 @@ impl ExecuteBody {
                 _ => RequestError::NotJson(error.to_string()),
             }
         })?;
-        deserializer
-            .end()
-            .map_err(|error| RequestError::NotJson(error.to_string()))?;
-        Ok(fields)
-    }
+    deserializer
+        .end()
+        .map_err(|error| RequestError::NotJson(error.to_string()))?;
+    Ok(fields)
+}
 
+/// A script and its limits, each field already within its rule.
+type Script = (ScriptSource, Option<TimeLimit>, Option<MemoryLimit>);
+
+/// The script and limits these fields give, or the message of the rule across them (exactly
+/// one source; `sha256` only with `url`).
+fn script(
+    code: Option<String>,
+    file: Option<String>,
+    url: Option<String>,
+    sha256: Option<String>,
+    timeout_ms: Option<u64>,
+    memory_limit_mb: Option<u64>,
+) -> Result<Script, String> {
+    let source = match (code, file, url, sha256) {
+        (_, _, None, Some(_)) => {
+            return Err(
+                "`sha256` pins a script loaded from `url`: give it with `url` only".to_owned(),
+            );
+        }
+        (Some(code), None, None, None) => ScriptSource::Code(code),
+        (None, Some(file), None, None) => ScriptSource::File(file),
+        (None, None, Some(url), sha256) => ScriptSource::Url {
+            url,
+            sha256: sha256.map(|digest| Sha256Digest(digest.to_ascii_lowercase())),
+        },
+        (None, None, None, None) => {
+            return Err(
+                "give `code` (JavaScript source), `file` (an example's name) or \
+                        `url` (where to load the script from)"
+                    .to_owned(),
+            );
+        }
+        _ => return Err("give exactly one of `code`, `file` and `url`".to_owned()),
+    };
+    // Zero was refused by the fields' `range` rules.
+    Ok((
+        source,
+        timeout_ms
+            .and_then(NonZeroU64::new)
+            .map(TimeLimit::from_millis),
+        memory_limit_mb
+            .and_then(NonZeroU64::new)
+            .map(MemoryLimit::from_mebibytes),
+    ))
+}
+
+impl ExecuteBody {
     /// The request these fields, each already within its rule, make; or the message of the
     /// rule across them.
     fn into_request(self) -> Result<ExecuteRequest, String> {
-        let source = match (self.code, self.file, self.url, self.sha256) {
-            (_, _, None, Some(_)) => {
-                return Err(
-                    "`sha256` pins a script loaded from `url`: give it with `url` only".to_owned(),
-                );
-            }
-            (Some(code), None, None, None) => ScriptSource::Code(code),
-            (None, Some(file), None, None) => ScriptSource::File(file),
-            (None, None, Some(url), sha256) => ScriptSource::Url {
-                url,
-                sha256: sha256.map(|digest| Sha256Digest(digest.to_ascii_lowercase())),
-            },
-            (None, None, None, None) => {
-                return Err(
-                    "give `code` (JavaScript source), `file` (an example's name) or \
-                            `url` (where to load the script from)"
-                        .to_owned(),
-                );
-            }
-            _ => return Err("give exactly one of `code`, `file` and `url`".to_owned()),
-        };
-        // Zero was refused by the fields' `range` rules.
+        let (source, timeout, memory_limit) = script(
+            self.code,
+            self.file,
+            self.url,
+            self.sha256,
+            self.timeout_ms,
+            self.memory_limit_mb,
+        )?;
         Ok(ExecuteRequest {
             source,
-            timeout: self
-                .timeout_ms
-                .and_then(NonZeroU64::new)
-                .map(TimeLimit::from_millis),
-            memory_limit: self
-                .memory_limit_mb
-                .and_then(NonZeroU64::new)
-                .map(MemoryLimit::from_mebibytes),
+            timeout,
+            memory_limit,
             input: self.input,
+        })
+    }
+}
+
+impl BatchBody {
+    /// The batch these fields, each already within its rule, make; or the message of the
+    /// rule across them.
+    fn into_request(self) -> Result<BatchRequest, String> {
+        let (source, timeout, memory_limit) = script(
+            self.code,
+            self.file,
+            self.url,
+            self.sha256,
+            self.timeout_ms,
+            self.memory_limit_mb,
+        )?;
+        Ok(BatchRequest {
+            source,
+            timeout,
+            memory_limit,
+            inputs: self.inputs,
         })
     }
 }
@@ -241,28 +376,37 @@ impl ExecuteBody {
 /// The request as the ingress forwards it, in the fields clients write.
 impl Serialize for ExecuteRequest {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (code, file, url, sha256) = match &self.source {
-            ScriptSource::Code(code) => (Some(code), None, None, None),
-            ScriptSource::File(file) => (None, Some(file), None, None),
-            ScriptSource::Url { url, sha256 } => (None, None, Some(url), sha256.as_ref()),
-        };
-        Forwarded {
-            code,
-            file,
-            url,
-            sha256: sha256.map(Sha256Digest::as_str),
-            timeout_ms: self.timeout.map(TimeLimit::millis),
-            memory_limit_mb: self.memory_limit.map(MemoryLimit::mebibytes),
-            input: self.input.as_deref(),
-        }
+        Forwarded::new(
+            &self.source,
+            self.timeout,
+            self.memory_limit,
+            ForwardedInput {
+                input: self.input.as_deref(),
+            },
+        )
         .serialize(serializer)
     }
 }
 
-/// [`ExecuteBody`]'s fields, borrowed from an [`ExecuteRequest`].
+/// The batch as the ingress forwards it, in the fields clients write.
+impl Serialize for BatchRequest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Forwarded::new(
+            &self.source,
+            self.timeout,
+            self.memory_limit,
+            ForwardedInputs {
+                inputs: &self.inputs,
+            },
+        )
+        .serialize(serializer)
+    }
+}
+
+/// The script fields of a body, borrowed from a request, and the body's `own` fields.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Forwarded<'a> {
+struct Forwarded<'a, Own> {
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<&'a String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -275,8 +419,45 @@ struct Forwarded<'a> {
     timeout_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     memory_limit_mb: Option<u64>,
+    #[serde(flatten)]
+    own: Own,
+}
+
+impl<'a, Own> Forwarded<'a, Own> {
+    fn new(
+        source: &'a ScriptSource,
+        timeout: Option<TimeLimit>,
+        memory_limit: Option<MemoryLimit>,
+        own: Own,
+    ) -> Self {
+        let (code, file, url, sha256) = match source {
+            ScriptSource::Code(code) => (Some(code), None, None, None),
+            ScriptSource::File(file) => (None, Some(file), None, None),
+            ScriptSource::Url { url, sha256 } => (None, None, Some(url), sha256.as_ref()),
+        };
+        Self {
+            code,
+            file,
+            url,
+            sha256: sha256.map(Sha256Digest::as_str),
+            timeout_ms: timeout.map(TimeLimit::millis),
+            memory_limit_mb: memory_limit.map(MemoryLimit::mebibytes),
+            own,
+        }
+    }
+}
+
+/// [`ExecuteBody`]'s own field.
+#[derive(Serialize)]
+struct ForwardedInput<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     input: Option<&'a RawValue>,
+}
+
+/// [`BatchBody`]'s own field.
+#[derive(Serialize)]
+struct ForwardedInputs<'a> {
+    inputs: &'a [Option<Box<RawValue>>],
 }
 
 /// A JSON number with no fractional part: `1000`, and also `1000.0` or `1e3`, which JSON does
@@ -352,6 +533,17 @@ fn example_name(name: &str) -> Result<(), ValidationError> {
     plain
         .then_some(())
         .ok_or_else(|| ValidationError::new("example_name"))
+}
+
+/// A list of any JSON values, at least one.
+fn any_json_list() -> Schema {
+    Schema::Array(
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(SchemaType::AnyValue))
+            .min_items(Some(1))
+            .examples([serde_json::json!([{"x": 1}, {"x": 2}])])
+            .build(),
+    )
 }
 
 /// Any JSON value, `null` included.
@@ -554,5 +746,83 @@ mod tests {
             received.input.as_deref().map(RawValue::get),
             Some(r#"{"a": [1, "\u00e9"]}"#)
         );
+    }
+
+    #[test]
+    fn a_batch_parses_its_inputs_in_order_with_the_script_fields_of_an_execute_request() {
+        let batch = BatchRequest::parse(
+            br#"{"file": "pi.js", "timeoutMs": 100, "inputs": [1, null, {"a": [2]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(batch.source, ScriptSource::File("pi.js".into()));
+        assert_eq!(batch.timeout.map(TimeLimit::millis), Some(100));
+        let inputs: Vec<_> = batch
+            .inputs
+            .iter()
+            .map(|input| input.as_deref().map(RawValue::get))
+            .collect();
+        assert_eq!(inputs, [Some("1"), None, Some(r#"{"a": [2]}"#)]);
+    }
+
+    #[test]
+    fn a_batch_is_refused_with_the_rule_it_breaks() {
+        let batch = |json: &str| match BatchRequest::parse(json.as_bytes()) {
+            Err(RequestError::Invalid(message)) => message,
+            other => panic!("{json}: expected a 422 refusal, got {other:?}"),
+        };
+        assert_eq!(
+            batch(r#"{"code": "1", "inputs": []}"#),
+            "inputs: give at least one input"
+        );
+        assert_eq!(
+            batch(r#"{"inputs": [1]}"#),
+            "give `code` (JavaScript source), `file` (an example's name) or `url` (where to \
+             load the script from)"
+        );
+        assert!(
+            batch(r#"{"code": "1"}"#).contains("missing field `inputs`"),
+            "{}",
+            batch(r#"{"code": "1"}"#)
+        );
+        assert!(
+            batch(r#"{"code": "1", "inputs": {"a": 1}}"#).contains("inputs: invalid type"),
+            "{}",
+            batch(r#"{"code": "1", "inputs": {"a": 1}}"#)
+        );
+        // `input` belongs to an execute request: a batch has `inputs`.
+        assert!(
+            batch(r#"{"code": "1", "input": 1, "inputs": [1]}"#).contains("unknown field `input`"),
+            "{}",
+            batch(r#"{"code": "1", "input": 1, "inputs": [1]}"#)
+        );
+        assert!(matches!(
+            BatchRequest::parse(br#"{"code": "1", "inputs": [1"#),
+            Err(RequestError::NotJson(_))
+        ));
+        assert!(
+            parse(r#"{"code": "1", "inputs": [1]}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown field `inputs`")
+        );
+    }
+
+    #[test]
+    fn a_parsed_batch_forwards_as_the_same_batch() {
+        let mut sent = BatchRequest::parse(
+            br#"{"url": "gs://b/a.js", "memoryLimitMb": 8, "inputs": [{"n": 1}, null]}"#,
+        )
+        .unwrap();
+        sent.source = ScriptSource::Code("input".into());
+        let received = BatchRequest::parse(&serde_json::to_vec(&sent).unwrap()).unwrap();
+        assert_eq!(received.source, ScriptSource::Code("input".into()));
+        assert_eq!(received.memory_limit.map(MemoryLimit::mebibytes), Some(8));
+        assert_eq!(received.timeout, None);
+        let inputs: Vec<_> = received
+            .inputs
+            .iter()
+            .map(|input| input.as_deref().map(RawValue::get))
+            .collect();
+        assert_eq!(inputs, [Some(r#"{"n": 1}"#), None]);
     }
 }

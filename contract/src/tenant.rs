@@ -1,8 +1,8 @@
 //! Which tenant a request belongs to, as the ingress tells the sandbox in two headers:
 //!
 //! - `x-tenant-id: acme`: the sandbox's scheduling key and the `tenant` label of its metrics;
-//! - `x-tenant-limits: concurrency=2,timeout-ms=10000,memory-mb=64`: the tenant's ceilings,
-//!   each optional, each capped by the sandbox's own maximum.
+//! - `x-tenant-limits: concurrency=2,timeout-ms=10000,memory-mb=64,batch-items=100`: the
+//!   tenant's ceilings, each optional, each capped by the sandbox's own maximum.
 //!
 //! The ingress removes both from client requests and sets them itself; the sandbox, which only
 //! the ingress reaches, trusts them. Without them a request is [`ANONYMOUS`].
@@ -53,13 +53,15 @@ pub struct Ceilings {
     pub timeout: Option<TimeLimit>,
     /// `memory-mb`: largest `memoryLimitMb` the tenant may ask for; also lowers the default.
     pub memory: Option<MemoryLimit>,
+    /// `batch-items`: most `inputs` of one batch (`POST /api/batch`).
+    pub batch_items: Option<u32>,
 }
 
 /// An `x-tenant-limits` value the sandbox cannot use; only a broken ingress sends one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "x-tenant-limits: expected `name=value` pairs separated by commas, with names `concurrency`, \
-     `timeout-ms` and `memory-mb` and whole numbers of at least 1"
+     `timeout-ms`, `memory-mb` and `batch-items` and whole numbers of at least 1"
 )]
 pub struct BadCeilings;
 
@@ -70,6 +72,7 @@ impl Ceilings {
             ("concurrency", self.concurrency.map(u64::from)),
             ("timeout-ms", self.timeout.map(TimeLimit::millis)),
             ("memory-mb", self.memory.map(MemoryLimit::mebibytes)),
+            ("batch-items", self.batch_items.map(u64::from)),
         ]
         .into_iter()
         .filter_map(|(name, value)| Some(format!("{name}={}", value?)))
@@ -81,7 +84,7 @@ impl Ceilings {
     /// name, or a value that is not a whole number of at least 1, is refused.
     pub fn parse(text: &str) -> Result<Self, BadCeilings> {
         let mut ceilings = Self::default();
-        let mut seen = [false; 3];
+        let mut seen = [false; 4];
         for pair in text
             .split(',')
             .map(str::trim)
@@ -102,6 +105,11 @@ impl Ceilings {
                 "memory-mb" => {
                     ceilings.memory = Some(MemoryLimit::from_mebibytes(value));
                     2
+                }
+                "batch-items" => {
+                    ceilings.batch_items =
+                        Some(u32::try_from(value.get()).map_err(|_| BadCeilings)?);
+                    3
                 }
                 _ => return Err(BadCeilings),
             };
@@ -125,6 +133,7 @@ mod tests {
                 concurrency: Some(2),
                 timeout: NonZeroU64::new(10_000).map(TimeLimit::from_millis),
                 memory: NonZeroU64::new(64).map(MemoryLimit::from_mebibytes),
+                batch_items: Some(100),
             },
             Ceilings {
                 timeout: NonZeroU64::new(500).map(TimeLimit::from_millis),
@@ -145,8 +154,8 @@ mod tests {
             Ceilings::parse("memory-mb=64, concurrency=2").unwrap(),
             Ceilings {
                 concurrency: Some(2),
-                timeout: None,
                 memory: NonZeroU64::new(64).map(MemoryLimit::from_mebibytes),
+                ..Ceilings::default()
             }
         );
     }
@@ -161,6 +170,8 @@ mod tests {
             "concurrency=99999999999",
             "threads=2",
             "timeout-ms=5,timeout-ms=6",
+            "batch-items=0",
+            "batch-items=1,batch-items=2",
         ] {
             assert_eq!(Ceilings::parse(text), Err(BadCeilings), "{text}");
         }

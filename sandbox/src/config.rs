@@ -54,8 +54,16 @@ service_kit::variables! {
     STACK_LIMIT_KB: usize = default("1024"), at_least_one;
     /// largest request body
     MAX_BODY_BYTES: usize = default("1048576"), at_least_one;
-    /// largest `input` of a request, in bytes of JSON (422 above it)
+    /// largest `input` of a request, in bytes of JSON (422 above it); in a batch, of each of
+    /// its `inputs`
     MAX_INPUT_BYTES: usize = default("65536"), at_least_one;
+    /// most `inputs` of one batch (`POST /api/batch`; 422 above it); a tenant's
+    /// `max_batch_items` may lower it
+    MAX_BATCH_ITEMS: usize = default("1000"), at_least_one;
+    /// most bytes of one batch's answers together, as JSON; an item whose answer does not fit
+    /// in what is left answers `output_limit` instead. Charged to the [memory
+    /// budget](#memory-budget) for the whole batch, twice
+    MAX_BATCH_ANSWER_BYTES: usize = default("8388608"), at_least_one;
     /// console entries kept per execution
     MAX_LOG_ENTRIES: usize = default("1000"), whole;
     /// largest `log` array, in bytes of the JSON answer (escapes included)
@@ -116,6 +124,10 @@ pub const WORKER_OVERHEAD_BYTES: u64 = 64 * MIB;
 /// What the supervisor holds whatever its requests: its program, runtime threads and metrics.
 pub const SUPERVISOR_BASE_BYTES: u64 = 64 * MIB;
 
+/// Most bytes of the answer of a batch's item that did not run, or whose own answer did not
+/// fit in `MAX_BATCH_ANSWER_BYTES`: its error's fixed message and the answer's other fields.
+pub const SKIPPED_ANSWER_BYTES: usize = 512;
+
 /// Bytes of an answer handed to the connection at a time: once the answer's charge has ended,
 /// the connection's write buffer holds at most its limit and one piece.
 pub const ANSWER_PIECE_BYTES: usize = 16 * 1024;
@@ -164,6 +176,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// [`MAX_INPUT_BYTES`].
     pub max_input_bytes: usize,
+    /// [`MAX_BATCH_ITEMS`].
+    pub max_batch_items: usize,
+    /// [`MAX_BATCH_ANSWER_BYTES`].
+    pub max_batch_answer_bytes: usize,
     /// [`MAX_LOG_ENTRIES`].
     pub max_log_entries: usize,
     /// [`MAX_LOG_BYTES`].
@@ -255,6 +271,8 @@ impl Config {
             stack_limit_kb: env.get(&STACK_LIMIT_KB)?,
             max_body_bytes: env.get(&MAX_BODY_BYTES)?,
             max_input_bytes: env.get(&MAX_INPUT_BYTES)?,
+            max_batch_items: env.get(&MAX_BATCH_ITEMS)?,
+            max_batch_answer_bytes: env.get(&MAX_BATCH_ANSWER_BYTES)?,
             max_log_entries: env.get(&MAX_LOG_ENTRIES)?,
             max_log_bytes: env.get(&MAX_LOG_BYTES)?,
             max_result_bytes: env.get(&MAX_RESULT_BYTES)?,
@@ -343,6 +361,25 @@ impl Config {
     /// and the console output as they come from the worker, and again as the JSON answer.
     pub fn answer_charge(&self) -> usize {
         2 * (self.max_result_bytes + self.max_log_bytes)
+    }
+
+    /// Bytes a batch of `items` is charged for its answers, beside its body's charge and
+    /// while it runs: the answers kept until the last item has finished (at most
+    /// `MAX_BATCH_ANSWER_BYTES`, and [`SKIPPED_ANSWER_BYTES`] for each item that answers
+    /// without running), and again as the one JSON answer made of them.
+    pub fn batch_charge(&self, items: usize) -> usize {
+        let kept = self
+            .max_batch_answer_bytes
+            .saturating_add(items.saturating_mul(SKIPPED_ANSWER_BYTES));
+        kept.saturating_mul(2)
+    }
+
+    /// Bytes one running item of a batch is charged, from its admission until its answer is
+    /// kept: its answer (as [`Config::answer_charge`]), and its job, whose script and input
+    /// are copied for it and again into the frame sent to the worker.
+    pub fn batch_item_charge(&self, job_bytes: usize) -> usize {
+        self.answer_charge()
+            .saturating_add(job_bytes.saturating_mul(2))
     }
 
     /// Bytes a body of `length` bytes is charged while it is read and parsed: the bytes, and
@@ -460,8 +497,13 @@ impl MemoryPlan {
         let supervisor_reserve = SUPERVISOR_BASE_BYTES
             + config.connections.max_connections as u64 * PER_CONNECTION_BYTES
             + workers_count.saturating_mul(per_worker);
-        let one_request =
-            (Config::body_charge(config.max_body_bytes) + config.answer_charge()) as u64;
+        // The largest batch: its body, its answers, and an item running (each further running
+        // item is charged at its admission, and waits for room when there is none).
+        let largest_batch = config
+            .batch_charge(config.max_batch_items)
+            .saturating_add(config.batch_item_charge(config.max_body_bytes));
+        let one_request = (Config::body_charge(config.max_body_bytes)
+            + config.answer_charge().max(largest_batch)) as u64;
         let needed = workers
             .saturating_add(supervisor_reserve)
             .saturating_add(one_request);
@@ -472,7 +514,8 @@ impl MemoryPlan {
                 reason: format!(
                     "{} workers of {} MiB of address space each (MAX_MEMORY_LIMIT_MB={} + the \
                      stack from STACK_LIMIT_KB={} + {} MiB), the supervisor's {} MiB and one \
-                     request's {} MiB (MAX_BODY_BYTES, MAX_RESULT_BYTES, MAX_LOG_BYTES) need {} \
+                     request's {} MiB (MAX_BODY_BYTES, MAX_RESULT_BYTES, MAX_LOG_BYTES, and for \
+                     a batch MAX_BATCH_ITEMS and MAX_BATCH_ANSWER_BYTES) need {} \
                      MiB, more than the sandbox's {} MiB ({}): lower MAX_CONCURRENCY or \
                      MAX_MEMORY_LIMIT_MB, or give the sandbox more memory (SANDBOX_MEMORY_MB \
                      where its container sets no limit)",

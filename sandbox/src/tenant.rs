@@ -204,6 +204,7 @@ mod tests {
                 concurrency: Some(2),
                 timeout: NonZeroU64::new(10_000).map(TimeLimit::from_millis),
                 memory: NonZeroU64::new(64).map(MemoryLimit::from_mebibytes),
+                batch_items: None,
             }
         );
         let partial =

@@ -48,6 +48,7 @@ impl From<Answer> for ExecuteResponse {
     }
 }
 
+/// `POST /api/execute`.
 pub async fn execute(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -62,16 +63,7 @@ pub async fn execute(
     let trace_id = service_kit::telemetry::trace_id(&headers);
 
     let queued = Instant::now();
-    let max_concurrency = state.config.max_concurrency;
-    let share = TenantShare {
-        max_running: tenant
-            .ceilings
-            .concurrency
-            .map_or(max_concurrency, |ceiling| {
-                (ceiling as usize).min(max_concurrency)
-            }),
-        max_waiting: state.config.queue_capacity,
-    };
+    let share = share(&state, &tenant);
     // Logged and counted if the request is dropped before it is answered: its client left, or
     // the ingress gave up on it (its own timeout). Disarmed once the execution has finished.
     let mut left = scopeguard::guard(
@@ -184,9 +176,47 @@ impl Departure<'_> {
     }
 }
 
+/// How much of the workers `tenant` may hold: its ceiling, capped by the server's.
+pub(super) fn share(state: &AppState, tenant: &Tenant) -> TenantShare {
+    let max_concurrency = state.config.max_concurrency;
+    TenantShare {
+        max_running: tenant
+            .ceilings
+            .concurrency
+            .map_or(max_concurrency, |ceiling| {
+                (ceiling as usize).min(max_concurrency)
+            }),
+        max_waiting: state.config.queue_capacity,
+    }
+}
+
 /// Resolves the script and holds the limits to the tenant's ceilings and the server's
 /// maximums, whichever is lower.
 fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result<Job, ApiError> {
+    let (timeout, memory_limit) = limits(state, tenant, request.timeout, request.memory_limit)?;
+    let input = checked_input(&state.config, "input", request.input)?;
+    let (script_name, source) = script(state, request.source)?;
+    Ok(Job {
+        script_name,
+        source,
+        timeout,
+        memory_limit,
+        input,
+        host: HostGrant {
+            functions: state.host.offered(&tenant.capabilities),
+            max_calls: state.config.max_host_calls,
+        },
+    })
+}
+
+/// The time and memory limits to run with: the requested ones, or the defaults, held to the
+/// tenant's ceilings and the server's maximums.
+pub(super) fn limits(
+    state: &AppState,
+    tenant: &Tenant,
+    timeout: Option<TimeLimit>,
+    memory_limit: Option<MemoryLimit>,
+) -> Result<(std::time::Duration, u64), ApiError> {
     let config = &state.config;
     let timeout = Ceiling {
         field: "timeoutMs",
@@ -195,7 +225,7 @@ fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result
         shown: |duration| duration.as_millis() as u64,
     }
     .check(
-        request.timeout.map(TimeLimit::duration),
+        timeout.map(TimeLimit::duration),
         config.default_timeout,
         tenant,
     )?;
@@ -206,50 +236,51 @@ fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result
         shown: |bytes| bytes >> 20,
     }
     .check(
-        request.memory_limit.map(MemoryLimit::bytes),
+        memory_limit.map(MemoryLimit::bytes),
         mebibytes(config.default_memory_limit_mb),
         tenant,
     )?;
-    let input = match request.input {
+    Ok((timeout, memory_limit))
+}
+
+/// An input as the job carries it, once it is known to be within `MAX_INPUT_BYTES`; `field`
+/// names it in the refusal (`input`, `inputs[3]`).
+pub(super) fn checked_input(
+    config: &crate::Config,
+    field: impl std::fmt::Display,
+    input: Option<Box<serde_json::value::RawValue>>,
+) -> Result<Option<String>, ApiError> {
+    match input {
         Some(input) if input.get().len() > config.max_input_bytes => {
-            return Err(ApiError::Invalid(format!(
-                "input: {} bytes of JSON is more than the limit of {}",
+            Err(ApiError::Invalid(format!(
+                "{field}: {} bytes of JSON is more than the limit of {}",
                 input.get().len(),
                 config.max_input_bytes
-            )));
+            )))
         }
-        input => input.map(|input| String::from(Box::<str>::from(input))),
-    };
-    let (script_name, source) = match request.source {
-        ScriptSource::Code(code) => ("script.js".to_owned(), code),
+        input => Ok(input.map(|input| String::from(Box::<str>::from(input)))),
+    }
+}
+
+/// The script's name and source: the code, or the bundled example `file` names.
+pub(super) fn script(state: &AppState, source: ScriptSource) -> Result<(String, String), ApiError> {
+    match source {
+        ScriptSource::Code(code) => Ok(("script.js".to_owned(), code)),
         ScriptSource::File(file) => {
             let example = state
                 .examples
                 .get(&file)
                 .ok_or(ApiError::UnknownExample(file))?;
-            (example.name.clone(), example.source.to_string())
+            Ok((example.name.clone(), example.source.to_string()))
         }
         // The ingress loads `url` sources and sends their text as `code`, so a `url` here means
         // the sandbox was called directly; it never loads one itself.
-        ScriptSource::Url { .. } => {
-            return Err(ApiError::Invalid(
-                "url: scripts from URLs are loaded by the ingress, which sends their text as \
-                 `code`; this sandbox was called directly: send `code` or `file`"
-                    .to_owned(),
-            ));
-        }
-    };
-    Ok(Job {
-        script_name,
-        source,
-        timeout,
-        memory_limit,
-        input,
-        host: HostGrant {
-            functions: state.host.offered(&tenant.capabilities),
-            max_calls: config.max_host_calls,
-        },
-    })
+        ScriptSource::Url { .. } => Err(ApiError::Invalid(
+            "url: scripts from URLs are loaded by the ingress, which sends their text as \
+             `code`; this sandbox was called directly: send `code` or `file`"
+                .to_owned(),
+        )),
+    }
 }
 
 /// A limit of the configuration, in MiB, in bytes.
@@ -294,7 +325,7 @@ impl<T: Copy + Ord> Ceiling<T> {
     }
 }
 
-fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|value| value.to_str().ok())

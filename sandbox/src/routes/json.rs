@@ -22,7 +22,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, header},
     response::{IntoResponse, Response},
 };
-use contract::request::{ExecuteRequest, RequestError};
+use contract::request::{BatchRequest, ExecuteRequest, RequestError};
 use hyper::body::{Frame, SizeHint};
 use serde::Serialize;
 use service_kit::{BodyError, Charge};
@@ -44,10 +44,21 @@ pub trait ParseBody: Sized {
 
 impl ParseBody for ExecuteRequest {
     fn parse_body(bytes: &[u8]) -> Result<Self, ApiError> {
-        Self::parse(bytes).map_err(|error| match error {
-            RequestError::NotJson(_) => ApiError::MalformedBody(error.to_string()),
-            RequestError::Invalid(message) => ApiError::Invalid(message),
-        })
+        Self::parse(bytes).map_err(refused)
+    }
+}
+
+impl ParseBody for BatchRequest {
+    fn parse_body(bytes: &[u8]) -> Result<Self, ApiError> {
+        Self::parse(bytes).map_err(refused)
+    }
+}
+
+/// A body its contract type refused: 400 when it is not JSON, 422 when it is not a request.
+fn refused(error: RequestError) -> ApiError {
+    match error {
+        RequestError::NotJson(_) => ApiError::MalformedBody(error.to_string()),
+        RequestError::Invalid(message) => ApiError::Invalid(message),
     }
 }
 
@@ -112,22 +123,25 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 /// connection, or the connection is dropped.
 pub fn charged_json(value: &impl Serialize, charge: Charge) -> Response {
     match serde_json::to_vec(value) {
-        Ok(bytes) => {
-            let mut response = Body::new(ChargedBody {
-                bytes,
-                handed: 0,
-                _charge: charge,
-            })
-            .into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
+        Ok(bytes) => charged_json_bytes(bytes, charge),
         // The answer types always serialise; axum's Json answers the same way if not.
         Err(_) => Json(value).into_response(),
     }
+}
+
+/// `bytes`, a JSON document, as an answer that holds `charge` as [`charged_json`]'s does.
+pub fn charged_json_bytes(bytes: Vec<u8>, charge: Charge) -> Response {
+    let mut response = Body::new(ChargedBody {
+        bytes,
+        handed: 0,
+        _charge: charge,
+    })
+    .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// An answer's bytes with the charge for them.

@@ -1,6 +1,7 @@
 //! HTTP routes: they parse requests, hand scripts to the worker pool and map outcomes to
 //! responses. No JavaScript is touched here.
 
+mod batch;
 mod examples;
 mod execute;
 mod health;
@@ -16,11 +17,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 use crate::{AppState, error::ApiError};
 
-/// The sandbox's routes: `POST /api/execute`, `GET /api/examples`, `GET /api/openapi.json`,
+/// The sandbox's routes: `POST /api/execute`, `POST /api/batch`, `GET /api/examples`, `GET /api/openapi.json`,
 /// `GET /healthz`, `GET /metrics`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/execute", post(execute::execute))
+        .route("/api/batch", post(batch::batch))
         .route("/api/examples", get(examples::list))
         .route(contract::openapi::DOCUMENT_PATH, get(openapi::serve))
         .route("/healthz", get(health::healthz))

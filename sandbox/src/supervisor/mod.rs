@@ -25,6 +25,10 @@
 //! - **Memory over time.** A worker is replaced after [`PoolSettings::max_executions`]
 //!   executions, or when its resident memory, as the kernel reports it, passes
 //!   [`PoolSettings::max_resident_bytes`].
+//! - **A batch's items go where their script is compiled.** An item of a batch is handed to
+//!   the idle worker that ran an item of the same script last, if there is one, so its
+//!   bytecode cache has the script ([`WorkerPool::run_batch_item`]); other jobs take a worker
+//!   that ran no batch's items while there is one.
 //! - **Clients that leave** get their execution cancelled (through the region's flag), so
 //!   their worker is free again within a millisecond or so.
 //! - **Host calls run here.** A script's call of an asynchronous host function (`fetch`, or
@@ -59,7 +63,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-pub use self::answer::Answer;
+pub use self::{answer::Answer, worker::ScriptKey};
 use self::{
     answer::{checked, failed},
     launcher::{LaunchSettings, Launcher, Retirement},
@@ -193,11 +197,36 @@ impl WorkerPool {
     /// when the caller stops waiting, so a client that hangs up cannot make more scripts run
     /// at once; its execution is cancelled instead.
     pub async fn run(&self, job: Job, caller: Caller, permit: Permit) -> Result<Answer, PoolError> {
+        self.run_on(job, caller, permit, None).await
+    }
+
+    /// Runs one item of a batch as [`WorkerPool::run`] runs a job, on the idle worker that
+    /// last ran an item of the script `script` if there is one: its bytecode cache holds the
+    /// script, so the batch's script is compiled once per worker it uses.
+    pub async fn run_batch_item(
+        &self,
+        job: Job,
+        caller: Caller,
+        permit: Permit,
+        script: ScriptKey,
+    ) -> Result<Answer, PoolError> {
+        self.run_on(job, caller, permit, Some(script)).await
+    }
+
+    async fn run_on(
+        &self,
+        job: Job,
+        caller: Caller,
+        permit: Permit,
+        script: Option<ScriptKey>,
+    ) -> Result<Answer, PoolError> {
         let (reply, answer) = oneshot::channel();
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let mut reply = reply;
-            let answer = shared.supervise(job, caller, permit, &mut reply).await;
+            let answer = shared
+                .supervise(job, caller, permit, script, &mut reply)
+                .await;
             let _ = reply.send(answer);
         });
         answer.await.unwrap_or(Err(PoolError::Stopped))
@@ -290,15 +319,16 @@ impl Shared {
         self.idle_changed.notify_one();
     }
 
-    /// Waits for an idle worker. A permit holder finds one at once unless one is being
-    /// replaced, which takes milliseconds; if none comes, workers cannot be started.
-    async fn take_idle(&self) -> Result<Worker, PoolError> {
+    /// Waits for an idle worker, the one that last ran a batch item of `script` if it is idle.
+    /// A permit holder finds one at once unless one is being replaced, which takes
+    /// milliseconds; if none comes, workers cannot be started.
+    async fn take_idle(&self, script: Option<ScriptKey>) -> Result<Worker, PoolError> {
         let wait = async {
             loop {
                 let notified = self.idle_changed.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                if let Some(worker) = self.idle.lock().expect("idle list").pop() {
+                if let Some(worker) = self.idle_worker(script) {
                     return worker;
                 }
                 notified.await;
@@ -307,6 +337,24 @@ impl Shared {
         tokio::time::timeout(worker::STARTUP_TIMEOUT, wait)
             .await
             .map_err(|_| PoolError::NoWorker)
+    }
+
+    /// An idle worker: the one that last ran a batch item of `script` if there is one, else
+    /// one that has run no batch's items (so that other jobs leave the batches' workers to
+    /// them while they can), else the one idle the shortest time.
+    fn idle_worker(&self, script: Option<ScriptKey>) -> Option<Worker> {
+        let mut idle = self.idle.lock().expect("idle list");
+        let newest_with = |key: Option<ScriptKey>| {
+            idle.iter()
+                .rposition(|worker| worker.last_batch_script == key)
+        };
+        let chosen = script
+            .and_then(|script| newest_with(Some(script)))
+            .or_else(|| newest_with(None));
+        match chosen {
+            Some(index) => Some(idle.remove(index)),
+            None => idle.pop(),
+        }
     }
 
     /// Retires `worker` and starts its replacement in the background.
@@ -343,6 +391,7 @@ impl Shared {
         job: Job,
         caller: Caller,
         permit: Permit,
+        script: Option<ScriptKey>,
         reply: &mut oneshot::Sender<Result<Answer, PoolError>>,
     ) -> Result<Answer, PoolError> {
         let timeout = job.timeout;
@@ -352,8 +401,11 @@ impl Shared {
         let frame = encode(&Order::Run(job));
         let mut attempts = 0;
         let mut worker = loop {
-            let mut worker = self.take_idle().await?;
+            let mut worker = self.take_idle(script).await?;
             worker.region.cancel_flag().store(false, Ordering::Release);
+            if script.is_some() {
+                worker.last_batch_script = script;
+            }
             match worker.send(&frame).await {
                 Ok(()) => break worker,
                 Err(_) if attempts + 1 < DELIVERY_ATTEMPTS => {

@@ -37,8 +37,15 @@ pub struct Worker {
     /// Lowered to background priority during a long execution; such a worker is retired after
     /// it, since an unprivileged process cannot raise a priority again.
     pub in_background: bool,
+    /// The script of the last batch item it ran: its bytecode cache holds that script, so the
+    /// batch's next items are handed to it first.
+    pub last_batch_script: Option<ScriptKey>,
     launcher: Launcher,
 }
+
+/// Which script a batch runs, to find the worker whose bytecode cache holds it: a hash of the
+/// script's name and source, made once per batch.
+pub type ScriptKey = u64;
 
 impl Worker {
     /// Starts a worker and waits until it is hardened and has a runtime ready.
@@ -64,6 +71,7 @@ impl Worker {
             statm: File::open(format!("/proc/{pid}/statm")).ok(),
             executions: 0,
             in_background: false,
+            last_batch_script: None,
             launcher: launcher.clone(),
         };
         let handshake = async {

@@ -1,5 +1,6 @@
 //! HTTP integration tests of the sandbox: the real server on a free port, spoken to over HTTP.
 
+mod batch;
 mod console;
 mod engine_faults;
 mod errors;

@@ -145,6 +145,36 @@ impl TestApp {
             .await
     }
 
+    /// `POST /api/batch` with extra `headers`, such as the ingress's tenant headers.
+    pub async fn post_batch_with(&self, headers: &[(&str, &str)], body: Value) -> TestResponse {
+        self.send(self.batch_request(headers, body)).await
+    }
+
+    /// `POST /api/batch` with extra `headers`: the answer as it starts, its body still to be
+    /// read (a stream of lines, with `accept: application/x-ndjson`).
+    pub async fn start_batch(
+        &self,
+        headers: &[(&str, &str)],
+        body: Value,
+    ) -> hyper::Response<hyper::body::Incoming> {
+        let request = self.batch_request(headers, body);
+        tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
+            .await
+            .expect("the sandbox answered within a minute")
+            .expect("the request reached the sandbox")
+    }
+
+    fn batch_request(&self, headers: &[(&str, &str)], body: Value) -> Request<Full<Bytes>> {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{}/api/batch", self.addr))
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(Full::new(body.to_string().into())).unwrap()
+    }
+
     /// `GET /metrics`: the `Content-Type` and the exposition text.
     pub async fn metrics(&self) -> (String, String) {
         let request = Request::builder()
