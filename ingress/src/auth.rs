@@ -291,6 +291,21 @@ impl Caller {
         Self { tier, client }
     }
 
+    /// Charges the rest of a batch of `items` to the caller's bucket at once, its request
+    /// having paid for the first on arrival. What the answer may say about the bucket now
+    /// (`None` when nothing was charged: no rate limit, or a batch of one), or the 429 answer
+    /// (422 for a batch larger than the bucket).
+    pub fn charge_rest_of_batch(
+        &self,
+        items: std::num::NonZeroU32,
+        metrics: &Metrics,
+    ) -> Result<Option<Allowance>, ApiError> {
+        let Some(limiter) = &self.tier.rate_limiter else {
+            return Ok(None);
+        };
+        limiter.charge_rest_of_batch(&self.tier.id, self.client, items, metrics)
+    }
+
     /// Charges one request to the caller's bucket: the caller, let through with what its
     /// answer may say about the bucket, or the 429 answer.
     fn admit(self, metrics: &Metrics) -> Result<Admitted, ApiError> {

@@ -37,8 +37,9 @@ service_kit::variables! {
     /// larger request bodies get 413: at once when `Content-Length` says so, otherwise when the
     /// bytes pass it. The ingress reads a body only when it must: `GET`, `HEAD` and
     /// `/api/openapi.json` forward none and read none; a JSON `POST /api/execute` (which may name a
-    /// `url`) is read whole, after the key check and the rate limit, within the memory budget
-    /// below; every other body streams to the sandbox as it arrives
+    /// `url`) or `POST /api/batch` (whose items are counted) is read whole, after the key check
+    /// and the rate limit, within the memory budget below; every other body streams to the
+    /// sandbox as it arrives
     MAX_BODY_BYTES: usize = default("1048576"), at_least_one;
     /// anonymous tier: requests per second each client earns back (fractions allowed: `0.5` is one
     /// every 2 s); `0` turns rate limiting off. The tenants file's `[anonymous]` section may

@@ -43,6 +43,18 @@ pub enum ApiError {
         /// `retry-after` and `x-ratelimit-*` headers for the answer.
         headers: HeaderMap,
     },
+    /// A batch costs more requests of the rate limit (one per item) than the client's bucket
+    /// holds even when full: it can never pass, whenever it is sent.
+    #[error(
+        "inputs: a batch of {wanted} items costs {wanted} requests of the rate limit, more than \
+         the {burst} its bucket holds: send at most {burst} inputs in one batch"
+    )]
+    OverBurst {
+        /// Requests the batch costs.
+        wanted: u32,
+        /// The bucket's size.
+        burst: u32,
+    },
     /// The sandbox refused the connection, is down, or broke the connection.
     #[error("the sandbox is unavailable")]
     UpstreamUnavailable(#[source] hyper_util::client::legacy::Error),
@@ -104,6 +116,7 @@ impl ApiError {
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::OverBurst { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::MemoryBusy | Self::RefusedRecently { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -121,6 +134,7 @@ impl ApiError {
             Self::BodyTimeout(_) => RequestErrorKind::RequestTimeout,
             Self::Unauthorized(_) => RequestErrorKind::Unauthorized,
             Self::RateLimited { .. } => RequestErrorKind::RateLimited,
+            Self::OverBurst { .. } => RequestErrorKind::InvalidRequest,
             Self::UpstreamUnavailable(_) => RequestErrorKind::UpstreamUnavailable,
             Self::UpstreamTimeout(_) => RequestErrorKind::UpstreamTimeout,
             Self::MemoryBusy | Self::RefusedRecently { .. } => RequestErrorKind::Overloaded,

@@ -8,14 +8,17 @@
 //! always hears the truth.
 //!
 //! Bodies ([`crate::body`]): a `GET` or `HEAD` (and so the OpenAPI document) forwards none and
-//! reads none; a JSON `POST /api/execute`, which may name a `url`, is read whole (charged to the
-//! ingress's memory budget: 503 when it is full) only here, after the caller was identified and
-//! charged to its rate limit, and gets the script loaded first ([`crate::sources`]): the sandbox
-//! receives it as `code`. Every other body streams to the sandbox as it arrives. Either way a
+//! reads none; a JSON `POST /api/execute` or `POST /api/batch`, which may name a `url`, is read
+//! whole (charged to the ingress's memory budget: 503 when it is full) only here, after the
+//! caller was identified and charged to its rate limit, and gets the script loaded first
+//! ([`crate::sources`]): the sandbox receives it as `code`. A batch is charged one request of
+//! the rate limit per item, all at once (the request paid for the first). Every other body
+//! streams to the sandbox as it arrives. Either way a
 //! body over `MAX_BODY_BYTES` answers 413 (before anything is sent when `Content-Length` says
 //! so) and one slower than `BODY_READ_TIMEOUT_MS` 408. A refused or broken connection answers
 //! 502, no answer within `UPSTREAM_TIMEOUT_MS` answers 504.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +29,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version, heade
 use axum::response::{IntoResponse, Response};
 use contract::{
     capabilities::CAPABILITIES_HEADER,
+    request::BatchRequest,
     tenant::{ANONYMOUS, CLIENT_KEY_HEADER, TENANT_ID_HEADER, TENANT_LIMITS_HEADER},
 };
 use hyper_util::client::legacy::Client;
@@ -35,7 +39,7 @@ use service_kit::{Charge, MemoryBudget};
 use tower_http::timeout::TimeoutBody;
 
 use crate::auth::{Admitted, Caller, Identification, X_API_KEY};
-use crate::body::{BodyLimits, CutRecord, Streamed};
+use crate::body::{BodyLimits, Buffered, CutRecord, Streamed};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, UpstreamError};
 use crate::rate_limit::{Allowance, ClientKey};
@@ -155,8 +159,9 @@ pub async fn forward(
     admitted: Admitted,
     request: Request,
 ) -> (Option<Allowance>, Result<Response, ApiError>) {
-    let (caller, allowance) = admitted.into_parts();
-    (allowance, api.proxy.send(&caller, request).await)
+    let (caller, mut allowance) = admitted.into_parts();
+    let answer = api.proxy.send(&caller, request, &mut allowance).await;
+    (allowance, answer)
 }
 
 /// `GET /api/openapi.json`: the API's description is public, so it is forwarded for no one
@@ -166,13 +171,20 @@ pub async fn forward_document(
     State((proxy, nobody)): State<(Arc<Proxy>, Caller)>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    proxy.send(&nobody, request).await
+    proxy.send(&nobody, request, &mut None).await
 }
 
 impl Proxy {
     /// Sends `request` to the sandbox on behalf of `caller`: its answer, or the ingress's own
-    /// when the path is not the sandbox's to see, the body is refused or the sandbox fails.
-    async fn send(&self, caller: &Caller, request: Request) -> Result<Response, ApiError> {
+    /// when the path is not the sandbox's to see, the body is refused or the sandbox fails. A
+    /// batch's further items are charged to the caller's rate limit here, and `allowance`
+    /// says what is left after them.
+    async fn send(
+        &self,
+        caller: &Caller,
+        request: Request,
+        allowance: &mut Option<Allowance>,
+    ) -> Result<Response, ApiError> {
         let (mut parts, body) = request.into_parts();
         let path_and_query = parts
             .uri
@@ -187,7 +199,10 @@ impl Proxy {
         let mut held: Option<Charge> = None;
         let mut buffered_length = None;
         let execute = parts.method == Method::POST && path_and_query.path() == "/api/execute";
-        if execute && let Err(refused) = self.refusals.check(caller) {
+        let batch = parts.method == Method::POST && path_and_query.path() == "/api/batch";
+        if (execute || batch)
+            && let Err(refused) = self.refusals.check(caller)
+        {
             self.metrics.refused_recently(&caller.tier().id);
             return Err(refused);
         }
@@ -208,6 +223,18 @@ impl Proxy {
                     body.into_body()
                 }
                 Err(refused) => return Ok(refused.into_response()),
+            }
+        } else if batch && crate::sources::declares_json(&parts.headers) {
+            let (body, charge) =
+                crate::body::read_buffered(body, &parts.headers, self.body_limits, &self.budget)
+                    .await?;
+            let charge = held.insert(charge);
+            match self.batch_body(caller, body, charge, allowance).await {
+                Ok(body) => {
+                    buffered_length = Some(body.len());
+                    body.into_body()
+                }
+                Err(refused) => return Ok(refused),
             }
         } else {
             crate::body::check_declared_length(&parts.headers, self.body_limits)?;
@@ -253,13 +280,56 @@ impl Proxy {
 
         drop(held);
         let (mut parts, body) = response.into_parts();
-        if execute {
+        if execute || batch {
             self.refusals.remember(caller, parts.status, &parts.headers);
         }
         strip_hop_by_hop(&mut parts.headers);
         // Once the head has arrived, a body that stops flowing must not hold the client forever.
         let body = Body::new(TimeoutBody::new(self.timeout, body));
         Ok(Response::from_parts(parts, body))
+    }
+}
+
+impl Proxy {
+    /// A JSON batch's body as it goes to the sandbox: parsed once, its items beyond the first
+    /// charged to the caller's rate limit (the request itself paid for one), and its script
+    /// loaded when it names a `url`. A body that is not a batch goes as it is: the sandbox
+    /// parses it the same way and says what is wrong with it. The answer when the ingress
+    /// refuses it (429, 503, or a `source_*` error).
+    async fn batch_body(
+        &self,
+        caller: &Caller,
+        buffered: Buffered,
+        charge: &mut Charge,
+        allowance: &mut Option<Allowance>,
+    ) -> Result<Buffered, Response> {
+        let body = buffered
+            .contiguous(charge)
+            .map_err(|_| ApiError::MemoryBusy.into_response())?;
+        // The request parsed from the body holds about as many bytes again.
+        charge
+            .grow(body.len())
+            .map_err(|_| ApiError::MemoryBusy.into_response())?;
+        let Ok(request) = BatchRequest::parse(&body) else {
+            return Ok(buffered);
+        };
+        // Parsed, a batch has at least one item.
+        let items = u32::try_from(request.inputs.len()).unwrap_or(u32::MAX);
+        if let Some(items) = NonZeroU32::new(items) {
+            let left = caller
+                .charge_rest_of_batch(items, &self.metrics)
+                .map_err(IntoResponse::into_response)?;
+            if left.is_some() {
+                *allowance = left;
+            }
+        }
+        let tier = caller.tier();
+        let loaded = self
+            .sources
+            .resolve(&tier.id, &tier.sources, request, body.len(), charge)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(loaded.unwrap_or(buffered))
     }
 }
 

@@ -1,6 +1,9 @@
 //! Rate limiting with governor's token buckets, one set per tier: a tenant's clients share
 //! one bucket, the anonymous tier has one per client address. Every tier has its own rate and
-//! burst, so one tenant running out leaves every other untouched.
+//! burst, so one tenant running out leaves every other untouched. A request costs one token;
+//! a batch (`POST /api/batch`) one per item, all at once or none
+//! ([`TierRateLimiter::charge_rest_of_batch`]),
+//! so running inputs in a batch earns no more executions than sending them one by one.
 //!
 //! The client address comes from `X-Forwarded-For` behind Cloud Run's proxies, and only from
 //! the part of it a client cannot write: every proxy appends the address it received the
@@ -85,15 +88,32 @@ impl TierRateLimiter {
         }
     }
 
-    /// Takes one request from the bucket: its state after, or the 429 answer.
-    fn check(&self, ClientKey(client): ClientKey) -> Result<StateSnapshot, ApiError> {
+    /// Takes `n` requests from the bucket at once, or none: its state after, or the 429
+    /// answer. `in_all` is what the whole request costs (`n`, or one more when its first
+    /// request was taken already): one the bucket could never hold is answered 422.
+    fn check_n(
+        &self,
+        ClientKey(client): ClientKey,
+        n: NonZeroU32,
+        in_all: NonZeroU32,
+    ) -> Result<StateSnapshot, ApiError> {
         let checked = match self {
-            Self::Shared(bucket) => bucket.check(),
-            Self::PerClient(buckets) => buckets.check_key(
+            Self::Shared(bucket) => bucket.check_n(n),
+            Self::PerClient(buckets) => buckets.check_key_n(
                 &client.ok_or(ApiError::Internal("no client address to rate-limit by"))?,
+                n,
             ),
         };
+        let over_burst = |burst: u32| ApiError::OverBurst {
+            wanted: in_all.get(),
+            burst,
+        };
+        let checked = checked.map_err(|governor::InsufficientCapacity(burst)| over_burst(burst))?;
         checked.map_err(|not_until| {
+            let burst = not_until.quota().burst_size().get();
+            if in_all.get() > burst {
+                return over_burst(burst);
+            }
             // governor rounds the wait down to whole seconds; a client told "0" would retry
             // at once and be refused again, so round up instead.
             let retry_after_secs = not_until
@@ -103,10 +123,7 @@ impl TierRateLimiter {
             let mut headers = HeaderMap::new();
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             headers.insert(X_RATELIMIT_AFTER, HeaderValue::from(retry_after_secs));
-            headers.insert(
-                X_RATELIMIT_LIMIT,
-                HeaderValue::from(not_until.quota().burst_size().get()),
-            );
+            headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(burst));
             headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(0));
             ApiError::RateLimited {
                 retry_after_secs,
@@ -138,7 +155,34 @@ impl TierRateLimiter {
         client: ClientKey,
         metrics: &Metrics,
     ) -> Result<Allowance, ApiError> {
-        let snapshot = self.check(client).inspect_err(|error| {
+        self.charge_n(tenant, client, NonZeroU32::MIN, NonZeroU32::MIN, metrics)
+    }
+
+    /// Takes the rest of a batch of `items` from `client`'s bucket at once, its request having
+    /// paid for the first item as [`TierRateLimiter::charge`] does; `None` when nothing is
+    /// left to take (a batch of one).
+    pub fn charge_rest_of_batch(
+        &self,
+        tenant: &Arc<str>,
+        client: ClientKey,
+        items: NonZeroU32,
+        metrics: &Metrics,
+    ) -> Result<Option<Allowance>, ApiError> {
+        NonZeroU32::new(items.get() - 1)
+            .map(|rest| self.charge_n(tenant, client, rest, items, metrics))
+            .transpose()
+    }
+
+    /// Takes `n` requests at once of a request that costs `in_all`.
+    fn charge_n(
+        &self,
+        tenant: &Arc<str>,
+        client: ClientKey,
+        n: NonZeroU32,
+        in_all: NonZeroU32,
+        metrics: &Metrics,
+    ) -> Result<Allowance, ApiError> {
+        let snapshot = self.check_n(client, n, in_all).inspect_err(|error| {
             if let ApiError::RateLimited { .. } = error {
                 metrics.rate_limited(tenant);
             }

@@ -167,6 +167,7 @@ pub fn parse(
             anonymous.max_concurrency,
             anonymous.max_timeout_ms,
             anonymous.max_memory_limit_mb,
+            anonymous.max_batch_items,
         )
         .map_err(|reason| format!("[anonymous]: {reason}"))?,
         sources: anonymous.sources,
@@ -201,6 +202,7 @@ struct AnonymousSection {
     max_concurrency: Option<u32>,
     max_timeout_ms: Option<u64>,
     max_memory_limit_mb: Option<u64>,
+    max_batch_items: Option<u32>,
     #[serde(default)]
     sources: SourceRules,
     fetch: Option<FetchGrant>,
@@ -216,6 +218,7 @@ struct TenantSection {
     max_concurrency: Option<u32>,
     max_timeout_ms: Option<u64>,
     max_memory_limit_mb: Option<u64>,
+    max_batch_items: Option<u32>,
     #[serde(default)]
     sources: SourceRules,
     fetch: Option<FetchGrant>,
@@ -285,6 +288,7 @@ fn check_tenant(section: TenantSection, earlier: &[Tenant]) -> Result<Tenant, St
         section.max_concurrency,
         section.max_timeout_ms,
         section.max_memory_limit_mb,
+        section.max_batch_items,
     )
     .map_err(|reason| format!("{id}: {reason}"))?;
     let capabilities = capabilities(section.fetch).map_err(|reason| format!("{id}: {reason}"))?;
@@ -318,6 +322,7 @@ fn ceilings(
     max_concurrency: Option<u32>,
     max_timeout_ms: Option<u64>,
     max_memory_limit_mb: Option<u64>,
+    max_batch_items: Option<u32>,
 ) -> Result<Ceilings, String> {
     let at_least_1 = |name: &str, value: Option<u64>| {
         value
@@ -329,11 +334,13 @@ fn ceilings(
             .transpose()
     };
     at_least_1("max_concurrency", max_concurrency.map(u64::from))?;
+    at_least_1("max_batch_items", max_batch_items.map(u64::from))?;
     Ok(Ceilings {
         concurrency: max_concurrency,
         timeout: at_least_1("max_timeout_ms", max_timeout_ms)?.map(TimeLimit::from_millis),
         memory: at_least_1("max_memory_limit_mb", max_memory_limit_mb)?
             .map(MemoryLimit::from_mebibytes),
+        batch_items: max_batch_items,
     })
 }
 
@@ -387,6 +394,7 @@ mod tests {
             max_concurrency = 2
             max_timeout_ms = 10000
             max_memory_limit_mb = 64
+            max_batch_items = 100
             sources = ["gs://acme-scripts/prod/", "https://*.acme.example"]
 
             [[tenants]]
@@ -416,7 +424,7 @@ mod tests {
         assert_eq!(acme.rate_limit.unwrap().per_second, 10.5);
         assert_eq!(
             acme.ceilings.header_value().as_deref(),
-            Some("concurrency=2,timeout-ms=10000,memory-mb=64")
+            Some("concurrency=2,timeout-ms=10000,memory-mb=64,batch-items=100")
         );
         assert_eq!(acme.sources.0.len(), 2);
         assert_eq!(acme.sources.0[0].to_string(), "gs://acme-scripts/prod/");
@@ -542,6 +550,12 @@ mod tests {
                     "id = \"acme\"\nkeys = [\"{key}\"]\nrate_limit_rps = 0\nmax_timeout_ms = 0"
                 )),
                 "tenants[0]: acme: max_timeout_ms: must be at least 1",
+            ),
+            (
+                &tenant(&format!(
+                    "id = \"acme\"\nkeys = [\"{key}\"]\nrate_limit_rps = 0\nmax_batch_items = 0"
+                )),
+                "tenants[0]: acme: max_batch_items: must be at least 1",
             ),
             (
                 &format!(

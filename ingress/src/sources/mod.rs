@@ -3,9 +3,10 @@
 //!
 //! The ingress parses the request with the contract's one parser, loads a
 //! [`ScriptSource::Url`] and forwards the request with the script as [`ScriptSource::Code`]
-//! ([`Loader::rewrite`]): the bucket credentials stay with the ingress, and the sandbox needs no
-//! route out for it (under Compose it has none unless a tenant is granted `fetch`). Only a
-//! `POST /api/execute` JSON body that could name a `url` is parsed; any other body goes through
+//! ([`Loader::rewrite`], and [`Loader::resolve`] for a batch the proxy has parsed): the bucket
+//! credentials stay with the ingress, and the sandbox needs no route out for it (under Compose
+//! it has none unless a tenant is granted `fetch`). Only a `POST /api/execute` JSON body that
+//! could name a `url`, or a `POST /api/batch` JSON body, is parsed; any other body goes through
 //! untouched, and a body the ingress does not rewrite (invalid, or not JSON) still cannot run a
 //! `url` unloaded: the sandbox, parsing it the same way, refuses it with the same message or
 //! refuses `url` with 422.
@@ -36,7 +37,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
-use contract::request::{ExecuteRequest, ScriptSource};
+use contract::request::{ExecuteRequest, ScriptRequest, ScriptSource};
 use egress::AddressPolicy;
 use egress::client::CheckedResolver;
 use futures_util::StreamExt;
@@ -157,13 +158,31 @@ impl Loader {
         })?;
         // The sandbox parses what is not a request for a `url` script, and says what is wrong
         // with it in the same words.
-        let Ok(mut request) = ExecuteRequest::parse(&body) else {
+        let Ok(request) = ExecuteRequest::parse(&body) else {
             return Ok(buffered);
         };
-        let ScriptSource::Url { url, sha256 } = &request.source else {
-            return Ok(buffered);
+        let loaded = self
+            .resolve(tier, rules, request, body.len(), charge)
+            .await?;
+        Ok(loaded.unwrap_or(buffered))
+    }
+
+    /// For a parsed request (of `body_length` bytes) that names a `url`: the same request
+    /// with the loaded script as `code`, as the body to forward, its bytes charged to `charge`
+    /// before they are written; `None` when it names no `url`.
+    pub async fn resolve<R: ScriptRequest>(
+        &self,
+        tier: &Arc<str>,
+        rules: &Arc<SourceRules>,
+        mut request: R,
+        body_length: usize,
+        charge: &mut Charge,
+    ) -> Result<Option<Buffered>, SourceError> {
+        let ScriptSource::Url { url, sha256 } = request.source_mut() else {
+            return Ok(None);
         };
-        let (script, location) = self.load(tier, rules, url).await?;
+        let (url, sha256) = (url.clone(), sha256.clone());
+        let (script, location) = self.load(tier, rules, &url).await?;
         if let Some(pinned) = sha256 {
             let actual = hex(&script.digest);
             if actual != pinned.as_str() {
@@ -179,7 +198,7 @@ impl Loader {
         // The script, then the new request with it escaped: at most twice the script (escapes
         // beyond that are rare) and the rest of the request.
         charge
-            .grow(2 * script.code.len() + body.len())
+            .grow(2 * script.code.len() + body_length)
             .map_err(|refused| SourceError::at(&location, Problem::OverBudget(refused)))?;
         // The download stopped at the cap in raw bytes; the sandbox receives the escaped text,
         // which the cap bounds too, so that it fits the sandbox's body limit beside the rest of
@@ -190,12 +209,12 @@ impl Loader {
                 Problem::TooLarge(self.max_bytes),
             ));
         }
-        request.source = ScriptSource::Code(script.code.to_string());
+        *request.source_mut() = ScriptSource::Code(script.code.to_string());
         // With an oversized `input` it may pass the sandbox's MAX_BODY_BYTES, which then
         // answers 413 itself.
         let rewritten = serde_json::to_vec(&request).map_err(|_| internal(&location))?;
         tracing::debug!(source = %location, bytes = script.code.len(), "script loaded");
-        Ok(Buffered::from(Bytes::from(rewritten)))
+        Ok(Some(Buffered::from(Bytes::from(rewritten))))
     }
 
     /// The script at `url`, if `tier` may load it: from the cache within the TTL, revalidated

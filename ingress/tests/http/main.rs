@@ -1,6 +1,7 @@
 //! HTTP integration tests: the real ingress in front of the real sandbox, both on free ports.
 
 mod assets;
+mod batch;
 mod bodies;
 mod failures;
 mod fairness;

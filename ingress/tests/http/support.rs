@@ -284,6 +284,26 @@ impl HttpClient {
         self.call(Method::POST, "/api/execute", &all, body).await
     }
 
+    /// `POST /api/batch` with `body` as JSON and extra `headers` (e.g. an API key).
+    pub async fn post_batch_with(&self, headers: &[(&str, &str)], body: &Value) -> TestResponse {
+        let mut all = vec![(header::CONTENT_TYPE.as_str(), "application/json")];
+        all.extend_from_slice(headers);
+        let body = serde_json::to_vec(body).unwrap();
+        self.call(Method::POST, "/api/batch", &all, body).await
+    }
+
+    /// Sends `request` and returns the answer as soon as its head has arrived, its body still
+    /// to be read (a stream).
+    pub async fn start(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> hyper::Response<hyper::body::Incoming> {
+        tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+            .await
+            .expect("no answer within 30 s")
+            .expect("request failed")
+    }
+
     /// The value of the sample `name{labels}` in this server's `GET /metrics`; 0 when absent.
     pub async fn metric(&self, sample: &str) -> f64 {
         let answer = self.get("/metrics").await;

@@ -41,6 +41,7 @@ fn acme_and_beta(config: &mut ingress::Config) {
                 concurrency: Some(1),
                 timeout: millis(1000),
                 memory: NonZeroU64::new(32).map(MemoryLimit::from_mebibytes),
+                batch_items: None,
             },
         ),
         tenant("beta", BETA_KEY, None, Ceilings::default()),
