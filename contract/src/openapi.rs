@@ -26,10 +26,13 @@ use utoipa::{
 };
 
 use crate::{
-    api::{ExampleList, ExecuteResponse, ExecutionStatus, Health, HealthStatus, LogEntry, LogType},
+    api::{
+        BatchLine, BatchResponse, ExampleList, ExecuteResponse, ExecutionStatus, Health,
+        HealthStatus, LogEntry, LogType, NDJSON,
+    },
     envelope::{ErrorEnvelope, RequestErrorKind},
     outcome::{ErrorKind, ScriptError},
-    request::ExecuteBody,
+    request::{BatchBody, ExecuteBody},
 };
 
 /// The path the ingress serves the document at.
@@ -43,6 +46,8 @@ pub struct Limits {
     pub default_memory_limit_mb: u64,
     pub max_memory_limit_mb: u64,
     pub max_body_bytes: usize,
+    /// Most `inputs` of a batch (`MAX_BATCH_ITEMS`).
+    pub max_batch_items: usize,
     /// The bundled examples' names, which are all `file` may name.
     pub examples: Vec<String>,
 }
@@ -64,6 +69,9 @@ pub struct Limits {
     components(schemas(
         ExecuteBody,
         ExecuteResponse,
+        BatchBody,
+        BatchResponse,
+        BatchLine,
         ExecutionStatus,
         ScriptError,
         ErrorKind,
@@ -83,7 +91,8 @@ pub fn document(limits: &Limits) -> openapi::OpenApi {
     let mut document = Generated::openapi();
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let components = document.components.get_or_insert_with(Components::new);
-    state_limits(components, limits);
+    state_limits(components, ExecuteBody::name().as_ref(), limits);
+    state_limits(components, BatchBody::name().as_ref(), limits);
     components.add_security_scheme(
         BEARER,
         SecurityScheme::Http(
@@ -115,6 +124,10 @@ pub fn document(limits: &Limits) -> openapi::OpenApi {
         PathItem::new(HttpMethod::Post, execute(limits)),
     );
     document.paths.paths.insert(
+        "/api/batch".into(),
+        PathItem::new(HttpMethod::Post, batch(limits)),
+    );
+    document.paths.paths.insert(
         "/api/examples".into(),
         PathItem::new(HttpMethod::Get, list_examples()),
     );
@@ -132,14 +145,21 @@ pub fn document(limits: &Limits) -> openapi::OpenApi {
 const BEARER: &str = "bearer";
 const API_KEY: &str = "apiKey";
 
-/// Fills the deployment's maximums and example names into the request's schema, and says
-/// that exactly one of `code`, `file` and `url` is given.
-fn state_limits(components: &mut Components, limits: &Limits) {
-    let Some(RefOr::T(Schema::Object(request))) =
-        components.schemas.get_mut(ExecuteBody::name().as_ref())
-    else {
-        unreachable!("ExecuteBody is an object schema");
+/// Fills the deployment's maximums and example names into the schema of the request `name`
+/// (an execution's or a batch's), and says that exactly one of `code`, `file` and `url` is
+/// given.
+fn state_limits(components: &mut Components, name: &str, limits: &Limits) {
+    let Some(RefOr::T(Schema::Object(request))) = components.schemas.get_mut(name) else {
+        unreachable!("{name} is an object schema");
     };
+    if let Some(RefOr::T(Schema::Array(inputs))) = request.properties.get_mut("inputs") {
+        inputs.max_items = Some(limits.max_batch_items);
+        let description = inputs.description.get_or_insert_with(String::new);
+        description.push_str(&format!(
+            "\n\nOn this deployment: at most {} items.",
+            limits.max_batch_items
+        ));
+    }
     let mut property = |name: &str, change: &dyn Fn(&mut openapi::schema::Object)| {
         if let Some(RefOr::T(Schema::Object(property))) = request.properties.get_mut(name) {
             change(property);
@@ -196,9 +216,7 @@ fn state_limits(components: &mut Components, limits: &Limits) {
         .item(object)
         .item(one_source)
         .description(description);
-    components
-        .schemas
-        .insert(ExecuteBody::name().into_owned(), schema.into());
+    components.schemas.insert(name.to_owned(), schema.into());
 }
 
 fn execute(limits: &Limits) -> openapi::path::Operation {
@@ -364,7 +382,16 @@ fn execute(limits: &Limits) -> openapi::path::Operation {
                 .header("x-request-id", request_id_header())
                 .content("application/json", finished.build()),
         );
-    for error in [
+    for error in request_errors(limits, "") {
+        operation = error.add_to(operation);
+    }
+    secured(operation).build()
+}
+
+/// The errors of a request that runs a script, `POST /api/execute` or `POST /api/batch`;
+/// `invalid` adds to what makes the body invalid (422).
+fn request_errors(limits: &Limits, invalid: &str) -> Vec<ErrorAnswer> {
+    vec![
         ErrorAnswer::new(400, RequestErrorKind::InvalidRequest, "The body is not valid JSON.", "expected value at line 1 column 1"),
         ErrorAnswer::unauthorized(),
         ErrorAnswer::new(403, RequestErrorKind::SourceForbidden, "The tenant may not load a script from `url`: its bucket, prefix or host is not in the tenant's allow-list (nothing is, unless the operator allows it), it names or resolves to a blocked address (loopback, private, link-local, ...), or a redirect led to one of those. The message names the rule.", "gs://other-bucket/a.js: not in tenant acme's allowed sources"),
@@ -373,7 +400,7 @@ fn execute(limits: &Limits) -> openapi::path::Operation {
         ErrorAnswer::new(408, RequestErrorKind::RequestTimeout, "The body did not arrive whole within the server's `BODY_READ_TIMEOUT_MS`.", "the request body did not arrive within 10000 ms"),
         ErrorAnswer::new(413, RequestErrorKind::PayloadTooLarge, &format!("The body is over the server's `MAX_BODY_BYTES` ({} bytes here), or the script at `url` is over the ingress's `MAX_SCRIPT_BYTES` once JSON-escaped (its default leaves room for `input` within the sandbox's default `MAX_BODY_BYTES`).", limits.max_body_bytes), &format!("the request body is larger than the limit of {} bytes", limits.max_body_bytes)),
         ErrorAnswer::new(415, RequestErrorKind::InvalidRequest, "The body is not declared `Content-Type: application/json`.", "expected a body with `Content-Type: application/json`"),
-        ErrorAnswer::new(422, RequestErrorKind::InvalidRequest, "The body is JSON but not a valid request: not exactly one of `code`, `file` and `url`, empty `code`, a `url` that is not a gs://, s3://, https:// or http:// location or a script there that is not UTF-8 text, a malformed `sha256`, unknown fields, wrong types, limits out of range or over the tenant's ceiling. The message names the field.", &format!("timeoutMs: must be at most {}", limits.max_timeout_ms))
+        ErrorAnswer::new(422, RequestErrorKind::InvalidRequest, &format!("The body is JSON but not a valid request: not exactly one of `code`, `file` and `url`, empty `code`, a `url` that is not a gs://, s3://, https:// or http:// location or a script there that is not UTF-8 text, a malformed `sha256`, unknown fields, wrong types, limits out of range or over the tenant's ceiling{invalid}. The message names the field."), &format!("timeoutMs: must be at most {}", limits.max_timeout_ms))
             .also(RequestErrorKind::SourceHashMismatch, "The script at `url` does not have the digest given in `sha256`; nothing ran.", "https://scripts.example.com/report.js: the script's SHA-256 is 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae, not the pinned 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
         ErrorAnswer::rate_limited(),
         ErrorAnswer::upstream_unavailable()
@@ -381,7 +408,98 @@ fn execute(limits: &Limits) -> openapi::path::Operation {
         ErrorAnswer::new(503, RequestErrorKind::Overloaded, "At the tenant's recent pace the execution could not start within the server's `QUEUE_TIMEOUT_MS`, or it waited that long, or a flood filled the queue, or the service's memory for request bodies and answers is in use (the sandbox's budget, or the ingress's for bodies it must read whole). Through the ingress, a client the sandbox refused this way is refused again by the ingress itself until its `Retry-After` has passed. Come back after `Retry-After` seconds.", "the service is busy (the tenant's queue would not reach this execution within 2000 ms); retry shortly").retry_after(),
         ErrorAnswer::upstream_timeout()
             .also(RequestErrorKind::SourceUnavailable, "The script at `url` did not arrive within the ingress's `SOURCE_TIMEOUT_MS`.", "https://scripts.example.com/report.js: not loaded within 5000 ms"),
-    ] {
+    ]
+}
+
+fn batch(limits: &Limits) -> openapi::path::Operation {
+    let request_examples = [
+        (
+            "code",
+            "A formula over many records",
+            json!({"code": "input.price * input.qty", "inputs": [{"price": 3, "qty": 2}, {"price": 0.5, "qty": 4}]}),
+        ),
+        (
+            "file",
+            "A bundled example over inputs",
+            json!({"file": limits.examples.first().map_or("simple.js", String::as_str), "inputs": [null, null]}),
+        ),
+        (
+            "url",
+            "A script from a bucket, each item under a tighter time limit",
+            json!({"url": "gs://acme-scripts/rules/score.js", "timeoutMs": 200, "inputs": [{"id": 1}, {"id": 2}]}),
+        ),
+    ];
+    let body = RequestBodyBuilder::new()
+        .required(Some(Required::True))
+        .description(Some(
+            "Exactly one of `code`, `file` and `url` (with an optional `sha256` pin), optional \
+             limits for each item, and `inputs`, as `application/json`.",
+        ))
+        .content(
+            "application/json",
+            examples(
+                ContentBuilder::new().schema(Some(Ref::from_schema_name(BatchBody::name()))),
+                request_examples,
+            )
+            .build(),
+        )
+        .build();
+    let item = |result: Value| json!({"status": "success", "result": result, "error": false, "log": [], "executionTime": 0.052});
+    let failed = json!({
+        "status": "error",
+        "result": null,
+        "error": {"kind": "exception", "name": "TypeError", "message": "cannot read property 'price' of undefined", "stack": "    at <eval> (script.js:1:6)\n"},
+        "log": [],
+        "executionTime": 0.071
+    });
+    let answers = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name(BatchResponse::name())))
+        .example(Some(
+            json!({"results": [item(json!(6)), item(json!(2)), failed]}),
+        ))
+        .build();
+    let mut line = item(json!(2));
+    line["index"] = json!(1);
+    let lines = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name(BatchLine::name())))
+        .example(Some(line))
+        .build();
+    let mut operation = OperationBuilder::new()
+        .operation_id(Some("batch"))
+        .tag("execution")
+        .summary(Some("Run a script over many inputs"))
+        .description(Some(format!(
+            "Runs the script once for each of `inputs`, each item an execution of its own: a \
+             fresh runtime, its own `input`, the request's limits. Answers 200 with one \
+             `/api/execute` answer per input, in the inputs' order, whatever each script did; \
+             with `Accept: {NDJSON}`, one line per item as it finishes, with its `index`. The \
+             script is compiled once per worker the batch uses. Items take turns with other \
+             requests: at most the tenant's concurrency run at once. The batch ends within the \
+             server's `MAX_TIMEOUT_MS` ({} ms here) of its arrival: an item that has not \
+             started by then answers `timeout` without running, and one that runs gets at most \
+             what is left. An item whose answer would take the batch's answers past \
+             `MAX_BATCH_ANSWER_BYTES` answers `output_limit` instead. Each item costs one \
+             request of the rate limit, all charged on arrival. Other statuses mean nothing \
+             ran.",
+            limits.max_timeout_ms
+        )))
+        .request_body(Some(body))
+        .parameter(request_id_parameter())
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("Every item answered, as `/api/execute` would have.")
+                .header("x-request-id", request_id_header())
+                .content("application/json", answers)
+                .content(NDJSON, lines),
+        );
+    let invalid = format!(
+        ", an empty `inputs`, more than `MAX_BATCH_ITEMS` ({} here) or the tenant's \
+         `max_batch_items`, an item over `MAX_INPUT_BYTES`, or more items than the rate \
+         limit's bucket holds",
+        limits.max_batch_items
+    );
+    for error in request_errors(limits, &invalid) {
         operation = error.add_to(operation);
     }
     secured(operation).build()

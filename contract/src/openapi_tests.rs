@@ -7,6 +7,7 @@ fn limits() -> Limits {
         default_memory_limit_mb: 64,
         max_memory_limit_mb: 256,
         max_body_bytes: 1 << 20,
+        max_batch_items: 1000,
         examples: vec!["pi.js".into(), "simple.js".into()],
     }
 }
@@ -21,6 +22,7 @@ fn the_document_is_openapi_3_1_with_every_public_route() {
     assert_eq!(
         routes,
         [
+            "/api/batch",
             "/api/examples",
             "/api/execute",
             "/api/openapi.json",
@@ -114,4 +116,51 @@ fn execute_lists_every_status_it_can_answer_with_and_keys_are_optional() {
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(schemes["apiKey"]["name"], "x-api-key");
     assert_eq!(schemes["apiKey"]["in"], "header");
+}
+
+#[test]
+fn the_batch_is_described_with_its_limits_both_answers_and_the_statuses_of_an_execution() {
+    let document = serde_json::to_value(document(&limits())).unwrap();
+    let batch = &document["paths"]["/api/batch"]["post"];
+    let execute = &document["paths"]["/api/execute"]["post"];
+    let statuses = |operation: &Value| {
+        let mut statuses: Vec<String> = operation["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        statuses.sort_unstable();
+        statuses
+    };
+    assert_eq!(statuses(batch), statuses(execute));
+    let answers = &batch["responses"]["200"]["content"];
+    assert_eq!(
+        answers["application/json"]["schema"]["$ref"],
+        "#/components/schemas/BatchResponse"
+    );
+    assert_eq!(
+        answers["application/x-ndjson"]["schema"]["$ref"],
+        "#/components/schemas/BatchLine"
+    );
+    let invalid = batch["responses"]["422"]["description"].as_str().unwrap();
+    assert!(
+        invalid.contains("more than `MAX_BATCH_ITEMS` (1000 here)"),
+        "{invalid}"
+    );
+
+    let request = &document["components"]["schemas"]["BatchRequest"];
+    let object = &request["allOf"][0];
+    assert_eq!(object["properties"]["inputs"]["maxItems"], 1000);
+    assert_eq!(object["properties"]["inputs"]["minItems"], 1);
+    assert_eq!(object["properties"]["timeoutMs"]["maximum"], 30000);
+    assert_eq!(object["additionalProperties"], false);
+    assert_eq!(
+        object["required"],
+        json!(["inputs"]),
+        "the source is required by the oneOf beside it"
+    );
+    assert_eq!(request["allOf"][1]["oneOf"].as_array().unwrap().len(), 3);
+    let line = &document["components"]["schemas"]["BatchLine"];
+    assert!(line.to_string().contains("ExecuteResponse"), "{line}");
 }

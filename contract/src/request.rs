@@ -251,10 +251,7 @@ script_body! {
     /// `inputs`, each run an execution of its own.
     #[schema(as = BatchRequest)]
     struct BatchBody {
-        /// The script's `input` for each item, in order: any JSON values, each given to its own
-        /// execution exactly as `input` is to `POST /api/execute` (`null` for none), each at
-        /// most `MAX_INPUT_BYTES` of JSON. At least one; at most `MAX_BATCH_ITEMS` (1000 by
-        /// default), or the tenant's `max_batch_items` when lower (422 above it).
+        /// The script's `input` for each item, in order ([`INPUTS_DESCRIPTION`]).
         #[validate(length(min = 1, message = "inputs: give at least one input"))]
         #[schema(schema_with = any_json_list)]
         inputs: Vec<Option<Box<RawValue>>>,
@@ -535,10 +532,18 @@ fn example_name(name: &str) -> Result<(), ValidationError> {
         .ok_or_else(|| ValidationError::new("example_name"))
 }
 
-/// A list of any JSON values, at least one.
+/// What a batch's `inputs` are, for the document.
+pub const INPUTS_DESCRIPTION: &str = "The script's `input` for each item, in order: any JSON \
+    values, each given to its own execution exactly as `input` is to `POST /api/execute` \
+    (`null` for none), each at most `MAX_INPUT_BYTES` of JSON (64 KiB by default). At least \
+    one; at most `MAX_BATCH_ITEMS` (1000 by default), or the tenant's `max_batch_items` when \
+    lower (422 above it).";
+
+/// A batch's `inputs`: a list of any JSON values, at least one.
 fn any_json_list() -> Schema {
     Schema::Array(
         utoipa::openapi::schema::ArrayBuilder::new()
+            .description(Some(INPUTS_DESCRIPTION))
             .items(ObjectBuilder::new().schema_type(SchemaType::AnyValue))
             .min_items(Some(1))
             .examples([serde_json::json!([{"x": 1}, {"x": 2}])])

@@ -20,6 +20,7 @@ pub fn render(config: &Config, examples: &Examples) -> Bytes {
         default_memory_limit_mb: config.default_memory_limit_mb as u64,
         max_memory_limit_mb: config.max_memory_limit_mb as u64,
         max_body_bytes: config.max_body_bytes,
+        max_batch_items: config.max_batch_items,
         examples: examples.all().map(|example| example.name.clone()).collect(),
     };
     let json = serde_json::to_vec(&document(&limits)).expect("the document is JSON");
