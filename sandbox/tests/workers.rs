@@ -327,6 +327,68 @@ async fn a_crashing_worker_costs_only_its_own_execution() {
 }
 
 #[tokio::test]
+async fn a_batch_item_whose_worker_crashes_costs_only_that_item() {
+    let _serial = one_at_a_time().await;
+    let app = app(2, |_| {}).await;
+    assert_eq!(app.run("1").await.result(), &json!(1));
+    let idle: Vec<(u32, u64)> = workers()
+        .into_iter()
+        .map(|pid| (pid, cpu_ticks(pid)))
+        .collect();
+    assert_eq!(idle.len(), 2, "{idle:?}");
+    let tenant = [
+        ("x-tenant-id", "acme"),
+        ("x-tenant-limits", "concurrency=2"),
+    ];
+    let batch = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let code =
+                "if (input === 'doomed') { console.log('about to crash'); for (;;) {} } input";
+            let inputs = json!(["doomed", 1, 2, 3, 4, 5, 6]);
+            app.post_batch_with(
+                &tenant,
+                json!({"code": code, "timeoutMs": 20000, "inputs": inputs}),
+            )
+            .await
+        })
+    };
+    // The other items ran on the other worker meanwhile.
+    app.wait_for_metric(
+        "sandbox_executions_total{tenant=\"acme\",outcome=\"success\"}",
+        6.0,
+    )
+    .await;
+    // The doomed item's worker is the one that spins (see the test above).
+    let spinning = || -> Vec<u32> {
+        idle.iter()
+            .filter(|(pid, before)| cpu_ticks(*pid) >= before + 20)
+            .map(|(pid, _)| *pid)
+            .collect()
+    };
+    eventually(
+        Duration::from_secs(60),
+        "no worker spun the doomed item",
+        || !spinning().is_empty(),
+    )
+    .await;
+    // SAFETY: kill(2) with a pid of our own child.
+    unsafe { libc::kill(spinning()[0] as i32, libc::SIGSEGV) };
+
+    let batch = batch.await.unwrap();
+    assert_eq!(batch.status, StatusCode::OK, "{}", batch.body);
+    let results = batch.body["results"].as_array().expect("results");
+    assert_eq!(results[0]["error"]["kind"], "crashed", "{}", batch.body);
+    assert_eq!(results[0]["log"][0]["data"], json!(["about to crash"]));
+    for (n, result) in results.iter().enumerate().skip(1) {
+        assert_eq!(result["status"], "success", "{}", batch.body);
+        assert_eq!(result["result"], json!(n));
+    }
+    let sample = "sandbox_worker_exits_total{reason=\"crashed\",signal=\"SIGSEGV\"}";
+    assert_eq!(metric_reaches(&app, sample, 1.0).await, 1.0);
+}
+
+#[tokio::test]
 async fn scripts_ending_right_at_the_kill_boundary_leave_the_pool_consistent() {
     let _serial = one_at_a_time().await;
     // 40 ms deadline, 10 ms grace: unstoppable calls sized to end around 50 ms race the kill.
