@@ -63,6 +63,10 @@ use crate::{
     tenant::Tenant,
 };
 
+/// The shortest pause before an item that was refused a worker or memory asks again: a
+/// refusal's estimate may be a moment, and asking in a loop would only burn the scheduler.
+const MIN_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 /// `POST /api/batch`.
 pub async fn batch(
     State(state): State<AppState>,
@@ -253,7 +257,8 @@ impl BatchRun {
             let pause = match &refusal {
                 ApiError::Overloaded(rejection) => rejection.retry_after(),
                 _ => Duration::from_secs(1),
-            };
+            }
+            .max(MIN_RETRY_PAUSE);
             if Instant::now() + pause >= self.deadline {
                 return None;
             }

@@ -456,3 +456,43 @@ async fn batch_items_are_counted_as_executions_of_their_tenant() {
         3.0
     );
 }
+
+#[tokio::test]
+async fn an_item_refused_a_worker_after_the_first_waits_for_one_within_the_batchs_time() {
+    let app = spawn_app_with(|config| {
+        config.max_concurrency = 1;
+        config.queue_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let batch = {
+        let app = app.clone();
+        let code = "const end = Date.now() + 200; while (Date.now() < end) {} input";
+        tokio::spawn(async move {
+            app.post_batch_with(
+                &tenant("bulk", "concurrency=1"),
+                json!({"code": code, "inputs": [1, 2]}),
+            )
+            .await
+        })
+    };
+    app.wait_for_metric("sandbox_workers_busy", 1.0).await;
+    // Another tenant queues behind the first item and then holds the one worker for longer
+    // than the second item may wait in the queue.
+    let hog = app
+        .post_execute_with(
+            &tenant("hog", "concurrency=1"),
+            json!({"code": "const end = Date.now() + 1500; while (Date.now() < end) {} 'hog'"}),
+        )
+        .await;
+    assert_eq!(hog.result(), &json!("hog"));
+    let batch = batch.await.unwrap();
+    let results = results(&batch);
+    assert_eq!(results[0]["result"], 1, "{}", batch.body);
+    assert_eq!(results[1]["result"], 2, "{}", batch.body);
+    assert!(
+        app.metric("sandbox_rejections_total{tenant=\"bulk\",reason=\"queue_timeout\"}")
+            .await
+            >= 1.0,
+        "the second item was never refused: the test did not test the retry"
+    );
+}
