@@ -120,8 +120,12 @@ pub async fn batch(
     while let Some((index, answer)) = items.next(encode_answer).await {
         results[index] = answer;
     }
-    // Every answer is a JSON object already, written by `encode_answer`: the document is
-    // assembled around them rather than parsed and written again.
+    Ok(charged_json_bytes(document(results), items.into_charge()))
+}
+
+/// The JSON of a [`contract::api::BatchResponse`] with `results`, each an answer written by
+/// [`encode_answer`]: assembled around them rather than parsed and written again.
+fn document(results: Vec<Vec<u8>>) -> Vec<u8> {
     let length = results.iter().map(|answer| answer.len() + 1).sum::<usize>() + 16;
     let mut body = Vec::with_capacity(length);
     body.extend_from_slice(b"{\"results\":[");
@@ -132,7 +136,7 @@ pub async fn batch(
         body.extend_from_slice(&answer);
     }
     body.extend_from_slice(b"]}");
-    Ok(charged_json_bytes(body, items.into_charge()))
+    body
 }
 
 /// Holds the batch's limits to the tenant's ceilings and the server's maximums, as an
@@ -494,6 +498,35 @@ fn failure(kind: ErrorKind, name: &str, message: String) -> ExecuteResponse {
 mod tests {
     use super::*;
     use crate::config::SKIPPED_ANSWER_BYTES;
+
+    #[test]
+    fn the_assembled_answer_is_the_batch_response_the_document_describes() {
+        let answers = [
+            not_run(Duration::from_secs(30)),
+            over_cap(10, 5),
+            no_worker(&PoolError::Stopped),
+        ];
+        let assembled = document(
+            answers
+                .iter()
+                .map(|answer| encode_answer(0, answer))
+                .collect(),
+        );
+        let described = contract::api::BatchResponse {
+            results: answers
+                .iter()
+                .map(|answer| serde_json::value::to_raw_value(answer).unwrap())
+                .collect(),
+        };
+        assert_eq!(assembled, serde_json::to_vec(&described).unwrap());
+        assert_eq!(
+            document(Vec::new()),
+            serde_json::to_vec(&contract::api::BatchResponse {
+                results: Vec::new()
+            })
+            .unwrap()
+        );
+    }
 
     #[test]
     fn an_item_that_answers_without_running_fits_in_what_the_batch_reserved_for_it() {

@@ -1,6 +1,8 @@
 //! `POST /api/execute`: hold the parsed request to the tenant's ceilings, wait for a worker in
 //! the tenant's turn, run, count, answer. The request is parsed once, by its contract type
-//! ([`contract::request`]); the answers are the public API's ([`contract::api`]).
+//! ([`contract::request`]); the answers are the public API's ([`contract::api`]). How limits,
+//! inputs, scripts and a tenant's share are resolved is shared with `POST /api/batch`
+//! ([`super::batch`]).
 
 use std::{net::SocketAddr, time::Instant};
 
