@@ -7,7 +7,10 @@
 //! there are workers and waiting places, each running until its 1 s deadline. Two settings of
 //! A's `max_concurrency` are measured, each against the target of B's p50 within 3x of alone:
 //! below the number of workers, and all the workers, where only the scheduler's reservation of
-//! the last free worker for other active tenants keeps B from waiting on A's loops.
+//! the last free worker for other active tenants keeps B from waiting on A's loops. Then A
+//! sends batches instead (`POST /api/batch`, 1000 trivial items each, back to back), against
+//! the target of B's p50 within 1.5x of alone: every item is a turn, so B's requests take
+//! theirs between A's items.
 
 mod support;
 
@@ -63,7 +66,7 @@ fn main() {
             "p50 us",
             "p99 us",
             "ok/sent",
-            "A's loops",
+            "A's runs",
             "p50 / alone"
         );
         let alone = client.tenant_b_for(phase).await;
@@ -83,15 +86,46 @@ fn main() {
                 Some(3.0),
             ),
         ] {
-            let flood = Flood::start(&client, a_key, flood_clients);
+            let flood = Flood::start(&client, a_key, flood_clients, Load::Loops);
             // Let the flood take its workers and fill its queue.
             tokio::time::sleep(Duration::from_millis(300)).await;
             let contended = client.tenant_b_for(phase).await;
-            let a_loops = flood.stop().await;
-            contended.print(&label, Some(alone.p50()), a_loops, target);
+            let a_runs = flood.stop().await;
+            contended.print(&label, Some(alone.p50()), a_runs, target);
+        }
+        for (label, a_key) in [
+            (
+                format!(
+                    "A's batches, A's ceiling {} of {workers} workers",
+                    workers.saturating_sub(1).max(1)
+                ),
+                A_BELOW_KEY,
+            ),
+            (
+                format!("A's batches, A's ceiling {workers} of {workers}"),
+                A_ALL_KEY,
+            ),
+        ] {
+            let batches = Flood::start(&client, a_key, 1, Load::Batches);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let contended = client.tenant_b_for(phase).await;
+            let a_items = batches.stop().await;
+            contended.print(&label, Some(alone.p50()), a_items, Some(1.5));
         }
     });
 }
+
+/// What A sends.
+#[derive(Clone, Copy)]
+enum Load {
+    /// Endless loops, one execution each, until their deadline.
+    Loops,
+    /// Batches of [`BATCH_ITEMS`] trivial items.
+    Batches,
+}
+
+/// Items of each of A's batches.
+const BATCH_ITEMS: usize = 1000;
 
 /// B's answers in one phase.
 struct Phase {
@@ -108,7 +142,7 @@ impl Phase {
         self.percentile(50.0)
     }
 
-    fn print(&self, label: &str, alone_p50: Option<f64>, a_loops: usize, target: Option<f64>) {
+    fn print(&self, label: &str, alone_p50: Option<f64>, a_runs: usize, target: Option<f64>) {
         let ratio = alone_p50.map_or(String::new(), |alone| {
             let ratio = self.p50() / alone;
             match target {
@@ -122,7 +156,7 @@ impl Phase {
             self.p50(),
             self.percentile(99.0),
             format!("{}/{}", self.latencies.len(), self.sent),
-            a_loops,
+            a_runs,
             ratio
         );
     }
@@ -143,7 +177,13 @@ impl Service {
 
     /// Sends `code` as the tenant of `key`; the status and whether the script succeeded.
     async fn execute(&self, key: &str, body: &Bytes) -> (StatusCode, bool) {
-        let request = Request::post(format!("http://{}/api/execute", self.addr))
+        self.post("/api/execute", key, body).await
+    }
+
+    /// Posts `body` to `path` as the tenant of `key`; the status and whether the answer
+    /// starts as a success.
+    async fn post(&self, path: &str, key: &str, body: &Bytes) -> (StatusCode, bool) {
+        let request = Request::post(format!("http://{}{path}", self.addr))
             .header("content-type", "application/json")
             .header("x-api-key", key)
             .body(Full::new(body.clone()))
@@ -174,33 +214,46 @@ impl Service {
     }
 }
 
-/// A's clients, each looping an endless script until stopped.
+/// A's clients, each sending its [`Load`] again and again until stopped.
 struct Flood {
     running: Arc<AtomicBool>,
-    loops_run: Arc<AtomicUsize>,
+    runs_done: Arc<AtomicUsize>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Flood {
-    fn start(client: &Service, key: &'static str, clients: usize) -> Self {
+    fn start(client: &Service, key: &'static str, clients: usize, load: Load) -> Self {
         let running = Arc::new(AtomicBool::new(true));
-        let loops_run = Arc::new(AtomicUsize::new(0));
-        let body = Bytes::from(format!(
-            r#"{{"code":"while (true) {{}}","timeoutMs":{LOOP_TIMEOUT_MS}}}"#
-        ));
+        let runs_done = Arc::new(AtomicUsize::new(0));
+        let (path, body, runs) = match load {
+            Load::Loops => (
+                "/api/execute",
+                format!(r#"{{"code":"while (true) {{}}","timeoutMs":{LOOP_TIMEOUT_MS}}}"#),
+                1,
+            ),
+            Load::Batches => {
+                let inputs: Vec<String> = (0..BATCH_ITEMS).map(|n| n.to_string()).collect();
+                (
+                    "/api/batch",
+                    format!(r#"{{"code":"input * 2","inputs":[{}]}}"#, inputs.join(",")),
+                    BATCH_ITEMS,
+                )
+            }
+        };
+        let body = Bytes::from(body);
         let tasks = (0..clients)
             .map(|_| {
-                let (client, running, loops_run, body) = (
+                let (client, running, runs_done, body) = (
                     client.clone(),
                     running.clone(),
-                    loops_run.clone(),
+                    runs_done.clone(),
                     body.clone(),
                 );
                 tokio::spawn(async move {
                     while running.load(Ordering::Relaxed) {
-                        let (status, _) = client.execute(key, &body).await;
+                        let (status, _) = client.post(path, key, &body).await;
                         if status == StatusCode::OK {
-                            loops_run.fetch_add(1, Ordering::Relaxed);
+                            runs_done.fetch_add(runs, Ordering::Relaxed);
                         } else {
                             // Its own queue is full: back off a little, as a client would.
                             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -211,18 +264,19 @@ impl Flood {
             .collect();
         Self {
             running,
-            loops_run,
+            runs_done,
             tasks,
         }
     }
 
-    /// Stops the flood once its loops in flight end; returns how many loops ran.
+    /// Stops the flood once its runs in flight end; returns how many ran (loops, or items of
+    /// whole batches).
     async fn stop(self) -> usize {
         self.running.store(false, Ordering::Relaxed);
         for task in self.tasks {
             task.await.unwrap();
         }
-        self.loops_run.load(Ordering::Relaxed)
+        self.runs_done.load(Ordering::Relaxed)
     }
 }
 
