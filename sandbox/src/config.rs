@@ -364,12 +364,16 @@ impl Config {
     }
 
     /// Bytes a batch of `items` is charged for its answers, beside its body's charge and
-    /// while it runs: the answers kept until the last item has finished (at most
-    /// `MAX_BATCH_ANSWER_BYTES`, and [`SKIPPED_ANSWER_BYTES`] for each item that answers
-    /// without running), and again as the one JSON answer made of them.
+    /// while it runs: the answers kept until the last item has finished (as many full answers
+    /// as it has items, at most `MAX_BATCH_ANSWER_BYTES`, and [`SKIPPED_ANSWER_BYTES`] for
+    /// each item that answers without running or past the cap), and again as the one JSON
+    /// answer made of them. A batch this does not fit in the budget even when it is empty is
+    /// refused (413), as any such request is.
     pub fn batch_charge(&self, items: usize) -> usize {
-        let kept = self
-            .max_batch_answer_bytes
+        let full_answer = self.max_result_bytes + self.max_log_bytes + SKIPPED_ANSWER_BYTES;
+        let kept = items
+            .saturating_mul(full_answer)
+            .min(self.max_batch_answer_bytes)
             .saturating_add(items.saturating_mul(SKIPPED_ANSWER_BYTES));
         kept.saturating_mul(2)
     }
@@ -497,13 +501,8 @@ impl MemoryPlan {
         let supervisor_reserve = SUPERVISOR_BASE_BYTES
             + config.connections.max_connections as u64 * PER_CONNECTION_BYTES
             + workers_count.saturating_mul(per_worker);
-        // The largest batch: its body, its answers, and an item running (each further running
-        // item is charged at its admission, and waits for room when there is none).
-        let largest_batch = config
-            .batch_charge(config.max_batch_items)
-            .saturating_add(config.batch_item_charge(config.max_body_bytes));
-        let one_request = (Config::body_charge(config.max_body_bytes)
-            + config.answer_charge().max(largest_batch)) as u64;
+        let one_request =
+            (Config::body_charge(config.max_body_bytes) + config.answer_charge()) as u64;
         let needed = workers
             .saturating_add(supervisor_reserve)
             .saturating_add(one_request);
@@ -514,8 +513,7 @@ impl MemoryPlan {
                 reason: format!(
                     "{} workers of {} MiB of address space each (MAX_MEMORY_LIMIT_MB={} + the \
                      stack from STACK_LIMIT_KB={} + {} MiB), the supervisor's {} MiB and one \
-                     request's {} MiB (MAX_BODY_BYTES, MAX_RESULT_BYTES, MAX_LOG_BYTES, and for \
-                     a batch MAX_BATCH_ITEMS and MAX_BATCH_ANSWER_BYTES) need {} \
+                     request's {} MiB (MAX_BODY_BYTES, MAX_RESULT_BYTES, MAX_LOG_BYTES) need {} \
                      MiB, more than the sandbox's {} MiB ({}): lower MAX_CONCURRENCY or \
                      MAX_MEMORY_LIMIT_MB, or give the sandbox more memory (SANDBOX_MEMORY_MB \
                      where its container sets no limit)",
@@ -580,6 +578,19 @@ mod tests {
             declared.join("\n"),
             "README's rows, left; the declarations', right"
         );
+    }
+
+    #[test]
+    fn a_batchs_answer_charge_grows_with_its_items_up_to_the_cap() {
+        let config = Config::default();
+        let full = config.max_result_bytes + config.max_log_bytes + SKIPPED_ANSWER_BYTES;
+        assert_eq!(config.batch_charge(1), 2 * (full + SKIPPED_ANSWER_BYTES));
+        // 1000 items: the 8 MiB cap, and a short answer's room for each item.
+        assert_eq!(
+            config.batch_charge(1000),
+            2 * (8 * 1024 * 1024 + 1000 * SKIPPED_ANSWER_BYTES)
+        );
+        assert!(config.batch_charge(2) < config.batch_charge(1000));
     }
 
     #[test]
