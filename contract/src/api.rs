@@ -90,16 +90,24 @@ pub struct BatchLine<'a> {
     pub answer: &'a ExecuteResponse,
 }
 
-/// True when an `Accept` header value asks for a streamed batch: it names [`NDJSON`] (a
-/// client that accepts several types gets the stream only by naming it).
+/// True when an `Accept` header value asks for a streamed batch: it names [`NDJSON`], with a
+/// weight above 0 (a client that accepts several types gets the stream only by naming it).
 pub fn accepts_ndjson(accept: &str) -> bool {
     accept.split(',').any(|range| {
-        range
-            .split(';')
+        let mut parts = range.split(';').map(str::trim);
+        let named = parts
             .next()
-            .unwrap_or_default()
-            .trim()
-            .eq_ignore_ascii_case(NDJSON)
+            .is_some_and(|media_type| media_type.eq_ignore_ascii_case(NDJSON));
+        let refused = parts.any(|parameter| {
+            parameter.split_once('=').is_some_and(|(name, weight)| {
+                name.trim().eq_ignore_ascii_case("q")
+                    && weight
+                        .trim()
+                        .parse::<f32>()
+                        .is_ok_and(|weight| weight <= 0.0)
+            })
+        });
+        named && !refused
     })
 }
 
@@ -290,7 +298,14 @@ mod tests {
         ] {
             assert!(accepts_ndjson(accept), "{accept}");
         }
-        for accept in ["application/json", "*/*", "", "application/x-ndjsonx"] {
+        for accept in [
+            "application/json",
+            "*/*",
+            "",
+            "application/x-ndjsonx",
+            "application/x-ndjson;q=0",
+            "application/x-ndjson; q=0.0, application/json",
+        ] {
             assert!(!accepts_ndjson(accept), "{accept}");
         }
     }
