@@ -54,6 +54,11 @@ fn execute(addr: SocketAddr, body: &serde_json::Value, anonymous: bool) -> Answe
 
 /// [`execute`] with the body as written.
 fn execute_text(addr: SocketAddr, body: &str, anonymous: bool) -> Answer {
+    post_text(addr, "/api/execute", body, anonymous)
+}
+
+/// `POST path` with the body as written, with the tenant's key unless `anonymous`.
+fn post_text(addr: SocketAddr, path: &str, body: &str, anonymous: bool) -> Answer {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -65,7 +70,7 @@ fn execute_text(addr: SocketAddr, body: &str, anonymous: bool) -> Answer {
     };
     write!(
         stream,
-        "POST /api/execute HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
          Content-Type: application/json\r\n{key}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
@@ -670,6 +675,54 @@ fn web_scripts_are_cached_revalidated_bounded_in_time_and_redirects_rechecked() 
         "payload_too_large",
         "4096",
     );
+}
+
+#[test]
+fn a_batch_runs_a_script_from_a_url_loaded_once_within_the_tenants_allow_list_and_pin() {
+    let server = PlainServer::start();
+    server.put("/scripts/rule.js", "input * 3");
+    let stack = SourceStack::start(
+        &["http://127.0.0.1/scripts/"],
+        &[("SOURCES_ALLOW_LOOPBACK", "true")],
+    );
+    let addr = stack.addr();
+    let rule = server.url("/scripts/rule.js");
+    let batch = |body: serde_json::Value| post_text(addr, "/api/batch", &body.to_string(), false);
+
+    let answer = batch(serde_json::json!({"url": rule, "inputs": [1, 2, 3]}));
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let results: Vec<&serde_json::Value> = answer.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|result| &result["result"])
+        .collect();
+    assert_eq!(results, [3, 6, 9]);
+    assert_eq!(server.downloads("/scripts/rule.js"), 1);
+
+    let pinned = |digest: &str| serde_json::json!({"url": rule, "sha256": digest, "inputs": [1]});
+    let pin = sha256_hex("input * 3");
+    assert_eq!(batch(pinned(&pin)).body["results"][0]["result"], 3);
+    assert_error(
+        &batch(pinned(&"0".repeat(64))),
+        422,
+        "source_hash_mismatch",
+        &pin,
+    );
+    assert_error(
+        &batch(serde_json::json!({"url": server.url("/elsewhere/a.js"), "inputs": [1]})),
+        403,
+        "source_forbidden",
+        "allowed sources",
+    );
+    // The anonymous tier may load from nowhere.
+    let anonymous = post_text(
+        addr,
+        "/api/batch",
+        &serde_json::json!({"url": rule, "inputs": [1]}).to_string(),
+        true,
+    );
+    assert_error(&anonymous, 403, "source_forbidden", "anonymous");
 }
 
 #[test]
