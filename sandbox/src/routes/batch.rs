@@ -290,17 +290,17 @@ impl BatchRun {
         let state = &self.state;
         // Counted as `cancelled` if the batch is dropped while the item runs (its client left),
         // as an execution is.
-        let admitted = Instant::now();
-        let left = scopeguard::guard((), |()| {
+        let started = Instant::now();
+        let departure = scopeguard::guard((), |()| {
             state
                 .metrics
-                .execution_finished(&self.tenant.id, "cancelled", admitted.elapsed());
+                .execution_finished(&self.tenant.id, "cancelled", started.elapsed());
         });
         let answer = state
             .pool
             .run_batch_item(job, self.caller.clone(), permit, self.script)
             .await;
-        scopeguard::ScopeGuard::into_inner(left);
+        scopeguard::ScopeGuard::into_inner(departure);
         let answer = match answer {
             Ok(answer) => {
                 state
