@@ -251,9 +251,10 @@ const LOG_LENGTH: usize = 0;
 const LOG_ENTRIES: usize = 8;
 const LOG_TRUNCATED: usize = 12;
 const CANCEL: usize = 16;
+const PREPARED: usize = 20;
 
-/// Memory shared by the supervisor and one worker: the console output of the running job and
-/// the supervisor's request to stop it.
+/// Memory shared by the supervisor and one worker: the console output of the running job, the
+/// supervisor's request to stop it, and whether the worker's next runtime is prepared.
 ///
 /// The worker appends each console entry as JSON text, entries separated by commas, then
 /// publishes the new length (release); the supervisor reads the published length (acquire) and
@@ -338,6 +339,13 @@ impl Region {
     /// Set by the supervisor to ask the running job to stop at its next interrupt check.
     pub fn cancel_flag(&self) -> &AtomicBool {
         self.header(CANCEL)
+    }
+
+    /// Set by the worker once its next runtime is prepared and it waits for a job; cleared by
+    /// the supervisor when it hands it one. An idle worker whose flag is still clear is freeing
+    /// its last runtime or preparing the next, and a job sent to it would wait for that.
+    pub fn prepared_flag(&self) -> &AtomicBool {
+        self.header(PREPARED)
     }
 
     /// Empties the console output: the worker does this before each job.
@@ -487,7 +495,7 @@ mod tests {
     }
 
     #[test]
-    fn the_region_shares_published_entries_and_the_cancel_flag() {
+    fn the_region_shares_published_entries_and_the_cancel_and_prepared_flags() {
         let (supervisor, fd) = Region::create(32).unwrap();
         let worker = Region::map(fd).unwrap();
         assert_eq!(worker.capacity(), 32);
@@ -501,6 +509,13 @@ mod tests {
         assert_eq!(snapshot.entries, 2);
         assert!(snapshot.truncated);
 
+        assert!(!supervisor.prepared_flag().load(Ordering::Acquire));
+        worker.prepared_flag().store(true, Ordering::Release);
+        assert!(supervisor.prepared_flag().load(Ordering::Acquire));
+        assert!(
+            !worker.cancel_flag().load(Ordering::Acquire),
+            "the flags are apart"
+        );
         supervisor.cancel_flag().store(true, Ordering::Release);
         assert!(worker.cancel_flag().load(Ordering::Acquire));
         worker.clear_log();

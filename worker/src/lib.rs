@@ -31,7 +31,7 @@ use std::{
     },
     process::ExitCode,
     rc::Rc,
-    sync::Arc,
+    sync::{Arc, atomic::Ordering},
     time::Instant,
 };
 
@@ -142,6 +142,9 @@ fn serve(
                 channel.borrow_mut().write_all(&encode(&report)).ok()?;
                 ready = true;
             }
+            // The supervisor prefers an idle worker whose runtime is prepared; it clears the flag
+            // when it hands this one a job.
+            region.prepared_flag().store(true, Ordering::Release);
             // Blocks in the kernel until the supervisor writes: an idle worker burns no CPU.
             let job = loop {
                 match read_frame(&mut *channel.borrow_mut(), MAX_SUPERVISOR_FRAME) {

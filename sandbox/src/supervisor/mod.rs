@@ -290,15 +290,16 @@ impl Shared {
         self.idle_changed.notify_one();
     }
 
-    /// Waits for an idle worker. A permit holder finds one at once unless one is being
-    /// replaced, which takes milliseconds; if none comes, workers cannot be started.
+    /// Waits for an idle worker, one whose next runtime is prepared where there is one. A permit
+    /// holder finds one at once unless one is being replaced, which takes milliseconds; if none
+    /// comes, workers cannot be started.
     async fn take_idle(&self) -> Result<Worker, PoolError> {
         let wait = async {
             loop {
                 let notified = self.idle_changed.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                if let Some(worker) = self.idle.lock().expect("idle list").pop() {
+                if let Some(worker) = take_prepared(&mut self.idle.lock().expect("idle list")) {
                     return worker;
                 }
                 notified.await;
@@ -354,6 +355,10 @@ impl Shared {
         let mut worker = loop {
             let mut worker = self.take_idle().await?;
             worker.region.cancel_flag().store(false, Ordering::Release);
+            worker
+                .region
+                .prepared_flag()
+                .store(false, Ordering::Release);
             match worker.send(&frame).await {
                 Ok(()) => break worker,
                 Err(_) if attempts + 1 < DELIVERY_ATTEMPTS => {
@@ -636,5 +641,20 @@ impl Shared {
         } else {
             self.make_idle(worker);
         }
+    }
+}
+
+/// Takes the idle worker whose next runtime is prepared that was returned last (its caches
+/// are the warmest), else the one returned first, the nearest to being prepared: the worker that
+/// just answered is still freeing its runtime and preparing the next (most of a worker's CPU per
+/// execution), and a job sent to it would wait for both while another worker sits ready.
+fn take_prepared(idle: &mut Vec<Worker>) -> Option<Worker> {
+    let prepared = idle
+        .iter()
+        .rposition(|worker| worker.region.prepared_flag().load(Ordering::Acquire));
+    match prepared {
+        Some(at) => Some(idle.remove(at)),
+        None if idle.is_empty() => None,
+        None => Some(idle.remove(0)),
     }
 }
