@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use axum::http::Uri;
 pub use service_kit::ConfigError;
-use service_kit::LogFormat;
 use service_kit::env::{Env, Var, default, parse::*, unset};
+use service_kit::telemetry::Sample;
+use service_kit::{LogFormat, Logging};
 
 use crate::rate_limit::RateLimit;
 use crate::sources;
@@ -81,6 +82,11 @@ service_kit::variables! {
     SHUTDOWN_NOTICE_MS: Duration = default("1000"), millis;
     /// `text` for terminals, `json` for Cloud Logging
     LOG_FORMAT: LogFormat = default("text"), log_format;
+    /// the share of successful requests whose line is logged, from 0 to 1: each line costs a few
+    /// microseconds of CPU in each process. Answers with an error status and executions that did
+    /// not succeed are always logged; both processes keep the same requests' lines (chosen by
+    /// request id)
+    REQUEST_LOG_SAMPLE: Sample = default("1"), sample;
     /// log filter, e.g. `ingress=debug`
     RUST_LOG: String = default("info"), text;
     /// the ingress's memory when its container sets none; a cgroup's limit (v2 `memory.max`, v1
@@ -138,8 +144,8 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// [`TRUSTED_PROXY_HOPS`].
     pub trusted_proxy_hops: usize,
-    /// [`LOG_FORMAT`].
-    pub log_format: LogFormat,
+    /// [`LOG_FORMAT`] and [`REQUEST_LOG_SAMPLE`].
+    pub logging: Logging,
     /// [`TENANTS_FILE`]: the tenants, their keys and limits, and the anonymous tier.
     pub tenants: Tenants,
     /// [`ADMIN_LISTEN_ADDR`]: metrics must not take the service down, so a failure to bind it
@@ -219,7 +225,10 @@ impl Default for Config {
                 burst: RATE_LIMIT_BURST.default_value(),
             }),
             trusted_proxy_hops: TRUSTED_PROXY_HOPS.default_value(),
-            log_format: LOG_FORMAT.default_value(),
+            logging: Logging {
+                format: LOG_FORMAT.default_value(),
+                sample: REQUEST_LOG_SAMPLE.default_value(),
+            },
             tenants: Tenants::default(),
             admin_listen_addr: ADMIN_LISTEN_ADDR.default_value(),
             connections: connection_limits(&Env::new(&|_| None), 0)
@@ -268,7 +277,10 @@ impl Config {
             max_body_bytes: env.get(&MAX_BODY_BYTES)?,
             rate_limit,
             trusted_proxy_hops,
-            log_format: env.get(&LOG_FORMAT)?,
+            logging: Logging {
+                format: env.get(&LOG_FORMAT)?,
+                sample: env.get(&REQUEST_LOG_SAMPLE)?,
+            },
             tenants,
             admin_listen_addr: env.get(&ADMIN_LISTEN_ADDR)?,
             connections: connection_limits(&env, trusted_proxy_hops)?,
@@ -478,7 +490,11 @@ mod tests {
             ),
             (
                 LOG_FORMAT.name,
-                format!("{:?}", config.log_format).to_lowercase(),
+                format!("{:?}", config.logging.format).to_lowercase(),
+            ),
+            (
+                REQUEST_LOG_SAMPLE.name,
+                config.logging.sample.share().to_string(),
             ),
             (
                 MAX_SCRIPT_BYTES.name,

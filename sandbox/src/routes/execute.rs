@@ -123,17 +123,20 @@ pub async fn execute(
         .metrics
         .execution_finished(&tenant.id, answer.kind(), answer.duration);
 
-    tracing::info!(
-        request_id,
-        trace_id,
-        tenant = tenant.id,
-        outcome = answer.kind(),
-        duration_ms = answer.duration.as_secs_f64() * 1000.0,
-        queue_ms = queue_wait.as_secs_f64() * 1000.0,
-        code_bytes,
-        log_entries = answer.log_entries,
-        "execution finished"
-    );
+    let kind = answer.kind();
+    if kind != "success" || service_kit::telemetry::logs_success(request_id.as_deref()) {
+        tracing::info!(
+            request_id,
+            trace_id,
+            tenant = tenant.id,
+            outcome = kind,
+            duration_ms = answer.duration.as_secs_f64() * 1000.0,
+            queue_ms = queue_wait.as_secs_f64() * 1000.0,
+            code_bytes,
+            log_entries = answer.log_entries,
+            "execution finished"
+        );
+    }
     Ok(charged_json(&ExecuteResponse::from(answer), charge))
 }
 
