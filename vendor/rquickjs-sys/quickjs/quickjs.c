@@ -40036,8 +40036,11 @@ static JSValue JS_ReadModule(BCReaderState *s)
     if (m->req_module_entries_count != 0) {
         m->req_module_entries_size = m->req_module_entries_count;
         m->req_module_entries = js_mallocz(ctx, sizeof(m->req_module_entries[0]) * m->req_module_entries_size);
-        if (!m->req_module_entries)
+        if (!m->req_module_entries) {
+            /* PATCH oom-read-module-counts (vendor/rquickjs-sys/PATCHES.md): no entries to free */
+            m->req_module_entries_count = 0;
             goto fail;
+        }
         for(i = 0; i < m->req_module_entries_count; i++) {
             JSReqModuleEntry *rme = &m->req_module_entries[i];
             JSModuleDef **pm = &rme->module;
@@ -40065,8 +40068,11 @@ static JSValue JS_ReadModule(BCReaderState *s)
     if (m->export_entries_count != 0) {
         m->export_entries_size = m->export_entries_count;
         m->export_entries = js_mallocz(ctx, sizeof(m->export_entries[0]) * m->export_entries_size);
-        if (!m->export_entries)
+        if (!m->export_entries) {
+            /* PATCH oom-read-module-counts (vendor/rquickjs-sys/PATCHES.md): no entries to free */
+            m->export_entries_count = 0;
             goto fail;
+        }
         for(i = 0; i < m->export_entries_count; i++) {
             JSExportEntry *me = &m->export_entries[i];
             if (bc_get_u8(s, &v8))
@@ -40091,8 +40097,11 @@ static JSValue JS_ReadModule(BCReaderState *s)
     if (m->star_export_entries_count != 0) {
         m->star_export_entries_size = m->star_export_entries_count;
         m->star_export_entries = js_mallocz(ctx, sizeof(m->star_export_entries[0]) * m->star_export_entries_size);
-        if (!m->star_export_entries)
+        if (!m->star_export_entries) {
+            /* PATCH oom-read-module-counts (vendor/rquickjs-sys/PATCHES.md): no entries to free */
+            m->star_export_entries_count = 0;
             goto fail;
+        }
         for(i = 0; i < m->star_export_entries_count; i++) {
             JSStarExportEntry *se = &m->star_export_entries[i];
             if (bc_get_leb128_int(s, &se->req_module_idx))
@@ -40105,8 +40114,11 @@ static JSValue JS_ReadModule(BCReaderState *s)
     if (m->import_entries_count != 0) {
         m->import_entries_size = m->import_entries_count;
         m->import_entries = js_mallocz(ctx, sizeof(m->import_entries[0]) * m->import_entries_size);
-        if (!m->import_entries)
+        if (!m->import_entries) {
+            /* PATCH oom-read-module-counts (vendor/rquickjs-sys/PATCHES.md): no entries to free */
+            m->import_entries_count = 0;
             goto fail;
+        }
         for(i = 0; i < m->import_entries_count; i++) {
             JSImportEntry *mi = &m->import_entries[i];
             if (bc_get_leb128_int(s, &mi->var_idx))
