@@ -110,7 +110,7 @@ async def limited(url, tight_key):
 
 async def main(url, key, tight_key):
     await tools_work(url, key, "legacy", "2025-11-25")
-    await tools_work(url, key, "2026-07-28", "2026-07-28")
+    await tools_work(url, key, "auto", "2026-07-28")  # discovers the server, no handshake
     await refused_without_a_key(url)
     await limited(url, tight_key)
     print("every check passed")
