@@ -472,12 +472,14 @@ mod tests {
     #[test]
     fn arguments_go_to_the_sandbox_as_the_api_names_them_and_unknown_ones_are_refused() {
         let fields: RunJavascript = serde_json::from_value(json!({
-            "code": "1", "input": {"n": 1}, "timeoutMs": 50, "memoryLimitMb": 8
+            "code": "1", "input": {"n": 1}, "language": "typescript", "timeoutMs": 50,
+            "memoryLimitMb": 8
         }))
         .unwrap();
         assert_eq!(
             serde_json::to_value(&fields).unwrap(),
-            json!({"code": "1", "input": {"n": 1}, "timeoutMs": 50, "memoryLimitMb": 8})
+            json!({"code": "1", "input": {"n": 1}, "language": "typescript", "timeoutMs": 50,
+                   "memoryLimitMb": 8})
         );
         let bare: RunJavascript = serde_json::from_value(json!({"code": "1"})).unwrap();
         assert_eq!(serde_json::to_value(&bare).unwrap(), json!({"code": "1"}));

@@ -434,6 +434,17 @@ async fn concurrent_calls_on_one_client_each_get_their_own_result() {
 }
 
 #[tokio::test]
+async fn a_body_over_max_body_bytes_is_refused_413_before_the_sdk_reads_it() {
+    let app = spawn_app_with(|config| config.max_body_bytes = 2000).await;
+
+    let answer = post_call(&app, &[], &format!("'{}'", "x".repeat(4000))).await;
+
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer.error_kind(), "payload_too_large");
+    assert_eq!(post_call(&app, &[], "1").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_page_of_another_site_is_refused_403_and_a_page_of_the_same_site_is_served() {
     let app = spawn_app().await;
     let own_origin = format!("http://{}", app.addr());
