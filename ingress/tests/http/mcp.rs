@@ -434,6 +434,51 @@ async fn concurrent_calls_on_one_client_each_get_their_own_result() {
 }
 
 #[tokio::test]
+async fn a_client_that_leaves_during_a_call_cancels_its_execution() {
+    let app = spawn_app().await;
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "run_javascript",
+                   "arguments": {"code": "while (true) {}", "timeoutMs": 20000}}
+    })
+    .to_string();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\ncontent-length: {}\r\n\r\n{body}",
+        app.addr(),
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(app.addr()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    let sandbox = &app.sandbox.http;
+    sandbox
+        .wait_for_metric(
+            "sandbox_workers_busy",
+            |busy| busy >= 1.0,
+            "the loop to run",
+        )
+        .await;
+
+    let left = Instant::now();
+    drop(stream);
+
+    sandbox
+        .wait_for_metric(
+            r#"sandbox_executions_total{tenant="anonymous",outcome="cancelled"}"#,
+            |cancelled| cancelled >= 1.0,
+            "the execution to be cancelled",
+        )
+        .await;
+    assert!(
+        left.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        left.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_body_over_max_body_bytes_is_refused_413_before_the_sdk_reads_it() {
     let app = spawn_app_with(|config| config.max_body_bytes = 2000).await;
 
