@@ -60,12 +60,13 @@ const RUN_JAVASCRIPT_DESCRIPTION: &str = "Runs a JavaScript program in an isolat
 const LIST_EXAMPLES_DESCRIPTION: &str = "Lists the service's bundled example scripts, each \
     with its name and JavaScript source, to read or to run with `run_javascript`.";
 
-/// `run_javascript`'s arguments: the fields of an execute request that a script given as
-/// `code` may have, named as the API names them, so they are sent to the sandbox as they came.
-///
-/// Only the shape is checked here (a `code` string, no other field); every value is checked
-/// by the sandbox's parser, as an API request's is. That is why the fields other than `code`
-/// are JSON values, described by the schema as the API defines them.
+// The fields of an execute request that a script given as `code` may have, named as the API
+// names them, so they are sent to the sandbox as they came. Only the shape is checked here (a
+// `code` string, no other field); every value is checked by the sandbox's parser, as an API
+// request's is, which is why the fields other than `code` are JSON values that the schema
+// describes as the API defines them. (Doc comments here are the schema's descriptions, which
+// agents read.)
+/// A script to run, and how.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(crate = "rmcp::schemars")]
@@ -92,7 +93,8 @@ struct RunJavascript {
     memory_limit_mb: Option<Value>,
 }
 
-/// The languages `run_javascript` is described as taking; only the schema uses it.
+// Only the schema uses it: `language` goes to the sandbox as given.
+/// The language a script is written in.
 #[derive(JsonSchema)]
 #[schemars(crate = "rmcp::schemars", rename_all = "lowercase")]
 #[allow(dead_code, reason = "a schema, never a value")]
@@ -101,7 +103,7 @@ enum Language {
     Typescript,
 }
 
-/// `list_examples` takes nothing.
+/// No arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(crate = "rmcp::schemars")]
