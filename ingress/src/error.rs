@@ -15,7 +15,7 @@ use contract::envelope::{ErrorEnvelope, RequestErrorKind};
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// No route or asset at this path.
-    #[error("nothing here: only /api/*, /healthz and the demo page are served")]
+    #[error("nothing here: only /api/*, /mcp, /healthz and the demo page are served")]
     NotFound,
     /// The path exists but not for this method.
     #[error("method not allowed")]
