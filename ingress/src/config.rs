@@ -13,6 +13,7 @@ use service_kit::env::{Env, Var, default, parse::*, unset};
 use service_kit::telemetry::Sample;
 use service_kit::{LogFormat, Logging};
 
+use crate::mcp::origin::AllowedHosts;
 use crate::rate_limit::RateLimit;
 use crate::sources;
 use crate::tenants::{self, Tenants};
@@ -112,6 +113,10 @@ service_kit::variables! {
     SOURCE_CACHE_BYTES: usize = default("67108864"), whole;
     /// how long a cached script is used as is; after it, a conditional request revalidates it
     SOURCE_CACHE_TTL_MS: Duration = default("60000"), millis;
+    /// the hosts `/mcp` answers for (see [MCP](#mcp)), comma-separated `host` or `host:port` (no
+    /// port: any); a page's `Origin` must name one of them too. Unset: any `Host`, and an `Origin`
+    /// must name the request's own `Host`. Anything else is refused 403 `forbidden`
+    MCP_ALLOWED_HOSTS: AllowedHosts = unset("unset"), AllowedHosts::parse;
     /// **tests only**: `true` lets script sources and the endpoints below be on loopback addresses
     SOURCES_ALLOW_LOOPBACK: bool = default("false"), boolean;
     /// **emulators only**: base URL of a GCS XML-API server, sent no credentials; unset: Google's,
@@ -162,6 +167,8 @@ pub struct Config {
     pub sources: sources::Settings,
     /// The ingress's memory and the share of it for buffers (see [`Memory`]).
     pub memory: Memory,
+    /// [`MCP_ALLOWED_HOSTS`]: the `Host` and `Origin` `/mcp` serves.
+    pub mcp_allowed_hosts: AllowedHosts,
     /// [`K_SERVICE`] is set: the ingress runs on Cloud Run, where its port is reached only
     /// through Google's front end.
     pub on_cloud_run: bool,
@@ -235,6 +242,7 @@ impl Default for Config {
                 .expect("the declared defaults parse"),
             sources: sources::Settings::default(),
             memory: Memory::default(),
+            mcp_allowed_hosts: AllowedHosts::Any,
             on_cloud_run: false,
         }
     }
@@ -286,6 +294,7 @@ impl Config {
             connections: connection_limits(&env, trusted_proxy_hops)?,
             sources: read_sources(&env)?,
             memory: read_memory(&env, sandbox_url.is_none())?,
+            mcp_allowed_hosts: env.optional(&MCP_ALLOWED_HOSTS)?.unwrap_or_default(),
             sandbox_url,
             on_cloud_run: env.raw(K_SERVICE).is_some(),
         })
@@ -529,6 +538,10 @@ mod tests {
                 SOURCES_S3_ENDPOINT.name,
                 config.sources.s3_endpoint.is_none(),
             ),
+            (
+                MCP_ALLOWED_HOSTS.name,
+                config.mcp_allowed_hosts == AllowedHosts::Any,
+            ),
         ] {
             assert_eq!(documented_default(variable), "unset", "{variable}");
             assert!(is_unset, "{variable} has a value by default");
@@ -587,6 +600,17 @@ mod tests {
         );
         assert!(config_from(&[(SOURCE_TIMEOUT_MS.name, "0")]).is_err());
         assert!(config_from(&[(SOURCES_ALLOW_LOOPBACK.name, "yes")]).is_err());
+    }
+
+    #[test]
+    fn mcp_allowed_hosts_lists_the_hosts_of_mcp() {
+        let config =
+            config_from(&[(MCP_ALLOWED_HOSTS.name, "jsbox.example.com,localhost:8080")]).unwrap();
+        assert_eq!(
+            config.mcp_allowed_hosts,
+            AllowedHosts::parse("jsbox.example.com, localhost:8080").unwrap()
+        );
+        assert_ne!(config.mcp_allowed_hosts, AllowedHosts::Any);
     }
 
     #[test]
@@ -703,6 +727,7 @@ mod tests {
             (LISTEN_ADDR.name, "localhost"),
             (ADMIN_LISTEN_ADDR.name, "9090"),
             (TENANTS_FILE.name, "/no/such/tenants.toml"),
+            (MCP_ALLOWED_HOSTS.name, "https://jsbox.example.com"),
         ] {
             let error = config_from(&[(variable, value)]).unwrap_err();
             assert!(error.to_string().contains(variable), "{error}");

@@ -172,7 +172,11 @@ pub async fn forward_document(
 impl Proxy {
     /// Sends `request` to the sandbox on behalf of `caller`: its answer, or the ingress's own
     /// when the path is not the sandbox's to see, the body is refused or the sandbox fails.
-    async fn send(&self, caller: &Caller, request: Request) -> Result<Response, ApiError> {
+    pub(crate) async fn send(
+        &self,
+        caller: &Caller,
+        request: Request,
+    ) -> Result<Response, ApiError> {
         let (mut parts, body) = request.into_parts();
         let path_and_query = parts
             .uri

@@ -1,5 +1,6 @@
 //! Logging set-up, the same in both binaries: JSON for Cloud Logging or human-readable text,
-//! `RUST_LOG` refining the default `info` level; which successful requests get their line
+//! `RUST_LOG` refining the default `info` level (libraries that chatter per request kept to
+//! warnings unless it names them); which successful requests get their line
 //! (`REQUEST_LOG_SAMPLE`); and the trace id that both put on a request's log lines, so Cloud
 //! Logging can group them under its trace.
 
@@ -81,7 +82,7 @@ pub fn logs_success(request_id: Option<&str>) -> bool {
 /// in its own process twice) is kept, not a panic.
 pub fn init(Logging { format, sample }: Logging) {
     SAMPLE.store(sample.0.to_bits(), Ordering::Relaxed);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter(std::env::var(EnvFilter::DEFAULT_ENV).ok().as_deref());
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
         LogFormat::Json => registry.with(tracing_stackdriver::layer()).try_init(),
@@ -89,6 +90,25 @@ pub fn init(Logging { format, sample }: Logging) {
             .with(tracing_subscriber::fmt::layer().with_ansi(colours()))
             .try_init(),
     };
+}
+
+/// Libraries whose `info` lines are per-request chatter: the MCP SDK logs every stateless
+/// request's start (with the client's description of itself) and end, beside the ingress's own
+/// request line.
+const CHATTY: [&str; 1] = ["rmcp"];
+
+/// `RUST_LOG`'s directives (`info` when unset or invalid), with [`CHATTY`] libraries at `warn`
+/// unless they name them.
+fn filter(directives: Option<&str>) -> EnvFilter {
+    let directives = directives.unwrap_or("info");
+    let mut filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    for target in CHATTY {
+        if !directives.contains(target) {
+            filter =
+                filter.add_directive(format!("{target}=warn").parse().expect("a valid directive"));
+        }
+    }
+    filter
 }
 
 /// Colours only for a terminal: `docker compose logs` and files get plain text.
@@ -109,6 +129,24 @@ pub fn trace_id(headers: &HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chatty_libraries_log_warnings_only_unless_rust_log_names_them() {
+        for directives in [
+            None,
+            Some("info"),
+            Some("ingress=debug"),
+            Some("not a filter"),
+        ] {
+            let filter = filter(directives).to_string();
+            assert!(filter.contains("rmcp=warn"), "{directives:?}: {filter}");
+        }
+        let named = filter(Some("info,rmcp=debug")).to_string();
+        assert!(
+            named.contains("rmcp=debug") && !named.contains("rmcp=warn"),
+            "{named}"
+        );
+    }
 
     #[test]
     fn a_sample_keeps_about_its_share_of_ids_and_the_same_ids_each_time() {

@@ -4,6 +4,7 @@ mod assets;
 mod bodies;
 mod failures;
 mod fairness;
+mod mcp;
 mod metrics;
 mod proxying;
 mod rate_limit;
