@@ -378,14 +378,31 @@ impl Region {
         self.log_truncated().store(1, Ordering::Release);
     }
 
+    /// Bytes of console text published so far (the supervisor's side): one atomic load, for
+    /// watching the output grow without copying it.
+    pub fn published_length(&self) -> usize {
+        (self.log_length().load(Ordering::Acquire) as usize).min(self.capacity())
+    }
+
     /// Copies the console output published so far (the supervisor's side).
     pub fn snapshot(&self) -> LogSnapshot {
-        let length = (self.log_length().load(Ordering::Acquire) as usize).min(self.capacity());
-        let mut text = vec![0; length];
-        // SAFETY: `length` is clamped to the data part of the mapping. The worker may still be
-        // writing past it; those bytes are not read.
+        self.snapshot_after(0)
+    }
+
+    /// Copies the console text published after its first `offset` bytes (none when `offset`
+    /// is at or past the published length), with the counts of the whole output.
+    pub fn snapshot_after(&self, offset: usize) -> LogSnapshot {
+        let length = self.published_length();
+        let start = offset.min(length);
+        let mut text = vec![0; length - start];
+        // SAFETY: `start..length` is clamped to the data part of the mapping. The worker may
+        // still be writing past it; those bytes are not read.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(HEADER), text.as_mut_ptr(), length);
+            std::ptr::copy_nonoverlapping(
+                self.map.as_ptr().add(HEADER + start),
+                text.as_mut_ptr(),
+                length - start,
+            );
         }
         LogSnapshot {
             text,
@@ -500,6 +517,12 @@ mod tests {
         assert_eq!(snapshot.text, b"{\"a\":1},[2]");
         assert_eq!(snapshot.entries, 2);
         assert!(snapshot.truncated);
+
+        assert_eq!(supervisor.published_length(), 11);
+        assert_eq!(supervisor.snapshot_after(8).text, b"[2]");
+        assert_eq!(supervisor.snapshot_after(8).entries, 2);
+        assert_eq!(supervisor.snapshot_after(11).text, b"");
+        assert_eq!(supervisor.snapshot_after(99).text, b"");
 
         supervisor.cancel_flag().store(true, Ordering::Release);
         assert!(worker.cancel_flag().load(Ordering::Acquire));
