@@ -120,8 +120,9 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn each_published_entry_is_handed_on_once_in_order() {
+    // In a runtime: the feed's interval needs a timer.
+    #[tokio::test]
+    async fn each_published_entry_is_handed_on_once_in_order() {
         let (region, fd) = Region::create(1024).unwrap();
         let worker = Region::map(fd).unwrap();
         let (mut feed, mut entries) = LogFeed::channel();
@@ -147,8 +148,9 @@ mod tests {
         assert!(entries.try_recv().is_err(), "the channel is closed");
     }
 
-    #[test]
-    fn output_that_is_not_whole_entries_ends_the_feed() {
+    // In a runtime: the feed's interval needs a timer.
+    #[tokio::test]
+    async fn output_that_is_not_whole_entries_ends_the_feed() {
         let (region, fd) = Region::create(1024).unwrap();
         let worker = Region::map(fd).unwrap();
         let (mut feed, mut entries) = LogFeed::channel();
@@ -161,8 +163,9 @@ mod tests {
         assert!(received(&mut entries).is_empty());
     }
 
-    #[test]
-    fn a_length_that_shrinks_ends_the_feed() {
+    // In a runtime: the feed's interval needs a timer.
+    #[tokio::test]
+    async fn a_length_that_shrinks_ends_the_feed() {
         let (region, fd) = Region::create(1024).unwrap();
         let worker = Region::map(fd).unwrap();
         let (mut feed, mut entries) = LogFeed::channel();
