@@ -298,3 +298,58 @@ async fn a_silent_stream_gets_a_heartbeat_comment() {
     assert_eq!(events[0].name, None, "a comment line: {events:?}");
     assert_eq!(result_of(&events)["result"], "woke");
 }
+
+#[tokio::test]
+async fn a_streaming_client_that_reads_nothing_holds_neither_the_worker_nor_memory_for_long() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app_with(|config| {
+        config.max_concurrency = 1;
+        config.connections.write_timeout = Duration::from_millis(300);
+        config.max_log_bytes = 32 << 20;
+        config.max_log_entries = 100_000;
+    })
+    .await;
+    // 16 MiB of console entries, far more than the socket buffers hold; seconds in a debug
+    // build on a loaded machine, so the time limit is not what this test is about.
+    let code = "for (let i = 0; i < 16000; i++) console.log('x'.repeat(1000)); 1";
+    let body = json!({ "code": code, "memoryLimitMb": 128, "timeoutMs": 30000 }).to_string();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(app.addr).await.unwrap();
+    let request = format!(
+        "POST /api/execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Accept: text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+
+    // The execution ends, by its own end or cancelled once the connection that made no
+    // progress for the write timeout was dropped, never waiting for the client; the only
+    // worker is free for the next request at once.
+    app.wait_for("the execution's end", 1.0, |app| async move {
+        app.metric_sum("sandbox_executions_total{tenant=\"anonymous\",")
+            .await
+    })
+    .await;
+    assert_eq!(app.run("1 + 1").await.result(), &json!(2));
+    // What waits for the client is charged to the memory budget, and given back once the
+    // connection that made no progress for the write timeout is dropped.
+    let charged = "sandbox_memory_budget_bytes{share=\"requests_charged\"}";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.metric(charged).await > 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stream's charge was never given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut received = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut received)).await;
+    let total = match read {
+        Ok(Ok(_)) | Ok(Err(_)) => received.len(),
+        Err(_) => panic!("the connection was still open after the write timeout"),
+    };
+    assert!(total < 16_000_000, "{total} bytes arrived");
+}
