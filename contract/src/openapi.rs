@@ -401,14 +401,11 @@ fn execute(limits: &Limits) -> openapi::path::Operation {
 /// The 200 answer of a request that asked for `text/event-stream`: its events as text, with an
 /// example stream.
 fn event_stream() -> openapi::Content {
-    let log = json!({"type": "log", "timestamp": "2026-01-01T09:50:41.362Z", "data": ["step", 1]});
-    let answer = json!({
-        "status": "success",
-        "result": 3,
-        "error": false,
-        "log": [log],
-        "executionTime": 2003.412
-    });
+    // Written out, so the fields keep the order the service sends them in.
+    let log = r#"{"type":"log","timestamp":"2026-01-01T09:50:41.362Z","data":["step",1]}"#;
+    let answer = format!(
+        r#"{{"status":"success","result":3,"error":false,"log":[{log}],"executionTime":2003.412}}"#
+    );
     let example = format!(
         "event: {LOG_EVENT}\ndata: {log}\n\n:\n\nevent: {RESULT_EVENT}\ndata: {answer}\n\n"
     );
