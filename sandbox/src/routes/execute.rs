@@ -1,6 +1,10 @@
 //! `POST /api/execute`: hold the parsed request to the tenant's ceilings, wait for a worker in
 //! the tenant's turn, run, count, answer. The request is parsed once, by its contract type
-//! ([`contract::request`]); the answers are the public API's ([`contract::api`]).
+//! ([`contract::request`]); the answers are the public API's ([`contract::api`]): one JSON
+//! answer, or, for a client that accepts `text/event-stream` ([`Delivery`]), Server-Sent Events
+//! from the moment a worker has the job: its console entries as they are made, then that same
+//! answer. Whatever is refused before the job starts is an ordinary error either way, and a
+//! client that leaves, streaming or not, has its execution cancelled.
 
 use std::{
     convert::Infallible,
