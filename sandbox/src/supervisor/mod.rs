@@ -29,7 +29,7 @@
 //!   their worker is free again within a millisecond or so; one that does not stop by the
 //!   kill grace is killed, as at its deadline.
 //! - **Streams cost only their own.** An execution whose client asked for a stream has its
-//!   console output handed on as it is published ([`LogFeed`]), by the same watching task, which
+//!   console output handed on as it is published (`feed.rs`), by the same watching task, which
 //!   never waits for the client; other executions are not looked at until they end.
 //! - **Host calls run here.** A script's call of an asynchronous host function (`fetch`, or
 //!   an operator's) arrives as a `Call` on the channel; the watching task checks it against
@@ -64,12 +64,10 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-pub use self::{
-    answer::Answer,
-    feed::{LogEntries, LogFeed},
-};
+pub use self::{answer::Answer, feed::LogEntries};
 use self::{
     answer::{checked, failed},
+    feed::LogFeed,
     launcher::{LaunchSettings, Launcher, Retirement},
     worker::Worker,
 };
