@@ -230,6 +230,9 @@ pub struct EventStream {
     /// Body text received and not yet made into events.
     pending: String,
     ended: bool,
+    /// Whether the body comes in chunks, as a stream does; an answer of a known length is a
+    /// whole one (a refusal).
+    chunked: bool,
 }
 
 /// One event, or a comment line alone (a heartbeat: no name), with when it arrived.
@@ -242,7 +245,8 @@ pub struct StreamEvent {
 }
 
 /// Sends `POST /api/execute` with `body` (JSON) and `Accept: text/event-stream` on a new
-/// connection and reads the answer's head.
+/// connection and reads the answer's head: read a stream with [`EventStream::next_event`], a
+/// whole answer (a request refused before it ran) with [`EventStream::whole_body`].
 pub fn post_stream(addr: SocketAddr, body: &str) -> io::Result<EventStream> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -266,25 +270,36 @@ pub fn post_stream(addr: SocketAddr, body: &str) -> io::Result<EventStream> {
     let chunked = head
         .lines()
         .any(|line| line.eq_ignore_ascii_case("transfer-encoding: chunked"));
-    if !chunked {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("a stream comes in chunks: {head}"),
-        ));
-    }
     Ok(EventStream {
         reader,
         status,
         head,
         pending: String::new(),
         ended: false,
+        chunked,
     })
 }
 
 impl EventStream {
+    /// The body of an answer that is not a stream, to the end of the connection.
+    pub fn whole_body(mut self) -> io::Result<String> {
+        if self.chunked {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a stream, not a whole answer: {}", self.head),
+            ));
+        }
+        let mut body = String::new();
+        self.reader.read_to_string(&mut body)?;
+        Ok(body)
+    }
+
     /// The next event or comment, `None` at the end of the stream.
     pub fn next_event(&mut self) -> io::Result<Option<StreamEvent>> {
         let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+        if !self.chunked {
+            return Err(invalid(&format!("a stream comes in chunks: {}", self.head)));
+        }
         loop {
             if let Some(end) = self.pending.find("\n\n") {
                 let block: String = self.pending.drain(..end + 2).collect();

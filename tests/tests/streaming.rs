@@ -1,5 +1,6 @@
 //! Streams on the real binaries: `Accept: text/event-stream` through the ingress, as deployed,
-//! arrives event by event while the script runs, nothing on the way holding it back.
+//! arrives event by event while the script runs, nothing on the way holding it back, and what
+//! is refused before the script starts stays an ordinary HTTP error.
 
 use std::time::Duration;
 
@@ -43,4 +44,28 @@ fn a_stream_through_the_ingress_arrives_event_by_event_while_the_script_runs() {
     assert_eq!(status, 200, "{answer}");
     let answer: Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(answer["result"], 42);
+}
+
+#[test]
+fn requests_the_ingress_or_the_sandbox_refuse_before_a_stream_begins_are_plain_errors() {
+    // One request a client may make at once, and one more in 1000 s.
+    let stack = Stack::start(&[("RATE_LIMIT_RPS", "0.001"), ("RATE_LIMIT_BURST", "2")]);
+    let refused = post_stream(stack.ingress.addr(), r#"{"code": ""}"#).unwrap();
+    assert_eq!(refused.status, 422, "{}", refused.head);
+    let body: Value = serde_json::from_str(&refused.whole_body().unwrap()).unwrap();
+    assert_eq!(body["error"]["kind"], "invalid_request", "{body}");
+
+    let streamed = post_stream(stack.ingress.addr(), r#"{"code": "1"}"#).unwrap();
+    assert_eq!(streamed.status, 200, "{}", streamed.head);
+    assert_eq!(streamed.until_end().unwrap().len(), 1);
+
+    let refused = post_stream(stack.ingress.addr(), r#"{"code": "1"}"#).unwrap();
+    assert_eq!(refused.status, 429, "{}", refused.head);
+    assert!(
+        refused.head.to_ascii_lowercase().contains("retry-after:"),
+        "{}",
+        refused.head
+    );
+    let body: Value = serde_json::from_str(&refused.whole_body().unwrap()).unwrap();
+    assert_eq!(body["error"]["kind"], "rate_limited", "{body}");
 }
