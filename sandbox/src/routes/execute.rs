@@ -105,20 +105,20 @@ pub async fn execute(
     // the ingress gave up on it (its own timeout). Disarmed once the execution has finished.
     let mut left: Left = scopeguard::guard(
         Departure {
-            record: record.clone(),
+            record,
             admitted: None,
         },
         Departure::record,
     );
-    let (request_id, trace_id) = (record.request_id.as_deref(), record.trace_id.as_deref());
     let turn = tenant.turn(state.config.anonymous_workers(), share);
     let permit = match state.scheduler.acquire(turn, code_bytes).await {
         Ok(permit) => permit,
         Err(rejection) => {
-            scopeguard::ScopeGuard::into_inner(left);
+            let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
             state.metrics.rejected(&tenant.id, rejection);
             // Counted in the metrics and logged by the ingress's line for the request: a flood
             // of refusals must not also flood the logs.
+            let (request_id, trace_id) = (record.request_id, record.trace_id);
             tracing::debug!(request_id, trace_id, tenant = tenant.id, %rejection, "execution rejected");
             return Err(ApiError::Overloaded(rejection));
         }
@@ -131,11 +131,12 @@ pub async fn execute(
     };
     if let Err(refusal) = charge.grow(answer_charge) {
         state.metrics.refused_for_memory(&tenant.id);
-        scopeguard::ScopeGuard::into_inner(left);
+        let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
+        let (request_id, trace_id) = (record.request_id, record.trace_id);
         tracing::debug!(request_id, trace_id, tenant = tenant.id, %refusal, "execution refused: memory budget");
         return Err(ApiError::OverBudget(refusal));
     }
-    let queue_wait = record.queued.elapsed();
+    let queue_wait = left.record.queued.elapsed();
     state.metrics.admitted(&tenant.id, queue_wait);
     left.admitted = Some(Instant::now());
 
@@ -146,13 +147,13 @@ pub async fn execute(
     match delivery {
         Delivery::Whole => {
             let answer = state.pool.run(job, caller, permit).await;
-            scopeguard::ScopeGuard::into_inner(left);
+            let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
             let answer = record.finished(answer, queue_wait)?;
             Ok(charged_json(&ExecuteResponse::from(answer), charge))
         }
         Delivery::Stream => match state.pool.run_streaming(job, caller, permit).await {
             Ok((entries, execution)) => {
-                let events = events(entries, execution, left, record, queue_wait);
+                let events = events(entries, execution, left, queue_wait);
                 let response = Sse::new(events)
                     .keep_alive(KeepAlive::new().interval(HEARTBEAT_INTERVAL))
                     .into_response();
@@ -165,7 +166,7 @@ pub async fn execute(
                 Ok(Response::from_parts(parts, charged(body, charge)))
             }
             Err(error) => {
-                scopeguard::ScopeGuard::into_inner(left);
+                let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
                 Err(record.unavailable(error))
             }
         },
@@ -181,21 +182,18 @@ fn events(
     entries: LogEntries,
     execution: Execution,
     left: Left,
-    record: Record,
     queue_wait: Duration,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     struct Streaming {
         entries: LogEntries,
         execution: Execution,
         left: Left,
-        record: Record,
         queue_wait: Duration,
     }
     let streaming = Streaming {
         entries,
         execution,
         left,
-        record,
         queue_wait,
     };
     futures_util::stream::unfold(Some(streaming), |streaming| async move {
@@ -207,12 +205,11 @@ fn events(
         let Streaming {
             execution,
             left,
-            record,
             queue_wait,
             ..
         } = streaming;
         let answer = execution.answer().await;
-        scopeguard::ScopeGuard::into_inner(left);
+        let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
         let event = match record.finished(answer, queue_wait) {
             Ok(answer) => Event::default().event(RESULT_EVENT).data(
                 serde_json::to_string(&ExecuteResponse::from(answer)).expect("answers serialise"),
@@ -226,7 +223,6 @@ fn events(
 }
 
 /// What is known of an admitted request, for its log line and its count however it ends.
-#[derive(Clone)]
 struct Record {
     metrics: Arc<Metrics>,
     tenant: String,
