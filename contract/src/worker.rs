@@ -27,7 +27,11 @@
 //! ```
 //!
 //! Console output goes to the region as it is produced, not over the channel, so the
-//! supervisor still has it when it must kill a worker that does not answer. The supervisor
+//! supervisor still has it when it must kill a worker that does not answer. For a job whose
+//! output the supervisor passes on while it runs, it asks to be woken ([`Region::ask_for_wake_up`]):
+//! the worker then sends one [`Report::Logged`] after its next entry, and no more until asked
+//! again, so a script that logs fast costs at most a frame per entry the supervisor has caught
+//! up with. The supervisor
 //! treats everything a worker sends as hostile: frames are bounded, the region is sealed so a
 //! worker cannot shrink it under the supervisor's mapping, and what is read from it is copied
 //! out and checked before use.
@@ -36,7 +40,7 @@ use std::{
     fs::File,
     io::{self, Read},
     os::fd::{OwnedFd, RawFd},
-    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence},
     time::Duration,
 };
 
@@ -167,6 +171,9 @@ pub enum Report {
     /// The worker ran out of memory in its own code (past its address-space limit) while
     /// running the job, and exits: the job's answer is `memory`.
     OutOfMemory,
+    /// New console output is in the region: sent only when the supervisor asked for it
+    /// ([`Region::ask_for_wake_up`]), once per asking.
+    Logged,
 }
 
 /// What a worker says when it is ready.
@@ -251,6 +258,7 @@ const LOG_LENGTH: usize = 0;
 const LOG_ENTRIES: usize = 8;
 const LOG_TRUNCATED: usize = 12;
 const CANCEL: usize = 16;
+const WAKE: usize = 20;
 
 /// Memory shared by the supervisor and one worker: the console output of the running job and
 /// the supervisor's request to stop it.
@@ -338,6 +346,32 @@ impl Region {
     /// Set by the supervisor to ask the running job to stop at its next interrupt check.
     pub fn cancel_flag(&self) -> &AtomicBool {
         self.header(CANCEL)
+    }
+
+    fn wake(&self) -> &AtomicBool {
+        self.header(WAKE)
+    }
+
+    /// Asks the worker to send a [`Report::Logged`] after its next entry (the supervisor's
+    /// side). Whatever the worker published before it saw the request, a look at the output
+    /// after this call sees: no entry is published unseen and unannounced.
+    pub fn ask_for_wake_up(&self) {
+        self.wake().store(true, Ordering::Relaxed);
+        // Pairs with the fence in `take_wake_up`: of this store and the worker's publication,
+        // at least one side sees the other's.
+        fence(Ordering::SeqCst);
+    }
+
+    /// Withdraws a request to be woken (the supervisor's side): for a job nobody watches.
+    pub fn stop_wake_ups(&self) {
+        self.wake().store(false, Ordering::Relaxed);
+    }
+
+    /// After publishing an entry: whether the supervisor asked to be woken, which it is then
+    /// to be, once (the worker's side).
+    pub fn take_wake_up(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.wake().swap(false, Ordering::Relaxed)
     }
 
     /// Empties the console output: the worker does this before each job.
@@ -471,6 +505,7 @@ mod tests {
                 bytecode_cache_hit: None,
             }),
             Report::OutOfMemory,
+            Report::Logged,
             Report::Call(HostCall {
                 id: 1,
                 name: "lookup".into(),
@@ -528,6 +563,19 @@ mod tests {
         assert!(worker.cancel_flag().load(Ordering::Acquire));
         worker.clear_log();
         assert_eq!(supervisor.snapshot().text, b"");
+    }
+
+    #[test]
+    fn the_worker_wakes_the_supervisor_once_per_asking() {
+        let (supervisor, fd) = Region::create(64).unwrap();
+        let worker = Region::map(fd).unwrap();
+        assert!(!worker.take_wake_up(), "not asked");
+        supervisor.ask_for_wake_up();
+        assert!(worker.take_wake_up());
+        assert!(!worker.take_wake_up(), "once");
+        supervisor.ask_for_wake_up();
+        supervisor.stop_wake_ups();
+        assert!(!worker.take_wake_up(), "withdrawn");
     }
 
     #[test]

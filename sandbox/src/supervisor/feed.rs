@@ -1,10 +1,13 @@
 //! A streaming execution's console output, handed on entry by entry while its worker runs.
 //!
 //! The worker publishes each console entry to its region as the script makes it (see
-//! [`contract::worker::Region`]); for an execution whose client asked for a stream, the
-//! watching task looks at the published length every [`POLL_INTERVAL`] and hands the new
-//! entries on, so an entry reaches the client within about that long of the console call.
-//! Executions that do not stream are not polled at all.
+//! [`contract::worker::Region`]). For an execution whose client asked for a stream, the
+//! watching task asks the worker to wake it after its next entry (a [`Report::Logged`] on the
+//! channel), looks at what was published and hands the new entries on, then asks again; so an
+//! entry is on its way to the client as soon as the watching task runs, and a script that logs
+//! nothing costs nothing. Executions that do not stream are never looked at while they run.
+//!
+//! [`Report::Logged`]: contract::worker::Report::Logged
 //!
 //! Every byte of the region is handed on at most once, so what waits for a slow client is
 //! bounded by the log caps (`MAX_LOG_BYTES`, `MAX_LOG_ENTRIES`), which the request's memory
@@ -13,18 +16,9 @@
 //! sense (a length that shrinks, text that is not whole entries) ends the feed; the answer at
 //! the end is checked on its own as always.
 
-use std::time::Duration;
-
 use contract::worker::{LogSnapshot, Region};
 use serde_json::value::RawValue;
-use tokio::{
-    sync::mpsc,
-    time::{Interval, MissedTickBehavior},
-};
-
-/// How often a streaming execution's region is looked at: an entry waits at most this long
-/// (plus the time to send it) between the console call and the client.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
+use tokio::sync::mpsc;
 
 /// The console entries of a streaming execution, each the JSON text of one `log[]` entry, in
 /// call order; the channel closes once the last one is handed on, before the answer is.
@@ -38,33 +32,31 @@ pub struct LogFeed {
     forwarded: usize,
     /// Set once the published text stopped making sense: nothing more is handed on.
     broken: bool,
-    poll: Interval,
 }
 
 impl LogFeed {
     /// A feed and the entries it hands on.
     pub fn channel() -> (Self, LogEntries) {
         let (entries, received) = mpsc::unbounded_channel();
-        let mut poll = tokio::time::interval(POLL_INTERVAL);
-        // A late look catches up on everything published meanwhile: no burst of looks.
-        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let feed = Self {
             entries,
             forwarded: 0,
             broken: false,
-            poll,
         };
         (feed, received)
     }
 
-    /// Waits for the next look.
-    pub async fn next_look(&mut self) {
-        self.poll.tick().await;
+    /// Asks `region`'s worker to wake the watching task after its next entry, then hands on
+    /// what it published before: called once the job is delivered, and at every wake-up.
+    pub fn look_and_ask_again(&mut self, region: &Region) {
+        // Asked first: an entry published after the look below wakes the task again.
+        region.ask_for_wake_up();
+        self.look(region);
     }
 
     /// Hands on the entries `region` has published since the last look; costs one atomic
     /// load when there are none.
-    pub fn look(&mut self, region: &Region) {
+    fn look(&mut self, region: &Region) {
         let length = region.published_length();
         if self.broken || length == self.forwarded {
             return;
@@ -120,18 +112,21 @@ mod tests {
             .collect()
     }
 
-    // In a runtime: the feed's interval needs a timer.
-    #[tokio::test]
-    async fn each_published_entry_is_handed_on_once_in_order() {
+    #[test]
+    fn each_published_entry_is_handed_on_once_in_order() {
         let (region, fd) = Region::create(1024).unwrap();
         let worker = Region::map(fd).unwrap();
         let (mut feed, mut entries) = LogFeed::channel();
-        feed.look(&region);
+        feed.look_and_ask_again(&region);
         assert!(received(&mut entries).is_empty());
+        assert!(
+            worker.take_wake_up(),
+            "the worker is asked to wake the supervisor"
+        );
 
         worker.append_entry(br#"{"type":"log","data":["a, b"]}"#);
-        feed.look(&region);
-        feed.look(&region);
+        feed.look_and_ask_again(&region);
+        feed.look_and_ask_again(&region);
         assert_eq!(
             received(&mut entries),
             [r#"{"type":"log","data":["a, b"]}"#]
@@ -139,7 +134,7 @@ mod tests {
 
         worker.append_entry(b"[1,2]");
         worker.append_entry(b"\"c\"");
-        feed.look(&region);
+        feed.look_and_ask_again(&region);
         assert_eq!(received(&mut entries), ["[1,2]", "\"c\""]);
 
         worker.append_entry(b"3");
@@ -148,35 +143,33 @@ mod tests {
         assert!(entries.try_recv().is_err(), "the channel is closed");
     }
 
-    // In a runtime: the feed's interval needs a timer.
-    #[tokio::test]
-    async fn output_that_is_not_whole_entries_ends_the_feed() {
+    #[test]
+    fn output_that_is_not_whole_entries_ends_the_feed() {
         let (region, fd) = Region::create(1024).unwrap();
         let worker = Region::map(fd).unwrap();
         let (mut feed, mut entries) = LogFeed::channel();
         worker.append_entry(b"{\"a\":");
-        feed.look(&region);
+        feed.look_and_ask_again(&region);
         worker.clear_log();
         worker.append_entry(b"1");
-        feed.look(&region);
+        feed.look_and_ask_again(&region);
         feed.finish(&region.snapshot());
         assert!(received(&mut entries).is_empty());
     }
 
-    // In a runtime: the feed's interval needs a timer.
-    #[tokio::test]
-    async fn a_length_that_shrinks_ends_the_feed() {
+    #[test]
+    fn a_length_that_shrinks_ends_the_feed() {
         let (region, fd) = Region::create(1024).unwrap();
         let worker = Region::map(fd).unwrap();
         let (mut feed, mut entries) = LogFeed::channel();
         worker.append_entry(b"\"first\"");
-        feed.look(&region);
+        feed.look_and_ask_again(&region);
         worker.clear_log();
         worker.append_entry(b"1");
-        feed.look(&region);
+        feed.look_and_ask_again(&region);
         worker.append_entry(b"22");
         worker.append_entry(b"33");
-        feed.look(&region);
+        feed.look_and_ask_again(&region);
         assert_eq!(received(&mut entries), ["\"first\""]);
     }
 }

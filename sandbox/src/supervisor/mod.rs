@@ -417,6 +417,8 @@ impl Shared {
             // The worker empties it too when the job starts, but a stream looks before that:
             // it must never see the previous execution's output.
             worker.region.clear_log();
+            // Only a stream is woken by new output (asked below once the job is delivered).
+            worker.region.stop_wake_ups();
             match worker.send(&frame).await {
                 Ok(()) => break worker,
                 Err(_) if attempts + 1 < DELIVERY_ATTEMPTS => {
@@ -435,6 +437,9 @@ impl Shared {
             // A client that left meanwhile is noticed by the watch, which cancels the job.
             started.send(()).ok().map(|()| feed)
         });
+        if let Some(feed) = &mut feed {
+            feed.look_and_ask_again(&worker.region);
+        }
         // A report is a result, or a host call's arguments (bounded by the engine).
         let max_frame = (self.settings.setup.max_result_bytes as usize).max(MAX_HOST_JSON_BYTES)
             + REPORT_OVERHEAD;
@@ -502,6 +507,13 @@ impl Shared {
             tokio::select! {
                 biased;
                 report = worker.report(max_frame) => match report {
+                    Ok(Report::Logged) => {
+                        // Only sent when asked, which only a stream does; from a worker that
+                        // sends it anyway, it costs it its own time.
+                        if let Some(feed) = feed {
+                            feed.look_and_ask_again(&worker.region);
+                        }
+                    }
                     Ok(Report::Call(call)) => {
                         if let Err(answer) = self.start_call(call, calls) {
                             let frame = encode(&Order::Answer(answer));
@@ -537,11 +549,6 @@ impl Shared {
                 () = reply.closed(), if !cancelled => {
                     cancelled = true;
                     self.cancel(worker, deadline.as_mut());
-                }
-                () = next_look(feed), if feed.is_some() => {
-                    if let Some(feed) = feed {
-                        feed.look(&worker.region);
-                    }
                 }
             }
         }
@@ -678,7 +685,7 @@ impl Shared {
                     delivered.elapsed(),
                 )
             }
-            Ended::Report(Ok(Report::Ready(_) | Report::Call(_)) | Err(_)) => {
+            Ended::Report(Ok(Report::Ready(_) | Report::Call(_) | Report::Logged) | Err(_)) => {
                 self.crashed(worker, log, delivered)
             }
             Ended::Deadline => {
@@ -734,13 +741,5 @@ impl Shared {
         } else {
             self.make_idle(worker);
         }
-    }
-}
-
-/// The next look at a streaming execution's output; never, for one that does not stream.
-async fn next_look(feed: &mut Option<LogFeed>) {
-    match feed {
-        Some(feed) => feed.next_look().await,
-        None => std::future::pending().await,
     }
 }
