@@ -110,6 +110,11 @@ fn execute_lists_every_status_it_can_answer_with_and_keys_are_optional() {
         execute["responses"]["403"]["content"]["application/json"]["example"]["error"]["kind"],
         "source_forbidden"
     );
+    let stream = &execute["responses"]["200"]["content"]["text/event-stream"];
+    assert_eq!(stream["schema"]["type"], "string");
+    let example = stream["example"].as_str().unwrap();
+    assert!(example.starts_with("event: log\ndata: {"), "{example}");
+    assert!(example.contains("\n\nevent: result\ndata: {"), "{example}");
     let schemes = &document["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(schemes["apiKey"]["name"], "x-api-key");

@@ -126,6 +126,10 @@ pub const SUPERVISOR_BASE_BYTES: u64 = 64 * MIB;
 /// the connection's write buffer holds at most its limit and one piece.
 pub const ANSWER_PIECE_BYTES: usize = 16 * 1024;
 
+/// Bytes a streamed console entry takes beyond its text while it waits for its client: its
+/// allocation and its place in the channel.
+pub const STREAMED_ENTRY_OVERHEAD: usize = 64;
+
 /// The supervisor's bytes per open connection, reserved for `MAX_CONNECTIONS` of them: hyper's
 /// read buffer (twice [`service_kit::CONNECTION_BUFFER_BYTES`]) and its write buffer (once,
 /// and one more piece of an answer), and 16 KiB for the connection's task and hyper's state:
@@ -354,6 +358,17 @@ impl Config {
         2 * (self.max_result_bytes + self.max_log_bytes)
     }
 
+    /// Bytes a streamed answer may make the supervisor hold: an answer's
+    /// ([`Config::answer_charge`]), and the console output once more, as entries waiting for
+    /// a slow client (`MAX_LOG_BYTES`, and per entry [`STREAMED_ENTRY_OVERHEAD`]). While the
+    /// script runs, the answer's own share is not in use yet and covers the copy new entries
+    /// are read from.
+    pub fn stream_charge(&self) -> usize {
+        self.answer_charge()
+            + self.max_log_bytes
+            + (self.max_log_entries + 1) * STREAMED_ENTRY_OVERHEAD
+    }
+
     /// Bytes a body of `length` bytes is charged while it is read and parsed: the bytes, and
     /// the request parsed from them.
     pub fn body_charge(length: usize) -> usize {
@@ -469,8 +484,9 @@ impl MemoryPlan {
         let supervisor_reserve = SUPERVISOR_BASE_BYTES
             + config.connections.max_connections as u64 * PER_CONNECTION_BYTES
             + workers_count.saturating_mul(per_worker);
+        // A streamed answer is the largest.
         let one_request =
-            (Config::body_charge(config.max_body_bytes) + config.answer_charge()) as u64;
+            (Config::body_charge(config.max_body_bytes) + config.stream_charge()) as u64;
         let needed = workers
             .saturating_add(supervisor_reserve)
             .saturating_add(one_request);

@@ -44,17 +44,42 @@ use engine::{
     LogSink, OnFinished, Outcome, OutputLimits, Script,
 };
 
-/// Console output goes straight into the region the supervisor can read even after a kill.
-struct RegionSink(&'static Region);
+/// Console output goes straight into the region the supervisor can read even after a kill,
+/// and the supervisor is woken when it asked to be (it passes the output on as it comes).
+struct RegionSink {
+    region: &'static Region,
+    channel: Rc<RefCell<UnixStream>>,
+    /// [`Report::Logged`], encoded once.
+    logged: Vec<u8>,
+}
+
+impl RegionSink {
+    fn wake_supervisor(&self) {
+        if !self.region.take_wake_up() {
+            return;
+        }
+        match self.channel.try_borrow_mut() {
+            // A supervisor that is gone is noticed where the worker waits for its next job.
+            Ok(mut channel) => {
+                let _ = channel.write_all(&self.logged);
+            }
+            // Never while a frame is being written (no script runs then); should it be, the
+            // next entry wakes it.
+            Err(_) => self.region.ask_for_wake_up(),
+        }
+    }
+}
 
 impl LogSink for RegionSink {
     fn append(&self, entry: &[u8]) {
         // The engine keeps within the byte cap, which is the region's size.
-        self.0.append_entry(entry);
+        self.region.append_entry(entry);
+        self.wake_supervisor();
     }
 
     fn mark_truncated(&self) {
-        self.0.mark_truncated();
+        self.region.mark_truncated();
+        self.wake_supervisor();
     }
 }
 
@@ -127,7 +152,11 @@ fn serve(
             max_result_bytes: setup.max_result_bytes as usize,
         },
     };
-    let sink: Rc<dyn LogSink> = Rc::new(RegionSink(region));
+    let sink: Rc<dyn LogSink> = Rc::new(RegionSink {
+        region,
+        channel: channel.clone(),
+        logged: encode(&Report::Logged),
+    });
     let bytecode = Rc::new(BytecodeCache::new(BYTECODE_CACHE_BYTES));
     let mut ready = false;
     loop {

@@ -12,6 +12,7 @@ mod memory;
 mod metrics;
 mod requests;
 mod results;
+mod streaming;
 mod support;
 mod tenants;
 mod tiers;
