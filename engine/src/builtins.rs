@@ -30,6 +30,37 @@ unsafe extern "C" {
     ) -> c_int;
     /// A new instance of the built-in `builtin` describes.
     fn JS_NewBuiltin(ctx: *mut qjs::JSContext, builtin: *const c_void) -> qjs::JSValue;
+    /// Stores what `JS_NewCFunction2` needs to make a function like `func` and returns 1 when
+    /// `func` is a plain function implemented in C; 0 otherwise.
+    fn JS_GetCFunctionBuiltin(
+        ctx: *mut qjs::JSContext,
+        func: qjs::JSValue,
+        function: *mut qjs::JSCFunction,
+        length: *mut c_int,
+        cproto: *mut c_int,
+        magic: *mut c_int,
+    ) -> c_int;
+}
+
+/// A built-in described by what makes it, which is the same in every runtime of the process
+/// and valid as long as it runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Builtin {
+    /// One QuickJS has not made yet: the address of its static `JSCFunctionListEntry`, and
+    /// the property to read from the instance made from it, if any (`Math.floor` is `Math`'s
+    /// entry and `floor`).
+    Entry {
+        entry: usize,
+        key: Option<&'static str>,
+    },
+    /// A function implemented in C that QuickJS made at once (an accessor's getter): its
+    /// native code and how QuickJS calls it.
+    Native {
+        function: qjs::JSCFunction,
+        length: c_int,
+        cproto: c_int,
+        magic: c_int,
+    },
 }
 
 /// A built-in captured before any script ran.
@@ -37,50 +68,49 @@ unsafe extern "C" {
 pub enum Captured<'js> {
     /// Made already: the value itself.
     Value(Value<'js>),
-    /// Not made yet: QuickJS's static description of it, and the property to read from the
-    /// instance made from it, if any (`Math.floor` is captured as `Math`'s description and
-    /// `floor`).
-    Builtin {
-        builtin: *const c_void,
-        key: Option<&'static str>,
-    },
+    /// Not made yet.
+    Builtin(Builtin),
 }
 
 impl<'js> Captured<'js> {
-    /// Captures own property `key` of `object` (the value of an accessor's getter when
-    /// `getter`); a property of a built-in not made yet is captured as its description and
-    /// `key`.
+    /// Captures own property `key` of `object`; a property of a built-in not made yet is
+    /// captured as its description and `key`.
     pub fn read(ctx: &Ctx<'js>, object: &Self, key: &'static str) -> Result<Self> {
         match object {
             Self::Value(object) => {
                 let atom = Atom::new(ctx, key)?;
                 Self::read_atom(ctx, object, &atom)
             }
-            Self::Builtin { builtin, key: None } => Ok(Self::Builtin {
-                builtin: *builtin,
-                key: Some(key),
-            }),
+            Self::Builtin(Builtin::Entry { entry, key: None }) => {
+                Ok(Self::Builtin(Builtin::Entry {
+                    entry: *entry,
+                    key: Some(key),
+                }))
+            }
             // No path reads three levels deep.
-            Self::Builtin { .. } => Err(fault_path(ctx)),
+            Self::Builtin(_) => Err(fault_path(ctx)),
         }
     }
 
     /// Captures own property `atom` of `object`, as [`Captured::read`].
     pub fn read_atom(ctx: &Ctx<'js>, object: &Value<'js>, atom: &Atom<'_, 'js>) -> Result<Self> {
         let raw = ctx.as_raw().as_ptr();
-        let mut builtin = std::ptr::null();
+        let mut entry = std::ptr::null();
         // SAFETY: the context, object and atom are live; QuickJS only reads the property.
-        let found =
-            unsafe { JS_GetOwnPropertyBuiltin(raw, object.as_raw(), atom.raw, &mut builtin) };
-        if found == 1 && !builtin.is_null() {
-            return Ok(Self::Builtin { builtin, key: None });
+        let found = unsafe { JS_GetOwnPropertyBuiltin(raw, object.as_raw(), atom.raw, &mut entry) };
+        if found == 1 && !entry.is_null() {
+            return Ok(Self::Builtin(Builtin::Entry {
+                entry: entry as usize,
+                key: None,
+            }));
         }
         // SAFETY: as above; the result is owned.
         let value = unsafe { owned(ctx, qjs::JS_GetProperty(raw, object.as_raw(), atom.raw))? };
         Ok(Self::Value(value))
     }
 
-    /// The getter of own accessor `atom` of `object` (`undefined` when there is none).
+    /// The getter of own accessor `atom` of `object` (`undefined` when there is none); a
+    /// getter implemented in C is captured as its native code.
     pub fn getter(ctx: &Ctx<'js>, object: &Value<'js>, atom: &Atom<'_, 'js>) -> Result<Self> {
         let raw = ctx.as_raw().as_ptr();
         let undefined = qjs::JS_UNDEFINED;
@@ -99,29 +129,64 @@ impl<'js> Captured<'js> {
             }
             qjs::JS_FreeValue(raw, descriptor.value);
             qjs::JS_FreeValue(raw, descriptor.setter);
-            Ok(Self::Value(Value::from_raw(ctx.clone(), descriptor.getter)))
+            let getter = Value::from_raw(ctx.clone(), descriptor.getter);
+            let (mut function, mut length, mut cproto, mut magic) = (None, 0, 0, 0);
+            let native = JS_GetCFunctionBuiltin(
+                raw,
+                getter.as_raw(),
+                &mut function,
+                &mut length,
+                &mut cproto,
+                &mut magic,
+            );
+            if native == 1 && function.is_some() {
+                return Ok(Self::Builtin(Builtin::Native {
+                    function,
+                    length,
+                    cproto,
+                    magic,
+                }));
+            }
+            Ok(Self::Value(getter))
         }
     }
 
     /// The value, made now if it was not made yet (a new instance each call).
     pub fn make(&self, ctx: &Ctx<'js>) -> Result<Value<'js>> {
-        match self {
-            Self::Value(value) => Ok(value.clone()),
-            Self::Builtin { builtin, key } => {
-                // SAFETY: `builtin` is a static description QuickJS gave; the result is owned.
-                let made = unsafe { owned(ctx, JS_NewBuiltin(ctx.as_raw().as_ptr(), *builtin))? };
-                match key {
-                    None => Ok(made),
-                    Some(key) => {
-                        let atom = Atom::new(ctx, key)?;
-                        // SAFETY: the context, value and atom are live; the result is owned.
-                        unsafe {
-                            owned(
-                                ctx,
-                                qjs::JS_GetProperty(ctx.as_raw().as_ptr(), made.as_raw(), atom.raw),
-                            )
-                        }
-                    }
+        let raw = ctx.as_raw().as_ptr();
+        match *self {
+            Self::Value(ref value) => Ok(value.clone()),
+            Self::Builtin(Builtin::Entry { entry, key }) => {
+                // SAFETY: `entry` is a static description QuickJS gave; the result is owned.
+                let made = unsafe { owned(ctx, JS_NewBuiltin(raw, entry as *const c_void))? };
+                let Some(key) = key else {
+                    return Ok(made);
+                };
+                let atom = Atom::new(ctx, key)?;
+                // SAFETY: the context, value and atom are live; the result is owned.
+                unsafe { owned(ctx, qjs::JS_GetProperty(raw, made.as_raw(), atom.raw)) }
+            }
+            Self::Builtin(Builtin::Native {
+                function,
+                length,
+                cproto,
+                magic,
+            }) => {
+                // SAFETY: the native code and the way to call it are what QuickJS gave for a
+                // function of its own; the result is owned. The name is never shown: these
+                // functions are only called by the engine's own code.
+                unsafe {
+                    owned(
+                        ctx,
+                        qjs::JS_NewCFunction2(
+                            raw,
+                            function,
+                            c"".as_ptr(),
+                            length,
+                            cproto as qjs::JSCFunctionEnum,
+                            magic,
+                        ),
+                    )
                 }
             }
         }
@@ -131,8 +196,51 @@ impl<'js> Captured<'js> {
     pub fn value(&self) -> Option<&Value<'js>> {
         match self {
             Self::Value(value) => Some(value),
-            Self::Builtin { .. } => None,
+            Self::Builtin(_) => None,
         }
+    }
+}
+
+/// A list of built-ins to capture in every runtime, remembering which were built-ins not
+/// made yet when the first runtime of the process captured them: their descriptions are the
+/// same in every runtime, and stand for the originals whatever a script does to the
+/// properties, so later runtimes read only the others.
+pub struct ProcessWide {
+    learnt: OnceLock<Vec<Option<Builtin>>>,
+}
+
+impl ProcessWide {
+    pub const fn new() -> Self {
+        Self {
+            learnt: OnceLock::new(),
+        }
+    }
+
+    /// The `count` built-ins, the `i`th read by `read(i)` unless it was learnt; must run
+    /// before any script code.
+    pub fn capture<'js>(
+        &self,
+        count: usize,
+        mut read: impl FnMut(usize) -> Result<Captured<'js>>,
+    ) -> Result<Vec<Captured<'js>>> {
+        if let Some(learnt) = self.learnt.get() {
+            return (0..count)
+                .map(|index| match learnt.get(index).copied().flatten() {
+                    Some(builtin) => Ok(Captured::Builtin(builtin)),
+                    None => read(index),
+                })
+                .collect();
+        }
+        let captured = (0..count).map(&mut read).collect::<Result<Vec<_>>>()?;
+        let learnt = captured
+            .iter()
+            .map(|captured| match captured {
+                Captured::Builtin(builtin) => Some(*builtin),
+                Captured::Value(_) => None,
+            })
+            .collect();
+        let _ = self.learnt.set(learnt);
+        Ok(captured)
     }
 }
 

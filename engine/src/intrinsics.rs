@@ -7,7 +7,10 @@ use std::{borrow::Cow, cell::OnceCell};
 
 use rquickjs::{Ctx, Function, Object, Result, Value, function::This, qjs};
 
-use crate::builtins::{self, Atom, Captured};
+use crate::builtins::{self, Atom, Captured, ProcessWide};
+
+/// What the first runtime learnt.
+static LEARNT: ProcessWide = ProcessWide::new();
 
 /// The original built-ins the serializer calls.
 pub struct Intrinsics<'js> {
@@ -32,22 +35,31 @@ impl<'js> Intrinsics<'js> {
     /// Captures the built-ins; must run before any script code.
     pub fn capture(ctx: &Ctx<'js>) -> Result<Self> {
         let globals = ctx.globals();
-        let method = |name: &str, key: &str| -> Result<Captured<'js>> {
+        let read = |index: usize| -> Result<Captured<'js>> {
+            // The iterators' `next` lives on their own prototypes, which scripts can reach and
+            // change.
+            if let Some(of_map) = [None, None, Some(true), Some(false), None][index] {
+                let prototype = builtins::iterator_prototype(ctx, of_map)?;
+                return Captured::read_atom(ctx, &prototype, &Atom::new(ctx, "next")?);
+            }
+            let (name, key) = [
+                ("Map", "entries"),
+                ("Set", "values"),
+                ("", ""),
+                ("", ""),
+                ("String", "slice"),
+            ][index];
             let prototype: Value<'js> = globals.get::<_, Object<'js>>(name)?.get("prototype")?;
             Captured::read_atom(ctx, &prototype, &Atom::new(ctx, key)?)
         };
-        // The iterators' `next` lives on their own prototypes, which scripts can reach and
-        // change.
-        let next = |of_map: bool| -> Result<Captured<'js>> {
-            let prototype = builtins::iterator_prototype(ctx, of_map)?;
-            Captured::read_atom(ctx, &prototype, &Atom::new(ctx, "next")?)
-        };
+        let mut captured = LEARNT.capture(5, read)?.into_iter();
+        let mut next = || captured.next().expect("five captured");
         Ok(Self {
-            map_entries: method("Map", "entries")?,
-            set_values: method("Set", "values")?,
-            map_iterator_next: next(true)?,
-            set_iterator_next: next(false)?,
-            string_slice: method("String", "slice")?,
+            map_entries: next(),
+            set_values: next(),
+            map_iterator_next: next(),
+            set_iterator_next: next(),
+            string_slice: next(),
             made: OnceCell::new(),
         })
     }

@@ -7,7 +7,7 @@
 
 use rquickjs::{Ctx, Error, Result, Value, qjs};
 
-use crate::builtins::{self, Atom, Captured};
+use crate::builtins::{self, Atom, Captured, ProcessWide};
 
 /// Where a captured value is read.
 #[derive(Clone, Copy)]
@@ -184,19 +184,21 @@ pub fn capture<'js>(ctx: &Ctx<'js>) -> Result<Vec<Captured<'js>>> {
     let mut reader = Reader {
         ctx,
         global: ctx.globals().into_value(),
-        globals: Vec::new(),
-        prototypes: Vec::new(),
+        prototype: Atom::new(ctx, "prototype")?,
+        globals: Vec::with_capacity(48),
+        prototypes: Vec::with_capacity(24),
     };
-    CAPTURED
-        .iter()
-        .map(|(_, path)| reader.read(*path))
-        .collect()
+    LEARNT.capture(CAPTURED.len(), |index| reader.read(CAPTURED[index].1))
 }
+
+/// What the first runtime learnt.
+static LEARNT: ProcessWide = ProcessWide::new();
 
 /// Captures values, keeping the globals and prototypes read on the way for the next ones.
 struct Reader<'a, 'js> {
     ctx: &'a Ctx<'js>,
     global: Value<'js>,
+    prototype: Atom<'a, 'js>,
     globals: Vec<(&'static str, Captured<'js>)>,
     prototypes: Vec<(&'static str, Value<'js>)>,
 }
@@ -227,7 +229,8 @@ impl<'js> Reader<'_, 'js> {
     }
 
     fn global(&mut self, name: &'static str) -> Result<Captured<'js>> {
-        if let Some((_, value)) = self.globals.iter().find(|(known, _)| *known == name) {
+        // Most paths read from the global the one before read.
+        if let Some((_, value)) = self.globals.iter().rev().find(|(known, _)| *known == name) {
             return Ok(value.clone());
         }
         let atom = Atom::new(self.ctx, name)?;
@@ -237,7 +240,12 @@ impl<'js> Reader<'_, 'js> {
     }
 
     fn prototype(&mut self, name: &'static str) -> Result<Value<'js>> {
-        if let Some((_, value)) = self.prototypes.iter().find(|(known, _)| *known == name) {
+        if let Some((_, value)) = self
+            .prototypes
+            .iter()
+            .rev()
+            .find(|(known, _)| *known == name)
+        {
             return Ok(value.clone());
         }
         let prototype = if name == TYPED_ARRAY {
@@ -252,11 +260,12 @@ impl<'js> Reader<'_, 'js> {
             }
         } else {
             let constructor = self.global(name)?;
-            let prototype = Captured::read(self.ctx, &constructor, "prototype")?;
-            prototype
+            let constructor = constructor
                 .value()
-                .cloned()
-                .ok_or_else(|| capture_failed(self.ctx))?
+                .ok_or_else(|| capture_failed(self.ctx))?;
+            let prototype = Captured::read_atom(self.ctx, constructor, &self.prototype)?;
+            let prototype = prototype.value().ok_or_else(|| capture_failed(self.ctx))?;
+            prototype.clone()
         };
         self.prototypes.push((name, prototype.clone()));
         Ok(prototype)

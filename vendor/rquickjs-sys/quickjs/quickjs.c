@@ -40995,6 +40995,26 @@ int JS_GetOwnPropertyBuiltin(JSContext *ctx, JSValueConst obj, JSAtom prop,
     return 1;
 }
 
+/* PATCH lazy-builtins: whether 'func' is a function QuickJS implements in C (the kind
+   JS_NewCFunction2 makes: not bound, no data), and if so what JS_NewCFunction2 needs to make
+   another that runs the same native code. */
+int JS_GetCFunctionBuiltin(JSContext *ctx, JSValueConst func, JSCFunction **pfunc,
+                           int *plength, int *pcproto, int *pmagic)
+{
+    JSObject *p;
+
+    if (JS_VALUE_GET_TAG(func) != JS_TAG_OBJECT)
+        return 0;
+    p = JS_VALUE_GET_OBJ(func);
+    if (p->class_id != JS_CLASS_C_FUNCTION)
+        return 0;
+    *pfunc = p->u.cfunc.c_function.generic;
+    *plength = p->u.cfunc.length;
+    *pcproto = p->u.cfunc.cproto;
+    *pmagic = p->u.cfunc.magic;
+    return 1;
+}
+
 /* PATCH lazy-builtins: a new instance of a built-in JS_GetOwnPropertyBuiltin described. */
 JSValue JS_NewBuiltin(JSContext *ctx, const void *builtin)
 {
