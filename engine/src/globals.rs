@@ -87,23 +87,84 @@ impl<'js> Globals<'js> {
     }
 
     fn define(&self, ctx: &Ctx<'js>, name: &str, flags: c_int) -> Result<()> {
-        let raw = ctx.as_raw().as_ptr();
-        let global: Object<'js> = ctx.globals();
-        // SAFETY: the context, global object and loader are live; `name` is `name.len()`
-        // bytes; the atom is freed once, and the property takes its own reference to the
-        // loader.
-        unsafe {
-            let atom = qjs::JS_NewAtomLen(raw, name.as_ptr().cast(), name.len() as _);
-            if atom == qjs::JS_ATOM_NULL {
-                return Err(Error::Exception);
-            }
-            let status =
-                JS_DefineLazyProperty(raw, global.as_raw(), atom, self.loader.as_raw(), flags);
-            qjs::JS_FreeAtom(raw, atom);
-            if status < 0 {
-                return Err(Error::Exception);
-            }
+        define_lazy(ctx, &ctx.globals(), name, &self.loader, flags)
+    }
+}
+
+/// Defines `name` on `object` as a property whose value is `loader(name)`, made on first
+/// access.
+fn define_lazy<'js>(
+    ctx: &Ctx<'js>,
+    object: &Object<'js>,
+    name: &str,
+    loader: &Function<'js>,
+    flags: c_int,
+) -> Result<()> {
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: the context, object and loader are live; `name` is `name.len()` bytes; the atom
+    // is freed once, and the property takes its own reference to the loader.
+    unsafe {
+        let atom = qjs::JS_NewAtomLen(raw, name.as_ptr().cast(), name.len() as _);
+        if atom == qjs::JS_ATOM_NULL {
+            return Err(Error::Exception);
         }
-        Ok(())
+        let status = JS_DefineLazyProperty(raw, object.as_raw(), atom, loader.as_raw(), flags);
+        qjs::JS_FreeAtom(raw, atom);
+        if status < 0 {
+            return Err(Error::Exception);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use rquickjs::{Context, Runtime};
+
+    use super::*;
+
+    #[test]
+    fn a_loader_that_reshapes_the_object_or_reads_its_own_property_leaves_it_consistent() {
+        let runtime = Runtime::new().unwrap();
+        let context = Context::full(&runtime).unwrap();
+        context.with(|ctx| {
+            let calls = Rc::new(Cell::new(0));
+            let counted = calls.clone();
+            let loader = move |ctx: Ctx<'_>, name: String| -> Result<String> {
+                counted.set(counted.get() + 1);
+                // Moves the object's property table and deletes a property waiting its turn.
+                ctx.eval::<(), _>(
+                    "for (let i = 0; i < 500; i++) globalThis['grown' + i] = i; \
+                     delete globalThis.deleted;",
+                )?;
+                if name == "reentered" && counted.get() == 1 {
+                    let inner: String = ctx.globals().get("reentered")?;
+                    return Ok(format!("outer saw {inner}"));
+                }
+                Ok(format!("made {name}"))
+            };
+            let loader = Function::new(ctx.clone(), loader).unwrap();
+            for name in ["reentered", "deleted", "plain"] {
+                define_lazy(&ctx, &ctx.globals(), name, &loader, WEB_IDL).unwrap();
+            }
+            drop(loader);
+            let seen: String = ctx
+                .eval(
+                    "JSON.stringify([reentered, reentered, typeof deleted, plain, grown499, \
+                      Object.getOwnPropertyDescriptor(globalThis, 'plain').writable])",
+                )
+                .unwrap();
+            // The inner call's value is the one kept; the outer one's is dropped.
+            assert_eq!(
+                seen,
+                r#"["made reentered","made reentered","undefined","made plain",499,true]"#
+            );
+            assert_eq!(calls.get(), 3);
+        });
+        // The loader, held by the global object only, is freed with the runtime.
+        drop(context);
+        runtime.run_gc();
     }
 }

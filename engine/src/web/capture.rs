@@ -229,8 +229,12 @@ impl<'js> Reader<'_, 'js> {
     }
 
     fn global(&mut self, name: &'static str) -> Result<Captured<'js>> {
-        // Most paths read from the global the one before read.
-        if let Some((_, value)) = self.globals.iter().rev().find(|(known, _)| *known == name) {
+        if let Some((_, value)) = self
+            .globals
+            .iter()
+            .rev()
+            .find(|(known, _)| same(known, name))
+        {
             return Ok(value.clone());
         }
         let atom = Atom::new(self.ctx, name)?;
@@ -244,7 +248,7 @@ impl<'js> Reader<'_, 'js> {
             .prototypes
             .iter()
             .rev()
-            .find(|(known, _)| *known == name)
+            .find(|(known, _)| same(known, name))
         {
             return Ok(value.clone());
         }
@@ -270,6 +274,12 @@ impl<'js> Reader<'_, 'js> {
         self.prototypes.push((name, prototype.clone()));
         Ok(prototype)
     }
+}
+
+/// Whether two names of [`CAPTURED`] are the same literal: the caches compare addresses, as a
+/// miss only reads a value twice.
+fn same(known: &str, name: &str) -> bool {
+    std::ptr::eq(known, name)
 }
 
 fn capture_failed(ctx: &Ctx<'_>) -> Error {
