@@ -92,6 +92,15 @@ impl<'js> Captured<'js> {
         }
     }
 
+    /// Captures property `atom` of `object` as a value, made now if it was not made yet (for
+    /// what the first runtime found made already).
+    pub fn read_value(ctx: &Ctx<'js>, object: &Value<'js>, atom: &Atom<'_, 'js>) -> Result<Self> {
+        let raw = ctx.as_raw().as_ptr();
+        // SAFETY: the context, object and atom are live; the result is owned.
+        let value = unsafe { owned(ctx, qjs::JS_GetProperty(raw, object.as_raw(), atom.raw))? };
+        Ok(Self::Value(value))
+    }
+
     /// Captures own property `atom` of `object`, as [`Captured::read`].
     pub fn read_atom(ctx: &Ctx<'js>, object: &Value<'js>, atom: &Atom<'_, 'js>) -> Result<Self> {
         let raw = ctx.as_raw().as_ptr();
@@ -209,6 +218,14 @@ pub struct ProcessWide {
     learnt: OnceLock<Vec<Option<Builtin>>>,
 }
 
+/// The built-ins of one runtime's list: the process's descriptions, and the values this
+/// runtime read for the others.
+pub struct CapturedList<'js> {
+    learnt: &'static [Option<Builtin>],
+    /// In the order of the list, for the entries not learnt.
+    values: Vec<Value<'js>>,
+}
+
 impl ProcessWide {
     pub const fn new() -> Self {
         Self {
@@ -216,31 +233,58 @@ impl ProcessWide {
         }
     }
 
+    /// True once the first runtime captured the list.
+    pub fn learnt(&self) -> bool {
+        self.learnt.get().is_some()
+    }
+
     /// The `count` built-ins, the `i`th read by `read(i)` unless it was learnt; must run
     /// before any script code.
     pub fn capture<'js>(
-        &self,
+        &'static self,
+        ctx: &Ctx<'js>,
         count: usize,
         mut read: impl FnMut(usize) -> Result<Captured<'js>>,
-    ) -> Result<Vec<Captured<'js>>> {
-        if let Some(learnt) = self.learnt.get() {
-            return (0..count)
-                .map(|index| match learnt.get(index).copied().flatten() {
-                    Some(builtin) => Ok(Captured::Builtin(builtin)),
-                    None => read(index),
-                })
-                .collect();
-        }
-        let captured = (0..count).map(&mut read).collect::<Result<Vec<_>>>()?;
-        let learnt = captured
-            .iter()
-            .map(|captured| match captured {
-                Captured::Builtin(builtin) => Some(*builtin),
-                Captured::Value(_) => None,
-            })
-            .collect();
-        let _ = self.learnt.set(learnt);
-        Ok(captured)
+    ) -> Result<CapturedList<'js>> {
+        let mut values = Vec::new();
+        let learnt = match self.learnt.get() {
+            Some(learnt) => {
+                for (index, learnt) in learnt.iter().enumerate() {
+                    if learnt.is_none() {
+                        // What the first runtime found made is made in every runtime.
+                        let value = read(index)?;
+                        let value = value.value().ok_or_else(|| fault_path(ctx))?;
+                        values.push(value.clone());
+                    }
+                }
+                learnt
+            }
+            None => {
+                let mut learnt = Vec::with_capacity(count);
+                for index in 0..count {
+                    match read(index)? {
+                        Captured::Builtin(builtin) => learnt.push(Some(builtin)),
+                        Captured::Value(value) => {
+                            learnt.push(None);
+                            values.push(value);
+                        }
+                    }
+                }
+                self.learnt.get_or_init(|| learnt)
+            }
+        };
+        Ok(CapturedList { learnt, values })
+    }
+}
+
+impl<'js> CapturedList<'js> {
+    /// Every built-in of the list, in order.
+    pub fn entries(&self) -> impl Iterator<Item = Captured<'js>> + '_ {
+        let mut values = self.values.iter();
+        self.learnt.iter().map(move |learnt| match learnt {
+            Some(builtin) => Captured::Builtin(*builtin),
+            None => Captured::Value(values.next().expect("a value per entry not learnt").clone()),
+        })
     }
 }
 

@@ -52,8 +52,9 @@ impl<'js> Intrinsics<'js> {
             let prototype: Value<'js> = globals.get::<_, Object<'js>>(name)?.get("prototype")?;
             Captured::read_atom(ctx, &prototype, &Atom::new(ctx, key)?)
         };
-        let mut captured = LEARNT.capture(5, read)?.into_iter();
-        let mut next = || captured.next().expect("five captured");
+        let list = LEARNT.capture(ctx, 5, read)?;
+        let mut entries = list.entries();
+        let mut next = || entries.next().expect("five captured");
         Ok(Self {
             map_entries: next(),
             set_values: next(),

@@ -7,7 +7,7 @@
 
 use rquickjs::{Ctx, Error, Result, Value, qjs};
 
-use crate::builtins::{self, Atom, Captured, ProcessWide};
+use crate::builtins::{self, Atom, Captured, CapturedList, ProcessWide};
 
 /// Where a captured value is read.
 #[derive(Clone, Copy)]
@@ -180,15 +180,16 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 }
 
 /// Captures every value of [`CAPTURED`]; must run before any script code.
-pub fn capture<'js>(ctx: &Ctx<'js>) -> Result<Vec<Captured<'js>>> {
+pub fn capture<'js>(ctx: &Ctx<'js>) -> Result<CapturedList<'js>> {
     let mut reader = Reader {
         ctx,
         global: ctx.globals().into_value(),
         prototype: Atom::new(ctx, "prototype")?,
+        learnt: LEARNT.learnt(),
         globals: Vec::with_capacity(48),
         prototypes: Vec::with_capacity(24),
     };
-    LEARNT.capture(CAPTURED.len(), |index| reader.read(CAPTURED[index].1))
+    LEARNT.capture(ctx, CAPTURED.len(), |index| reader.read(CAPTURED[index].1))
 }
 
 /// What the first runtime learnt.
@@ -199,6 +200,8 @@ struct Reader<'a, 'js> {
     ctx: &'a Ctx<'js>,
     global: Value<'js>,
     prototype: Atom<'a, 'js>,
+    /// The first runtime learnt what is a built-in not made yet: what is left to read is made.
+    learnt: bool,
     globals: Vec<(&'static str, Captured<'js>)>,
     prototypes: Vec<(&'static str, Value<'js>)>,
 }
@@ -238,7 +241,11 @@ impl<'js> Reader<'_, 'js> {
             return Ok(value.clone());
         }
         let atom = Atom::new(self.ctx, name)?;
-        let value = Captured::read_atom(self.ctx, &self.global, &atom)?;
+        let value = if self.learnt {
+            Captured::read_value(self.ctx, &self.global, &atom)?
+        } else {
+            Captured::read_atom(self.ctx, &self.global, &atom)?
+        };
         self.globals.push((name, value.clone()));
         Ok(value)
     }

@@ -36,7 +36,7 @@ use rquickjs::{
 };
 
 use crate::{
-    builtins::Captured,
+    builtins::{Captured, CapturedList},
     fault,
     host::FetchPrimitive,
     memory::{self, Charge},
@@ -112,7 +112,7 @@ pub struct WebApis<'js> {
     /// The host's `fetch` primitive, for executions granted it.
     fetch: RefCell<Option<FetchPrimitive<'js>>>,
     /// The captured built-ins, in the order of `capture::names`; `None` once released.
-    captured: RefCell<Option<Vec<Captured<'js>>>>,
+    captured: RefCell<Option<CapturedList<'js>>>,
     /// What `primordials.js` returned, once a script reached for a Web API.
     primordials: RefCell<Option<Array<'js>>>,
     /// The globals of each group that was loaded.
@@ -167,10 +167,12 @@ impl<'js> WebApis<'js> {
             return Ok(primordials.clone());
         }
         let captured = Array::new(ctx.clone())?;
-        let values = self.captured.borrow().clone();
-        let values = values.ok_or_else(|| fault::internal_error(ctx, "the runtime is over"))?;
-        for (index, value) in values.iter().enumerate() {
-            captured.set(index, value.make(ctx)?)?;
+        let entries: Vec<Captured<'js>> = match &*self.captured.borrow() {
+            Some(list) => list.entries().collect(),
+            None => return Err(fault::internal_error(ctx, "the runtime is over")),
+        };
+        for (index, entry) in entries.iter().enumerate() {
+            captured.set(index, entry.make(ctx)?)?;
         }
         let native = Object::new(ctx.clone())?;
         native.set(
