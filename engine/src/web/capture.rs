@@ -23,8 +23,6 @@ enum Path {
     Getter(&'static str, &'static str),
     /// The getter of `Symbol.toStringTag` on the `prototype` of a global.
     TagGetter(&'static str),
-    /// `%TypedArray%.prototype`, the prototype of `Uint8Array.prototype`.
-    TypedArrayPrototype,
     /// The `next` of the iterators of a Map (`"Map"`) or a Set: what `for...of` calls on one,
     /// which lives on a prototype scripts can only reach through an iterator.
     IteratorNext(&'static str),
@@ -32,7 +30,8 @@ enum Path {
 
 use Path::*;
 
-/// The name `Method` and `Getter` use for `%TypedArray%`, which is no global.
+/// The name `Method` and `Getter` use for `%TypedArray%` (the prototype of
+/// `Uint8Array.prototype`), which is no global.
 const TYPED_ARRAY: &str = "%TypedArray%";
 
 /// What is captured, under the name the groups know it by. A name with `Prototype` and more
@@ -126,7 +125,6 @@ const CAPTURED: &[(&str, Path)] = &[
         "ArrayBufferPrototypeGetMaxByteLength",
         Getter("ArrayBuffer", "maxByteLength"),
     ),
-    ("TypedArrayPrototype", TypedArrayPrototype),
     ("TypedArrayPrototypeGetName", TagGetter(TYPED_ARRAY)),
     (
         "TypedArrayPrototypeGetBuffer",
@@ -184,7 +182,6 @@ pub fn capture<'js>(ctx: &Ctx<'js>) -> Result<CapturedList<'js>> {
     let mut reader = Reader {
         ctx,
         global: ctx.globals().into_value(),
-        prototype: Atom::new(ctx, "prototype")?,
         learnt: LEARNT.learnt(),
         globals: Vec::with_capacity(48),
         prototypes: Vec::with_capacity(24),
@@ -199,7 +196,6 @@ static LEARNT: ProcessWide = ProcessWide::new();
 struct Reader<'a, 'js> {
     ctx: &'a Ctx<'js>,
     global: Value<'js>,
-    prototype: Atom<'a, 'js>,
     /// The first runtime learnt what is a built-in not made yet: what is left to read is made.
     learnt: bool,
     globals: Vec<(&'static str, Captured<'js>)>,
@@ -223,7 +219,6 @@ impl<'js> Reader<'_, 'js> {
                 let tag = tag.value().ok_or_else(|| capture_failed(ctx))?;
                 Captured::getter(ctx, &self.prototype(name)?, &Atom::of_value(ctx, tag)?)
             }
-            TypedArrayPrototype => Ok(Captured::Value(self.prototype(TYPED_ARRAY)?)),
             IteratorNext(name) => {
                 let prototype = builtins::iterator_prototype(ctx, name == "Map")?;
                 Captured::read_atom(ctx, &prototype, &Atom::new(ctx, "next")?)
@@ -274,7 +269,8 @@ impl<'js> Reader<'_, 'js> {
             let constructor = constructor
                 .value()
                 .ok_or_else(|| capture_failed(self.ctx))?;
-            let prototype = Captured::read_atom(self.ctx, constructor, &self.prototype)?;
+            let key = Atom::new(self.ctx, "prototype")?;
+            let prototype = Captured::read_atom(self.ctx, constructor, &key)?;
             let prototype = prototype.value().ok_or_else(|| capture_failed(self.ctx))?;
             prototype.clone()
         };
