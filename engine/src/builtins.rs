@@ -8,8 +8,11 @@
 //! preparation. A [`Captured`] built-in that is still a placeholder is kept as QuickJS's static
 //! description of it instead (`JS_GetOwnPropertyBuiltin`, a patch of the vendored QuickJS), and
 //! a new instance, with the same native code, is made when the engine first needs it
-//! (`JS_NewBuiltin`). Built-ins QuickJS made at once (constructors, getters, prototypes) are
-//! captured as values.
+//! (`JS_NewBuiltin`). Built-ins QuickJS made at once are captured as values (constructors,
+//! prototypes), except getters implemented in C, kept as their native code
+//! (`JS_GetCFunctionBuiltin`) and made anew in the same way. Descriptions are the same in every
+//! runtime of the process: what the first runtime learnt stands for the originals in the later
+//! ones ([`ProcessWide`]), which only read the values.
 
 use std::{
     ffi::{c_int, c_void},

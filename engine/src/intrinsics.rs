@@ -12,6 +12,19 @@ use crate::builtins::{self, Atom, Captured, ProcessWide};
 /// What the first runtime learnt.
 static LEARNT: ProcessWide = ProcessWide::new();
 
+/// The prototypes of the iterators of Maps and Sets, which are no globals.
+const MAP_ITERATOR: &str = "%MapIteratorPrototype%";
+const SET_ITERATOR: &str = "%SetIteratorPrototype%";
+
+/// Whose prototype each built-in is read from, in the order of the fields of [`Intrinsics`].
+const PATHS: [(&str, &str); 5] = [
+    ("Map", "entries"),
+    ("Set", "values"),
+    (MAP_ITERATOR, "next"),
+    (SET_ITERATOR, "next"),
+    ("String", "slice"),
+];
+
 /// The original built-ins the serializer calls.
 pub struct Intrinsics<'js> {
     map_entries: Captured<'js>,
@@ -36,23 +49,18 @@ impl<'js> Intrinsics<'js> {
     pub fn capture(ctx: &Ctx<'js>) -> Result<Self> {
         let globals = ctx.globals();
         let read = |index: usize| -> Result<Captured<'js>> {
+            let (name, key) = PATHS[index];
             // The iterators' `next` lives on their own prototypes, which scripts can reach and
             // change.
-            if let Some(of_map) = [None, None, Some(true), Some(false), None][index] {
-                let prototype = builtins::iterator_prototype(ctx, of_map)?;
-                return Captured::read_atom(ctx, &prototype, &Atom::new(ctx, "next")?);
-            }
-            let (name, key) = [
-                ("Map", "entries"),
-                ("Set", "values"),
-                ("", ""),
-                ("", ""),
-                ("String", "slice"),
-            ][index];
-            let prototype: Value<'js> = globals.get::<_, Object<'js>>(name)?.get("prototype")?;
+            let prototype: Value<'js> = match name {
+                MAP_ITERATOR | SET_ITERATOR => {
+                    builtins::iterator_prototype(ctx, name == MAP_ITERATOR)?
+                }
+                _ => globals.get::<_, Object<'js>>(name)?.get("prototype")?,
+            };
             Captured::read_atom(ctx, &prototype, &Atom::new(ctx, key)?)
         };
-        let list = LEARNT.capture(ctx, 5, read)?;
+        let list = LEARNT.capture(ctx, PATHS.len(), read)?;
         let mut entries = list.entries();
         let mut next = || entries.next().expect("five captured");
         Ok(Self {

@@ -1,8 +1,8 @@
 //! Preparing a fresh runtime and running one assignment in it: the runtime, its context with
-//! the built-ins, `console`, timers and the Web APIs (defined, built on first use), the
-//! interrupt handler and rejection
-//! tracker, then the limits applied when the script arrives and everything script-owned released
-//! before the runtime is freed. One runtime runs one script, never two.
+//! the built-ins, `console`, timers and the Web APIs (defined at once, built on first use), the
+//! interrupt handler and rejection tracker, then the limits applied when the script arrives and
+//! everything script-owned released before the runtime is freed. One runtime runs one script,
+//! never two.
 
 use std::{
     cell::{Cell, RefCell},
