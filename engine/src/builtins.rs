@@ -31,6 +31,8 @@ unsafe extern "C" {
         prop: qjs::JSAtom,
         builtin: *mut *const c_void,
     ) -> c_int;
+    /// Whether `atom` is one of QuickJS's predefined atoms, numbered alike in every runtime.
+    fn JS_AtomIsPredefined(atom: qjs::JSAtom) -> c_int;
     /// A new instance of the built-in `builtin` describes.
     fn JS_NewBuiltin(ctx: *mut qjs::JSContext, builtin: *const c_void) -> qjs::JSValue;
     /// Stores what `JS_NewCFunction2` needs to make a function like `func` and returns 1 when
@@ -342,6 +344,22 @@ impl<'a, 'js> Atom<'a, 'js> {
         Ok(Self { ctx, raw })
     }
 
+    /// A predefined atom by its number (see [`Atom::predefined`]).
+    pub fn from_predefined(ctx: &'a Ctx<'js>, predefined: Predefined) -> Self {
+        Self {
+            ctx,
+            raw: predefined.0,
+        }
+    }
+
+    /// The atom's number when it is one of QuickJS's predefined atoms (the names of its
+    /// built-ins among them): the same in every runtime of the process, so a later runtime
+    /// can use it without looking the name up.
+    pub fn predefined(&self) -> Option<Predefined> {
+        // SAFETY: a pure comparison of the number.
+        (unsafe { JS_AtomIsPredefined(self.raw) } != 0).then_some(Predefined(self.raw))
+    }
+
     /// The atom of a symbol (or of any value's property key).
     pub fn of_value(ctx: &'a Ctx<'js>, value: &Value<'js>) -> Result<Self> {
         // SAFETY: the context and value are live.
@@ -352,6 +370,11 @@ impl<'a, 'js> Atom<'a, 'js> {
         Ok(Self { ctx, raw })
     }
 }
+
+/// The number of a predefined atom, valid in every runtime; QuickJS neither counts nor frees
+/// references to them.
+#[derive(Debug, Clone, Copy)]
+pub struct Predefined(qjs::JSAtom);
 
 impl Drop for Atom<'_, '_> {
     fn drop(&mut self) {

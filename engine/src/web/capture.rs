@@ -5,9 +5,11 @@
 //! no object is made, until a script first reaches for a Web API (then `primordials.js` builds
 //! the rest from this table).
 
+use std::sync::OnceLock;
+
 use rquickjs::{Ctx, Error, Result, Value, qjs};
 
-use crate::builtins::{self, Atom, Captured, CapturedList, ProcessWide};
+use crate::builtins::{self, Atom, Captured, CapturedList, Predefined, ProcessWide};
 
 /// Where a captured value is read.
 #[derive(Clone, Copy)]
@@ -186,11 +188,25 @@ pub fn capture<'js>(ctx: &Ctx<'js>) -> Result<CapturedList<'js>> {
         globals: Vec::with_capacity(48),
         prototypes: Vec::with_capacity(24),
     };
-    LEARNT.capture(ctx, CAPTURED.len(), |index| reader.read(CAPTURED[index].1))
+    let captured = LEARNT.capture(ctx, CAPTURED.len(), |index| reader.read(index))?;
+    if GLOBAL_ATOMS.get().is_none() {
+        let atoms = CAPTURED
+            .iter()
+            .map(|(_, path)| match path {
+                Global(name) => Ok(Atom::new(ctx, name)?.predefined()),
+                _ => Ok(None),
+            })
+            .collect::<Result<_>>()?;
+        GLOBAL_ATOMS.get_or_init(|| atoms);
+    }
+    Ok(captured)
 }
 
 /// What the first runtime learnt.
 static LEARNT: ProcessWide = ProcessWide::new();
+
+/// The atoms of the names of [`Path::Global`]s, when predefined, by index in [`CAPTURED`].
+static GLOBAL_ATOMS: OnceLock<Vec<Option<Predefined>>> = OnceLock::new();
 
 /// Captures values, keeping the globals and prototypes read on the way for the next ones.
 struct Reader<'a, 'js> {
@@ -203,10 +219,19 @@ struct Reader<'a, 'js> {
 }
 
 impl<'js> Reader<'_, 'js> {
-    fn read(&mut self, path: Path) -> Result<Captured<'js>> {
+    fn read(&mut self, index: usize) -> Result<Captured<'js>> {
         let ctx = self.ctx;
-        match path {
-            Global(name) => self.global(name),
+        match CAPTURED[index].1 {
+            Global(name) => {
+                let predefined = GLOBAL_ATOMS.get().and_then(|atoms| atoms[index]);
+                match predefined {
+                    // Only what was made already is left to read.
+                    Some(atom) if self.learnt => {
+                        Captured::read_value(ctx, &self.global, &Atom::from_predefined(ctx, atom))
+                    }
+                    _ => self.global(name),
+                }
+            }
             Static(name, key) => Captured::read(ctx, &self.global(name)?, key),
             Method(name, key) => {
                 Captured::read_atom(ctx, &self.prototype(name)?, &Atom::new(ctx, key)?)

@@ -41015,6 +41015,13 @@ int JS_GetCFunctionBuiltin(JSContext *ctx, JSValueConst func, JSCFunction **pfun
     return 1;
 }
 
+/* PATCH lazy-builtins: whether 'atom' is one of QuickJS's predefined atoms (the names of its
+   built-ins among them), which have the same number in every runtime of the process. */
+int JS_AtomIsPredefined(JSAtom atom)
+{
+    return atom < JS_ATOM_END;
+}
+
 /* PATCH lazy-builtins: a new instance of a built-in JS_GetOwnPropertyBuiltin described. */
 JSValue JS_NewBuiltin(JSContext *ctx, const void *builtin)
 {

@@ -1060,6 +1060,7 @@ JS_EXTERN int JS_DefinePropertyGetSet(JSContext *ctx, JSValueConst this_obj,
 JS_EXTERN int JS_GetOwnPropertyBuiltin(JSContext *ctx, JSValueConst obj, JSAtom prop,
                                        const void **pbuiltin);
 JS_EXTERN JSValue JS_NewBuiltin(JSContext *ctx, const void *builtin);
+JS_EXTERN int JS_AtomIsPredefined(JSAtom atom);
 JS_EXTERN int JS_GetCFunctionBuiltin(JSContext *ctx, JSValueConst func, JSCFunction **pfunc,
                                      int *plength, int *pcproto, int *pmagic);
 /* PATCH lazy-host-property: the value is `loader(name)`, made on first access. */
