@@ -283,6 +283,30 @@ impl ProcessWide {
 }
 
 impl<'js> CapturedList<'js> {
+    /// The built-ins at `indices` of the list, in one pass.
+    pub fn pick<const N: usize>(&self, indices: [usize; N]) -> Result<[Captured<'js>; N]> {
+        let mut picked: [Option<Captured<'js>>; N] = std::array::from_fn(|_| None);
+        let mut values = self.values.iter();
+        for (index, learnt) in self.learnt.iter().enumerate() {
+            let value = match learnt {
+                Some(_) => None,
+                None => values.next(),
+            };
+            let Some(slot) = indices.iter().position(|wanted| *wanted == index) else {
+                continue;
+            };
+            picked[slot] = match (learnt, value) {
+                (Some(builtin), _) => Some(Captured::Builtin(*builtin)),
+                (None, value) => value.cloned().map(Captured::Value),
+            };
+        }
+        let picked: Vec<Captured<'js>> = picked
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or(Error::Unknown)?;
+        picked.try_into().map_err(|_| Error::Unknown)
+    }
+
     /// Every built-in of the list, in order.
     pub fn entries(&self) -> impl Iterator<Item = Captured<'js>> + '_ {
         let mut values = self.values.iter();

@@ -1,29 +1,13 @@
-//! The built-ins the serializer calls, captured before any script runs ([`crate::builtins`]),
-//! so that copying values out keeps working when a script replaces `Map.prototype.entries` or
-//! `String.prototype.slice`, and the bounded copy of a string out of the runtime. Capturing is
-//! a few property reads; the functions are made the first time they are called.
+//! The built-ins the serializer calls, captured before any script runs with those of the Web
+//! APIs ([`crate::builtins`]), so that copying values out keeps working when a script replaces
+//! `Map.prototype.entries` or `String.prototype.slice`, and the bounded copy of a string out of
+//! the runtime. The functions are made the first time they are called.
 
 use std::{borrow::Cow, cell::OnceCell};
 
 use rquickjs::{Ctx, Function, Object, Result, Value, function::This, qjs};
 
-use crate::builtins::{self, Atom, Captured, ProcessWide};
-
-/// What the first runtime learnt.
-static LEARNT: ProcessWide = ProcessWide::new();
-
-/// The prototypes of the iterators of Maps and Sets, which are no globals.
-const MAP_ITERATOR: &str = "%MapIteratorPrototype%";
-const SET_ITERATOR: &str = "%SetIteratorPrototype%";
-
-/// Whose prototype each built-in is read from, in the order of the fields of [`Intrinsics`].
-const PATHS: [(&str, &str); 5] = [
-    ("Map", "entries"),
-    ("Set", "values"),
-    (MAP_ITERATOR, "next"),
-    (SET_ITERATOR, "next"),
-    ("String", "slice"),
-];
+use crate::builtins::Captured;
 
 /// The original built-ins the serializer calls.
 pub struct Intrinsics<'js> {
@@ -45,32 +29,25 @@ struct Made<'js> {
 }
 
 impl<'js> Intrinsics<'js> {
-    /// Captures the built-ins; must run before any script code.
-    pub fn capture(ctx: &Ctx<'js>) -> Result<Self> {
-        let globals = ctx.globals();
-        let read = |index: usize| -> Result<Captured<'js>> {
-            let (name, key) = PATHS[index];
-            // The iterators' `next` lives on their own prototypes, which scripts can reach and
-            // change.
-            let prototype: Value<'js> = match name {
-                MAP_ITERATOR | SET_ITERATOR => {
-                    builtins::iterator_prototype(ctx, name == MAP_ITERATOR)?
-                }
-                _ => globals.get::<_, Object<'js>>(name)?.get("prototype")?,
-            };
-            Captured::read_atom(ctx, &prototype, &Atom::new(ctx, key)?)
-        };
-        let list = LEARNT.capture(ctx, PATHS.len(), read)?;
-        let mut entries = list.entries();
-        let mut next = || entries.next().expect("five captured");
-        Ok(Self {
-            map_entries: next(),
-            set_values: next(),
-            map_iterator_next: next(),
-            set_iterator_next: next(),
-            string_slice: next(),
+    /// The serializer's built-ins, from those captured for the Web APIs before any script ran
+    /// (`web::capture::SERIALIZER`): `Map.prototype.entries`, `String.prototype.slice`,
+    /// `%MapIteratorPrototype%.next`, `Set.prototype.values` and `%SetIteratorPrototype%.next`.
+    pub fn new(captured: [Captured<'js>; 5]) -> Self {
+        let [
+            map_entries,
+            string_slice,
+            map_iterator_next,
+            set_values,
+            set_iterator_next,
+        ] = captured;
+        Self {
+            map_entries,
+            set_values,
+            map_iterator_next,
+            set_iterator_next,
+            string_slice,
             made: OnceCell::new(),
-        })
+        }
     }
 
     fn made(&self, ctx: &Ctx<'js>) -> Result<&Made<'js>> {

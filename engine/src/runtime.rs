@@ -84,10 +84,10 @@ pub fn run_in_fresh_runtime(
     )));
 
     let outcome = context.with(|ctx| {
-        let intrinsics = Rc::new(Intrinsics::capture(&ctx)?);
-        let console = ConsoleLog::new(intrinsics.clone(), &settings.output);
         let timers = Rc::new(RefCell::new(Timers::default()));
         let web = Rc::new(WebApis::new(&ctx, &timers)?);
+        let intrinsics = Rc::new(Intrinsics::new(web.serializer_builtins()?));
+        let console = ConsoleLog::new(intrinsics.clone(), &settings.output);
         let globals = Globals::install(&ctx, console.clone(), timers.clone(), web.clone())?;
 
         let Some(mut assignment) = next() else {

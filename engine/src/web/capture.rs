@@ -174,6 +174,36 @@ const CAPTURED: &[(&str, Path)] = &[
     ("BigUint64Array_", Global("BigUint64Array")),
 ];
 
+/// Where the serializer's built-ins are in [`CAPTURED`] (see [`crate::intrinsics`]): `Map`'s
+/// and `Set`'s iteration methods, their iterators' `next`, and `String.prototype.slice`.
+pub const SERIALIZER: [usize; 5] = [
+    index_of("MapPrototypeEntries"),
+    index_of("StringPrototypeSlice"),
+    index_of("MapIteratorPrototypeNext"),
+    index_of("SetPrototypeValues"),
+    index_of("SetIteratorPrototypeNext"),
+];
+
+/// The index of `name` in [`CAPTURED`], found when compiling.
+const fn index_of(name: &str) -> usize {
+    let mut index = 0;
+    while index < CAPTURED.len() {
+        let known = CAPTURED[index].0.as_bytes();
+        let name = name.as_bytes();
+        if known.len() == name.len() {
+            let mut at = 0;
+            while at < known.len() && known[at] == name[at] {
+                at += 1;
+            }
+            if at == known.len() {
+                return index;
+            }
+        }
+        index += 1;
+    }
+    panic!("not a captured name")
+}
+
 /// The names of the captured values, in the order [`capture`] returns them.
 pub fn names() -> impl Iterator<Item = &'static str> {
     CAPTURED.iter().map(|(name, _)| *name)

@@ -138,6 +138,13 @@ impl<'js> WebApis<'js> {
         })
     }
 
+    /// The serializer's built-ins, captured with these (see [`crate::intrinsics`]).
+    pub fn serializer_builtins(&self) -> Result<[Captured<'js>; 5]> {
+        let captured = self.captured.borrow();
+        let list = captured.as_ref().ok_or(Error::Unknown)?;
+        list.pick(capture::SERIALIZER)
+    }
+
     /// The value of global `name` (one of [`GLOBALS`] or [`FETCH_GLOBALS`]), building its
     /// group first if no script reached for it before.
     pub fn global(&self, ctx: &Ctx<'js>, name: &str) -> Result<Value<'js>> {
