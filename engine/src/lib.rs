@@ -16,12 +16,14 @@
 //!   ([`json`], [`serialize`], [`console`]); console entries go to a [`LogSink`] as they are
 //!   made, so they survive whatever happens to the execution afterwards.
 
+mod builtins;
 mod bytecode;
 mod clock;
 mod console;
 pub mod context_fields;
 mod execution;
 mod fault;
+mod globals;
 pub mod host;
 mod intrinsics;
 pub mod json;
