@@ -29,7 +29,7 @@ use crate::{
     api::{ExampleList, ExecuteResponse, ExecutionStatus, Health, HealthStatus, LogEntry, LogType},
     envelope::{ErrorEnvelope, RequestErrorKind},
     outcome::{ErrorKind, ScriptError},
-    request::ExecuteBody,
+    request::{ExecuteBody, Language},
 };
 
 /// The path the ingress serves the document at.
@@ -63,6 +63,7 @@ pub struct Limits {
     ),
     components(schemas(
         ExecuteBody,
+        Language,
         ExecuteResponse,
         ExecutionStatus,
         ScriptError,

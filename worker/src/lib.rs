@@ -73,6 +73,7 @@ pub fn main(host: HostFunctions) -> ExitCode {
         )
     };
     allocator::arm();
+    engine::memory::register_host_heap(&allocator::WorkerHeap);
     let channel = Rc::new(RefCell::new(channel));
     let Ok(Order::Setup(setup)) = read_frame(&mut *channel.borrow_mut(), MAX_SUPERVISOR_FRAME)
     else {
@@ -98,6 +99,7 @@ fn harden(setup: &Setup) -> Result<(), Box<dyn std::error::Error>> {
     let pid = unsafe { libc::getpid() };
     let filter = seccomp::compile(CHANNEL_FD, pid)?;
     harden::load_time_zone();
+    engine::typescript::prepare_thread();
     harden::default_fault_signals();
     harden::close_descriptors_except(CHANNEL_FD);
     harden::make_non_dumpable()?;
@@ -209,6 +211,7 @@ fn assignment(
         script: Script {
             name: job.script_name,
             source: Arc::from(job.source),
+            language: job.language,
             input: job.input.map(Arc::from),
         },
         limits: Limits {

@@ -13,7 +13,7 @@ use axum::{
 use contract::{
     api::{ErrorField, ExecuteResponse, ExecutionStatus},
     limits::{MemoryLimit, TimeLimit},
-    request::{ExecuteRequest, ScriptSource},
+    request::{ExecuteRequest, Language, ScriptSource},
     worker::{HostGrant, Job},
 };
 
@@ -224,7 +224,11 @@ fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result
         input => input.map(|input| String::from(Box::<str>::from(input))),
     };
     let (script_name, source) = match request.source {
-        ScriptSource::Code(code) => ("script.js".to_owned(), code),
+        // Stack traces name the file in the language the client wrote it in.
+        ScriptSource::Code(code) => match request.language {
+            Language::JavaScript => ("script.js".to_owned(), code),
+            Language::TypeScript => ("script.ts".to_owned(), code),
+        },
         ScriptSource::File(file) => {
             let example = state
                 .examples
@@ -245,6 +249,7 @@ fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result
     Ok(Job {
         script_name,
         source,
+        language: request.language,
         timeout,
         memory_limit,
         input,

@@ -15,4 +15,5 @@ mod results;
 mod support;
 mod tenants;
 mod tiers;
+mod typescript;
 mod web_apis;
