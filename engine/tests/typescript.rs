@@ -269,19 +269,31 @@ fn javascript_is_not_stripped() {
 #[test]
 fn the_readmes_table_of_what_is_removed_and_what_is_refused_holds() {
     for (code, result) in [
-        ("function f(this: Window, x?: number): x is number { return true } f(1)", "true"),
-        ("let m = new Map<string, number>([['a', 1]]); m.get('a')", "1"),
+        (
+            "function f(this: Window, x?: number): x is number { return true } f(1)",
+            "true",
+        ),
+        (
+            "let m = new Map<string, number>([['a', 1]]); m.get('a')",
+            "1",
+        ),
         ("const f = <T,>(x: T) => x; const g = f<number>; g(2)", "2"),
         ("const o = { a: 1 } as const; o.a satisfies 1", "1"),
         ("let x: number | undefined = 3; x!", "3"),
-        ("import type { A } from 'a';\nexport type { A };\nexport type B = string;\n4", "4"),
+        (
+            "import type { A } from 'a';\nexport type { A };\nexport type B = string;\n4",
+            "4",
+        ),
         (
             "abstract class A { abstract f(): void; protected readonly x = 6 }\n\
              class B extends A implements I { override f() {} public y = this.x }\n\
              interface I {}\nnew B().y",
             "6",
         ),
-        ("declare class D {}\ndeclare let e: number;\ndeclare function g(): void;\n7", "7"),
+        (
+            "declare class D {}\ndeclare let e: number;\ndeclare function g(): void;\n7",
+            "7",
+        ),
     ] {
         assert_eq!(typescript(code).result.as_deref(), Ok(result), "{code}");
     }
