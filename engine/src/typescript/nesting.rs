@@ -479,3 +479,87 @@ fn char_length(lead: u8) -> usize {
         _ => 1,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUDGET: u64 = 12 * 1024 * 1024;
+
+    fn accepted(source: &str) -> bool {
+        check(source, BUDGET).is_ok()
+    }
+
+    #[test]
+    fn long_flat_code_is_accepted_however_long() {
+        let statements = "const total: number = items.reduce((sum, x) => sum + x.price, 0);\n";
+        assert!(accepted(&statements.repeat(20_000)));
+        // Without semicolons, statement keywords end the runs.
+        let asi = "const a = f(x)\nif (a) { g(a) }\nreturn a\n";
+        assert!(accepted(&format!(
+            "function f() {{\n{}}}",
+            asi.repeat(5_000)
+        )));
+        let elements = format!(
+            "const rows = [{}];",
+            "{ id: 1, name: 'a' },\n".repeat(20_000)
+        );
+        assert!(accepted(&elements));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_where_the_estimate_passes_the_budget() {
+        let deep = format!("x = {}1{}", "(".repeat(1_000), ")".repeat(1_000));
+        let refused = check(&deep, BUDGET).unwrap_err();
+        assert_eq!(refused.line, 1);
+        let levels = (BUDGET / HEAVY) as usize;
+        assert!(
+            (levels - 2..=levels + 4).contains(&refused.column),
+            "refused at column {}",
+            refused.column
+        );
+        let on_line_three = format!("a;\nb;\n{}", "[".repeat(1_000));
+        assert_eq!(check(&on_line_three, BUDGET).unwrap_err().line, 3);
+    }
+
+    #[test]
+    fn brackets_in_strings_comments_and_patterns_count_while_they_last() {
+        let hidden = "(".repeat(1_000);
+        for source in [
+            format!("'{hidden}'"),
+            format!("\"{hidden}\""),
+            format!("`{hidden}`"),
+            format!("// {hidden}"),
+            format!("/* {hidden} */"),
+            format!("x = /{hidden}/"),
+            // A division taken for a pattern: the brackets still count.
+            format!("x = {{}} / \"x/\"; {hidden}1"),
+        ] {
+            assert!(!accepted(&source), "{source:.20}");
+        }
+        // A few unbalanced brackets in text are nothing.
+        assert!(accepted(
+            &"x = '(((' + /\\(/.source; // :-(\n".repeat(10_000)
+        ));
+    }
+
+    #[test]
+    fn templates_nest_through_their_substitutions() {
+        let depth = 1_000;
+        let nested = format!("{}1{}", "`${".repeat(depth), "}`".repeat(depth));
+        assert!(!accepted(&nested));
+        // A closed template leaves nothing open.
+        assert!(accepted(&"x = `a ${b} c ${`d ${e}`}`;\n".repeat(10_000)));
+    }
+
+    #[test]
+    fn chains_without_brackets_count_token_by_token() {
+        for chain in ["+1", ".a", "!", "a?b:", "x=>", " as any", "a="] {
+            let source = format!("x = {}1", chain.repeat(100_000));
+            assert!(!accepted(&source), "{chain}");
+        }
+        // `; else` goes on with its `if`.
+        let chain = format!("if (a) a;{}", "else if (a) a;".repeat(10_000));
+        assert!(!accepted(&chain));
+    }
+}
