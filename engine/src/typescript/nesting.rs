@@ -143,12 +143,19 @@ impl Scan<'_> {
                     self.new_line();
                 }
                 b' ' | b'\t' | b'\r' | 0x0b | 0x0c => self.at += 1,
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'$' => {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'$' | 0x80.. => {
+                    if byte >= 0x80 && self.space_beyond_ascii(source) {
+                        continue;
+                    }
                     let start = self.at;
-                    while self.bytes.get(self.at).is_some_and(|byte| {
-                        byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'$')
-                    }) {
-                        self.at += 1;
+                    while let Some(&byte) = self.bytes.get(self.at) {
+                        if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'$') {
+                            self.at += 1;
+                        } else if byte >= 0x80 && !starts_with_space(&source[self.at..]) {
+                            self.at += char_length(byte);
+                        } else {
+                            break;
+                        }
                     }
                     self.word(&source[start..self.at])?;
                 }
@@ -208,15 +215,6 @@ impl Scan<'_> {
                     self.at += 1;
                     self.token(HEAVY)?;
                     self.punctuator(true);
-                }
-                0x80.. => {
-                    // Each character beyond ASCII is a token of its own: some are spaces,
-                    // which would otherwise join the words around them into one.
-                    self.at = (self.at + char_length(byte)).min(self.bytes.len());
-                    self.token(LIGHT)?;
-                    self.last = Last::Operand;
-                    self.nests_keyword = false;
-                    self.head_word = false;
                 }
                 _ => {
                     self.at += 1;
@@ -465,10 +463,35 @@ impl Scan<'_> {
         self.head_word = false;
     }
 
+    /// Moves past a space or line break beyond ASCII at the current position, if there is
+    /// one; any other character beyond ASCII is part of a word.
+    fn space_beyond_ascii(&mut self, source: &str) -> bool {
+        let Some(space) = source[self.at..]
+            .chars()
+            .next()
+            .filter(|_| starts_with_space(&source[self.at..]))
+        else {
+            return false;
+        };
+        self.at += space.len_utf8();
+        if matches!(space, '\u{2028}' | '\u{2029}') {
+            self.new_line();
+        }
+        true
+    }
+
     fn new_line(&mut self) {
         self.line += 1;
         self.line_start = self.at;
     }
+}
+
+/// Whether `text` starts with a space or line break beyond ASCII, which JavaScript counts as
+/// white space (or a line terminator) between tokens.
+fn starts_with_space(text: &str) -> bool {
+    text.chars()
+        .next()
+        .is_some_and(|first| first.is_whitespace() || first == '\u{feff}')
 }
 
 fn char_length(lead: u8) -> usize {
@@ -541,6 +564,15 @@ mod tests {
         assert!(accepted(
             &"x = '(((' + /\\(/.source; // :-(\n".repeat(10_000)
         ));
+    }
+
+    #[test]
+    fn words_beyond_ascii_are_one_token_and_spaces_beyond_ascii_part_them() {
+        let names = "const größe = maß + 数据 * ünïcödé\n";
+        assert!(accepted(&names.repeat(20_000)));
+        // A chain of prefix operators spaced by no-break spaces is still a chain.
+        let chain = format!("x = {}1", "typeof\u{a0}".repeat(100_000));
+        assert!(!accepted(&chain));
     }
 
     #[test]
