@@ -8,10 +8,10 @@
 //! construct and its position.
 //!
 //! This runs inside the execution, on the worker's thread, under its filter: its time counts
-//! in the execution's, its memory is charged to the execution's limit before it is allocated
-//! ([`STRIP_BYTES_PER_SOURCE_BYTE`]), and nesting too deep for swc's recursive parser is
-//! refused before swc sees it ([`nesting`]), so that no script can overflow the worker's
-//! stack.
+//! in the execution's, the memory swc allocates counts against the execution's limit as it is
+//! allocated (the execution limits the host heap around it: `memory::host_heap_limited`), it
+//! runs on a stack of its own ([`STRIP_STACK`]), and nesting too deep for swc's recursive
+//! parser within that stack is refused before swc sees it ([`nesting`]).
 
 mod nesting;
 
@@ -62,23 +62,6 @@ const STRIP_STACK: usize = 16 * 1024 * 1024;
 /// How much of [`STRIP_STACK`] the nesting estimate may use; the rest is for the frames
 /// around the recursion.
 const NESTING_BUDGET: u64 = 12 * 1024 * 1024;
-
-/// Bytes of host memory stripping may take per byte of source, at most: swc's tokens, syntax
-/// tree and output (measured by `tests/typescript_memory.rs` over the shapes that cost the most
-/// per byte).
-const STRIP_BYTES_PER_SOURCE_BYTE: usize = 64;
-
-/// What stripping takes whatever the source's size: the source map and its file, the
-/// diagnostics' handler.
-const STRIP_FIXED_BYTES: usize = 64 * 1024;
-
-/// The most host memory stripping a source of `length` bytes takes, which the engine charges to
-/// the execution's memory limit before it strips.
-pub fn strip_charge(length: usize) -> usize {
-    length
-        .saturating_mul(STRIP_BYTES_PER_SOURCE_BYTE)
-        .saturating_add(STRIP_FIXED_BYTES)
-}
 
 /// Readies the calling thread to strip TypeScript later without touching the file system: the
 /// stack switch reads the thread's stack bounds once per thread, which on a process's main
