@@ -92,6 +92,24 @@ async fn an_enum_is_refused_as_syntax_naming_it_and_its_line() {
 }
 
 #[tokio::test]
+async fn invalid_typescript_and_parameter_properties_are_syntax_errors_at_their_positions() {
+    let app = spawn_app().await;
+    for (code, expected) in [
+        ("let a: number = 1;\nlet b: = 2;", "line 2, column 8"),
+        (
+            "class Point {\n  constructor(private x: number) {}\n}",
+            "parameter property",
+        ),
+        ("namespace Tools {\n  export const x = 1;\n}", "namespace"),
+    ] {
+        let response = run_typescript(&app, code).await;
+        assert_eq!(response.script_error_kind(), "syntax", "{code}");
+        let message = response.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{code}: {message}");
+    }
+}
+
+#[tokio::test]
 async fn deeply_nested_typescript_is_an_ordinary_error_and_the_worker_goes_on() {
     // One worker, so the request after each is served by the same process.
     let app = spawn_app_with(|config| config.max_concurrency = 1).await;
