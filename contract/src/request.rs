@@ -140,8 +140,9 @@ fn messages(errors: &ValidationErrors) -> String {
 #[schema(as = ExecuteRequest)]
 pub struct ExecuteBody {
     /// The script's source, run as a classic script; the value of its last expression is the
-    /// result (as with `eval`). JavaScript, or TypeScript with `language: "typescript"`. At most the server's body limit (`MAX_BODY_BYTES`, 1 MiB by
-    /// default) with the rest of the body.
+    /// result (as with `eval`). JavaScript, or TypeScript with `language: "typescript"`. At
+    /// most the server's body limit (`MAX_BODY_BYTES`, 1 MiB by default) with the rest of the
+    /// body.
     #[validate(length(min = 1, message = "code: must not be empty"))]
     #[schema(min_length = 1, example = "console.log('hello'); 1 + 2")]
     code: Option<String>,
