@@ -32,7 +32,7 @@ use crate::{
     },
     envelope::{ErrorEnvelope, RequestErrorKind},
     outcome::{ErrorKind, ScriptError},
-    request::ExecuteBody,
+    request::{ExecuteBody, Language},
 };
 
 /// The path the ingress serves the document at.
@@ -66,6 +66,7 @@ pub struct Limits {
     ),
     components(schemas(
         ExecuteBody,
+        Language,
         ExecuteResponse,
         ExecutionStatus,
         ScriptError,

@@ -11,6 +11,9 @@
 //! 3. the one rule across fields, that exactly one of `code`, `file` and `url` gives the
 //!    script, by making the [`ScriptSource`].
 //!
+//! The script's [`Language`] is a field of the request, not of any one route, so every route
+//! that takes this request (and a batch of them) gets it.
+//!
 //! [`ExecuteBody`] is also what the OpenAPI document describes (as `ExecuteRequest`), so the
 //! document and the parser cannot drift apart.
 
@@ -33,6 +36,8 @@ use crate::limits::{MemoryLimit, TimeLimit};
 #[derive(Debug)]
 pub struct ExecuteRequest {
     pub source: ScriptSource,
+    /// `language`: how `source`'s text is read; JavaScript when not given.
+    pub language: Language,
     /// `timeoutMs`; `None` for the server's (or the tenant's) default.
     pub timeout: Option<TimeLimit>,
     /// `memoryLimitMb`; `None` for the server's (or the tenant's) default.
@@ -54,6 +59,32 @@ pub enum ScriptSource {
         url: String,
         sha256: Option<Sha256Digest>,
     },
+}
+
+/// The language a script is written in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// Run as written.
+    #[default]
+    JavaScript,
+    /// Its types are stripped (replaced by whitespace, so every position stays where it was)
+    /// and the rest runs as JavaScript; syntax that would need code generated for it (`enum`,
+    /// namespaces with values, parameter properties) is a syntax error.
+    TypeScript,
+}
+
+impl Language {
+    /// Every language, in the order the API lists them.
+    pub const ALL: [Self; 2] = [Self::JavaScript, Self::TypeScript];
+
+    /// The name clients write.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::JavaScript => "javascript",
+            Self::TypeScript => "typescript",
+        }
+    }
 }
 
 /// The SHA-256 digest a script loaded from `url` must have: 64 hex digits, kept in lowercase.
@@ -108,9 +139,10 @@ fn messages(errors: &ValidationErrors) -> String {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(as = ExecuteRequest)]
 pub struct ExecuteBody {
-    /// JavaScript source, run as a classic script; the value of its last expression is the
-    /// result (as with `eval`). At most the server's body limit (`MAX_BODY_BYTES`, 1 MiB by
-    /// default) with the rest of the body.
+    /// The script's source, run as a classic script; the value of its last expression is the
+    /// result (as with `eval`). JavaScript, or TypeScript with `language: "typescript"`. At
+    /// most the server's body limit (`MAX_BODY_BYTES`, 1 MiB by default) with the rest of the
+    /// body.
     #[validate(length(min = 1, message = "code: must not be empty"))]
     #[schema(min_length = 1, example = "console.log('hello'); 1 + 2")]
     code: Option<String>,
@@ -141,6 +173,15 @@ pub struct ExecuteBody {
         pattern = "^(([gG][sS]|[sS]3)://[a-z0-9][a-z0-9._-]+[a-z0-9]/[A-Za-z0-9!+=,@:()~._/-]+|[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\\s\\\\]*)?)$"
     )]
     url: Option<String>,
+    /// The language of the script, wherever it comes from: `javascript` (the default) or
+    /// `typescript`, whose types are stripped (replaced by whitespace, so error positions are
+    /// the TypeScript's) before it runs as JavaScript. Constructs that would need code
+    /// generated for them (`enum`, namespaces with values, parameter properties) are `syntax`
+    /// errors. Stripping happens inside the execution: its time and memory count against the
+    /// limits.
+    #[schema(example = "typescript")]
+    #[serde(default, deserialize_with = "language_name")]
+    language: Option<Language>,
     /// The SHA-256 digest the script at `url` must have, as 64 hex digits; on a mismatch the
     /// answer is 422 `source_hash_mismatch` and nothing runs. Only with `url`.
     #[validate(custom(
@@ -225,6 +266,7 @@ impl ExecuteBody {
         // Zero was refused by the fields' `range` rules.
         Ok(ExecuteRequest {
             source,
+            language: self.language.unwrap_or_default(),
             timeout: self
                 .timeout_ms
                 .and_then(NonZeroU64::new)
@@ -251,6 +293,7 @@ impl Serialize for ExecuteRequest {
             file,
             url,
             sha256: sha256.map(Sha256Digest::as_str),
+            language: (self.language != Language::JavaScript).then_some(self.language),
             timeout_ms: self.timeout.map(TimeLimit::millis),
             memory_limit_mb: self.memory_limit.map(MemoryLimit::mebibytes),
             input: self.input.as_deref(),
@@ -271,6 +314,8 @@ struct Forwarded<'a> {
     url: Option<&'a String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    language: Option<Language>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timeout_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -312,6 +357,22 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(
             &"a whole number of at least 1",
         )),
     }
+}
+
+/// A language by its name, or `null`. Read as a string first, so that a value of another type
+/// is a field's type error (422) as with the other fields, not a malformed body.
+fn language_name<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Language>, D::Error> {
+    const NAMES: &[&str] = &[Language::JavaScript.as_str(), Language::TypeScript.as_str()];
+    let Some(name) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    Language::ALL
+        .into_iter()
+        .find(|language| language.as_str() == name)
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::unknown_variant(&name, NAMES))
 }
 
 /// `url` starts with a supported scheme, in any case; its bucket, key or host are checked by
@@ -482,8 +543,8 @@ mod tests {
             refusal(r#"{"code": "1", "timeout": 5}"#),
             "Failed to deserialize the JSON body into the target type: timeout: unknown field \
              `timeout`, \
-             expected one of `code`, `file`, `url`, `sha256`, `timeoutMs`, `memoryLimitMb`, \
-             `input` at line 1 column 23"
+             expected one of `code`, `file`, `url`, `language`, `sha256`, `timeoutMs`, \
+             `memoryLimitMb`, `input` at line 1 column 23"
         );
         assert_eq!(
             refusal(r#"{"code": 7}"#),
@@ -494,6 +555,50 @@ mod tests {
             refusal(r#"{"code": "1", "timeoutMs": 1.5}"#),
             "Failed to deserialize the JSON body into the target type: timeoutMs: invalid value: \
              floating point `1.5`, expected a whole number of at least 1 at line 1 column 31"
+        );
+    }
+
+    #[test]
+    fn the_language_is_javascript_unless_typescript_is_asked_for() {
+        assert_eq!(
+            parse(r#"{"code": "1"}"#).unwrap().language,
+            Language::JavaScript
+        );
+        assert_eq!(
+            parse(r#"{"code": "1", "language": null}"#)
+                .unwrap()
+                .language,
+            Language::JavaScript
+        );
+        assert_eq!(
+            parse(r#"{"code": "1", "language": "javascript"}"#)
+                .unwrap()
+                .language,
+            Language::JavaScript
+        );
+        assert_eq!(
+            parse(r#"{"file": "pi.js", "language": "typescript"}"#)
+                .unwrap()
+                .language,
+            Language::TypeScript
+        );
+    }
+
+    #[test]
+    fn an_unknown_language_is_refused_with_the_ones_there_are() {
+        for unknown in [r#""python""#, r#""TypeScript""#, r#""ts""#, "1", "{}"] {
+            let message = refusal(&format!(r#"{{"code": "1", "language": {unknown}}}"#));
+            assert!(
+                message.starts_with(
+                    "Failed to deserialize the JSON body into the target type: language: "
+                ),
+                "{unknown}: {message}"
+            );
+        }
+        assert_eq!(
+            refusal(r#"{"code": "1", "language": "python"}"#),
+            "Failed to deserialize the JSON body into the target type: language: unknown \
+             variant `python`, expected `javascript` or `typescript` at line 1 column 35"
         );
     }
 
@@ -539,7 +644,8 @@ mod tests {
     #[test]
     fn a_parsed_request_forwards_as_the_same_request() {
         let sent = parse(
-            r#"{"url": "gs://b/a.js", "timeoutMs": 1e3, "memoryLimitMb": 8,
+            r#"{"url": "gs://b/a.js", "language": "typescript", "timeoutMs": 1e3,
+                "memoryLimitMb": 8,
                 "input": {"a": [1, "\u00e9"]}}"#,
         )
         .unwrap();
@@ -548,11 +654,19 @@ mod tests {
         let forwarded = serde_json::to_vec(&loaded).unwrap();
         let received = ExecuteRequest::parse(&forwarded).unwrap();
         assert_eq!(received.source, ScriptSource::Code("input.a".into()));
+        assert_eq!(received.language, Language::TypeScript);
         assert_eq!(received.timeout.map(TimeLimit::millis), Some(1000));
         assert_eq!(received.memory_limit.map(MemoryLimit::mebibytes), Some(8));
         assert_eq!(
             received.input.as_deref().map(RawValue::get),
             Some(r#"{"a": [1, "\u00e9"]}"#)
         );
+    }
+
+    #[test]
+    fn a_javascript_request_forwards_without_a_language_field() {
+        let sent = parse(r#"{"code": "1", "language": "javascript"}"#).unwrap();
+        let forwarded = serde_json::to_string(&sent).unwrap();
+        assert_eq!(forwarded, r#"{"code":"1"}"#);
     }
 }

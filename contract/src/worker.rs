@@ -46,7 +46,7 @@ use std::{
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::outcome::ScriptError;
+use crate::{outcome::ScriptError, request::Language};
 
 /// The worker's end of the channel.
 pub const CHANNEL_FD: RawFd = 3;
@@ -92,6 +92,8 @@ pub struct Job {
     /// The file name stack traces show.
     pub script_name: String,
     pub source: String,
+    /// How `source` is read: TypeScript is stripped to JavaScript inside the execution.
+    pub language: Language,
     /// Time limit, from the start of evaluation.
     pub timeout: Duration,
     /// The runtime's memory limit in bytes.
@@ -473,6 +475,7 @@ mod tests {
             Order::Run(Job {
                 script_name: "script.js".into(),
                 source: "console.log('\u{e9}'); 1 + 2".into(),
+                language: Language::TypeScript,
                 timeout: Duration::from_millis(5_000),
                 memory_limit: 64 << 20,
                 input: Some(r#"{"a": [1, "caf\u00e9"]}"#.into()),

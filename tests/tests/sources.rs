@@ -673,6 +673,30 @@ fn web_scripts_are_cached_revalidated_bounded_in_time_and_redirects_rechecked() 
 }
 
 #[test]
+fn a_typescript_script_loaded_from_a_url_runs_as_typescript() {
+    let server = PlainServer::start();
+    let script = "interface Answer { value: number }\n\
+                  const answer: Answer = { value: 6 * 7 };\n\
+                  answer.value as number";
+    server.put("/typed/a.ts", script);
+    let stack = SourceStack::start(
+        &["http://127.0.0.1/typed/"],
+        &[("SOURCES_ALLOW_LOOPBACK", "true")],
+    );
+    let location = server.url("/typed/a.ts");
+    let typescript = serde_json::json!({ "url": location, "language": "typescript" });
+    assert_result(&execute(stack.addr(), &typescript, false), 42.into());
+    // The same text as JavaScript does not parse: the language reached the sandbox.
+    let javascript = execute(stack.addr(), &url(&location), false);
+    assert_eq!(javascript.status, 200, "{}", javascript.text);
+    assert_eq!(
+        javascript.body["error"]["kind"], "syntax",
+        "{}",
+        javascript.text
+    );
+}
+
+#[test]
 fn concurrent_executions_of_a_script_not_yet_cached_download_it_once() {
     let server = PlainServer::start();
     server.put("/slowish/a.js", "'once'");

@@ -3,8 +3,9 @@
 //! and replaces whenever it must.
 //!
 //! Started with its channel on [`CHANNEL_FD`] and its region on [`REGION_FD`] (see
-//! `contract::worker`), it reads its [`Setup`], hardens itself ([`harden`], then [`seccomp`]),
-//! prepares a runtime, says [`Ready`], and then loops: wait for a job with the next runtime
+//! `contract::worker`), it reads its [`Setup`], hardens itself ([`harden`], then [`seccomp`];
+//! before the filter it also reads the main thread's stack bounds, which stripping TypeScript
+//! later needs and could not read under it), prepares a runtime, says [`Ready`], and then loops: wait for a job with the next runtime
 //! already prepared, run it with console output going straight to the region (loading the
 //! script's bytecode from the worker's [`BytecodeCache`] when it compiled the same script
 //! before), report [`Finished`] as soon as the outcome is known (its runtime is freed after,
@@ -98,6 +99,8 @@ pub fn main(host: HostFunctions) -> ExitCode {
         )
     };
     allocator::arm();
+    // Rust work the engine does for a script (stripping TypeScript) counts against its limit.
+    engine::memory::register_host_heap(&allocator::WorkerHeap);
     let channel = Rc::new(RefCell::new(channel));
     let Ok(Order::Setup(setup)) = read_frame(&mut *channel.borrow_mut(), MAX_SUPERVISOR_FRAME)
     else {
@@ -123,6 +126,7 @@ fn harden(setup: &Setup) -> Result<(), Box<dyn std::error::Error>> {
     let pid = unsafe { libc::getpid() };
     let filter = seccomp::compile(CHANNEL_FD, pid)?;
     harden::load_time_zone();
+    engine::typescript::prepare_thread();
     harden::default_fault_signals();
     harden::close_descriptors_except(CHANNEL_FD);
     harden::make_non_dumpable()?;
@@ -238,6 +242,7 @@ fn assignment(
         script: Script {
             name: job.script_name,
             source: Arc::from(job.source),
+            language: job.language,
             input: job.input.map(Arc::from),
         },
         limits: Limits {

@@ -28,7 +28,7 @@ use contract::{
         LOG_EVENT, RESULT_EVENT,
     },
     limits::{MemoryLimit, TimeLimit},
-    request::{ExecuteRequest, ScriptSource},
+    request::{ExecuteRequest, Language, ScriptSource},
     worker::{HostGrant, Job},
 };
 
@@ -347,7 +347,11 @@ fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result
         input => input.map(|input| String::from(Box::<str>::from(input))),
     };
     let (script_name, source) = match request.source {
-        ScriptSource::Code(code) => ("script.js".to_owned(), code),
+        // Stack traces name the file in the language the client wrote it in.
+        ScriptSource::Code(code) => match request.language {
+            Language::JavaScript => ("script.js".to_owned(), code),
+            Language::TypeScript => ("script.ts".to_owned(), code),
+        },
         ScriptSource::File(file) => {
             let example = state
                 .examples
@@ -368,6 +372,7 @@ fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result
     Ok(Job {
         script_name,
         source,
+        language: request.language,
         timeout,
         memory_limit,
         input,

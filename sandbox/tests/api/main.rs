@@ -16,4 +16,5 @@ mod streaming;
 mod support;
 mod tenants;
 mod tiers;
+mod typescript;
 mod web_apis;
