@@ -4,13 +4,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use engine::{EngineSettings, Limits, Script};
+use engine::{EngineSettings, Language, Limits, Script};
 use serde_json::{Value, json};
 
 fn run(source: &str) -> Value {
     let script = Script {
         name: "lazy.js".into(),
         source: Arc::from(source),
+        language: Language::JavaScript,
         input: None,
     };
     let limits = Limits {
