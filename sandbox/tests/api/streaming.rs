@@ -68,6 +68,33 @@ async fn a_stream_sends_each_console_entry_while_the_script_still_runs() {
 }
 
 #[tokio::test]
+async fn the_progress_example_streams_each_step_as_its_timer_fires() {
+    let app = spawn_app().await;
+    let events = app
+        .post_stream(json!({ "file": "progress.js", "timeoutMs": 10000 }))
+        .await
+        .expect("a stream")
+        .until_end()
+        .await;
+    let logs = named(&events, "log");
+    let first: Vec<Value> = logs.iter().map(|event| event.json()["data"][0].clone()).collect();
+    assert_eq!(
+        first,
+        (1..=8)
+            .map(|step| json!(format!("step {step} of 8")))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(result_of(&events)["result"]["steps"], 8);
+    // Its timers fire every 250 ms: the first step is shown 1.75 s of timers before the end.
+    let result = events.last().unwrap();
+    let first_ahead = result.arrived.duration_since(logs[0].arrived);
+    assert!(
+        first_ahead >= Duration::from_millis(1000),
+        "{first_ahead:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_stream_ends_with_the_answer_a_plain_request_gets_and_its_entries_are_the_log() {
     let app = spawn_app().await;
     let code = "console.info('i', {a: [1, 'x']}); console.warn(undefined, NaN, 10n);
