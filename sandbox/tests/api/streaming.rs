@@ -77,7 +77,10 @@ async fn the_progress_example_streams_each_step_as_its_timer_fires() {
         .until_end()
         .await;
     let logs = named(&events, "log");
-    let first: Vec<Value> = logs.iter().map(|event| event.json()["data"][0].clone()).collect();
+    let first: Vec<Value> = logs
+        .iter()
+        .map(|event| event.json()["data"][0].clone())
+        .collect();
     assert_eq!(
         first,
         (1..=8)
