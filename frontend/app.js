@@ -5,7 +5,7 @@
 import { apiKeyField } from "./api-key.js";
 import { execute, fetchExamples, RequestFailure } from "./api.js";
 import { curlCommand, KEY_VARIABLE } from "./curl.js";
-import { createEditor } from "./editor.js";
+import { createEditor, isLanguage } from "./editor.js";
 import { outputPanel, renderFailure, renderInvalidInput, renderOutcome, renderRunning, renderStarted } from "./render.js";
 import { isShareFragment, readSharedRun, shareLink } from "./share.js";
 import { TYPESCRIPT_EXAMPLES } from "./typescript-examples.js";
@@ -13,8 +13,7 @@ import { TYPESCRIPT_EXAMPLES } from "./typescript-examples.js";
 const DRAFT_KEY = "jsbox.draft";
 const INPUT_DRAFT_KEY = "jsbox.input";
 const LANGUAGE_KEY = "jsbox.language";
-const LANGUAGES = ["javascript", "typescript"];
-const STARTER_CODE = `// Write JavaScript and press Ctrl+Enter (⌘+Enter on a Mac) to run it.
+const STARTER_CODE = `// Write JavaScript (or switch to TypeScript) and press Ctrl+Enter (⌘+Enter on a Mac) to run it.
 // console.* output is captured; the value of the last expression is the result.
 const greet = (name) => \`Hello, \${name}!\`;
 console.log(greet("sandbox"));
@@ -47,7 +46,7 @@ let running = false;
 const savedLanguage = readDraft(LANGUAGE_KEY);
 const editor = createEditor(document.getElementById("editor"), {
   text: readDraft() ?? STARTER_CODE,
-  language: LANGUAGES.includes(savedLanguage) ? savedLanguage : "javascript",
+  language: isLanguage(savedLanguage) ? savedLanguage : "javascript",
   hint: document.getElementById("editor-hint"),
   onChange(text) {
     saveDraft(text);
@@ -64,10 +63,12 @@ const apiKey = apiKeyField(document.getElementById("api-key"), {
 });
 
 languageSwitch.value = editor.language;
-languageSwitch.forEach((radio) => radio.addEventListener("change", () => {
-  setLanguage(languageSwitch.value);
-  forgetShareFragment();
-}));
+for (const radio of languageSwitch) {
+  radio.addEventListener("change", () => {
+    setLanguage(languageSwitch.value);
+    forgetShareFragment();
+  });
+}
 
 showPlatformShortcuts();
 loadExamples();

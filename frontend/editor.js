@@ -52,6 +52,11 @@ const LANGUAGES = {
   typescript: { support: new LanguageSupport(typescriptLanguage), label: "TypeScript code" },
 };
 
+/** Whether the editor (and the API) knows `name` as a language. */
+export function isLanguage(name) {
+  return Object.hasOwn(LANGUAGES, name ?? "");
+}
+
 /**
  * Creates the editor inside `host` and returns a small handle to read and replace its text and
  * switch its language ("javascript" or "typescript", which also names it: "TypeScript code").

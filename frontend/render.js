@@ -59,6 +59,11 @@ export function renderStarted(panel) {
   let append = null;
   const timer = setTimeout(() => {
     setStatus(panel, "running", "Running…", "The script is running; its console output appears as it is logged.");
+    // What is left of the previous run would read as this one's: only the console stays lit.
+    panel.pane.classList.add("is-live");
+    panel.errorDetails.hidden = true;
+    panel.executionTime.hidden = true;
+    showPlaceholder(panel.result, "Waiting for the result…");
     append = consoleAppender(panel);
     for (const entry of held.splice(0)) append(entry);
   }, LIVE_CONSOLE_AFTER_MS);
@@ -75,7 +80,7 @@ export function renderStarted(panel) {
 
 /** Shows a response from `POST /api/execute`, successful or not. */
 export function renderOutcome(panel, outcome) {
-  panel.pane.classList.remove("is-running");
+  panel.pane.classList.remove("is-running", "is-live");
   const error = outcome.status === "error" && outcome.error ? outcome.error : null;
 
   if (error) {
@@ -110,7 +115,7 @@ export function renderOutcome(panel, outcome) {
 
 /** Shows a request that got no execution outcome (network failure, 429, 5xx, ...). */
 export function renderFailure(panel, failure) {
-  panel.pane.classList.remove("is-running");
+  panel.pane.classList.remove("is-running", "is-live");
   const title = failure.status ? `${failure.title} · HTTP ${failure.status}` : failure.title;
   setStatus(panel, "failure", title, failure.message, failure.kind);
   panel.errorDetails.hidden = true;

@@ -481,12 +481,6 @@ try {
     assert.deepEqual(JSON.parse(await result.textContent()), { norm: 5, unit: "px" });
     assert.deepEqual((await consoleEntries(page)).map((entry) => entry.values), [["typed", "5"]]);
 
-    await page.getByRole("button", { name: "Copy as curl" }).click();
-    await page.locator("#share-status", { hasText: "curl command copied" }).waitFor();
-    const command = await sharedText.inputValue();
-    const answer = JSON.parse(await runInShell(command));
-    assert.deepEqual(answer.result, { norm: 5, unit: "px" }, "the curl command sends the language");
-
     await page.getByRole("button", { name: "Share" }).click();
     await page.locator("#share-status", { hasText: "Link copied to the clipboard" }).waitFor();
     const link = await sharedText.inputValue();
@@ -502,6 +496,13 @@ try {
     assert.deepEqual(openedBody, { code, language: "typescript" });
     assert.deepEqual(JSON.parse(await opened.locator("#result").textContent()), { norm: 5, unit: "px" });
     await other.close();
+
+    // After Share, so that the status the next step waits for is not already there.
+    await page.getByRole("button", { name: "Copy as curl" }).click();
+    await page.locator("#share-status", { hasText: "curl command copied" }).waitFor();
+    const command = await sharedText.inputValue();
+    const answer = JSON.parse(await runInShell(command));
+    assert.deepEqual(answer.result, { norm: 5, unit: "px" }, "the curl command sends the language");
 
     await picker.selectOption("types.ts");
     const example = await runAndCaptureRequest(page, () => runButton.click());
@@ -525,6 +526,7 @@ try {
     assert.match((await posted).headers().accept, /^text\/event-stream\b/, "the page asks for a stream");
     await page.locator("#console > li", { hasText: "first" }).waitFor();
     assert.match(await status.getAttribute("class"), /status-running/, "the first line is shown while the script still runs");
+    assert.equal(await result.textContent(), "Waiting for the result…", "the last run's result is not shown as this one's");
     await page.locator("#status:not(.status-running)").waitFor();
     assert.equal(JSON.parse(await result.textContent()), "done");
     assert.deepEqual((await consoleEntries(page)).map((entry) => entry.values), [["first"]]);
@@ -534,6 +536,7 @@ try {
     await page.locator("#console > li", { hasText: "step 1 of 8" }).waitFor();
     assert.match(await status.getAttribute("class"), /status-running/, "progress shows while the example runs");
     const shownWhileRunning = await page.locator("#console > li").count();
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, "demo-live-console.png") });
     assert.ok(shownWhileRunning < 8, `${shownWhileRunning} steps shown before the end`);
     await page.locator("#status:not(.status-running)").waitFor();
     assert.equal(JSON.parse(await result.textContent()).steps, 8);
