@@ -1,9 +1,14 @@
 // Talks to the service: lists the bundled examples and runs code, with the tenant's API key when
-// one is given. Every way a request can fail (network, HTTP status, a key refused, a body that is
-// not the API's JSON) becomes a `RequestFailure` whose `title` and `message` are written for people.
+// one is given. Runs ask for the answer as Server-Sent Events, so console entries arrive while the
+// script runs and the result comes last. Every way a request can fail (network, HTTP status, a key
+// refused, a body that is not the API's JSON, a stream cut short) becomes a `RequestFailure` whose
+// `title` and `message` are written for people.
 
 /** How long the page waits for an answer: above the server's longest deadline (30 s) plus queueing. */
 const CLIENT_TIMEOUT_MS = 60_000;
+
+/** The media type of an answer streamed as Server-Sent Events. */
+const EVENT_STREAM = "text/event-stream";
 
 /** A request that produced no execution outcome, described for display. */
 export class RequestFailure extends Error {
@@ -29,18 +34,74 @@ export async function fetchExamples({ apiKey = "" } = {}) {
 
 /**
  * `POST /api/execute` → the execution outcome (`status`, `result`, `error`, `log`, `executionTime`).
- * A script that fails still resolves: only failures of the request itself throw.
+ * The answer is asked for as a stream: `onStart()` is called once the script has a worker and
+ * `onLog(entry)` with each console entry as the script makes it, before the outcome resolves
+ * (a server that answers with plain JSON calls neither). A script that fails still resolves: only
+ * failures of the request itself throw.
  */
-export async function execute(request, { apiKey = "" } = {}) {
-  const body = await send(
+export async function execute(request, { apiKey = "", onStart = () => {}, onLog = () => {} } = {}) {
+  const response = await open(
     "api/execute",
     {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", Accept: `${EVENT_STREAM}, application/json;q=0.9` },
       body: JSON.stringify(request),
     },
     apiKey,
   );
+  if (!response.ok || !isEventStream(response)) return executionOutcome(await readJson(response, apiKey));
+
+  onStart();
+  try {
+    for await (const { event, data } of serverSentEvents(response.body)) {
+      if (event === "log") onLog(parseEventData(data));
+      else if (event === "result") return executionOutcome(parseEventData(data));
+      else if (event === "error") throw interruptedRun(parseEventData(data));
+    }
+  } catch (error) {
+    throw error instanceof RequestFailure ? error : fetchFailure(error);
+  }
+  throw new RequestFailure("Answer cut short", "The connection closed before the script's result arrived. Try again.", {
+    kind: "stream_ended",
+  });
+}
+
+/** The API's JSON body, or the failure its status and body describe. */
+async function send(url, init, apiKey) {
+  return readJson(await open(url, init, apiKey), apiKey);
+}
+
+/** The response to a request with the key, once its headers are in; no answer at all throws. */
+async function open(url, init, apiKey) {
+  const authorization = apiKey ? { Authorization: `Bearer ${apiKey}` } : {};
+  try {
+    return await fetch(url, {
+      ...init,
+      headers: { Accept: "application/json", ...authorization, ...init.headers },
+      signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
+    });
+  } catch (error) {
+    throw fetchFailure(error);
+  }
+}
+
+async function readJson(response, apiKey) {
+  const body = await response.json().catch(() => null);
+  if (response.ok && body !== null) return body;
+  throw describeHttpFailure(response, body, apiKey !== "");
+}
+
+/** A request that ran out of time or lost its connection, before or while its answer arrived. */
+function fetchFailure(error) {
+  if (error?.name === "TimeoutError") {
+    return new RequestFailure("No answer", `The server did not answer within ${CLIENT_TIMEOUT_MS / 1000} s.`, {
+      kind: "client_timeout",
+    });
+  }
+  return new RequestFailure("Can't reach the server", "The request did not get through. Check your connection and try again.");
+}
+
+function executionOutcome(body) {
   if (body?.status !== "success" && body?.status !== "error") {
     throw new RequestFailure("Unexpected response", "The server's answer is not an execution result.", {
       kind: "bad_response",
@@ -49,29 +110,65 @@ export async function execute(request, { apiKey = "" } = {}) {
   return body;
 }
 
-async function send(url, init, apiKey) {
-  const authorization = apiKey ? { Authorization: `Bearer ${apiKey}` } : {};
-  let response;
-  try {
-    response = await fetch(url, {
-      ...init,
-      headers: { Accept: "application/json", ...authorization, ...init.headers },
-      signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
-    });
-  } catch (error) {
-    if (error.name === "TimeoutError") {
-      throw new RequestFailure(
-        "No answer",
-        `The server did not answer within ${CLIENT_TIMEOUT_MS / 1000} s.`,
-        { kind: "client_timeout" },
-      );
-    }
-    throw new RequestFailure("Can't reach the server", "The request did not get through. Check your connection and try again.");
-  }
+/** A stream's `error` event: the execution was lost after it started (the service stopping, say). */
+function interruptedRun(body) {
+  const kind = typeof body?.error?.kind === "string" ? body.error.kind : "stream_error";
+  const message = typeof body?.error?.message === "string" && body.error.message !== ""
+    ? body.error.message
+    : "The service lost the execution after it started.";
+  return new RequestFailure("Run interrupted", `${message} Try again.`, { kind });
+}
 
-  const body = await response.json().catch(() => null);
-  if (response.ok && body !== null) return body;
-  throw describeHttpFailure(response, body, apiKey !== "");
+function isEventStream(response) {
+  return (response.headers.get("Content-Type") ?? "").split(";")[0].trim().toLowerCase() === EVENT_STREAM;
+}
+
+function parseEventData(data) {
+  try {
+    return JSON.parse(data);
+  } catch {
+    throw new RequestFailure("Unexpected response", "The server sent an event this page cannot read.", {
+      kind: "bad_response",
+    });
+  }
+}
+
+/**
+ * The events of a `text/event-stream` body as `{ event, data }`, as the HTML standard's parser
+ * reads them: `event:` names it (`message` when absent), `data:` lines are joined by newlines,
+ * comments (`:`, the heartbeat) and other fields are skipped, a blank line ends an event.
+ */
+async function* serverSentEvents(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let event = "";
+  let data = [];
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      const lines = buffer.split(/\r\n|\n|\r(?=[^\n])/);
+      // The last piece is a line not yet ended (a lone "\r" at the end may be half of "\r\n").
+      buffer = lines.pop();
+      for (const line of lines) {
+        if (line === "") {
+          if (data.length > 0) yield { event: event || "message", data: data.join("\n") };
+          event = "";
+          data = [];
+          continue;
+        }
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon === -1 ? line : line.slice(0, colon);
+        const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "event") event = value;
+        else if (field === "data") data.push(value);
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
 }
 
 function describeHttpFailure(response, body, sentKey) {

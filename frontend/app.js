@@ -1,16 +1,19 @@
-// Entry point of the demo page: wires the editor, the example picker, the limit inputs, the API
-// key field and the Run, Share and Copy-as-curl buttons to the API and the output panel.
+// Entry point of the demo page: wires the editor, the language switch, the example picker, the
+// limit inputs, the API key field and the Run, Share and Copy-as-curl buttons to the API and the
+// output panel, which shows a run's console output as it arrives.
 
 import { apiKeyField } from "./api-key.js";
 import { execute, fetchExamples, RequestFailure } from "./api.js";
 import { curlCommand, KEY_VARIABLE } from "./curl.js";
-import { createEditor } from "./editor.js";
-import { outputPanel, renderFailure, renderInvalidInput, renderOutcome, renderRunning } from "./render.js";
+import { createEditor, isLanguage } from "./editor.js";
+import { outputPanel, renderFailure, renderInvalidInput, renderOutcome, renderRunning, renderStarted } from "./render.js";
 import { isShareFragment, readSharedRun, shareLink } from "./share.js";
+import { TYPESCRIPT_EXAMPLES } from "./typescript-examples.js";
 
 const DRAFT_KEY = "jsbox.draft";
 const INPUT_DRAFT_KEY = "jsbox.input";
-const STARTER_CODE = `// Write JavaScript and press Ctrl+Enter (⌘+Enter on a Mac) to run it.
+const LANGUAGE_KEY = "jsbox.language";
+const STARTER_CODE = `// Write JavaScript (or switch to TypeScript) and press Ctrl+Enter (⌘+Enter on a Mac) to run it.
 // console.* output is captured; the value of the last expression is the result.
 const greet = (name) => \`Hello, \${name}!\`;
 console.log(greet("sandbox"));
@@ -21,6 +24,7 @@ console.log(greet("sandbox"));
 const form = document.getElementById("run-form");
 const picker = document.getElementById("example");
 const runButton = document.getElementById("run");
+const languageSwitch = form.elements.language;
 const limitInputs = [document.getElementById("timeout-ms"), document.getElementById("memory-limit-mb")];
 const inputBox = document.getElementById("input-box");
 const inputField = document.getElementById("input-json");
@@ -32,13 +36,17 @@ const shared = {
 };
 const panel = outputPanel(document);
 
-/** The example last loaded into the editor; while the text is unchanged, runs send its name. */
+/**
+ * The example last loaded into the editor; while the text is unchanged, runs of a bundled one
+ * send its name.
+ */
 let loadedExample = null;
 let running = false;
 
+const savedLanguage = readDraft(LANGUAGE_KEY);
 const editor = createEditor(document.getElementById("editor"), {
   text: readDraft() ?? STARTER_CODE,
-  label: "JavaScript code",
+  language: isLanguage(savedLanguage) ? savedLanguage : "javascript",
   hint: document.getElementById("editor-hint"),
   onChange(text) {
     saveDraft(text);
@@ -53,6 +61,14 @@ const apiKey = apiKeyField(document.getElementById("api-key"), {
     if (picker.disabled) loadExamples();
   },
 });
+
+languageSwitch.value = editor.language;
+for (const radio of languageSwitch) {
+  radio.addEventListener("change", () => {
+    setLanguage(languageSwitch.value);
+    forgetShareFragment();
+  });
+}
 
 showPlatformShortcuts();
 loadExamples();
@@ -89,7 +105,13 @@ picker.addEventListener("change", () => {
   const option = picker.selectedOptions[0];
   if (!option?.value) return;
   if (loadedExample) loadedExample.option.textContent = loadedExample.name;
-  loadedExample = { name: option.value, source: option.dataset.source ?? "", option };
+  loadedExample = {
+    name: option.value,
+    source: option.dataset.source ?? "",
+    bundled: option.dataset.bundled === "true",
+    option,
+  };
+  setLanguage(option.dataset.language);
   editor.value = loadedExample.source;
   saveDraft(loadedExample.source);
   markExampleEdited(loadedExample.source);
@@ -101,10 +123,14 @@ document.getElementById("share").addEventListener("click", async () => {
   const input = readInput();
   if (input === null) return;
   const sharedInput = input.value === undefined ? {} : { input: inputField.value };
-  const link = await shareLink({ code: editor.value, ...sharedInput, ...limits }, window.location);
+  const link = await shareLink({ code: editor.value, ...languageField(), ...sharedInput, ...limits }, window.location);
   // The address bar holds the link too, until the code is edited.
   history.replaceState(null, "", link);
-  await offerCopy("Link to this run", link, "Link copied to the clipboard. Opening it restores this code, input and limits.");
+  await offerCopy(
+    "Link to this run",
+    link,
+    "Link copied to the clipboard. Opening it restores this code, its language, input and limits.",
+  );
 });
 
 document.getElementById("copy-curl").addEventListener("click", async () => {
@@ -119,6 +145,18 @@ document.getElementById("copy-curl").addEventListener("click", async () => {
 // The page is ready for input once the editor exists and Run works.
 runButton.disabled = false;
 performance.mark("jsbox:interactive");
+
+/** Highlights the editor's text as `language` and shows it in the switch; the choice is kept. */
+function setLanguage(language) {
+  editor.language = language;
+  languageSwitch.value = language;
+  saveDraft(language, LANGUAGE_KEY);
+}
+
+/** `{ language: "typescript" }` for TypeScript; nothing for JavaScript, the API's default. */
+function languageField() {
+  return editor.language === "javascript" ? {} : { language: editor.language };
+}
 
 /** Labels the picked example "(edited)" once the editor no longer holds its source. */
 function markExampleEdited(text) {
@@ -141,9 +179,21 @@ async function run() {
   setRunning(true);
   renderRunning(panel);
   revealOutput();
+  let live = null;
   try {
-    renderOutcome(panel, await execute(request, { apiKey: apiKey.value }));
+    const outcome = await execute(request, {
+      apiKey: apiKey.value,
+      onStart() {
+        live = renderStarted(panel);
+      },
+      onLog(entry) {
+        live.log(entry);
+      },
+    });
+    live?.end();
+    renderOutcome(panel, outcome);
   } catch (error) {
+    live?.end();
     const failure = error instanceof RequestFailure ? error : new RequestFailure("Something went wrong", String(error));
     renderFailure(panel, failure);
   } finally {
@@ -158,8 +208,9 @@ function buildRequest() {
   const input = readInput();
   if (input === null) return null;
   const code = editor.value;
-  const source = loadedExample && code === loadedExample.source ? { file: loadedExample.name } : { code };
-  return { ...source, ...(input.value === undefined ? {} : { input: input.value }), ...limits };
+  const unchangedExample = loadedExample?.bundled && code === loadedExample.source;
+  const source = unchangedExample ? { file: loadedExample.name } : { code };
+  return { ...source, ...languageField(), ...(input.value === undefined ? {} : { input: input.value }), ...limits };
 }
 
 /** `{ value }` with the input field's JSON parsed (`undefined` when empty), or `null` (with the problem shown). */
@@ -199,11 +250,12 @@ function readLimits() {
   return limits;
 }
 
-/** Restores the code and limits of a share link opened in this tab; the draft is kept until edited. */
+/** Restores the code, language and limits of a share link opened in this tab; the draft is kept until edited. */
 async function openSharedRun() {
   if (!isShareFragment(window.location.hash)) return;
   try {
     const sharedRun = await readSharedRun(window.location.hash);
+    setLanguage(sharedRun.language);
     editor.value = sharedRun.code;
     inputField.value = sharedRun.input ?? "";
     inputBox.open = inputField.value !== "";
@@ -256,19 +308,35 @@ function setRunning(isRunning) {
 
 async function loadExamples() {
   try {
-    const examples = await fetchExamples({ apiKey: apiKey.value });
-    const options = examples.map(({ name, source }) => {
-      const option = new Option(name, name);
-      option.dataset.source = source;
-      return option;
-    });
-    picker.replaceChildren(new Option("Choose an example…", ""), ...options);
-    picker.disabled = options.length === 0;
+    const bundled = await fetchExamples({ apiKey: apiKey.value });
+    const groups = [
+      exampleGroup("JavaScript", bundled, { language: "javascript", bundled: true }),
+      exampleGroup("TypeScript", TYPESCRIPT_EXAMPLES, { language: "typescript", bundled: false }),
+    ];
+    picker.replaceChildren(new Option("Choose an example…", ""), ...groups);
+    picker.disabled = bundled.length === 0;
     picker.removeAttribute("title");
   } catch (error) {
     picker.replaceChildren(new Option("Examples unavailable", ""));
     picker.title = error.message;
   }
+}
+
+/**
+ * An <optgroup> of examples in `language`; `bundled` ones are the sandbox's, which a run of the
+ * unchanged source names instead of sending it.
+ */
+function exampleGroup(label, examples, { language, bundled }) {
+  const group = document.createElement("optgroup");
+  group.label = label;
+  for (const { name, source } of examples) {
+    const option = new Option(name, name);
+    option.dataset.source = source;
+    option.dataset.language = language;
+    option.dataset.bundled = String(bundled);
+    group.append(option);
+  }
+  return group;
 }
 
 function readDraft(key = DRAFT_KEY) {

@@ -1,5 +1,7 @@
-// "Copy as curl": the API call a run makes, as one shell command to paste into a terminal. The key
-// itself is never written out: with a key set, the command reads it from $JSBOX_API_KEY.
+// "Copy as curl": the API call a run makes (its language among the body's fields), as one shell
+// command to paste into a terminal. It asks for the plain JSON answer, which a terminal shows whole;
+// the page itself streams. The key itself is never written out: with a key set, the command reads
+// it from $JSBOX_API_KEY.
 
 /** The environment variable the command takes the key from. */
 export const KEY_VARIABLE = "JSBOX_API_KEY";

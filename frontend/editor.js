@@ -1,5 +1,5 @@
 // The code editor: CodeMirror 6 (bundled into vendor/codemirror.js by frontend-build/) with
-// JavaScript highlighting, line numbers, bracket matching, search (Ctrl/Cmd+F), undo history, and
+// JavaScript or TypeScript highlighting (switched without losing the text), line numbers, bracket matching, search (Ctrl/Cmd+F), undo history, and
 // Ctrl/Cmd+Enter to run.
 //
 // Tab indents and Shift+Tab outdents, which would trap keyboard users inside the editor; CodeMirror
@@ -15,6 +15,7 @@ import {
   Annotation,
   bracketMatching,
   classHighlighter,
+  Compartment,
   defaultKeymap,
   drawSelection,
   EditorState,
@@ -35,6 +36,7 @@ import {
   search,
   searchKeymap,
   syntaxHighlighting,
+  typescriptLanguage,
 } from "./vendor/codemirror.js";
 import { editorTheme } from "./editor-theme.js";
 
@@ -44,16 +46,36 @@ const TAB_FREED_AFTER_ESCAPE_MS = 2000;
 /** Marks text the page put in (an example, a shared run), which is not the user's edit. */
 const replacedByPage = Annotation.define();
 
+/** The grammar and the accessible name for each language the API runs. */
+const LANGUAGES = {
+  javascript: { support: new LanguageSupport(javascriptLanguage), label: "JavaScript code" },
+  typescript: { support: new LanguageSupport(typescriptLanguage), label: "TypeScript code" },
+};
+
+/** Whether the editor (and the API) knows `name` as a language. */
+export function isLanguage(name) {
+  return Object.hasOwn(LANGUAGES, name ?? "");
+}
+
 /**
- * Creates the editor inside `host` and returns a small handle to read and replace its text.
- * `label` is its accessible name and `hint` the element that describes it; `onChange` is called
- * with the text after every edit of the user's, `onRun` on Ctrl/Cmd+Enter.
+ * Creates the editor inside `host` and returns a small handle to read and replace its text and
+ * switch its language ("javascript" or "typescript", which also names it: "TypeScript code").
+ * `hint` is the element that describes it; `onChange` is called with the text after every edit
+ * of the user's, `onRun` on Ctrl/Cmd+Enter.
  */
-export function createEditor(host, { text, label, hint, onChange, onRun }) {
+export function createEditor(host, { text, language, hint, onChange, onRun }) {
   const runShortcut = () => {
     onRun();
     return true;
   };
+  const grammar = new Compartment();
+  const name = new Compartment();
+  const languageExtensions = (language) => ({
+    grammar: LANGUAGES[language].support,
+    name: EditorView.contentAttributes.of({ "aria-label": LANGUAGES[language].label }),
+  });
+  const initial = languageExtensions(language);
+  let currentLanguage = language;
   const root = host.attachShadow({ mode: "open" });
   const view = new EditorView({
     root,
@@ -76,7 +98,7 @@ export function createEditor(host, { text, label, hint, onChange, onRun }) {
         highlightActiveLine(),
         highlightSelectionMatches(),
         search({ top: true }),
-        new LanguageSupport(javascriptLanguage),
+        grammar.of(initial.grammar),
         syntaxHighlighting(classHighlighter),
         keymap.of([...defaultKeymap, ...searchKeymap, ...historyKeymap, indentWithTab]),
         // CodeMirror frees Tab after Escape only when no command took the key, and Escape first
@@ -87,7 +109,7 @@ export function createEditor(host, { text, label, hint, onChange, onRun }) {
           },
         }),
         EditorView.domEventHandlers({ beforeinput: typeOverSelection }),
-        EditorView.contentAttributes.of({ "aria-label": label }),
+        name.of(initial.name),
         EditorView.updateListener.of((update) => {
           if (update.docChanged && !update.transactions.every((tr) => tr.annotation(replacedByPage))) {
             onChange(update.state.doc.toString());
@@ -111,6 +133,16 @@ export function createEditor(host, { text, label, hint, onChange, onRun }) {
         annotations: [replacedByPage.of(true), isolateHistory.of("full")],
         scrollIntoView: true,
       });
+    },
+    get language() {
+      return currentLanguage;
+    },
+    /** Highlights (and names) the text as `language`; the text and its undo history stay. */
+    set language(language) {
+      if (language === currentLanguage) return;
+      currentLanguage = language;
+      const next = languageExtensions(language);
+      view.dispatch({ effects: [grammar.reconfigure(next.grammar), name.reconfigure(next.name)] });
     },
     focus() {
       view.focus();

@@ -130,8 +130,10 @@ function jsonBlock(value) {
 /** Examples of a content entry, each folded under its summary. */
 function examplesOf(content) {
   const entries = content.examples ? Object.entries(content.examples) : content.example !== undefined ? [["example", { value: content.example }]] : [];
+  // A text example (an event stream) is shown as the text it is.
+  const block = (value) => (typeof value === "string" ? el("pre", {}, el("code", { textContent: value })) : jsonBlock(value));
   return entries.map(([name, example]) =>
-    el("details", { className: "example" }, el("summary", {}, example.summary ?? name), jsonBlock(example.value)),
+    el("details", { className: "example" }, el("summary", {}, example.summary ?? name), block(example.value)),
   );
 }
 
@@ -170,7 +172,8 @@ function operationSection(path, method, operation, doc) {
 
   section.append(el("h3", { textContent: "Responses" }));
   const rows = Object.entries(operation.responses ?? {}).map(([code, response]) => {
-    const content = Object.values(response.content ?? {})[0];
+    // Each media type the answer may come as (JSON, or an event stream when asked for).
+    const contents = Object.entries(response.content ?? {});
     const headers = Object.keys(response.headers ?? {});
     return el(
       "tr",
@@ -180,9 +183,11 @@ function operationSection(path, method, operation, doc) {
         "td",
         {},
         prose(response.description),
-        content ? el("p", { className: "constraints" }, "Body: ", typeLabel(content.schema.allOf?.[0] ?? content.schema)) : null,
+        ...contents.map(([type, content]) =>
+          el("p", { className: "constraints" }, "Body", ...(contents.length > 1 ? [" (", el("code", { textContent: type }), ")"] : []), ": ", typeLabel(content.schema.allOf?.[0] ?? content.schema)),
+        ),
         headers.length ? el("p", { className: "constraints" }, "Headers: ", ...headers.flatMap((name, index) => [index ? ", " : "", el("code", { textContent: name })])) : null,
-        ...(content ? examplesOf(content) : []),
+        ...contents.flatMap(([, content]) => examplesOf(content)),
       ),
     );
   });

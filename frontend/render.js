@@ -1,5 +1,6 @@
-// Renders an execution outcome (or a failed request) into the output panel. Everything that came
-// from the script is inserted as text nodes, never as HTML: the output is as untrusted as the code.
+// Renders an execution outcome (or a failed request) into the output panel, and the console entries
+// of a run that takes more than a moment as they arrive. Everything that came from the script is
+// inserted as text nodes, never as HTML: the output is as untrusted as the code.
 
 const ERROR_KIND_LABELS = {
   syntax: "Syntax error",
@@ -12,6 +13,12 @@ const ERROR_KIND_LABELS = {
 
 /** Console types with a style of their own; any other type is shown like `log`, under its name. */
 const STYLED_CONSOLE_TYPES = new Set(["log", "info", "warn", "error", "debug"]);
+
+/**
+ * How long a started script runs before its console entries are shown as they arrive. A quicker
+ * script's output is shown once, with its result, rather than flashing an emptied console first.
+ */
+const LIVE_CONSOLE_AFTER_MS = 150;
 
 const timeFormat = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit",
@@ -41,9 +48,39 @@ export function renderRunning(panel) {
   setStatus(panel, "running", "Running…", "Waiting for the sandbox.");
 }
 
+/**
+ * The script has a worker and its console entries stream in: returns `{ log(entry), end() }`.
+ * Until it has run for `LIVE_CONSOLE_AFTER_MS` the entries are held; then the console is emptied
+ * for this run and shows them, and each later one as `log` receives it. `end` stops the clock
+ * (the outcome or failure shown next replaces the whole console).
+ */
+export function renderStarted(panel) {
+  const held = [];
+  let append = null;
+  const timer = setTimeout(() => {
+    setStatus(panel, "running", "Running…", "The script is running; its console output appears as it is logged.");
+    // What is left of the previous run would read as this one's: only the console stays lit.
+    panel.pane.classList.add("is-live");
+    panel.errorDetails.hidden = true;
+    panel.executionTime.hidden = true;
+    showPlaceholder(panel.result, "Waiting for the result…");
+    append = consoleAppender(panel);
+    for (const entry of held.splice(0)) append(entry);
+  }, LIVE_CONSOLE_AFTER_MS);
+  return {
+    log(entry) {
+      if (append) append(entry);
+      else held.push(entry);
+    },
+    end() {
+      clearTimeout(timer);
+    },
+  };
+}
+
 /** Shows a response from `POST /api/execute`, successful or not. */
 export function renderOutcome(panel, outcome) {
-  panel.pane.classList.remove("is-running");
+  panel.pane.classList.remove("is-running", "is-live");
   const error = outcome.status === "error" && outcome.error ? outcome.error : null;
 
   if (error) {
@@ -78,7 +115,7 @@ export function renderOutcome(panel, outcome) {
 
 /** Shows a request that got no execution outcome (network failure, 429, 5xx, ...). */
 export function renderFailure(panel, failure) {
-  panel.pane.classList.remove("is-running");
+  panel.pane.classList.remove("is-running", "is-live");
   const title = failure.status ? `${failure.title} · HTTP ${failure.status}` : failure.title;
   setStatus(panel, "failure", title, failure.message, failure.kind);
   panel.errorDetails.hidden = true;
@@ -107,17 +144,47 @@ function showPlaceholder(element, text) {
 
 function renderConsole(panel, entries) {
   const items = document.createDocumentFragment();
-  let depth = 0;
+  const itemOf = consoleItems();
   for (const entry of entries) {
+    const item = itemOf(entry);
+    if (item) items.append(item);
+  }
+  panel.console.replaceChildren(items);
+  showConsoleCount(panel);
+}
+
+/** Empties the console and returns a function that adds one entry to it, as it arrives. */
+function consoleAppender(panel) {
+  panel.console.replaceChildren();
+  showConsoleCount(panel);
+  const itemOf = consoleItems();
+  return (entry) => {
+    const item = itemOf(entry);
+    if (!item) return;
+    panel.console.append(item);
+    showConsoleCount(panel);
+  };
+}
+
+/**
+ * A function turning the entries of one run, in order, into list items indented by their
+ * `console.group` depth; `null` for a `groupEnd`, which only closes a group.
+ */
+function consoleItems() {
+  let depth = 0;
+  return (entry) => {
     const type = typeof entry?.type === "string" ? entry.type : "log";
     if (type === "groupEnd") {
       depth = Math.max(0, depth - 1);
-      continue;
+      return null;
     }
-    items.append(consoleEntry(entry, type, depth));
+    const item = consoleEntry(entry, type, depth);
     if (type === "group" || type === "groupCollapsed") depth++;
-  }
-  panel.console.replaceChildren(items);
+    return item;
+  };
+}
+
+function showConsoleCount(panel) {
   const shown = panel.console.children.length;
   panel.consoleCount.textContent = shown ? String(shown) : "";
   panel.consoleEmpty.hidden = shown > 0;

@@ -1,10 +1,15 @@
-// Share links: a run's code, input and limits, deflate-compressed and base64url-encoded into the URL's
+// Share links: a run's code, language, input and limits, deflate-compressed and base64url-encoded into the URL's
 // fragment (`#run=...`). Browsers never send the fragment to a server, so nothing is stored
 // anywhere but in the link itself; opening it restores the run. The API key is never part of it.
 
 const PREFIX = "#run=";
+/** The languages a link may name; links made before the language switch name none (JavaScript). */
+const LANGUAGES = ["javascript", "typescript"];
 
-/** The page's address with `run` ({ code, input?, timeoutMs?, memoryLimitMb? }) in its fragment; `input` is the JSON as typed. */
+/**
+ * The page's address with `run` ({ code, language?, input?, timeoutMs?, memoryLimitMb? }) in its
+ * fragment; `input` is the JSON as typed, and `language` is left out for JavaScript.
+ */
 export async function shareLink(run, location) {
   const json = JSON.stringify(run);
   const compressed = await transform(new TextEncoder().encode(json), new CompressionStream("deflate-raw"));
@@ -31,10 +36,12 @@ export async function readSharedRun(hash) {
   }
   const limitOk = (value) => value === undefined || (Number.isInteger(value) && value >= 1);
   const inputOk = run?.input === undefined || typeof run.input === "string";
-  if (typeof run?.code !== "string" || !inputOk || !limitOk(run.timeoutMs) || !limitOk(run.memoryLimitMb)) {
+  const language = run?.language ?? "javascript";
+  const languageOk = LANGUAGES.includes(language);
+  if (typeof run?.code !== "string" || !languageOk || !inputOk || !limitOk(run.timeoutMs) || !limitOk(run.memoryLimitMb)) {
     throw new Error("This share link does not hold a run this page can open.");
   }
-  return { code: run.code, input: run.input, timeoutMs: run.timeoutMs, memoryLimitMb: run.memoryLimitMb };
+  return { code: run.code, language, input: run.input, timeoutMs: run.timeoutMs, memoryLimitMb: run.memoryLimitMb };
 }
 
 async function transform(bytes, stream) {

@@ -31,6 +31,45 @@ pub fn is_json_content_type(content_type: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// The media type that asks `POST /api/execute` to stream: console entries as they are made,
+/// then the answer, as Server-Sent Events.
+pub const EVENT_STREAM: &str = "text/event-stream";
+
+/// The event that carries one console entry, exactly as the answer's `log[]` holds it.
+pub const LOG_EVENT: &str = "log";
+
+/// The last event of a stream: exactly the JSON answer of a request that did not stream.
+pub const RESULT_EVENT: &str = "result";
+
+/// The last event of a stream whose execution could not be finished after it began (the
+/// service stopped, or no worker could be started): the API's error envelope, as the answer
+/// to a plain request would have been with its 503.
+pub const ERROR_EVENT: &str = "error";
+
+/// How long a stream may be silent before a comment line is sent, so that proxies and clients
+/// keep an idle stream open.
+pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// How an execution's answer is delivered, from the request's `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// One JSON answer at the end: every request that does not ask for [`EVENT_STREAM`].
+    Whole,
+    /// Server-Sent Events: an [`LOG_EVENT`] per console entry as it is made, then the
+    /// [`RESULT_EVENT`].
+    Stream,
+}
+
+impl Delivery {
+    /// [`Delivery::Stream`] when one of the `Accept` header's values names [`EVENT_STREAM`]
+    /// itself (case aside) with a quality above zero; wildcards such as `*/*` keep the answer
+    /// whole, so no client gets a stream it did not ask for.
+    pub fn from_accept<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        let streams = names_media_type(values, EVENT_STREAM);
+        if streams { Self::Stream } else { Self::Whole }
+    }
+}
+
 /// How a finished execution went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -93,22 +132,26 @@ pub struct BatchLine<'a> {
 /// True when an `Accept` header value asks for a streamed batch: it names [`NDJSON`], with a
 /// weight above 0 (a client that accepts several types gets the stream only by naming it).
 pub fn accepts_ndjson(accept: &str) -> bool {
-    accept.split(',').any(|range| {
-        let mut parts = range.split(';').map(str::trim);
-        let named = parts
-            .next()
-            .is_some_and(|media_type| media_type.eq_ignore_ascii_case(NDJSON));
-        let refused = parts.any(|parameter| {
-            parameter.split_once('=').is_some_and(|(name, weight)| {
-                name.trim().eq_ignore_ascii_case("q")
-                    && weight
-                        .trim()
-                        .parse::<f32>()
-                        .is_ok_and(|weight| weight <= 0.0)
-            })
-        });
-        named && !refused
-    })
+    names_media_type([accept], NDJSON)
+}
+
+/// True when one of an `Accept` header's `values` names `media_type` itself (case aside) with
+/// a quality above zero: wildcards such as `*/*` do not count.
+fn names_media_type<'a>(values: impl IntoIterator<Item = &'a str>, media_type: &str) -> bool {
+    values
+        .into_iter()
+        .flat_map(|value| value.split(','))
+        .any(|range| {
+            let mut parts = range.split(';');
+            let essence = parts.next().unwrap_or_default().trim();
+            let refused = parts.any(|parameter| {
+                parameter.split_once('=').is_some_and(|(name, quality)| {
+                    name.trim().eq_ignore_ascii_case("q")
+                        && quality.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+                })
+            });
+            essence.eq_ignore_ascii_case(media_type) && !refused
+        })
 }
 
 /// `false` on success, the error object on failure.
@@ -256,6 +299,37 @@ pub enum HealthStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_accept_that_names_the_event_stream_asks_for_one() {
+        for accept in [
+            &["text/event-stream"][..],
+            &["Text/Event-Stream; charset=utf-8"],
+            &["application/json;q=0.5, text/event-stream"],
+            &["application/json", "text/event-stream;q=0.1"],
+        ] {
+            assert_eq!(
+                Delivery::from_accept(accept.iter().copied()),
+                Delivery::Stream,
+                "{accept:?}"
+            );
+        }
+        for accept in [
+            &[][..],
+            &["*/*"],
+            &["text/*"],
+            &["application/json"],
+            &["text/event-stream;q=0"],
+            &["text/event-stream; q=0.0, application/json"],
+            &["text/event-streams"],
+        ] {
+            assert_eq!(
+                Delivery::from_accept(accept.iter().copied()),
+                Delivery::Whole,
+                "{accept:?}"
+            );
+        }
+    }
 
     #[test]
     fn every_log_type_serialises_as_its_method_name() {

@@ -27,6 +27,8 @@ pub enum RequestErrorKind {
     Internal,
     /// An `/api/*` request without a usable key where one is needed.
     Unauthorized,
+    /// The request's `Host` or page `Origin` is not one the endpoint serves (`/mcp`).
+    Forbidden,
     /// The caller is over its rate limit.
     RateLimited,
     /// The ingress could not reach the sandbox.
@@ -56,6 +58,7 @@ impl RequestErrorKind {
             Self::Overloaded => "overloaded",
             Self::Internal => "internal",
             Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
             Self::RateLimited => "rate_limited",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
@@ -128,6 +131,7 @@ mod tests {
             RequestErrorKind::Overloaded,
             RequestErrorKind::Internal,
             RequestErrorKind::Unauthorized,
+            RequestErrorKind::Forbidden,
             RequestErrorKind::RateLimited,
             RequestErrorKind::UpstreamUnavailable,
             RequestErrorKind::UpstreamTimeout,

@@ -27,12 +27,13 @@ use utoipa::{
 
 use crate::{
     api::{
-        BatchLine, BatchResponse, ExampleList, ExecuteResponse, ExecutionStatus, Health,
-        HealthStatus, LogEntry, LogType, NDJSON,
+        BatchLine, BatchResponse, ERROR_EVENT, EVENT_STREAM, ExampleList, ExecuteResponse,
+        ExecutionStatus, HEARTBEAT_INTERVAL, Health, HealthStatus, LOG_EVENT, LogEntry, LogType,
+        NDJSON, RESULT_EVENT,
     },
     envelope::{ErrorEnvelope, RequestErrorKind},
     outcome::{ErrorKind, ScriptError},
-    request::{BatchBody, ExecuteBody},
+    request::{BatchBody, ExecuteBody, Language},
 };
 
 /// The path the ingress serves the document at.
@@ -68,6 +69,7 @@ pub struct Limits {
     ),
     components(schemas(
         ExecuteBody,
+        Language,
         ExecuteResponse,
         BatchBody,
         BatchResponse,
@@ -371,7 +373,14 @@ fn execute(limits: &Limits) -> openapi::path::Operation {
              200 with its result and console output whether it succeeded or failed: a \
              script's failure is `status: \"error\"` with `error.kind` saying how (`syntax`, \
              `exception`, `timeout`, `memory`, `stack_overflow`, `output_limit`, \
-             `unsettled_promise`, `crashed`). Other statuses mean the script did not run.",
+             `unsettled_promise`, `crashed`). Other statuses mean the script did not run.\n\n\
+             With `Accept: text/event-stream` the answer streams as Server-Sent Events once \
+             the execution has a worker: an event `log` for each console entry within \
+             milliseconds of the call (its data is the entry, as in `log`), a comment line as \
+             heartbeat after 15 s of silence, and at the end an event `result` whose data is \
+             the JSON answer above; then the stream ends. Requests refused before the script \
+             runs get the same error statuses as without it. A client that disconnects, \
+             streaming or not, cancels its execution.",
         ))
         .request_body(Some(body))
         .parameter(request_id_parameter())
@@ -380,7 +389,8 @@ fn execute(limits: &Limits) -> openapi::path::Operation {
             ResponseBuilder::new()
                 .description("The execution finished: the script succeeded or failed.")
                 .header("x-request-id", request_id_header())
-                .content("application/json", finished.build()),
+                .content("application/json", finished.build())
+                .content(EVENT_STREAM, event_stream()),
         );
     for error in request_errors(limits, "") {
         operation = error.add_to(operation);
@@ -503,6 +513,35 @@ fn batch(limits: &Limits) -> openapi::path::Operation {
         operation = error.add_to(operation);
     }
     secured(operation).build()
+}
+
+/// The 200 answer of a request that asked for `text/event-stream`: its events as text, with an
+/// example stream.
+fn event_stream() -> openapi::Content {
+    // Written out, so the fields keep the order the service sends them in.
+    let log = r#"{"type":"log","timestamp":"2026-01-01T09:50:41.362Z","data":["step",1]}"#;
+    let answer = format!(
+        r#"{{"status":"success","result":3,"error":false,"log":[{log}],"executionTime":2003.412}}"#
+    );
+    let example = format!(
+        "event: {LOG_EVENT}\ndata: {log}\n\n:\n\nevent: {RESULT_EVENT}\ndata: {answer}\n\n"
+    );
+    let schema = ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .description(Some(format!(
+            "Server-Sent Events. `event: {LOG_EVENT}`: one console entry (a `LogEntry`), sent \
+             as the script makes it. A line `:` alone: a heartbeat after {} s without an \
+             event. `event: {RESULT_EVENT}`: the last event, the answer (an `ExecuteResponse`) \
+             exactly as a request without the stream gets it, its `log` holding every entry \
+             sent before. `event: {ERROR_EVENT}`: instead of the result when the execution \
+             could not be finished after it started (the service stopping, no worker \
+             process): an `ErrorEnvelope` of kind `overloaded`.",
+            HEARTBEAT_INTERVAL.as_secs()
+        )));
+    ContentBuilder::new()
+        .schema(Some(schema))
+        .example(Some(Value::String(example)))
+        .build()
 }
 
 fn list_examples() -> openapi::path::Operation {

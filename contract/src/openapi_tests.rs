@@ -57,6 +57,25 @@ fn the_request_schema_states_the_deployments_limits_and_examples() {
 }
 
 #[test]
+fn the_request_schema_describes_the_language_and_names_every_one() {
+    let document = serde_json::to_value(document(&limits())).unwrap();
+    let schemas = &document["components"]["schemas"];
+    let language = &schemas["ExecuteRequest"]["allOf"][0]["properties"]["language"];
+    let description = serde_json::to_string(language).unwrap();
+    assert!(description.contains("typescript"), "{language}");
+    let names = schemas["Language"]["enum"].as_array().unwrap();
+    let expected: Vec<_> = Language::ALL
+        .iter()
+        .map(|language| json!(language.as_str()))
+        .collect();
+    assert_eq!(names, &expected);
+    assert!(
+        description.contains("#/components/schemas/Language"),
+        "{language}"
+    );
+}
+
+#[test]
 fn every_error_kind_and_log_type_is_in_the_document() {
     let document = serde_json::to_value(document(&limits())).unwrap();
     let schemas = &document["components"]["schemas"];
@@ -112,6 +131,11 @@ fn execute_lists_every_status_it_can_answer_with_and_keys_are_optional() {
         execute["responses"]["403"]["content"]["application/json"]["example"]["error"]["kind"],
         "source_forbidden"
     );
+    let stream = &execute["responses"]["200"]["content"]["text/event-stream"];
+    assert_eq!(stream["schema"]["type"], "string");
+    let example = stream["example"].as_str().unwrap();
+    assert!(example.starts_with("event: log\ndata: {"), "{example}");
+    assert!(example.contains("\n\nevent: result\ndata: {"), "{example}");
     let schemes = &document["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(schemes["apiKey"]["name"], "x-api-key");

@@ -15,6 +15,9 @@
 //! 3. the one rule across fields, that exactly one of `code`, `file` and `url` gives the
 //!    script, by making the [`ScriptSource`].
 //!
+//! The script's [`Language`] is one of these shared fields, not of any one route, so every
+//! route that takes a script (an execute request, a batch) gets it.
+//!
 //! [`ExecuteBody`] and [`BatchBody`] are also what the OpenAPI document describes (as
 //! `ExecuteRequest` and `BatchRequest`), so the document and the parser cannot drift apart.
 
@@ -37,6 +40,8 @@ use crate::limits::{MemoryLimit, TimeLimit};
 #[derive(Debug)]
 pub struct ExecuteRequest {
     pub source: ScriptSource,
+    /// `language`: how `source`'s text is read; JavaScript when not given.
+    pub language: Language,
     /// `timeoutMs`; `None` for the server's (or the tenant's) default.
     pub timeout: Option<TimeLimit>,
     /// `memoryLimitMb`; `None` for the server's (or the tenant's) default.
@@ -58,6 +63,32 @@ pub enum ScriptSource {
         url: String,
         sha256: Option<Sha256Digest>,
     },
+}
+
+/// The language a script is written in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// Run as written.
+    #[default]
+    JavaScript,
+    /// Its types are stripped (replaced by whitespace, so every position stays where it was)
+    /// and the rest runs as JavaScript; syntax that would need code generated for it (`enum`,
+    /// namespaces with values, parameter properties) is a syntax error.
+    TypeScript,
+}
+
+impl Language {
+    /// Every language, in the order the API lists them.
+    pub const ALL: [Self; 2] = [Self::JavaScript, Self::TypeScript];
+
+    /// The name clients write.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::JavaScript => "javascript",
+            Self::TypeScript => "typescript",
+        }
+    }
 }
 
 /// The SHA-256 digest a script loaded from `url` must have: 64 hex digits, kept in lowercase.
@@ -98,6 +129,8 @@ impl ExecuteRequest {
 #[derive(Debug)]
 pub struct BatchRequest {
     pub source: ScriptSource,
+    /// `language`: how `source`'s text is read, for every item; JavaScript when not given.
+    pub language: Language,
     /// `timeoutMs`, each item's; `None` for the server's (or the tenant's) default.
     pub timeout: Option<TimeLimit>,
     /// `memoryLimitMb`, each item's; `None` for the server's (or the tenant's) default.
@@ -170,9 +203,10 @@ macro_rules! script_body {
         #[serde(deny_unknown_fields, rename_all = "camelCase")]
         $(#[$outer])*
         pub struct $name {
-    /// JavaScript source, run as a classic script; the value of its last expression is the
-    /// result (as with `eval`). At most the server's body limit (`MAX_BODY_BYTES`, 1 MiB by
-    /// default) with the rest of the body.
+    /// The script's source, run as a classic script; the value of its last expression is the
+    /// result (as with `eval`). JavaScript, or TypeScript with `language: "typescript"`. At
+    /// most the server's body limit (`MAX_BODY_BYTES`, 1 MiB by default) with the rest of the
+    /// body.
     #[validate(length(min = 1, message = "code: must not be empty"))]
     #[schema(min_length = 1, example = "console.log('hello'); 1 + 2")]
     code: Option<String>,
@@ -203,6 +237,15 @@ macro_rules! script_body {
         pattern = "^(([gG][sS]|[sS]3)://[a-z0-9][a-z0-9._-]+[a-z0-9]/[A-Za-z0-9!+=,@:()~._/-]+|[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\\s\\\\]*)?)$"
     )]
     url: Option<String>,
+    /// The language of the script, wherever it comes from: `javascript` (the default) or
+    /// `typescript`, whose types are stripped (replaced by whitespace, so error positions are
+    /// the TypeScript's) before it runs as JavaScript. Constructs that would need code
+    /// generated for them (`enum`, namespaces with values, parameter properties) are `syntax`
+    /// errors. Stripping happens inside the execution: its time and memory count against the
+    /// limits.
+    #[schema(example = "typescript")]
+    #[serde(default, deserialize_with = "language_name")]
+    language: Option<Language>,
     /// The SHA-256 digest the script at `url` must have, as 64 hex digits; on a mismatch the
     /// answer is 422 `source_hash_mismatch` and nothing runs. Only with `url`.
     #[validate(custom(
@@ -282,16 +325,22 @@ fn from_json<Fields: DeserializeOwned>(body: &[u8]) -> Result<Fields, RequestErr
     Ok(fields)
 }
 
-/// A script and its limits, each field already within its rule.
-type Script = (ScriptSource, Option<TimeLimit>, Option<MemoryLimit>);
+/// A script, its language and its limits, each field already within its rule.
+type Script = (
+    ScriptSource,
+    Language,
+    Option<TimeLimit>,
+    Option<MemoryLimit>,
+);
 
-/// The script and limits these fields give, or the message of the rule across them (exactly
-/// one source; `sha256` only with `url`).
+/// The script, language and limits these fields give, or the message of the rule across them
+/// (exactly one source; `sha256` only with `url`). JavaScript when no language is given.
 fn script(
     code: Option<String>,
     file: Option<String>,
     url: Option<String>,
     sha256: Option<String>,
+    language: Option<Language>,
     timeout_ms: Option<u64>,
     memory_limit_mb: Option<u64>,
 ) -> Result<Script, String> {
@@ -319,6 +368,7 @@ fn script(
     // Zero was refused by the fields' `range` rules.
     Ok((
         source,
+        language.unwrap_or_default(),
         timeout_ms
             .and_then(NonZeroU64::new)
             .map(TimeLimit::from_millis),
@@ -332,16 +382,18 @@ impl ExecuteBody {
     /// The request these fields, each already within its rule, make; or the message of the
     /// rule across them.
     fn into_request(self) -> Result<ExecuteRequest, String> {
-        let (source, timeout, memory_limit) = script(
+        let (source, language, timeout, memory_limit) = script(
             self.code,
             self.file,
             self.url,
             self.sha256,
+            self.language,
             self.timeout_ms,
             self.memory_limit_mb,
         )?;
         Ok(ExecuteRequest {
             source,
+            language,
             timeout,
             memory_limit,
             input: self.input,
@@ -353,16 +405,18 @@ impl BatchBody {
     /// The batch these fields, each already within its rule, make; or the message of the
     /// rule across them.
     fn into_request(self) -> Result<BatchRequest, String> {
-        let (source, timeout, memory_limit) = script(
+        let (source, language, timeout, memory_limit) = script(
             self.code,
             self.file,
             self.url,
             self.sha256,
+            self.language,
             self.timeout_ms,
             self.memory_limit_mb,
         )?;
         Ok(BatchRequest {
             source,
+            language,
             timeout,
             memory_limit,
             inputs: self.inputs,
@@ -375,6 +429,7 @@ impl Serialize for ExecuteRequest {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         Forwarded::new(
             &self.source,
+            self.language,
             self.timeout,
             self.memory_limit,
             ForwardedInput {
@@ -390,6 +445,7 @@ impl Serialize for BatchRequest {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         Forwarded::new(
             &self.source,
+            self.language,
             self.timeout,
             self.memory_limit,
             ForwardedInputs {
@@ -413,6 +469,8 @@ struct Forwarded<'a, Own> {
     #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    language: Option<Language>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     timeout_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     memory_limit_mb: Option<u64>,
@@ -421,8 +479,11 @@ struct Forwarded<'a, Own> {
 }
 
 impl<'a, Own> Forwarded<'a, Own> {
+    /// `language` is left out when it is JavaScript, the default, so a JavaScript request
+    /// forwards as clients have always written it.
     fn new(
         source: &'a ScriptSource,
+        language: Language,
         timeout: Option<TimeLimit>,
         memory_limit: Option<MemoryLimit>,
         own: Own,
@@ -437,6 +498,7 @@ impl<'a, Own> Forwarded<'a, Own> {
             file,
             url,
             sha256: sha256.map(Sha256Digest::as_str),
+            language: (language != Language::JavaScript).then_some(language),
             timeout_ms: timeout.map(TimeLimit::millis),
             memory_limit_mb: memory_limit.map(MemoryLimit::mebibytes),
             own,
@@ -490,6 +552,22 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(
             &"a whole number of at least 1",
         )),
     }
+}
+
+/// A language by its name, or `null`. Read as a string first, so that a value of another type
+/// is a field's type error (422) as with the other fields, not a malformed body.
+fn language_name<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Language>, D::Error> {
+    const NAMES: &[&str] = &[Language::JavaScript.as_str(), Language::TypeScript.as_str()];
+    let Some(name) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    Language::ALL
+        .into_iter()
+        .find(|language| language.as_str() == name)
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::unknown_variant(&name, NAMES))
 }
 
 /// `url` starts with a supported scheme, in any case; its bucket, key or host are checked by
@@ -679,8 +757,8 @@ mod tests {
             refusal(r#"{"code": "1", "timeout": 5}"#),
             "Failed to deserialize the JSON body into the target type: timeout: unknown field \
              `timeout`, \
-             expected one of `code`, `file`, `url`, `sha256`, `timeoutMs`, `memoryLimitMb`, \
-             `input` at line 1 column 23"
+             expected one of `code`, `file`, `url`, `language`, `sha256`, `timeoutMs`, \
+             `memoryLimitMb`, `input` at line 1 column 23"
         );
         assert_eq!(
             refusal(r#"{"code": 7}"#),
@@ -691,6 +769,50 @@ mod tests {
             refusal(r#"{"code": "1", "timeoutMs": 1.5}"#),
             "Failed to deserialize the JSON body into the target type: timeoutMs: invalid value: \
              floating point `1.5`, expected a whole number of at least 1 at line 1 column 31"
+        );
+    }
+
+    #[test]
+    fn the_language_is_javascript_unless_typescript_is_asked_for() {
+        assert_eq!(
+            parse(r#"{"code": "1"}"#).unwrap().language,
+            Language::JavaScript
+        );
+        assert_eq!(
+            parse(r#"{"code": "1", "language": null}"#)
+                .unwrap()
+                .language,
+            Language::JavaScript
+        );
+        assert_eq!(
+            parse(r#"{"code": "1", "language": "javascript"}"#)
+                .unwrap()
+                .language,
+            Language::JavaScript
+        );
+        assert_eq!(
+            parse(r#"{"file": "pi.js", "language": "typescript"}"#)
+                .unwrap()
+                .language,
+            Language::TypeScript
+        );
+    }
+
+    #[test]
+    fn an_unknown_language_is_refused_with_the_ones_there_are() {
+        for unknown in [r#""python""#, r#""TypeScript""#, r#""ts""#, "1", "{}"] {
+            let message = refusal(&format!(r#"{{"code": "1", "language": {unknown}}}"#));
+            assert!(
+                message.starts_with(
+                    "Failed to deserialize the JSON body into the target type: language: "
+                ),
+                "{unknown}: {message}"
+            );
+        }
+        assert_eq!(
+            refusal(r#"{"code": "1", "language": "python"}"#),
+            "Failed to deserialize the JSON body into the target type: language: unknown \
+             variant `python`, expected `javascript` or `typescript` at line 1 column 35"
         );
     }
 
@@ -736,7 +858,8 @@ mod tests {
     #[test]
     fn a_parsed_request_forwards_as_the_same_request() {
         let sent = parse(
-            r#"{"url": "gs://b/a.js", "timeoutMs": 1e3, "memoryLimitMb": 8,
+            r#"{"url": "gs://b/a.js", "language": "typescript", "timeoutMs": 1e3,
+                "memoryLimitMb": 8,
                 "input": {"a": [1, "\u00e9"]}}"#,
         )
         .unwrap();
@@ -745,6 +868,7 @@ mod tests {
         let forwarded = serde_json::to_vec(&loaded).unwrap();
         let received = ExecuteRequest::parse(&forwarded).unwrap();
         assert_eq!(received.source, ScriptSource::Code("input.a".into()));
+        assert_eq!(received.language, Language::TypeScript);
         assert_eq!(received.timeout.map(TimeLimit::millis), Some(1000));
         assert_eq!(received.memory_limit.map(MemoryLimit::mebibytes), Some(8));
         assert_eq!(
@@ -760,6 +884,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(batch.source, ScriptSource::File("pi.js".into()));
+        assert_eq!(batch.language, Language::JavaScript);
         assert_eq!(batch.timeout.map(TimeLimit::millis), Some(100));
         let inputs: Vec<_> = batch
             .inputs
@@ -815,12 +940,14 @@ mod tests {
     #[test]
     fn a_parsed_batch_forwards_as_the_same_batch() {
         let mut sent = BatchRequest::parse(
-            br#"{"url": "gs://b/a.js", "memoryLimitMb": 8, "inputs": [{"n": 1}, null]}"#,
+            br#"{"url": "gs://b/a.js", "language": "typescript", "memoryLimitMb": 8,
+                 "inputs": [{"n": 1}, null]}"#,
         )
         .unwrap();
         sent.source = ScriptSource::Code("input".into());
         let received = BatchRequest::parse(&serde_json::to_vec(&sent).unwrap()).unwrap();
         assert_eq!(received.source, ScriptSource::Code("input".into()));
+        assert_eq!(received.language, Language::TypeScript);
         assert_eq!(received.memory_limit.map(MemoryLimit::mebibytes), Some(8));
         assert_eq!(received.timeout, None);
         let inputs: Vec<_> = received
@@ -829,5 +956,12 @@ mod tests {
             .map(|input| input.as_deref().map(RawValue::get))
             .collect();
         assert_eq!(inputs, [Some(r#"{"n": 1}"#), None]);
+    }
+
+    #[test]
+    fn a_javascript_request_forwards_without_a_language_field() {
+        let sent = parse(r#"{"code": "1", "language": "javascript"}"#).unwrap();
+        let forwarded = serde_json::to_string(&sent).unwrap();
+        assert_eq!(forwarded, r#"{"code":"1"}"#);
     }
 }

@@ -27,7 +27,11 @@
 //! ```
 //!
 //! Console output goes to the region as it is produced, not over the channel, so the
-//! supervisor still has it when it must kill a worker that does not answer. The supervisor
+//! supervisor still has it when it must kill a worker that does not answer. For a job whose
+//! output the supervisor passes on while it runs, it asks to be woken ([`Region::ask_for_wake_up`]):
+//! the worker then sends one [`Report::Logged`] after its next entry, and no more until asked
+//! again, so a script that logs fast costs at most a frame per entry the supervisor has caught
+//! up with. The supervisor
 //! treats everything a worker sends as hostile: frames are bounded, the region is sealed so a
 //! worker cannot shrink it under the supervisor's mapping, and what is read from it is copied
 //! out and checked before use.
@@ -36,13 +40,13 @@ use std::{
     fs::File,
     io::{self, Read},
     os::fd::{OwnedFd, RawFd},
-    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence},
     time::Duration,
 };
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::outcome::ScriptError;
+use crate::{outcome::ScriptError, request::Language};
 
 /// The worker's end of the channel.
 pub const CHANNEL_FD: RawFd = 3;
@@ -88,6 +92,8 @@ pub struct Job {
     /// The file name stack traces show.
     pub script_name: String,
     pub source: String,
+    /// How `source` is read: TypeScript is stripped to JavaScript inside the execution.
+    pub language: Language,
     /// Time limit, from the start of evaluation.
     pub timeout: Duration,
     /// The runtime's memory limit in bytes.
@@ -167,6 +173,9 @@ pub enum Report {
     /// The worker ran out of memory in its own code (past its address-space limit) while
     /// running the job, and exits: the job's answer is `memory`.
     OutOfMemory,
+    /// New console output is in the region: sent only when the supervisor asked for it
+    /// ([`Region::ask_for_wake_up`]), once per asking.
+    Logged,
 }
 
 /// What a worker says when it is ready.
@@ -251,9 +260,12 @@ const LOG_LENGTH: usize = 0;
 const LOG_ENTRIES: usize = 8;
 const LOG_TRUNCATED: usize = 12;
 const CANCEL: usize = 16;
+const WAKE: usize = 20;
+const PREPARED: usize = 24;
 
-/// Memory shared by the supervisor and one worker: the console output of the running job and
-/// the supervisor's request to stop it.
+/// Memory shared by the supervisor and one worker: the console output of the running job, the
+/// supervisor's requests to stop it and to be woken by its next entry, and whether the worker's
+/// next runtime is prepared.
 ///
 /// The worker appends each console entry as JSON text, entries separated by commas, then
 /// publishes the new length (release); the supervisor reads the published length (acquire) and
@@ -340,6 +352,39 @@ impl Region {
         self.header(CANCEL)
     }
 
+    /// Set by the worker once its next runtime is prepared and it waits for a job; cleared by
+    /// the supervisor when it hands it one. An idle worker whose flag is still clear is freeing
+    /// its last runtime or preparing the next, and a job sent to it would wait for that.
+    pub fn prepared_flag(&self) -> &AtomicBool {
+        self.header(PREPARED)
+    }
+
+    fn wake(&self) -> &AtomicBool {
+        self.header(WAKE)
+    }
+
+    /// Asks the worker to send a [`Report::Logged`] after its next entry (the supervisor's
+    /// side). Whatever the worker published before it saw the request, a look at the output
+    /// after this call sees: no entry is published unseen and unannounced.
+    pub fn ask_for_wake_up(&self) {
+        self.wake().store(true, Ordering::Relaxed);
+        // Pairs with the fence in `take_wake_up`: of this store and the worker's publication,
+        // at least one side sees the other's.
+        fence(Ordering::SeqCst);
+    }
+
+    /// Withdraws a request to be woken (the supervisor's side): for a job nobody watches.
+    pub fn stop_wake_ups(&self) {
+        self.wake().store(false, Ordering::Relaxed);
+    }
+
+    /// After publishing an entry: whether the supervisor asked to be woken, which it is then
+    /// to be, once (the worker's side).
+    pub fn take_wake_up(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.wake().swap(false, Ordering::Relaxed)
+    }
+
     /// Empties the console output: the worker does this before each job.
     pub fn clear_log(&self) {
         self.log_length().store(0, Ordering::Release);
@@ -378,14 +423,31 @@ impl Region {
         self.log_truncated().store(1, Ordering::Release);
     }
 
+    /// Bytes of console text published so far (the supervisor's side): one atomic load, for
+    /// watching the output grow without copying it.
+    pub fn published_length(&self) -> usize {
+        (self.log_length().load(Ordering::Acquire) as usize).min(self.capacity())
+    }
+
     /// Copies the console output published so far (the supervisor's side).
     pub fn snapshot(&self) -> LogSnapshot {
-        let length = (self.log_length().load(Ordering::Acquire) as usize).min(self.capacity());
-        let mut text = vec![0; length];
-        // SAFETY: `length` is clamped to the data part of the mapping. The worker may still be
-        // writing past it; those bytes are not read.
+        self.snapshot_after(0)
+    }
+
+    /// Copies the console text published after its first `offset` bytes (none when `offset`
+    /// is at or past the published length), with the counts of the whole output.
+    pub fn snapshot_after(&self, offset: usize) -> LogSnapshot {
+        let length = self.published_length();
+        let start = offset.min(length);
+        let mut text = vec![0; length - start];
+        // SAFETY: `start..length` is clamped to the data part of the mapping. The worker may
+        // still be writing past it; those bytes are not read.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(HEADER), text.as_mut_ptr(), length);
+            std::ptr::copy_nonoverlapping(
+                self.map.as_ptr().add(HEADER + start),
+                text.as_mut_ptr(),
+                length - start,
+            );
         }
         LogSnapshot {
             text,
@@ -413,6 +475,7 @@ mod tests {
             Order::Run(Job {
                 script_name: "script.js".into(),
                 source: "console.log('\u{e9}'); 1 + 2".into(),
+                language: Language::TypeScript,
                 timeout: Duration::from_millis(5_000),
                 memory_limit: 64 << 20,
                 input: Some(r#"{"a": [1, "caf\u00e9"]}"#.into()),
@@ -454,6 +517,7 @@ mod tests {
                 bytecode_cache_hit: None,
             }),
             Report::OutOfMemory,
+            Report::Logged,
             Report::Call(HostCall {
                 id: 1,
                 name: "lookup".into(),
@@ -487,7 +551,7 @@ mod tests {
     }
 
     #[test]
-    fn the_region_shares_published_entries_and_the_cancel_flag() {
+    fn the_region_shares_published_entries_and_the_cancel_and_prepared_flags() {
         let (supervisor, fd) = Region::create(32).unwrap();
         let worker = Region::map(fd).unwrap();
         assert_eq!(worker.capacity(), 32);
@@ -501,10 +565,36 @@ mod tests {
         assert_eq!(snapshot.entries, 2);
         assert!(snapshot.truncated);
 
+        assert!(!supervisor.prepared_flag().load(Ordering::Acquire));
+        worker.prepared_flag().store(true, Ordering::Release);
+        assert!(supervisor.prepared_flag().load(Ordering::Acquire));
+        assert!(
+            !worker.cancel_flag().load(Ordering::Acquire),
+            "the flags are apart"
+        );
+        assert_eq!(supervisor.published_length(), 11);
+        assert_eq!(supervisor.snapshot_after(8).text, b"[2]");
+        assert_eq!(supervisor.snapshot_after(8).entries, 2);
+        assert_eq!(supervisor.snapshot_after(11).text, b"");
+        assert_eq!(supervisor.snapshot_after(99).text, b"");
+
         supervisor.cancel_flag().store(true, Ordering::Release);
         assert!(worker.cancel_flag().load(Ordering::Acquire));
         worker.clear_log();
         assert_eq!(supervisor.snapshot().text, b"");
+    }
+
+    #[test]
+    fn the_worker_wakes_the_supervisor_once_per_asking() {
+        let (supervisor, fd) = Region::create(64).unwrap();
+        let worker = Region::map(fd).unwrap();
+        assert!(!worker.take_wake_up(), "not asked");
+        supervisor.ask_for_wake_up();
+        assert!(worker.take_wake_up());
+        assert!(!worker.take_wake_up(), "once");
+        supervisor.ask_for_wake_up();
+        supervisor.stop_wake_ups();
+        assert!(!worker.take_wake_up(), "withdrawn");
     }
 
     #[test]

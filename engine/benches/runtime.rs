@@ -13,7 +13,7 @@ use std::{
 };
 
 use engine::{
-    Assignment, Builtins, BytecodeCache, EngineSettings, HostAccess, Limits, LogBuffer,
+    Assignment, Builtins, BytecodeCache, EngineSettings, HostAccess, Language, Limits, LogBuffer,
     NEVER_CANCELLED, Script,
 };
 use rquickjs::{Context, Runtime};
@@ -57,6 +57,7 @@ fn main() {
             let script = Script {
                 name: "bench.js".into(),
                 source: Arc::from("1 + 2"),
+                language: Language::JavaScript,
                 input: None,
             };
             let (outcome, _log) = engine::execute(&settings, script, limits).unwrap();
@@ -84,6 +85,7 @@ fn main() {
             script: Script {
                 name: "library.js".into(),
                 source: library.clone(),
+                language: Language::JavaScript,
                 input: None,
             },
             limits,

@@ -15,6 +15,10 @@
  * interrupt budget), a failure must have been thrown as an error and not as `null`, and the
  * context and the runtime are freed (whose teardown finds corrupted lists and leaked objects).
  *
+ * With --bytecode, a script is compiled once without a limit and written with JS_WriteObject, as
+ * the engine's bytecode cache keeps it; each limit then reads it back with JS_ReadObject in place
+ * of compiling, so the paths where reading a cached script runs out of memory are walked too.
+ *
  * A context (--context=KIND): the same, for making a context and evaluating the prelude in it,
  * under every limit from nothing up to what a made context holds. KIND says what is made and how
  * the limit is set:
@@ -28,7 +32,7 @@
  * after naming what ran and the limit it was at; with --fork each limit runs in a child instead,
  * and the summary lists every failing limit.
  *
- * Usage: harness [--fork] [--fine] [--at EXTRA] (SCRIPT.js | --context=KIND)   Prints one
+ * Usage: harness [--fork] [--fine] [--at EXTRA] [--bytecode] (SCRIPT.js | --context=KIND)   Prints one
  * summary line; exits 1 when any limit failed. --at runs the one limit EXTRA, to reproduce a
  * report under a debugger.
  */
@@ -36,6 +40,7 @@
 #include <malloc.h>
 #include <stddef.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +255,9 @@ struct sweep {
     char *source;
     size_t len;
     int eval_type;
+    /* The script as JS_WriteObject wrote it, when it is read back rather than compiled. */
+    uint8_t *bytecode;
+    size_t bytecode_len;
     bool context;
     enum context_kind kind;
 };
@@ -271,8 +279,11 @@ static int run_script(const struct sweep *sweep, size_t extra, size_t *peak_extr
     size_t tracked_at_baseline = tracked_bytes;
     if (extra != UNLIMITED)
         JS_SetMemoryLimit(rt, usage.malloc_size + extra);
-    JSValue compiled = JS_Eval(ctx, sweep->source, sweep->len, sweep->name,
-                               sweep->eval_type | JS_EVAL_FLAG_COMPILE_ONLY);
+    JSValue compiled =
+        sweep->bytecode
+            ? JS_ReadObject(ctx, sweep->bytecode, sweep->bytecode_len, JS_READ_OBJ_BYTECODE)
+            : JS_Eval(ctx, sweep->source, sweep->len, sweep->name,
+                      sweep->eval_type | JS_EVAL_FLAG_COMPILE_ONLY);
     if (JS_IsException(compiled)) {
         threw_null |= exception_is_null(ctx);
     } else {
@@ -372,7 +383,7 @@ void __sanitizer_set_death_callback(void (*callback)(void));
 static void usage(const char *program)
 {
     fprintf(stderr,
-            "usage: %s [--fork] [--fine] [--at EXTRA] (SCRIPT.js | "
+            "usage: %s [--fork] [--fine] [--at EXTRA] [--bytecode] (SCRIPT.js | "
             "--context=quickjs|engine|allocator)\n",
             program);
 }
@@ -412,9 +423,41 @@ static bool parse_target(int argc, char **argv, int arg, struct sweep *sweep)
     return true;
 }
 
+/* Compiles the script without a limit and keeps what JS_WriteObject writes of it, as the
+ * engine's cache does; false when it does not compile. */
+static bool write_bytecode(struct sweep *sweep)
+{
+    JSContext *ctx = new_context();
+    if (!ctx)
+        return false;
+    JSValue compiled = JS_Eval(ctx, sweep->source, sweep->len, sweep->name,
+                               sweep->eval_type | JS_EVAL_FLAG_COMPILE_ONLY);
+    bool written = false;
+    if (JS_IsException(compiled)) {
+        JS_FreeValue(ctx, JS_GetException(ctx));
+    } else {
+        size_t len;
+        uint8_t *bytes = JS_WriteObject(ctx, &len, compiled, JS_WRITE_OBJ_BYTECODE);
+        if (bytes) {
+            sweep->bytecode = malloc(len);
+            if (sweep->bytecode) {
+                memcpy(sweep->bytecode, bytes, len);
+                sweep->bytecode_len = len;
+                written = true;
+            }
+            js_free(ctx, bytes);
+        }
+    }
+    JS_FreeValue(ctx, compiled);
+    JSRuntime *rt = JS_GetRuntime(ctx);
+    JS_FreeContext(ctx);
+    JS_FreeRuntime(rt);
+    return written;
+}
+
 int main(int argc, char **argv)
 {
-    bool fork_each = false, fine = false, only_one = false;
+    bool fork_each = false, fine = false, only_one = false, bytecode = false;
     size_t only_extra = 0;
     int arg = 1;
     for (; arg < argc && argv[arg][0] == '-'; arg++) {
@@ -422,6 +465,8 @@ int main(int argc, char **argv)
             fork_each = true;
         else if (!strcmp(argv[arg], "--fine"))
             fine = true;
+        else if (!strcmp(argv[arg], "--bytecode"))
+            bytecode = true;
         else if (!strcmp(argv[arg], "--at") && arg + 1 < argc) {
             only_one = true;
             only_extra = strtoull(argv[++arg], NULL, 10);
@@ -431,6 +476,13 @@ int main(int argc, char **argv)
     struct sweep sweep;
     if (!parse_target(argc, argv, arg, &sweep))
         return 2;
+    /* A script that does not compile (one importing quickjs-ng's own modules, say) has no
+     * bytecode to read back: nothing to sweep. */
+    if (bytecode && !sweep.context && !write_bytecode(&sweep)) {
+        printf("%s: no bytecode, 0 limits\n", sweep.name);
+        free(sweep.source);
+        return 0;
+    }
     current_name = sweep.name;
     if (sweep.context)
         current_base = sweep.kind == CONTEXT_ALLOCATOR ? "" : "a bare runtime + ";
@@ -496,5 +548,6 @@ int main(int argc, char **argv)
            peak_extra, limits, failures, failures ? " (at" : "", crash_limits, failures ? ")" : "",
            null_throws, null_throws ? " (at" : "", null_limits, null_throws ? ")" : "");
     free(sweep.source);
+    free(sweep.bytecode);
     return failures || null_throws ? 1 : 0;
 }

@@ -1,5 +1,5 @@
 //! Scripts compiled once per worker: the bytecode QuickJS's own compiler wrote for a script,
-//! kept by the SHA-256 of the script's source and compile options, so that a later execution
+//! kept by the SHA-256 of the script's source, language and compile options, so that a later execution
 //! of the same script loads it into its fresh runtime instead of parsing again.
 //!
 //! - Only the engine's compiler fills the cache ([`crate::execution`]): the key is a hash of
@@ -15,7 +15,9 @@ use std::{cell::RefCell, rc::Rc};
 use hashlink::LinkedHashMap;
 use sha2::{Digest, Sha256};
 
-/// SHA-256 of a script's compile options and source.
+use crate::Language;
+
+/// SHA-256 of a script's compile options, language and source.
 pub type Key = [u8; 32];
 
 /// Bytes an entry costs beyond its bytecode: the key, the map's links and the allocation's
@@ -47,10 +49,12 @@ impl BytecodeCache {
         }
     }
 
-    /// The key of `source` compiled as a script named `name` with QuickJS's eval `flags`.
-    pub fn key(name: &str, flags: i32, source: &str) -> Key {
+    /// The key of `source`, written in `language`, compiled as a script named `name` with
+    /// QuickJS's eval `flags`.
+    pub fn key(name: &str, flags: i32, language: Language, source: &str) -> Key {
         let mut hash = Sha256::new();
         hash.update(flags.to_le_bytes());
+        hash.update([language as u8]);
         hash.update((name.len() as u64).to_le_bytes());
         hash.update(name.as_bytes());
         hash.update(source.as_bytes());
@@ -142,14 +146,16 @@ mod tests {
     }
 
     #[test]
-    fn keys_differ_by_name_options_and_source() {
-        let base = BytecodeCache::key("a.js", 0, "1 + 2");
-        assert_ne!(base, BytecodeCache::key("b.js", 0, "1 + 2"));
-        assert_ne!(base, BytecodeCache::key("a.js", 1, "1 + 2"));
-        assert_ne!(base, BytecodeCache::key("a.js", 0, "1 + 3"));
+    fn keys_differ_by_name_options_language_and_source() {
+        use Language::{JavaScript, TypeScript};
+        let base = BytecodeCache::key("a.js", 0, JavaScript, "1 + 2");
+        assert_ne!(base, BytecodeCache::key("b.js", 0, JavaScript, "1 + 2"));
+        assert_ne!(base, BytecodeCache::key("a.js", 1, JavaScript, "1 + 2"));
+        assert_ne!(base, BytecodeCache::key("a.js", 0, TypeScript, "1 + 2"));
+        assert_ne!(base, BytecodeCache::key("a.js", 0, JavaScript, "1 + 3"));
         assert_ne!(
-            BytecodeCache::key("ab", 0, "c"),
-            BytecodeCache::key("a", 0, "bc")
+            BytecodeCache::key("ab", 0, JavaScript, "c"),
+            BytecodeCache::key("a", 0, JavaScript, "bc")
         );
     }
 

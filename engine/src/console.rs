@@ -15,7 +15,6 @@ use contract::api::LogType;
 use rquickjs::{
     Ctx, Exception, Function, Object, Result, Value,
     function::{Opt, Rest},
-    object::{Accessor, Property},
     qjs,
 };
 
@@ -80,22 +79,9 @@ impl<'js> ConsoleLog<'js> {
         self.sink.borrow_mut().take();
     }
 
-    /// Installs `console` on the global object. The object and its methods are only built when
-    /// a script first reaches for `console`, which keeps them off the cost of preparing every
-    /// runtime; assigning to `console` first works as usual.
-    pub fn install(self: &Rc<Self>, ctx: &Ctx<'js>) -> Result<()> {
-        let log = self.clone();
-        let get = move |ctx: Ctx<'js>| -> Result<Object<'js>> {
-            let console = log.build(&ctx)?;
-            define_console(&ctx, console.clone().into_value())?;
-            Ok(console)
-        };
-        let set = |ctx: Ctx<'js>, value: Value<'js>| define_console(&ctx, value);
-        ctx.globals()
-            .prop("console", Accessor::new(get, set).configurable())
-    }
-
-    fn build(self: &Rc<Self>, ctx: &Ctx<'js>) -> Result<Object<'js>> {
+    /// Builds the `console` object, when a script first reaches for it (see
+    /// [`crate::globals`]).
+    pub fn build(self: &Rc<Self>, ctx: &Ctx<'js>) -> Result<Object<'js>> {
         let console = Object::new(ctx.clone())?;
         for kind in LogType::PLAIN {
             let log = self.clone();
@@ -338,12 +324,6 @@ fn entry_head(out: &mut JsonWriter<'_>, kind: LogType) -> bool {
 
 fn add_method<'js>(console: &Object<'js>, name: &str, method: Function<'js>) -> Result<()> {
     console.set(name, method.with_name(name)?)
-}
-
-/// Makes `console` a plain global property holding `value`, as in browsers.
-fn define_console<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<()> {
-    ctx.globals()
-        .prop("console", Property::from(value).writable().configurable())
 }
 
 /// JavaScript truthiness, as `if (value)` decides it.

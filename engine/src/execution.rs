@@ -1,8 +1,10 @@
-//! One script's execution in a prepared runtime: its input, compiling and evaluating it, the
-//! event loop of promise jobs, timers and host answers, and turning what it produced or threw
-//! into a result or a [`ScriptError`] of the right kind.
+//! One script's execution in a prepared runtime: its input, compiling and evaluating it (a
+//! TypeScript script is stripped to JavaScript first, within the execution's time and memory),
+//! the event loop of promise jobs, timers and host answers, and turning what it produced or
+//! threw into a result or a [`ScriptError`] of the right kind.
 
 use std::{
+    borrow::Cow,
     cell::{Cell, RefCell},
     ffi::CString,
     mem::MaybeUninit,
@@ -12,16 +14,17 @@ use std::{
 use rquickjs::{Ctx, Function, Object, Promise, Value, function::Rest, promise::PromiseState, qjs};
 
 use crate::{
-    EngineSettings, ErrorKind, Limits, Script, ScriptError,
+    EngineSettings, ErrorKind, Language, Limits, Script, ScriptError,
     bytecode::{BytecodeCache, Key},
     clock::Clock,
     host::HostRuntime,
     intrinsics::Intrinsics,
     json::{self, JsonWriter, bounded_text},
-    memory::MemoryMeter,
+    memory::{self, MemoryMeter},
     rejections::{MAX_TRACKED_REJECTIONS, Rejections},
     serialize::{self, Serializer},
     timers::Timers,
+    typescript,
 };
 
 /// How scripts are compiled: as global code, not modules. Part of the cache's key.
@@ -61,9 +64,7 @@ impl<'js> Execution<'_, 'js> {
     pub fn run(&self, script: &Script) -> Result<String, ScriptError> {
         self.install_input(script.input.as_deref())
             .map_err(|exception| self.error(exception, Phase::Run))?;
-        let function = self
-            .compile(script)
-            .map_err(|exception| self.error(exception, Phase::Compile))?;
+        let function = self.compile(script)?;
         let value = self
             .evaluate(function)
             .map_err(|exception| self.error(exception, Phase::Run))?;
@@ -103,15 +104,18 @@ impl<'js> Execution<'_, 'js> {
     }
 
     /// The script as a function: loaded from the cache's bytecode when it holds the script,
-    /// otherwise compiled from source (and its bytecode kept for the cache).
-    fn compile(&self, script: &Script) -> Result<Value<'js>, Value<'js>> {
+    /// otherwise compiled from source (and its bytecode kept for the cache). The cache's key
+    /// includes the language, so a TypeScript script and a JavaScript one of the same text
+    /// never share bytecode, and a cached TypeScript script is not stripped again.
+    fn compile(&self, script: &Script) -> Result<Value<'js>, ScriptError> {
+        let compile_error = |exception| self.error(exception, Phase::Compile);
         let Some(cache) = self.bytecode else {
             return self.compile_source(script);
         };
-        let key = BytecodeCache::key(&script.name, COMPILE_FLAGS, &script.source);
+        let key = BytecodeCache::key(&script.name, COMPILE_FLAGS, script.language, &script.source);
         if let Some(bytecode) = cache.get(&key) {
             self.cache_hit.set(Some(true));
-            return self.load(&bytecode);
+            return self.load(&bytecode).map_err(compile_error);
         }
         self.cache_hit.set(Some(false));
         let function = self.compile_source(script)?;
@@ -121,18 +125,48 @@ impl<'js> Execution<'_, 'js> {
         Ok(function)
     }
 
-    fn compile_source(&self, script: &Script) -> Result<Value<'js>, Value<'js>> {
-        let mut source = Vec::with_capacity(script.source.len() + 1);
-        source.extend_from_slice(script.source.as_bytes());
+    /// Compiles the script's JavaScript: its source, or for TypeScript the source stripped of
+    /// its types.
+    fn compile_source(&self, script: &Script) -> Result<Value<'js>, ScriptError> {
+        let (javascript, _charge) = match script.language {
+            Language::JavaScript => (Cow::Borrowed(&*script.source), None),
+            Language::TypeScript => {
+                let (stripped, charge) = self.strip(script)?;
+                (Cow::Owned(stripped), Some(charge))
+            }
+        };
+        self.compile_javascript(&script.name, &javascript)
+            .map_err(|exception| self.error(exception, Phase::Compile))
+    }
+
+    /// A TypeScript script's JavaScript, and the charge for it held while it lives. Swc's
+    /// allocations count against the memory limit as they are made (see
+    /// [`memory::host_heap_limited`]), its time against the time limit, which cannot
+    /// interrupt it: a script past its deadline when stripping ends has timed out.
+    fn strip(&self, script: &Script) -> Result<(String, memory::Charge), ScriptError> {
+        let out_of_memory = |_| self.error(self.ctx.catch(), Phase::Compile);
+        let stripped = memory::host_heap_limited(&self.ctx, || typescript::strip(&script.source))
+            .map_err(out_of_memory)?;
+        if self.clock.expired() {
+            return Err(self.timeout());
+        }
+        let javascript = stripped.map_err(|error| error.into_script_error(&script.name))?;
+        let charge = memory::charge(&self.ctx, javascript.len()).map_err(out_of_memory)?;
+        Ok((javascript, charge))
+    }
+
+    fn compile_javascript(&self, name: &str, javascript: &str) -> Result<Value<'js>, Value<'js>> {
+        let mut source = Vec::with_capacity(javascript.len() + 1);
+        source.extend_from_slice(javascript.as_bytes());
         source.push(0);
-        let name = CString::new(script.name.replace('\0', "")).unwrap_or_default();
+        let name = CString::new(name.replace('\0', "")).unwrap_or_default();
         // SAFETY: `source` is NUL-terminated as JS_Eval requires and outlives the call; the
         // returned value is owned and handed to `Value`.
         let raw = unsafe {
             qjs::JS_Eval(
                 self.ctx.as_raw().as_ptr(),
                 source.as_ptr().cast(),
-                script.source.len() as _,
+                javascript.len() as _,
                 name.as_ptr(),
                 COMPILE_FLAGS,
             )

@@ -1,18 +1,26 @@
-//! Built-ins captured before any script runs, so that copying values out keeps working when a
-//! script replaces `Map.prototype.entries` or `String.prototype.slice`, and the bounded copy of
-//! a string out of the runtime. Capturing is a few property reads: no script is compiled while
-//! a runtime is being prepared.
+//! The built-ins the serializer calls, captured before any script runs with those of the Web
+//! APIs ([`crate::builtins`]), so that copying values out keeps working when a script replaces
+//! `Map.prototype.entries` or `String.prototype.slice`, and the bounded copy of a string out of
+//! the runtime. The functions are made the first time they are called.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, cell::OnceCell};
 
-use rquickjs::{
-    Ctx, Function, Object, Result, Value,
-    function::{Constructor, This},
-    qjs,
-};
+use rquickjs::{Ctx, Function, Object, Result, Value, function::This, qjs};
+
+use crate::builtins::Captured;
 
 /// The original built-ins the serializer calls.
 pub struct Intrinsics<'js> {
+    map_entries: Captured<'js>,
+    set_values: Captured<'js>,
+    map_iterator_next: Captured<'js>,
+    set_iterator_next: Captured<'js>,
+    string_slice: Captured<'js>,
+    made: OnceCell<Made<'js>>,
+}
+
+/// The functions, once made.
+struct Made<'js> {
     map_entries: Function<'js>,
     set_values: Function<'js>,
     map_iterator_next: Function<'js>,
@@ -21,31 +29,45 @@ pub struct Intrinsics<'js> {
 }
 
 impl<'js> Intrinsics<'js> {
-    /// Captures the built-ins; must run before any script code.
-    pub fn capture(ctx: &Ctx<'js>) -> Result<Self> {
-        let globals = ctx.globals();
-        let prototype = |name: &str| -> Result<Object<'js>> {
-            globals.get::<_, Object<'js>>(name)?.get("prototype")
-        };
-        let map_entries: Function<'js> = prototype("Map")?.get("entries")?;
-        let set_values: Function<'js> = prototype("Set")?.get("values")?;
-        // The iterators' `next` lives on their own prototypes, which scripts can reach and
-        // change; capture it from a fresh iterator before any script runs.
-        let next_of = |iterable: Object<'js>, iterate: &Function<'js>| -> Result<Function<'js>> {
-            let iterator: Object<'js> = iterate.call((This(iterable),))?;
-            iterator.get("next")
-        };
-        let construct = |name: &str| -> Result<Object<'js>> {
-            globals.get::<_, Constructor<'js>>(name)?.construct(())
-        };
-        let (map, set) = (construct("Map")?, construct("Set")?);
-        Ok(Self {
-            map_iterator_next: next_of(map, &map_entries)?,
-            set_iterator_next: next_of(set, &set_values)?,
+    /// The serializer's built-ins, from those captured for the Web APIs before any script ran
+    /// (`web::capture::SERIALIZER`): `Map.prototype.entries`, `String.prototype.slice`,
+    /// `%MapIteratorPrototype%.next`, `Set.prototype.values` and `%SetIteratorPrototype%.next`.
+    pub fn new(captured: [Captured<'js>; 5]) -> Self {
+        let [
+            map_entries,
+            string_slice,
+            map_iterator_next,
+            set_values,
+            set_iterator_next,
+        ] = captured;
+        Self {
             map_entries,
             set_values,
-            string_slice: prototype("String")?.get("slice")?,
-        })
+            map_iterator_next,
+            set_iterator_next,
+            string_slice,
+            made: OnceCell::new(),
+        }
+    }
+
+    fn made(&self, ctx: &Ctx<'js>) -> Result<&Made<'js>> {
+        if let Some(made) = self.made.get() {
+            return Ok(made);
+        }
+        let make = |captured: &Captured<'js>| -> Result<Function<'js>> {
+            captured
+                .make(ctx)?
+                .into_function()
+                .ok_or_else(|| rquickjs::Error::new_from_js("value", "function"))
+        };
+        let made = Made {
+            map_entries: make(&self.map_entries)?,
+            set_values: make(&self.set_values)?,
+            map_iterator_next: make(&self.map_iterator_next)?,
+            set_iterator_next: make(&self.set_iterator_next)?,
+            string_slice: make(&self.string_slice)?,
+        };
+        Ok(self.made.get_or_init(|| made))
     }
 
     /// An iterator over a Map's `[key, value]` pairs (`is_map`) or a Set's values, with the
@@ -55,17 +77,19 @@ impl<'js> Intrinsics<'js> {
         collection: &Value<'js>,
         is_map: bool,
     ) -> Result<(Object<'js>, &Function<'js>)> {
+        let made = self.made(collection.ctx())?;
         let (iterate, next) = if is_map {
-            (&self.map_entries, &self.map_iterator_next)
+            (&made.map_entries, &made.map_iterator_next)
         } else {
-            (&self.set_values, &self.set_iterator_next)
+            (&made.set_values, &made.set_iterator_next)
         };
         Ok((iterate.call((This(collection.clone()),))?, next))
     }
 
     /// The first `length` UTF-16 units of a string.
     pub fn string_head(&self, text: &Value<'js>, length: usize) -> Result<Value<'js>> {
-        self.string_slice.call((This(text.clone()), 0, length))
+        let made = self.made(text.ctx())?;
+        made.string_slice.call((This(text.clone()), 0, length))
     }
 }
 

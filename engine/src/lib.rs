@@ -16,12 +16,14 @@
 //!   ([`json`], [`serialize`], [`console`]); console entries go to a [`LogSink`] as they are
 //!   made, so they survive whatever happens to the execution afterwards.
 
+mod builtins;
 mod bytecode;
 mod clock;
 mod console;
 pub mod context_fields;
 mod execution;
 mod fault;
+mod globals;
 pub mod host;
 mod intrinsics;
 pub mod json;
@@ -30,6 +32,7 @@ mod rejections;
 mod runtime;
 mod serialize;
 mod timers;
+pub mod typescript;
 mod web;
 
 use std::{
@@ -39,7 +42,10 @@ use std::{
     time::Duration,
 };
 
-pub use contract::outcome::{ErrorKind, ScriptError};
+pub use contract::{
+    outcome::{ErrorKind, ScriptError},
+    request::Language,
+};
 
 pub use self::{
     bytecode::BytecodeCache,
@@ -93,11 +99,14 @@ pub struct Limits {
     pub memory_limit: usize,
 }
 
-/// JavaScript source, the file name its stack traces show, and the JSON text of its `input`.
+/// A script's source and language, the file name its stack traces show, and the JSON text of
+/// its `input`.
 #[derive(Debug, Clone)]
 pub struct Script {
     pub name: String,
     pub source: Arc<str>,
+    /// JavaScript, or TypeScript whose types are stripped inside the execution ([`typescript`]).
+    pub language: Language,
     /// Parsed inside the execution into the global `input`, deeply frozen; `undefined` when
     /// `None`.
     pub input: Option<Arc<str>>,

@@ -18,11 +18,17 @@
 //! the most it will allocate before it allocates, and holds it while the copy lives: the charge
 //! counts against the same limit, and one that does not fit fails as any allocation past the
 //! limit does, with QuickJS's out-of-memory error, so the execution ends as `memory`.
+//!
+//! Rust work whose size cannot be known before it runs (stripping TypeScript: swc's syntax
+//! tree depends on the source's shape far more than on its length) is counted by the process's
+//! own allocator instead, where the embedding registers one ([`HostHeap`]): it is limited to
+//! what remains of the execution's limit while it runs ([`host_heap_limited`]).
 
 use std::{
     cell::{Cell, RefCell},
     ops::Range,
     rc::{Rc, Weak},
+    sync::OnceLock,
 };
 
 use rquickjs::{Ctx, allocator::Allocator, qjs};
@@ -198,6 +204,42 @@ pub fn charge(ctx: &Ctx<'_>, bytes: usize) -> rquickjs::Result<Charge> {
     }
     metered.grow(bytes);
     Ok(Charge { meter, bytes })
+}
+
+/// The process's heap as its global allocator counts it, for Rust work done for a script that
+/// cannot charge ahead of time what it will allocate. The worker's allocator is one.
+pub trait HostHeap: Sync {
+    /// Starts counting the bytes allocated (less those freed) from now on; an allocation that
+    /// would take them past `ceiling` is refused, which ends the process as out of memory
+    /// (the worker reports it, and the execution's answer is `memory`).
+    fn limit(&self, ceiling: usize);
+    /// Stops counting; the most bytes the count reached since [`HostHeap::limit`].
+    fn unlimit(&self) -> usize;
+}
+
+static HOST_HEAP: OnceLock<&'static dyn HostHeap> = OnceLock::new();
+
+/// Makes `heap` count the Rust work of every execution in this process from now on; the first
+/// registration stands.
+pub fn register_host_heap(heap: &'static dyn HostHeap) {
+    // A later registration is ignored: the process has one global allocator.
+    let _ = HOST_HEAP.set(heap);
+}
+
+/// Runs `work` with the host heap ([`HostHeap`]) limited to what remains of the memory limit
+/// of the execution running on this thread, then charges what it held at most for a moment,
+/// so that the execution's peak includes it. Without a registered heap or a running
+/// execution, `work` runs uncounted.
+pub(crate) fn host_heap_limited<T>(ctx: &Ctx<'_>, work: impl FnOnce() -> T) -> rquickjs::Result<T> {
+    let meter = CURRENT.with(|current| current.borrow().upgrade());
+    let (Some(heap), Some(meter)) = (HOST_HEAP.get(), meter) else {
+        return Ok(work());
+    };
+    heap.limit(meter.limit.get().saturating_sub(meter.used.get()));
+    let result = work();
+    let peak = heap.unlimit();
+    drop(charge(ctx, peak)?);
+    Ok(result)
 }
 
 fn note_stack(meter: &MemoryMeter) {

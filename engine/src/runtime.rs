@@ -1,7 +1,8 @@
 //! Preparing a fresh runtime and running one assignment in it: the runtime, its context with
-//! the built-ins, `console`, timers and the Web APIs, the interrupt handler and rejection
-//! tracker, then the limits applied when the script arrives and everything script-owned released
-//! before the runtime is freed. One runtime runs one script, never two.
+//! the built-ins, `console`, timers and the Web APIs (defined at once, built on first use), the
+//! interrupt handler and rejection tracker, then the limits applied when the script arrives and
+//! everything script-owned released before the runtime is freed. One runtime runs one script,
+//! never two.
 
 use std::{
     cell::{Cell, RefCell},
@@ -19,6 +20,7 @@ use crate::{
     context_fields::ContextFields,
     execution::Execution,
     fault,
+    globals::Globals,
     host::HostRuntime,
     intrinsics::Intrinsics,
     memory::{MemoryMeter, MeteredAllocator},
@@ -82,12 +84,11 @@ pub fn run_in_fresh_runtime(
     )));
 
     let outcome = context.with(|ctx| {
-        let intrinsics = Rc::new(Intrinsics::capture(&ctx)?);
-        let console = ConsoleLog::new(intrinsics.clone(), &settings.output);
-        console.install(&ctx)?;
         let timers = Rc::new(RefCell::new(Timers::default()));
-        Timers::install(&timers, &ctx)?;
-        let web = WebApis::install(&ctx, &timers)?;
+        let web = Rc::new(WebApis::new(&ctx, &timers)?);
+        let intrinsics = Rc::new(Intrinsics::new(web.serializer_builtins()?));
+        let console = ConsoleLog::new(intrinsics.clone(), &settings.output);
+        let globals = Globals::install(&ctx, console.clone(), timers.clone(), web.clone())?;
 
         let Some(mut assignment) = next() else {
             console.close();
@@ -95,7 +96,8 @@ pub fn run_in_fresh_runtime(
         };
         let (host, fetch) = HostRuntime::install(&ctx, std::mem::take(&mut assignment.host))?;
         if let Some(fetch) = fetch {
-            web.enable_fetch(fetch)?;
+            web.enable_fetch(fetch);
+            globals.enable_fetch(&ctx)?;
         }
         console.open(assignment.log.clone());
         // SAFETY: the runtime is live; the stack limit is measured from here on.

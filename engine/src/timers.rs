@@ -48,42 +48,44 @@ pub struct DueTimer<'js> {
 }
 
 impl<'js> Timers<'js> {
-    /// Installs the timer functions on the global object.
-    pub fn install(timers: &Rc<RefCell<Self>>, ctx: &Ctx<'js>) -> Result<()> {
-        let globals = ctx.globals();
-        for (name, repeats) in [("setTimeout", false), ("setInterval", true)] {
-            let timers = timers.clone();
-            let set = Function::new(
-                ctx.clone(),
-                move |ctx: Ctx<'js>,
-                      callback: Value<'js>,
-                      delay: Opt<Value<'js>>,
-                      args: Rest<Value<'js>>| {
-                    let Some(callback) = callback.into_function() else {
-                        return Err(Exception::throw_type(
-                            &ctx,
-                            "the callback must be a function",
-                        ));
-                    };
-                    let delay = delay_of(delay)?;
-                    let mut timers = timers.borrow_mut();
-                    timers.check_room(&ctx)?;
-                    let repeat = repeats.then_some(delay);
-                    Ok(timers.add(callback, args.0, delay, repeat, true))
-                },
-            )?;
-            globals.set(name, set.with_name(name)?)?;
-        }
-        for name in ["clearTimeout", "clearInterval"] {
-            let timers = timers.clone();
-            let clear = Function::new(ctx.clone(), move |id: Opt<Value<'js>>| {
+    /// The timer functions, by global name.
+    pub const GLOBALS: [&'static str; 4] =
+        ["setTimeout", "setInterval", "clearTimeout", "clearInterval"];
+
+    /// The timer function `name` (one of [`Timers::GLOBALS`]), built when a script first
+    /// reaches for it (see [`crate::globals`]).
+    pub fn global(timers: &Rc<RefCell<Self>>, ctx: &Ctx<'js>, name: &str) -> Result<Function<'js>> {
+        let timers = timers.clone();
+        let function = match name {
+            "setTimeout" | "setInterval" => {
+                let repeats = name == "setInterval";
+                Function::new(
+                    ctx.clone(),
+                    move |ctx: Ctx<'js>,
+                          callback: Value<'js>,
+                          delay: Opt<Value<'js>>,
+                          args: Rest<Value<'js>>| {
+                        let Some(callback) = callback.into_function() else {
+                            return Err(Exception::throw_type(
+                                &ctx,
+                                "the callback must be a function",
+                            ));
+                        };
+                        let delay = delay_of(delay)?;
+                        let mut timers = timers.borrow_mut();
+                        timers.check_room(&ctx)?;
+                        let repeat = repeats.then_some(delay);
+                        Ok(timers.add(callback, args.0, delay, repeat, true))
+                    },
+                )?
+            }
+            _ => Function::new(ctx.clone(), move |id: Opt<Value<'js>>| {
                 if let Some(id) = id.0.and_then(|id| id.as_number()) {
                     timers.borrow_mut().remove(id as u32);
                 }
-            })?;
-            globals.set(name, clear.with_name(name)?)?;
-        }
-        Ok(())
+            })?,
+        };
+        function.with_name(name)
     }
 
     fn check_room(&self, ctx: &Ctx<'js>) -> Result<()> {

@@ -5,17 +5,28 @@
 use std::{rc::Rc, sync::Arc, time::Duration};
 
 use engine::{
-    Assignment, BytecodeCache, EngineSettings, ErrorKind, HostAccess, Limits, LogBuffer,
+    Assignment, BytecodeCache, EngineSettings, ErrorKind, HostAccess, Language, Limits, LogBuffer,
     NEVER_CANCELLED, Outcome, Script,
 };
 
 const MIB: usize = 1024 * 1024;
 
 fn run(cache: &Rc<BytecodeCache>, name: &str, code: &str, memory_limit: usize) -> Outcome {
+    run_as(cache, name, Language::JavaScript, code, memory_limit)
+}
+
+fn run_as(
+    cache: &Rc<BytecodeCache>,
+    name: &str,
+    language: Language,
+    code: &str,
+    memory_limit: usize,
+) -> Outcome {
     let assignment = Assignment {
         script: Script {
             name: name.into(),
             source: Arc::from(code),
+            language,
             input: None,
         },
         limits: Limits {
@@ -53,6 +64,27 @@ fn a_script_loaded_from_the_cache_answers_as_the_compiled_one_did() {
         result.contains("return Math.PI * r * r;"),
         "functions keep their source: {result}"
     );
+}
+
+#[test]
+fn typescript_and_javascript_of_the_same_text_keep_bytecode_apart() {
+    let cache = Rc::new(BytecodeCache::new(MIB));
+    // Valid in both languages, with another meaning in each: JavaScript compares and calls,
+    // TypeScript calls with a type argument.
+    let code = "const f = (x) => x, a = 1, b = 2, T = 0;\n[typeof f<T>(a), a < b]";
+    let javascript = run_as(&cache, "same.ts", Language::JavaScript, code, 16 * MIB);
+    let typescript = run_as(&cache, "same.ts", Language::TypeScript, code, 16 * MIB);
+    assert_eq!(javascript.bytecode_cache_hit, Some(false));
+    assert_eq!(
+        typescript.bytecode_cache_hit,
+        Some(false),
+        "the TypeScript is compiled, not found under the JavaScript's key"
+    );
+    assert_eq!(javascript.result.unwrap(), "[false,true]");
+    assert_eq!(typescript.result.unwrap(), r#"["number",true]"#);
+    let again = run_as(&cache, "same.ts", Language::TypeScript, code, 16 * MIB);
+    assert_eq!(again.bytecode_cache_hit, Some(true));
+    assert_eq!(again.result.unwrap(), r#"["number",true]"#);
 }
 
 #[test]

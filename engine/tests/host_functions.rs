@@ -8,7 +8,8 @@ use std::{
 };
 
 use engine::{
-    EngineSettings, HostAccess, HostChannel, HostError, HostFunctions, Json, Limits, Script,
+    EngineSettings, HostAccess, HostChannel, HostError, HostFunctions, Json, Language, Limits,
+    Script,
     host::{HostAnswer, HostCall, HostGrant},
 };
 use serde_json::json;
@@ -74,6 +75,7 @@ fn run(code: &str, access: HostAccess, timeout: Duration) -> engine::Outcome {
     let script = Script {
         name: "script.js".into(),
         source: Arc::from(code),
+        language: Language::JavaScript,
         input: None,
     };
     let limits = Limits {

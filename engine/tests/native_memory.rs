@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use engine::{
-    EngineSettings, ErrorKind, HostAccess, HostFunctions, Json, Limits, Outcome, Script,
+    EngineSettings, ErrorKind, HostAccess, HostFunctions, Json, Language, Limits, Outcome, Script,
     host::HostGrant,
 };
 
@@ -16,6 +16,7 @@ fn script_and_limits(code: &str, memory_limit: usize) -> (Script, Limits) {
     let script = Script {
         name: "script.js".into(),
         source: Arc::from(code),
+        language: Language::JavaScript,
         input: None,
     };
     let limits = Limits {

@@ -1,4 +1,4 @@
-//! Who is calling. A request to `/api/*` presents an API key in `x-api-key: <key>` or
+//! Who is calling. A request to `/api/*` or `/mcp` presents an API key in `x-api-key: <key>` or
 //! `Authorization: Bearer <key>` (`x-api-key` wins when both are sent, so a proxy in front
 //! can use `Authorization` for itself; other `Authorization` schemes are not ours and are
 //! ignored). The key names its tenant; no key means the anonymous tier, or 401 when that is
@@ -11,8 +11,8 @@
 //! Each step takes the value of the step before it, so none can be skipped or run out of
 //! order: identification finds a [`Caller`] (the tier, and the client key it is counted
 //! by); charging that caller to its tier's rate limit makes it [`Admitted`]; and the proxy
-//! forwards only for an admitted caller. On `/api/*` routes both steps run as [`Admitted`] is
-//! extracted; in front of the page, in [`admit_visitor`].
+//! forwards only for an admitted caller. On `/api/*` routes and `/mcp` both steps run as
+//! [`Admitted`] is extracted; in front of the page, in [`admit_visitor`].
 
 use std::sync::Arc;
 

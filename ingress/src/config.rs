@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use axum::http::Uri;
 pub use service_kit::ConfigError;
-use service_kit::LogFormat;
 use service_kit::env::{Env, Var, default, parse::*, unset};
+use service_kit::telemetry::Sample;
+use service_kit::{LogFormat, Logging};
 
+use crate::mcp::origin::AllowedHosts;
 use crate::rate_limit::RateLimit;
 use crate::sources;
 use crate::tenants::{self, Tenants};
@@ -32,7 +34,9 @@ service_kit::variables! {
     /// runs `cargo build -p sandbox` with the same profile
     SANDBOX_URL: Uri = unset("unset"), sandbox_url;
     /// how long the sandbox may take to answer before the client gets 504; keep it above
-    /// `MAX_TIMEOUT_MS` plus the sandbox's queue wait
+    /// `MAX_TIMEOUT_MS` plus the sandbox's queue wait. Once the answer's head has come, the
+    /// longest the body may pause before the connection is dropped: a stream's heartbeat (every
+    /// 15 s) keeps a quiet stream below it
     UPSTREAM_TIMEOUT_MS: Duration = default("35000"), positive_millis;
     /// larger request bodies get 413: at once when `Content-Length` says so, otherwise when the
     /// bytes pass it. The ingress reads a body only when it must: `GET`, `HEAD` and
@@ -82,6 +86,11 @@ service_kit::variables! {
     SHUTDOWN_NOTICE_MS: Duration = default("1000"), millis;
     /// `text` for terminals, `json` for Cloud Logging
     LOG_FORMAT: LogFormat = default("text"), log_format;
+    /// the share of successful requests whose line is logged, from 0 to 1: each line costs a few
+    /// microseconds of CPU in each process. Answers with an error status and executions that did
+    /// not succeed are always logged; both processes keep the same requests' lines (chosen by
+    /// request id)
+    REQUEST_LOG_SAMPLE: Sample = default("1"), sample;
     /// log filter, e.g. `ingress=debug`
     RUST_LOG: String = default("info"), text;
     /// the ingress's memory when its container sets none; a cgroup's limit (v2 `memory.max`, v1
@@ -107,6 +116,10 @@ service_kit::variables! {
     SOURCE_CACHE_BYTES: usize = default("67108864"), whole;
     /// how long a cached script is used as is; after it, a conditional request revalidates it
     SOURCE_CACHE_TTL_MS: Duration = default("60000"), millis;
+    /// the hosts `/mcp` answers for (see [MCP](#mcp)), comma-separated `host` or `host:port` (no
+    /// port: any); a page's `Origin` must name one of them too. Unset: any `Host`, and an `Origin`
+    /// must name the request's own `Host`. Anything else is refused 403 `forbidden`
+    MCP_ALLOWED_HOSTS: AllowedHosts = unset("unset"), AllowedHosts::parse;
     /// **tests only**: `true` lets script sources and the endpoints below be on loopback addresses
     SOURCES_ALLOW_LOOPBACK: bool = default("false"), boolean;
     /// **emulators only**: base URL of a GCS XML-API server, sent no credentials; unset: Google's,
@@ -139,8 +152,8 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// [`TRUSTED_PROXY_HOPS`].
     pub trusted_proxy_hops: usize,
-    /// [`LOG_FORMAT`].
-    pub log_format: LogFormat,
+    /// [`LOG_FORMAT`] and [`REQUEST_LOG_SAMPLE`].
+    pub logging: Logging,
     /// [`TENANTS_FILE`]: the tenants, their keys and limits, and the anonymous tier.
     pub tenants: Tenants,
     /// [`ADMIN_LISTEN_ADDR`]: metrics must not take the service down, so a failure to bind it
@@ -157,6 +170,8 @@ pub struct Config {
     pub sources: sources::Settings,
     /// The ingress's memory and the share of it for buffers (see [`Memory`]).
     pub memory: Memory,
+    /// [`MCP_ALLOWED_HOSTS`]: the `Host` and `Origin` `/mcp` serves.
+    pub mcp_allowed_hosts: AllowedHosts,
     /// [`K_SERVICE`] is set: the ingress runs on Cloud Run, where its port is reached only
     /// through Google's front end.
     pub on_cloud_run: bool,
@@ -220,13 +235,17 @@ impl Default for Config {
                 burst: RATE_LIMIT_BURST.default_value(),
             }),
             trusted_proxy_hops: TRUSTED_PROXY_HOPS.default_value(),
-            log_format: LOG_FORMAT.default_value(),
+            logging: Logging {
+                format: LOG_FORMAT.default_value(),
+                sample: REQUEST_LOG_SAMPLE.default_value(),
+            },
             tenants: Tenants::default(),
             admin_listen_addr: ADMIN_LISTEN_ADDR.default_value(),
             connections: connection_limits(&Env::new(&|_| None), 0)
                 .expect("the declared defaults parse"),
             sources: sources::Settings::default(),
             memory: Memory::default(),
+            mcp_allowed_hosts: AllowedHosts::Any,
             on_cloud_run: false,
         }
     }
@@ -269,12 +288,16 @@ impl Config {
             max_body_bytes: env.get(&MAX_BODY_BYTES)?,
             rate_limit,
             trusted_proxy_hops,
-            log_format: env.get(&LOG_FORMAT)?,
+            logging: Logging {
+                format: env.get(&LOG_FORMAT)?,
+                sample: env.get(&REQUEST_LOG_SAMPLE)?,
+            },
             tenants,
             admin_listen_addr: env.get(&ADMIN_LISTEN_ADDR)?,
             connections: connection_limits(&env, trusted_proxy_hops)?,
             sources: read_sources(&env)?,
             memory: read_memory(&env, sandbox_url.is_none())?,
+            mcp_allowed_hosts: env.optional(&MCP_ALLOWED_HOSTS)?.unwrap_or_default(),
             sandbox_url,
             on_cloud_run: env.raw(K_SERVICE).is_some(),
         })
@@ -479,7 +502,11 @@ mod tests {
             ),
             (
                 LOG_FORMAT.name,
-                format!("{:?}", config.log_format).to_lowercase(),
+                format!("{:?}", config.logging.format).to_lowercase(),
+            ),
+            (
+                REQUEST_LOG_SAMPLE.name,
+                config.logging.sample.share().to_string(),
             ),
             (
                 MAX_SCRIPT_BYTES.name,
@@ -513,6 +540,10 @@ mod tests {
             (
                 SOURCES_S3_ENDPOINT.name,
                 config.sources.s3_endpoint.is_none(),
+            ),
+            (
+                MCP_ALLOWED_HOSTS.name,
+                config.mcp_allowed_hosts == AllowedHosts::Any,
             ),
         ] {
             assert_eq!(documented_default(variable), "unset", "{variable}");
@@ -572,6 +603,17 @@ mod tests {
         );
         assert!(config_from(&[(SOURCE_TIMEOUT_MS.name, "0")]).is_err());
         assert!(config_from(&[(SOURCES_ALLOW_LOOPBACK.name, "yes")]).is_err());
+    }
+
+    #[test]
+    fn mcp_allowed_hosts_lists_the_hosts_of_mcp() {
+        let config =
+            config_from(&[(MCP_ALLOWED_HOSTS.name, "jsbox.example.com,localhost:8080")]).unwrap();
+        assert_eq!(
+            config.mcp_allowed_hosts,
+            AllowedHosts::parse("jsbox.example.com, localhost:8080").unwrap()
+        );
+        assert_ne!(config.mcp_allowed_hosts, AllowedHosts::Any);
     }
 
     #[test]
@@ -688,6 +730,7 @@ mod tests {
             (LISTEN_ADDR.name, "localhost"),
             (ADMIN_LISTEN_ADDR.name, "9090"),
             (TENANTS_FILE.name, "/no/such/tenants.toml"),
+            (MCP_ALLOWED_HOSTS.name, "https://jsbox.example.com"),
         ] {
             let error = config_from(&[(variable, value)]).unwrap_err();
             assert!(error.to_string().contains(variable), "{error}");

@@ -15,7 +15,7 @@ use contract::envelope::{ErrorEnvelope, RequestErrorKind};
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// No route or asset at this path.
-    #[error("nothing here: only /api/*, /healthz and the demo page are served")]
+    #[error("nothing here: only /api/*, /mcp, /healthz and the demo page are served")]
     NotFound,
     /// The path exists but not for this method.
     #[error("method not allowed")]
@@ -35,6 +35,9 @@ pub enum ApiError {
     /// An `/api/*` request without a usable key where one is required (see [`crate::auth`]).
     #[error("{0}")]
     Unauthorized(AuthFailure),
+    /// `/mcp` from a host or a page's origin it does not serve (see [`crate::mcp::origin`]).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
     /// The client is over its rate limit.
     #[error("too many requests: retry in {retry_after_secs} s")]
     RateLimited {
@@ -115,6 +118,7 @@ impl ApiError {
             Self::UnreadableBody(_) => StatusCode::BAD_REQUEST,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::OverBurst { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
@@ -133,6 +137,7 @@ impl ApiError {
             Self::UnreadableBody(_) => RequestErrorKind::InvalidRequest,
             Self::BodyTimeout(_) => RequestErrorKind::RequestTimeout,
             Self::Unauthorized(_) => RequestErrorKind::Unauthorized,
+            Self::Forbidden(_) => RequestErrorKind::Forbidden,
             Self::RateLimited { .. } => RequestErrorKind::RateLimited,
             Self::OverBurst { .. } => RequestErrorKind::InvalidRequest,
             Self::UpstreamUnavailable(_) => RequestErrorKind::UpstreamUnavailable,

@@ -1,8 +1,9 @@
 //! Public front door of the JavaScript execution service.
 //!
 //! The ingress is the only process users reach. It serves the demo page, answers its own
-//! `/healthz`, and forwards `/api/*` (and nothing else) to the private sandbox, with API keys,
-//! per-tenant rate limiting, a body limit, request ids and request logs in front; the API's
+//! `/healthz`, forwards `/api/*` (and nothing else) to the private sandbox, and serves AI agents
+//! the same executions as MCP tools at `/mcp`, with API keys, per-tenant rate limiting, a body
+//! limit, request ids and request logs in front; the API's
 //! OpenAPI document (`/api/openapi.json`) is forwarded to anyone, without a key. Its metrics
 //! are served on a separate admin listener.
 //!
@@ -17,6 +18,8 @@
 //!   client key behind Cloud Run's proxies.
 //! - [`sources`]: scripts loaded from a `url` (GCS, S3, HTTPS) within each tier's allow-list,
 //!   sent to the sandbox as `code`.
+//! - [`mcp`]: the MCP server at `/mcp` (tools that run scripts as `/api/execute` does), with
+//!   the same keys and rate limits, and its `Host` and `Origin` checks.
 //! - [`proxy`]: forwarding to the sandbox with the caller's headers; 502/504 when it is down
 //!   or slow.
 //! - [`refusals`]: clients the sandbox just refused, answered 503 here until their
@@ -38,6 +41,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod mcp;
 pub mod metrics;
 pub mod proxy;
 pub mod rate_limit;
@@ -106,12 +110,23 @@ pub fn router(
     metrics: Arc<Metrics>,
 ) -> Router {
     let budget = service_kit::MemoryBudget::new(config.memory.buffer_bytes());
-    let proxy = Arc::new(Proxy::new(config, sandbox_url, metrics.clone(), budget));
+    let proxy = Arc::new(Proxy::new(
+        config,
+        sandbox_url,
+        metrics.clone(),
+        budget.clone(),
+    ));
     let identification = Identification::new(config, metrics.clone());
     let [csp, nosniff, referrer, frame] = assets::security_headers();
 
     Router::new()
         .merge(api(proxy.clone(), identification.clone()))
+        .merge(mcp::router(
+            config,
+            proxy.clone(),
+            identification.clone(),
+            budget,
+        ))
         .merge(page(identification.clone()))
         .merge(open(proxy, &identification, sandbox, shutting_down))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -140,6 +155,7 @@ pub fn router(
 }
 
 /// `/api/*`: the caller's key (or the anonymous tier), then its rate limit, then the sandbox.
+/// (`/mcp`, [`mcp::router`], takes the same steps after its Host and Origin check.)
 /// [`proxy::forward`] takes the caller as [`auth::Admitted`], which only those two steps, in
 /// that order, produce. Every path under `/api/` asks for the key, `/api/` itself included.
 fn api(proxy: Arc<Proxy>, identification: Identification) -> Router {

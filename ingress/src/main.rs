@@ -38,12 +38,12 @@ fn main() -> ExitCode {
             PROGRAM.block_on(service_kit::health::healthcheck(config.listen_addr))
         }),
         Action::Serve => PROGRAM.with_config(Config::from_env(), |config| {
-            let (log_format, limits, addr) = (
-                config.log_format,
+            let (logging, limits, addr) = (
+                config.logging,
                 config.connections.clone(),
                 config.listen_addr,
             );
-            PROGRAM.block_on(PROGRAM.serve(log_format, &limits, addr, |listener| {
+            PROGRAM.block_on(PROGRAM.serve(logging, &limits, addr, |listener| {
                 ingress::run(listener, config, service_kit::shutdown::signal())
             }))
         }),

@@ -179,7 +179,7 @@ impl Proxy {
     /// when the path is not the sandbox's to see, the body is refused or the sandbox fails. A
     /// batch's further items are charged to the caller's rate limit here, and `allowance`
     /// says what is left after them.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         caller: &Caller,
         request: Request,

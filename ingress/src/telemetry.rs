@@ -1,5 +1,6 @@
-//! Logging: the one log line per request (the subscriber, `LOG_FORMAT`, is set up by
-//! [`service_kit::telemetry`], shared with the sandbox).
+//! Logging: the one log line per request, for every request with an error status and for the
+//! `REQUEST_LOG_SAMPLE` share of the others (the subscriber, `LOG_FORMAT`, and the sample are
+//! set up by [`service_kit::telemetry`], shared with the sandbox).
 //!
 //! The request line is written by a small middleware rather than tower-http's `TraceLayer`
 //! because Cloud Logging's `httpRequest` object wants the request's method and path together
@@ -44,11 +45,13 @@ pub async fn log_request(ClientKey(client): ClientKey, request: Request, next: N
         tenant = tracing::field::Empty,
     );
 
+    let sampled = service_kit::telemetry::logs_success(request_id.as_deref());
     let line = RequestLine {
         method,
         path,
         started,
         span: span.clone(),
+        sampled,
     };
     // A request dropped before its answer (the client left) still gets its line, with the
     // status counted for it (see `metrics::CLIENT_CLOSED_REQUEST`).
@@ -64,10 +67,15 @@ struct RequestLine {
     path: String,
     started: Instant,
     span: tracing::Span,
+    /// Whether its line is written if it succeeds (`REQUEST_LOG_SAMPLE`).
+    sampled: bool,
 }
 
 impl RequestLine {
     fn write(self, status: u16) {
+        if status < 400 && !self.sampled {
+            return;
+        }
         let latency = format!("{:.6}s", self.started.elapsed().as_secs_f64());
         let _entered = self.span.enter();
         macro_rules! request_line {

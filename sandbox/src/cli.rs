@@ -56,9 +56,9 @@ pub fn main(host: impl FnOnce(&Config) -> HostFunctions) -> ExitCode {
             PROGRAM.block_on(service_kit::health::healthcheck(config.listen_addr))
         }),
         Action::Serve => PROGRAM.with_config(Config::from_env(), |config| {
-            let (log_format, limits, addr) =
-                (config.log_format, config.connections.clone(), config.listen_addr);
-            PROGRAM.block_on(PROGRAM.serve(log_format, &limits, addr, |listener| {
+            let (logging, limits, addr) =
+                (config.logging, config.connections.clone(), config.listen_addr);
+            PROGRAM.block_on(PROGRAM.serve(logging, &limits, addr, |listener| {
                 let host = host(&config);
                 crate::run_with(listener, config, host, service_kit::shutdown::signal())
             }))

@@ -7,8 +7,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use contract::worker::Setup;
 pub use service_kit::ConfigError;
 use service_kit::{
-    LogFormat,
+    LogFormat, Logging,
     env::{Env, default, parse::*, unset},
+    telemetry::Sample,
 };
 
 use crate::supervisor::PoolSettings;
@@ -21,6 +22,11 @@ service_kit::variables! {
     LISTEN_ADDR: SocketAddr = default("127.0.0.1:8081"), socket_addr;
     /// `text` for terminals, `json` for Cloud Logging
     LOG_FORMAT: LogFormat = default("text"), log_format;
+    /// the share of successful requests whose line is logged, from 0 to 1: each line costs a few
+    /// microseconds of CPU in each process. Answers with an error status and executions that did
+    /// not succeed are always logged; both processes keep the same requests' lines (chosen by
+    /// request id)
+    REQUEST_LOG_SAMPLE: Sample = default("1"), sample;
     /// log filter, e.g. `sandbox=debug`
     RUST_LOG: String = default("info"), text;
     /// executions running at once: one worker process each
@@ -132,6 +138,10 @@ pub const SKIPPED_ANSWER_BYTES: usize = 512;
 /// the connection's write buffer holds at most its limit and one piece.
 pub const ANSWER_PIECE_BYTES: usize = 16 * 1024;
 
+/// Bytes a streamed console entry takes beyond its text while it waits for its client: its
+/// allocation and its place in the channel.
+pub const STREAMED_ENTRY_OVERHEAD: usize = 64;
+
 /// The supervisor's bytes per open connection, reserved for `MAX_CONNECTIONS` of them: hyper's
 /// read buffer (twice [`service_kit::CONNECTION_BUFFER_BYTES`]) and its write buffer (once,
 /// and one more piece of an answer), and 16 KiB for the connection's task and hyper's state:
@@ -144,8 +154,8 @@ pub const PER_CONNECTION_BYTES: u64 =
 pub struct Config {
     /// [`LISTEN_ADDR`].
     pub listen_addr: SocketAddr,
-    /// [`LOG_FORMAT`].
-    pub log_format: LogFormat,
+    /// [`LOG_FORMAT`] and [`REQUEST_LOG_SAMPLE`].
+    pub logging: Logging,
     /// [`MAX_CONCURRENCY`]: worker processes, so executions at once.
     pub max_concurrency: usize,
     /// [`SANDBOX_MEMORY_MB`], held in bytes; see [`MemoryPlan`].
@@ -257,7 +267,10 @@ impl Config {
         let cpus = std::thread::available_parallelism().map_or(2, |cpus| cpus.get());
         Ok(Self {
             listen_addr: env.get(&LISTEN_ADDR)?,
-            log_format: env.get(&LOG_FORMAT)?,
+            logging: Logging {
+                format: env.get(&LOG_FORMAT)?,
+                sample: env.get(&REQUEST_LOG_SAMPLE)?,
+            },
             max_concurrency: env.optional(&MAX_CONCURRENCY)?.unwrap_or(cpus),
             sandbox_memory: env.optional(&SANDBOX_MEMORY_MB)?,
             anonymous_max_workers: env.optional(&ANONYMOUS_MAX_WORKERS)?,
@@ -386,6 +399,17 @@ impl Config {
             .saturating_add(job_bytes.saturating_mul(2))
     }
 
+    /// Bytes a streamed answer may make the supervisor hold: an answer's
+    /// ([`Config::answer_charge`]), and the console output once more, as entries waiting for
+    /// a slow client (`MAX_LOG_BYTES`, and per entry [`STREAMED_ENTRY_OVERHEAD`]). While the
+    /// script runs, the answer's own share is not in use yet and covers the copy new entries
+    /// are read from.
+    pub fn stream_charge(&self) -> usize {
+        self.answer_charge()
+            + self.max_log_bytes
+            + (self.max_log_entries + 1) * STREAMED_ENTRY_OVERHEAD
+    }
+
     /// Bytes a body of `length` bytes is charged while it is read and parsed: the bytes, and
     /// the request parsed from them.
     pub fn body_charge(length: usize) -> usize {
@@ -501,8 +525,9 @@ impl MemoryPlan {
         let supervisor_reserve = SUPERVISOR_BASE_BYTES
             + config.connections.max_connections as u64 * PER_CONNECTION_BYTES
             + workers_count.saturating_mul(per_worker);
+        // A streamed answer is the largest.
         let one_request =
-            (Config::body_charge(config.max_body_bytes) + config.answer_charge()) as u64;
+            (Config::body_charge(config.max_body_bytes) + config.stream_charge()) as u64;
         let needed = workers
             .saturating_add(supervisor_reserve)
             .saturating_add(one_request);

@@ -90,9 +90,17 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The body of its answer, also sent as the last event of a stream that fails after it
+    /// began.
+    pub fn envelope(&self) -> ErrorEnvelope {
+        ErrorEnvelope::new(self.kind(), self.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorEnvelope::new(self.kind(), self.to_string());
+        let body = self.envelope();
         let mut response = (self.status_code(), Json(body)).into_response();
         let retry_after = match &self {
             Self::Overloaded(rejection) => Some(rejection.retry_after()),

@@ -202,3 +202,25 @@ async fn json_logs_have_one_line_per_execution_without_the_code() {
         "the script leaked into the logs"
     );
 }
+
+#[tokio::test]
+async fn with_no_log_sample_only_executions_that_did_not_succeed_are_logged() {
+    let mut sandbox = SandboxProcess::start(&[("LOG_FORMAT", "json"), ("REQUEST_LOG_SAMPLE", "0")]);
+    for _ in 0..3 {
+        let answer = post_execute(sandbox.addr, json!({ "code": "40 + 2" })).await;
+        assert_eq!(answer["result"], 42);
+    }
+    let answer = post_execute(sandbox.addr, json!({ "code": "throw new Error('no')" })).await;
+    assert_eq!(answer["error"]["kind"], "exception", "{answer}");
+    sandbox.terminate();
+    sandbox.wait_exit(Duration::from_secs(10));
+
+    let stdout = sandbox.child.stdout.take().unwrap();
+    let finished: Vec<Value> = BufReader::new(stdout)
+        .lines()
+        .map(|line| serde_json::from_str(&line.unwrap()).expect("every log line is JSON"))
+        .filter(|line: &Value| line["message"] == "execution finished")
+        .collect();
+    assert_eq!(finished.len(), 1, "{finished:?}");
+    assert_eq!(finished[0]["outcome"], "exception", "{finished:?}");
+}

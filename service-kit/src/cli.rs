@@ -113,7 +113,7 @@ impl Program {
     /// server `run` makes of the listener until it returns.
     pub async fn serve<Served>(
         &self,
-        log_format: telemetry::LogFormat,
+        logging: telemetry::Logging,
         limits: &Limits,
         addr: SocketAddr,
         run: impl FnOnce(TcpListener) -> Served,
@@ -121,7 +121,7 @@ impl Program {
     where
         Served: Future<Output = io::Result<()>>,
     {
-        telemetry::init(log_format);
+        telemetry::init(logging);
         crate::raise_descriptor_limit(limits);
         let listener = match TcpListener::bind(addr).await {
             Ok(listener) => listener,

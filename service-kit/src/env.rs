@@ -282,6 +282,15 @@ pub mod parse {
         }
     }
 
+    /// The share of successful requests logged, from 0 to 1.
+    pub fn sample(value: &str) -> Result<crate::telemetry::Sample, String> {
+        value
+            .parse::<f64>()
+            .ok()
+            .and_then(crate::telemetry::Sample::new)
+            .ok_or_else(|| "expected a number from 0 to 1".into())
+    }
+
     /// `text` or `json`.
     pub fn log_format(value: &str) -> Result<crate::LogFormat, String> {
         match value {

@@ -68,7 +68,7 @@ pub use self::{
     },
     env::ConfigError,
     limits::Limits,
-    telemetry::LogFormat,
+    telemetry::{LogFormat, Logging},
 };
 
 /// hyper's `max_buf_size` for every connection: a request head of up to this is always read

@@ -180,6 +180,7 @@ fn engine_cold(code: &str, phase: Duration) -> RawRun {
         let script = engine::Script {
             name: "bench.js".into(),
             source: Arc::from(code),
+            language: engine::Language::JavaScript,
             input: None,
         };
         let (outcome, _log) = engine::execute(&settings, script, limits).unwrap();

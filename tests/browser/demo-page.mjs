@@ -215,9 +215,12 @@ try {
 
   await step("the page loads its examples into the picker without errors", async () => {
     await page.locator("#example:enabled").waitFor();
-    const names = await picker.locator("option").evaluateAll((options) => options.map((o) => o.value).filter(Boolean));
-    assert.deepEqual(names, examples.map((example) => example.name));
-    assert.ok(names.includes("simple.js"), "simple.js is among the examples");
+    const names = (group) =>
+      picker.locator(`optgroup[label="${group}"] > option`).evaluateAll((options) => options.map((o) => o.value));
+    assert.deepEqual(await names("JavaScript"), examples.map((example) => example.name));
+    assert.ok((await names("JavaScript")).includes("simple.js"), "simple.js is among the examples");
+    assert.ok((await names("JavaScript")).includes("progress.js"), "progress.js is among the examples");
+    assert.deepEqual(await names("TypeScript"), ["types.ts", "generics.ts"], "the page's own TypeScript examples");
     await problems.check();
   });
 
@@ -447,6 +450,99 @@ try {
     assert.deepEqual(answer.log.map((entry) => entry.data), [["it's quoted"]]);
     assert.deepEqual(shownLog, [["it's quoted"]]);
     await page.getByLabel("Timeout").fill("");
+  });
+
+  await step("the language switch runs TypeScript, highlighted as such; share links and curl carry the language", async () => {
+    const javascript = page.getByRole("radio", { name: "JavaScript" });
+    const typescript = page.getByRole("radio", { name: "TypeScript" });
+    assert.equal(await javascript.isChecked(), true, "JavaScript is the default");
+    await page.locator("label[for=language-typescript]").click();
+    assert.equal(await typescript.isChecked(), true);
+    const tsEditor = page.getByLabel("TypeScript code");
+    assert.equal(await tsEditor.count(), 1, "the editor is named for its language");
+    assert.equal(await page.evaluate(() => localStorage.getItem("jsbox.language")), "typescript", "the choice is kept");
+
+    const code = [
+      "interface Point { x: number; y: number }",
+      "const p: Point = { x: 3, y: 4 };",
+      "const norm = <T extends Point>(q: T): number => Math.hypot(q.x, q.y);",
+      'console.log("typed", norm(p));',
+      "({ norm: norm(p) as number, unit: 'px' }) satisfies object;",
+    ].join("\n");
+    await tsEditor.press("Control+a");
+    await page.keyboard.insertText(code);
+    const tokens = (selector) => page.locator(`#editor ${selector}`).allTextContents();
+    assert.ok((await tokens(".tok-keyword")).includes("interface"), "interface is a keyword");
+    assert.ok((await tokens(".tok-typeName")).includes("Point"), "type names are highlighted as types");
+
+    const body = await runAndCaptureRequest(page, () => runButton.click());
+    assert.deepEqual(body, { code, language: "typescript" });
+    assert.match(await status.getAttribute("class"), /status-success/, await status.textContent());
+    assert.deepEqual(JSON.parse(await result.textContent()), { norm: 5, unit: "px" });
+    assert.deepEqual((await consoleEntries(page)).map((entry) => entry.values), [["typed", "5"]]);
+
+    await page.getByRole("button", { name: "Share" }).click();
+    await page.locator("#share-status", { hasText: "Link copied to the clipboard" }).waitFor();
+    const link = await sharedText.inputValue();
+    assert.deepEqual(decodeShareLink(link), { code, language: "typescript" });
+    // A fresh context: nothing kept from this tab's choice of language.
+    const other = await browser.newContext({ baseURL: BASE_URL, viewport: DESKTOP });
+    const opened = await other.newPage();
+    await opened.goto(link);
+    await opened.locator("#run:enabled").waitFor();
+    assert.equal(await opened.getByRole("radio", { name: "TypeScript" }).isChecked(), true, "the language is restored");
+    assert.equal(await editorText(opened), code);
+    const openedBody = await runAndCaptureRequest(opened, () => opened.getByRole("button", { name: "Run" }).click());
+    assert.deepEqual(openedBody, { code, language: "typescript" });
+    assert.deepEqual(JSON.parse(await opened.locator("#result").textContent()), { norm: 5, unit: "px" });
+    await other.close();
+
+    // After Share, so that the status the next step waits for is not already there.
+    await page.getByRole("button", { name: "Copy as curl" }).click();
+    await page.locator("#share-status", { hasText: "curl command copied" }).waitFor();
+    const command = await sharedText.inputValue();
+    const answer = JSON.parse(await runInShell(command));
+    assert.deepEqual(answer.result, { norm: 5, unit: "px" }, "the curl command sends the language");
+
+    await picker.selectOption("types.ts");
+    const example = await runAndCaptureRequest(page, () => runButton.click());
+    assert.equal(example.language, "typescript", "a TypeScript example runs as TypeScript");
+    assert.deepEqual(JSON.parse(await result.textContent()), { total: 12, items: 2 });
+    await picker.selectOption("generics.ts");
+    await runAndCaptureRequest(page, () => runButton.click());
+    assert.deepEqual(JSON.parse(await result.textContent()), { top: "blue", size: 3 });
+
+    await picker.selectOption("simple.js");
+    assert.equal(await javascript.isChecked(), true, "a JavaScript example switches back to JavaScript");
+    assert.equal(await editor.count(), 1, "the editor is named JavaScript code again");
+    assert.deepEqual(await runAndCaptureRequest(page, () => runButton.click()), { file: "simple.js" });
+    await problems.check();
+  });
+
+  await step("console output is shown as the script logs it, before its result arrives", async () => {
+    await fillEditor(page, 'console.log("first");\nnew Promise((resolve) => setTimeout(() => resolve("done"), 1500));');
+    const posted = page.waitForRequest((request) => request.url().endsWith("/api/execute"));
+    await runButton.click();
+    assert.match((await posted).headers().accept, /^text\/event-stream\b/, "the page asks for a stream");
+    await page.locator("#console > li", { hasText: "first" }).waitFor();
+    assert.match(await status.getAttribute("class"), /status-running/, "the first line is shown while the script still runs");
+    assert.equal(await result.textContent(), "Waiting for the result…", "the last run's result is not shown as this one's");
+    await page.locator("#status:not(.status-running)").waitFor();
+    assert.equal(JSON.parse(await result.textContent()), "done");
+    assert.deepEqual((await consoleEntries(page)).map((entry) => entry.values), [["first"]]);
+
+    await picker.selectOption("progress.js");
+    await runButton.click();
+    await page.locator("#console > li", { hasText: "step 1 of 8" }).waitFor();
+    assert.match(await status.getAttribute("class"), /status-running/, "progress shows while the example runs");
+    const shownWhileRunning = await page.locator("#console > li").count();
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, "demo-live-console.png") });
+    assert.ok(shownWhileRunning < 8, `${shownWhileRunning} steps shown before the end`);
+    await page.locator("#status:not(.status-running)").waitFor();
+    assert.equal(JSON.parse(await result.textContent()).steps, 8);
+    assert.equal(await page.locator("#console > li").count(), 8);
+    assert.equal(await page.locator("#console-count").textContent(), "8");
+    await problems.check();
   });
 
   await step("the input box's JSON reaches the script as `input`, invalid JSON is refused, and share links keep it", async () => {

@@ -6,7 +6,7 @@
 //! (Dockerfile, docker-compose.yml, cloudrun.yaml, cloudbuild.yaml) for the tests that check them.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -217,6 +217,137 @@ pub fn post_execute(addr: SocketAddr, body: &str) -> io::Result<(u16, String)> {
         body.len()
     )?;
     read_answer(stream)
+}
+
+/// A `POST /api/execute` that asked for Server-Sent Events (`Accept: text/event-stream`), read
+/// as they arrive; dropping it closes the connection, as a client that leaves does.
+pub struct EventStream {
+    reader: BufReader<TcpStream>,
+    /// The answer's status code.
+    pub status: u16,
+    /// The answer's head, status line and headers, as received.
+    pub head: String,
+    /// Body text received and not yet made into events.
+    pending: String,
+    ended: bool,
+    /// Whether the body comes in chunks, as a stream does; an answer of a known length is a
+    /// whole one (a refusal).
+    chunked: bool,
+}
+
+/// One event, or a comment line alone (a heartbeat: no name), with when it arrived.
+#[derive(Debug)]
+pub struct StreamEvent {
+    pub name: Option<String>,
+    /// The `data:` lines, joined.
+    pub data: String,
+    pub arrived: Instant,
+}
+
+/// Sends `POST /api/execute` with `body` (JSON) and `Accept: text/event-stream` on a new
+/// connection and reads the answer's head: read a stream with [`EventStream::next_event`], a
+/// whole answer (a request refused before it ran) with [`EventStream::whole_body`].
+pub fn post_stream(addr: SocketAddr, body: &str) -> io::Result<EventStream> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "POST /api/execute HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        if reader.read_line(&mut head)? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, head));
+        }
+    }
+    let status = head
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, head.clone()))?;
+    let chunked = head
+        .lines()
+        .any(|line| line.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    Ok(EventStream {
+        reader,
+        status,
+        head,
+        pending: String::new(),
+        ended: false,
+        chunked,
+    })
+}
+
+impl EventStream {
+    /// The body of an answer that is not a stream, to the end of the connection.
+    pub fn whole_body(mut self) -> io::Result<String> {
+        if self.chunked {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a stream, not a whole answer: {}", self.head),
+            ));
+        }
+        let mut body = String::new();
+        self.reader.read_to_string(&mut body)?;
+        Ok(body)
+    }
+
+    /// The next event or comment, `None` at the end of the stream.
+    pub fn next_event(&mut self) -> io::Result<Option<StreamEvent>> {
+        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+        if !self.chunked {
+            return Err(invalid(&format!("a stream comes in chunks: {}", self.head)));
+        }
+        loop {
+            if let Some(end) = self.pending.find("\n\n") {
+                let block: String = self.pending.drain(..end + 2).collect();
+                return Ok(Some(parse_event(&block)));
+            }
+            if self.ended {
+                return match self.pending.is_empty() {
+                    true => Ok(None),
+                    false => Err(invalid("the stream ended inside an event")),
+                };
+            }
+            let mut size = String::new();
+            self.reader.read_line(&mut size)?;
+            let size = usize::from_str_radix(size.trim(), 16).map_err(|_| invalid("chunk size"))?;
+            let mut chunk = vec![0; size + 2];
+            self.reader.read_exact(&mut chunk)?;
+            chunk.truncate(size);
+            self.ended = size == 0;
+            self.pending
+                .push_str(&String::from_utf8(chunk).map_err(|_| invalid("UTF-8"))?);
+        }
+    }
+
+    /// Every event to the end of the stream, comments included.
+    pub fn until_end(mut self) -> io::Result<Vec<StreamEvent>> {
+        let mut events = Vec::new();
+        while let Some(event) = self.next_event()? {
+            events.push(event);
+        }
+        Ok(events)
+    }
+}
+
+fn parse_event(block: &str) -> StreamEvent {
+    let mut name = None;
+    let mut data: Vec<&str> = Vec::new();
+    for line in block.lines() {
+        if let Some(value) = line.strip_prefix("event:") {
+            name = Some(value.trim_start().to_owned());
+        } else if let Some(value) = line.strip_prefix("data:") {
+            data.push(value.strip_prefix(' ').unwrap_or(value));
+        }
+    }
+    StreamEvent {
+        name,
+        data: data.join("\n"),
+        arrived: Instant::now(),
+    }
 }
 
 /// The process ids of `parent`'s children whose command line's first argument ends with

@@ -4,8 +4,10 @@
 //! Debian's Chromium): it loads the page (printing its weight and time to interactive), checks
 //! that there are no console errors or CSP violations, runs a picked example, typed code and an
 //! endless loop in the CodeMirror editor, checks the editor's highlighting, keys, search and
-//! undo, the share link's round trip, the curl command (run for real), the API key field, the
-//! phone layout in light and dark, and the API reference page, and saves screenshots to
+//! undo, the share link's round trip, the curl command (run for real), the TypeScript switch
+//! (a typed script's result, its highlighting, the language in share links and curl commands),
+//! console output shown while a script still runs, the API key field, the phone layout in light
+//! and dark, and the API reference page, and saves screenshots to
 //! `tests/artifacts/`. This test starts the services, runs that script and fails if any step
 //! fails.
 //!

@@ -1,5 +1,6 @@
 //! Requests nobody waits for any more, on the real binaries: a client that leaves while its
-//! script runs, and an ingress that gives up on the sandbox at its own deadline. Each is logged
+//! script runs, whether it waited for a whole answer or a stream, and an ingress that gives up on
+//! the sandbox at its own deadline. Each stops its execution, frees its worker, and is logged
 //! and counted once in each process with its own outcome, not lost from the logs and metrics.
 
 use std::io::Write;
@@ -7,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use e2e::{Service, free_port, get, post_execute};
+use e2e::{Service, free_port, get, post_execute, post_stream};
 
 /// How long the processes get to notice a departure and write it down: generous for a loaded
 /// machine; a line that never comes fails the test after it.
@@ -29,9 +30,10 @@ fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
 }
 
-/// A sandbox and an ingress in front of it, the ingress's metrics on a port of their own.
+/// A sandbox with one worker and an ingress in front of it, the ingress's metrics on a port of
+/// their own.
 fn stack(ingress_env: &[(&str, &str)]) -> (Service, Service, SocketAddr) {
-    let sandbox = Service::start("sandbox", &[]);
+    let sandbox = Service::start("sandbox", &[("MAX_CONCURRENCY", "1")]);
     let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
     let (sandbox_url, admin_addr) = (sandbox.url(), admin.to_string());
     let mut env = vec![
@@ -85,14 +87,55 @@ fn a_client_that_leaves_while_its_script_runs_is_logged_and_counted_as_cancelled
         metric(admin, r#"ingress_requests_total{status="499"}"#),
         Some(1.0)
     );
-    // Its worker is freed for the next request, which is answered as usual.
+    // Its worker, the only one, is freed for the next request, which is answered as usual; the
+    // bound is the feature (the loop's deadline is 10 s away), with room for a loaded machine.
+    let next = Instant::now();
     let (status, answer) = post_execute(ingress.addr(), r#"{"code": "6 * 7"}"#).unwrap();
     assert_eq!(status, 200, "{answer}");
     assert!(answer.contains(r#""result":42"#), "{answer}");
+    assert!(
+        next.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        next.elapsed()
+    );
     assert_eq!(
         ingress.log().matches("request cancelled").count(),
         1,
         "one line for the request that was left, none for the others"
+    );
+}
+
+#[test]
+fn a_client_that_leaves_a_stream_through_the_ingress_frees_the_only_worker_and_is_counted() {
+    let (ingress, sandbox, _admin) = stack(&[]);
+    let body = r#"{"code": "console.log('started'); while (true) {}", "timeoutMs": 30000}"#;
+    let mut stream = post_stream(ingress.addr(), body).unwrap();
+    assert_eq!(stream.status, 200, "{}", stream.head);
+    let first = stream.next_event().unwrap().expect("an event");
+    assert_eq!(first.name.as_deref(), Some("log"), "{first:?}");
+    assert_eq!(metric(sandbox.addr(), "sandbox_workers_busy"), Some(1.0));
+    drop(stream);
+
+    wait_for("the sandbox logs the cancelled execution", || {
+        sandbox.log().contains("execution cancelled")
+    });
+    assert_eq!(
+        metric(
+            sandbox.addr(),
+            r#"sandbox_executions_total{tenant="anonymous",outcome="cancelled"}"#
+        ),
+        Some(1.0)
+    );
+    // The only worker ran the loop until its deadline, 30 s away, unless the departure reached
+    // the sandbox through the ingress and stopped it; the bound is the feature.
+    let next = Instant::now();
+    let (status, answer) = post_execute(ingress.addr(), r#"{"code": "6 * 7"}"#).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""result":42"#), "{answer}");
+    assert!(
+        next.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        next.elapsed()
     );
 }
 

@@ -726,6 +726,36 @@ fn a_batch_runs_a_script_from_a_url_loaded_once_within_the_tenants_allow_list_an
 }
 
 #[test]
+fn a_typescript_script_loaded_from_a_url_runs_as_typescript() {
+    let server = PlainServer::start();
+    let script = "interface Answer { value: number }\n\
+                  const answer: Answer = { value: 6 * 7 };\n\
+                  answer.value as number";
+    server.put("/typed/a.ts", script);
+    let stack = SourceStack::start(
+        &["http://127.0.0.1/typed/"],
+        &[("SOURCES_ALLOW_LOOPBACK", "true")],
+    );
+    let location = server.url("/typed/a.ts");
+    let typescript = serde_json::json!({ "url": location, "language": "typescript" });
+    assert_result(&execute(stack.addr(), &typescript, false), 42.into());
+    // The same text as JavaScript does not parse: the language reached the sandbox.
+    let javascript = execute(stack.addr(), &url(&location), false);
+    assert_eq!(javascript.status, 200, "{}", javascript.text);
+    assert_eq!(
+        javascript.body["error"]["kind"], "syntax",
+        "{}",
+        javascript.text
+    );
+    // A batch keeps its language through the ingress too.
+    let batch = serde_json::json!({ "url": location, "language": "typescript", "inputs": [1, 2] });
+    let answer = post_text(stack.addr(), "/api/batch", &batch.to_string(), false);
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["results"][0]["result"], 42, "{}", answer.text);
+    assert_eq!(answer.body["results"][1]["result"], 42, "{}", answer.text);
+}
+
+#[test]
 fn concurrent_executions_of_a_script_not_yet_cached_download_it_once() {
     let server = PlainServer::start();
     server.put("/slowish/a.js", "'once'");

@@ -19,6 +19,12 @@
 //! resident beside its live memory, and the worker's resident peak follows what the memory
 //! limit counts.
 //!
+//! The allocator also counts, when the engine asks ([`WorkerHeap`], the engine's
+//! `memory::HostHeap`), the Rust allocations of work the engine does for a script whose size it
+//! cannot charge ahead of time (stripping TypeScript), and refuses past what remains of the
+//! script's memory limit, the same way: the job's answer is `memory`. Counting is off
+//! otherwise, and costs one load per allocation.
+//!
 //! The supervisor runs the same binary with the same allocator; there, unarmed, it behaves as
 //! the system's.
 
@@ -26,7 +32,7 @@ use std::{
     alloc::{GlobalAlloc, Layout, System},
     sync::{
         OnceLock,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicIsize, Ordering},
     },
 };
 
@@ -45,6 +51,54 @@ static ALLOCATOR: WorkerAllocator = WorkerAllocator;
 static FRAME: OnceLock<Vec<u8>> = OnceLock::new();
 /// Whether a job runs now, so that a refusal is its answer.
 static JOB_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Whether allocations are counted now ([`WorkerHeap`]).
+static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Bytes allocated less bytes freed since counting started; frees of older blocks may take it
+/// below zero.
+static COUNTED: AtomicIsize = AtomicIsize::new(0);
+/// The most `COUNTED` reached since counting started.
+static COUNTED_PEAK: AtomicIsize = AtomicIsize::new(0);
+/// Where counting refuses: an allocation that would take `COUNTED` past it.
+static CEILING: AtomicIsize = AtomicIsize::new(isize::MAX);
+
+/// The worker's heap as the engine sees it: [`WorkerHeap::limit`] starts counting this
+/// process's allocations against a ceiling, [`WorkerHeap::unlimit`] stops. The worker has one
+/// thread, so the counters see only the engine's work.
+pub struct WorkerHeap;
+
+impl engine::memory::HostHeap for WorkerHeap {
+    fn limit(&self, ceiling: usize) {
+        COUNTED.store(0, Ordering::Relaxed);
+        COUNTED_PEAK.store(0, Ordering::Relaxed);
+        CEILING.store(
+            isize::try_from(ceiling).unwrap_or(isize::MAX),
+            Ordering::Relaxed,
+        );
+        COUNTING.store(true, Ordering::Release);
+    }
+
+    fn unlimit(&self) -> usize {
+        COUNTING.store(false, Ordering::Release);
+        CEILING.store(isize::MAX, Ordering::Relaxed);
+        COUNTED_PEAK.load(Ordering::Relaxed).max(0) as usize
+    }
+}
+
+/// Counts `grown` more bytes about to be allocated (negative: freed); false when counting and
+/// they would pass the ceiling, and the allocation must be refused.
+fn counted(grown: isize) -> bool {
+    if !COUNTING.load(Ordering::Acquire) {
+        return true;
+    }
+    let now = COUNTED.load(Ordering::Relaxed).saturating_add(grown);
+    if grown > 0 && now > CEILING.load(Ordering::Relaxed) {
+        return false;
+    }
+    COUNTED.store(now, Ordering::Relaxed);
+    COUNTED_PEAK.fetch_max(now, Ordering::Relaxed);
+    true
+}
 
 /// Blocks at least this large get a mapping of their own, returned to the system when freed.
 #[cfg(target_env = "gnu")]
@@ -98,10 +152,19 @@ fn refused() -> *mut u8 {
     unsafe { libc::_exit(EXIT_OUT_OF_MEMORY) }
 }
 
-// SAFETY: every request is passed to the system allocator unchanged; only a null answer is
-// handled differently, and then nothing is returned at all in an armed worker.
+/// A block's size as the counters take it.
+fn size(bytes: usize) -> isize {
+    isize::try_from(bytes).unwrap_or(isize::MAX)
+}
+
+// SAFETY: every request is passed to the system allocator unchanged, or refused before it
+// reaches it while counting; only a null answer is handled differently, and then nothing is
+// returned at all in an armed worker.
 unsafe impl GlobalAlloc for WorkerAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if !counted(size(layout.size())) {
+            return refused();
+        }
         // SAFETY: the caller's contract is the system allocator's.
         let pointer = unsafe { System.alloc(layout) };
         if pointer.is_null() {
@@ -112,6 +175,9 @@ unsafe impl GlobalAlloc for WorkerAllocator {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if !counted(size(layout.size())) {
+            return refused();
+        }
         // SAFETY: as above.
         let pointer = unsafe { System.alloc_zeroed(layout) };
         if pointer.is_null() {
@@ -122,11 +188,15 @@ unsafe impl GlobalAlloc for WorkerAllocator {
     }
 
     unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        counted(-size(layout.size()));
         // SAFETY: as above.
         unsafe { System.dealloc(pointer, layout) }
     }
 
     unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if !counted(size(new_size) - size(layout.size())) {
+            return refused();
+        }
         // SAFETY: as above.
         let moved = unsafe { System.realloc(pointer, layout, new_size) };
         if moved.is_null() { refused() } else { moved }

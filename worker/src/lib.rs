@@ -3,8 +3,9 @@
 //! and replaces whenever it must.
 //!
 //! Started with its channel on [`CHANNEL_FD`] and its region on [`REGION_FD`] (see
-//! `contract::worker`), it reads its [`Setup`], hardens itself ([`harden`], then [`seccomp`]),
-//! prepares a runtime, says [`Ready`], and then loops: wait for a job with the next runtime
+//! `contract::worker`), it reads its [`Setup`], hardens itself ([`harden`], then [`seccomp`];
+//! before the filter it also reads the main thread's stack bounds, which stripping TypeScript
+//! later needs and could not read under it), prepares a runtime, says [`Ready`], and then loops: wait for a job with the next runtime
 //! already prepared, run it with console output going straight to the region (loading the
 //! script's bytecode from the worker's [`BytecodeCache`] when it compiled the same script
 //! before), report [`Finished`] as soon as the outcome is known (its runtime is freed after,
@@ -31,7 +32,7 @@ use std::{
     },
     process::ExitCode,
     rc::Rc,
-    sync::Arc,
+    sync::{Arc, atomic::Ordering},
     time::Instant,
 };
 
@@ -44,17 +45,42 @@ use engine::{
     LogSink, OnFinished, Outcome, OutputLimits, Script,
 };
 
-/// Console output goes straight into the region the supervisor can read even after a kill.
-struct RegionSink(&'static Region);
+/// Console output goes straight into the region the supervisor can read even after a kill,
+/// and the supervisor is woken when it asked to be (it passes the output on as it comes).
+struct RegionSink {
+    region: &'static Region,
+    channel: Rc<RefCell<UnixStream>>,
+    /// [`Report::Logged`], encoded once.
+    logged: Vec<u8>,
+}
+
+impl RegionSink {
+    fn wake_supervisor(&self) {
+        if !self.region.take_wake_up() {
+            return;
+        }
+        match self.channel.try_borrow_mut() {
+            // A supervisor that is gone is noticed where the worker waits for its next job.
+            Ok(mut channel) => {
+                let _ = channel.write_all(&self.logged);
+            }
+            // Never while a frame is being written (no script runs then); should it be, the
+            // next entry wakes it.
+            Err(_) => self.region.ask_for_wake_up(),
+        }
+    }
+}
 
 impl LogSink for RegionSink {
     fn append(&self, entry: &[u8]) {
         // The engine keeps within the byte cap, which is the region's size.
-        self.0.append_entry(entry);
+        self.region.append_entry(entry);
+        self.wake_supervisor();
     }
 
     fn mark_truncated(&self) {
-        self.0.mark_truncated();
+        self.region.mark_truncated();
+        self.wake_supervisor();
     }
 }
 
@@ -73,6 +99,8 @@ pub fn main(host: HostFunctions) -> ExitCode {
         )
     };
     allocator::arm();
+    // Rust work the engine does for a script (stripping TypeScript) counts against its limit.
+    engine::memory::register_host_heap(&allocator::WorkerHeap);
     let channel = Rc::new(RefCell::new(channel));
     let Ok(Order::Setup(setup)) = read_frame(&mut *channel.borrow_mut(), MAX_SUPERVISOR_FRAME)
     else {
@@ -98,6 +126,7 @@ fn harden(setup: &Setup) -> Result<(), Box<dyn std::error::Error>> {
     let pid = unsafe { libc::getpid() };
     let filter = seccomp::compile(CHANNEL_FD, pid)?;
     harden::load_time_zone();
+    engine::typescript::prepare_thread();
     harden::default_fault_signals();
     harden::close_descriptors_except(CHANNEL_FD);
     harden::make_non_dumpable()?;
@@ -127,7 +156,11 @@ fn serve(
             max_result_bytes: setup.max_result_bytes as usize,
         },
     };
-    let sink: Rc<dyn LogSink> = Rc::new(RegionSink(region));
+    let sink: Rc<dyn LogSink> = Rc::new(RegionSink {
+        region,
+        channel: channel.clone(),
+        logged: encode(&Report::Logged),
+    });
     let bytecode = Rc::new(BytecodeCache::new(BYTECODE_CACHE_BYTES));
     let mut ready = false;
     loop {
@@ -142,6 +175,9 @@ fn serve(
                 channel.borrow_mut().write_all(&encode(&report)).ok()?;
                 ready = true;
             }
+            // The supervisor prefers an idle worker whose runtime is prepared; it clears the flag
+            // when it hands this one a job.
+            region.prepared_flag().store(true, Ordering::Release);
             // Blocks in the kernel until the supervisor writes: an idle worker burns no CPU.
             let job = loop {
                 match read_frame(&mut *channel.borrow_mut(), MAX_SUPERVISOR_FRAME) {
@@ -206,6 +242,7 @@ fn assignment(
         script: Script {
             name: job.script_name,
             source: Arc::from(job.source),
+            language: job.language,
             input: job.input.map(Arc::from),
         },
         limits: Limits {

@@ -8,13 +8,16 @@
 //! made for the job ([`encoding`], [`base64`], [`url`], [`crypto`]); the parts whose logic is
 //! JavaScript objects (events, abort signals, the structured clone's graph walk, the classes
 //! themselves) are the `.js` files beside this one, compiled once per process to QuickJS
-//! bytecode. Only `primordials.js` and `globals.js` run in every runtime, before any script:
-//! they capture the built-ins the APIs use and define the globals. Each group of APIs is read
-//! and run the first time a script reaches for one of its globals, from the captured
-//! built-ins, so a script that replaced `Object.defineProperty` or `Array.prototype.push`
-//! changes nothing in them, and preparing a runtime stays cheap.
+//! bytecode. Nothing of them runs while a runtime is prepared: the built-ins they use are
+//! captured then, as property reads into a table ([`capture`]), and the globals are defined
+//! lazily by the caller ([`crate::globals`]). The first time a script reaches for a Web API,
+//! `primordials.js` builds `DOMException` and what the groups share from that table; each
+//! group of APIs is read and run the first time a script reaches for one of its globals. A
+//! script that replaced `Object.defineProperty` or `Array.prototype.push` before then changes
+//! nothing in them.
 
 mod base64;
+mod capture;
 mod crypto;
 mod encoding;
 mod fetch;
@@ -29,26 +32,26 @@ use std::{
 };
 
 use rquickjs::{
-    Ctx, Error, Exception, FromJs, Function, Object, Result, Value, function::Opt, qjs,
+    Array, Ctx, Error, Exception, FromJs, Function, Object, Result, Value, function::Opt, qjs,
 };
 
 use crate::{
+    builtins::{Captured, CapturedList},
     fault,
     host::FetchPrimitive,
     memory::{self, Charge},
     timers::Timers,
 };
 
-/// The part of the JavaScript half every runtime runs before any script: the captured
-/// built-ins, `DOMException`, and the globals that load the groups below when first used.
+/// What every group shares, built from the captured built-ins: `DOMException`,
+/// `queueMicrotask` and the uncurried built-ins.
 const PRIMORDIALS: &str = include_str!("primordials.js");
-const GLOBALS: &str = include_str!("globals.js");
 
 /// What every group starts with.
 const HELPERS: &str = include_str!("helpers.js");
 
-/// The groups of the JavaScript half, in the order of `GROUP_OF` in `globals.js`; each is the
-/// body of a function of the captured built-ins and the Rust half, returning its globals.
+/// The groups of the JavaScript half; each is the body of a function of the primordials and
+/// the Rust half, returning its globals.
 const GROUPS: [&str; 6] = [
     include_str!("events.js"),
     include_str!("encoding.js"),
@@ -58,10 +61,34 @@ const GROUPS: [&str; 6] = [
     include_str!("fetch.js"),
 ];
 
-/// The group of `fetch`, defined only for executions granted it.
-const FETCH_GROUP: usize = 5;
-/// The globals of the fetch group.
-const FETCH_GLOBALS: [&str; 3] = ["fetch", "Headers", "Response"];
+/// Every global of the Web APIs, in the order they are defined, and the group it is read
+/// from; `None` for those of `primordials.js`.
+pub const GLOBALS: [(&str, Option<usize>); 17] = [
+    ("DOMException", None),
+    ("queueMicrotask", None),
+    ("Event", Some(0)),
+    ("EventTarget", Some(0)),
+    ("AbortController", Some(0)),
+    ("AbortSignal", Some(0)),
+    ("Performance", Some(0)),
+    ("performance", Some(0)),
+    ("TextEncoder", Some(1)),
+    ("TextDecoder", Some(1)),
+    ("atob", Some(1)),
+    ("btoa", Some(1)),
+    ("Crypto", Some(2)),
+    ("crypto", Some(2)),
+    ("URL", Some(3)),
+    ("URLSearchParams", Some(3)),
+    ("structuredClone", Some(4)),
+];
+
+/// The globals of the fetch group, defined only for executions granted `fetch`.
+pub const FETCH_GLOBALS: [(&str, Option<usize>); 3] = [
+    ("fetch", Some(5)),
+    ("Headers", Some(5)),
+    ("Response", Some(5)),
+];
 
 /// How coarse `performance.now()` is: timers are a side channel.
 const TIMER_RESOLUTION: Duration = Duration::from_micros(100);
@@ -70,74 +97,152 @@ const TIMER_RESOLUTION: Duration = Duration::from_micros(100);
 static BYTECODE: OnceLock<Bytecode> = OnceLock::new();
 
 struct Bytecode {
-    eager: Vec<u8>,
+    /// The names `primordials.js` returns, in order: the captured ones, then its own.
+    names: Vec<&'static str>,
+    primordials: Vec<u8>,
     groups: Vec<Vec<u8>>,
 }
 
-/// The Web APIs of one runtime.
+/// The Web APIs of one runtime: the built-ins captured before any script ran, and what was
+/// built from them since.
 pub struct WebApis<'js> {
     /// When the execution started, the origin of `performance.now()`.
     time_origin: Rc<Cell<Option<(Instant, SystemTime)>>>,
-    /// Defines a global read from a group on first use.
-    define_lazy: Function<'js>,
+    timers: Rc<RefCell<Timers<'js>>>,
     /// The host's `fetch` primitive, for executions granted it.
-    fetch: Rc<RefCell<Option<FetchPrimitive<'js>>>>,
+    fetch: RefCell<Option<FetchPrimitive<'js>>>,
+    /// The captured built-ins, in the order of `capture::names`; `None` once released.
+    captured: RefCell<Option<CapturedList<'js>>>,
+    /// What `primordials.js` returned, once a script reached for a Web API.
+    primordials: RefCell<Option<Array<'js>>>,
+    /// The globals of each group that was loaded.
+    groups: RefCell<[Option<Object<'js>>; GROUPS.len()]>,
 }
 
 impl<'js> WebApis<'js> {
-    /// Defines the APIs on the global object; must run before any script code.
-    pub fn install(ctx: &Ctx<'js>, timers: &Rc<RefCell<Timers<'js>>>) -> Result<Self> {
-        let time_origin = Rc::new(Cell::new(None));
-        let fetch: Rc<RefCell<Option<FetchPrimitive<'js>>>> = Rc::new(RefCell::new(None));
+    /// Captures the built-ins the APIs use; must run before any script code. The globals
+    /// ([`GLOBALS`]) are for the caller to define, and to read from [`WebApis::global`].
+    pub fn new(ctx: &Ctx<'js>, timers: &Rc<RefCell<Timers<'js>>>) -> Result<Self> {
+        let captured = capture::capture(ctx)?;
+        if BYTECODE.get().is_none() {
+            let compiled = Bytecode::compile(ctx)?;
+            BYTECODE.get_or_init(|| compiled);
+        }
+        Ok(Self {
+            time_origin: Rc::new(Cell::new(None)),
+            timers: timers.clone(),
+            fetch: RefCell::new(None),
+            captured: RefCell::new(Some(captured)),
+            primordials: RefCell::new(None),
+            groups: RefCell::new(Default::default()),
+        })
+    }
+
+    /// The serializer's built-ins, captured with these (see [`crate::intrinsics`]).
+    pub fn serializer_builtins(&self) -> Result<[Captured<'js>; 5]> {
+        let captured = self.captured.borrow();
+        let list = captured.as_ref().ok_or(Error::Unknown)?;
+        list.pick(capture::SERIALIZER)
+    }
+
+    /// The value of global `name` (one of [`GLOBALS`] or [`FETCH_GLOBALS`]), building its
+    /// group first if no script reached for it before.
+    pub fn global(&self, ctx: &Ctx<'js>, name: &str) -> Result<Value<'js>> {
+        let bytecode = bytecode(ctx)?;
+        let home = GLOBALS
+            .iter()
+            .chain(&FETCH_GLOBALS)
+            .find(|(global, _)| *global == name)
+            .ok_or_else(|| fault::internal_error(ctx, "no such Web API"))?;
+        let primordials = self.primordials(ctx, bytecode)?;
+        match home.1 {
+            None => {
+                let index = bytecode
+                    .names
+                    .iter()
+                    .position(|known| *known == name)
+                    .ok_or_else(|| fault::internal_error(ctx, "no such primordial"))?;
+                primordials.get(index)
+            }
+            Some(group) => self.group(ctx, bytecode, group, primordials)?.get(name),
+        }
+    }
+
+    /// `primordials.js`'s names, built on first use from the captured built-ins.
+    fn primordials(&self, ctx: &Ctx<'js>, bytecode: &Bytecode) -> Result<Array<'js>> {
+        if let Some(primordials) = &*self.primordials.borrow() {
+            return Ok(primordials.clone());
+        }
+        let captured = Array::new(ctx.clone())?;
+        let entries: Vec<Captured<'js>> = match &*self.captured.borrow() {
+            Some(list) => list.entries().collect(),
+            None => return Err(fault::internal_error(ctx, "the runtime is over")),
+        };
+        for (index, entry) in entries.iter().enumerate() {
+            captured.set(index, entry.make(ctx)?)?;
+        }
         let native = Object::new(ctx.clone())?;
         native.set(
             "queueMicrotask",
             Function::new(ctx.clone(), queue_microtask)?,
         )?;
-        let (timers, origin, primitive) = (timers.clone(), time_origin.clone(), fetch.clone());
-        let load_group = move |ctx: Ctx<'js>, index: usize, primordials: Object<'js>| {
-            let native = natives(&ctx, &timers, &origin)?;
-            if let Some(primitive) = &*primitive.borrow() {
-                native.set("hostFetch", primitive.call.clone())?;
-                native.set("hostAbandon", primitive.abandon.clone())?;
-            }
-            load_group(&ctx, index, primordials, native)
-        };
-        native.set("loadGroup", Function::new(ctx.clone(), load_group)?)?;
-        let bytecode = match BYTECODE.get() {
-            Some(bytecode) => bytecode,
-            None => {
-                let compiled = Bytecode::compile(ctx)?;
-                BYTECODE.get_or_init(|| compiled)
-            }
-        };
-        let eager = load(ctx, &bytecode.eager)?;
-        let define_lazy = eager.call((native, ctx.globals()))?;
-        Ok(Self {
-            time_origin,
-            define_lazy,
-            fetch,
-        })
+        let primordials: Array<'js> = load(ctx, &bytecode.primordials)?.call((captured, native))?;
+        Ok(self
+            .primordials
+            .borrow_mut()
+            .get_or_insert(primordials)
+            .clone())
     }
 
-    /// Defines `fetch`, `Headers` and `Response` around the host's `fetch` primitive.
-    pub fn enable_fetch(&self, primitive: FetchPrimitive<'js>) -> Result<()> {
-        *self.fetch.borrow_mut() = Some(primitive);
-        for name in FETCH_GLOBALS {
-            let () = self.define_lazy.call((name, FETCH_GROUP))?;
+    /// The globals of group `index`, loaded on first use.
+    fn group(
+        &self,
+        ctx: &Ctx<'js>,
+        bytecode: &Bytecode,
+        index: usize,
+        primordials: Array<'js>,
+    ) -> Result<Object<'js>> {
+        if let Some(group) = &self.groups.borrow()[index] {
+            return Ok(group.clone());
         }
-        Ok(())
+        let native = natives(ctx, &self.timers, &self.time_origin)?;
+        if let Some(primitive) = &*self.fetch.borrow() {
+            native.set("hostFetch", primitive.call.clone())?;
+            native.set("hostAbandon", primitive.abandon.clone())?;
+        }
+        let code = bytecode
+            .groups
+            .get(index)
+            .ok_or_else(|| fault::internal_error(ctx, "no such group of Web APIs"))?;
+        let group: Object<'js> = load(ctx, code)?.call((primordials, native))?;
+        Ok(self.groups.borrow_mut()[index].get_or_insert(group).clone())
+    }
+
+    /// Keeps the host's `fetch` primitive for the fetch group, whose globals
+    /// ([`FETCH_GLOBALS`]) are for the caller to define.
+    pub fn enable_fetch(&self, primitive: FetchPrimitive<'js>) {
+        *self.fetch.borrow_mut() = Some(primitive);
     }
 
     /// Releases the script values held (before the runtime is freed).
     pub fn clear(&self) {
         self.fetch.borrow_mut().take();
+        self.captured.borrow_mut().take();
+        self.primordials.borrow_mut().take();
+        *self.groups.borrow_mut() = Default::default();
     }
 
     /// Starts the clock of `performance`.
     pub fn start(&self, at: Instant) {
         self.time_origin.set(Some((at, SystemTime::now())));
     }
+}
+
+/// The process's bytecode of the JavaScript half.
+fn bytecode(ctx: &Ctx<'_>) -> Result<&'static Bytecode> {
+    BYTECODE
+        .get()
+        .ok_or_else(|| fault::internal_error(ctx, "the Web APIs were not compiled"))
 }
 
 /// The Rust half a group of Web APIs uses (never handed to scripts).
@@ -346,20 +451,6 @@ pub unsafe fn buffer_bytes<'a>(
     Some(unsafe { std::slice::from_raw_parts_mut(data.add(offset), length) })
 }
 
-/// Runs group `index` of the JavaScript half; answers its globals.
-fn load_group<'js>(
-    ctx: &Ctx<'js>,
-    index: usize,
-    primordials: Object<'js>,
-    native: Object<'js>,
-) -> Result<Object<'js>> {
-    let group = BYTECODE
-        .get()
-        .and_then(|bytecode| bytecode.groups.get(index))
-        .ok_or_else(|| fault::internal_error(ctx, "no such group of Web APIs"))?;
-    load(ctx, group)?.call((primordials, native))
-}
-
 /// Reads a function from bytecode and evaluates it.
 fn load<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Function<'js>> {
     let raw_ctx = ctx.as_raw().as_ptr();
@@ -387,41 +478,51 @@ fn load<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Function<'js>> {
 }
 
 impl Bytecode {
-    /// Compiles the JavaScript half. The groups see the eager part's top-level names, which
-    /// it hands them as one object; those with `Prototype` inside are uncurried there.
+    /// Compiles the JavaScript half. `primordials.js` sees the captured built-ins and returns
+    /// them with its own top-level names, as one array; the groups see them all, those with
+    /// `Prototype` inside uncurried.
     fn compile(ctx: &Ctx<'_>) -> Result<Self> {
-        let names: Vec<&str> = PRIMORDIALS
-            .lines()
-            .filter_map(|line| {
-                let declared = line
-                    .strip_prefix("const ")
-                    .or_else(|| line.strip_prefix("class "))?;
-                let end = declared.find(|c: char| !(c.is_alphanumeric() || c == '_'))?;
-                Some(&declared[..end])
-            })
-            .collect();
+        let captured: Vec<&'static str> = capture::names().collect();
+        let own = PRIMORDIALS.lines().filter_map(|line| {
+            let declared = line
+                .strip_prefix("const ")
+                .or_else(|| line.strip_prefix("class "))?;
+            let end = declared.find(|c: char| !(c.is_alphanumeric() || c == '_'))?;
+            Some(&declared[..end])
+        });
+        let names: Vec<&'static str> = captured.iter().copied().chain(own).collect();
         let is_method = |name: &str| {
             // `ObjectGetPrototypeOf` is a plain function; `MapPrototypeGet` is a method.
             name.split_once("Prototype").is_some_and(|(_, rest)| {
                 rest != "Of" && rest.starts_with(|c: char| c.is_ascii_uppercase())
             })
         };
+        let mut captured_prologue = String::new();
+        for (index, name) in captured.iter().enumerate() {
+            captured_prologue.push_str(&format!("const {name} = captured[{index}];\n"));
+        }
         // An array literal is the cheapest object to build with them all; a dense array's own
         // elements are read without consulting `Array.prototype`.
-        let eager = format!(
-            "(function (native, global) {{\n'use strict';\n{PRIMORDIALS}\n\
-             const primordials = [{}];\n{GLOBALS}\n}})",
+        let primordials = format!(
+            "(function (captured, native) {{\n'use strict';\n{captured_prologue}{PRIMORDIALS}\n\
+             return [{}];\n}})",
             names.join(", ")
         );
+        // `uncurryThis` is defined before the methods that use it.
         let mut prologue = String::new();
-        for (index, name) in names.iter().enumerate() {
-            let value = format!("primordials[{index}]");
-            let value = if is_method(name) {
-                format!("uncurryThis({value})")
-            } else {
-                value
-            };
-            prologue.push_str(&format!("const {name} = {value};\n"));
+        for methods in [false, true] {
+            for (index, name) in names.iter().enumerate() {
+                if is_method(name) != methods {
+                    continue;
+                }
+                let value = format!("primordials[{index}]");
+                let value = if methods {
+                    format!("uncurryThis({value})")
+                } else {
+                    value
+                };
+                prologue.push_str(&format!("const {name} = {value};\n"));
+            }
         }
         let groups = GROUPS
             .iter()
@@ -434,7 +535,8 @@ impl Bytecode {
             })
             .collect::<Result<_>>()?;
         Ok(Self {
-            eager: compile(ctx, &eager)?,
+            names,
+            primordials: compile(ctx, &primordials)?,
             groups,
         })
     }

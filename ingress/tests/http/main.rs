@@ -5,6 +5,7 @@ mod batch;
 mod bodies;
 mod failures;
 mod fairness;
+mod mcp;
 mod metrics;
 mod proxying;
 mod rate_limit;

@@ -81,6 +81,32 @@ async fn successful_executions_are_proxied_unchanged() {
 }
 
 #[tokio::test]
+async fn typescript_reaches_the_sandbox_with_its_language() {
+    let app = spawn_app().await;
+    let script = json!({
+        "code": "interface Item { price: number }\nconst items: Item[] = [{ price: 2 }];\n\
+                 items.map((item: Item): number => item.price * 21)",
+        "language": "typescript",
+    });
+
+    let direct = app.sandbox.http.post_execute(&script).await;
+    let proxied = app.http.post_execute(&script).await;
+
+    assert_eq!(proxied.status, StatusCode::OK);
+    assert_eq!(proxied.json()["result"], json!([42]), "{}", proxied.json());
+    assert_eq!(
+        without_timings(proxied.json()),
+        without_timings(direct.json())
+    );
+    let unknown = app
+        .http
+        .post_execute(&json!({ "code": "1", "language": "python" }))
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(unknown.error_kind(), "invalid_request");
+}
+
+#[tokio::test]
 async fn failed_executions_are_proxied_unchanged() {
     let app = spawn_app().await;
     let script = json!({ "code": "function f() { throw new TypeError('boom'); }\nf();" });

@@ -78,16 +78,17 @@ pub async fn batch(
     let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
     let tenant = Tenant::from_headers(&headers, peer)?;
     let streamed = headers
-        .get(header::ACCEPT)
-        .and_then(|accept| accept.to_str().ok())
-        .is_some_and(accepts_ndjson);
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|accept| accept.to_str().ok())
+        .any(accepts_ndjson);
     let (job, inputs) = prepare(&state, &tenant, request)?;
     if let Err(refusal) = charge.grow(state.config.batch_charge(inputs.len())) {
         state.metrics.refused_for_memory(&tenant.id);
         return Err(ApiError::OverBudget(refusal));
     }
     let mut script = std::collections::hash_map::DefaultHasher::new();
-    (&job.script_name, &job.source).hash(&mut script);
+    (&job.script_name, &job.source, job.language).hash(&mut script);
     let run = Arc::new(BatchRun {
         share: share(&state, &tenant),
         caller: Caller {
@@ -171,10 +172,11 @@ fn prepare(
         .enumerate()
         .map(|(index, input)| checked_input(config, format_args!("inputs[{index}]"), input))
         .collect::<Result<Vec<_>, _>>()?;
-    let (script_name, source) = script(state, request.source)?;
+    let (script_name, source) = script(state, request.source, request.language)?;
     let job = Job {
         script_name,
         source,
+        language: request.language,
         timeout,
         memory_limit,
         input: None,
@@ -388,7 +390,12 @@ impl Items {
                 .push(Box::pin(self.run.clone().run_item(index, None)));
         }
         let Some(finished) = self.running.next().await else {
-            self.log_end("batch finished");
+            // As for an execution (REQUEST_LOG_SAMPLE): a batch whose every item succeeded is
+            // logged only if its request id is in the sample.
+            let request_id = self.run.request_id.as_deref();
+            if self.errors > 0 || service_kit::telemetry::logs_success(request_id) {
+                self.log_end("batch finished");
+            }
             return None;
         };
         self.finished += 1;

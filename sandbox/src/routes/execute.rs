@@ -1,30 +1,48 @@
 //! `POST /api/execute`: hold the parsed request to the tenant's ceilings, wait for a worker in
 //! the tenant's turn, run, count, answer. The request is parsed once, by its contract type
-//! ([`contract::request`]); the answers are the public API's ([`contract::api`]). How limits,
-//! inputs, scripts and a tenant's share are resolved is shared with `POST /api/batch`
+//! ([`contract::request`]); the answers are the public API's ([`contract::api`]): one JSON
+//! answer, or, for a client that accepts `text/event-stream` ([`Delivery`]), Server-Sent Events
+//! from the moment a worker has the job: its console entries as they are made, then that same
+//! answer. Whatever is refused before the job starts is an ordinary error either way, and a
+//! client that leaves, streaming or not, has its execution cancelled. How limits, inputs,
+//! scripts and a tenant's share are resolved is shared with `POST /api/batch`
 //! ([`super::batch`]).
 
-use std::{net::SocketAddr, time::Instant};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Extension,
     extract::{ConnectInfo, State},
-    http::HeaderMap,
-    response::Response,
+    http::{HeaderMap, HeaderValue, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
 };
 use contract::{
-    api::{ErrorField, ExecuteResponse, ExecutionStatus},
+    api::{
+        Delivery, ERROR_EVENT, ErrorField, ExecuteResponse, ExecutionStatus, HEARTBEAT_INTERVAL,
+        LOG_EVENT, RESULT_EVENT,
+    },
     limits::{MemoryLimit, TimeLimit},
-    request::{ExecuteRequest, ScriptSource},
+    request::{ExecuteRequest, Language, ScriptSource},
     worker::{HostGrant, Job},
 };
 
-use super::json::{ApiJson, charged_json};
+use futures_util::Stream;
+
+use super::json::{ApiJson, charged, charged_json};
 use crate::{
     AppState,
     error::ApiError,
+    metrics::Metrics,
     scheduler::TenantShare,
-    supervisor::{Answer, Caller},
+    supervisor::{Answer, Caller, Execution, LogEntries, PoolError},
     tenant::Tenant,
 };
 
@@ -57,24 +75,31 @@ pub async fn execute(
     headers: HeaderMap,
     ApiJson(request, mut charge): ApiJson<ExecuteRequest>,
 ) -> Result<Response, ApiError> {
+    let delivery = Delivery::from_accept(
+        headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+    );
     let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
     let tenant = Tenant::from_headers(&headers, peer)?;
     let job = prepare(&state, &tenant, request)?;
     let code_bytes = job.source.len() + job.input.as_ref().map_or(0, String::len);
-    let request_id = header_text(&headers, "x-request-id");
-    let trace_id = service_kit::telemetry::trace_id(&headers);
+    let record = Record {
+        metrics: state.metrics.clone(),
+        tenant: tenant.id.clone(),
+        request_id: header_text(&headers, "x-request-id"),
+        trace_id: service_kit::telemetry::trace_id(&headers),
+        queued: Instant::now(),
+        code_bytes,
+    };
 
-    let queued = Instant::now();
     let share = share(&state, &tenant);
     // Logged and counted if the request is dropped before it is answered: its client left, or
     // the ingress gave up on it (its own timeout). Disarmed once the execution has finished.
-    let mut left = scopeguard::guard(
+    let mut left: Left = scopeguard::guard(
         Departure {
-            metrics: &state.metrics,
-            tenant: &tenant.id,
-            request_id: request_id.as_deref(),
-            trace_id: trace_id.as_deref(),
-            queued,
+            record,
             admitted: None,
         },
         Departure::record,
@@ -83,23 +108,29 @@ pub async fn execute(
     let permit = match state.scheduler.acquire(turn, code_bytes).await {
         Ok(permit) => permit,
         Err(rejection) => {
-            scopeguard::ScopeGuard::into_inner(left);
+            let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
             state.metrics.rejected(&tenant.id, rejection);
             // Counted in the metrics and logged by the ingress's line for the request: a flood
             // of refusals must not also flood the logs.
+            let (request_id, trace_id) = (record.request_id, record.trace_id);
             tracing::debug!(request_id, trace_id, tenant = tenant.id, %rejection, "execution rejected");
             return Err(ApiError::Overloaded(rejection));
         }
     };
     // The answer's bytes, charged before the worker runs so that a finished answer always has
     // room; the body's charge covers the queued script until then.
-    if let Err(refusal) = charge.grow(state.config.answer_charge()) {
+    let answer_charge = match delivery {
+        Delivery::Whole => state.config.answer_charge(),
+        Delivery::Stream => state.config.stream_charge(),
+    };
+    if let Err(refusal) = charge.grow(answer_charge) {
         state.metrics.refused_for_memory(&tenant.id);
-        scopeguard::ScopeGuard::into_inner(left);
+        let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
+        let (request_id, trace_id) = (record.request_id, record.trace_id);
         tracing::debug!(request_id, trace_id, tenant = tenant.id, %refusal, "execution refused: memory budget");
         return Err(ApiError::OverBudget(refusal));
     }
-    let queue_wait = queued.elapsed();
+    let queue_wait = left.record.queued.elapsed();
     state.metrics.admitted(&tenant.id, queue_wait);
     left.admitted = Some(Instant::now());
 
@@ -107,63 +138,158 @@ pub async fn execute(
         tenant: tenant.id.as_str().into(),
         capabilities: tenant.capabilities.clone(),
     };
-    let answer = state.pool.run(job, caller, permit).await;
-    scopeguard::ScopeGuard::into_inner(left);
-    let answer = answer.map_err(|error| {
-        tracing::error!(request_id, trace_id, tenant = tenant.id, %error, "no worker ran the execution");
-        ApiError::Unavailable(error)
-    })?;
-    state
-        .metrics
-        .execution_finished(&tenant.id, answer.kind(), answer.duration);
-
-    tracing::info!(
-        request_id,
-        trace_id,
-        tenant = tenant.id,
-        outcome = answer.kind(),
-        duration_ms = answer.duration.as_secs_f64() * 1000.0,
-        queue_ms = queue_wait.as_secs_f64() * 1000.0,
-        code_bytes,
-        log_entries = answer.log_entries,
-        "execution finished"
-    );
-    Ok(charged_json(&ExecuteResponse::from(answer), charge))
+    match delivery {
+        Delivery::Whole => {
+            let answer = state.pool.run(job, caller, permit).await;
+            let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
+            let answer = record.finished(answer, queue_wait)?;
+            Ok(charged_json(&ExecuteResponse::from(answer), charge))
+        }
+        Delivery::Stream => match state.pool.run_streaming(job, caller, permit).await {
+            Ok((entries, execution)) => {
+                let events = events(entries, execution, left, queue_wait);
+                let response = Sse::new(events)
+                    .keep_alive(KeepAlive::new().interval(HEARTBEAT_INTERVAL))
+                    .into_response();
+                let (mut parts, body) = response.into_parts();
+                // Proxies that buffer answers (nginx, and those that follow its header) pass
+                // this one on as it comes.
+                parts
+                    .headers
+                    .insert("x-accel-buffering", HeaderValue::from_static("no"));
+                Ok(Response::from_parts(parts, charged(body, charge)))
+            }
+            Err(error) => {
+                let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
+                Err(record.unavailable(error))
+            }
+        },
+    }
 }
 
-/// What is known of a request whose answer nobody will read, for its log line and count:
-/// borrowed from the handler, whose other locals outlive the guard that holds it.
-struct Departure<'a> {
-    metrics: &'a crate::metrics::Metrics,
-    tenant: &'a str,
-    request_id: Option<&'a str>,
-    trace_id: Option<&'a str>,
+/// The events of a streamed execution: a [`LOG_EVENT`] per console entry as the worker
+/// publishes it, then the [`RESULT_EVENT`] with the answer a plain request gets (or, if no
+/// worker could finish it, an `error` event with the API's error envelope), then the end.
+/// Dropping the stream before the answer (the client left) cancels the execution, and
+/// `left` logs and counts it.
+fn events(
+    entries: LogEntries,
+    execution: Execution,
+    left: Left,
+    queue_wait: Duration,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    struct Streaming {
+        entries: LogEntries,
+        execution: Execution,
+        left: Left,
+        queue_wait: Duration,
+    }
+    let streaming = Streaming {
+        entries,
+        execution,
+        left,
+        queue_wait,
+    };
+    futures_util::stream::unfold(Some(streaming), |streaming| async move {
+        let mut streaming = streaming?;
+        if let Some(entry) = streaming.entries.recv().await {
+            let event = Event::default().event(LOG_EVENT).data(entry.get());
+            return Some((Ok(event), Some(streaming)));
+        }
+        let Streaming {
+            execution,
+            left,
+            queue_wait,
+            ..
+        } = streaming;
+        let answer = execution.answer().await;
+        let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
+        let event = match record.finished(answer, queue_wait) {
+            Ok(answer) => Event::default().event(RESULT_EVENT).data(
+                serde_json::to_string(&ExecuteResponse::from(answer)).expect("answers serialise"),
+            ),
+            Err(error) => Event::default()
+                .event(ERROR_EVENT)
+                .data(serde_json::to_string(&error.envelope()).expect("error envelopes serialise")),
+        };
+        Some((Ok(event), None))
+    })
+}
+
+/// What is known of an admitted request, for its log line and its count however it ends.
+struct Record {
+    metrics: Arc<Metrics>,
+    tenant: String,
+    request_id: Option<String>,
+    trace_id: Option<String>,
     queued: Instant,
+    code_bytes: usize,
+}
+
+impl Record {
+    /// Logs that no worker ran the execution; the error to answer.
+    fn unavailable(&self, error: PoolError) -> ApiError {
+        let (request_id, trace_id) = (self.request_id.as_deref(), self.trace_id.as_deref());
+        tracing::error!(request_id, trace_id, tenant = self.tenant, %error, "no worker ran the execution");
+        ApiError::Unavailable(error)
+    }
+
+    /// Logs and counts a finished execution; the answer, or the error when no worker ran it.
+    fn finished(
+        &self,
+        answer: Result<Answer, PoolError>,
+        queue_wait: Duration,
+    ) -> Result<Answer, ApiError> {
+        let answer = answer.map_err(|error| self.unavailable(error))?;
+        let (request_id, trace_id) = (self.request_id.as_deref(), self.trace_id.as_deref());
+        let kind = answer.kind();
+        self.metrics
+            .execution_finished(&self.tenant, kind, answer.duration);
+        if kind != "success" || service_kit::telemetry::logs_success(request_id) {
+            tracing::info!(
+                request_id,
+                trace_id,
+                tenant = self.tenant,
+                outcome = kind,
+                duration_ms = answer.duration.as_secs_f64() * 1000.0,
+                queue_ms = queue_wait.as_secs_f64() * 1000.0,
+                code_bytes = self.code_bytes,
+                log_entries = answer.log_entries,
+                "execution finished"
+            );
+        }
+        Ok(answer)
+    }
+}
+
+/// Records a [`Departure`] when dropped, unless disarmed once the answer is ready.
+type Left = scopeguard::ScopeGuard<Departure, fn(Departure)>;
+
+/// A request whose answer nobody may read, for its log line and count.
+struct Departure {
+    record: Record,
     /// When it got a worker, if it did.
     admitted: Option<Instant>,
 }
 
-impl Departure<'_> {
+impl Departure {
     /// One line and, for an execution that had started, its count with the outcome
     /// `cancelled` (a request that left while it waited was never an execution).
     fn record(self) {
-        let Self {
-            metrics,
-            tenant,
-            request_id,
-            trace_id,
-            queued,
-            admitted,
-        } = self;
-        let queue_ms = admitted.unwrap_or_else(Instant::now).duration_since(queued);
+        let Self { record, admitted } = self;
+        let queue_ms = admitted
+            .unwrap_or_else(Instant::now)
+            .duration_since(record.queued);
         let duration = admitted.map(|admitted| admitted.elapsed());
         if let Some(duration) = duration {
-            metrics.execution_finished(tenant, "cancelled", duration);
+            record
+                .metrics
+                .execution_finished(&record.tenant, "cancelled", duration);
         }
         tracing::info!(
-            request_id,
-            trace_id,
-            tenant,
+            request_id = record.request_id,
+            trace_id = record.trace_id,
+            tenant = record.tenant,
             outcome = "cancelled",
             stage = if admitted.is_some() {
                 "running"
@@ -197,10 +323,11 @@ pub(super) fn share(state: &AppState, tenant: &Tenant) -> TenantShare {
 fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result<Job, ApiError> {
     let (timeout, memory_limit) = limits(state, tenant, request.timeout, request.memory_limit)?;
     let input = checked_input(&state.config, "input", request.input)?;
-    let (script_name, source) = script(state, request.source)?;
+    let (script_name, source) = script(state, request.source, request.language)?;
     Ok(Job {
         script_name,
         source,
+        language: request.language,
         timeout,
         memory_limit,
         input,
@@ -265,9 +392,17 @@ pub(super) fn checked_input(
 }
 
 /// The script's name and source: the code, or the bundled example `file` names.
-pub(super) fn script(state: &AppState, source: ScriptSource) -> Result<(String, String), ApiError> {
+pub(super) fn script(
+    state: &AppState,
+    source: ScriptSource,
+    language: Language,
+) -> Result<(String, String), ApiError> {
     match source {
-        ScriptSource::Code(code) => Ok(("script.js".to_owned(), code)),
+        // Stack traces name the file in the language the client wrote it in.
+        ScriptSource::Code(code) => match language {
+            Language::JavaScript => Ok(("script.js".to_owned(), code)),
+            Language::TypeScript => Ok(("script.ts".to_owned(), code)),
+        },
         ScriptSource::File(file) => {
             let example = state
                 .examples

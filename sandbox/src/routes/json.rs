@@ -10,9 +10,8 @@
 //! ([`charged_json`]), so nothing a request makes the sandbox hold is uncounted.
 
 use std::{
-    convert::Infallible,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use axum::{
@@ -131,12 +130,7 @@ pub fn charged_json(value: &impl Serialize, charge: Charge) -> Response {
 
 /// `bytes`, a JSON document, as an answer that holds `charge` as [`charged_json`]'s does.
 pub fn charged_json_bytes(bytes: Vec<u8>, charge: Charge) -> Response {
-    let mut response = Body::new(ChargedBody {
-        bytes,
-        handed: 0,
-        _charge: charge,
-    })
-    .into_response();
+    let mut response = charged(Body::from(bytes), charge).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -144,38 +138,65 @@ pub fn charged_json_bytes(bytes: Vec<u8>, charge: Charge) -> Response {
     response
 }
 
-/// An answer's bytes with the charge for them.
+/// `body` holding `charge` until its last byte has been handed to the connection, or the
+/// connection is dropped; a frame larger than [`ANSWER_PIECE_BYTES`] is handed on in pieces of
+/// that size.
+pub fn charged(body: Body, charge: Charge) -> Body {
+    Body::new(ChargedBody {
+        inner: body,
+        pending: Bytes::new(),
+        _charge: charge,
+    })
+}
+
+/// An answer's body with the charge for its bytes.
 struct ChargedBody {
-    bytes: Vec<u8>,
-    handed: usize,
+    inner: Body,
+    /// What is left of a large frame, to hand on piece by piece.
+    pending: Bytes,
     _charge: Charge,
 }
 
 impl hyper::body::Body for ChargedBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = axum::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = self.get_mut();
-        if this.handed == this.bytes.len() {
-            return Poll::Ready(None);
+        if this.pending.is_empty() {
+            let frame = match ready!(Pin::new(&mut this.inner).poll_frame(context)) {
+                Some(Ok(frame)) => frame,
+                other => return Poll::Ready(other),
+            };
+            match frame.into_data() {
+                Ok(data) if data.len() > ANSWER_PIECE_BYTES => this.pending = data,
+                Ok(data) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+            }
         }
-        // Copied, not sliced: a slice would keep the whole answer alive in the connection's
+        // Copied, not sliced: a slice would keep the whole frame alive in the connection's
         // buffer after the charge has ended.
-        let end = (this.handed + ANSWER_PIECE_BYTES).min(this.bytes.len());
-        let piece = Bytes::copy_from_slice(&this.bytes[this.handed..end]);
-        this.handed = end;
+        let end = ANSWER_PIECE_BYTES.min(this.pending.len());
+        let piece = Bytes::copy_from_slice(&this.pending[..end]);
+        this.pending = this.pending.slice(end..);
         Poll::Ready(Some(Ok(Frame::data(piece))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.handed == self.bytes.len()
+        self.pending.is_empty() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact((self.bytes.len() - self.handed) as u64)
+        let inner = self.inner.size_hint();
+        let pending = self.pending.len() as u64;
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + pending);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + pending);
+        }
+        hint
     }
 }

@@ -26,11 +26,16 @@
 //!   executions, or when its resident memory, as the kernel reports it, passes
 //!   [`PoolSettings::max_resident_bytes`].
 //! - **A batch's items go where their script is compiled.** An item of a batch is handed to
-//!   the idle worker that ran an item of the same script last, if there is one, so its
-//!   bytecode cache has the script ([`WorkerPool::run_batch_item`]); other jobs take a worker
-//!   that ran no batch's items while there is one.
+//!   the idle worker that ran an item of the same script last, if there is one, even before
+//!   its next runtime is prepared, so its bytecode cache has the script
+//!   ([`WorkerPool::run_batch_item`]); other jobs take an idle worker whose next runtime is
+//!   prepared, one that ran no batch's items while there is one (see `take_worker`).
 //! - **Clients that leave** get their execution cancelled (through the region's flag), so
-//!   their worker is free again within a millisecond or so.
+//!   their worker is free again within a millisecond or so; one that does not stop by the
+//!   kill grace is killed, as at its deadline.
+//! - **Streams cost only their own.** An execution whose client asked for a stream has its
+//!   console output handed on as it is published (`feed.rs`), by the same watching task, which
+//!   never waits for the client; other executions are not looked at until they end.
 //! - **Host calls run here.** A script's call of an asynchronous host function (`fetch`, or
 //!   an operator's) arrives as a `Call` on the channel; the watching task checks it against
 //!   the job's grant and runs the function beside the watch, and answers on the channel. The
@@ -39,6 +44,7 @@
 //! Workers are started and reaped by the [`launcher`] thread.
 
 mod answer;
+mod feed;
 mod launcher;
 mod worker;
 
@@ -63,9 +69,10 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-pub use self::{answer::Answer, worker::ScriptKey};
+pub use self::{answer::Answer, feed::LogEntries, worker::ScriptKey};
 use self::{
     answer::{checked, failed},
+    feed::LogFeed,
     launcher::{LaunchSettings, Launcher, Retirement},
     worker::Worker,
 };
@@ -225,11 +232,42 @@ impl WorkerPool {
         tokio::spawn(async move {
             let mut reply = reply;
             let answer = shared
-                .supervise(job, caller, permit, script, &mut reply)
+                .supervise(job, caller, permit, script, None, &mut reply)
                 .await;
             let _ = reply.send(answer);
         });
         answer.await.unwrap_or(Err(PoolError::Stopped))
+    }
+
+    /// Like [`WorkerPool::run`], for a client that streams: returns once a worker has the job,
+    /// with its console entries as they are published (see [`LogEntries`]) and the answer to
+    /// come, which arrives after the last entry. Dropping the [`Execution`] cancels it.
+    pub async fn run_streaming(
+        &self,
+        job: Job,
+        caller: Caller,
+        permit: Permit,
+    ) -> Result<(LogEntries, Execution), PoolError> {
+        let (reply, answer) = oneshot::channel();
+        let (started, delivered) = oneshot::channel();
+        let (feed, entries) = LogFeed::channel();
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let mut reply = reply;
+            let stream = Stream { feed, started };
+            let answer = shared
+                .supervise(job, caller, permit, None, Some(stream), &mut reply)
+                .await;
+            let _ = reply.send(answer);
+        });
+        if delivered.await.is_ok() {
+            return Ok((entries, Execution { answer }));
+        }
+        // No worker took the job: the answer says why.
+        Err(match answer.await {
+            Ok(Err(error)) => error,
+            Ok(Ok(_)) | Err(_) => PoolError::Stopped,
+        })
     }
 
     /// The process ids of the workers that exist now.
@@ -260,6 +298,26 @@ impl WorkerPool {
     pub fn cancel_all(&self) {
         self.shared.stopping.cancel();
     }
+}
+
+/// A started execution whose client streams: its answer, once it has finished. Dropping it
+/// cancels the execution, as a client that leaves a plain request does.
+pub struct Execution {
+    answer: oneshot::Receiver<Result<Answer, PoolError>>,
+}
+
+impl Execution {
+    /// The answer, after every console entry was handed on.
+    pub async fn answer(self) -> Result<Answer, PoolError> {
+        self.answer.await.unwrap_or(Err(PoolError::Stopped))
+    }
+}
+
+/// What the watching task of a streaming execution holds: where its entries go, and whom to
+/// tell that a worker has the job.
+struct Stream {
+    feed: LogFeed,
+    started: oneshot::Sender<()>,
 }
 
 /// Who an execution runs for, as its host calls see it.
@@ -319,16 +377,18 @@ impl Shared {
         self.idle_changed.notify_one();
     }
 
-    /// Waits for an idle worker, the one that last ran a batch item of `script` if it is idle.
-    /// A permit holder finds one at once unless one is being replaced, which takes
-    /// milliseconds; if none comes, workers cannot be started.
+    /// Waits for an idle worker, chosen by [`take_worker`]: for a batch item, the one that last
+    /// ran an item of `script`; else one whose next runtime is prepared where there is one. A
+    /// permit holder finds one at once unless one is being replaced, which takes milliseconds;
+    /// if none comes, workers cannot be started.
     async fn take_idle(&self, script: Option<ScriptKey>) -> Result<Worker, PoolError> {
         let wait = async {
             loop {
                 let notified = self.idle_changed.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                if let Some(worker) = self.idle_worker(script) {
+                if let Some(worker) = take_worker(&mut self.idle.lock().expect("idle list"), script)
+                {
                     return worker;
                 }
                 notified.await;
@@ -337,24 +397,6 @@ impl Shared {
         tokio::time::timeout(worker::STARTUP_TIMEOUT, wait)
             .await
             .map_err(|_| PoolError::NoWorker)
-    }
-
-    /// An idle worker: the one that last ran a batch item of `script` if there is one, else
-    /// one that has run no batch's items (so that other jobs leave the batches' workers to
-    /// them while they can), else the one idle the shortest time.
-    fn idle_worker(&self, script: Option<ScriptKey>) -> Option<Worker> {
-        let mut idle = self.idle.lock().expect("idle list");
-        let newest_with = |key: Option<ScriptKey>| {
-            idle.iter()
-                .rposition(|worker| worker.last_batch_script == key)
-        };
-        let chosen = script
-            .and_then(|script| newest_with(Some(script)))
-            .or_else(|| newest_with(None));
-        match chosen {
-            Some(index) => Some(idle.remove(index)),
-            None => idle.pop(),
-        }
     }
 
     /// Retires `worker` and starts its replacement in the background.
@@ -392,6 +434,7 @@ impl Shared {
         caller: Caller,
         permit: Permit,
         script: Option<ScriptKey>,
+        stream: Option<Stream>,
         reply: &mut oneshot::Sender<Result<Answer, PoolError>>,
     ) -> Result<Answer, PoolError> {
         let timeout = job.timeout;
@@ -406,6 +449,15 @@ impl Shared {
             if script.is_some() {
                 worker.last_batch_script = script;
             }
+            worker
+                .region
+                .prepared_flag()
+                .store(false, Ordering::Release);
+            // The worker empties it too when the job starts, but a stream looks before that:
+            // it must never see the previous execution's output.
+            worker.region.clear_log();
+            // Only a stream is woken by new output (asked below once the job is delivered).
+            worker.region.stop_wake_ups();
             match worker.send(&frame).await {
                 Ok(()) => break worker,
                 Err(_) if attempts + 1 < DELIVERY_ATTEMPTS => {
@@ -420,6 +472,13 @@ impl Shared {
         };
         let delivered = Instant::now();
         self.deliveries.fetch_add(1, Ordering::Relaxed);
+        let mut feed = stream.and_then(|Stream { feed, started }| {
+            // A client that left meanwhile is noticed by the watch, which cancels the job.
+            started.send(()).ok().map(|()| feed)
+        });
+        if let Some(feed) = &mut feed {
+            feed.look_and_ask_again(&worker.region);
+        }
         // A report is a result, or a host call's arguments (bounded by the engine).
         let max_frame = (self.settings.setup.max_result_bytes as usize).max(MAX_HOST_JSON_BYTES)
             + REPORT_OVERHEAD;
@@ -436,16 +495,36 @@ impl Shared {
             running: JoinSet::new(),
         };
         let ended = self
-            .watch(&mut worker, timeout, max_frame, reply, &mut calls)
+            .watch(
+                &mut worker,
+                timeout,
+                max_frame,
+                reply,
+                &mut calls,
+                &mut feed,
+            )
             .await;
         // Calls still running are abandoned with the execution.
         calls.running.abort_all();
-        self.conclude(worker, ended, timeout, memory_limit, delivered, permit)
+        let log = worker.region.snapshot();
+        // The last entries go before the answer: the feed's channel closes here.
+        if let Some(feed) = feed {
+            feed.finish(&log);
+        }
+        self.conclude(
+            worker,
+            (ended, log),
+            timeout,
+            memory_limit,
+            delivered,
+            permit,
+        )
     }
 
     /// Waits for `worker`'s report until the deadline plus the kill grace, running its host
-    /// calls meanwhile, and cancelling the execution when the service stops or its client
-    /// leaves.
+    /// calls meanwhile, handing on its console entries when it streams, and cancelling the
+    /// execution when the service stops or its client leaves: a cancelled execution that has
+    /// not stopped within the kill grace is killed.
     async fn watch(
         &self,
         worker: &mut Worker,
@@ -453,6 +532,7 @@ impl Shared {
         max_frame: usize,
         reply: &mut oneshot::Sender<Result<Answer, PoolError>>,
         calls: &mut Calls,
+        feed: &mut Option<LogFeed>,
     ) -> Ended {
         let deadline = tokio::time::sleep(timeout + self.settings.kill_grace);
         tokio::pin!(deadline);
@@ -466,6 +546,13 @@ impl Shared {
             tokio::select! {
                 biased;
                 report = worker.report(max_frame) => match report {
+                    Ok(Report::Logged) => {
+                        // Only sent when asked, which only a stream does; from a worker that
+                        // sends it anyway, it costs it its own time.
+                        if let Some(feed) = feed {
+                            feed.look_and_ask_again(&worker.region);
+                        }
+                    }
                     Ok(Report::Call(call)) => {
                         if let Err(answer) = self.start_call(call, calls) {
                             let frame = encode(&Order::Answer(answer));
@@ -496,17 +583,23 @@ impl Shared {
                 }
                 () = self.stopping.cancelled(), if !cancelled => {
                     cancelled = true;
-                    worker.region.cancel_flag().store(true, Ordering::Release);
-                    let grace = tokio::time::Instant::now() + self.settings.kill_grace;
-                    if grace < deadline.deadline() {
-                        deadline.as_mut().reset(grace);
-                    }
+                    self.cancel(worker, deadline.as_mut());
                 }
                 () = reply.closed(), if !cancelled => {
                     cancelled = true;
-                    worker.region.cancel_flag().store(true, Ordering::Release);
+                    self.cancel(worker, deadline.as_mut());
                 }
             }
+        }
+    }
+
+    /// Asks `worker`'s execution to stop at its next interrupt check, and brings its kill
+    /// forward to the grace from now if that is sooner than its deadline's.
+    fn cancel(&self, worker: &Worker, deadline: std::pin::Pin<&mut tokio::time::Sleep>) {
+        worker.region.cancel_flag().store(true, Ordering::Release);
+        let grace = tokio::time::Instant::now() + self.settings.kill_grace;
+        if grace < deadline.deadline() {
+            deadline.reset(grace);
         }
     }
 
@@ -578,18 +671,17 @@ impl Shared {
         Ok(())
     }
 
-    /// Turns how the watch ended into the answer, and returns the worker to the idle list or
-    /// retires it; the permit is released last.
+    /// Turns how the watch ended, with the console output published by then, into the answer,
+    /// and returns the worker to the idle list or retires it; the permit is released last.
     fn conclude(
         self: &Arc<Self>,
         mut worker: Worker,
-        ended: Ended,
+        (ended, log): (Ended, LogSnapshot),
         timeout: Duration,
         memory_limit: u64,
         delivered: Instant,
         permit: Permit,
     ) -> Result<Answer, PoolError> {
-        let log = worker.region.snapshot();
         let answer = match ended {
             Ended::Report(Ok(Report::Finished(finished))) => {
                 let heavy = finished.memory_peak > self.settings.max_resident_bytes / 2;
@@ -632,7 +724,7 @@ impl Shared {
                     delivered.elapsed(),
                 )
             }
-            Ended::Report(Ok(Report::Ready(_) | Report::Call(_)) | Err(_)) => {
+            Ended::Report(Ok(Report::Ready(_) | Report::Call(_) | Report::Logged) | Err(_)) => {
                 self.crashed(worker, log, delivered)
             }
             Ended::Deadline => {
@@ -689,4 +781,35 @@ impl Shared {
             self.make_idle(worker);
         }
     }
+}
+
+/// Takes the idle worker a job runs on. A batch item's affinity comes before preparation, and
+/// preparation before keeping the batches' workers to them:
+///
+/// 1. for a batch item, a worker that last ran an item of its `script` (prepared if one is,
+///    else the one returned last), even if its next runtime is not ready: its bytecode cache
+///    holds the script, and the compile saved is worth more than that wait;
+/// 2. else a worker whose next runtime is prepared and that has run no batch's items, so that
+///    other jobs leave the batches' workers (and their caches) to them while they can;
+/// 3. else any worker whose next runtime is prepared;
+/// 4. else the one returned first, the nearest to being prepared.
+///
+/// Among prepared workers the one returned last is taken (its caches are the warmest). An
+/// unprepared one is avoided because the worker that just answered is still freeing its runtime
+/// and preparing the next (most of a worker's CPU per execution), and a job sent to it would
+/// wait for both while another worker sits ready.
+fn take_worker(idle: &mut Vec<Worker>, script: Option<ScriptKey>) -> Option<Worker> {
+    let prepared = |worker: &Worker| worker.region.prepared_flag().load(Ordering::Acquire);
+    let has_script = |worker: &Worker| script.is_some() && worker.last_batch_script == script;
+    let chosen = idle
+        .iter()
+        .rposition(|worker| has_script(worker) && prepared(worker))
+        .or_else(|| idle.iter().rposition(has_script))
+        .or_else(|| {
+            idle.iter()
+                .rposition(|worker| prepared(worker) && worker.last_batch_script.is_none())
+        })
+        .or_else(|| idle.iter().rposition(prepared))
+        .or((!idle.is_empty()).then_some(0));
+    chosen.map(|at| idle.remove(at))
 }

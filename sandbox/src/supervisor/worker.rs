@@ -44,7 +44,7 @@ pub struct Worker {
 }
 
 /// Which script a batch runs, to find the worker whose bytecode cache holds it: a hash of the
-/// script's name and source, made once per batch.
+/// script's name, source and language, made once per batch.
 pub type ScriptKey = u64;
 
 impl Worker {

@@ -66,6 +66,40 @@ async fn a_batch_answers_each_input_in_order_with_what_execute_answers_for_it() 
 }
 
 #[tokio::test]
+async fn a_typescript_batch_strips_its_types_and_runs_each_item() {
+    let app = spawn_app_with(|config| config.max_concurrency = 2).await;
+    let code = "interface Order { price: number; qty: number }\n\
+                const order = input as Order;\n\
+                const total: number = order.price * order.qty;\n\
+                total";
+    let inputs = [
+        json!({"price": 3, "qty": 2}),
+        json!({"price": 0.5, "qty": 4}),
+    ];
+    let batch = app
+        .post_batch_with(
+            &tenant("acme", "concurrency=2"),
+            json!({"code": code, "language": "typescript", "inputs": inputs}),
+        )
+        .await;
+    let totals: Vec<&Value> = results(&batch)
+        .iter()
+        .map(|answer| &answer["result"])
+        .collect();
+    assert_eq!(totals, [&json!(6), &json!(2)], "{}", batch.body);
+    // The same text as JavaScript does not parse: each item was run as TypeScript.
+    let javascript = app
+        .post_batch_with(
+            &tenant("acme", "concurrency=2"),
+            json!({"code": code, "inputs": inputs}),
+        )
+        .await;
+    for answer in results(&javascript) {
+        assert_eq!(answer["error"]["kind"], "syntax", "{}", javascript.body);
+    }
+}
+
+#[tokio::test]
 async fn each_item_fails_on_its_own_and_the_others_still_answer() {
     let app = spawn_app_with(|config| config.max_concurrency = 2).await;
     let code = "switch (input) { \

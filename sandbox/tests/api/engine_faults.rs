@@ -12,9 +12,12 @@ use std::{
     time::Duration,
 };
 
-use contract::worker::{
-    CHANNEL_FD, HostGrant, Job, Order, REGION_FD, Region, Report, Setup, WORKER_ARGUMENT, encode,
-    read_frame,
+use contract::{
+    request::Language,
+    worker::{
+        CHANNEL_FD, HostGrant, Job, Order, REGION_FD, Region, Report, Setup, WORKER_ARGUMENT,
+        encode, read_frame,
+    },
 };
 use serde_json::json;
 
@@ -316,6 +319,7 @@ fn a_worker_out_of_memory_in_rust_code_reports_memory_and_exits_without_sigsys()
         // decoder's host copy of them does not.
         source: "new TextDecoder().decode(new Uint8Array(150 * 1000 * 1000).fill(0x41)).length"
             .into(),
+        language: Language::JavaScript,
         timeout: Duration::from_secs(30),
         memory_limit: 4 << 30,
         input: None,

@@ -151,9 +151,10 @@ async fn a_request_that_does_not_fit_the_memory_budget_gets_503_and_retry_after_
         config.max_result_bytes = ANSWER_BYTES;
         config.max_log_bytes = ANSWER_BYTES;
         config.max_body_bytes = 32 * 1024;
-        // Room for one request of the largest body (twice 32 KiB) and its answer: no more.
+        // Room for one request of the largest body (twice 32 KiB) and the largest answer, a
+        // streamed one: no more.
         let room =
-            (sandbox::config::Config::body_charge(32 * 1024) + config.answer_charge()) as u64;
+            (sandbox::config::Config::body_charge(32 * 1024) + config.stream_charge()) as u64;
         config.sandbox_memory = Some(1 << 40);
         let plan = config.memory_plan().unwrap();
         config.sandbox_memory = Some(plan.total - plan.request_budget + room);
@@ -162,14 +163,17 @@ async fn a_request_that_does_not_fit_the_memory_budget_gets_503_and_retry_after_
     })
     .await;
 
-    // An endless script with a 30 000-byte comment holds 60 000 bytes for its body and its
-    // answer's charge until its deadline.
+    // An endless script with a 30 000-byte comment, streamed, holds 60 000 bytes for its body
+    // and its streamed answer's charge until its deadline.
     let holder = tokio::spawn({
         let app = app.clone();
         let code = format!("while (true) {{}} //{}", "x".repeat(30_000));
         async move {
-            app.post_execute(json!({ "code": code, "timeoutMs": 10_000 }))
+            let stream = app
+                .post_stream(json!({ "code": code, "timeoutMs": 10_000 }))
                 .await
+                .expect("a stream");
+            stream.until_end().await.pop().expect("a result").json()
         }
     });
     app.wait_for_metric("sandbox_workers_busy", 1.0).await;
@@ -177,11 +181,14 @@ async fn a_request_that_does_not_fit_the_memory_budget_gets_503_and_retry_after_
     let charged = app
         .metric("sandbox_memory_budget_bytes{share=\"requests_charged\"}")
         .await;
-    assert!(charged >= (60_000 + 4 * ANSWER_BYTES) as f64, "{charged}");
+    // Streamed: the log once more, and room per entry (1000 and the one that says why output
+    // was cut).
+    let streamed = 5 * ANSWER_BYTES + 1001 * sandbox::config::STREAMED_ENTRY_OVERHEAD;
+    assert!(charged >= (60_000 + streamed) as f64, "{charged}");
     let budget = app
         .metric("sandbox_memory_budget_bytes{share=\"requests\"}")
         .await;
-    assert_eq!(budget, (64 * 1024 + 4 * ANSWER_BYTES) as f64);
+    assert_eq!(budget, (64 * 1024 + streamed) as f64);
 
     // Another tenant, so a worker is free for it whatever the scheduler's shares; but the
     // answer of a second execution would not fit.
@@ -234,7 +241,7 @@ async fn a_request_that_does_not_fit_the_memory_budget_gets_503_and_retry_after_
 
     // Once the first answer has been handed over, its bytes are free again.
     let held = holder.await.unwrap();
-    assert_eq!(held.script_error_kind(), "timeout", "{}", held.body);
+    assert_eq!(held["error"]["kind"], "timeout", "{held}");
     let admitted = app.post_execute_with(&other_tenant, second).await;
     assert_eq!(admitted.status, 200, "{}", admitted.body);
 }

@@ -253,6 +253,7 @@ async fn every_example_but_the_failing_ones_runs_to_success() {
         "structured-clone.js",
         "abort.js",
         "fetch.js",
+        "progress.js",
     ] {
         assert!(
             names.iter().any(|name| name == required),
@@ -288,6 +289,9 @@ async fn every_example_but_the_failing_ones_runs_to_success() {
     assert_eq!(order.result(), &json!({"total": 10, "items": 1}));
     let aborted = app.post_execute(json!({"file": "abort.js"})).await;
     assert_eq!(aborted.result()["stopped"], "took too long");
+    let progress = app.post_execute(json!({"file": "progress.js"})).await;
+    assert_eq!(progress.result()["steps"], 8);
+    assert_eq!(progress.body["log"].as_array().unwrap().len(), 8);
     let fetch = app.post_execute(json!({"file": "fetch.js"})).await;
     assert!(
         fetch

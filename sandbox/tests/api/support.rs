@@ -1,13 +1,17 @@
 //! Test harness: the real sandbox server (`sandbox::run`) on a free loopback port, and a small
 //! HTTP client with typed helpers.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::Bytes,
     http::{HeaderMap, Method, Request, StatusCode},
 };
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
@@ -175,6 +179,47 @@ impl TestApp {
         request.body(Full::new(body.to_string().into())).unwrap()
     }
 
+    /// `POST /api/execute` of `body` with `Accept: text/event-stream`: the stream, or the
+    /// whole answer when it is not one (a request refused before it ran).
+    pub async fn post_stream(&self, body: Value) -> Result<EventStream, TestResponse> {
+        self.post_accepting(contract::api::EVENT_STREAM, body).await
+    }
+
+    /// `POST /api/execute` of `body` with `Accept: accept`: the stream, or the whole answer
+    /// when it is not one.
+    pub async fn post_accepting(
+        &self,
+        accept: &str,
+        body: Value,
+    ) -> Result<EventStream, TestResponse> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{}/api/execute", self.addr))
+            .header("content-type", "application/json")
+            .header("accept", accept)
+            .body(Full::new(body.to_string().into()))
+            .unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
+            .await
+            .expect("the sandbox answered within a minute")
+            .expect("the request reached the sandbox");
+        let is_stream = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|value| value == contract::api::EVENT_STREAM);
+        if !is_stream {
+            return Err(whole(response).await);
+        }
+        let status = response.status();
+        let headers = response.headers().clone();
+        Ok(EventStream {
+            status,
+            headers,
+            body: response.into_body(),
+            buffer: String::new(),
+        })
+    }
+
     /// `GET /metrics`: the `Content-Type` and the exposition text.
     pub async fn metrics(&self) -> (String, String) {
         let request = Request::builder()
@@ -257,16 +302,97 @@ impl TestApp {
             .await
             .expect("the sandbox answered within a minute")
             .expect("the request reached the sandbox");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|error| {
-            panic!("not JSON ({error}): {}", String::from_utf8_lossy(&bytes))
-        });
-        TestResponse {
-            status,
-            headers,
-            body,
+        whole(response).await
+    }
+}
+
+/// A whole JSON answer.
+async fn whole(response: hyper::Response<Incoming>) -> TestResponse {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|error| panic!("not JSON ({error}): {}", String::from_utf8_lossy(&bytes)));
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A stream of Server-Sent Events, read as it arrives; dropping it closes the connection.
+pub struct EventStream {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    body: Incoming,
+    /// Text received and not yet made into events.
+    buffer: String,
+}
+
+/// One event as the client saw it, with when it arrived.
+#[derive(Debug)]
+pub struct StreamEvent {
+    /// The `event:` field, `None` for a comment line alone (a heartbeat).
+    pub name: Option<String>,
+    /// The `data:` lines, joined.
+    pub data: String,
+    pub arrived: Instant,
+}
+
+impl StreamEvent {
+    /// The data as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.data))
+    }
+}
+
+impl EventStream {
+    /// The next event or comment, `None` at the end of the stream.
+    pub async fn next(&mut self) -> Option<StreamEvent> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                return Some(parse_event(&block));
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(60), self.body.frame())
+                .await
+                .expect("an event or the end within a minute")?
+                .expect("the stream is readable");
+            if let Ok(data) = frame.into_data() {
+                self.buffer
+                    .push_str(std::str::from_utf8(&data).expect("the stream is UTF-8"));
+            }
         }
+    }
+
+    /// Every event to the end of the stream, comments included.
+    pub async fn until_end(mut self) -> Vec<StreamEvent> {
+        let mut events = Vec::new();
+        while let Some(event) = self.next().await {
+            events.push(event);
+        }
+        assert!(self.buffer.is_empty(), "left over: {:?}", self.buffer);
+        events
+    }
+}
+
+fn parse_event(block: &str) -> StreamEvent {
+    let arrived = Instant::now();
+    let mut name = None;
+    let mut data: Vec<&str> = Vec::new();
+    for line in block.lines().filter(|line| !line.is_empty()) {
+        if let Some(value) = line.strip_prefix("event:") {
+            name = Some(value.trim_start().to_owned());
+        } else if let Some(value) = line.strip_prefix("data:") {
+            data.push(value.strip_prefix(' ').unwrap_or(value));
+        } else {
+            assert!(line.starts_with(':'), "not an SSE line: {line:?}");
+        }
+    }
+    StreamEvent {
+        name,
+        data: data.join("\n"),
+        arrived,
     }
 }

@@ -543,6 +543,8 @@ typedef enum {
     JS_AUTOINIT_ID_MODULE_NS,
     JS_AUTOINIT_ID_PROP,
     JS_AUTOINIT_ID_BYTECODE,
+    /* PATCH lazy-host-property (PATCHES.md): a value the embedder makes on first access */
+    JS_AUTOINIT_ID_HOST,
 } JSAutoInitIDEnum;
 
 enum {
@@ -6687,24 +6689,31 @@ JSValue JS_NewCFunctionData(JSContext *ctx, JSCFunctionData *func,
     return JS_NewCFunctionData2(ctx, func, NULL, length, magic, data_len, data);
 }
 
+/* PATCH lazy-host-property: three bits of id (contexts are allocated at least 8-aligned) */
 static JSContext *js_autoinit_get_realm(JSProperty *pr)
 {
-    return (JSContext *)(pr->u.init.realm_and_id & ~3);
+    return (JSContext *)(pr->u.init.realm_and_id & ~7);
 }
 
 static JSAutoInitIDEnum js_autoinit_get_id(JSProperty *pr)
 {
-    return pr->u.init.realm_and_id & 3;
+    return pr->u.init.realm_and_id & 7;
 }
 
 static void js_autoinit_free(JSRuntime *rt, JSProperty *pr)
 {
+    /* PATCH lazy-host-property: the property owns a reference to its loader */
+    if (js_autoinit_get_id(pr) == JS_AUTOINIT_ID_HOST)
+        JS_FreeValueRT(rt, JS_MKPTR(JS_TAG_OBJECT, pr->u.init.opaque));
     JS_FreeContext(js_autoinit_get_realm(pr));
 }
 
 static void js_autoinit_mark(JSRuntime *rt, JSProperty *pr,
                              JS_MarkFunc *mark_func)
 {
+    /* PATCH lazy-host-property */
+    if (js_autoinit_get_id(pr) == JS_AUTOINIT_ID_HOST)
+        mark_func(rt, &((JSObject *)pr->u.init.opaque)->header);
     mark_func(rt, &js_autoinit_get_realm(pr)->header);
 }
 
@@ -9090,7 +9099,46 @@ static JSAutoInitFunc *const js_autoinit_func_table[] = {
     js_module_ns_autoinit, /* JS_AUTOINIT_ID_MODULE_NS */
     JS_InstantiateFunctionListItem2, /* JS_AUTOINIT_ID_PROP */
     js_bytecode_autoinit, /* JS_AUTOINIT_ID_BYTECODE */
+    NULL, /* JS_AUTOINIT_ID_HOST: js_host_autoinit_property (PATCH lazy-host-property) */
 };
+
+/* PATCH lazy-host-property: calls the loader with the property's name. The loader may run any
+   code, which may change the object's properties (and so move 'pr'): the property is looked
+   up again afterwards, and set only when it is still waiting for its value. */
+static int js_host_autoinit_property(JSContext *ctx, JSObject *p, JSAtom prop,
+                                     JSProperty *pr)
+{
+    JSContext *realm;
+    JSValue loader, name, val;
+    JSShapeProperty *prs;
+
+    realm = JS_DupContext(js_autoinit_get_realm(pr));
+    loader = js_dup(JS_MKPTR(JS_TAG_OBJECT, pr->u.init.opaque));
+    name = JS_AtomToValue(realm, prop);
+    val = JS_EXCEPTION;
+    if (!JS_IsException(name))
+        val = JS_Call(realm, loader, JS_UNDEFINED, 1, &name);
+    JS_FreeValue(realm, name);
+    JS_FreeValue(realm, loader);
+    JS_FreeContext(realm);
+    if (JS_IsException(val))
+        return -1;
+    prs = find_own_property(&pr, p, prop);
+    if (!prs || (prs->flags & JS_PROP_TMASK) != JS_PROP_AUTOINIT ||
+        js_autoinit_get_id(pr) != JS_AUTOINIT_ID_HOST) {
+        /* replaced or deleted meanwhile: the caller's retry finds what is there now */
+        JS_FreeValue(ctx, val);
+        return 0;
+    }
+    if (js_shape_prepare_update(ctx, p, &prs)) {
+        JS_FreeValue(ctx, val);
+        return -1;
+    }
+    js_autoinit_free(ctx->rt, pr);
+    prs->flags &= ~JS_PROP_TMASK;
+    pr->u.value = val;
+    return 0;
+}
 
 /* warning: 'prs' is reallocated after it */
 static int JS_AutoInitProperty(JSContext *ctx, JSObject *p, JSAtom prop,
@@ -9099,6 +9147,10 @@ static int JS_AutoInitProperty(JSContext *ctx, JSObject *p, JSAtom prop,
     JSValue val;
     JSContext *realm;
     JSAutoInitFunc *func;
+
+    /* PATCH lazy-host-property */
+    if (js_autoinit_get_id(pr) == JS_AUTOINIT_ID_HOST)
+        return js_host_autoinit_property(ctx, p, prop, pr);
 
     if (js_shape_prepare_update(ctx, p, &prs))
         return -1;
@@ -11517,11 +11569,50 @@ static int JS_DefineAutoInitProperty(JSContext *ctx, JSValueConst this_obj,
     if (unlikely(!pr))
         return -1;
     pr->u.init.realm_and_id = (uintptr_t)JS_DupContext(ctx);
-    assert((pr->u.init.realm_and_id & 3) == 0);
-    assert(id <= 3);
+    assert((pr->u.init.realm_and_id & 7) == 0);
+    assert(id <= JS_AUTOINIT_ID_HOST);
     pr->u.init.realm_and_id |= id;
     pr->u.init.opaque = opaque;
     return true;
+}
+
+/* PATCH lazy-host-property (PATCHES.md): defines an own property of 'this_obj' whose value is
+   made on first access by calling 'loader' (a function) with the property's name; until then
+   it costs one property slot and no object. An existing configurable property is replaced in
+   place, so it keeps its position among the object's keys. */
+int JS_DefineLazyProperty(JSContext *ctx, JSValueConst this_obj, JSAtom prop,
+                          JSValueConst loader, int flags)
+{
+    JSObject *p;
+    JSProperty *pr;
+    JSShapeProperty *prs;
+
+    if (JS_VALUE_GET_TAG(this_obj) != JS_TAG_OBJECT || !JS_IsFunction(ctx, loader)) {
+        JS_ThrowTypeError(ctx, "not an object or not a function");
+        return -1;
+    }
+    p = JS_VALUE_GET_OBJ(this_obj);
+    prs = find_own_property(&pr, p, prop);
+    if (prs) {
+        if (!(prs->flags & JS_PROP_CONFIGURABLE) ||
+            (prs->flags & JS_PROP_TMASK) == JS_PROP_VARREF) {
+            JS_ThrowTypeErrorAtom(ctx, "cannot redefine property: %s", prop);
+            return -1;
+        }
+        if (js_shape_prepare_update(ctx, p, &prs))
+            return -1;
+        free_property(ctx->rt, pr, prs->flags);
+        prs->flags = (flags & JS_PROP_C_W_E) | JS_PROP_AUTOINIT;
+    } else {
+        pr = add_property(ctx, p, prop, (flags & JS_PROP_C_W_E) | JS_PROP_AUTOINIT);
+        if (unlikely(!pr))
+            return -1;
+    }
+    pr->u.init.realm_and_id = (uintptr_t)JS_DupContext(ctx);
+    assert((pr->u.init.realm_and_id & 7) == 0);
+    pr->u.init.realm_and_id |= JS_AUTOINIT_ID_HOST;
+    pr->u.init.opaque = JS_VALUE_GET_OBJ(js_dup(loader));
+    return 0;
 }
 
 /* Like JS_DefinePropertyValue but borrows val (does not free it) */
@@ -40036,8 +40127,11 @@ static JSValue JS_ReadModule(BCReaderState *s)
     if (m->req_module_entries_count != 0) {
         m->req_module_entries_size = m->req_module_entries_count;
         m->req_module_entries = js_mallocz(ctx, sizeof(m->req_module_entries[0]) * m->req_module_entries_size);
-        if (!m->req_module_entries)
+        if (!m->req_module_entries) {
+            /* PATCH oom-read-module-counts (vendor/rquickjs-sys/PATCHES.md): no entries to free */
+            m->req_module_entries_count = 0;
             goto fail;
+        }
         for(i = 0; i < m->req_module_entries_count; i++) {
             JSReqModuleEntry *rme = &m->req_module_entries[i];
             JSModuleDef **pm = &rme->module;
@@ -40065,8 +40159,11 @@ static JSValue JS_ReadModule(BCReaderState *s)
     if (m->export_entries_count != 0) {
         m->export_entries_size = m->export_entries_count;
         m->export_entries = js_mallocz(ctx, sizeof(m->export_entries[0]) * m->export_entries_size);
-        if (!m->export_entries)
+        if (!m->export_entries) {
+            /* PATCH oom-read-module-counts (vendor/rquickjs-sys/PATCHES.md): no entries to free */
+            m->export_entries_count = 0;
             goto fail;
+        }
         for(i = 0; i < m->export_entries_count; i++) {
             JSExportEntry *me = &m->export_entries[i];
             if (bc_get_u8(s, &v8))
@@ -40091,8 +40188,11 @@ static JSValue JS_ReadModule(BCReaderState *s)
     if (m->star_export_entries_count != 0) {
         m->star_export_entries_size = m->star_export_entries_count;
         m->star_export_entries = js_mallocz(ctx, sizeof(m->star_export_entries[0]) * m->star_export_entries_size);
-        if (!m->star_export_entries)
+        if (!m->star_export_entries) {
+            /* PATCH oom-read-module-counts (vendor/rquickjs-sys/PATCHES.md): no entries to free */
+            m->star_export_entries_count = 0;
             goto fail;
+        }
         for(i = 0; i < m->star_export_entries_count; i++) {
             JSStarExportEntry *se = &m->star_export_entries[i];
             if (bc_get_leb128_int(s, &se->req_module_idx))
@@ -40105,8 +40205,11 @@ static JSValue JS_ReadModule(BCReaderState *s)
     if (m->import_entries_count != 0) {
         m->import_entries_size = m->import_entries_count;
         m->import_entries = js_mallocz(ctx, sizeof(m->import_entries[0]) * m->import_entries_size);
-        if (!m->import_entries)
+        if (!m->import_entries) {
+            /* PATCH oom-read-module-counts (vendor/rquickjs-sys/PATCHES.md): no entries to free */
+            m->import_entries_count = 0;
             goto fail;
+        }
         for(i = 0; i < m->import_entries_count; i++) {
             JSImportEntry *mi = &m->import_entries[i];
             if (bc_get_leb128_int(s, &mi->var_idx))
@@ -40878,6 +40981,63 @@ int JS_SetPropertyFunctionList(JSContext *ctx, JSValueConst obj,
             return -1;
     }
     return 0;
+}
+
+/* PATCH lazy-builtins (PATCHES.md): an embedder can capture a built-in that QuickJS has not
+   made yet (a method, or an object such as `Math`, still an autoinit property) without making
+   it, and make a new instance of it later, as QuickJS would have: the same native code, length
+   and name. Returns 1 and stores the built-in's description in '*pbuiltin' when own property
+   'prop' of 'obj' is such a built-in; 0 otherwise (read the property as usual then). The
+   description is static: it stays valid for the life of the process. */
+int JS_GetOwnPropertyBuiltin(JSContext *ctx, JSValueConst obj, JSAtom prop,
+                             const void **pbuiltin)
+{
+    JSObject *p;
+    JSProperty *pr;
+    JSShapeProperty *prs;
+
+    if (JS_VALUE_GET_TAG(obj) != JS_TAG_OBJECT)
+        return 0;
+    p = JS_VALUE_GET_OBJ(obj);
+    prs = find_own_property(&pr, p, prop);
+    if (!prs || (prs->flags & JS_PROP_TMASK) != JS_PROP_AUTOINIT ||
+        js_autoinit_get_id(pr) != JS_AUTOINIT_ID_PROP)
+        return 0;
+    *pbuiltin = pr->u.init.opaque;
+    return 1;
+}
+
+/* PATCH lazy-builtins: whether 'func' is a function QuickJS implements in C (the kind
+   JS_NewCFunction2 makes: not bound, no data), and if so what JS_NewCFunction2 needs to make
+   another that runs the same native code. */
+int JS_GetCFunctionBuiltin(JSContext *ctx, JSValueConst func, JSCFunction **pfunc,
+                           int *plength, int *pcproto, int *pmagic)
+{
+    JSObject *p;
+
+    if (JS_VALUE_GET_TAG(func) != JS_TAG_OBJECT)
+        return 0;
+    p = JS_VALUE_GET_OBJ(func);
+    if (p->class_id != JS_CLASS_C_FUNCTION)
+        return 0;
+    *pfunc = p->u.cfunc.c_function.generic;
+    *plength = p->u.cfunc.length;
+    *pcproto = p->u.cfunc.cproto;
+    *pmagic = p->u.cfunc.magic;
+    return 1;
+}
+
+/* PATCH lazy-builtins: whether 'atom' is one of QuickJS's predefined atoms (the names of its
+   built-ins among them), which have the same number in every runtime of the process. */
+int JS_AtomIsPredefined(JSAtom atom)
+{
+    return atom < JS_ATOM_END;
+}
+
+/* PATCH lazy-builtins: a new instance of a built-in JS_GetOwnPropertyBuiltin described. */
+JSValue JS_NewBuiltin(JSContext *ctx, const void *builtin)
+{
+    return JS_InstantiateFunctionListItem2(ctx, NULL, JS_ATOM_NULL, (void *)builtin);
 }
 
 int JS_AddModuleExportList(JSContext *ctx, JSModuleDef *m,

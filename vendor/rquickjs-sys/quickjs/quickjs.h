@@ -1056,6 +1056,16 @@ JS_EXTERN int JS_DefinePropertyValueStr(JSContext *ctx, JSValueConst this_obj,
 JS_EXTERN int JS_DefinePropertyGetSet(JSContext *ctx, JSValueConst this_obj,
                                       JSAtom prop, JSValue getter, JSValue setter,
                                       int flags);
+/* PATCH lazy-builtins: a built-in not made yet, captured without making it, made later. */
+JS_EXTERN int JS_GetOwnPropertyBuiltin(JSContext *ctx, JSValueConst obj, JSAtom prop,
+                                       const void **pbuiltin);
+JS_EXTERN JSValue JS_NewBuiltin(JSContext *ctx, const void *builtin);
+JS_EXTERN int JS_AtomIsPredefined(JSAtom atom);
+JS_EXTERN int JS_GetCFunctionBuiltin(JSContext *ctx, JSValueConst func, JSCFunction **pfunc,
+                                     int *plength, int *pcproto, int *pmagic);
+/* PATCH lazy-host-property: the value is `loader(name)`, made on first access. */
+JS_EXTERN int JS_DefineLazyProperty(JSContext *ctx, JSValueConst this_obj,
+                                    JSAtom prop, JSValueConst loader, int flags);
 /* Only supported for custom classes, returns 0 on success < 0 otherwise. */
 JS_EXTERN int JS_SetOpaque(JSValueConst obj, void *opaque);
 JS_EXTERN void *JS_GetOpaque(JSValueConst obj, JSClassID class_id);
