@@ -99,7 +99,7 @@ impl Latency {
 /// (lost ones are counted in `lost` with the rest).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct StreamFigures {
-    /// Streamed requests answered with a stream, whatever became of it.
+    /// Streamed requests answered 200, whatever became of them.
     pub streams: usize,
     /// `log` events of the answered streams.
     pub log_events: usize,
