@@ -1,6 +1,7 @@
 //! What one answer to `POST /api/execute` was. This is the one place that decides what counts
 //! as lost: no well-formed answer (not JSON, or missing fields), a reset or closed connection,
-//! the client's own timeout, or a 5xx other than 503.
+//! the client's own timeout, a 5xx other than 503, an answer other than the one a checked script
+//! must get, or a stream that ends without its `result` event ([`crate::stream`]).
 
 use serde_json::Value;
 
@@ -30,6 +31,12 @@ pub enum LostReason {
     ServerError { status: u16 },
     /// Not the API's answer shape for its status.
     Malformed { status: u16 },
+    /// A well-formed answer, but not the one the script must end with.
+    WrongAnswer,
+    /// A stream that ended without a `result` event.
+    StreamWithoutResult,
+    /// A stream whose `log` events are not the entries its result's `log` holds.
+    StreamLogMismatch,
 }
 
 impl LostReason {
@@ -39,6 +46,9 @@ impl LostReason {
             LostReason::Connection => "connection failed, reset or closed".to_owned(),
             LostReason::ServerError { status } => format!("status {status}"),
             LostReason::Malformed { status } => format!("malformed answer (status {status})"),
+            LostReason::WrongAnswer => "wrong answer".to_owned(),
+            LostReason::StreamWithoutResult => "stream ended without a result".to_owned(),
+            LostReason::StreamLogMismatch => "log events differ from the result's log".to_owned(),
         }
     }
 }
@@ -96,6 +106,30 @@ impl Outcome {
             _ => lost(LostReason::Malformed { status }),
         }
     }
+
+    /// Classifies an HTTP answer as [`Outcome::classify`] does, then, for a script whose answer
+    /// is checked, holds a well-formed execution to it: anything but a success whose `result`
+    /// is the JSON `expected_result` is lost as a wrong answer.
+    pub fn judge(status: u16, body: &[u8], expected_result: Option<&str>) -> Outcome {
+        let outcome = Outcome::classify(status, body);
+        let Some(expected) = expected_result else {
+            return outcome;
+        };
+        if !matches!(outcome, Outcome::Executed { .. }) {
+            return outcome;
+        }
+        let expected: Option<Value> = serde_json::from_str(expected).ok();
+        let answer: Option<Value> = serde_json::from_slice(body).ok();
+        let result = answer.as_ref().and_then(|answer| answer.get("result"));
+        if outcome.is_success() && expected.is_some() && result == expected.as_ref() {
+            outcome
+        } else {
+            Outcome::Lost {
+                reason: LostReason::WrongAnswer,
+                detail: example_body(body),
+            }
+        }
+    }
 }
 
 /// `success` or the error kind of a well-formed execution answer: `status`, `result`, `error`
@@ -129,7 +163,8 @@ fn request_error_kind(answer: &Value) -> Option<String> {
         .flatten()
 }
 
-fn example_body(body: &[u8]) -> String {
+/// The start of a body, as an example of what a lost request got.
+pub fn example_body(body: &[u8]) -> String {
     String::from_utf8_lossy(body)
         .chars()
         .take(EXAMPLE_BODY_CHARS)
@@ -167,6 +202,30 @@ mod tests {
             Outcome::classify(200, b"<html>oops</html>"),
             Outcome::Lost { detail, .. } if detail == "<html>oops</html>"
         ));
+    }
+
+    #[test]
+    fn a_checked_script_is_lost_unless_its_result_is_the_expected_one() {
+        let success =
+            br#"{"status":"success","result":{"total":22},"error":false,"log":[],"executionTime":0.1}"#;
+        let expected = Some(r#"{"total": 22}"#);
+        assert_eq!(Outcome::judge(200, success, expected), executed("success"));
+        assert_eq!(Outcome::judge(200, success, None), executed("success"));
+        let wrong = Outcome::judge(200, success, Some(r#"{"total": 23}"#));
+        assert!(matches!(
+            wrong,
+            Outcome::Lost { reason: LostReason::WrongAnswer, ref detail } if detail.contains("22")
+        ));
+        let syntax = br#"{"status":"error","result":null,"error":{"kind":"syntax","name":"SyntaxError","message":"m","stack":null},"log":[],"executionTime":0.1}"#;
+        assert_eq!(
+            Outcome::judge(200, syntax, expected).label(),
+            "lost: wrong answer"
+        );
+        let overloaded = br#"{"status":"error","error":{"kind":"overloaded","message":"busy"}}"#;
+        assert_eq!(
+            Outcome::judge(503, overloaded, expected).label(),
+            "503 overloaded"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Goose's side of a run: one goose scenario per user group, whose users send
-//! `POST /api/execute` with the group's scripts, read each whole answer and record what it was.
+//! `POST /api/execute` with the group's scripts, read each whole answer (a streamed one event
+//! by event, as it comes) and record what it was.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,13 +10,14 @@ use std::time::{Duration, Instant};
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
 use goose::test_plan::{TestPlanHistory, TestPlanStepAction};
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 
-use crate::answer::Outcome;
+use crate::answer::{LostReason, Outcome};
 use crate::error::Error;
 use crate::recorder::{Recorder, RunClock};
 use crate::scenario::{Callers, OnRefusal, Traffic, UserGroup};
 use crate::scripts::Script;
+use crate::stream::{EVENT_STREAM, StreamRead, StreamTimes};
 use crate::summary::StepWindow;
 
 const EXECUTE_PATH: &str = "/api/execute";
@@ -240,6 +242,9 @@ impl GroupSender {
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
+        if script.streamed {
+            request = request.header(ACCEPT, EVENT_STREAM);
+        }
         let request = GooseRequest::builder()
             .method(GooseMethod::Post)
             .path(EXECUTE_PATH)
@@ -252,7 +257,7 @@ impl GroupSender {
         }
         let started = Instant::now();
         let mut goose = user.request(request).await?;
-        let (outcome, retry_after) = match goose.response {
+        let (outcome, retry_after, stream) = match goose.response {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let retry_after = response
@@ -260,15 +265,29 @@ impl GroupSender {
                     .get(RETRY_AFTER)
                     .and_then(|value| value.to_str().ok()?.parse().ok())
                     .map(Duration::from_secs);
-                match response.bytes().await {
-                    Ok(body) => (Outcome::classify(status, &body), retry_after),
-                    Err(error) => (transport_failure(&error), None),
+                if script.streamed && status == 200 {
+                    let (outcome, times) = read_stream(response, script, started).await;
+                    (outcome, None, Some(times))
+                } else {
+                    match response.bytes().await {
+                        Ok(body) => (
+                            Outcome::judge(status, &body, script.result),
+                            retry_after,
+                            None,
+                        ),
+                        Err(error) => (transport_failure(&error), None, None),
+                    }
                 }
             }
-            Err(error) => (transport_failure(&error), None),
+            Err(error) => (transport_failure(&error), None, None),
         };
-        self.recorder
-            .record(started.elapsed(), reported_as, script.name, outcome.clone());
+        self.recorder.record(
+            started.elapsed(),
+            reported_as,
+            script.name,
+            outcome.clone(),
+            stream,
+        );
 
         match outcome {
             Outcome::Lost { reason, .. } => {
@@ -285,6 +304,40 @@ impl GroupSender {
                 Ok(())
             }
             Outcome::Executed { .. } | Outcome::Rejected { .. } => Ok(()),
+        }
+    }
+}
+
+/// Reads a 200 to a streamed request event by event until it ends, timing the events from
+/// `started`. A 200 that is not an event stream is lost as malformed.
+async fn read_stream(
+    mut response: reqwest::Response,
+    script: Script,
+    started: Instant,
+) -> (Outcome, StreamTimes) {
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if !content_type.starts_with(EVENT_STREAM) {
+        let body = response.bytes().await.unwrap_or_default();
+        let outcome = Outcome::Lost {
+            reason: LostReason::Malformed { status: 200 },
+            detail: format!(
+                "Content-Type {content_type:?}, not a stream: {}",
+                crate::answer::example_body(&body)
+            ),
+        };
+        return (outcome, StreamTimes::default());
+    }
+    let mut stream = StreamRead::default();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => stream.push(&chunk, started.elapsed()),
+            Ok(None) => return (stream.judge(script.result), stream.times),
+            Err(error) => return (transport_failure(&error), stream.times),
         }
     }
 }

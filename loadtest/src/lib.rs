@@ -2,7 +2,7 @@
 //! ([`attack`]) through the ingress of a stack it starts itself ([`stack`]) or one already
 //! running, with the sandbox's resources sampled beside them ([`resources`]) and, for
 //! `slow-clients`, misbehaving raw connections ([`slow_clients`]). Every answer is classified
-//! ([`answer`]) and recorded ([`recorder`]); [`summary`] turns the records into figures and
+//! ([`answer`], and for streamed answers [`stream`]) and recorded ([`recorder`]); [`summary`] turns the records into figures and
 //! [`report`] writes them out. A request is lost when it gets no well-formed answer; any lost
 //! request makes the run fail.
 
@@ -17,6 +17,7 @@ pub mod scenario;
 pub mod scripts;
 pub mod slow_clients;
 pub mod stack;
+pub mod stream;
 pub mod summary;
 pub mod tenants;
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::answer::Outcome;
+use crate::stream::StreamTimes;
 
 /// The start of a run, which every sample's time is counted from.
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +47,8 @@ pub struct Sample {
     pub group: &'static str,
     pub script: &'static str,
     pub outcome: Outcome,
+    /// When a streamed answer's events came; `None` for an answer asked for whole.
+    pub stream: Option<StreamTimes>,
 }
 
 /// Shared by every user of a run.
@@ -69,6 +72,7 @@ impl Recorder {
         group: &'static str,
         script: &'static str,
         outcome: Outcome,
+        stream: Option<StreamTimes>,
     ) {
         let sample = Sample {
             finished_at: self.clock.now(),
@@ -76,6 +80,7 @@ impl Recorder {
             group,
             script,
             outcome,
+            stream,
         };
         // A user that panicked mid-push leaves a usable vector behind.
         self.samples

@@ -56,10 +56,14 @@ pub enum Scenario {
     /// Many anonymous addresses flooding endless loops, each within its own limits, beside one
     /// keyed tenant sending trivial scripts.
     Crowd,
+    /// Scripts that log on a timer, their answers asked for as streams of events.
+    Stream,
+    /// TypeScript: a typed script whose answer is checked, and an `enum` it must refuse.
+    Typescript,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Steady,
         Scenario::Mixed,
         Scenario::Tenants,
@@ -67,6 +71,8 @@ impl Scenario {
         Scenario::SlowClients,
         Scenario::Ramp,
         Scenario::Crowd,
+        Scenario::Stream,
+        Scenario::Typescript,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +84,8 @@ impl Scenario {
             Scenario::SlowClients => "slow-clients",
             Scenario::Ramp => "ramp",
             Scenario::Crowd => "crowd",
+            Scenario::Stream => "stream",
+            Scenario::Typescript => "typescript",
         }
     }
 
@@ -196,6 +204,24 @@ impl Scenario {
                 groups: vec![anonymous("normal", vec![(scripts::TRIVIAL, 1)])],
                 focus: Some("normal"),
                 focus_alone: Some("normal-alone"),
+                shape: steady,
+            },
+            Scenario::Stream => Traffic {
+                groups: vec![anonymous("stream", vec![(scripts::STREAMED_TICKS, 1)])],
+                focus: None,
+                focus_alone: None,
+                shape: steady,
+            },
+            Scenario::Typescript => Traffic {
+                groups: vec![anonymous(
+                    "typescript",
+                    vec![
+                        (scripts::TYPESCRIPT_TYPED, 9),
+                        (scripts::TYPESCRIPT_ENUM, 1),
+                    ],
+                )],
+                focus: None,
+                focus_alone: None,
                 shape: steady,
             },
             Scenario::Ramp => Traffic {

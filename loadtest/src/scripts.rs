@@ -9,18 +9,27 @@ pub struct Script {
     pub body: &'static str,
     /// The `status` of a success, or the error `kind` it should end with.
     pub expected: &'static str,
+    /// The JSON `result` of the success the script must end with, when its answer is checked:
+    /// any other answer to it is lost (see [`crate::answer::Outcome::judge`]).
+    pub result: Option<&'static str>,
+    /// Whether the answer is asked for as a stream of events (`Accept: text/event-stream`).
+    pub streamed: bool,
 }
 
 pub const TRIVIAL: Script = Script {
     name: "trivial",
     body: r#"{"code": "1 + 2"}"#,
     expected: "success",
+    result: None,
+    streamed: false,
 };
 
 pub const CONSOLE_HEAVY: Script = Script {
     name: "console-heavy",
     body: r#"{"code": "for (let i = 0; i < 100; i++) console.log('line', i, {i}); 'done'"}"#,
     expected: "success",
+    result: None,
+    streamed: false,
 };
 
 /// The bundled example: 1000 digits of pi, the slowest of the well-behaved scripts.
@@ -28,12 +37,16 @@ pub const PI: Script = Script {
     name: "pi.js",
     body: r#"{"file": "pi.js"}"#,
     expected: "success",
+    result: None,
+    streamed: false,
 };
 
 pub const ENDLESS_LOOP_SHORT_TIMEOUT: Script = Script {
     name: "endless-loop-100ms",
     body: r#"{"code": "while (true) {}", "timeoutMs": 100}"#,
     expected: "timeout",
+    result: None,
+    streamed: false,
 };
 
 /// An endless loop under the default time limit: what the hostile tenant floods with.
@@ -41,24 +54,32 @@ pub const ENDLESS_LOOP: Script = Script {
     name: "endless-loop",
     body: r#"{"code": "while (true) {}"}"#,
     expected: "timeout",
+    result: None,
+    streamed: false,
 };
 
 pub const MEMORY_BOMB: Script = Script {
     name: "memory-bomb",
     body: r#"{"code": "const parts = []; while (true) parts.push('x'.repeat(1 << 20) + parts.length)", "memoryLimitMb": 8}"#,
     expected: "memory",
+    result: None,
+    streamed: false,
 };
 
 pub const STACK_OVERFLOW: Script = Script {
     name: "stack-overflow",
     body: r#"{"code": "function down(n) { return down(n + 1) + 1 } down(0)"}"#,
     expected: "stack_overflow",
+    result: None,
+    streamed: false,
 };
 
 pub const SYNTAX_ERROR: Script = Script {
     name: "syntax-error",
     body: r#"{"code": "let = ;"}"#,
     expected: "syntax",
+    result: None,
+    streamed: false,
 };
 
 /// A script whose answer is about 1.8 MB (900 KB of console output and a 900 KB result), for
@@ -67,4 +88,70 @@ pub const LARGE_ANSWER: Script = Script {
     name: "large-answer",
     body: r#"{"code": "for (let i = 0; i < 1000; i++) console.log('y'.repeat(900)); 'x'.repeat(900000)"}"#,
     expected: "success",
+    result: None,
+    streamed: false,
 };
+
+/// A script that logs now and then every 25 ms on a timer, five entries over 100 ms, asked for
+/// as a stream: each entry should arrive as a `log` event while it runs, then its answer as
+/// the `result` event.
+pub const STREAMED_TICKS: Script = Script {
+    name: "streamed-ticks",
+    body: r#"{"code": "console.log('tick', 0); let n = 0; new Promise((resolve) => { const timer = setInterval(() => { console.log('tick', ++n); if (n === 4) { clearInterval(timer); resolve(n * 10) } }, 25) })"}"#,
+    expected: "success",
+    result: Some("40"),
+    streamed: true,
+};
+
+/// TypeScript with most of what stripping erases: an interface, a generic type alias, a
+/// generic function, annotations, class member modifiers, `implements`, `as const`,
+/// `satisfies` and a non-null assertion. Run as JavaScript it would be a syntax error.
+pub const TYPESCRIPT_TYPED: Script = Script {
+    name: "typescript-typed",
+    body: r#"{"language": "typescript", "code": "interface Shape { area(): number }\ntype Pair<T> = readonly [T, T];\nclass Rect implements Shape {\n  private readonly w: number;\n  public h: number;\n  constructor(w: number, h: number) { this.w = w; this.h = h }\n  area(): number { return this.w * this.h }\n}\nfunction total<T extends Shape>(shapes: T[]): number { return shapes.reduce((sum: number, s: T) => sum + s.area(), 0) }\nconst sides: Pair<number> = [3, 4] as const;\nconst limits = { max: 100 } satisfies Record<string, number>;\nconst found: Rect | undefined = [new Rect(...sides)].find((r) => r.area() > 0);\n({ total: total<Shape>([found!, new Rect(2, 5)]), under: total([found!]) < limits.max })"}"#,
+    expected: "success",
+    result: Some(r#"{"total":22,"under":true}"#),
+    streamed: false,
+};
+
+/// An `enum` needs code generation, which strip-only TypeScript refuses as a syntax error.
+pub const TYPESCRIPT_ENUM: Script = Script {
+    name: "typescript-enum",
+    body: r#"{"language": "typescript", "code": "enum Color { Red, Green }\nColor.Green"}"#,
+    expected: "syntax",
+    result: None,
+    streamed: false,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_body_and_checked_result_is_json() {
+        let scripts = [
+            TRIVIAL,
+            CONSOLE_HEAVY,
+            PI,
+            ENDLESS_LOOP_SHORT_TIMEOUT,
+            ENDLESS_LOOP,
+            MEMORY_BOMB,
+            STACK_OVERFLOW,
+            SYNTAX_ERROR,
+            LARGE_ANSWER,
+            STREAMED_TICKS,
+            TYPESCRIPT_TYPED,
+            TYPESCRIPT_ENUM,
+        ];
+        for script in scripts {
+            let body: serde_json::Value = serde_json::from_str(script.body)
+                .unwrap_or_else(|error| panic!("{}: {error}", script.name));
+            assert!(body.is_object(), "{}", script.name);
+            if let Some(result) = script.result {
+                assert_eq!(script.expected, "success", "{}", script.name);
+                serde_json::from_str::<serde_json::Value>(result)
+                    .unwrap_or_else(|error| panic!("{}: {error}", script.name));
+            }
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! functions of the recorded data, so they are tested on canned samples.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -70,10 +71,17 @@ pub struct Latency {
 
 impl Latency {
     fn of(samples: &[&Sample]) -> Latency {
-        let mut millis: Vec<f64> = samples
-            .iter()
-            .filter(|sample| matches!(sample.outcome, Outcome::Executed { .. }))
-            .map(|sample| sample.latency.as_secs_f64() * 1000.0)
+        Latency::of_durations(
+            samples
+                .iter()
+                .filter(|sample| matches!(sample.outcome, Outcome::Executed { .. }))
+                .map(|sample| sample.latency),
+        )
+    }
+
+    fn of_durations(durations: impl Iterator<Item = Duration>) -> Latency {
+        let mut millis: Vec<f64> = durations
+            .map(|duration| duration.as_secs_f64() * 1000.0)
             .collect();
         millis.sort_by(f64::total_cmp);
         let at = |percent| percentile(&millis, percent).unwrap_or(0.0);
@@ -84,6 +92,46 @@ impl Latency {
             p99_ms: at(99.0),
             max_ms: millis.last().copied().unwrap_or(0.0),
         }
+    }
+}
+
+/// When the events of the streamed answers came, over the streams that were answered
+/// (lost ones are counted in `lost` with the rest).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct StreamFigures {
+    /// Streamed requests answered 200, whatever became of them.
+    pub streams: usize,
+    /// `log` events of the answered streams.
+    pub log_events: usize,
+    /// From the request's start to its first `log` event.
+    pub time_to_first_log: Latency,
+    /// From the request's start to its `result` event.
+    pub time_to_result: Latency,
+}
+
+impl StreamFigures {
+    /// `None` when no answer was streamed.
+    fn of(samples: &[Sample]) -> Option<StreamFigures> {
+        let streams: Vec<_> = samples
+            .iter()
+            .filter_map(|sample| Some((sample.stream?, &sample.outcome)))
+            .collect();
+        if streams.is_empty() {
+            return None;
+        }
+        let answered: Vec<_> = streams
+            .iter()
+            .filter(|(_, outcome)| matches!(outcome, Outcome::Executed { .. }))
+            .map(|(times, _)| times)
+            .collect();
+        Some(StreamFigures {
+            streams: streams.len(),
+            log_events: answered.iter().map(|times| times.log_events).sum(),
+            time_to_first_log: Latency::of_durations(
+                answered.iter().filter_map(|times| times.first_log),
+            ),
+            time_to_result: Latency::of_durations(answered.iter().filter_map(|times| times.result)),
+        })
     }
 }
 
@@ -451,6 +499,8 @@ pub struct ScenarioSummary {
     pub lost_examples: Vec<LostExample>,
     pub resources: ResourceRanges,
     pub slow_clients: Option<BTreeMap<&'static str, MisbehaviourReport>>,
+    /// When the streamed answers' events came, when answers were streamed.
+    pub stream: Option<StreamFigures>,
     pub ramp: Option<Ramp>,
     pub per_second: Vec<Second>,
     pub resource_samples: Vec<ResourceSample>,
@@ -565,6 +615,7 @@ pub fn summarize(run: RunRecord<'_>) -> ScenarioSummary {
         lost_examples,
         resources: ResourceRanges::of(&run.resource_samples, run.ingress_memory_budget),
         slow_clients: run.slow_clients,
+        stream: StreamFigures::of(run.samples),
         ramp: run
             .is_ramp
             .then(|| Ramp::of(run.samples, run.windows).with_paced(run.samples, run.paced)),

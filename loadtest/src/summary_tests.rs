@@ -11,6 +11,7 @@ fn sample(finished_at: f64, millis: u64, group: &'static str, outcome: Outcome) 
         group,
         script: "trivial",
         outcome,
+        stream: None,
     }
 }
 
@@ -107,6 +108,37 @@ fn summary_counts_failed_scripts_as_answers_refusals_apart_and_losses_alone() {
     assert_eq!(summary.per_second[2].lost, 1);
     assert_eq!(summary.by_script["trivial"].answers["lost: status 502"], 1);
     assert!(summary.groups.is_empty(), "one group is not broken down");
+}
+
+#[test]
+fn stream_figures_time_the_answered_streams_events_and_count_every_stream() {
+    let streamed = |outcome, first_log: Option<u64>, result: Option<u64>, log_events| Sample {
+        stream: Some(crate::stream::StreamTimes {
+            first_log: first_log.map(Duration::from_millis),
+            result: result.map(Duration::from_millis),
+            log_events,
+        }),
+        ..sample(1.0, 100, "stream", outcome)
+    };
+    let cut = Outcome::Lost {
+        reason: LostReason::StreamWithoutResult,
+        detail: "1 events, none of them a result".into(),
+    };
+    let samples = vec![
+        streamed(executed("success"), Some(2), Some(100), 5),
+        streamed(executed("success"), Some(4), Some(120), 5),
+        streamed(executed("success"), None, Some(30), 0),
+        streamed(cut, Some(1), None, 1),
+        sample(1.0, 10, "stream", executed("success")),
+    ];
+    let stream = StreamFigures::of(&samples).unwrap();
+    assert_eq!(stream.streams, 4);
+    assert_eq!(stream.log_events, 10);
+    assert_eq!(stream.time_to_first_log.count, 2);
+    assert_eq!(stream.time_to_first_log.max_ms, 4.0);
+    assert_eq!(stream.time_to_result.count, 3);
+    assert_eq!(stream.time_to_result.p50_ms, 100.0);
+    assert_eq!(StreamFigures::of(&samples[4..]), None);
 }
 
 #[test]

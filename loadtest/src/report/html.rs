@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::attack::GOOSE_REPORT_HTML;
-use crate::summary::{Figures, ScenarioSummary, Spread};
+use crate::summary::{Figures, Latency, ScenarioSummary, Spread};
 
 const MIB: f64 = 1024.0 * 1024.0;
 const CHART_WIDTH: f64 = 760.0;
@@ -82,6 +82,19 @@ pub fn page(summary: &ScenarioSummary) -> String {
             "<p><b>{}'s median beside the load is {ratio:.2}x its median alone.</b></p>",
             escape(focus)
         );
+    }
+
+    if let Some(stream) = &summary.stream {
+        let _ = write!(
+            html,
+            "<h2>Streams</h2><p>{} streamed requests; {} <code>log</code> events in the \
+             answered ones. Times from the request's start:</p>",
+            stream.streams, stream.log_events
+        );
+        html.push_str(&latency_table(&[
+            ("first log event", &stream.time_to_first_log),
+            ("result event", &stream.time_to_result),
+        ]));
     }
 
     html.push_str("<h2>Answers</h2>");
@@ -255,6 +268,27 @@ fn figures_table(rows: &[(String, &Figures)]) -> String {
                 ""
             },
             figures.lost
+        );
+    }
+    html.push_str("</table>");
+    html
+}
+
+fn latency_table(rows: &[(&str, &Latency)]) -> String {
+    let mut html = String::from(
+        "<table><tr><th></th><th>count</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th>\
+         <th>max ms</th></tr>",
+    );
+    for (name, latency) in rows {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>",
+            escape(name),
+            latency.count,
+            latency.p50_ms,
+            latency.p90_ms,
+            latency.p99_ms,
+            latency.max_ms
         );
     }
     html.push_str("</table>");

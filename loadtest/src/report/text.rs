@@ -58,6 +58,21 @@ fn render(summary: &ScenarioSummary, report: &Path) -> String {
             );
         }
     }
+    if let Some(stream) = &summary.stream {
+        let (first, result) = (&stream.time_to_first_log, &stream.time_to_result);
+        let _ = writeln!(
+            out,
+            "streams     {} ({} log events)  first log: p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms   result: p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+            stream.streams,
+            stream.log_events,
+            first.p50_ms,
+            first.p99_ms,
+            first.max_ms,
+            result.p50_ms,
+            result.p99_ms,
+            result.max_ms
+        );
+    }
     for (script, answers) in &summary.by_script {
         let unexpected: BTreeMap<String, usize> = answers
             .answers
