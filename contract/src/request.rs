@@ -116,11 +116,7 @@ pub enum RequestError {
 impl ExecuteRequest {
     /// Parses and checks a whole body.
     pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
-        let fields: ExecuteBody = from_json(body)?;
-        fields
-            .validate()
-            .map_err(|errors| RequestError::Invalid(messages(&errors)))?;
-        fields.into_request().map_err(RequestError::Invalid)
+        parse_fields(body, ExecuteBody::into_request)
     }
 }
 
@@ -144,11 +140,7 @@ impl BatchRequest {
     /// Parses and checks a whole body. How many items and how large each may be are the
     /// sandbox's settings, which it holds the request to.
     pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
-        let fields: BatchBody = from_json(body)?;
-        fields
-            .validate()
-            .map_err(|errors| RequestError::Invalid(messages(&errors)))?;
-        fields.into_request().map_err(RequestError::Invalid)
+        parse_fields(body, BatchBody::into_request)
     }
 }
 
@@ -306,6 +298,19 @@ pub const SOURCE_SCHEMES: [&str; 4] = ["gs://", "s3://", "https://", "http://"];
 
 /// Longest `url` accepted, in bytes (its rule's message on [`ExecuteBody`] says it too).
 pub const MAX_SOURCE_URL_LENGTH: usize = 2048;
+
+/// A body's fields read ([`from_json`]), each checked against its rule, then made into the
+/// request by `into_request`, which checks the rules across fields.
+fn parse_fields<Fields: DeserializeOwned + Validate, Request>(
+    body: &[u8],
+    into_request: fn(Fields) -> Result<Request, String>,
+) -> Result<Request, RequestError> {
+    let fields: Fields = from_json(body)?;
+    fields
+        .validate()
+        .map_err(|errors| RequestError::Invalid(messages(&errors)))?;
+    into_request(fields).map_err(RequestError::Invalid)
+}
 
 /// JSON into fields, with axum's `Json` words for what fails: clients have always had them.
 fn from_json<Fields: DeserializeOwned>(body: &[u8]) -> Result<Fields, RequestError> {
