@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
+
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::support::{spawn_app_with_sandbox, tenant};
+use crate::support::{TestApp, spawn_app_with_sandbox, tenant};
 use ingress::tenants::Ceilings;
 
 const FLOOD_KEY: &str = "flood-5c0e1b9a7f3d2468";
@@ -51,29 +53,7 @@ async fn a_tenant_flooding_every_worker_with_endless_loops_cannot_starve_another
     })
     .await;
 
-    let flooding = Arc::new(AtomicBool::new(true));
-    let flood_timeouts = Arc::new(AtomicUsize::new(0));
-    // More loops in flight than workers and waiting places together.
-    let flooders: Vec<_> = (0..12)
-        .map(|_| {
-            let (http, flooding, timeouts) =
-                (app.http.clone(), flooding.clone(), flood_timeouts.clone());
-            tokio::spawn(async move {
-                let endless = json!({ "code": "while (true) {}", "timeoutMs": FLOOD_LOOP_MS });
-                while flooding.load(Ordering::Relaxed) {
-                    let answer = http
-                        .post_execute_with(&[("x-api-key", FLOOD_KEY)], &endless)
-                        .await;
-                    if answer.status == StatusCode::OK {
-                        timeouts.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        // Refused (its own queue is full): back off a little, as a client would.
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            })
-        })
-        .collect();
+    let flood = Flood::start(&app, &[("x-api-key", FLOOD_KEY)]);
     app.sandbox
         .http
         .wait_for_metric(
@@ -84,30 +64,8 @@ async fn a_tenant_flooding_every_worker_with_endless_loops_cannot_starve_another
         .await;
 
     let bearer = format!("Bearer {CALM_KEY}");
-    let calm = [("authorization", bearer.as_str())];
-    for n in 0..10 {
-        let answer = app
-            .http
-            .post_execute_with(&calm, &json!({ "code": format!("{n} + 1") }))
-            .await;
-        assert_eq!(
-            answer.status,
-            StatusCode::OK,
-            "request {n}: {:?}",
-            answer.body
-        );
-        assert_eq!(answer.json()["status"], "success", "request {n}");
-        assert_eq!(answer.json()["result"], n + 1);
-    }
-
-    flooding.store(false, Ordering::Relaxed);
-    for flooder in flooders {
-        flooder.await.unwrap();
-    }
-    assert!(
-        flood_timeouts.load(Ordering::Relaxed) >= 2 * workers,
-        "the flood really held the workers"
-    );
+    trivial_requests_are_served(&app, &[("authorization", bearer.as_str())]).await;
+    flood.stop(workers).await;
     assert_eq!(
         app.sandbox
             .http
@@ -135,27 +93,7 @@ async fn an_anonymous_client_flooding_every_worker_cannot_starve_another_anonymo
     })
     .await;
 
-    let flooding = Arc::new(AtomicBool::new(true));
-    let flood_timeouts = Arc::new(AtomicUsize::new(0));
-    let flooders: Vec<_> = (0..12)
-        .map(|_| {
-            let (http, flooding, timeouts) =
-                (app.http.clone(), flooding.clone(), flood_timeouts.clone());
-            tokio::spawn(async move {
-                let endless = json!({ "code": "while (true) {}", "timeoutMs": FLOOD_LOOP_MS });
-                while flooding.load(Ordering::Relaxed) {
-                    let answer = http
-                        .post_execute_with(&[("x-forwarded-for", "198.51.100.1")], &endless)
-                        .await;
-                    if answer.status == StatusCode::OK {
-                        timeouts.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            })
-        })
-        .collect();
+    let flood = Flood::start(&app, &[("x-forwarded-for", "198.51.100.1")]);
     // The anonymous tier may be kept from the last worker (which waits for keyed tenants), so
     // the flood holds at least one; its other requests wait or are refused.
     app.sandbox
@@ -167,11 +105,68 @@ async fn an_anonymous_client_flooding_every_worker_cannot_starve_another_anonymo
         )
         .await;
 
-    let calm = [("x-forwarded-for", "198.51.100.2")];
+    trivial_requests_are_served(&app, &[("x-forwarded-for", "198.51.100.2")]).await;
+    flood.stop(workers).await;
+}
+
+/// Twelve clients with the same `headers` looping `while (true) {}` to their deadline, more
+/// loops in flight than workers and waiting places together; a refused one backs off a little,
+/// as a client would.
+struct Flood {
+    flooding: Arc<AtomicBool>,
+    timeouts: Arc<AtomicUsize>,
+    flooders: Vec<JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start(app: &TestApp, headers: &[(&'static str, &'static str)]) -> Flood {
+        let flooding = Arc::new(AtomicBool::new(true));
+        let timeouts = Arc::new(AtomicUsize::new(0));
+        let flooders = (0..12)
+            .map(|_| {
+                let (http, flooding, timeouts) =
+                    (app.http.clone(), flooding.clone(), timeouts.clone());
+                let headers = headers.to_vec();
+                tokio::spawn(async move {
+                    let endless = json!({ "code": "while (true) {}", "timeoutMs": FLOOD_LOOP_MS });
+                    while flooding.load(Ordering::Relaxed) {
+                        let answer = http.post_execute_with(&headers, &endless).await;
+                        if answer.status == StatusCode::OK {
+                            timeouts.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Flood {
+            flooding,
+            timeouts,
+            flooders,
+        }
+    }
+
+    /// Stops the flood, and checks that it really held the `workers`: at least two loops each
+    /// ran to their deadline.
+    async fn stop(self, workers: usize) {
+        self.flooding.store(false, Ordering::Relaxed);
+        for flooder in self.flooders {
+            flooder.await.unwrap();
+        }
+        assert!(
+            self.timeouts.load(Ordering::Relaxed) >= 2 * workers,
+            "the flood really held the workers"
+        );
+    }
+}
+
+/// Ten trivial requests with `headers`, each answered 200 with its result.
+async fn trivial_requests_are_served(app: &TestApp, headers: &[(&str, &str)]) {
     for n in 0..10 {
         let answer = app
             .http
-            .post_execute_with(&calm, &json!({ "code": format!("{n} + 1") }))
+            .post_execute_with(headers, &json!({ "code": format!("{n} + 1") }))
             .await;
         assert_eq!(
             answer.status,
@@ -182,13 +177,4 @@ async fn an_anonymous_client_flooding_every_worker_cannot_starve_another_anonymo
         assert_eq!(answer.json()["status"], "success", "request {n}");
         assert_eq!(answer.json()["result"], n + 1);
     }
-
-    flooding.store(false, Ordering::Relaxed);
-    for flooder in flooders {
-        flooder.await.unwrap();
-    }
-    assert!(
-        flood_timeouts.load(Ordering::Relaxed) >= 2 * workers,
-        "the flood really held the workers"
-    );
 }
