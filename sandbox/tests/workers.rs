@@ -257,16 +257,39 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0)
 }
 
-#[tokio::test]
-async fn a_crashing_worker_costs_only_its_own_execution() {
-    let _serial = one_at_a_time().await;
-    let app = app(2, |_| {}).await;
-    assert_eq!(app.run("1").await.result(), &json!(1));
+/// The idle workers with the CPU time each has used so far, for [`the_worker_that_spins`].
+fn idle_workers() -> Vec<(u32, u64)> {
     let idle: Vec<(u32, u64)> = workers()
         .into_iter()
         .map(|pid| (pid, cpu_ticks(pid)))
         .collect();
     assert_eq!(idle.len(), 2, "{idle:?}");
+    idle
+}
+
+/// Of the `idle` workers, the one running an endless loop: the first to use a fifth of a second
+/// of CPU (20 ticks at the usual 100 Hz), which an idle worker never does.
+async fn the_worker_that_spins(idle: &[(u32, u64)]) -> u32 {
+    let spinning = || {
+        idle.iter()
+            .find(|(pid, before)| cpu_ticks(*pid) >= before + 20)
+            .map(|(pid, _)| *pid)
+    };
+    eventually(
+        Duration::from_secs(60),
+        "no worker spun the endless loop",
+        || spinning().is_some(),
+    )
+    .await;
+    spinning().expect("a spinning worker")
+}
+
+#[tokio::test]
+async fn a_crashing_worker_costs_only_its_own_execution() {
+    let _serial = one_at_a_time().await;
+    let app = app(2, |_| {}).await;
+    assert_eq!(app.run("1").await.result(), &json!(1));
+    let idle = idle_workers();
     let doomed = {
         let app = app.clone();
         tokio::spawn(async move {
@@ -275,21 +298,7 @@ async fn a_crashing_worker_costs_only_its_own_execution() {
                 .await
         })
     };
-    // The doomed execution's worker is the one that spins: the first to use a fifth of a
-    // second of CPU (20 ticks at the usual 100 Hz), which an idle worker never does.
-    let spinning = || -> Vec<u32> {
-        idle.iter()
-            .filter(|(pid, before)| cpu_ticks(*pid) >= before + 20)
-            .map(|(pid, _)| *pid)
-            .collect()
-    };
-    eventually(
-        Duration::from_secs(60),
-        "no worker spun the doomed script",
-        || !spinning().is_empty(),
-    )
-    .await;
-    let doomed_pid = spinning()[0];
+    let doomed_pid = the_worker_that_spins(&idle).await;
     // The survivor is a tenant of its own, so that the anonymous tier's share of the workers
     // does not keep it waiting for the doomed one.
     let survivor = {
@@ -331,11 +340,7 @@ async fn a_batch_item_whose_worker_crashes_costs_only_that_item() {
     let _serial = one_at_a_time().await;
     let app = app(2, |_| {}).await;
     assert_eq!(app.run("1").await.result(), &json!(1));
-    let idle: Vec<(u32, u64)> = workers()
-        .into_iter()
-        .map(|pid| (pid, cpu_ticks(pid)))
-        .collect();
-    assert_eq!(idle.len(), 2, "{idle:?}");
+    let idle = idle_workers();
     let tenant = [
         ("x-tenant-id", "acme"),
         ("x-tenant-limits", "concurrency=2"),
@@ -359,21 +364,9 @@ async fn a_batch_item_whose_worker_crashes_costs_only_that_item() {
         6.0,
     )
     .await;
-    // The doomed item's worker is the one that spins (see the test above).
-    let spinning = || -> Vec<u32> {
-        idle.iter()
-            .filter(|(pid, before)| cpu_ticks(*pid) >= before + 20)
-            .map(|(pid, _)| *pid)
-            .collect()
-    };
-    eventually(
-        Duration::from_secs(60),
-        "no worker spun the doomed item",
-        || !spinning().is_empty(),
-    )
-    .await;
+    let doomed_pid = the_worker_that_spins(&idle).await;
     // SAFETY: kill(2) with a pid of our own child.
-    unsafe { libc::kill(spinning()[0] as i32, libc::SIGSEGV) };
+    unsafe { libc::kill(doomed_pid as i32, libc::SIGSEGV) };
 
     let batch = batch.await.unwrap();
     assert_eq!(batch.status, StatusCode::OK, "{}", batch.body);
