@@ -87,17 +87,8 @@ fn a_client_that_leaves_while_its_script_runs_is_logged_and_counted_as_cancelled
         metric(admin, r#"ingress_requests_total{status="499"}"#),
         Some(1.0)
     );
-    // Its worker, the only one, is freed for the next request, which is answered as usual; the
-    // bound is the feature (the loop's deadline is 10 s away), with room for a loaded machine.
-    let next = Instant::now();
-    let (status, answer) = post_execute(ingress.addr(), r#"{"code": "6 * 7"}"#).unwrap();
-    assert_eq!(status, 200, "{answer}");
-    assert!(answer.contains(r#""result":42"#), "{answer}");
-    assert!(
-        next.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        next.elapsed()
-    );
+    // Its worker, the only one, is freed for the next request (the loop's deadline is 10 s away).
+    the_only_worker_is_free(&ingress);
     assert_eq!(
         ingress.log().matches("request cancelled").count(),
         1,
@@ -127,16 +118,8 @@ fn a_client_that_leaves_a_stream_through_the_ingress_frees_the_only_worker_and_i
         Some(1.0)
     );
     // The only worker ran the loop until its deadline, 30 s away, unless the departure reached
-    // the sandbox through the ingress and stopped it; the bound is the feature.
-    let next = Instant::now();
-    let (status, answer) = post_execute(ingress.addr(), r#"{"code": "6 * 7"}"#).unwrap();
-    assert_eq!(status, 200, "{answer}");
-    assert!(answer.contains(r#""result":42"#), "{answer}");
-    assert!(
-        next.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        next.elapsed()
-    );
+    // the sandbox through the ingress and stopped it.
+    the_only_worker_is_free(&ingress);
 }
 
 #[test]
@@ -158,5 +141,19 @@ fn an_ingress_timeout_is_visible_in_the_sandboxs_log() {
             r#"sandbox_executions_total{tenant="anonymous",outcome="cancelled"}"#
         ),
         Some(1.0)
+    );
+}
+
+/// The next execution through `ingress` is answered as usual, well before the deadline of the
+/// loop its only worker was running: the bound is the feature, with room for a loaded machine.
+fn the_only_worker_is_free(ingress: &Service) {
+    let next = Instant::now();
+    let (status, answer) = post_execute(ingress.addr(), r#"{"code": "6 * 7"}"#).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""result":42"#), "{answer}");
+    assert!(
+        next.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        next.elapsed()
     );
 }
