@@ -11,9 +11,9 @@
 //! job `syntax`, nested too deeply, and replaces the worker. The process is not continued: swc's
 //! state, and the allocator's if the fault came inside it, may be half-changed.
 //!
-//! Any other fault is not this handler's: it was reset to the default action as it was entered
-//! (`SA_RESETHAND`), so returning runs the faulting instruction again, which ends the process
-//! by SIGSEGV as before, for the supervisor to answer as a crash.
+//! Any other SIGSEGV (another fault, or one sent by another process) is not this handler's: it
+//! was reset to the default action as it was entered (`SA_RESETHAND`), and raising the signal
+//! again ends the process by SIGSEGV as before, for the supervisor to answer as a crash.
 
 use std::{
     io,
@@ -86,14 +86,21 @@ pub fn install(guard: Range<usize>) -> io::Result<()> {
 }
 
 /// The SIGSEGV handler: atomic loads, then either [`allocator::last_words`] (a write and an
-/// exit) or a return.
+/// exit) or raising the signal again under its default action.
 extern "C" fn on_fault(_signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo for a handler installed with SA_SIGINFO.
-    let address = unsafe { (*info).si_addr() } as usize;
+    // SAFETY: the kernel passes a valid siginfo for a handler installed with SA_SIGINFO; its
+    // address is only read for a fault the kernel raised (a positive code), where it is set.
+    let fault = unsafe { ((*info).si_code > 0).then(|| (*info).si_addr() as usize) };
     let guard = GUARD_START.load(Ordering::Relaxed)..GUARD_END.load(Ordering::Acquire);
-    if guard.contains(&address)
+    if fault.is_some_and(|address| guard.contains(&address))
         && let Some(frame) = FRAME.get()
     {
         allocator::last_words(frame, EXIT_NESTED_TOO_DEEPLY);
     }
+    // Not ours. The default action is back (SA_RESETHAND) and the signal is blocked until the
+    // handler returns, when it ends the process: raised again here, since a SIGSEGV sent by
+    // another process would not come again by itself as a fault does.
+    // SAFETY: raise is async-signal-safe; its calls (signal mask, tgkill to this process) are
+    // allowed by the filter.
+    unsafe { libc::raise(libc::SIGSEGV) };
 }
