@@ -1,7 +1,9 @@
 //! `"language": "typescript"`: types are stripped inside the worker, under its filter and
 //! within the execution's limits, and what is left runs as JavaScript whose errors point at
 //! the TypeScript as written. What cannot be stripped, or is nested too deeply to parse, is an
-//! ordinary `syntax` error of that execution, and the worker goes on serving.
+//! ordinary `syntax` error of that execution, and the service goes on serving: with the same
+//! worker when the nesting estimate refuses it, with a replacement when nesting disguised from
+//! the estimate runs the stripper into its stack's guard.
 
 use axum::http::StatusCode;
 use serde_json::json;
