@@ -161,6 +161,10 @@ impl HostError {
     }
 }
 
+/// What a TypeScript script nested too deeply to strip is told, whether the nesting estimate
+/// refused it or the stripper's stack ran out ([`Report::NestedTooDeeply`]).
+pub const NESTED_TOO_DEEPLY: &str = "the TypeScript is nested too deeply to strip its types";
+
 /// Worker to supervisor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Report {
@@ -173,6 +177,10 @@ pub enum Report {
     /// The worker ran out of memory in its own code (past its address-space limit) while
     /// running the job, and exits: the job's answer is `memory`.
     OutOfMemory,
+    /// The TypeScript the running job strips nested past the end of the stripper's stack (its
+    /// guard was hit), and the worker exits: the job's answer is a `syntax` error saying
+    /// [`NESTED_TOO_DEEPLY`].
+    NestedTooDeeply,
     /// New console output is in the region: sent only when the supervisor asked for it
     /// ([`Region::ask_for_wake_up`]), once per asking.
     Logged,
@@ -517,6 +525,7 @@ mod tests {
                 bytecode_cache_hit: None,
             }),
             Report::OutOfMemory,
+            Report::NestedTooDeeply,
             Report::Logged,
             Report::Call(HostCall {
                 id: 1,

@@ -124,7 +124,8 @@ pub const TOTAL_QUEUE_FACTOR: usize = 4;
 const MIB: u64 = 1024 * 1024;
 
 /// Address space a worker needs beyond its heap and stack: the program and its libraries
-/// (about 30 MiB mapped), the console region, and room for the allocator's slack.
+/// (about 30 MiB mapped), the stack stripping TypeScript runs on (16 MiB and its guard, mapped
+/// for the worker's life), the console region, and room for the allocator's slack.
 pub const WORKER_OVERHEAD_BYTES: u64 = 64 * MIB;
 
 /// What the supervisor holds whatever its requests: its program, runtime threads and metrics.

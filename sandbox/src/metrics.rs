@@ -11,7 +11,8 @@
 //! - `sandbox_workers`: worker processes that exist or are being started.
 //! - `sandbox_worker_exits_total{reason, signal}`: worker processes that ended: `reason` is
 //!   `timeout` (killed at the deadline plus the grace), `crashed`, `died_idle`, `recycled`,
-//!   `engine_fault` (its execution ran out of memory or had an allocation refused), `long_run`
+//!   `engine_fault` (its execution ran out of memory or had an allocation refused),
+//!   `nested_too_deeply` (its TypeScript ran the stripper into its stack's guard), `long_run`
 //!   (its execution ran long enough to be moved to background priority), `failed_to_start` or
 //!   `stopped`; `signal` is the signal that ended it (`SIGKILL`,
 //!   `SIGSEGV`, `SIGABRT`, `SIGSYS`, ... or `none`).

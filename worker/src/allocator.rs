@@ -96,7 +96,11 @@ fn counted(grown: isize) -> bool {
         return false;
     }
     COUNTED.store(now, Ordering::Relaxed);
-    COUNTED_PEAK.fetch_max(now, Ordering::Relaxed);
+    // Loads and stores, not a read-modify-write: the worker has one thread, and this runs for
+    // every allocation of a strip.
+    if now > COUNTED_PEAK.load(Ordering::Relaxed) {
+        COUNTED_PEAK.store(now, Ordering::Relaxed);
+    }
     true
 }
 
@@ -128,9 +132,16 @@ pub fn job_ended() {
 /// What to do with a refused allocation: in an armed worker, report and exit; otherwise hand
 /// the null pointer back to the caller, as the system allocator does.
 fn refused() -> *mut u8 {
-    let Some(frame) = FRAME.get() else {
-        return std::ptr::null_mut();
-    };
+    match FRAME.get() {
+        Some(frame) => last_words(frame, EXIT_OUT_OF_MEMORY),
+        None => std::ptr::null_mut(),
+    }
+}
+
+/// Sends `frame` on the channel if a job is running (its answer), and ends the process with
+/// `code`: two system calls the filter allows, no allocation, nothing that could fault, so it
+/// may run in a signal handler.
+pub(crate) fn last_words(frame: &[u8], code: i32) -> ! {
     if JOB_RUNNING.load(Ordering::Acquire) {
         let mut written = 0;
         while written < frame.len() {
@@ -149,7 +160,7 @@ fn refused() -> *mut u8 {
         }
     }
     // SAFETY: _exit ends the process at once, making only the exit system call.
-    unsafe { libc::_exit(EXIT_OUT_OF_MEMORY) }
+    unsafe { libc::_exit(code) }
 }
 
 /// A block's size as the counters take it.

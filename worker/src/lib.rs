@@ -4,8 +4,9 @@
 //!
 //! Started with its channel on [`CHANNEL_FD`] and its region on [`REGION_FD`] (see
 //! `contract::worker`), it reads its [`Setup`], hardens itself ([`harden`], then [`seccomp`];
-//! before the filter it also reads the main thread's stack bounds, which stripping TypeScript
-//! later needs and could not read under it), prepares a runtime, says [`Ready`], and then loops: wait for a job with the next runtime
+//! before the filter it also maps the stack that stripping TypeScript runs on, and answers a
+//! fault in that stack's guard as the job's error ([`stack_guard`])), prepares a runtime, says
+//! [`Ready`], and then loops: wait for a job with the next runtime
 //! already prepared, run it with console output going straight to the region (loading the
 //! script's bytecode from the worker's [`BytecodeCache`] when it compiled the same script
 //! before), report [`Finished`] as soon as the outcome is known (its runtime is freed after,
@@ -16,12 +17,14 @@
 //!
 //! Anything that goes wrong here ends the process; the supervisor reports `crashed` for a job
 //! that was running, and starts another worker, except running out of memory in Rust code,
-//! which the job's answer calls `memory` ([`allocator`]). When the channel closes, the worker
+//! which the job's answer calls `memory` ([`allocator`]), and TypeScript nested past the
+//! stripper's stack, which it calls `syntax` ([`stack_guard`]). When the channel closes, the worker
 //! ends with `_exit`, since the usual exit path makes calls its filter does not allow.
 
 pub mod allocator;
 pub mod harden;
 pub mod seccomp;
+pub mod stack_guard;
 
 use std::{
     cell::{Cell, RefCell},
@@ -126,8 +129,9 @@ fn harden(setup: &Setup) -> Result<(), Box<dyn std::error::Error>> {
     let pid = unsafe { libc::getpid() };
     let filter = seccomp::compile(CHANNEL_FD, pid)?;
     harden::load_time_zone();
-    engine::typescript::prepare_thread();
+    let strip_guard = engine::typescript::prepare_thread();
     harden::default_fault_signals();
+    stack_guard::install(strip_guard)?;
     harden::close_descriptors_except(CHANNEL_FD);
     harden::make_non_dumpable()?;
     harden::limit_resources(setup.address_space_limit)?;

@@ -10,10 +10,13 @@
 //! This runs inside the execution, on the worker's thread, under its filter: its time counts
 //! in the execution's, the memory swc allocates counts against the execution's limit as it is
 //! allocated (the execution limits the host heap around it: `memory::host_heap_limited`), it
-//! runs on a stack of its own ([`STRIP_STACK`]), and nesting too deep for swc's recursive
-//! parser within that stack is refused before swc sees it ([`nesting`]).
+//! runs on a stack of its own, mapped once per thread and guarded ([`stack`]), and nesting too
+//! deep for swc's recursive parser within that stack is refused before swc sees it by an
+//! estimate ([`nesting`]). Input crafted to fool the estimate meets the stack's guard instead,
+//! which the worker answers as the same error (see its `stack_guard`).
 
 mod nesting;
+mod stack;
 
 use std::{cell::RefCell, rc::Rc};
 
@@ -54,30 +57,30 @@ impl StripError {
     }
 }
 
-/// The stack swc runs on, its own: the nesting budget then does not depend on how deep the
-/// caller already is, and swc's frames never touch the stretch of the thread's stack that the
-/// engine watches for QuickJS's stack limit (see [`crate::memory`]).
-const STRIP_STACK: usize = 16 * 1024 * 1024;
-
-/// How much of [`STRIP_STACK`] the nesting estimate may use; the rest is for the frames
-/// around the recursion.
+/// How much of the stack swc runs on ([`stack::STRIP_STACK`]) the nesting estimate may use;
+/// the rest is for the frames around the recursion.
 const NESTING_BUDGET: u64 = 12 * 1024 * 1024;
 
-/// Readies the calling thread to strip TypeScript later without touching the file system: the
-/// stack switch reads the thread's stack bounds once per thread, which on a process's main
-/// thread glibc finds in `/proc/self/maps`. Call it before the thread is sandboxed.
-pub fn prepare_thread() {
-    stacker::remaining_stack();
+/// The message of a script refused because it nests too deeply to strip, whichever guard
+/// stopped it: the estimate, or the stack's guard region.
+pub use contract::worker::NESTED_TOO_DEEPLY;
+
+/// Readies the calling thread to strip TypeScript later without a new mapping: maps the stack
+/// swc runs on. Returns the stack's guard region, whose fault means that a strip ran out of
+/// stack ([`stack`]): an embedding that catches the fault can answer it as an error of the
+/// execution. Call it before the thread is sandboxed.
+pub fn prepare_thread() -> std::ops::Range<usize> {
+    stack::prepare_thread()
 }
 
 /// `source`'s JavaScript: the same text with its types replaced by whitespace, or the first
 /// error (by position) that stopped it. Sources nested too deeply for swc are refused first.
 pub fn strip(source: &str) -> Result<String, StripError> {
     nesting::check(source, NESTING_BUDGET).map_err(|too_deep| StripError {
-        message: "the TypeScript is nested too deeply to strip its types".to_owned(),
+        message: NESTED_TOO_DEEPLY.to_owned(),
         position: Some((too_deep.line, too_deep.column)),
     })?;
-    stacker::grow(STRIP_STACK, || strip_unchecked(source))
+    stack::run_on_stack(|| strip_unchecked(source))
 }
 
 /// [`strip`] without the nesting check, on the current stack.

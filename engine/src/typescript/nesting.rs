@@ -19,10 +19,11 @@
 //! `the_deepest_accepted_nesting_of_each_shape_strips_within_the_stack` runs each shape at the
 //! deepest the check accepts). Strings, comments, regular expressions and template text are
 //! skipped, but the brackets inside each still count for as long as it lasts, so a source
-//! that hides brackets from this scan behind a misread quote or slash still pays for them. A
-//! script that misleads the regular-expression guess across many lines could still nest
-//! deeper than estimated; swc then overflows its stack and the worker process ends, which its
-//! supervisor contains and answers as `crashed`.
+//! that hides brackets from this scan behind a misread quote or slash still pays for them.
+//! This is an estimate that crafted input can still fool (brackets it takes for a regular
+//! expression, a string or a comment, nesting that commas seem to end: the sandbox's
+//! `typescript.rs` tests have eight such disguises); swc then runs into its stack's guard,
+//! which the worker answers as the same error ([`super::stack`]).
 
 /// Estimated stack of one bracket-like level of nesting, in bytes (about 21 KiB measured for
 /// parentheses, the largest).
@@ -39,34 +40,37 @@ pub struct TooDeep {
     pub column: usize,
 }
 
-/// Words after which `/` starts a regular expression rather than dividing.
-const BEFORE_EXPRESSION: [&str; 15] = [
-    "return",
-    "typeof",
-    "instanceof",
-    "in",
-    "of",
-    "new",
-    "delete",
-    "void",
-    "throw",
-    "case",
-    "do",
-    "else",
-    "yield",
-    "await",
-    "extends",
-];
+/// What a word says about the nesting, if it is a keyword this scan knows.
+#[derive(Debug, Clone, Copy, Default)]
+struct Keyword {
+    /// A reserved word that only starts statements: what comes before it in the same list has
+    /// ended, unless it is nested in the statement before (see [`Scan::word`]).
+    statement: bool,
+    /// A `/` after it starts a regular expression rather than dividing.
+    before_expression: bool,
+    /// Its parenthesis is a statement's head, after which `/` starts an expression.
+    head: bool,
+}
 
-/// Reserved words that only start statements: what comes before them in the same list has
-/// ended, unless they are nested in the statement before (see [`Scan::word`]).
-const STATEMENT_KEYWORDS: [&str; 14] = [
-    "var", "const", "if", "for", "while", "do", "return", "throw", "try", "switch", "break",
-    "continue", "debugger", "with",
-];
-
-/// Words whose parenthesis is a statement's head, after which `/` starts an expression.
-const HEADS: [&str; 5] = ["if", "while", "for", "with", "await"];
+/// The keyword `word` is, in one `match` (this runs for every word of every script).
+fn keyword(word: &str) -> Keyword {
+    let (statement, before_expression, head) = match word {
+        "if" | "while" | "for" | "with" => (true, false, true),
+        "do" | "return" | "throw" => (true, true, false),
+        "var" | "const" | "try" | "switch" | "break" | "continue" | "debugger" => {
+            (true, false, false)
+        }
+        "await" => (false, true, true),
+        "typeof" | "instanceof" | "in" | "of" | "new" | "delete" | "void" | "case" | "else"
+        | "yield" | "extends" => (false, true, false),
+        _ => return Keyword::default(),
+    };
+    Keyword {
+        statement,
+        before_expression,
+        head,
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Opener {
@@ -268,19 +272,20 @@ impl Scan<'_> {
             // `; else` goes on with the `if` before it.
             self.ended = false;
         }
-        let statement = STATEMENT_KEYWORDS.contains(&word);
+        let keyword = keyword(word);
+        let statement = keyword.statement;
         if statement && !self.nests_keyword {
             self.top().run = 0;
         }
         // A statement nested in another (`if (a) if (b) ...`) is a level of its own.
         self.token(if statement { HEAVY } else { LIGHT })?;
-        self.last = if BEFORE_EXPRESSION.contains(&word) {
+        self.last = if keyword.before_expression {
             Last::Operator
         } else {
             Last::Operand
         };
         self.nests_keyword = matches!(word, "else" | "do");
-        self.head_word = HEADS.contains(&word);
+        self.head_word = keyword.head;
         Ok(())
     }
 

@@ -72,6 +72,8 @@ pub(super) fn failed(
         ErrorKind::Timeout => "TimeoutError",
         // As the engine names running out of memory.
         ErrorKind::Memory => "InternalError",
+        // As the engine names what it cannot parse.
+        ErrorKind::Syntax => "SyntaxError",
         _ => "CrashError",
     };
     let (log_json, entries, truncated) = match log_array(&log.text) {

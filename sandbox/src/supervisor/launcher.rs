@@ -55,6 +55,9 @@ pub enum Retirement {
     /// Its execution ran out of memory or had an allocation refused: the engine's heap may be
     /// corrupt, so it runs nothing else.
     EngineFault,
+    /// Its execution's TypeScript nested past the stripper's stack, whose guard it hit: it
+    /// answered and exited, as nothing in it can be trusted after that.
+    NestedTooDeeply,
     /// Its execution ran long enough to be moved to background priority, which an
     /// unprivileged process cannot undo.
     LongRun,
@@ -72,6 +75,7 @@ impl Retirement {
             Self::DiedIdle => "died_idle",
             Self::Recycled => "recycled",
             Self::EngineFault => "engine_fault",
+            Self::NestedTooDeeply => "nested_too_deeply",
             Self::LongRun => "long_run",
             Self::FailedToStart => "failed_to_start",
             Self::Stopped => "stopped",

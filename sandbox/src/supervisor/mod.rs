@@ -60,7 +60,10 @@ use std::{
 use contract::{
     capabilities::Capabilities,
     outcome::ErrorKind,
-    worker::{HostAnswer, HostCall, HostError, Job, LogSnapshot, Order, Report, Setup, encode},
+    worker::{
+        HostAnswer, HostCall, HostError, Job, LogSnapshot, NESTED_TOO_DEEPLY, Order, Report, Setup,
+        encode,
+    },
 };
 use engine::{CallContext, HostFunctions, Json, Usage, host::MAX_HOST_JSON_BYTES};
 use tokio::{
@@ -720,6 +723,15 @@ impl Shared {
                         "out of memory: the script exceeded its memory limit of {} MB",
                         memory_limit / (1024 * 1024)
                     ),
+                    log,
+                    delivered.elapsed(),
+                )
+            }
+            Ended::Report(Ok(Report::NestedTooDeeply)) => {
+                self.retire(worker, Retirement::NestedTooDeeply);
+                failed(
+                    ErrorKind::Syntax,
+                    NESTED_TOO_DEEPLY.to_owned(),
                     log,
                     delivered.elapsed(),
                 )

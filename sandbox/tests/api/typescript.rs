@@ -1,7 +1,9 @@
 //! `"language": "typescript"`: types are stripped inside the worker, under its filter and
 //! within the execution's limits, and what is left runs as JavaScript whose errors point at
 //! the TypeScript as written. What cannot be stripped, or is nested too deeply to parse, is an
-//! ordinary `syntax` error of that execution, and the worker goes on serving.
+//! ordinary `syntax` error of that execution, and the service goes on serving: with the same
+//! worker when the nesting estimate refuses it, with a replacement when nesting disguised from
+//! the estimate runs the stripper into its stack's guard.
 
 use axum::http::StatusCode;
 use serde_json::json;
@@ -137,6 +139,96 @@ async fn deeply_nested_typescript_is_an_ordinary_error_and_the_worker_goes_on() 
         app.metric_sum("sandbox_worker_exits_total{").await,
         0.0,
         "no worker ended"
+    );
+}
+
+/// TypeScript nested 100 000 deep (30 000 where a level is long) in ways made to look shallow
+/// to a scan that reads brackets in context: brackets that the scan takes for the inside of a
+/// regular expression, a string or a comment, and nesting that commas seem to end. Each is
+/// named for its disguise; commas also break up the closing brackets, which would otherwise
+/// add up as one long run.
+fn disguised_nesting() -> Vec<(&'static str, String)> {
+    let groups = 20_000;
+    // `1),0),0)...`: closes `levels` parentheses.
+    let closing = |levels: usize| format!("1){}", ",0)".repeat(levels - 1));
+    let closers = closing(5 * groups);
+    let divided = |operand: &str| {
+        format!(
+            "x = {operand} / {}{closers};",
+            format!("(((((a / {operand}, {operand} / ").repeat(groups)
+        )
+    };
+    let type_closers = |levels: usize| format!(">{}", ", C>".repeat(levels - 1));
+    vec![
+        ("a division after an object", divided("{}")),
+        ("a division after a non-null assertion", divided("a!")),
+        (
+            "a division after a keyword named property",
+            divided("a.return"),
+        ),
+        (
+            "strings continued over a CRLF line break",
+            format!("x = {}{closers};", "((((('\\\r\n,)))))' + ".repeat(groups)),
+        ),
+        (
+            "line comments ended by a carriage return",
+            format!("x = {}{closers};", "//\r(((((\n".repeat(groups)),
+        ),
+        (
+            "line comments ended by a line separator",
+            format!("x = {}{closers};", "//\u{2028}(((((\n".repeat(groups)),
+        ),
+        (
+            "type arguments after commas",
+            format!(
+                "let a: {}number{};",
+                "A<B, ".repeat(100_000),
+                type_closers(100_000)
+            ),
+        ),
+        (
+            "conditional types in type arguments",
+            format!(
+                "type T = {}D{};",
+                // 30 000 deep: the request body's limit is 1 MiB.
+                "F<X, A extends B ? C : ".repeat(30_000),
+                type_closers(30_000)
+            ),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn disguised_deep_nesting_is_an_ordinary_error_and_the_service_goes_on() {
+    // One worker, so each next request is served by the worker that replaced it, if any.
+    let app = spawn_app_with(|config| config.max_concurrency = 1).await;
+    for (disguise, code) in disguised_nesting() {
+        let response = run_typescript(&app, &code).await;
+        assert_eq!(
+            response.script_error_kind(),
+            "syntax",
+            "{disguise}: {}",
+            response.body
+        );
+        let message = response.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("the TypeScript is nested too deeply"),
+            "{disguise}: {message}"
+        );
+        let next = run_typescript(&app, "const n: number = 2; n * 21").await;
+        assert_eq!(next.result(), &json!(42), "after {disguise}");
+    }
+    assert_eq!(
+        app.metric_sum("sandbox_worker_exits_total{reason=\"crashed\",")
+            .await,
+        0.0,
+        "no worker crashed"
+    );
+    assert!(
+        app.metric_sum("sandbox_worker_exits_total{reason=\"nested_too_deeply\",")
+            .await
+            > 0.0,
+        "the stripper's stack guard stopped at least one of them"
     );
 }
 
