@@ -2,11 +2,12 @@
 //! `ExportTraceServiceRequest` with the `opentelemetry-proto` types), the ingress and the
 //! sandbox export to it, and the tests read the spans they sent: one trace per request, from
 //! both processes, with the parent chain ingress → proxy hop → sandbox → execution; the trace
-//! context taken from `traceparent` or `X-Cloud-Trace-Context`; JSON log lines under their
-//! trace; and a collector that is gone or never answers delaying neither requests nor the
+//! context taken from `traceparent` or `X-Cloud-Trace-Context`; a script's `fetch` traced by its
+//! origin and sending no trace context; JSON log lines under their trace; and a collector that is gone or never answers delaying neither requests nor the
 //! shutdown beyond its bounded flush.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -293,6 +294,94 @@ fn x_cloud_trace_context_is_honoured_when_there_is_no_traceparent() {
 
     let trace = collector.trace(trace_id, has_execution);
     assert_chain(&trace, &format!("{:016x}", 1_234_567u64));
+}
+
+/// Answers every connection with `200 hi` and keeps each request's head.
+fn serve_hi_keeping_heads() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let kept = heads.clone();
+    thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            kept.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&head).to_lowercase());
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi");
+        }
+    });
+    (addr, heads)
+}
+
+#[test]
+fn a_scripts_fetch_is_traced_by_its_origin_and_sends_no_trace_context() {
+    let collector = Collector::start();
+    let (upstream, heads) = serve_hi_keeping_heads();
+    // Loopback is allowed for the test's own server only by this test-only setting; the
+    // sandbox is asked directly, with the tenant headers the ingress would set.
+    let sandbox = Service::start(
+        "sandbox",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint()),
+            ("OTEL_BSP_SCHEDULE_DELAY", SCHEDULE_DELAY_MS),
+            ("FETCH_ALLOW_LOOPBACK", "true"),
+        ],
+    );
+    let trace_id = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let code = format!("fetch('http://{upstream}/secret/path?token=1').then(r => r.text())");
+    let body = serde_json::json!({ "code": code }).to_string();
+    let (status, answer) = post_execute_with(
+        sandbox.addr(),
+        &[
+            ("traceparent", &format!("00-{trace_id}-00f067aa0ba902b7-01")),
+            ("tracestate", "vendor=value"),
+            ("x-cloud-trace-context", &format!("{trace_id}/1;o=1")),
+            ("x-tenant-id", "acme"),
+            (
+                "x-tenant-capabilities",
+                r#"{"fetch":{"hosts":["127.0.0.1"]}}"#,
+            ),
+        ],
+        &body,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"result\":\"hi\""), "{answer}");
+
+    let heads = heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    for header in ["traceparent", "tracestate", "x-cloud-trace-context"] {
+        assert!(
+            !heads[0].contains(header),
+            "{header} sent to a third party: {}",
+            heads[0]
+        );
+    }
+
+    let trace = collector.trace(trace_id, |trace| {
+        trace.iter().any(|span| span.name == "host_call")
+    });
+    let call = span(&trace, "sandbox", "host_call");
+    assert_eq!(
+        call.parent_span_id,
+        span(&trace, "sandbox", "execution").span_id
+    );
+    assert_eq!(call.attributes["host.function"], "fetch");
+    assert_eq!(call.attributes["url.origin"], format!("http://{upstream}"));
+    assert_eq!(call.attributes["http.request.method"], "GET");
+    assert!(
+        !call
+            .attributes
+            .values()
+            .any(|value| value.contains("secret")),
+        "no path or query in {call:#?}"
+    );
 }
 
 #[test]

@@ -673,12 +673,25 @@ impl Shared {
             )));
         };
         let metrics = self.metrics.clone();
+        // Under the execution's span; `fetch` adds the origin it asked (never path or query).
+        let span = traces::span(|| {
+            tracing::info_span!(
+                "host_call",
+                host.function = %call.name,
+                url.origin = tracing::field::Empty,
+                http.request.method = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            )
+        });
         // No deadline of its own: the call is dropped when the execution ends (at its deadline
         // at the latest), so a call still running then ends the execution as a `timeout` rather
         // than answering an error the script could catch a moment before its own deadline.
         calls.running.spawn(async move {
             let started = Instant::now();
-            let result = future.await;
+            let result = future.instrument(span.clone()).await;
+            if result.is_err() {
+                span.record("otel.status_code", "error");
+            }
             let result = result.and_then(|value| {
                 let json = serde_json::to_string(&value).expect("JSON values serialise");
                 if json.len() > MAX_HOST_JSON_BYTES {
