@@ -54,7 +54,7 @@ pub async fn log_request(ClientKey(client): ClientKey, request: Request, next: N
         http.response.status_code = tracing::field::Empty,
     );
     if traces::enabled() {
-        span.record("otel.name", format!("{method} {path}"));
+        span.record("otel.name", traces::server_span_name(&method, &path));
         span.record("otel.kind", "server");
         span.record("http.request.method", method.as_str());
         span.record("url.path", path.as_str());

@@ -294,7 +294,7 @@ pub fn span(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
 }
 
 /// Middleware for a server whose requests have no span of their own (the sandbox): each
-/// runs in a server span, named for its method and path, that continues the trace its
+/// runs in a server span, named for its method and route ([`server_span_name`]), that continues the trace its
 /// headers carry (see [`continue_trace`]). Export off, requests pass straight through.
 pub async fn trace_requests(
     request: axum::extract::Request,
@@ -305,7 +305,7 @@ pub async fn trace_requests(
     }
     let span = tracing::info_span!(
         "request",
-        otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
+        otel.name = server_span_name(request.method(), request.uri().path()),
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         http.request.method = %request.method(),
@@ -320,6 +320,27 @@ pub async fn trace_requests(
     let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
     record_status(&span, response.status().as_u16());
     response
+}
+
+/// The routes a server span is named after; any other path (a 404's, say) names no span,
+/// which keeps span names few whatever clients ask for.
+const ROUTES: [&str; 7] = [
+    "/api/execute",
+    "/api/batch",
+    "/api/examples",
+    contract::openapi::DOCUMENT_PATH,
+    "/healthz",
+    "/mcp",
+    "/metrics",
+];
+
+/// A server span's name, as OpenTelemetry's HTTP conventions have it: `METHOD route`, or only
+/// the method for a path that is no route.
+pub fn server_span_name(method: &axum::http::Method, path: &str) -> String {
+    match ROUTES.contains(&path) {
+        true => format!("{method} {path}"),
+        false => method.to_string(),
+    }
 }
 
 /// Records a server span's answer: its status, and the span's failure for a 5xx.
@@ -435,6 +456,18 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
             ("OTEL_TRACES_EXPORTER", "none"),
         ])));
+    }
+
+    #[test]
+    fn server_spans_are_named_after_routes_and_other_paths_after_their_method_only() {
+        use axum::http::Method;
+        assert_eq!(
+            server_span_name(&Method::POST, "/api/execute"),
+            "POST /api/execute"
+        );
+        assert_eq!(server_span_name(&Method::GET, "/healthz"), "GET /healthz");
+        assert_eq!(server_span_name(&Method::GET, "/api/whatever/123"), "GET");
+        assert_eq!(server_span_name(&Method::GET, "/index.html"), "GET");
     }
 
     #[test]
