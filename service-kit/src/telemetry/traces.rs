@@ -293,7 +293,8 @@ pub fn span(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
     }
 }
 
-/// Middleware for a server whose requests have no span of their own (the sandbox): each
+/// Middleware for a server whose requests have no span of their own (the sandbox), to be
+/// installed only when [`enabled`]: each
 /// runs in a server span, named for its method and route ([`server_span_name`]), that continues the trace its
 /// headers carry (see [`continue_trace`]). Export off, requests pass straight through.
 pub async fn trace_requests(
