@@ -22,6 +22,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use contract::capabilities::Capabilities;
+use service_kit::telemetry::traces;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::Config;
@@ -343,8 +344,37 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let identification = Identification::from_ref(state);
         let client = ClientKey::of(parts, identification.hops);
-        let caller = identification.authenticate(&parts.headers, client)?;
-        caller.admit(&identification.metrics)
+        let request = tracing::Span::current();
+        let caller = traces::span(|| {
+            tracing::info_span!(
+                "identification",
+                tenant = tracing::field::Empty,
+                refusal.reason = tracing::field::Empty
+            )
+        })
+        .in_scope(|| {
+            let caller = identification.authenticate(&parts.headers, client);
+            if let Err(refusal) = &caller {
+                tracing::Span::current().record("refusal.reason", refusal.kind().as_str());
+            }
+            caller
+        })?;
+        // Recorded in identification's span; the request's span, its parent, gets it too.
+        request.record("tenant", &*caller.tier().id);
+        traces::span(|| {
+            tracing::info_span!(
+                "rate_limit",
+                tenant.id = &*caller.tier().id,
+                refusal.reason = tracing::field::Empty
+            )
+        })
+        .in_scope(|| {
+            let admitted = caller.admit(&identification.metrics);
+            if let Err(refusal) = &admitted {
+                tracing::Span::current().record("refusal.reason", refusal.kind().as_str());
+            }
+            admitted
+        })
     }
 }
 

@@ -10,6 +10,8 @@
 //! - `ingress_upstream_errors_total{kind}`: proxied requests that failed: `unavailable` (502)
 //!   or `timeout` (504).
 //! - `ingress_auth_failures_total{reason}`: 401 answers: `missing`, `unknown` or `malformed`.
+//! - `ingress_trace_spans_dropped_total`: trace spans dropped unsent
+//!   ([`service_kit::telemetry::traces`]).
 //!
 //! Every label comes from a small set: status codes, the operator's tenant ids, and fixed
 //! kinds. The series of every tenant and kind exist from the start, at 0.
@@ -122,6 +124,11 @@ impl Metrics {
     /// The metrics, with a zero series for each of `tenants` (the anonymous tier included).
     pub fn new<'a>(tenants: impl IntoIterator<Item = &'a str>) -> Self {
         let mut registry = Registry::with_prefix("ingress");
+        registry.register(
+            "trace_spans_dropped",
+            "Trace spans dropped unsent: the export queue was full or the collector did not take their batch (0 while trace export is off)",
+            service_kit::telemetry::traces::dropped_spans(),
+        );
         let requests = Family::<StatusLabels, Counter>::default();
         registry.register(
             "requests",

@@ -1,8 +1,9 @@
 //! Forwards `/api/*` to the sandbox over pooled keep-alive connections.
 //!
 //! Method, path, query, body and end-to-end headers go through unchanged (so do
-//! `x-request-id`, `traceparent` and `X-Cloud-Trace-Context`); hop-by-hop headers are dropped in
-//! both directions. The client's credentials and any `x-tenant-id`, `x-tenant-limits`,
+//! `x-request-id`, `traceparent` and `X-Cloud-Trace-Context`, except that when traces are
+//! exported `traceparent` names the proxy hop's span, under which the sandbox continues the
+//! trace); hop-by-hop headers are dropped in both directions. The client's credentials and any `x-tenant-id`, `x-tenant-limits`,
 //! `x-tenant-capabilities` or `x-client-key` it sent are dropped too, and the ingress sets
 //! those headers itself from the caller it identified, so the sandbox, which trusts them,
 //! always hears the truth.
@@ -35,8 +36,9 @@ use contract::{
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use service_kit::{Charge, MemoryBudget};
+use service_kit::{Charge, MemoryBudget, telemetry::traces};
 use tower_http::timeout::TimeoutBody;
+use tracing::Instrument;
 
 use crate::auth::{Admitted, Caller, Identification, X_API_KEY};
 use crate::body::{BodyLimits, Buffered, CutRecord, Streamed};
@@ -261,9 +263,23 @@ impl Proxy {
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
         }
         set_tenant_headers(&mut parts.headers, caller);
+        // The hop's client span, whose context the sandbox continues (`traceparent`).
+        let hop = traces::span(|| {
+            tracing::info_span!(
+                "proxy",
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                http.request.method = %parts.method,
+                server.address = %self.authority,
+                url.path = parts.uri.path(),
+                http.response.status_code = tracing::field::Empty,
+            )
+        });
+        hop.in_scope(|| traces::inject(&mut parts.headers));
         let upstream_request = hyper::Request::from_parts(parts, body);
 
         let response = tokio::time::timeout(self.timeout, self.client.request(upstream_request))
+            .instrument(hop.clone())
             .await
             .map_err(|_| {
                 self.metrics.upstream_failed(UpstreamError::Timeout);
@@ -279,6 +295,7 @@ impl Proxy {
             })?;
 
         drop(held);
+        traces::record_status(&hop, response.status().as_u16());
         let (mut parts, body) = response.into_parts();
         if execute || batch {
             self.refusals.remember(caller, parts.status, &parts.headers);

@@ -7,7 +7,9 @@
 //! with the response's status and latency in a single event. Each request also runs in a span
 //! with its request id, client key, trace id and tenant id, so every line logged while
 //! handling it (a refused sandbox connection, say) can be found by those. API keys are never
-//! logged.
+//! logged. When traces are exported that span is the request's server span, continuing the
+//! trace of the client's `traceparent` or `X-Cloud-Trace-Context`
+//! ([`service_kit::telemetry::traces`]).
 
 use std::time::Instant;
 
@@ -15,7 +17,7 @@ use axum::extract::Request;
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use service_kit::telemetry::trace_id;
+use service_kit::telemetry::{trace_id, traces};
 use tracing::Instrument;
 
 use crate::metrics::CLIENT_CLOSED_REQUEST;
@@ -36,14 +38,28 @@ pub async fn log_request(ClientKey(client): ClientKey, request: Request, next: N
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let trace_id = trace_id(request.headers());
-    // `tenant` is filled in by identification (`auth`) once the caller is known.
+    // `tenant` is filled in by identification (`auth`) once the caller is known; the `otel.*`,
+    // `http.*` and `url.*` fields only when traces are exported.
     let span = tracing::info_span!(
         "request",
         request_id = request_id.as_deref(),
         client_key = client.as_deref(),
         trace_id = trace_id.as_deref(),
         tenant = tracing::field::Empty,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        http.request.method = tracing::field::Empty,
+        url.path = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
     );
+    if traces::enabled() {
+        span.record("otel.name", traces::server_span_name(&method, &path));
+        span.record("otel.kind", "server");
+        span.record("http.request.method", method.as_str());
+        span.record("url.path", path.as_str());
+        traces::continue_trace(&span, request.headers());
+    }
 
     let sampled = service_kit::telemetry::logs_success(request_id.as_deref());
     let line = RequestLine {
@@ -73,6 +89,7 @@ struct RequestLine {
 
 impl RequestLine {
     fn write(self, status: u16) {
+        traces::record_status(&self.span, status);
         if status < 400 && !self.sampled {
             return;
         }

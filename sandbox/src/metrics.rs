@@ -30,6 +30,8 @@
 //! - `sandbox_host_call_duration_seconds{function}`: how long they took (histogram).
 //! - `sandbox_bytecode_cache_total{result}`: executions whose script's bytecode came from
 //!   their worker's cache (`hit`) or was compiled (`miss`).
+//! - `sandbox_trace_spans_dropped_total`: trace spans dropped unsent
+//!   ([`service_kit::telemetry::traces`]).
 //!
 //! Label values come from small sets: outcome kinds and rejection reasons are fixed, tenant
 //! ids come from the operator's tenants file through the ingress. [`MAX_TENANT_LABELS`] still
@@ -162,6 +164,11 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("sandbox");
+        registry.register(
+            "trace_spans_dropped",
+            "Trace spans dropped unsent: the export queue was full or the collector did not take their batch (0 while trace export is off)",
+            service_kit::telemetry::traces::dropped_spans(),
+        );
         let executions = Family::<ExecutionLabels, Counter>::default();
         registry.register(
             "executions",

@@ -109,8 +109,9 @@ impl Program {
         }
     }
 
-    /// Sets up logging, raises the descriptor limit for `limits`, binds `addr` and runs the
-    /// server `run` makes of the listener until it returns.
+    /// Sets up logging (and trace export), raises the descriptor limit for `limits`, binds
+    /// `addr` and runs the server `run` makes of the listener until it returns, then sends the
+    /// last spans within [`telemetry::traces::FLUSH_DEADLINE`].
     pub async fn serve<Served>(
         &self,
         logging: telemetry::Logging,
@@ -121,16 +122,19 @@ impl Program {
     where
         Served: Future<Output = io::Result<()>>,
     {
-        telemetry::init(logging);
+        let exporting = telemetry::init(logging, self.name);
         crate::raise_descriptor_limit(limits);
-        let listener = match TcpListener::bind(addr).await {
-            Ok(listener) => listener,
+        let served = match TcpListener::bind(addr).await {
+            Ok(listener) => run(listener).await,
             Err(error) => {
                 tracing::error!(%error, %addr, "cannot listen");
                 return ExitCode::FAILURE;
             }
         };
-        match run(listener).await {
+        if let Some(exporting) = exporting {
+            exporting.shutdown().await;
+        }
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(%error, "{} failed", self.name);

@@ -88,6 +88,21 @@ impl Service {
         fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// Waits up to `deadline` for the binary to exit (after a signal the test sent): its exit
+    /// status, or `None` if it is still running.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child process") {
+                return Some(status);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn wait_until_healthy(&mut self) {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         while get_status(self.addr, "/healthz").ok() != Some(200) {
@@ -132,7 +147,13 @@ impl Stack {
     /// Starts both binaries; `ingress_env` is added to the ingress's environment (for example
     /// `RATE_LIMIT_RPS=0`).
     pub fn start(ingress_env: &[(&str, &str)]) -> Stack {
-        let sandbox = Service::start("sandbox", &[]);
+        Stack::start_with(&[], ingress_env)
+    }
+
+    /// Starts both binaries, `sandbox_env` added to the sandbox's environment and
+    /// `ingress_env` to the ingress's.
+    pub fn start_with(sandbox_env: &[(&str, &str)], ingress_env: &[(&str, &str)]) -> Stack {
+        let sandbox = Service::start("sandbox", sandbox_env);
         let sandbox_url = sandbox.url();
         let mut env = vec![("SANDBOX_URL", sandbox_url.as_str())];
         env.extend_from_slice(ingress_env);
@@ -208,12 +229,25 @@ pub fn free_port() -> u16 {
 /// Sends `POST /api/execute` with `body` (JSON) on a new connection and returns the status
 /// code and the response body.
 pub fn post_execute(addr: SocketAddr, body: &str) -> io::Result<(u16, String)> {
+    post_execute_with(addr, &[], body)
+}
+
+/// [`post_execute`] with the extra request `headers` (names and values).
+pub fn post_execute_with(
+    addr: SocketAddr,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
         "POST /api/execute HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         {extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     read_answer(stream)

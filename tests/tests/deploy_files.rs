@@ -477,11 +477,17 @@ fn cloud_build_defines_every_substitution_it_uses_and_uses_every_one_it_defines(
 
 // ---------------------------------------------------------------- docker-compose.yml
 
+/// Whether the service `name` starts on a plain `docker compose up` (it is under no profile).
+fn starts_by_default(compose: &Yaml, name: &str) -> bool {
+    items(&compose::service(compose, name)["profiles"]).is_empty()
+}
+
 #[test]
 fn compose_publishes_only_the_ingress_port() {
     let compose = compose::file();
     let publishing: Vec<String> = deploy::keys(&compose["services"])
         .into_iter()
+        .filter(|name| starts_by_default(&compose, name))
         .filter(|name| !items(&compose::service(&compose, name)["ports"]).is_empty())
         .collect();
     assert_eq!(publishing, ["ingress"]);
@@ -494,6 +500,36 @@ fn compose_publishes_only_the_ingress_port() {
     );
     let ingress_env = compose::env(compose::service(&compose, "ingress"));
     assert_eq!(port_of(&ingress_env["LISTEN_ADDR"]), INGRESS_PORT);
+}
+
+#[test]
+fn compose_starts_the_trace_collector_and_viewer_only_under_the_tracing_profile() {
+    let compose = compose::file();
+    for name in ["otel-collector", "jaeger"] {
+        let service = compose::service(&compose, name);
+        assert_eq!(strings(&service["profiles"]), ["tracing"], "{name}");
+        for port in strings(&service["ports"]) {
+            assert!(port.starts_with("127.0.0.1:"), "{name} publishes {port}");
+        }
+    }
+    let collector_networks = compose::networks(compose::service(&compose, "otel-collector"));
+    for name in ["sandbox", "ingress"] {
+        let service = compose::service(&compose, name);
+        assert!(starts_by_default(&compose, name), "{name}");
+        // Empty (export off) unless set when the profile is started.
+        assert_eq!(
+            compose::env(service)["OTEL_EXPORTER_OTLP_ENDPOINT"],
+            "${OTEL_EXPORTER_OTLP_ENDPOINT:-}",
+            "{name}"
+        );
+        let networks = compose::networks(service);
+        assert!(
+            networks
+                .iter()
+                .any(|network| collector_networks.contains(network)),
+            "{name} reaches the collector"
+        );
+    }
 }
 
 #[test]

@@ -43,8 +43,9 @@ use egress::client::CheckedResolver;
 use futures_util::StreamExt;
 use object_store::client::{DnsError, DnsFuture, DnsResolver};
 use object_store::{BackoffConfig, ClientOptions, GetOptions, ObjectStore, RetryConfig};
-use service_kit::{Charge, MemoryBudget};
+use service_kit::{Charge, MemoryBudget, telemetry::traces};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use crate::body::Buffered;
 use cache::{Cache, Lookup, Script};
@@ -225,6 +226,30 @@ impl Loader {
         rules: &Arc<SourceRules>,
         url: &str,
     ) -> Result<(Arc<Script>, Location), SourceError> {
+        let span = traces::span(|| {
+            tracing::info_span!(
+                "source_load",
+                tenant.id = &**tier,
+                source.cache = tracing::field::Empty,
+                refusal.reason = tracing::field::Empty,
+            )
+        });
+        let loaded = self
+            .load_in_span(tier, rules, url)
+            .instrument(span.clone())
+            .await;
+        if let Err(error) = &loaded {
+            span.record("refusal.reason", error.kind().as_str());
+        }
+        loaded
+    }
+
+    async fn load_in_span(
+        &self,
+        tier: &Arc<str>,
+        rules: &Arc<SourceRules>,
+        url: &str,
+    ) -> Result<(Arc<Script>, Location), SourceError> {
         // A tier that may load nothing is told so whatever the URL looks like.
         if rules.0.is_empty() {
             return Err(SourceError {
@@ -250,8 +275,10 @@ impl Loader {
         if let Lookup::Fresh(script) = self.cache.get(&key)
             && accepts_hops(tier, rules, &script)
         {
+            tracing::Span::current().record("source.cache", "hit");
             return Ok((script, location));
         }
+        tracing::Span::current().record("source.cache", "miss");
         let refresh = self.refresh(tier, rules, &location, &key);
         let script = tokio::time::timeout(self.settings.timeout, refresh)
             .await

@@ -14,6 +14,10 @@
 //!   only the client may set (`Host`, `Cookie`, `Content-Length`, ...) are dropped, as the
 //!   Fetch Standard drops them, and `Set-Cookie` is not shown to scripts.
 //!
+//! - No trace context: the request carries the script's headers only, never the execution's
+//!   `traceparent`; the execution's trace records the call's origin and method (its
+//!   `host_call` span), never its path or query.
+//!
 //! Every refusal rejects the script's promise with a `TypeError` whose message names the rule.
 
 use std::sync::Mutex;
@@ -32,6 +36,7 @@ use reqwest::{
 };
 use serde::Deserialize;
 use serde_json::json;
+use service_kit::telemetry::traces;
 use url::Url;
 
 use crate::config::FetchSettings;
@@ -118,6 +123,9 @@ impl Fetcher {
         let shown = shown_url(&url);
         let url = Url::parse(&url)
             .map_err(|_| HostError::type_error(format!("Failed to parse URL from {shown}")))?;
+        if traces::enabled() {
+            tracing::Span::current().record("url.origin", origin(&url));
+        }
         check_url(&url, self.policy).map_err(|error| refused(&url, &error))?;
         let host = url.host_str().unwrap_or_default();
         if !grant.allows_host(host) {
@@ -133,6 +141,10 @@ impl Fetcher {
                 options.method,
                 grant.methods.join(", ")
             )));
+        }
+        // One of the operator's allowed methods.
+        if traces::enabled() {
+            tracing::Span::current().record("http.request.method", options.method.as_str());
         }
         let method = Method::from_bytes(options.method.as_bytes()).map_err(|_| {
             HostError::type_error(format!("'{}' is not a valid HTTP method", options.method))

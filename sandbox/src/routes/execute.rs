@@ -35,6 +35,8 @@ use contract::{
 };
 
 use futures_util::Stream;
+use service_kit::telemetry::traces;
+use tracing::Instrument;
 
 use super::json::{ApiJson, charged, charged_json};
 use crate::{
@@ -82,8 +84,24 @@ pub async fn execute(
             .filter_map(|value| value.to_str().ok()),
     );
     let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
-    let tenant = Tenant::from_headers(&headers, peer)?;
-    let job = prepare(&state, &tenant, request)?;
+    let admission = traces::span(|| {
+        tracing::info_span!(
+            "admission",
+            tenant.id = tracing::field::Empty,
+            refusal.reason = tracing::field::Empty,
+        )
+    });
+    let (tenant, job) = admission
+        .in_scope(|| {
+            let tenant = Tenant::from_headers(&headers, peer)?;
+            tracing::Span::current().record("tenant.id", tenant.id.as_str());
+            let job = prepare(&state, &tenant, request)?;
+            Ok((tenant, job))
+        })
+        .inspect_err(|error: &ApiError| {
+            admission.record("refusal.reason", error.kind().as_str());
+        })?;
+    drop(admission);
     let code_bytes = job.source.len() + job.input.as_ref().map_or(0, String::len);
     let record = Record {
         metrics: state.metrics.clone(),
@@ -105,9 +123,22 @@ pub async fn execute(
         Departure::record,
     );
     let turn = tenant.turn(state.config.anonymous_workers(), share);
-    let permit = match state.scheduler.acquire(turn, code_bytes).await {
+    let queue_wait = traces::span(|| {
+        tracing::info_span!(
+            "queue_wait",
+            tenant.id = tenant.id.as_str(),
+            refusal.reason = tracing::field::Empty,
+        )
+    });
+    let permit = match state
+        .scheduler
+        .acquire(turn, code_bytes)
+        .instrument(queue_wait.clone())
+        .await
+    {
         Ok(permit) => permit,
         Err(rejection) => {
+            queue_wait.record("refusal.reason", rejection.reason());
             let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
             state.metrics.rejected(&tenant.id, rejection);
             // Counted in the metrics and logged by the ingress's line for the request: a flood
@@ -124,12 +155,14 @@ pub async fn execute(
         Delivery::Stream => state.config.stream_charge(),
     };
     if let Err(refusal) = charge.grow(answer_charge) {
+        queue_wait.record("refusal.reason", "memory");
         state.metrics.refused_for_memory(&tenant.id);
         let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
         let (request_id, trace_id) = (record.request_id, record.trace_id);
         tracing::debug!(request_id, trace_id, tenant = tenant.id, %refusal, "execution refused: memory budget");
         return Err(ApiError::OverBudget(refusal));
     }
+    drop(queue_wait);
     let queue_wait = left.record.queued.elapsed();
     state.metrics.admitted(&tenant.id, queue_wait);
     left.admitted = Some(Instant::now());

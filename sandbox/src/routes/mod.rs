@@ -15,12 +15,16 @@ use axum::{
 };
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
+use service_kit::telemetry::traces;
+
 use crate::{AppState, error::ApiError};
 
 /// The sandbox's routes: `POST /api/execute`, `POST /api/batch`, `GET /api/examples`, `GET /api/openapi.json`,
 /// `GET /healthz`, `GET /metrics`.
+/// Each request runs in a server span, under the ingress's proxy hop, only when traces are
+/// exported: otherwise there is no such layer at all.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/execute", post(execute::execute))
         .route("/api/batch", post(batch::batch))
         .route("/api/examples", get(examples::list))
@@ -28,7 +32,13 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    let routes = if traces::enabled() {
+        routes.layer(axum::middleware::from_fn(traces::trace_requests))
+    } else {
+        routes
+    };
+    routes
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)

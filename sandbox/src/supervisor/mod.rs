@@ -66,11 +66,13 @@ use contract::{
     },
 };
 use engine::{CallContext, HostFunctions, Json, Usage, host::MAX_HOST_JSON_BYTES};
+use service_kit::telemetry::traces;
 use tokio::{
     sync::{Notify, oneshot},
     task::JoinSet,
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use self::{answer::Answer, feed::LogEntries, worker::ScriptKey};
 use self::{
@@ -232,13 +234,17 @@ impl WorkerPool {
     ) -> Result<Answer, PoolError> {
         let (reply, answer) = oneshot::channel();
         let shared = self.shared.clone();
-        tokio::spawn(async move {
-            let mut reply = reply;
-            let answer = shared
-                .supervise(job, caller, permit, script, None, &mut reply)
-                .await;
-            let _ = reply.send(answer);
-        });
+        let span = execution_span(&caller);
+        tokio::spawn(
+            async move {
+                let mut reply = reply;
+                let answer = shared
+                    .supervise(job, caller, permit, script, None, &mut reply)
+                    .await;
+                let _ = reply.send(answer);
+            }
+            .instrument(span),
+        );
         answer.await.unwrap_or(Err(PoolError::Stopped))
     }
 
@@ -255,14 +261,18 @@ impl WorkerPool {
         let (started, delivered) = oneshot::channel();
         let (feed, entries) = LogFeed::channel();
         let shared = self.shared.clone();
-        tokio::spawn(async move {
-            let mut reply = reply;
-            let stream = Stream { feed, started };
-            let answer = shared
-                .supervise(job, caller, permit, None, Some(stream), &mut reply)
-                .await;
-            let _ = reply.send(answer);
-        });
+        let span = execution_span(&caller);
+        tokio::spawn(
+            async move {
+                let mut reply = reply;
+                let stream = Stream { feed, started };
+                let answer = shared
+                    .supervise(job, caller, permit, None, Some(stream), &mut reply)
+                    .await;
+                let _ = reply.send(answer);
+            }
+            .instrument(span),
+        );
         if delivered.await.is_ok() {
             return Ok((entries, Execution { answer }));
         }
@@ -445,34 +455,17 @@ impl Shared {
         let granted = job.host.functions.clone();
         let max_calls = job.host.max_calls;
         let frame = encode(&Order::Run(job));
-        let mut attempts = 0;
-        let mut worker = loop {
-            let mut worker = self.take_idle(script).await?;
-            worker.region.cancel_flag().store(false, Ordering::Release);
-            if script.is_some() {
-                worker.last_batch_script = script;
-            }
-            worker
-                .region
-                .prepared_flag()
-                .store(false, Ordering::Release);
-            // The worker empties it too when the job starts, but a stream looks before that:
-            // it must never see the previous execution's output.
-            worker.region.clear_log();
-            // Only a stream is woken by new output (asked below once the job is delivered).
-            worker.region.stop_wake_ups();
-            match worker.send(&frame).await {
-                Ok(()) => break worker,
-                Err(_) if attempts + 1 < DELIVERY_ATTEMPTS => {
-                    attempts += 1;
-                    self.retire(worker, Retirement::DiedIdle);
-                }
-                Err(_) => {
-                    self.retire(worker, Retirement::DiedIdle);
-                    return Err(PoolError::NoWorker);
-                }
-            }
-        };
+        let handoff = traces::span(|| {
+            tracing::info_span!("worker_handoff", worker.pid = tracing::field::Empty)
+        });
+        let mut worker = self
+            .hand_off(&frame, script)
+            .instrument(handoff.clone())
+            .await?;
+        if let Some(pid) = worker.pid() {
+            handoff.record("worker.pid", pid);
+        }
+        drop(handoff);
         let delivered = Instant::now();
         self.deliveries.fetch_add(1, Ordering::Relaxed);
         let mut feed = stream.and_then(|Stream { feed, started }| {
@@ -522,6 +515,43 @@ impl Shared {
             delivered,
             permit,
         )
+    }
+
+    /// Hands the job's `frame` to an idle worker (the one that ran `script` last, if any),
+    /// trying another when a worker turns out to have died idle.
+    async fn hand_off(
+        self: &Arc<Self>,
+        frame: &[u8],
+        script: Option<ScriptKey>,
+    ) -> Result<Worker, PoolError> {
+        let mut attempts = 0;
+        loop {
+            let mut worker = self.take_idle(script).await?;
+            worker.region.cancel_flag().store(false, Ordering::Release);
+            if script.is_some() {
+                worker.last_batch_script = script;
+            }
+            worker
+                .region
+                .prepared_flag()
+                .store(false, Ordering::Release);
+            // The worker empties it too when the job starts, but a stream looks before that:
+            // it must never see the previous execution's output.
+            worker.region.clear_log();
+            // Only a stream is woken by new output (asked below once the job is delivered).
+            worker.region.stop_wake_ups();
+            match worker.send(frame).await {
+                Ok(()) => return Ok(worker),
+                Err(_) if attempts + 1 < DELIVERY_ATTEMPTS => {
+                    attempts += 1;
+                    self.retire(worker, Retirement::DiedIdle);
+                }
+                Err(_) => {
+                    self.retire(worker, Retirement::DiedIdle);
+                    return Err(PoolError::NoWorker);
+                }
+            }
+        }
     }
 
     /// Waits for `worker`'s report until the deadline plus the kill grace, running its host
@@ -646,12 +676,25 @@ impl Shared {
             )));
         };
         let metrics = self.metrics.clone();
+        // Under the execution's span; `fetch` adds the origin it asked (never path or query).
+        let span = traces::span(|| {
+            tracing::info_span!(
+                "host_call",
+                host.function = %call.name,
+                url.origin = tracing::field::Empty,
+                http.request.method = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            )
+        });
         // No deadline of its own: the call is dropped when the execution ends (at its deadline
         // at the latest), so a call still running then ends the execution as a `timeout` rather
         // than answering an error the script could catch a moment before its own deadline.
         calls.running.spawn(async move {
             let started = Instant::now();
-            let result = future.await;
+            let result = future.instrument(span.clone()).await;
+            if result.is_err() {
+                span.record("otel.status_code", "error");
+            }
             let result = result.and_then(|value| {
                 let json = serde_json::to_string(&value).expect("JSON values serialise");
                 if json.len() > MAX_HOST_JSON_BYTES {
@@ -687,7 +730,8 @@ impl Shared {
     ) -> Result<Answer, PoolError> {
         let answer = match ended {
             Ended::Report(Ok(Report::Finished(finished))) => {
-                let heavy = finished.memory_peak > self.settings.max_resident_bytes / 2;
+                let memory_peak = finished.memory_peak;
+                let heavy = memory_peak > self.settings.max_resident_bytes / 2;
                 let engine_fault = finished.engine_fault;
                 if let Some(hit) = finished.bytecode_cache_hit {
                     self.metrics.bytecode_cache(hit);
@@ -695,6 +739,12 @@ impl Shared {
                 match checked(finished, log) {
                     Ok(answer) => {
                         worker.executions += 1;
+                        if traces::enabled() {
+                            let span = tracing::Span::current();
+                            span.record("memory.peak_bytes", memory_peak);
+                            span.record("worker.pid", worker.pid());
+                            span.record("worker.executions", worker.executions);
+                        }
                         let out_of_memory = matches!(
                             &answer.result,
                             Err(error) if error.kind == ErrorKind::Memory
@@ -755,6 +805,11 @@ impl Shared {
         };
         // The worker is back (or being replaced) before the slot is given to the next request.
         drop(permit);
+        if traces::enabled() {
+            let span = tracing::Span::current();
+            span.record("outcome", answer.kind());
+            span.record("executionTime", answer.duration.as_secs_f64() * 1000.0);
+        }
         Ok(answer)
     }
 
@@ -824,4 +879,21 @@ fn take_worker(idle: &mut Vec<Worker>, script: Option<ScriptKey>) -> Option<Work
         .or_else(|| idle.iter().rposition(prepared))
         .or((!idle.is_empty()).then_some(0));
     chosen.map(|at| idle.remove(at))
+}
+
+/// The span of one execution, from its hand-off to a worker to its answer, with what an
+/// operator slices by: the tenant, the outcome kind, `executionTime` (ms), the worker's memory
+/// peak, its pid and how many executions it has run. None when traces are not exported.
+fn execution_span(caller: &Caller) -> tracing::Span {
+    traces::span(|| {
+        tracing::info_span!(
+            "execution",
+            tenant.id = &*caller.tenant,
+            outcome = tracing::field::Empty,
+            executionTime = tracing::field::Empty,
+            memory.peak_bytes = tracing::field::Empty,
+            worker.pid = tracing::field::Empty,
+            worker.executions = tracing::field::Empty,
+        )
+    })
 }

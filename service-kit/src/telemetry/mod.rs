@@ -1,17 +1,26 @@
 //! Logging set-up, the same in both binaries: JSON for Cloud Logging or human-readable text,
 //! `RUST_LOG` refining the default `info` level (libraries that chatter per request kept to
 //! warnings unless it names them); which successful requests get their line
-//! (`REQUEST_LOG_SAMPLE`); and the trace id that both put on a request's log lines, so Cloud
-//! Logging can group them under its trace.
+//! (`REQUEST_LOG_SAMPLE`); the trace id that both put on a request's log lines; and, when the
+//! `OTEL_*` variables name a collector, the spans exported as OpenTelemetry traces
+//! ([`traces`]), with each JSON line carrying its span's trace for Cloud Logging
+//! (`logging.googleapis.com/trace`, `…/spanId`, `…/trace_sampled`), so it nests the lines
+//! under the request's trace.
+
+pub mod traces;
 
 use std::{
     hash::{BuildHasher, BuildHasherDefault, DefaultHasher},
+    io::Write,
     sync::atomic::{AtomicU64, Ordering},
 };
 
 use axum::http::HeaderMap;
 use contract::ids;
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use opentelemetry::trace::SpanContext;
+use tracing_subscriber::{
+    EnvFilter, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 /// How log lines are written (`LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,18 +87,109 @@ pub fn logs_success(request_id: Option<&str>) -> bool {
     Sample(f64::from_bits(SAMPLE.load(Ordering::Relaxed))).keeps(request_id)
 }
 
-/// Installs the global subscriber. A subscriber already installed (a test that runs a server
-/// in its own process twice) is kept, not a panic.
-pub fn init(Logging { format, sample }: Logging) {
+/// Installs the global subscriber for the binary `service_name`, with trace export when the
+/// environment asks for it ([`traces`]): then what stops the export, to be awaited before the
+/// process ends. A subscriber already installed (a test that runs a server in its own process
+/// twice) is kept, not a panic.
+pub fn init(
+    Logging { format, sample }: Logging,
+    service_name: &'static str,
+) -> Option<traces::Exporting> {
     SAMPLE.store(sample.0.to_bits(), Ordering::Relaxed);
     let filter = filter(std::env::var(EnvFilter::DEFAULT_ENV).ok().as_deref());
-    let registry = tracing_subscriber::registry().with(filter);
+    let (tracer, exporting) = traces::start(service_name).unzip();
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracer.map(|tracer| tracing_opentelemetry::layer().with_tracer(tracer)));
     let _ = match format {
+        LogFormat::Json if exporting.is_some() => registry
+            .with(tracing_stackdriver::layer().with_writer(TracedStdout::from_env()))
+            .try_init(),
         LogFormat::Json => registry.with(tracing_stackdriver::layer()).try_init(),
         LogFormat::Text => registry
             .with(tracing_subscriber::fmt::layer().with_ansi(colours()))
             .try_init(),
     };
+    exporting
+}
+
+/// Standard output for JSON lines, each given the trace of the span it was logged in, as
+/// Cloud Logging reads it: `logging.googleapis.com/trace` (`projects/PROJECT/traces/ID` when
+/// `GOOGLE_CLOUD_PROJECT` names the project), `…/spanId` and `…/trace_sampled`.
+struct TracedStdout {
+    project: Option<String>,
+}
+
+impl TracedStdout {
+    fn from_env() -> Self {
+        let project = std::env::var("GOOGLE_CLOUD_PROJECT")
+            .ok()
+            .filter(|project| {
+                !project.is_empty()
+                    && project
+                        .bytes()
+                        .all(|byte| byte.is_ascii_alphanumeric() || b"-.:".contains(&byte))
+            });
+        Self { project }
+    }
+}
+
+impl<'a> MakeWriter<'a> for TracedStdout {
+    type Writer = TracedLine<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        TracedLine {
+            project: self.project.as_deref(),
+            span: traces::current(),
+            line: Vec::new(),
+        }
+    }
+}
+
+/// One JSON line, written to standard output with its trace fields when dropped.
+struct TracedLine<'a> {
+    project: Option<&'a str>,
+    span: Option<SpanContext>,
+    line: Vec<u8>,
+}
+
+impl Write for TracedLine<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for TracedLine<'_> {
+    fn drop(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        let traced = match (&self.span, line.strip_prefix(b"{")) {
+            (Some(span), Some(rest)) => {
+                let trace = match self.project {
+                    Some(project) => format!("projects/{project}/traces/{}", span.trace_id()),
+                    None => span.trace_id().to_string(),
+                };
+                let mut traced = format!(
+                    "{{\"logging.googleapis.com/trace\":\"{trace}\",\
+                     \"logging.googleapis.com/spanId\":\"{}\",\
+                     \"logging.googleapis.com/trace_sampled\":{},",
+                    span.span_id(),
+                    span.is_sampled()
+                )
+                .into_bytes();
+                traced.extend_from_slice(rest);
+                Some(traced)
+            }
+            _ => None,
+        };
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(traced.as_deref().unwrap_or(&line));
+    }
 }
 
 /// Libraries whose `info` lines are per-request chatter: the MCP SDK logs every stateless
