@@ -26,6 +26,9 @@ fn the_document_is_openapi_3_1_with_every_public_route() {
             "/api/examples",
             "/api/execute",
             "/api/openapi.json",
+            "/api/sessions",
+            "/api/sessions/{id}",
+            "/api/sessions/{id}/execute",
             "/healthz"
         ]
     );

@@ -168,6 +168,7 @@ pub fn parse(
             anonymous.max_timeout_ms,
             anonymous.max_memory_limit_mb,
             anonymous.max_batch_items,
+            (anonymous.max_sessions, anonymous.max_session_memory_mb),
         )
         .map_err(|reason| format!("[anonymous]: {reason}"))?,
         sources: anonymous.sources,
@@ -203,6 +204,8 @@ struct AnonymousSection {
     max_timeout_ms: Option<u64>,
     max_memory_limit_mb: Option<u64>,
     max_batch_items: Option<u32>,
+    max_sessions: Option<u32>,
+    max_session_memory_mb: Option<u64>,
     #[serde(default)]
     sources: SourceRules,
     fetch: Option<FetchGrant>,
@@ -219,6 +222,8 @@ struct TenantSection {
     max_timeout_ms: Option<u64>,
     max_memory_limit_mb: Option<u64>,
     max_batch_items: Option<u32>,
+    max_sessions: Option<u32>,
+    max_session_memory_mb: Option<u64>,
     #[serde(default)]
     sources: SourceRules,
     fetch: Option<FetchGrant>,
@@ -289,6 +294,7 @@ fn check_tenant(section: TenantSection, earlier: &[Tenant]) -> Result<Tenant, St
         section.max_timeout_ms,
         section.max_memory_limit_mb,
         section.max_batch_items,
+        (section.max_sessions, section.max_session_memory_mb),
     )
     .map_err(|reason| format!("{id}: {reason}"))?;
     let capabilities = capabilities(section.fetch).map_err(|reason| format!("{id}: {reason}"))?;
@@ -323,6 +329,7 @@ fn ceilings(
     max_timeout_ms: Option<u64>,
     max_memory_limit_mb: Option<u64>,
     max_batch_items: Option<u32>,
+    (max_sessions, max_session_memory_mb): (Option<u32>, Option<u64>),
 ) -> Result<Ceilings, String> {
     let at_least_1 = |name: &str, value: Option<u64>| {
         value
@@ -341,6 +348,10 @@ fn ceilings(
         memory: at_least_1("max_memory_limit_mb", max_memory_limit_mb)?
             .map(MemoryLimit::from_mebibytes),
         batch_items: max_batch_items,
+        // 0 turns sessions off for the tier.
+        sessions: max_sessions,
+        session_memory: at_least_1("max_session_memory_mb", max_session_memory_mb)?
+            .map(MemoryLimit::from_mebibytes),
     })
 }
 

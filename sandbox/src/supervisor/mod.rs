@@ -46,6 +46,7 @@
 mod answer;
 mod feed;
 mod launcher;
+mod session;
 mod worker;
 
 use std::{
@@ -69,7 +70,12 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-pub use self::{answer::Answer, feed::LogEntries, worker::ScriptKey};
+pub use self::{
+    answer::Answer,
+    feed::LogEntries,
+    session::{SessionEnd, SessionWorker},
+    worker::ScriptKey,
+};
 use self::{
     answer::{checked, failed},
     feed::LogFeed,
@@ -110,6 +116,14 @@ pub struct PoolSettings {
     pub max_executions: u64,
     /// Resident memory past which a worker is replaced after its execution.
     pub max_resident_bytes: u64,
+}
+
+impl PoolSettings {
+    /// The address space (`RLIMIT_AS`) of a worker for `memory_limit` bytes of heap: that, its
+    /// stack, and [`crate::config::WORKER_OVERHEAD_BYTES`], as for the pool's workers.
+    pub fn session_address_space(&self, memory_limit: u64) -> u64 {
+        memory_limit + self.stack_bytes + crate::config::WORKER_OVERHEAD_BYTES
+    }
 }
 
 /// Why the pool gave no answer.
@@ -160,7 +174,6 @@ impl WorkerPool {
                 program: settings.program.clone(),
                 stack_bytes: settings.stack_bytes,
                 region_capacity: settings.setup.max_log_bytes as usize,
-                address_space_bytes: settings.setup.address_space_limit,
             },
             metrics.clone(),
         )?;
@@ -502,6 +515,7 @@ impl Shared {
                 reply,
                 &mut calls,
                 &mut feed,
+                true,
             )
             .await;
         // Calls still running are abandoned with the execution.
@@ -524,15 +538,19 @@ impl Shared {
     /// Waits for `worker`'s report until the deadline plus the kill grace, running its host
     /// calls meanwhile, handing on its console entries when it streams, and cancelling the
     /// execution when the service stops or its client leaves: a cancelled execution that has
-    /// not stopped within the kill grace is killed.
-    async fn watch(
+    /// not stopped within the kill grace is killed. With `demote`, a long execution with
+    /// company is moved to the background (a session's worker, which outlives the execution,
+    /// never is).
+    #[allow(clippy::too_many_arguments)]
+    async fn watch<T>(
         &self,
         worker: &mut Worker,
         timeout: Duration,
         max_frame: usize,
-        reply: &mut oneshot::Sender<Result<Answer, PoolError>>,
+        reply: &mut oneshot::Sender<T>,
         calls: &mut Calls,
         feed: &mut Option<LogFeed>,
+        demote: bool,
     ) -> Ended {
         let deadline = tokio::time::sleep(timeout + self.settings.kill_grace);
         tokio::pin!(deadline);
@@ -574,7 +592,7 @@ impl Shared {
                     }
                 }
                 () = &mut deadline => return Ended::Deadline,
-                _ = background.tick(), if !worker.in_background => {
+                _ = background.tick(), if demote && !worker.in_background => {
                     let now = self.deliveries.load(Ordering::Relaxed);
                     if now != deliveries {
                         worker.send_to_background(BACKGROUND_NICE);
