@@ -49,6 +49,10 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most `inputs` of a batch (`MAX_BATCH_ITEMS`).
     pub max_batch_items: usize,
+    /// A session's idle timeout when it names none, and the longest it may ask for, in seconds
+    /// (`SESSION_IDLE_TIMEOUT_S`, `SESSION_MAX_IDLE_TIMEOUT_S`).
+    pub default_session_ttl_s: u64,
+    pub max_session_ttl_s: u64,
     /// The bundled examples' names, which are all `file` may name.
     pub examples: Vec<String>,
 }
@@ -96,6 +100,26 @@ pub fn document(limits: &Limits) -> openapi::OpenApi {
     let mut document = Generated::openapi();
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let components = document.components.get_or_insert_with(Components::new);
+    // A session's execution takes the execute request without `memoryLimitMb`: the same
+    // parser, and the same schema less that field.
+    let mut session_execute = components
+        .schemas
+        .get(ExecuteBody::name().as_ref())
+        .cloned()
+        .expect("the execute request's schema");
+    if let RefOr::T(Schema::Object(object)) = &mut session_execute {
+        object.properties.shift_remove("memoryLimitMb");
+        object.description = Some(
+            "The body of `POST /api/sessions/{id}/execute`: an execute request without \
+             `memoryLimitMb`, which is the session's."
+                .to_owned(),
+        );
+    }
+    components
+        .schemas
+        .insert(SESSION_EXECUTE_REQUEST.to_owned(), session_execute);
+    state_limits(components, SESSION_EXECUTE_REQUEST, limits);
+    state_session_limits(components, limits);
     state_limits(components, ExecuteBody::name().as_ref(), limits);
     state_limits(components, BatchBody::name().as_ref(), limits);
     components.add_security_scheme(
@@ -165,6 +189,43 @@ pub fn document(limits: &Limits) -> openapi::OpenApi {
         .paths
         .insert("/healthz".into(), PathItem::new(HttpMethod::Get, healthz()));
     document
+}
+
+/// The schema of a session's execute request.
+const SESSION_EXECUTE_REQUEST: &str = "SessionExecuteRequest";
+
+/// Fills the deployment's maximums into the schema of `POST /api/sessions`'s body.
+fn state_session_limits(components: &mut Components, limits: &Limits) {
+    let Some(RefOr::T(Schema::Object(request))) =
+        components.schemas.get_mut(SessionBody::name().as_ref())
+    else {
+        unreachable!("SessionRequest is an object schema");
+    };
+    for (name, default, maximum) in [
+        (
+            "ttlSeconds",
+            limits.default_session_ttl_s,
+            limits.max_session_ttl_s,
+        ),
+        (
+            "timeoutMs",
+            limits.default_timeout_ms,
+            limits.max_timeout_ms,
+        ),
+        (
+            "memoryLimitMb",
+            limits.default_memory_limit_mb,
+            limits.max_memory_limit_mb,
+        ),
+    ] {
+        if let Some(RefOr::T(Schema::Object(property))) = request.properties.get_mut(name) {
+            property.maximum = Some(maximum.into());
+            let description = property.description.get_or_insert_with(String::new);
+            description.push_str(&format!(
+                "\n\nOn this deployment: {default} when not given, at most {maximum}."
+            ));
+        }
+    }
 }
 
 const BEARER: &str = "bearer";
@@ -739,7 +800,8 @@ fn execute_in_session(limits: &Limits) -> openapi::path::Operation {
         .content(
             "application/json",
             examples(
-                ContentBuilder::new().schema(Some(Ref::from_schema_name(ExecuteBody::name()))),
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(SESSION_EXECUTE_REQUEST))),
                 [
                     ("define", "Define something", json!({"code": "let total = 0; function add(n) { total += n; return total }"})),
                     ("use", "Use it in a later execution", json!({"code": "add(2); add(3)"})),

@@ -8,6 +8,8 @@ fn limits() -> Limits {
         max_memory_limit_mb: 256,
         max_body_bytes: 1 << 20,
         max_batch_items: 1000,
+        default_session_ttl_s: 300,
+        max_session_ttl_s: 3600,
         examples: vec!["pi.js".into(), "simple.js".into()],
     }
 }

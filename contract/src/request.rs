@@ -340,6 +340,15 @@ impl SessionRequest {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
+        // serde reads a struct from an array too: only an object is a session request.
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|error| RequestError::NotJson(error.to_string()))?;
+        if !value.is_object() {
+            return Err(RequestError::Invalid(
+                "Failed to deserialize the JSON body into the target type: expected an object"
+                    .to_owned(),
+            ));
+        }
         parse_fields(body, |fields: SessionBody| {
             // Zero was refused by the fields' `range` rules.
             Ok(Self {
@@ -1032,5 +1041,37 @@ mod tests {
         let sent = parse(r#"{"code": "1", "language": "javascript"}"#).unwrap();
         let forwarded = serde_json::to_string(&sent).unwrap();
         assert_eq!(forwarded, r#"{"code":"1"}"#);
+    }
+
+    #[test]
+    fn a_session_request_is_an_object_of_optional_limits_or_nothing() {
+        assert_eq!(
+            SessionRequest::parse(b"").unwrap(),
+            SessionRequest::default()
+        );
+        assert_eq!(
+            SessionRequest::parse(b"{}").unwrap(),
+            SessionRequest::default()
+        );
+        let asked =
+            SessionRequest::parse(br#"{"ttlSeconds": 60, "timeoutMs": 500, "memoryLimitMb": 8}"#)
+                .unwrap();
+        assert_eq!(asked.idle_timeout, Some(std::time::Duration::from_secs(60)));
+        assert_eq!(asked.timeout.map(TimeLimit::millis), Some(500));
+        assert_eq!(asked.memory_limit.map(MemoryLimit::mebibytes), Some(8));
+        for (body, message) in [
+            ("[null, null]", "expected an object"),
+            (r#"{"ttlSeconds": 0}"#, "ttlSeconds: must be at least 1"),
+            (r#"{"ttl": 5}"#, "unknown field `ttl`"),
+        ] {
+            let Err(RequestError::Invalid(refused)) = SessionRequest::parse(body.as_bytes()) else {
+                panic!("{body} was not refused as invalid");
+            };
+            assert!(refused.contains(message), "{body}: {refused}");
+        }
+        assert!(matches!(
+            SessionRequest::parse(b"{"),
+            Err(RequestError::NotJson(_))
+        ));
     }
 }

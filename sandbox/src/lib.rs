@@ -85,7 +85,8 @@ impl AppState {
             config.queue_max_bytes,
             config.queue_timeout,
         );
-        let sessions = sessions::Sessions::new(config.sessions.clone(), memory.clone());
+        let sessions =
+            sessions::Sessions::new(config.sessions.clone(), memory.clone(), metrics.clone());
         let examples = Examples::load();
         let openapi = routes::openapi::render(&config, &examples);
         Ok(Self {

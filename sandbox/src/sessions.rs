@@ -25,7 +25,7 @@ use std::{
 use service_kit::{Charge, MemoryBudget};
 use tokio::sync::OwnedMutexGuard;
 
-use crate::{supervisor::SessionWorker, tenant::Tenant};
+use crate::{metrics::Metrics, supervisor::SessionWorker, tenant::Tenant};
 
 /// How often the reaper looks for expired sessions (requests check on their own).
 pub const REAP_EVERY: Duration = Duration::from_millis(250);
@@ -241,15 +241,21 @@ impl Registry {
 pub struct Sessions {
     settings: SessionSettings,
     memory: Arc<MemoryBudget>,
+    metrics: Arc<Metrics>,
     registry: Mutex<Registry>,
 }
 
 impl Sessions {
     /// No sessions yet; starts the reaper, which ends with the last handle.
-    pub fn new(settings: SessionSettings, memory: Arc<MemoryBudget>) -> Arc<Self> {
+    pub fn new(
+        settings: SessionSettings,
+        memory: Arc<MemoryBudget>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         let sessions = Arc::new(Self {
             settings,
             memory,
+            metrics,
             registry: Mutex::new(Registry::default()),
         });
         let weak = Arc::downgrade(&sessions);
@@ -362,6 +368,7 @@ impl Sessions {
             .expect("sessions")
             .open
             .insert(session.id.clone(), session.clone());
+        self.metrics.session("created");
         session
     }
 
@@ -385,6 +392,7 @@ impl Sessions {
             && session.try_begin().is_some()
         {
             registry.remove(id, true);
+            self.metrics.session("expired");
             tracing::info!(session = id, "session expired");
             return Err(Missing::Expired);
         }
@@ -405,12 +413,21 @@ impl Sessions {
             return Err(None);
         };
         self.registry.lock().expect("sessions").remove(id, false);
+        self.metrics.session("deleted");
         Ok(())
     }
 
     /// Removes the session an execution ended (lost): its id is unknown from now on.
     pub fn forget(&self, id: &str) {
-        self.registry.lock().expect("sessions").remove(id, false);
+        if self
+            .registry
+            .lock()
+            .expect("sessions")
+            .remove(id, false)
+            .is_some()
+        {
+            self.metrics.session("lost");
+        }
     }
 
     /// Expires every idle session past its deadline, and removes lost ones.
@@ -431,6 +448,7 @@ impl Sessions {
             .collect();
         for (id, expired) in due {
             if registry.remove(&id, expired).is_some() && expired {
+                self.metrics.session("expired");
                 tracing::info!(session = id, "session expired");
             }
         }

@@ -16,7 +16,8 @@
 //! Memory: each worker's address space is capped (`RLIMIT_AS`) from its first instruction,
 //! before it has read its set-up, and a replacement is started only once every retired worker
 //! has been reaped, so that at most `MAX_CONCURRENCY` workers' address spaces exist at once
-//! (README, "Memory budget").
+//! (README, "Memory budget"), besides the sessions' workers, each of which is charged to the
+//! memory budget for the session's life.
 
 use std::{
     collections::HashMap,

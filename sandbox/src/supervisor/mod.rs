@@ -41,6 +41,9 @@
 //!   the job's grant and runs the function beside the watch, and answers on the channel. The
 //!   calls end with the execution: at its deadline, unanswered calls are dropped.
 //!
+//! - **Sessions have workers of their own** ([`session`]), started by the same launcher with
+//!   the same hardening, never in the pool; their executions are watched by the same watch.
+//!
 //! Workers are started and reaped by the [`launcher`] thread.
 
 mod answer;

@@ -206,6 +206,12 @@ async fn running_out_of_memory_ends_the_session_and_no_other() {
     assert_eq!(after.request_error_kind(), "session_not_found");
     let lives = run_in(&app, &ACME, &other, json!({ "code": "kept" })).await;
     assert_eq!(lives.result(), &json!("other"));
+    assert_eq!(
+        app.metric("sandbox_session_events_total{event=\"lost\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(app.metric("sandbox_sessions_open").await, 1.0);
 }
 
 #[tokio::test]
@@ -217,6 +223,12 @@ async fn an_idle_session_expires_after_its_ttl() {
     assert_eq!(expired.request_error_kind(), "session_expired");
     let run = run_in(&app, &ACME, &id, json!({ "code": "1" })).await;
     assert_eq!(run.request_error_kind(), "session_expired");
+    assert_eq!(
+        app.metric("sandbox_session_events_total{event=\"expired\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(app.metric("sandbox_sessions_open").await, 0.0);
     // To anyone else, still unknown.
     assert_eq!(
         state(&app, &BETA, &id).await.request_error_kind(),
