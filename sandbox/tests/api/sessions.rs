@@ -215,6 +215,37 @@ async fn running_out_of_memory_ends_the_session_and_no_other() {
 }
 
 #[tokio::test]
+async fn an_execution_whose_worker_is_killed_ends_its_session_and_no_other() {
+    let app = spawn_app_with(|config| config.watchdog_grace = Duration::from_millis(50)).await;
+    let doomed = create(&app, &ACME, json!({})).await;
+    let other = create(&app, &ACME, json!({})).await;
+    run_in(&app, &ACME, &other, json!({ "code": "kept = 'other'" })).await;
+    // One C call that never polls the interrupt handler: only the kill stops it.
+    let unstoppable = "'a'.repeat(3e5).indexOf('a'.repeat(1e4) + 'b')";
+    let killed = run_in(
+        &app,
+        &ACME,
+        &doomed,
+        json!({ "code": unstoppable, "timeoutMs": 100 }),
+    )
+    .await;
+    assert_eq!(
+        killed.script_error_kind(),
+        "session_lost",
+        "{}",
+        killed.body
+    );
+    let message = killed.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("killed"), "{message}");
+    assert_eq!(
+        state(&app, &ACME, &doomed).await.request_error_kind(),
+        "session_not_found"
+    );
+    let lives = run_in(&app, &ACME, &other, json!({ "code": "kept" })).await;
+    assert_eq!(lives.result(), &json!("other"));
+}
+
+#[tokio::test]
 async fn an_idle_session_expires_after_its_ttl() {
     let app = spawn_app().await;
     let id = create(&app, &ACME, json!({ "ttlSeconds": 1 })).await;
