@@ -396,6 +396,7 @@ mod tests {
             rate_limit_burst = 5
             max_concurrency = 1
             max_timeout_ms = 5000
+            max_sessions = 0
 
             [[tenants]]
             id = "acme"
@@ -406,6 +407,8 @@ mod tests {
             max_timeout_ms = 10000
             max_memory_limit_mb = 64
             max_batch_items = 100
+            max_sessions = 3
+            max_session_memory_mb = 192
             sources = ["gs://acme-scripts/prod/", "https://*.acme.example"]
 
             [[tenants]]
@@ -421,7 +424,7 @@ mod tests {
         assert!(tenants.anonymous.enabled);
         assert_eq!(
             tenants.anonymous.ceilings.header_value().as_deref(),
-            Some("concurrency=1,timeout-ms=5000")
+            Some("concurrency=1,timeout-ms=5000,sessions=0")
         );
         let anonymous_limit = anonymous_limit.unwrap();
         assert_eq!(
@@ -435,7 +438,10 @@ mod tests {
         assert_eq!(acme.rate_limit.unwrap().per_second, 10.5);
         assert_eq!(
             acme.ceilings.header_value().as_deref(),
-            Some("concurrency=2,timeout-ms=10000,memory-mb=64,batch-items=100")
+            Some(
+                "concurrency=2,timeout-ms=10000,memory-mb=64,batch-items=100,sessions=3,\
+                 session-memory-mb=192"
+            )
         );
         assert_eq!(acme.sources.0.len(), 2);
         assert_eq!(acme.sources.0[0].to_string(), "gs://acme-scripts/prod/");
