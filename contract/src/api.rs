@@ -277,6 +277,48 @@ pub struct Example {
     pub source: Arc<str>,
 }
 
+/// `POST /api/sessions`'s answer (201): the session's id, and when it expires if left idle.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionCreated {
+    /// 32 hex digits: 128 bits from the operating system's CSPRNG.
+    #[schema(
+        example = "5f0c2a9be1d34c7f8a61b0e2d9c4f317",
+        pattern = "^[0-9a-f]{32}$"
+    )]
+    pub id: String,
+    /// RFC 3339, UTC.
+    #[schema(example = "2026-01-01T12:05:00.000Z")]
+    pub expires_at: String,
+}
+
+/// `GET /api/sessions/{id}`'s answer: the session's state.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionState {
+    #[schema(example = "5f0c2a9be1d34c7f8a61b0e2d9c4f317")]
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// When the session last finished an execution (its creation until then), RFC 3339, UTC.
+    pub last_used_at: String,
+    /// When the session expires if left idle, or at its maximum age if that is sooner.
+    pub expires_at: String,
+    /// Its idle timeout, in seconds.
+    pub ttl_seconds: u64,
+    /// Executions it has finished.
+    pub executions: u64,
+    /// Whether an execution is running in it now.
+    pub busy: bool,
+    /// Its worker process's resident memory in bytes, as the kernel counts it (the runtime
+    /// and what its executions left in it, the program included).
+    pub memory_used_bytes: u64,
+    /// Its memory limit in MiB: everything the runtime holds counts against it.
+    pub memory_limit_mb: u64,
+    /// Each execution's time limit when it names none, in milliseconds.
+    pub timeout_ms: u64,
+}
+
 /// The ingress's `GET /healthz` answer.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {

@@ -44,6 +44,15 @@ pub enum RequestErrorKind {
     SourceUnavailable,
     /// The script at this `url` does not have the SHA-256 digest given in `sha256`.
     SourceHashMismatch,
+    /// No session of the caller has this id here: it never existed, belongs to someone else,
+    /// ended long ago, or lives on another instance.
+    SessionNotFound,
+    /// The session expired (idle too long, or at its maximum age) and its state is gone.
+    SessionExpired,
+    /// The session is running an execution; it runs one at a time.
+    SessionBusy,
+    /// No session can be created now: the caller's cap, or the instance's, is reached.
+    SessionLimit,
 }
 
 impl RequestErrorKind {
@@ -66,6 +75,10 @@ impl RequestErrorKind {
             Self::SourceNotFound => "source_not_found",
             Self::SourceUnavailable => "source_unavailable",
             Self::SourceHashMismatch => "source_hash_mismatch",
+            Self::SessionNotFound => "session_not_found",
+            Self::SessionExpired => "session_expired",
+            Self::SessionBusy => "session_busy",
+            Self::SessionLimit => "session_limit",
         }
     }
 }
@@ -139,6 +152,10 @@ mod tests {
             RequestErrorKind::SourceNotFound,
             RequestErrorKind::SourceUnavailable,
             RequestErrorKind::SourceHashMismatch,
+            RequestErrorKind::SessionNotFound,
+            RequestErrorKind::SessionExpired,
+            RequestErrorKind::SessionBusy,
+            RequestErrorKind::SessionLimit,
         ] {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }

@@ -29,11 +29,11 @@ use crate::{
     api::{
         BatchLine, BatchResponse, ERROR_EVENT, EVENT_STREAM, ExampleList, ExecuteResponse,
         ExecutionStatus, HEARTBEAT_INTERVAL, Health, HealthStatus, LOG_EVENT, LogEntry, LogType,
-        NDJSON, RESULT_EVENT,
+        NDJSON, RESULT_EVENT, SessionCreated, SessionState,
     },
     envelope::{ErrorEnvelope, RequestErrorKind},
     outcome::{ErrorKind, ScriptError},
-    request::{BatchBody, ExecuteBody, Language},
+    request::{BatchBody, ExecuteBody, Language, SessionBody},
 };
 
 /// The path the ingress serves the document at.
@@ -49,6 +49,10 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most `inputs` of a batch (`MAX_BATCH_ITEMS`).
     pub max_batch_items: usize,
+    /// A session's idle timeout when it names none, and the longest it may ask for, in seconds
+    /// (`SESSION_IDLE_TIMEOUT_S`, `SESSION_MAX_IDLE_TIMEOUT_S`).
+    pub default_session_ttl_s: u64,
+    pub max_session_ttl_s: u64,
     /// The bundled examples' names, which are all `file` may name.
     pub examples: Vec<String>,
 }
@@ -84,6 +88,9 @@ pub struct Limits {
         HealthStatus,
         ErrorEnvelope,
         RequestErrorKind,
+        SessionBody,
+        SessionCreated,
+        SessionState,
     ))
 )]
 struct Generated;
@@ -93,6 +100,26 @@ pub fn document(limits: &Limits) -> openapi::OpenApi {
     let mut document = Generated::openapi();
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let components = document.components.get_or_insert_with(Components::new);
+    // A session's execution takes the execute request without `memoryLimitMb`: the same
+    // parser, and the same schema less that field.
+    let mut session_execute = components
+        .schemas
+        .get(ExecuteBody::name().as_ref())
+        .cloned()
+        .expect("the execute request's schema");
+    if let RefOr::T(Schema::Object(object)) = &mut session_execute {
+        object.properties.shift_remove("memoryLimitMb");
+        object.description = Some(
+            "The body of `POST /api/sessions/{id}/execute`: an execute request without \
+             `memoryLimitMb`, which is the session's."
+                .to_owned(),
+        );
+    }
+    components
+        .schemas
+        .insert(SESSION_EXECUTE_REQUEST.to_owned(), session_execute);
+    state_limits(components, SESSION_EXECUTE_REQUEST, limits);
+    state_session_limits(components, limits);
     state_limits(components, ExecuteBody::name().as_ref(), limits);
     state_limits(components, BatchBody::name().as_ref(), limits);
     components.add_security_scheme(
@@ -117,6 +144,12 @@ pub fn document(limits: &Limits) -> openapi::OpenApi {
             .description(Some("Running scripts."))
             .build(),
         TagBuilder::new()
+            .name("sessions")
+            .description(Some(
+                "Runtimes that keep their state across executions, on one instance.",
+            ))
+            .build(),
+        TagBuilder::new()
             .name("service")
             .description(Some("Health and this document."))
             .build(),
@@ -128,6 +161,20 @@ pub fn document(limits: &Limits) -> openapi::OpenApi {
     document.paths.paths.insert(
         "/api/batch".into(),
         PathItem::new(HttpMethod::Post, batch(limits)),
+    );
+    document.paths.paths.insert(
+        "/api/sessions".into(),
+        PathItem::new(HttpMethod::Post, create_session(limits)),
+    );
+    let mut session = PathItem::new(HttpMethod::Get, session_state());
+    session.delete = Some(end_session());
+    document
+        .paths
+        .paths
+        .insert("/api/sessions/{id}".into(), session);
+    document.paths.paths.insert(
+        "/api/sessions/{id}/execute".into(),
+        PathItem::new(HttpMethod::Post, execute_in_session(limits)),
     );
     document.paths.paths.insert(
         "/api/examples".into(),
@@ -142,6 +189,43 @@ pub fn document(limits: &Limits) -> openapi::OpenApi {
         .paths
         .insert("/healthz".into(), PathItem::new(HttpMethod::Get, healthz()));
     document
+}
+
+/// The schema of a session's execute request.
+const SESSION_EXECUTE_REQUEST: &str = "SessionExecuteRequest";
+
+/// Fills the deployment's maximums into the schema of `POST /api/sessions`'s body.
+fn state_session_limits(components: &mut Components, limits: &Limits) {
+    let Some(RefOr::T(Schema::Object(request))) =
+        components.schemas.get_mut(SessionBody::name().as_ref())
+    else {
+        unreachable!("SessionRequest is an object schema");
+    };
+    for (name, default, maximum) in [
+        (
+            "ttlSeconds",
+            limits.default_session_ttl_s,
+            limits.max_session_ttl_s,
+        ),
+        (
+            "timeoutMs",
+            limits.default_timeout_ms,
+            limits.max_timeout_ms,
+        ),
+        (
+            "memoryLimitMb",
+            limits.default_memory_limit_mb,
+            limits.max_memory_limit_mb,
+        ),
+    ] {
+        if let Some(RefOr::T(Schema::Object(property))) = request.properties.get_mut(name) {
+            property.maximum = Some(maximum.into());
+            let description = property.description.get_or_insert_with(String::new);
+            description.push_str(&format!(
+                "\n\nOn this deployment: {default} when not given, at most {maximum}."
+            ));
+        }
+    }
 }
 
 const BEARER: &str = "bearer";
@@ -542,6 +626,233 @@ fn event_stream() -> openapi::Content {
         .schema(Some(schema))
         .example(Some(Value::String(example)))
         .build()
+}
+
+/// The `id` of a session, in its path.
+fn session_id_parameter() -> openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("id")
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(
+            "The session's id, as `POST /api/sessions` answered it.",
+        ))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
+}
+
+/// The errors of a request naming a session that is not (or no longer) the caller's here.
+fn session_missing() -> ErrorAnswer {
+    ErrorAnswer::new(
+        404,
+        RequestErrorKind::SessionNotFound,
+        "No session of the caller has this id on this instance: it never existed, belongs to          someone else, was deleted, ended with an execution (`session_lost`), expired long ago,          or lives on another instance. Create a new one.",
+        "no session with this id: it never existed, belongs to someone else, ended, or lives on          another instance of the service; create a new one (POST /api/sessions)",
+    )
+    .also(
+        RequestErrorKind::SessionExpired,
+        "The caller's session expired (idle past its `ttlSeconds`, or at the server's maximum          age) and its state is gone. Create a new one.",
+        "the session expired and its state is gone; create a new one (POST /api/sessions)",
+    )
+}
+
+fn session_busy() -> ErrorAnswer {
+    ErrorAnswer::new(
+        409,
+        RequestErrorKind::SessionBusy,
+        "The session is running an execution; it runs one at a time.",
+        "the session is running an execution; it runs one at a time: retry when it ends",
+    )
+}
+
+fn create_session(limits: &Limits) -> openapi::path::Operation {
+    let body = RequestBodyBuilder::new()
+        .required(Some(Required::True))
+        .description(Some(
+            "Optional `ttlSeconds`, `timeoutMs` and `memoryLimitMb`, as `application/json`;              `{}` for the defaults.",
+        ))
+        .content(
+            "application/json",
+            examples(
+                ContentBuilder::new().schema(Some(Ref::from_schema_name(SessionBody::name()))),
+                [
+                    ("defaults", "The server's defaults", json!({})),
+                    (
+                        "limits",
+                        "A short idle timeout, a larger memory limit",
+                        json!({"ttlSeconds": 60, "timeoutMs": 2000, "memoryLimitMb": 32}),
+                    ),
+                ],
+            )
+            .build(),
+        )
+        .build();
+    let mut operation = OperationBuilder::new()
+        .operation_id(Some("createSession"))
+        .tag("sessions")
+        .summary(Some("Create a session"))
+        .description(Some(
+            "Starts a runtime of the caller's own, in a worker process of its own, that keeps              its globals from one execution (`POST /api/sessions/{id}/execute`) to the next.              It ends when idle for `ttlSeconds` (each execution starts the wait again), at the              server's maximum age, when deleted, or when an execution's worker must be killed,              crashes or runs out of memory. Sessions live on one instance: elsewhere the id is              `session_not_found`.",
+        ))
+        .request_body(Some(body))
+        .parameter(request_id_parameter())
+        .response(
+            "201",
+            ResponseBuilder::new()
+                .description("The session was created.")
+                .header("x-request-id", request_id_header())
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(SessionCreated::name())))
+                        .example(Some(json!({"id": "5f0c2a9be1d34c7f8a61b0e2d9c4f317", "expiresAt": "2026-01-01T12:05:00.000Z"})))
+                        .build(),
+                ),
+        );
+    for error in [
+        ErrorAnswer::new(400, RequestErrorKind::InvalidRequest, "The body is not valid JSON.", "expected value at line 1 column 1"),
+        ErrorAnswer::unauthorized(),
+        ErrorAnswer::new(403, RequestErrorKind::SessionLimit, "Sessions are turned off for this caller (its tier's `max_sessions` is 0) or on this service.", "sessions are not available to this caller"),
+        ErrorAnswer::new(408, RequestErrorKind::RequestTimeout, "The body did not arrive whole within the server's `BODY_READ_TIMEOUT_MS`.", "the request body did not arrive within 10000 ms"),
+        ErrorAnswer::new(413, RequestErrorKind::PayloadTooLarge, &format!("The body is over the server's `MAX_BODY_BYTES` ({} bytes here), or the session's worker could never fit in the service's memory.", limits.max_body_bytes), &format!("the request body is larger than the limit of {} bytes", limits.max_body_bytes)),
+        ErrorAnswer::new(415, RequestErrorKind::InvalidRequest, "The body is not declared `Content-Type: application/json`.", "expected a body with `Content-Type: application/json`"),
+        ErrorAnswer::new(422, RequestErrorKind::InvalidRequest, "The body is JSON but not a valid request: unknown fields, wrong types, or limits out of range or over the tenant's ceiling. The message names the field.", &format!("timeoutMs: must be at most {}", limits.max_timeout_ms)),
+        ErrorAnswer::new(429, RequestErrorKind::SessionLimit, "The caller holds its most sessions, or their memory limits add up to its most; end one or let one expire. Open sessions are never dropped to make room.", "1 sessions are open, the most this caller may hold; end one (DELETE /api/sessions/{id}) or let one expire")
+            .also(RequestErrorKind::RateLimited, "The tenant (or, anonymous, the client) is over its rate limit.", "too many requests: retry in 1 s")
+            .retry_after(),
+        ErrorAnswer::upstream_unavailable(),
+        ErrorAnswer::new(503, RequestErrorKind::SessionLimit, "This instance holds its most sessions (`SESSION_MAX_OPEN`).", "this instance holds its most sessions (32); retry later")
+            .also(RequestErrorKind::Overloaded, "The service's memory budget has no room for the session's worker now, or no worker process could be started.", "the service is busy (its memory for requests is in use); retry shortly")
+            .retry_after(),
+        ErrorAnswer::upstream_timeout(),
+    ] {
+        operation = error.add_to(operation);
+    }
+    secured(operation).build()
+}
+
+fn session_state() -> openapi::path::Operation {
+    let mut operation = OperationBuilder::new()
+        .operation_id(Some("getSession"))
+        .tag("sessions")
+        .summary(Some("A session's state"))
+        .parameter(session_id_parameter())
+        .parameter(request_id_parameter())
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("The session's state.")
+                .header("x-request-id", request_id_header())
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(SessionState::name())))
+                        .build(),
+                ),
+        );
+    for error in [
+        ErrorAnswer::unauthorized(),
+        session_missing(),
+        ErrorAnswer::rate_limited(),
+        ErrorAnswer::upstream_unavailable(),
+        ErrorAnswer::upstream_timeout(),
+    ] {
+        operation = error.add_to(operation);
+    }
+    secured(operation).build()
+}
+
+fn end_session() -> openapi::path::Operation {
+    let mut operation = OperationBuilder::new()
+        .operation_id(Some("deleteSession"))
+        .tag("sessions")
+        .summary(Some("End a session"))
+        .description(Some(
+            "Ends the session at once: its worker process and its state are gone.",
+        ))
+        .parameter(session_id_parameter())
+        .parameter(request_id_parameter())
+        .response(
+            "204",
+            ResponseBuilder::new()
+                .description("The session has ended.")
+                .header("x-request-id", request_id_header()),
+        );
+    for error in [
+        ErrorAnswer::unauthorized(),
+        session_missing(),
+        session_busy(),
+        ErrorAnswer::rate_limited(),
+        ErrorAnswer::upstream_unavailable(),
+        ErrorAnswer::upstream_timeout(),
+    ] {
+        operation = error.add_to(operation);
+    }
+    secured(operation).build()
+}
+
+fn execute_in_session(limits: &Limits) -> openapi::path::Operation {
+    let body = RequestBodyBuilder::new()
+        .required(Some(Required::True))
+        .description(Some(
+            "An execute request (`POST /api/execute`'s body) without `memoryLimitMb`: the              session's memory limit was set when it was created. Without `timeoutMs`, the              session's.",
+        ))
+        .content(
+            "application/json",
+            examples(
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(SESSION_EXECUTE_REQUEST))),
+                [
+                    ("define", "Define something", json!({"code": "let total = 0; function add(n) { total += n; return total }"})),
+                    ("use", "Use it in a later execution", json!({"code": "add(2); add(3)"})),
+                ],
+            )
+            .build(),
+        )
+        .build();
+    let mut operation = OperationBuilder::new()
+        .operation_id(Some("executeInSession"))
+        .tag("sessions")
+        .summary(Some("Run a script in a session"))
+        .description(Some(
+            "Runs the script in the session's runtime, where the globals, functions and values              of its earlier executions are, and answers as `POST /api/execute` does. One              execution at a time (409 `session_busy`). A script stopped at its time limit              leaves the session usable; one whose worker must be killed, crashes or runs out              of memory ends the session: its answer's `error.kind` is `session_lost`, its              message says why, and the id is `session_not_found` from then on.",
+        ))
+        .request_body(Some(body))
+        .parameter(session_id_parameter())
+        .parameter(request_id_parameter())
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("The execution finished: the script succeeded or failed.")
+                .header("x-request-id", request_id_header())
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(ExecuteResponse::name())))
+                        .build(),
+                ),
+        );
+    let mut errors = request_errors(limits, ", or `memoryLimitMb`, which is the session's");
+    errors.retain(|error| error.status != 404);
+    errors.push(
+        session_missing()
+            .also(
+                RequestErrorKind::NotFound,
+                "`file` names no bundled example.",
+                "no example script is named \"nope.js\"; GET /api/examples lists them",
+            )
+            .also(
+                RequestErrorKind::SourceNotFound,
+                "There is no object or page at `url`.",
+                "gs://acme-scripts/missing.js: not found",
+            ),
+    );
+    errors.push(session_busy());
+    errors.sort_by_key(|error| error.status);
+    for error in errors {
+        operation = error.add_to(operation);
+    }
+    secured(operation).build()
 }
 
 fn list_examples() -> openapi::path::Operation {

@@ -8,6 +8,8 @@ fn limits() -> Limits {
         max_memory_limit_mb: 256,
         max_body_bytes: 1 << 20,
         max_batch_items: 1000,
+        default_session_ttl_s: 300,
+        max_session_ttl_s: 3600,
         examples: vec!["pi.js".into(), "simple.js".into()],
     }
 }
@@ -26,6 +28,9 @@ fn the_document_is_openapi_3_1_with_every_public_route() {
             "/api/examples",
             "/api/execute",
             "/api/openapi.json",
+            "/api/sessions",
+            "/api/sessions/{id}",
+            "/api/sessions/{id}/execute",
             "/healthz"
         ]
     );

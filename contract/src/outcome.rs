@@ -28,11 +28,14 @@ pub enum ErrorKind {
     /// The worker process running the execution died (a signal, an abort, a fault in the
     /// engine); only this execution is lost.
     Crashed,
+    /// A session's execution whose worker had to be killed, crashed or ran out of memory: the
+    /// session has ended with it, and its id is unknown from now on. The message says why.
+    SessionLost,
 }
 
 impl ErrorKind {
     /// Every kind, for metrics that expose each from the start.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Syntax,
         Self::Exception,
         Self::Timeout,
@@ -41,6 +44,7 @@ impl ErrorKind {
         Self::OutputLimit,
         Self::UnsettledPromise,
         Self::Crashed,
+        Self::SessionLost,
     ];
 
     /// The kind as it appears in JSON, logs and metrics.
@@ -54,6 +58,7 @@ impl ErrorKind {
             Self::OutputLimit => "output_limit",
             Self::UnsettledPromise => "unsettled_promise",
             Self::Crashed => "crashed",
+            Self::SessionLost => "session_lost",
         }
     }
 }

@@ -293,6 +293,79 @@ script_body! {
     }
 }
 
+/// The body of `POST /api/sessions` as clients write it: every field optional, an empty body
+/// the same as `{}`.
+#[derive(Debug, Default, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = SessionRequest)]
+pub struct SessionBody {
+    /// How long the session may sit idle, in seconds: each execution starts the wait again.
+    /// Defaults to the server's `SESSION_IDLE_TIMEOUT_S`; at most its
+    /// `SESSION_MAX_IDLE_TIMEOUT_S` (422 above it). Whatever it says, a session ends at the
+    /// server's `SESSION_MAX_AGE_S` after its creation.
+    #[validate(range(min = 1, message = "ttlSeconds: must be at least 1"))]
+    #[schema(minimum = 1, example = 300)]
+    #[serde(default, deserialize_with = "whole_number")]
+    ttl_seconds: Option<u64>,
+    /// The time limit of each of the session's executions when it names none, in
+    /// milliseconds; within the same bounds as an execute request's `timeoutMs`.
+    #[validate(range(min = 1, message = "timeoutMs: must be at least 1"))]
+    #[schema(minimum = 1, example = 1000)]
+    #[serde(default, deserialize_with = "whole_number")]
+    timeout_ms: Option<u64>,
+    /// The session's memory limit in MiB, within the same bounds as an execute request's
+    /// `memoryLimitMb`: it covers everything the session's runtime holds, what earlier
+    /// executions left included.
+    #[validate(range(min = 1, message = "memoryLimitMb: must be at least 1"))]
+    #[schema(minimum = 1, example = 32)]
+    #[serde(default, deserialize_with = "whole_number")]
+    memory_limit_mb: Option<u64>,
+}
+
+/// A session to create (`POST /api/sessions`): its idle timeout and its executions' limits,
+/// each `None` for the server's (or the tenant's) default.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SessionRequest {
+    /// `ttlSeconds`.
+    pub idle_timeout: Option<std::time::Duration>,
+    /// `timeoutMs`.
+    pub timeout: Option<TimeLimit>,
+    /// `memoryLimitMb`.
+    pub memory_limit: Option<MemoryLimit>,
+}
+
+impl SessionRequest {
+    /// Parses and checks a whole body; an empty one asks for every default.
+    pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self::default());
+        }
+        // serde reads a struct from an array too: only an object is a session request.
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|error| RequestError::NotJson(error.to_string()))?;
+        if !value.is_object() {
+            return Err(RequestError::Invalid(
+                "Failed to deserialize the JSON body into the target type: expected an object"
+                    .to_owned(),
+            ));
+        }
+        parse_fields(body, |fields: SessionBody| {
+            // Zero was refused by the fields' `range` rules.
+            Ok(Self {
+                idle_timeout: fields.ttl_seconds.map(std::time::Duration::from_secs),
+                timeout: fields
+                    .timeout_ms
+                    .and_then(NonZeroU64::new)
+                    .map(TimeLimit::from_millis),
+                memory_limit: fields
+                    .memory_limit_mb
+                    .and_then(NonZeroU64::new)
+                    .map(MemoryLimit::from_mebibytes),
+            })
+        })
+    }
+}
+
 /// Where a script may be loaded from; the ingress checks the rest of the URL.
 pub const SOURCE_SCHEMES: [&str; 4] = ["gs://", "s3://", "https://", "http://"];
 
@@ -968,5 +1041,37 @@ mod tests {
         let sent = parse(r#"{"code": "1", "language": "javascript"}"#).unwrap();
         let forwarded = serde_json::to_string(&sent).unwrap();
         assert_eq!(forwarded, r#"{"code":"1"}"#);
+    }
+
+    #[test]
+    fn a_session_request_is_an_object_of_optional_limits_or_nothing() {
+        assert_eq!(
+            SessionRequest::parse(b"").unwrap(),
+            SessionRequest::default()
+        );
+        assert_eq!(
+            SessionRequest::parse(b"{}").unwrap(),
+            SessionRequest::default()
+        );
+        let asked =
+            SessionRequest::parse(br#"{"ttlSeconds": 60, "timeoutMs": 500, "memoryLimitMb": 8}"#)
+                .unwrap();
+        assert_eq!(asked.idle_timeout, Some(std::time::Duration::from_secs(60)));
+        assert_eq!(asked.timeout.map(TimeLimit::millis), Some(500));
+        assert_eq!(asked.memory_limit.map(MemoryLimit::mebibytes), Some(8));
+        for (body, message) in [
+            ("[null, null]", "expected an object"),
+            (r#"{"ttlSeconds": 0}"#, "ttlSeconds: must be at least 1"),
+            (r#"{"ttl": 5}"#, "unknown field `ttl`"),
+        ] {
+            let Err(RequestError::Invalid(refused)) = SessionRequest::parse(body.as_bytes()) else {
+                panic!("{body} was not refused as invalid");
+            };
+            assert!(refused.contains(message), "{body}: {refused}");
+        }
+        assert!(matches!(
+            SessionRequest::parse(b"{"),
+            Err(RequestError::NotJson(_))
+        ));
     }
 }

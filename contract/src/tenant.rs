@@ -55,13 +55,19 @@ pub struct Ceilings {
     pub memory: Option<MemoryLimit>,
     /// `batch-items`: most `inputs` of one batch (`POST /api/batch`).
     pub batch_items: Option<u32>,
+    /// `sessions`: most sessions open at once (`POST /api/sessions`); `0` turns sessions off
+    /// (for the anonymous tier, each of its clients).
+    pub sessions: Option<u32>,
+    /// `session-memory-mb`: most memory limits of the open sessions together.
+    pub session_memory: Option<MemoryLimit>,
 }
 
 /// An `x-tenant-limits` value the sandbox cannot use; only a broken ingress sends one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "x-tenant-limits: expected `name=value` pairs separated by commas, with names `concurrency`, \
-     `timeout-ms`, `memory-mb` and `batch-items` and whole numbers of at least 1"
+     `timeout-ms`, `memory-mb`, `batch-items`, `session-memory-mb` and whole numbers of at least \
+     1, or `sessions` and a whole number"
 )]
 pub struct BadCeilings;
 
@@ -73,6 +79,11 @@ impl Ceilings {
             ("timeout-ms", self.timeout.map(TimeLimit::millis)),
             ("memory-mb", self.memory.map(MemoryLimit::mebibytes)),
             ("batch-items", self.batch_items.map(u64::from)),
+            ("sessions", self.sessions.map(u64::from)),
+            (
+                "session-memory-mb",
+                self.session_memory.map(MemoryLimit::mebibytes),
+            ),
         ]
         .into_iter()
         .filter_map(|(name, value)| Some(format!("{name}={}", value?)))
@@ -81,17 +92,26 @@ impl Ceilings {
     }
 
     /// Parses a header value: any subset of the names, in any order; an unknown or repeated
-    /// name, or a value that is not a whole number of at least 1, is refused.
+    /// name, or a value that is not a whole number of at least 1 (`sessions` may be 0), is
+    /// refused.
     pub fn parse(text: &str) -> Result<Self, BadCeilings> {
         let mut ceilings = Self::default();
-        let mut seen = [false; 4];
+        let mut seen = [false; 6];
         for pair in text
             .split(',')
             .map(str::trim)
             .filter(|pair| !pair.is_empty())
         {
             let (name, value) = pair.split_once('=').ok_or(BadCeilings)?;
-            let value: NonZeroU64 = value.trim().parse().map_err(|_| BadCeilings)?;
+            let whole: u64 = value.trim().parse().map_err(|_| BadCeilings)?;
+            if name.trim() == "sessions" {
+                ceilings.sessions = Some(u32::try_from(whole).map_err(|_| BadCeilings)?);
+                if std::mem::replace(&mut seen[4], true) {
+                    return Err(BadCeilings);
+                }
+                continue;
+            }
+            let value = NonZeroU64::new(whole).ok_or(BadCeilings)?;
             let index = match name.trim() {
                 "concurrency" => {
                     ceilings.concurrency =
@@ -110,6 +130,10 @@ impl Ceilings {
                     ceilings.batch_items =
                         Some(u32::try_from(value.get()).map_err(|_| BadCeilings)?);
                     3
+                }
+                "session-memory-mb" => {
+                    ceilings.session_memory = Some(MemoryLimit::from_mebibytes(value));
+                    5
                 }
                 _ => return Err(BadCeilings),
             };
@@ -134,6 +158,8 @@ mod tests {
                 timeout: NonZeroU64::new(10_000).map(TimeLimit::from_millis),
                 memory: NonZeroU64::new(64).map(MemoryLimit::from_mebibytes),
                 batch_items: Some(100),
+                sessions: Some(0),
+                session_memory: NonZeroU64::new(256).map(MemoryLimit::from_mebibytes),
             },
             Ceilings {
                 timeout: NonZeroU64::new(500).map(TimeLimit::from_millis),

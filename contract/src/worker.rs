@@ -14,6 +14,9 @@
 //!     Job    ───────────────────────▶  ...
 //! ```
 //!
+//! A session's worker ([`Setup::keep_runtime`]) runs every job in the one runtime it prepared
+//! first, so globals persist from job to job.
+//!
 //! While a job runs, its script may call an asynchronous host function: the worker sends a
 //! [`HostCall`], the supervisor runs the function and answers with a [`HostAnswer`] of the same
 //! id (answers may come in any order), all before the job's deadline, after which the worker is
@@ -84,6 +87,11 @@ pub struct Setup {
     /// The worker's address-space limit (`RLIMIT_AS`), in bytes: a backstop behind the
     /// engine's own memory limit.
     pub address_space_limit: u64,
+    /// False: each job runs in a fresh runtime, prepared while the worker waits for it. True:
+    /// a session's worker, whose jobs run one after another in one runtime, so each sees what
+    /// the earlier ones left; it serves until the supervisor closes the channel, or until a job
+    /// faults the engine, which ends it.
+    pub keep_runtime: bool,
 }
 
 /// One script to run.
@@ -479,6 +487,7 @@ mod tests {
                 max_log_bytes: 1 << 20,
                 max_log_entries: 1000,
                 address_space_limit: 1 << 30,
+                keep_runtime: true,
             }),
             Order::Run(Job {
                 script_name: "script.js".into(),

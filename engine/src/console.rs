@@ -42,6 +42,8 @@ pub struct ConsoleLog<'js> {
     entries: Cell<usize>,
     /// Bytes of the `log` array still free, not counting the room kept for the last entry.
     bytes_left: Cell<usize>,
+    /// What `bytes_left` is when an execution starts.
+    byte_budget: usize,
     truncated: Cell<bool>,
     /// False when the byte cap is too small even for the entry that ends a cut log.
     room_for_marker: bool,
@@ -54,12 +56,14 @@ impl<'js> ConsoleLog<'js> {
     pub fn new(intrinsics: Rc<Intrinsics<'js>>, limits: &OutputLimits) -> Rc<Self> {
         // The array's brackets and the room for the truncation entry come off the top.
         let kept_back = 2 + TRUNCATION_ENTRY_ROOM + 1;
+        let byte_budget = limits.max_log_bytes.saturating_sub(kept_back);
         Rc::new(Self {
             intrinsics: RefCell::new(Some(intrinsics)),
             sink: RefCell::new(None),
             max_entries: limits.max_log_entries,
             entries: Cell::new(0),
-            bytes_left: Cell::new(limits.max_log_bytes.saturating_sub(kept_back)),
+            bytes_left: Cell::new(byte_budget),
+            byte_budget,
             truncated: Cell::new(false),
             room_for_marker: limits.max_log_bytes >= kept_back,
             scratch: RefCell::new(Vec::new()),
@@ -69,8 +73,18 @@ impl<'js> ConsoleLog<'js> {
     }
 
     /// Starts recording into `sink`.
+    /// Starts recording one execution's output into `sink`, with the entry and byte caps
+    /// whole again (a session's runtime records one execution after another).
     pub fn open(&self, sink: Rc<dyn LogSink>) {
+        self.entries.set(0);
+        self.bytes_left.set(self.byte_budget);
+        self.truncated.set(false);
         *self.sink.borrow_mut() = Some(sink);
+    }
+
+    /// Stops recording until the next [`ConsoleLog::open`].
+    pub fn detach(&self) {
+        self.sink.borrow_mut().take();
     }
 
     /// Ends recording and releases the script values the console holds.

@@ -450,7 +450,12 @@ impl<'js> HostRuntime<'js> {
         Ok(true)
     }
 
-    /// Drops the promises of calls still in flight (before the runtime is freed).
+    /// A whole call budget again, for the next execution in the same runtime (a session's).
+    pub fn renew(&self) {
+        self.calls.set(0);
+    }
+
+    /// Drops the promises of calls still in flight (at the end of an execution).
     pub fn clear(&self) {
         self.pending.borrow_mut().clear();
     }

@@ -200,7 +200,7 @@ impl Proxy {
         // until they are sent.
         let mut held: Option<Charge> = None;
         let mut buffered_length = None;
-        let execute = parts.method == Method::POST && path_and_query.path() == "/api/execute";
+        let execute = parts.method == Method::POST && runs_one_script(path_and_query.path());
         let batch = parts.method == Method::POST && path_and_query.path() == "/api/batch";
         if (execute || batch)
             && let Err(refused) = self.refusals.check(caller)
@@ -374,6 +374,16 @@ fn set_tenant_headers(headers: &mut HeaderMap, caller: &Caller) {
     }
 }
 
+/// Whether a `POST` to `path` takes an execute request (which may name a `url` to load):
+/// `/api/execute`, or a session's `/api/sessions/{id}/execute`.
+fn runs_one_script(path: &str) -> bool {
+    path == "/api/execute"
+        || path
+            .strip_prefix("/api/sessions/")
+            .and_then(|rest| rest.strip_suffix("/execute"))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
 /// Whether `path` may be sent to the sandbox: a route under `/api/` (not `/api/` itself), free
 /// of anything the sandbox (or a proxy between) could resolve to a route outside `/api/`, such
 /// as `/api/../healthz`, percent-encoded dots or slashes, or backslashes.
@@ -408,6 +418,22 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn execute_requests_are_those_of_execute_and_of_a_sessions_execute() {
+        for path in ["/api/execute", "/api/sessions/0a1b/execute"] {
+            assert!(runs_one_script(path), "{path}");
+        }
+        for path in [
+            "/api/batch",
+            "/api/sessions",
+            "/api/sessions/0a1b",
+            "/api/sessions//execute",
+            "/api/sessions/a/b/execute",
+        ] {
+            assert!(!runs_one_script(path), "{path}");
+        }
+    }
 
     #[test]
     fn only_plain_api_paths_are_forwardable() {

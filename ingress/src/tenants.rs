@@ -168,6 +168,7 @@ pub fn parse(
             anonymous.max_timeout_ms,
             anonymous.max_memory_limit_mb,
             anonymous.max_batch_items,
+            (anonymous.max_sessions, anonymous.max_session_memory_mb),
         )
         .map_err(|reason| format!("[anonymous]: {reason}"))?,
         sources: anonymous.sources,
@@ -203,6 +204,8 @@ struct AnonymousSection {
     max_timeout_ms: Option<u64>,
     max_memory_limit_mb: Option<u64>,
     max_batch_items: Option<u32>,
+    max_sessions: Option<u32>,
+    max_session_memory_mb: Option<u64>,
     #[serde(default)]
     sources: SourceRules,
     fetch: Option<FetchGrant>,
@@ -219,6 +222,8 @@ struct TenantSection {
     max_timeout_ms: Option<u64>,
     max_memory_limit_mb: Option<u64>,
     max_batch_items: Option<u32>,
+    max_sessions: Option<u32>,
+    max_session_memory_mb: Option<u64>,
     #[serde(default)]
     sources: SourceRules,
     fetch: Option<FetchGrant>,
@@ -289,6 +294,7 @@ fn check_tenant(section: TenantSection, earlier: &[Tenant]) -> Result<Tenant, St
         section.max_timeout_ms,
         section.max_memory_limit_mb,
         section.max_batch_items,
+        (section.max_sessions, section.max_session_memory_mb),
     )
     .map_err(|reason| format!("{id}: {reason}"))?;
     let capabilities = capabilities(section.fetch).map_err(|reason| format!("{id}: {reason}"))?;
@@ -323,6 +329,7 @@ fn ceilings(
     max_timeout_ms: Option<u64>,
     max_memory_limit_mb: Option<u64>,
     max_batch_items: Option<u32>,
+    (max_sessions, max_session_memory_mb): (Option<u32>, Option<u64>),
 ) -> Result<Ceilings, String> {
     let at_least_1 = |name: &str, value: Option<u64>| {
         value
@@ -341,6 +348,10 @@ fn ceilings(
         memory: at_least_1("max_memory_limit_mb", max_memory_limit_mb)?
             .map(MemoryLimit::from_mebibytes),
         batch_items: max_batch_items,
+        // 0 turns sessions off for the tier.
+        sessions: max_sessions,
+        session_memory: at_least_1("max_session_memory_mb", max_session_memory_mb)?
+            .map(MemoryLimit::from_mebibytes),
     })
 }
 
@@ -385,6 +396,7 @@ mod tests {
             rate_limit_burst = 5
             max_concurrency = 1
             max_timeout_ms = 5000
+            max_sessions = 0
 
             [[tenants]]
             id = "acme"
@@ -395,6 +407,8 @@ mod tests {
             max_timeout_ms = 10000
             max_memory_limit_mb = 64
             max_batch_items = 100
+            max_sessions = 3
+            max_session_memory_mb = 192
             sources = ["gs://acme-scripts/prod/", "https://*.acme.example"]
 
             [[tenants]]
@@ -410,7 +424,7 @@ mod tests {
         assert!(tenants.anonymous.enabled);
         assert_eq!(
             tenants.anonymous.ceilings.header_value().as_deref(),
-            Some("concurrency=1,timeout-ms=5000")
+            Some("concurrency=1,timeout-ms=5000,sessions=0")
         );
         let anonymous_limit = anonymous_limit.unwrap();
         assert_eq!(
@@ -424,7 +438,10 @@ mod tests {
         assert_eq!(acme.rate_limit.unwrap().per_second, 10.5);
         assert_eq!(
             acme.ceilings.header_value().as_deref(),
-            Some("concurrency=2,timeout-ms=10000,memory-mb=64,batch-items=100")
+            Some(
+                "concurrency=2,timeout-ms=10000,memory-mb=64,batch-items=100,sessions=3,\
+                 session-memory-mb=192"
+            )
         );
         assert_eq!(acme.sources.0.len(), 2);
         assert_eq!(acme.sources.0[0].to_string(), "gs://acme-scripts/prod/");

@@ -115,6 +115,18 @@ service_kit::variables! {
     /// connections open at once from one address (IPv6: one /64); `0` for no limit, the
     /// default: the sandbox's one client is the ingress
     MAX_CONNECTIONS_PER_CLIENT: usize = default("0"), whole;
+    /// how long a session may sit idle when it names no `ttlSeconds`; each execution starts
+    /// the wait again ([Sessions](#sessions))
+    SESSION_IDLE_TIMEOUT_S: Duration = default("300"), positive_seconds;
+    /// largest `ttlSeconds` a session may ask for
+    SESSION_MAX_IDLE_TIMEOUT_S: Duration = default("3600"), positive_seconds;
+    /// how long a session may live from its creation, however busy
+    SESSION_MAX_AGE_S: Duration = default("86400"), positive_seconds;
+    /// sessions open at once on this instance, each holding a worker process of its own
+    /// beside the `MAX_CONCURRENCY` ones; `0` turns sessions off
+    SESSION_MAX_OPEN: usize = default("32"), whole;
+    /// sessions one tenant (or anonymous client) may hold when its `max_sessions` says nothing
+    SESSION_MAX_PER_TENANT: u32 = default("4"), whole;
 }
 
 /// Requests of all tenants together that may wait for a worker, as a multiple of
@@ -218,6 +230,8 @@ pub struct Config {
     pub max_host_calls: u32,
     /// The `fetch` capability's caps (`FETCH_*`).
     pub fetch: FetchSettings,
+    /// How sessions are bounded (`SESSION_*`).
+    pub sessions: crate::sessions::SessionSettings,
 }
 
 /// How `fetch` is bounded, for the tenants granted it.
@@ -311,6 +325,13 @@ impl Config {
                 max_total_bytes: env.get(&FETCH_MAX_TOTAL_BYTES)?,
                 allow_loopback: env.get(&FETCH_ALLOW_LOOPBACK)?,
             },
+            sessions: crate::sessions::SessionSettings {
+                default_idle_timeout: env.get(&SESSION_IDLE_TIMEOUT_S)?,
+                max_idle_timeout: env.get(&SESSION_MAX_IDLE_TIMEOUT_S)?,
+                max_age: env.get(&SESSION_MAX_AGE_S)?,
+                max_open: env.get(&SESSION_MAX_OPEN)?,
+                max_per_owner: env.get(&SESSION_MAX_PER_TENANT)?,
+            },
         })
     }
 
@@ -334,6 +355,13 @@ impl Config {
                 ANONYMOUS_MAX_WORKERS.name,
                 workers.to_string(),
                 "must be at most MAX_CONCURRENCY",
+            ));
+        }
+        if self.sessions.default_idle_timeout > self.sessions.max_idle_timeout {
+            return Err(invalid(
+                SESSION_IDLE_TIMEOUT_S.name,
+                self.sessions.default_idle_timeout.as_secs().to_string(),
+                "must be at most SESSION_MAX_IDLE_TIMEOUT_S",
             ));
         }
         if self.default_memory_limit_mb > self.max_memory_limit_mb {
@@ -363,6 +391,16 @@ impl Config {
     /// and [`WORKER_OVERHEAD_BYTES`].
     pub fn worker_address_space(&self) -> u64 {
         self.max_memory_limit_mb as u64 * MIB + self.worker_stack_bytes() + WORKER_OVERHEAD_BYTES
+    }
+
+    /// What a session with `memory_limit` bytes of heap is charged to the memory budget for
+    /// its life: its worker's whole address space, and what the supervisor holds for any
+    /// worker (its console region, the largest report being read and its copy).
+    pub fn session_charge(&self, memory_limit: u64) -> usize {
+        let largest_report = self.max_result_bytes.max(engine::host::MAX_HOST_JSON_BYTES)
+            + crate::supervisor::REPORT_OVERHEAD;
+        (self.pool_settings().session_address_space(memory_limit) as usize)
+            .saturating_add(self.max_log_bytes + 2 * largest_report)
     }
 
     /// The worker's stack (`RLIMIT_STACK`): far larger than the JavaScript stack limit, so
@@ -444,6 +482,7 @@ impl Config {
                 max_log_bytes: self.max_log_bytes as u64,
                 max_log_entries: self.max_log_entries as u64,
                 address_space_limit: self.worker_address_space(),
+                keep_runtime: false,
             },
             stack_bytes,
             max_executions: self.worker_max_executions,

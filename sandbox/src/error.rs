@@ -44,6 +44,27 @@ pub enum ApiError {
     /// No worker process could be started in time.
     #[error("the service cannot run scripts right now ({0}); retry shortly")]
     Unavailable(PoolError),
+    /// No session of the caller has this id here.
+    #[error(
+        "no session with this id: it never existed, belongs to someone else, ended, or lives on \
+         another instance of the service; create a new one (POST /api/sessions)"
+    )]
+    SessionNotFound,
+    /// The caller's session expired.
+    #[error("the session expired and its state is gone; create a new one (POST /api/sessions)")]
+    SessionExpired,
+    /// The session is running an execution.
+    #[error("the session is running an execution; it runs one at a time: retry when it ends")]
+    SessionBusy,
+    /// The caller holds its most sessions, or their memory.
+    #[error("{0}")]
+    SessionCap(String),
+    /// The instance holds its most sessions.
+    #[error("this instance holds its most sessions ({0}); retry later")]
+    SessionsFull(usize),
+    /// Sessions are off for this caller.
+    #[error("{0}")]
+    SessionsOff(String),
     #[error("no such route")]
     NotFound,
     #[error("method not allowed")]
@@ -67,6 +88,11 @@ impl ApiError {
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Overloaded(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::SessionNotFound | Self::SessionExpired => StatusCode::NOT_FOUND,
+            Self::SessionBusy => StatusCode::CONFLICT,
+            Self::SessionCap(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::SessionsFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::SessionsOff(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -86,6 +112,12 @@ impl ApiError {
             Self::BodyTimeout(_) => RequestErrorKind::RequestTimeout,
             Self::Overloaded(_) | Self::Unavailable(_) => RequestErrorKind::Overloaded,
             Self::MethodNotAllowed => RequestErrorKind::MethodNotAllowed,
+            Self::SessionNotFound => RequestErrorKind::SessionNotFound,
+            Self::SessionExpired => RequestErrorKind::SessionExpired,
+            Self::SessionBusy => RequestErrorKind::SessionBusy,
+            Self::SessionCap(_) | Self::SessionsFull(_) | Self::SessionsOff(_) => {
+                RequestErrorKind::SessionLimit
+            }
         }
     }
 }
@@ -107,6 +139,8 @@ impl IntoResponse for ApiError {
             Self::Unavailable(_) | Self::OverBudget(service_kit::OverBudget::Full { .. }) => {
                 Some(std::time::Duration::from_secs(1))
             }
+            // A session ends by its idle timeout at the latest; a minute is a fair first wait.
+            Self::SessionCap(_) | Self::SessionsFull(_) => Some(std::time::Duration::from_secs(60)),
             _ => None,
         };
         if let Some(retry_after) = retry_after {

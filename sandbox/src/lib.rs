@@ -5,7 +5,8 @@
 //! `run` serves the API on a listener until `shutdown` resolves; `router` builds the routes for
 //! an [`AppState`]. Requests belong to tenants ([`tenant`]), which take turns for the workers
 //! ([`scheduler`]); the [`supervisor`] runs each on a worker process and enforces every limit
-//! of it, and runs the asynchronous [`host`] functions its scripts call; [`metrics`] counts
+//! of it, and runs the asynchronous [`host`] functions its scripts call; [`sessions`] keep a
+//! runtime, on a worker of their own, across executions; [`metrics`] counts
 //! what happens. The same binary is the worker (`sandbox worker`, the `worker` crate); [`main`]
 //! is its command line, which an operator's own binary calls with more host functions.
 
@@ -18,6 +19,7 @@ pub mod metrics;
 mod resources;
 mod routes;
 pub mod scheduler;
+pub mod sessions;
 pub mod supervisor;
 pub mod tenant;
 
@@ -51,6 +53,8 @@ pub struct AppState {
     memory: Arc<service_kit::MemoryBudget>,
     /// How the sandbox's memory is shared out, for the metrics.
     memory_plan: Arc<config::MemoryPlan>,
+    /// The open sessions.
+    sessions: Arc<sessions::Sessions>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -81,6 +85,8 @@ impl AppState {
             config.queue_max_bytes,
             config.queue_timeout,
         );
+        let sessions =
+            sessions::Sessions::new(config.sessions.clone(), memory.clone(), metrics.clone());
         let examples = Examples::load();
         let openapi = routes::openapi::render(&config, &examples);
         Ok(Self {
@@ -93,6 +99,7 @@ impl AppState {
             metrics,
             memory,
             memory_plan: Arc::new(plan),
+            sessions,
             shutting_down: Arc::new(AtomicBool::new(false)),
         })
     }

@@ -32,6 +32,8 @@
 //!   their worker's cache (`hit`) or was compiled (`miss`).
 //! - `sandbox_trace_spans_dropped_total`: trace spans dropped unsent
 //!   ([`service_kit::telemetry::traces`]).
+//! - `sandbox_sessions_open`: sessions open now; `sandbox_session_events_total{event}`: sessions
+//!   `created`, `expired`, `deleted` and `lost`.
 //!
 //! Label values come from small sets: outcome kinds and rejection reasons are fixed, tenant
 //! ids come from the operator's tenants file through the ingress. [`MAX_TENANT_LABELS`] still
@@ -103,6 +105,13 @@ pub struct Holdings {
     pub workers_resident_bytes: u64,
     pub open_fds: usize,
     pub memory: MemoryShares,
+    /// Sessions open now.
+    pub sessions_open: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SessionLabels {
+    event: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -152,6 +161,8 @@ pub struct Metrics {
     host_calls: Family<HostCallLabels, Counter>,
     host_call_duration: Family<FunctionLabels, Histogram, fn() -> Histogram>,
     bytecode_cache: Family<CacheLabels, Counter>,
+    sessions_open: Gauge,
+    session_events: Family<SessionLabels, Counter>,
     tenants: Mutex<HashSet<Arc<str>>>,
 }
 
@@ -266,6 +277,18 @@ impl Metrics {
             "Executions whose script's bytecode came from the worker's cache or was compiled",
             bytecode_cache.clone(),
         );
+        let sessions_open = Gauge::default();
+        registry.register(
+            "sessions_open",
+            "Sessions open now, each holding a worker process of its own",
+            sessions_open.clone(),
+        );
+        let session_events = Family::<SessionLabels, Counter>::default();
+        registry.register(
+            "session_events",
+            "Sessions created, and ended: expired, deleted, or lost with an execution",
+            session_events.clone(),
+        );
         Self {
             registry,
             executions,
@@ -282,6 +305,8 @@ impl Metrics {
             host_calls,
             host_call_duration,
             bytecode_cache,
+            sessions_open,
+            session_events,
             tenants: Mutex::new(HashSet::new()),
         }
     }
@@ -361,6 +386,13 @@ impl Metrics {
             .inc();
     }
 
+    /// A session was `created`, `expired`, `deleted` or `lost`.
+    pub fn session(&self, event: &'static str) {
+        self.session_events
+            .get_or_create(&SessionLabels { event })
+            .inc();
+    }
+
     /// A worker process became ready `duration` after it was started.
     pub fn worker_started(&self, duration: Duration) {
         self.worker_start.observe(duration.as_secs_f64());
@@ -379,6 +411,7 @@ impl Metrics {
                 .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
         self.open_fds.set(gauge_value(now.open_fds));
+        self.sessions_open.set(gauge_value(now.sessions_open));
         let memory = now.memory;
         for (share, bytes) in [
             ("total", memory.total),
@@ -435,7 +468,9 @@ mod tests {
         );
         metrics.worker_exited("crashed", "SIGSEGV");
         metrics.worker_started(Duration::from_millis(4));
+        metrics.session("created");
         let text = metrics.encode(Holdings {
+            sessions_open: 1,
             workers_busy: 1,
             workers: 2,
             supervisor_resident_bytes: 4096,
@@ -456,6 +491,8 @@ mod tests {
             "sandbox_worker_start_duration_seconds_count 1",
             "sandbox_resident_memory_bytes{process=\"supervisor\"} 4096",
             "sandbox_open_fds 0",
+            "sandbox_sessions_open 1",
+            "sandbox_session_events_total{event=\"created\"} 1",
             "sandbox_memory_budget_bytes{share=\"requests_charged\"} 2048",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");

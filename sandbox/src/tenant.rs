@@ -205,6 +205,8 @@ mod tests {
                 timeout: NonZeroU64::new(10_000).map(TimeLimit::from_millis),
                 memory: NonZeroU64::new(64).map(MemoryLimit::from_mebibytes),
                 batch_items: None,
+                sessions: None,
+                session_memory: None,
             }
         );
         let partial =

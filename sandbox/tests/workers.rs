@@ -153,6 +153,65 @@ async fn app(workers: usize, customize: impl FnOnce(&mut sandbox::Config)) -> Te
 }
 
 #[tokio::test]
+async fn a_sessions_worker_is_hardened_as_the_pools_and_dies_with_the_session() {
+    let _serial = one_at_a_time().await;
+    let app = app(1, |config| config.stack_limit_kb = 512).await;
+    assert_eq!(app.run("1").await.result(), &json!(1));
+    let pool = workers();
+    let created = app
+        .call(
+            axum::http::Method::POST,
+            "/api/sessions",
+            &[],
+            Some(json!({ "memoryLimitMb": 24 })),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let session: Vec<u32> = workers().difference(&pool).copied().collect();
+    assert_eq!(session.len(), 1, "one worker of its own: {session:?}");
+    let pid = session[0];
+
+    // As the pool's workers: seccomp, one descriptor, the same rlimits, no environment, one
+    // thread; its address space sized for the session's memory limit.
+    const MIB: u64 = 1 << 20;
+    let stack = 4 * 512 * 1024 + 8 * MIB;
+    assert_eq!(status_field(pid, "Seccomp"), "2");
+    assert_eq!(status_field(pid, "NoNewPrivs"), "1");
+    let descriptors: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(descriptors, ["3"]);
+    assert_eq!(limit(pid, "Max open files"), "4");
+    assert_eq!(limit(pid, "Max processes"), "0");
+    assert_eq!(limit(pid, "Max file size"), "0");
+    assert_eq!(
+        limit(pid, "Max address space"),
+        (24 * MIB + stack + 64 * MIB).to_string()
+    );
+    assert!(fs::read(format!("/proc/{pid}/environ")).unwrap().is_empty());
+    assert_eq!(status_field(pid, "Threads"), "1");
+
+    let deleted = app
+        .call(
+            axum::http::Method::DELETE,
+            &format!("/api/sessions/{id}"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    eventually(
+        Duration::from_secs(30),
+        "the session's worker is gone",
+        || !workers().contains(&pid),
+    )
+    .await;
+    assert_eq!(workers(), pool, "the pool's workers are untouched");
+}
+
+#[tokio::test]
 async fn workers_run_under_seccomp_with_one_descriptor_and_tight_limits() {
     let _serial = one_at_a_time().await;
     let app = app(2, |config| {
@@ -626,6 +685,7 @@ async fn a_worker_whose_channel_closes_exits_cleanly_under_its_filter() {
         max_log_bytes: 64 * 1024,
         max_log_entries: 100,
         address_space_limit: 1 << 30,
+        keep_runtime: false,
     };
     channel.write_all(&encode(&Order::Setup(setup))).unwrap();
     let ready: Report = read_frame(&mut channel, MAX_SUPERVISOR_FRAME).unwrap();

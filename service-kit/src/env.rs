@@ -267,6 +267,15 @@ pub mod parse {
         }
     }
 
+    /// Seconds, at least 1.
+    pub fn positive_seconds(value: &str) -> Result<Duration, String> {
+        match whole::<u64>(value) {
+            Ok(0) => Err("must be at least 1".into()),
+            Ok(seconds) => Ok(Duration::from_secs(seconds)),
+            Err(_) => Err("expected seconds (a whole number)".into()),
+        }
+    }
+
     /// Mebibytes, at least 1, read as bytes.
     pub fn mebibytes(value: &str) -> Result<u64, String> {
         at_least_one::<u64>(value)?

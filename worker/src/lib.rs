@@ -12,7 +12,9 @@
 //! before), report [`Finished`] as soon as the outcome is known (its runtime is freed after,
 //! off the request's path). While a job runs, its calls of asynchronous host functions go to the
 //! supervisor as [`HostCall`]s and their answers come back on the same channel
-//! ([`ChannelHost`]). It exits when the channel closes. The process has one thread: the engine runs
+//! ([`ChannelHost`]). A session's worker ([`Setup::keep_runtime`]) runs all its jobs in its
+//! first runtime instead, so each sees what the earlier ones left. It exits when the channel
+//! closes. The process has one thread: the engine runs
 //! on the main thread, whose stack the supervisor sized before starting it.
 //!
 //! Anything that goes wrong here ends the process; the supervisor reports `crashed` for a job
@@ -166,60 +168,99 @@ fn serve(
         logged: encode(&Report::Logged),
     });
     let bytecode = Rc::new(BytecodeCache::new(BYTECODE_CACHE_BYTES));
-    let mut ready = false;
+    let mut jobs = Jobs {
+        channel,
+        region,
+        sink,
+        host,
+        bytecode,
+        ready: false,
+    };
+    if setup.keep_runtime {
+        // A session's worker: every job in the one runtime; it ends with the channel, or
+        // after a job that faulted the engine (the supervisor ends the session then).
+        let reported = Rc::new(Cell::new(false));
+        let ran = engine::run_in_session_runtime(&settings, || {
+            allocator::job_ended();
+            jobs.next(&reported)
+        });
+        return match ran {
+            Ok(_) => 0,
+            Err(_) => 1,
+        };
+    }
     loop {
         // Set once this job's report is written, before its runtime is freed.
         let reported = Rc::new(Cell::new(false));
-        let ran = engine::run_in_fresh_runtime(&settings, || {
-            // The runtime is prepared: only now is this worker ready, or ready again.
-            if !ready {
-                let report = Report::Ready(Ready {
-                    timed_interrupts: engine::timed_interrupts(),
-                });
-                channel.borrow_mut().write_all(&encode(&report)).ok()?;
-                ready = true;
-            }
-            // The supervisor prefers an idle worker whose runtime is prepared; it clears the flag
-            // when it hands this one a job.
-            region.prepared_flag().store(true, Ordering::Release);
-            // Blocks in the kernel until the supervisor writes: an idle worker burns no CPU.
-            let job = loop {
-                match read_frame(&mut *channel.borrow_mut(), MAX_SUPERVISOR_FRAME) {
-                    Ok(Order::Run(job)) => break job,
-                    // The answer of a call the last job no longer waited for (an aborted
-                    // fetch): the supervisor sent it before it read that job's end.
-                    Ok(Order::Answer(_)) => continue,
-                    _ => return None,
-                }
-            };
-            region.clear_log();
-            allocator::job_started();
-            let host = HostAccess {
-                functions: host.clone(),
-                grant: job.host.clone(),
-                channel: Some(Rc::new(ChannelHost(channel.clone()))),
-            };
-            // The report goes out as soon as the outcome is known; the runtime is freed after.
-            let (channel, reported) = (channel.clone(), reported.clone());
-            let report = Box::new(move |outcome: &mut Outcome| {
-                let written = channel.borrow_mut().write_all(&encode(&finished(outcome)));
-                reported.set(written.is_ok());
-            });
-            Some(assignment(
-                job,
-                region,
-                sink.clone(),
-                host,
-                bytecode.clone(),
-                report,
-            ))
-        });
+        let ran = engine::run_in_fresh_runtime(&settings, || jobs.next(&reported));
         match ran {
             Ok(Some(_)) if reported.get() => {}
             Ok(None) => return 0,
             _ => return 1,
         }
         allocator::job_ended();
+    }
+}
+
+/// Where jobs come from and what each is given.
+struct Jobs<'a> {
+    channel: &'a Rc<RefCell<UnixStream>>,
+    region: &'static Region,
+    sink: Rc<dyn LogSink>,
+    host: &'a HostFunctions,
+    bytecode: Rc<BytecodeCache>,
+    /// Whether [`Report::Ready`] was sent.
+    ready: bool,
+}
+
+impl Jobs<'_> {
+    /// Called with a runtime prepared: says so, waits for the next job and makes it an
+    /// assignment whose report sets `reported`; `None` when the channel closed or broke.
+    fn next(&mut self, reported: &Rc<Cell<bool>>) -> Option<Assignment> {
+        let (channel, region) = (self.channel, self.region);
+        // The runtime is prepared: only now is this worker ready, or ready again.
+        if !self.ready {
+            let report = Report::Ready(Ready {
+                timed_interrupts: engine::timed_interrupts(),
+            });
+            channel.borrow_mut().write_all(&encode(&report)).ok()?;
+            self.ready = true;
+        }
+        // The supervisor prefers an idle worker whose runtime is prepared; it clears the flag
+        // when it hands this one a job.
+        region.prepared_flag().store(true, Ordering::Release);
+        // Blocks in the kernel until the supervisor writes: an idle worker burns no CPU.
+        let job = loop {
+            match read_frame(&mut *channel.borrow_mut(), MAX_SUPERVISOR_FRAME) {
+                Ok(Order::Run(job)) => break job,
+                // The answer of a call the last job no longer waited for (an aborted
+                // fetch): the supervisor sent it before it read that job's end.
+                Ok(Order::Answer(_)) => continue,
+                _ => return None,
+            }
+        };
+        region.clear_log();
+        allocator::job_started();
+        let host = HostAccess {
+            functions: self.host.clone(),
+            grant: job.host.clone(),
+            channel: Some(Rc::new(ChannelHost(channel.clone()))),
+        };
+        // The report goes out as soon as the outcome is known; the runtime is freed after.
+        reported.set(false);
+        let (channel, reported) = (channel.clone(), reported.clone());
+        let report = Box::new(move |outcome: &mut Outcome| {
+            let written = channel.borrow_mut().write_all(&encode(&finished(outcome)));
+            reported.set(written.is_ok());
+        });
+        Some(assignment(
+            job,
+            region,
+            self.sink.clone(),
+            host,
+            self.bytecode.clone(),
+            report,
+        ))
     }
 }
 

@@ -152,6 +152,8 @@ fn document_schemas() -> Value {
         max_memory_limit_mb: 1,
         max_body_bytes: 1,
         max_batch_items: 1,
+        default_session_ttl_s: 1,
+        max_session_ttl_s: 1,
         examples: Vec::new(),
     };
     let document = serde_json::to_value(contract::openapi::document(&limits))

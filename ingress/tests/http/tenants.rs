@@ -42,6 +42,7 @@ fn acme_and_beta(config: &mut ingress::Config) {
                 timeout: millis(1000),
                 memory: NonZeroU64::new(32).map(MemoryLimit::from_mebibytes),
                 batch_items: None,
+                ..Ceilings::default()
             },
         ),
         tenant("beta", BETA_KEY, None, Ceilings::default()),

@@ -353,7 +353,11 @@ pub(super) fn share(state: &AppState, tenant: &Tenant) -> TenantShare {
 
 /// Resolves the script and holds the limits to the tenant's ceilings and the server's
 /// maximums, whichever is lower.
-fn prepare(state: &AppState, tenant: &Tenant, request: ExecuteRequest) -> Result<Job, ApiError> {
+pub(super) fn prepare(
+    state: &AppState,
+    tenant: &Tenant,
+    request: ExecuteRequest,
+) -> Result<Job, ApiError> {
     let (timeout, memory_limit) = limits(state, tenant, request.timeout, request.memory_limit)?;
     let input = checked_input(&state.config, "input", request.input)?;
     let (script_name, source) = script(state, request.source, request.language)?;

@@ -54,7 +54,7 @@ impl ParseBody for BatchRequest {
 }
 
 /// A body its contract type refused: 400 when it is not JSON, 422 when it is not a request.
-fn refused(error: RequestError) -> ApiError {
+pub(super) fn refused(error: RequestError) -> ApiError {
     match error {
         RequestError::NotJson(_) => ApiError::MalformedBody(error.to_string()),
         RequestError::Invalid(message) => ApiError::Invalid(message),

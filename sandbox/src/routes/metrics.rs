@@ -25,6 +25,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             .filter_map(|pid| resources::resident_bytes(&pid.to_string()))
             .sum(),
         open_fds: resources::open_descriptors(),
+        sessions_open: state.sessions.open(),
         memory: MemoryShares {
             total: state.memory_plan.total,
             workers: state.memory_plan.workers,

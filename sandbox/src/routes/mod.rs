@@ -8,6 +8,7 @@ mod health;
 mod json;
 mod metrics;
 pub(crate) mod openapi;
+mod sessions;
 
 use axum::{
     Router,
@@ -19,7 +20,8 @@ use service_kit::telemetry::traces;
 
 use crate::{AppState, error::ApiError};
 
-/// The sandbox's routes: `POST /api/execute`, `POST /api/batch`, `GET /api/examples`, `GET /api/openapi.json`,
+/// The sandbox's routes: `POST /api/execute`, `POST /api/batch`, `/api/sessions` (create, run
+/// in, read, end), `GET /api/examples`, `GET /api/openapi.json`,
 /// `GET /healthz`, `GET /metrics`.
 /// Each request runs in a server span, under the ingress's proxy hop, only when traces are
 /// exported: otherwise there is no such layer at all.
@@ -27,6 +29,12 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/api/execute", post(execute::execute))
         .route("/api/batch", post(batch::batch))
+        .route("/api/sessions", post(sessions::create))
+        .route(
+            "/api/sessions/{id}",
+            get(sessions::state).delete(sessions::end),
+        )
+        .route("/api/sessions/{id}/execute", post(sessions::execute))
         .route("/api/examples", get(examples::list))
         .route(contract::openapi::DOCUMENT_PATH, get(openapi::serve))
         .route("/healthz", get(health::healthz))

@@ -21,6 +21,8 @@ pub fn render(config: &Config, examples: &Examples) -> Bytes {
         max_memory_limit_mb: config.max_memory_limit_mb as u64,
         max_body_bytes: config.max_body_bytes,
         max_batch_items: config.max_batch_items,
+        default_session_ttl_s: config.sessions.default_idle_timeout.as_secs(),
+        max_session_ttl_s: config.sessions.max_idle_timeout.as_secs(),
         examples: examples.all().map(|example| example.name.clone()).collect(),
     };
     let json = serde_json::to_vec(&document(&limits)).expect("the document is JSON");

@@ -16,7 +16,8 @@
 //! Memory: each worker's address space is capped (`RLIMIT_AS`) from its first instruction,
 //! before it has read its set-up, and a replacement is started only once every retired worker
 //! has been reaped, so that at most `MAX_CONCURRENCY` workers' address spaces exist at once
-//! (README, "Memory budget").
+//! (README, "Memory budget"), besides the sessions' workers, each of which is charged to the
+//! memory budget for the session's life.
 
 use std::{
     collections::HashMap,
@@ -100,12 +101,12 @@ pub struct LaunchSettings {
     pub stack_bytes: u64,
     /// Bytes of console text each worker's region holds.
     pub region_capacity: usize,
-    /// The worker's address space (`RLIMIT_AS`), set before it starts.
-    pub address_space_bytes: u64,
 }
 
 enum Task {
-    Spawn(oneshot::Sender<io::Result<Spawned>>),
+    /// Start a worker whose address space (`RLIMIT_AS`) is the given bytes, set before it
+    /// starts: the pool's workers' own, or a session's.
+    Spawn(u64, oneshot::Sender<io::Result<Spawned>>),
     Retire(u32, Retirement),
 }
 
@@ -126,11 +127,11 @@ impl Launcher {
         Ok(Self { commands })
     }
 
-    /// Starts a worker process.
-    pub async fn spawn(&self) -> io::Result<Spawned> {
+    /// Starts a worker process with `address_space_bytes` of address space.
+    pub async fn spawn(&self, address_space_bytes: u64) -> io::Result<Spawned> {
         let (reply, spawned) = oneshot::channel();
         self.commands
-            .send(Task::Spawn(reply))
+            .send(Task::Spawn(address_space_bytes, reply))
             .map_err(|_| io::Error::other("the launcher thread is gone"))?;
         spawned
             .await
@@ -154,7 +155,7 @@ fn launch_and_reap(settings: &LaunchSettings, queue: &Receiver<Task>, metrics: &
             queue.recv_timeout(REAP_EVERY)
         };
         match command {
-            Ok(Task::Spawn(reply)) => {
+            Ok(Task::Spawn(address_space_bytes, reply)) => {
                 // The worker this one replaces is killed already; its memory is the kernel's
                 // again once it has been reaped, and only then may another worker take it.
                 for (mut child, why) in retired.drain(..) {
@@ -162,7 +163,7 @@ fn launch_and_reap(settings: &LaunchSettings, queue: &Receiver<Task>, metrics: &
                         record_exit(child.id(), why, status, metrics);
                     }
                 }
-                let spawned = spawn(settings).map(|(child, spawned)| {
+                let spawned = spawn(settings, address_space_bytes).map(|(child, spawned)| {
                     live.insert(spawned.pid, child);
                     spawned
                 });
@@ -237,7 +238,7 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-fn spawn(settings: &LaunchSettings) -> io::Result<(Child, Spawned)> {
+fn spawn(settings: &LaunchSettings, address_space_bytes: u64) -> io::Result<(Child, Spawned)> {
     let (channel, worker_end) = UnixStream::pair()?;
     let (region, region_fd) = Region::create(settings.region_capacity)?;
     let mut command = Command::new(&settings.program);
@@ -252,7 +253,7 @@ fn spawn(settings: &LaunchSettings) -> io::Result<(Child, Spawned)> {
         channel: worker_end.as_raw_fd(),
         region: region_fd.as_raw_fd(),
         stack_bytes: settings.stack_bytes,
-        address_space_bytes: settings.address_space_bytes,
+        address_space_bytes,
     };
     // SAFETY: the closure runs in the child between fork and exec and only makes
     // async-signal-safe system calls (prctl, getppid, fcntl, dup2, getrlimit, setrlimit).

@@ -41,11 +41,15 @@
 //!   the job's grant and runs the function beside the watch, and answers on the channel. The
 //!   calls end with the execution: at its deadline, unanswered calls are dropped.
 //!
+//! - **Sessions have workers of their own** ([`session`]), started by the same launcher with
+//!   the same hardening, never in the pool; their executions are watched by the same watch.
+//!
 //! Workers are started and reaped by the [`launcher`] thread.
 
 mod answer;
 mod feed;
 mod launcher;
+mod session;
 mod worker;
 
 use std::{
@@ -74,7 +78,12 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use self::{answer::Answer, feed::LogEntries, worker::ScriptKey};
+pub use self::{
+    answer::Answer,
+    feed::LogEntries,
+    session::{SessionEnd, SessionWorker},
+    worker::ScriptKey,
+};
 use self::{
     answer::{checked, failed},
     feed::LogFeed,
@@ -115,6 +124,14 @@ pub struct PoolSettings {
     pub max_executions: u64,
     /// Resident memory past which a worker is replaced after its execution.
     pub max_resident_bytes: u64,
+}
+
+impl PoolSettings {
+    /// The address space (`RLIMIT_AS`) of a worker for `memory_limit` bytes of heap: that, its
+    /// stack, and [`crate::config::WORKER_OVERHEAD_BYTES`], as for the pool's workers.
+    pub fn session_address_space(&self, memory_limit: u64) -> u64 {
+        memory_limit + self.stack_bytes + crate::config::WORKER_OVERHEAD_BYTES
+    }
 }
 
 /// Why the pool gave no answer.
@@ -165,7 +182,6 @@ impl WorkerPool {
                 program: settings.program.clone(),
                 stack_bytes: settings.stack_bytes,
                 region_capacity: settings.setup.max_log_bytes as usize,
-                address_space_bytes: settings.setup.address_space_limit,
             },
             metrics.clone(),
         )?;
@@ -498,6 +514,7 @@ impl Shared {
                 reply,
                 &mut calls,
                 &mut feed,
+                true,
             )
             .await;
         // Calls still running are abandoned with the execution.
@@ -557,15 +574,19 @@ impl Shared {
     /// Waits for `worker`'s report until the deadline plus the kill grace, running its host
     /// calls meanwhile, handing on its console entries when it streams, and cancelling the
     /// execution when the service stops or its client leaves: a cancelled execution that has
-    /// not stopped within the kill grace is killed.
-    async fn watch(
+    /// not stopped within the kill grace is killed. With `demote`, a long execution with
+    /// company is moved to the background (a session's worker, which outlives the execution,
+    /// never is).
+    #[allow(clippy::too_many_arguments)]
+    async fn watch<T>(
         &self,
         worker: &mut Worker,
         timeout: Duration,
         max_frame: usize,
-        reply: &mut oneshot::Sender<Result<Answer, PoolError>>,
+        reply: &mut oneshot::Sender<T>,
         calls: &mut Calls,
         feed: &mut Option<LogFeed>,
+        demote: bool,
     ) -> Ended {
         let deadline = tokio::time::sleep(timeout + self.settings.kill_grace);
         tokio::pin!(deadline);
@@ -607,7 +628,7 @@ impl Shared {
                     }
                 }
                 () = &mut deadline => return Ended::Deadline,
-                _ = background.tick(), if !worker.in_background => {
+                _ = background.tick(), if demote && !worker.in_background => {
                     let now = self.deliveries.load(Ordering::Relaxed);
                     if now != deliveries {
                         worker.send_to_background(BACKGROUND_NICE);

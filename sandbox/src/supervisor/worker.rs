@@ -50,7 +50,7 @@ pub type ScriptKey = u64;
 impl Worker {
     /// Starts a worker and waits until it is hardened and has a runtime ready.
     pub async fn start(launcher: &Launcher, setup: &Setup) -> Result<(Self, Ready), StartError> {
-        let spawned = launcher.spawn().await?;
+        let spawned = launcher.spawn(setup.address_space_limit).await?;
         let channel = spawned
             .channel
             .set_nonblocking(true)

@@ -312,6 +312,7 @@ fn a_worker_out_of_memory_in_rust_code_reports_memory_and_exits_without_sigsys()
         max_log_bytes: 1024 * 1024,
         max_log_entries: 1_000,
         address_space_limit: 256 * 1024 * 1024,
+        keep_runtime: false,
     });
     worker.send(&Order::Run(Job {
         script_name: "script.js".into(),

@@ -13,6 +13,7 @@ mod memory;
 mod metrics;
 mod requests;
 mod results;
+mod sessions;
 mod streaming;
 mod support;
 mod tenants;

@@ -297,6 +297,31 @@ impl TestApp {
         self.send(request).await
     }
 
+    /// `method` on `path` with extra `headers` and, when given, a JSON `body`; an empty answer's
+    /// body reads as `null`.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                Full::new(Bytes::from(body.to_string()))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        self.send(request.body(body).unwrap()).await
+    }
+
     async fn send(&self, request: Request<Full<Bytes>>) -> TestResponse {
         let response = tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
             .await
@@ -311,6 +336,13 @@ async fn whole(response: hyper::Response<Incoming>) -> TestResponse {
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    if bytes.is_empty() {
+        return TestResponse {
+            status,
+            headers,
+            body: Value::Null,
+        };
+    }
     let body = serde_json::from_slice(&bytes)
         .unwrap_or_else(|error| panic!("not JSON ({error}): {}", String::from_utf8_lossy(&bytes)));
     TestResponse {

@@ -1,0 +1,282 @@
+//! A session's worker: a process of its own, started by the same launcher and hardened exactly
+//! as the pool's workers are (the same binary, set-up, seccomp filter and rlimits), but never in
+//! the pool: it runs only its session's jobs, all in one runtime (`Setup::keep_runtime`), and
+//! its address space is sized for the session's memory limit. Its executions are watched by the
+//! pool's own watch, so deadlines, host calls and cancellation behave as for any execution.
+//!
+//! What ends the session rather than one execution: a worker killed at its deadline (it did not
+//! stop at the interrupt), one that crashed or broke the protocol, and an engine fault (out of
+//! memory): the runtime, or the process, can no longer be trusted with the session's state. The
+//! answer then says `session_lost` with the reason, and the worker is retired at once. A script
+//! stopped at the interrupt by its deadline leaves the session as it was.
+
+use std::{
+    ops::DerefMut,
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
+
+use contract::{
+    outcome::{ErrorKind, ScriptError},
+    worker::{Job, Order, Report, encode},
+};
+use engine::{Usage, host::MAX_HOST_JSON_BYTES};
+use tokio::{sync::oneshot, task::JoinSet};
+
+use super::{
+    Answer, Caller, Calls, Ended, PoolError, REPORT_OVERHEAD, Shared, WorkerPool,
+    answer::{checked, failed},
+    launcher::Retirement,
+    worker::Worker,
+};
+
+/// A session's worker process, idle between its session's executions.
+pub struct SessionWorker {
+    worker: Worker,
+}
+
+impl SessionWorker {
+    /// Its resident memory as the kernel counts it: the runtime, what the session's
+    /// executions left in it, and the program.
+    pub fn resident_bytes(&self) -> Option<u64> {
+        self.worker.resident_bytes()
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.worker.pid()
+    }
+}
+
+/// Why a session's execution ended the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Killed: it did not stop at its deadline.
+    Killed,
+    /// It crashed or broke the protocol.
+    Crashed,
+    /// Out of memory, or another fault of the engine.
+    EngineFault,
+}
+
+impl SessionEnd {
+    /// For metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Killed => "killed",
+            Self::Crashed => "crashed",
+            Self::EngineFault => "engine_fault",
+        }
+    }
+}
+
+impl WorkerPool {
+    /// Starts a session's worker whose address space fits `memory_limit` bytes of heap, with
+    /// the pool's set-up otherwise; waits until it is ready.
+    pub async fn start_session_worker(
+        &self,
+        memory_limit: u64,
+    ) -> Result<SessionWorker, PoolError> {
+        let shared = &self.shared;
+        let mut setup = shared.settings.setup.clone();
+        setup.keep_runtime = true;
+        setup.address_space_limit = shared.settings.session_address_space(memory_limit);
+        let started = Instant::now();
+        match Worker::start(&shared.launcher, &setup).await {
+            Ok((worker, _)) => {
+                shared.metrics.worker_started(started.elapsed());
+                Ok(SessionWorker { worker })
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not start a session's worker");
+                Err(PoolError::NoWorker)
+            }
+        }
+    }
+
+    /// Runs `job` on the session worker in `slot`, answering by its deadline plus the kill grace
+    /// whatever the worker does. The run goes on if the caller stops waiting (the execution is
+    /// cancelled, as a plain one is), and `slot` is released only when it has ended: holding it
+    /// is what makes a session run one execution at a time. A run that ends the session empties
+    /// `slot` and retires the worker; its answer says `session_lost`.
+    pub async fn run_in_session<S>(
+        &self,
+        mut slot: S,
+        job: Job,
+        caller: Caller,
+    ) -> Result<(Answer, Option<SessionEnd>), PoolError>
+    where
+        S: DerefMut<Target = Option<SessionWorker>> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let mut reply = reply;
+            let Some(session) = slot.take() else {
+                let _ = reply.send(Err(PoolError::NoWorker));
+                return;
+            };
+            let (answer, kept) = shared
+                .supervise_session(session, job, caller, &mut reply)
+                .await;
+            *slot = kept;
+            drop(slot);
+            let _ = reply.send(Ok(answer));
+        });
+        answer.await.unwrap_or(Err(PoolError::Stopped))
+    }
+}
+
+impl Shared {
+    /// Runs one job on a session's worker and watches it to the end: the answer, and the
+    /// worker when the session lives on.
+    async fn supervise_session(
+        self: &Arc<Self>,
+        session: SessionWorker,
+        job: Job,
+        caller: Caller,
+        reply: &mut oneshot::Sender<Result<(Answer, Option<SessionEnd>), PoolError>>,
+    ) -> ((Answer, Option<SessionEnd>), Option<SessionWorker>) {
+        let SessionWorker { mut worker } = session;
+        let timeout = job.timeout;
+        let memory_limit = job.memory_limit;
+        let calls_granted = job.host.functions.clone();
+        let max_calls = job.host.max_calls;
+        worker.region.cancel_flag().store(false, Ordering::Release);
+        worker
+            .region
+            .prepared_flag()
+            .store(false, Ordering::Release);
+        worker.region.clear_log();
+        worker.region.stop_wake_ups();
+        let delivered = Instant::now();
+        if worker.send(&encode(&Order::Run(job))).await.is_err() {
+            let log = worker.region.snapshot();
+            let answer = failed(
+                ErrorKind::Crashed,
+                "the session's worker process had died".to_owned(),
+                log,
+                delivered.elapsed(),
+            );
+            worker.retire(Retirement::DiedIdle);
+            return (lost(answer, SessionEnd::Crashed), None);
+        }
+        let max_frame = (self.settings.setup.max_result_bytes as usize).max(MAX_HOST_JSON_BYTES)
+            + REPORT_OVERHEAD;
+        let mut calls = Calls {
+            caller,
+            granted: calls_granted,
+            max_calls,
+            made: 0,
+            deadline: delivered + timeout,
+            usage: Arc::new(Usage::default()),
+            running: JoinSet::new(),
+        };
+        let ended = self
+            .watch(
+                &mut worker,
+                timeout,
+                max_frame,
+                reply,
+                &mut calls,
+                &mut None,
+                false,
+            )
+            .await;
+        calls.running.abort_all();
+        let log = worker.region.snapshot();
+        let (answer, end) = match ended {
+            Ended::Report(Ok(Report::Finished(finished))) => {
+                let engine_fault = finished.engine_fault;
+                if let Some(hit) = finished.bytecode_cache_hit {
+                    self.metrics.bytecode_cache(hit);
+                }
+                match checked(finished, log) {
+                    Ok(answer) => {
+                        let out_of_memory = matches!(
+                            &answer.result,
+                            Err(error) if error.kind == ErrorKind::Memory
+                        );
+                        let end =
+                            (engine_fault || out_of_memory).then_some(SessionEnd::EngineFault);
+                        (answer, end)
+                    }
+                    Err(log) => (crashed(log, delivered), Some(SessionEnd::Crashed)),
+                }
+            }
+            Ended::Report(Ok(Report::OutOfMemory)) => (
+                failed(
+                    ErrorKind::Memory,
+                    format!(
+                        "out of memory: the session exceeded its memory limit of {} MB",
+                        memory_limit / (1024 * 1024)
+                    ),
+                    log,
+                    delivered.elapsed(),
+                ),
+                Some(SessionEnd::EngineFault),
+            ),
+            Ended::Report(Ok(Report::Ready(_) | Report::Call(_) | Report::Logged) | Err(_)) => {
+                (crashed(log, delivered), Some(SessionEnd::Crashed))
+            }
+            Ended::Deadline => {
+                let message = if self.stopping.is_cancelled() {
+                    "the script was stopped because the service is shutting down".to_owned()
+                } else {
+                    format!(
+                        "the script ran past its time limit of {} ms and did not stop; its \
+                         worker was killed",
+                        timeout.as_millis()
+                    )
+                };
+                (
+                    failed(ErrorKind::Timeout, message, log, delivered.elapsed()),
+                    Some(SessionEnd::Killed),
+                )
+            }
+        };
+        match end {
+            None => ((answer, None), Some(SessionWorker { worker })),
+            Some(end) => {
+                worker.retire(match end {
+                    SessionEnd::Killed => Retirement::Timeout,
+                    SessionEnd::Crashed => Retirement::Crashed,
+                    SessionEnd::EngineFault => Retirement::EngineFault,
+                });
+                (lost(answer, end), None)
+            }
+        }
+    }
+}
+
+/// The answer of an execution whose session ended with it: the error's kind becomes
+/// `session_lost`, its name and message say why.
+fn lost(mut answer: Answer, end: SessionEnd) -> (Answer, Option<SessionEnd>) {
+    let cause = match answer.result {
+        Err(error) => error,
+        Ok(_) => ScriptError::limit(
+            ErrorKind::Crashed,
+            "CrashError",
+            "the engine faulted during the execution",
+        ),
+    };
+    answer.result = Err(ScriptError {
+        kind: ErrorKind::SessionLost,
+        name: cause.name,
+        message: format!(
+            "{} (the session has ended: its state is gone; create a new session)",
+            cause.message
+        ),
+        stack: cause.stack,
+    });
+    (answer, Some(end))
+}
+
+fn crashed(log: contract::worker::LogSnapshot, delivered: Instant) -> Answer {
+    failed(
+        ErrorKind::Crashed,
+        "the session's worker process crashed".to_owned(),
+        log,
+        delivered.elapsed(),
+    )
+}
