@@ -1,8 +1,9 @@
-// Talks to the service: lists the bundled examples and runs code, with the tenant's API key when
-// one is given. Runs ask for the answer as Server-Sent Events, so console entries arrive while the
-// script runs and the result comes last. Every way a request can fail (network, HTTP status, a key
-// refused, a body that is not the API's JSON, a stream cut short) becomes a `RequestFailure` whose
-// `title` and `message` are written for people.
+// Talks to the service: lists the bundled examples and runs code, once or as a batch over many
+// inputs, with the tenant's API key when one is given. A single run asks for its answer as
+// Server-Sent Events, so console entries arrive while the script runs and the result comes last.
+// Every way a request can fail (network, HTTP status, a key refused, a body that is not the API's
+// JSON, a stream cut short) becomes a `RequestFailure` whose `title` and `message` are written for
+// people.
 
 /** How long the page waits for an answer: above the server's longest deadline (30 s) plus queueing. */
 const CLIENT_TIMEOUT_MS = 60_000;
@@ -64,6 +65,24 @@ export async function execute(request, { apiKey = "", onStart = () => {}, onLog 
   throw new RequestFailure("Answer cut short", "The connection closed before the script's result arrived. Try again.", {
     kind: "stream_ended",
   });
+}
+
+/**
+ * `POST /api/batch` → one execution outcome per item of `request.inputs`, in their order. Items
+ * that fail are outcomes too; only failures of the request itself (a refused batch) throw.
+ */
+export async function runBatch(request, { apiKey = "" } = {}) {
+  const body = await send(
+    "api/batch",
+    { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request) },
+    apiKey,
+  );
+  if (!Array.isArray(body?.results) || body.results.length !== request.inputs.length) {
+    throw new RequestFailure("Unexpected response", "The server's answer is not one result per input.", {
+      kind: "bad_response",
+    });
+  }
+  return body.results.map(executionOutcome);
 }
 
 /** The API's JSON body, or the failure its status and body describe. */

@@ -1,18 +1,28 @@
 // Entry point of the demo page: wires the editor, the language switch, the example picker, the
-// limit inputs, the API key field and the Run, Share and Copy-as-curl buttons to the API and the
-// output panel, which shows a run's console output as it arrives.
+// limit inputs, the input box (one input, or a batch's array of inputs), the API key field and the
+// Run, Share and Copy-as-curl buttons to the API and the output panel, which shows a run's console
+// output as it arrives, or a batch's results as a table.
 
 import { apiKeyField } from "./api-key.js";
-import { execute, fetchExamples, RequestFailure } from "./api.js";
+import { execute, fetchExamples, RequestFailure, runBatch } from "./api.js";
 import { curlCommand, KEY_VARIABLE } from "./curl.js";
 import { createEditor, isLanguage } from "./editor.js";
-import { outputPanel, renderFailure, renderInvalidInput, renderOutcome, renderRunning, renderStarted } from "./render.js";
+import {
+  outputPanel,
+  renderBatch,
+  renderFailure,
+  renderInvalidInput,
+  renderOutcome,
+  renderRunning,
+  renderStarted,
+} from "./render.js";
 import { isShareFragment, readSharedRun, shareLink } from "./share.js";
 import { TYPESCRIPT_EXAMPLES } from "./typescript-examples.js";
 
 const DRAFT_KEY = "jsbox.draft";
 const INPUT_DRAFT_KEY = "jsbox.input";
 const LANGUAGE_KEY = "jsbox.language";
+const BATCH_KEY = "jsbox.batch";
 const STARTER_CODE = `// Write JavaScript (or switch to TypeScript) and press Ctrl+Enter (⌘+Enter on a Mac) to run it.
 // console.* output is captured; the value of the last expression is the result.
 const greet = (name) => \`Hello, \${name}!\`;
@@ -28,6 +38,12 @@ const languageSwitch = form.elements.language;
 const limitInputs = [document.getElementById("timeout-ms"), document.getElementById("memory-limit-mb")];
 const inputBox = document.getElementById("input-box");
 const inputField = document.getElementById("input-json");
+const batchToggle = document.getElementById("batch-mode");
+/** What the input box asks for: one input, or a batch's inputs. */
+const INPUT_MODES = {
+  single: { label: "Input, as JSON", unit: "JSON, optional", placeholder: '{"items": [{"price": 3, "qty": 2}]}' },
+  batch: { label: "Inputs, as a JSON array", unit: "JSON array, one run each", placeholder: '[1, 2, 3]' },
+};
 const shared = {
   box: document.getElementById("shared"),
   label: document.getElementById("shared-label"),
@@ -93,8 +109,17 @@ for (const input of limitInputs) {
   input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
 }
 
+batchToggle.checked = readDraft(BATCH_KEY) === "true";
+showInputMode();
+batchToggle.addEventListener("change", () => {
+  showInputMode();
+  inputField.removeAttribute("aria-invalid");
+  saveDraft(String(batchToggle.checked), BATCH_KEY);
+  forgetShareFragment();
+});
+
 inputField.value = readDraft(INPUT_DRAFT_KEY) ?? "";
-inputBox.open = inputField.value.trim() !== "";
+inputBox.open = inputField.value.trim() !== "" || batchToggle.checked;
 inputField.addEventListener("input", () => {
   inputField.removeAttribute("aria-invalid");
   saveDraft(inputField.value, INPUT_DRAFT_KEY);
@@ -123,21 +148,25 @@ document.getElementById("share").addEventListener("click", async () => {
   const input = readInput();
   if (input === null) return;
   const sharedInput = input.value === undefined ? {} : { input: inputField.value };
-  const link = await shareLink({ code: editor.value, ...languageField(), ...sharedInput, ...limits }, window.location);
+  const batch = batchToggle.checked ? { batch: true } : {};
+  const link = await shareLink(
+    { code: editor.value, ...languageField(), ...sharedInput, ...batch, ...limits },
+    window.location,
+  );
   // The address bar holds the link too, until the code is edited.
   history.replaceState(null, "", link);
   await offerCopy(
     "Link to this run",
     link,
-    "Link copied to the clipboard. Opening it restores this code, its language, input and limits.",
+    "Link copied to the clipboard. Opening it restores this code, its language, input (or batch) and limits.",
   );
 });
 
 document.getElementById("copy-curl").addEventListener("click", async () => {
   const request = buildRequest();
   if (!request) return;
-  const executeUrl = new URL("api/execute", window.location.href).href;
-  const command = curlCommand(executeUrl, request, { withKey: apiKey.value !== "" });
+  const url = new URL(batchToggle.checked ? "api/batch" : "api/execute", window.location.href).href;
+  const command = curlCommand(url, request, { withKey: apiKey.value !== "" });
   const keyNote = apiKey.value === "" ? "" : ` It reads your key from $${KEY_VARIABLE}: set that variable first.`;
   await offerCopy("curl command", command, `curl command copied to the clipboard.${keyNote}`);
 });
@@ -179,6 +208,10 @@ async function run() {
   setRunning(true);
   renderRunning(panel);
   revealOutput();
+  if (batchToggle.checked) {
+    await runAsBatch(request);
+    return;
+  }
   let live = null;
   try {
     const outcome = await execute(request, {
@@ -201,7 +234,22 @@ async function run() {
   }
 }
 
-/** The body for `POST /api/execute`, or `null` (with the problem shown) when a limit or the input is unreadable. */
+/** Sends a batch's `request` and shows its results as a table; Run is free again afterwards. */
+async function runAsBatch(request) {
+  try {
+    renderBatch(panel, request.inputs, await runBatch(request, { apiKey: apiKey.value }));
+  } catch (error) {
+    const failure = error instanceof RequestFailure ? error : new RequestFailure("Something went wrong", String(error));
+    renderFailure(panel, failure);
+  } finally {
+    setRunning(false);
+  }
+}
+
+/**
+ * The body for `POST /api/execute`, or in batch mode for `POST /api/batch`; `null` (with the
+ * problem shown) when a limit or the input is unreadable.
+ */
 function buildRequest() {
   const limits = readLimits();
   if (!limits) return null;
@@ -210,24 +258,56 @@ function buildRequest() {
   const code = editor.value;
   const unchangedExample = loadedExample?.bundled && code === loadedExample.source;
   const source = unchangedExample ? { file: loadedExample.name } : { code };
-  return { ...source, ...languageField(), ...(input.value === undefined ? {} : { input: input.value }), ...limits };
+  const inputs = batchToggle.checked ? { inputs: input.value } : input.value === undefined ? {} : { input: input.value };
+  return { ...source, ...languageField(), ...inputs, ...limits };
 }
 
-/** `{ value }` with the input field's JSON parsed (`undefined` when empty), or `null` (with the problem shown). */
+/**
+ * `{ value }` with the input field's JSON parsed (`undefined` when empty; in batch mode a non-empty
+ * array), or `null` (with the problem shown).
+ */
 function readInput() {
   const text = inputField.value.trim();
-  if (text === "") return { value: undefined };
+  const batch = batchToggle.checked;
+  if (text === "" && !batch) return { value: undefined };
+  let value;
   try {
-    const value = JSON.parse(text);
-    inputField.removeAttribute("aria-invalid");
-    return { value };
+    value = JSON.parse(text);
   } catch (error) {
-    renderInvalidInput(panel, `The input is not valid JSON: ${error.message}`);
-    inputField.setAttribute("aria-invalid", "true");
-    inputBox.open = true;
-    inputField.focus();
-    return null;
+    return refuseInput(
+      text === ""
+        ? "A batch needs its inputs: enter a JSON array, such as [1, 2, 3]."
+        : `The ${batch ? "inputs are" : "input is"} not valid JSON: ${error.message}`,
+    );
   }
+  if (batch && !Array.isArray(value)) {
+    return refuseInput("A batch's inputs must be a JSON array, such as [1, 2, 3]: one run per item.");
+  }
+  if (batch && value.length === 0) {
+    return refuseInput("A batch's inputs must hold at least one item, such as [1, 2, 3].");
+  }
+  inputField.removeAttribute("aria-invalid");
+  return { value };
+}
+
+/** Shows why the input box's text cannot be sent and puts the focus there; `null`. */
+function refuseInput(message) {
+  renderInvalidInput(panel, message);
+  inputField.setAttribute("aria-invalid", "true");
+  inputBox.open = true;
+  inputField.focus();
+  return null;
+}
+
+/** Labels the input box for one input or a batch's inputs, as the batch switch says. */
+function showInputMode() {
+  const batch = batchToggle.checked;
+  const mode = INPUT_MODES[batch ? "batch" : "single"];
+  document.getElementById("input-label").textContent = mode.label;
+  document.getElementById("input-unit").textContent = mode.unit;
+  inputField.placeholder = mode.placeholder;
+  inputBox.querySelector(".single-hint").hidden = batch;
+  inputBox.querySelector(".batch-hint").hidden = !batch;
 }
 
 /** `{ timeoutMs?, memoryLimitMb? }` as typed, or `null` (with the problem shown) when one is unreadable. */
@@ -250,7 +330,7 @@ function readLimits() {
   return limits;
 }
 
-/** Restores the code, language and limits of a share link opened in this tab; the draft is kept until edited. */
+/** Restores the code, language, input (or batch) and limits of a share link opened in this tab; the draft is kept until edited. */
 async function openSharedRun() {
   if (!isShareFragment(window.location.hash)) return;
   try {
@@ -258,7 +338,9 @@ async function openSharedRun() {
     setLanguage(sharedRun.language);
     editor.value = sharedRun.code;
     inputField.value = sharedRun.input ?? "";
-    inputBox.open = inputField.value !== "";
+    batchToggle.checked = sharedRun.batch;
+    showInputMode();
+    inputBox.open = inputField.value !== "" || sharedRun.batch;
     for (const input of limitInputs) input.value = sharedRun[input.name] ?? "";
     if (loadedExample) loadedExample.option.textContent = loadedExample.name;
     loadedExample = null;

@@ -1,5 +1,5 @@
-// Renders an execution outcome (or a failed request) into the output panel, and the console entries
-// of a run that takes more than a moment as they arrive. Everything that came from the script is
+// Renders an execution outcome (or a failed request) into the output panel, the console entries of
+// a run that takes more than a moment as they arrive, and a batch's outcomes as a table of rows. Everything that came from the script is
 // inserted as text nodes, never as HTML: the output is as untrusted as the code.
 
 const ERROR_KIND_LABELS = {
@@ -37,6 +37,11 @@ export function outputPanel(root) {
     executionTime: byId("execution-time"),
     errorDetails: byId("error-details"),
     result: byId("result"),
+    resultBlock: root.querySelector(".result-block"),
+    consoleBlock: root.querySelector(".console-block"),
+    batchBlock: byId("batch-block"),
+    batchRows: byId("batch-table").tBodies[0],
+    batchCount: byId("batch-count"),
     console: byId("console"),
     consoleCount: byId("console-count"),
     consoleEmpty: byId("console-empty"),
@@ -65,6 +70,7 @@ export function renderStarted(panel) {
     panel.executionTime.hidden = true;
     showPlaceholder(panel.result, "Waiting for the result…");
     append = consoleAppender(panel);
+    showBatchView(panel, false);
     for (const entry of held.splice(0)) append(entry);
   }, LIVE_CONSOLE_AFTER_MS);
   return {
@@ -81,6 +87,7 @@ export function renderStarted(panel) {
 /** Shows a response from `POST /api/execute`, successful or not. */
 export function renderOutcome(panel, outcome) {
   panel.pane.classList.remove("is-running", "is-live");
+  showBatchView(panel, false);
   const error = outcome.status === "error" && outcome.error ? outcome.error : null;
 
   if (error) {
@@ -116,6 +123,7 @@ export function renderOutcome(panel, outcome) {
 /** Shows a request that got no execution outcome (network failure, 429, 5xx, ...). */
 export function renderFailure(panel, failure) {
   panel.pane.classList.remove("is-running", "is-live");
+  showBatchView(panel, false);
   const title = failure.status ? `${failure.title} · HTTP ${failure.status}` : failure.title;
   setStatus(panel, "failure", title, failure.message, failure.kind);
   panel.errorDetails.hidden = true;
@@ -124,9 +132,94 @@ export function renderFailure(panel, failure) {
   renderConsole(panel, []);
 }
 
+/**
+ * Shows the answer of `POST /api/batch`: one row per item of `inputs` with its outcome (`outcomes`
+ * are in the same order), in place of the single run's result and console.
+ */
+export function renderBatch(panel, inputs, outcomes) {
+  panel.pane.classList.remove("is-running", "is-live");
+  const failed = outcomes.filter((outcome) => outcome.status === "error").length;
+  const items = `${outcomes.length} ${outcomes.length === 1 ? "item" : "items"}`;
+  if (failed === 0) {
+    setStatus(panel, "success", "Success", `The script ran for each of the ${items}.`);
+  } else {
+    setStatus(panel, "error", "Some items failed", `${failed} of ${items} ended in an error: see their rows.`, "batch");
+  }
+  panel.errorDetails.hidden = true;
+  const total = outcomes.reduce((sum, outcome) => sum + (Number(outcome.executionTime) || 0), 0);
+  panel.executionTime.hidden = false;
+  panel.executionTime.textContent = `Ran in ${formatDuration(total)} in all`;
+
+  const rows = document.createDocumentFragment();
+  outcomes.forEach((outcome, index) => rows.append(batchRow(index, inputs[index], outcome)));
+  panel.batchRows.replaceChildren(rows);
+  panel.batchCount.textContent = String(outcomes.length);
+  showBatchView(panel, true);
+}
+
 /** Shows a problem found before sending anything, such as an unreadable limit. */
 export function renderInvalidInput(panel, message) {
   setStatus(panel, "failure", "Check the form", message, "invalid_input");
+}
+
+/** Shows either the batch table or the single run's result and console. */
+function showBatchView(panel, batch) {
+  panel.batchBlock.hidden = !batch;
+  panel.resultBlock.hidden = batch;
+  panel.consoleBlock.hidden = batch;
+}
+
+/** A batch's row: the item's index, its input, its outcome, result or error, time and console. */
+function batchRow(index, input, outcome) {
+  const row = element("tr", "batch-row");
+  const error = outcome.status === "error" && outcome.error ? outcome.error : null;
+  row.dataset.status = outcome.status;
+
+  const indexCell = element("th");
+  indexCell.scope = "row";
+  indexCell.textContent = String(index);
+
+  const inputCell = element("td", "batch-input json");
+  inputCell.append(highlightJson(JSON.stringify(input ?? null)));
+
+  const outcomeCell = element("td", `batch-outcome batch-outcome-${error ? "error" : "success"}`);
+  outcomeCell.dataset.kind = error?.kind ?? "";
+  outcomeCell.textContent = error ? (ERROR_KIND_LABELS[error.kind] ?? "Error") : "Success";
+
+  const resultCell = element("td", "batch-result");
+  if (error) {
+    resultCell.classList.add("batch-error");
+    resultCell.textContent = [error.name, error.message].filter(Boolean).join(": ") || "The script failed.";
+  } else {
+    resultCell.classList.add("json");
+    resultCell.append(highlightJson(JSON.stringify(outcome.result ?? null)));
+  }
+
+  const timeCell = element("td", "batch-time");
+  timeCell.textContent = typeof outcome.executionTime === "number" ? formatDuration(outcome.executionTime) : "—";
+
+  const consoleCell = element("td", "batch-console");
+  const entries = Array.isArray(outcome.log) ? outcome.log : [];
+  if (entries.length === 0) {
+    consoleCell.textContent = "—";
+  } else {
+    // The entries fold away under their count, so that a long log does not stretch the table.
+    const details = element("details");
+    const summary = element("summary");
+    summary.textContent = `${entries.length} ${entries.length === 1 ? "entry" : "entries"}`;
+    const list = element("ol", "console");
+    list.setAttribute("aria-label", `Console output of item ${index}`);
+    const itemOf = consoleItems();
+    for (const entry of entries) {
+      const item = itemOf(entry);
+      if (item) list.append(item);
+    }
+    details.append(summary, list);
+    consoleCell.append(details);
+  }
+
+  row.append(indexCell, inputCell, outcomeCell, resultCell, timeCell, consoleCell);
+  return row;
 }
 
 function setStatus(panel, state, title, text, kind = "") {

@@ -1,4 +1,4 @@
-// Share links: a run's code, language, input and limits, deflate-compressed and base64url-encoded into the URL's
+// Share links: a run's code, language, input (or a batch's inputs) and limits, deflate-compressed and base64url-encoded into the URL's
 // fragment (`#run=...`). Browsers never send the fragment to a server, so nothing is stored
 // anywhere but in the link itself; opening it restores the run. The API key is never part of it.
 
@@ -7,8 +7,9 @@ const PREFIX = "#run=";
 const LANGUAGES = ["javascript", "typescript"];
 
 /**
- * The page's address with `run` ({ code, language?, input?, timeoutMs?, memoryLimitMb? }) in its
- * fragment; `input` is the JSON as typed, and `language` is left out for JavaScript.
+ * The page's address with `run` ({ code, language?, input?, batch?, timeoutMs?, memoryLimitMb? })
+ * in its fragment; `input` is the JSON as typed (a batch's array of inputs when `batch` is true),
+ * and `language` is left out for JavaScript.
  */
 export async function shareLink(run, location) {
   const json = JSON.stringify(run);
@@ -36,12 +37,20 @@ export async function readSharedRun(hash) {
   }
   const limitOk = (value) => value === undefined || (Number.isInteger(value) && value >= 1);
   const inputOk = run?.input === undefined || typeof run.input === "string";
+  const batchOk = run?.batch === undefined || typeof run.batch === "boolean";
   const language = run?.language ?? "javascript";
   const languageOk = LANGUAGES.includes(language);
-  if (typeof run?.code !== "string" || !languageOk || !inputOk || !limitOk(run.timeoutMs) || !limitOk(run.memoryLimitMb)) {
+  if (typeof run?.code !== "string" || !languageOk || !inputOk || !batchOk || !limitOk(run.timeoutMs) || !limitOk(run.memoryLimitMb)) {
     throw new Error("This share link does not hold a run this page can open.");
   }
-  return { code: run.code, language, input: run.input, timeoutMs: run.timeoutMs, memoryLimitMb: run.memoryLimitMb };
+  return {
+    code: run.code,
+    language,
+    input: run.input,
+    batch: run.batch ?? false,
+    timeoutMs: run.timeoutMs,
+    memoryLimitMb: run.memoryLimitMb,
+  };
 }
 
 async function transform(bytes, stream) {

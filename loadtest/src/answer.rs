@@ -134,7 +134,7 @@ impl Outcome {
 
 /// `success` or the error kind of a well-formed execution answer: `status`, `result`, `error`
 /// (`false`, or `kind`, `name`, `message` and `stack`), `log` and `executionTime` all present.
-fn execution_kind(answer: &Value) -> Option<String> {
+pub(crate) fn execution_kind(answer: &Value) -> Option<String> {
     let has_common_fields = answer.get("result").is_some()
         && answer.get("log").is_some_and(Value::is_array)
         && answer.get("executionTime").is_some_and(Value::is_number);

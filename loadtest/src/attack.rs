@@ -1,6 +1,6 @@
 //! Goose's side of a run: one goose scenario per user group, whose users send
-//! `POST /api/execute` with the group's scripts, read each whole answer (a streamed one event
-//! by event, as it comes) and record what it was.
+//! `POST /api/execute` (or `POST /api/batch`) with the group's scripts, read each whole answer
+//! (a streamed one event by event, as it comes) and record what it was.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use goose::test_plan::{TestPlanHistory, TestPlanStepAction};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 
 use crate::answer::{LostReason, Outcome};
+use crate::batch::BatchItems;
 use crate::error::Error;
 use crate::recorder::{Recorder, RunClock};
 use crate::scenario::{Callers, OnRefusal, Traffic, UserGroup};
@@ -21,6 +22,7 @@ use crate::stream::{EVENT_STREAM, StreamRead, StreamTimes};
 use crate::summary::StepWindow;
 
 const EXECUTE_PATH: &str = "/api/execute";
+const BATCH_PATH: &str = "/api/batch";
 /// The longest a refused user waits, whatever `Retry-After` says.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
 /// A user's pause after a lost request, so a dead service is not hammered in a tight loop.
@@ -235,8 +237,12 @@ impl GroupSender {
     async fn send(&self, user: &mut GooseUser) -> TransactionResult {
         let script = self.pick_script();
         let (reported_as, key) = self.next_caller();
+        let path = match script.batch_items {
+            Some(_) => BATCH_PATH,
+            None => EXECUTE_PATH,
+        };
         let mut request = user
-            .get_request_builder(&GooseMethod::Post, EXECUTE_PATH)?
+            .get_request_builder(&GooseMethod::Post, path)?
             .header(CONTENT_TYPE, "application/json")
             .body(script.body);
         if let Some(key) = key {
@@ -247,7 +253,7 @@ impl GroupSender {
         }
         let request = GooseRequest::builder()
             .method(GooseMethod::Post)
-            .path(EXECUTE_PATH)
+            .path(path)
             .name(script.name)
             .set_request_builder(request)
             .build();
@@ -257,6 +263,8 @@ impl GroupSender {
         }
         let started = Instant::now();
         let mut goose = user.request(request).await?;
+        // A batch not answered (refused, lost) is still a batch, with no items answered.
+        let mut batch = script.batch_items.map(|_| BatchItems::default());
         let (outcome, retry_after, stream) = match goose.response {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -270,11 +278,18 @@ impl GroupSender {
                     (outcome, None, Some(times))
                 } else {
                     match response.bytes().await {
-                        Ok(body) => (
-                            Outcome::judge(status, &body, script.result),
-                            retry_after,
-                            None,
-                        ),
+                        Ok(body) => {
+                            let outcome = match script.batch_items {
+                                Some(items) => {
+                                    let (outcome, items) =
+                                        crate::batch::judge(status, &body, items);
+                                    batch = items.or(batch);
+                                    outcome
+                                }
+                                None => Outcome::judge(status, &body, script.result),
+                            };
+                            (outcome, retry_after, None)
+                        }
                         Err(error) => (transport_failure(&error), None, None),
                     }
                 }
@@ -287,6 +302,7 @@ impl GroupSender {
             script.name,
             outcome.clone(),
             stream,
+            batch,
         );
 
         match outcome {

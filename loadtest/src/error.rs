@@ -42,6 +42,9 @@ pub enum Error {
     #[error("goose: {0}")]
     Goose(#[from] Box<goose::GooseError>),
 
+    #[error("batch-vs-loop: {0}")]
+    Comparison(String),
+
     #[error("writing the JSON summary: {0}")]
     Json(#[from] serde_json::Error),
 }

@@ -2,12 +2,15 @@
 //! ([`attack`]) through the ingress of a stack it starts itself ([`stack`]) or one already
 //! running, with the sandbox's resources sampled beside them ([`resources`]) and, for
 //! `slow-clients`, misbehaving raw connections ([`slow_clients`]). Every answer is classified
-//! ([`answer`], and for streamed answers [`stream`]) and recorded ([`recorder`]); [`summary`] turns the records into figures and
+//! ([`answer`], for streamed answers [`stream`], for batches [`batch`]) and recorded ([`recorder`]); [`summary`] turns the records into figures and
 //! [`report`] writes them out. A request is lost when it gets no well-formed answer; any lost
-//! request makes the run fail.
+//! request makes the run fail. [`batch_vs_loop`] (the `batch-vs-loop` binary) times one batch
+//! against the same inputs sent one request at a time.
 
 pub mod answer;
 pub mod attack;
+pub mod batch;
+pub mod batch_vs_loop;
 pub mod cli;
 pub mod error;
 pub mod recorder;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::answer::Outcome;
+use crate::batch::BatchItems;
 use crate::stream::StreamTimes;
 
 /// The start of a run, which every sample's time is counted from.
@@ -49,6 +50,9 @@ pub struct Sample {
     pub outcome: Outcome,
     /// When a streamed answer's events came; `None` for an answer asked for whole.
     pub stream: Option<StreamTimes>,
+    /// What became of a batch's items (all zero for a batch that was not answered); `None`
+    /// for an execution.
+    pub batch: Option<BatchItems>,
 }
 
 /// Shared by every user of a run.
@@ -73,6 +77,7 @@ impl Recorder {
         script: &'static str,
         outcome: Outcome,
         stream: Option<StreamTimes>,
+        batch: Option<BatchItems>,
     ) {
         let sample = Sample {
             finished_at: self.clock.now(),
@@ -81,6 +86,7 @@ impl Recorder {
             script,
             outcome,
             stream,
+            batch,
         };
         // A user that panicked mid-push leaves a usable vector behind.
         self.samples

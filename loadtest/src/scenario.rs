@@ -15,6 +15,10 @@ const MANY_TENANTS: [&str; 8] = [
 ];
 const HOSTILE_TENANT: &str = "hostile";
 const POLITE_TENANT: &str = "polite";
+/// The tenant of the `batch` scenario: a key with generous rate limits, as a batch of
+/// [`scripts::BATCH_ITEMS`] takes that many requests of its caller's rate limit (more than the
+/// anonymous tier's burst).
+const BATCH_TENANT: &str = "batcher";
 /// The keyed tenant of the `crowd` scenario.
 const KEYED_TENANT: &str = "keyed";
 /// Loopback addresses the `crowd` scenario's anonymous users send from (127.0.0.2 and up):
@@ -60,10 +64,12 @@ pub enum Scenario {
     Stream,
     /// TypeScript: a typed script whose answer is checked, and an `enum` it must refuse.
     Typescript,
+    /// Batches of 50 trivial inputs (`POST /api/batch`), each item's answer checked in order.
+    Batch,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Steady,
         Scenario::Mixed,
         Scenario::Tenants,
@@ -73,6 +79,7 @@ impl Scenario {
         Scenario::Crowd,
         Scenario::Stream,
         Scenario::Typescript,
+        Scenario::Batch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +93,7 @@ impl Scenario {
             Scenario::Crowd => "crowd",
             Scenario::Stream => "stream",
             Scenario::Typescript => "typescript",
+            Scenario::Batch => "batch",
         }
     }
 
@@ -95,13 +103,17 @@ impl Scenario {
             Scenario::Tenants => &MANY_TENANTS,
             Scenario::Hostile => &[HOSTILE_TENANT, POLITE_TENANT],
             Scenario::Crowd => &[KEYED_TENANT],
+            Scenario::Batch => &[BATCH_TENANT],
             _ => &[],
         }
     }
 
     /// Whether the anonymous tier is open beside the scenario's tenants.
     pub fn serves_anonymous(self) -> bool {
-        !matches!(self, Scenario::Tenants | Scenario::Hostile)
+        !matches!(
+            self,
+            Scenario::Tenants | Scenario::Hostile | Scenario::Batch
+        )
     }
 
     /// Whether raw misbehaving connections run beside the users.
@@ -224,6 +236,19 @@ impl Scenario {
                 focus_alone: None,
                 shape: steady,
             },
+            Scenario::Batch => {
+                let batcher = tenants.iter().find(|tenant| tenant.id == BATCH_TENANT);
+                let batcher = batcher.expect("a key for every tenant id").clone();
+                Traffic {
+                    groups: vec![UserGroup {
+                        callers: Callers::Tenant(batcher),
+                        ..anonymous(BATCH_TENANT, vec![(scripts::BATCH_OF_TRIVIAL, 1)])
+                    }],
+                    focus: None,
+                    focus_alone: None,
+                    shape: steady,
+                }
+            }
             Scenario::Ramp => Traffic {
                 groups: vec![anonymous("ramp", vec![(scripts::TRIVIAL, 1)])],
                 focus: None,

@@ -1,6 +1,6 @@
 //! The request bodies the users send, each with the answer the service should give it.
 
-/// One `POST /api/execute` body and the outcome a healthy service answers it with.
+/// One `POST /api/execute` (or `POST /api/batch`) body and the outcome a healthy service answers it with.
 #[derive(Clone, Copy, Debug)]
 pub struct Script {
     /// Names the script in the reports and in goose's request names.
@@ -14,6 +14,10 @@ pub struct Script {
     pub result: Option<&'static str>,
     /// Whether the answer is asked for as a stream of events (`Accept: text/event-stream`).
     pub streamed: bool,
+    /// For a `POST /api/batch` body, its number of `inputs`, `0, 1, ...`: each item's answer
+    /// must be a success whose result is its input doubled, in the inputs' order
+    /// ([`crate::batch`]); `None` for a `POST /api/execute` body.
+    pub batch_items: Option<usize>,
 }
 
 pub const TRIVIAL: Script = Script {
@@ -22,6 +26,7 @@ pub const TRIVIAL: Script = Script {
     expected: "success",
     result: None,
     streamed: false,
+    batch_items: None,
 };
 
 pub const CONSOLE_HEAVY: Script = Script {
@@ -30,6 +35,7 @@ pub const CONSOLE_HEAVY: Script = Script {
     expected: "success",
     result: None,
     streamed: false,
+    batch_items: None,
 };
 
 /// The bundled example: 1000 digits of pi, the slowest of the well-behaved scripts.
@@ -39,6 +45,7 @@ pub const PI: Script = Script {
     expected: "success",
     result: None,
     streamed: false,
+    batch_items: None,
 };
 
 pub const ENDLESS_LOOP_SHORT_TIMEOUT: Script = Script {
@@ -47,6 +54,7 @@ pub const ENDLESS_LOOP_SHORT_TIMEOUT: Script = Script {
     expected: "timeout",
     result: None,
     streamed: false,
+    batch_items: None,
 };
 
 /// An endless loop under the default time limit: what the hostile tenant floods with.
@@ -56,6 +64,7 @@ pub const ENDLESS_LOOP: Script = Script {
     expected: "timeout",
     result: None,
     streamed: false,
+    batch_items: None,
 };
 
 pub const MEMORY_BOMB: Script = Script {
@@ -64,6 +73,7 @@ pub const MEMORY_BOMB: Script = Script {
     expected: "memory",
     result: None,
     streamed: false,
+    batch_items: None,
 };
 
 pub const STACK_OVERFLOW: Script = Script {
@@ -72,6 +82,7 @@ pub const STACK_OVERFLOW: Script = Script {
     expected: "stack_overflow",
     result: None,
     streamed: false,
+    batch_items: None,
 };
 
 pub const SYNTAX_ERROR: Script = Script {
@@ -80,6 +91,7 @@ pub const SYNTAX_ERROR: Script = Script {
     expected: "syntax",
     result: None,
     streamed: false,
+    batch_items: None,
 };
 
 /// A script whose answer is about 1.8 MB (900 KB of console output and a 900 KB result), for
@@ -90,6 +102,7 @@ pub const LARGE_ANSWER: Script = Script {
     expected: "success",
     result: None,
     streamed: false,
+    batch_items: None,
 };
 
 /// A script that logs now and then every 25 ms on a timer, five entries over 100 ms, asked for
@@ -101,6 +114,7 @@ pub const STREAMED_TICKS: Script = Script {
     expected: "success",
     result: Some("40"),
     streamed: true,
+    batch_items: None,
 };
 
 /// TypeScript with most of what stripping erases: an interface, a generic type alias, a
@@ -112,6 +126,7 @@ pub const TYPESCRIPT_TYPED: Script = Script {
     expected: "success",
     result: Some(r#"{"total":22,"under":true}"#),
     streamed: false,
+    batch_items: None,
 };
 
 /// An `enum` needs code generation, which strip-only TypeScript refuses as a syntax error.
@@ -121,6 +136,20 @@ pub const TYPESCRIPT_ENUM: Script = Script {
     expected: "syntax",
     result: None,
     streamed: false,
+    batch_items: None,
+};
+
+/// Inputs of each batch of [`BATCH_OF_TRIVIAL`].
+pub const BATCH_ITEMS: usize = 50;
+
+/// A batch of [`BATCH_ITEMS`] trivial items, `input * 2` over the inputs `0` to `49`.
+pub const BATCH_OF_TRIVIAL: Script = Script {
+    name: "batch-of-50",
+    body: r#"{"code": "input * 2", "inputs": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49]}"#,
+    expected: "success",
+    result: None,
+    streamed: false,
+    batch_items: Some(BATCH_ITEMS),
 };
 
 #[cfg(test)]
@@ -142,6 +171,7 @@ mod tests {
             STREAMED_TICKS,
             TYPESCRIPT_TYPED,
             TYPESCRIPT_ENUM,
+            BATCH_OF_TRIVIAL,
         ];
         for script in scripts {
             let body: serde_json::Value = serde_json::from_str(script.body)
@@ -151,6 +181,10 @@ mod tests {
                 assert_eq!(script.expected, "success", "{}", script.name);
                 serde_json::from_str::<serde_json::Value>(result)
                     .unwrap_or_else(|error| panic!("{}: {error}", script.name));
+            }
+            if let Some(items) = script.batch_items {
+                let inputs: Vec<usize> = serde_json::from_value(body["inputs"].clone()).unwrap();
+                assert_eq!(inputs, (0..items).collect::<Vec<_>>(), "{}", script.name);
             }
         }
     }

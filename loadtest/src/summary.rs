@@ -135,6 +135,62 @@ impl StreamFigures {
     }
 }
 
+/// What the batches did (`POST /api/batch`): their items, how many succeeded per second of the
+/// measuring window, and how long a whole batch took (lost batches are counted in `lost` with
+/// the rest).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct BatchFigures {
+    /// Batches sent, whatever became of them.
+    pub batches: usize,
+    /// Batches refused whole (503, 429).
+    pub refused: usize,
+    /// Items of the answered batches.
+    pub items: usize,
+    /// Items that succeeded with their expected result.
+    pub succeeded_items: usize,
+    /// Items answered with an error (not lost: a correct answer of its own).
+    pub failed_items: usize,
+    /// Succeeded items per second of the measuring window.
+    pub successful_items_per_second: f64,
+    /// From a batch's request to the end of its answer, over the answered batches.
+    pub latency: Latency,
+}
+
+impl BatchFigures {
+    /// `None` when no batch was sent.
+    fn of(samples: &[Sample], window: Option<StepWindow>) -> Option<BatchFigures> {
+        let batches: Vec<&Sample> = samples
+            .iter()
+            .filter(|sample| sample.batch.is_some())
+            .collect();
+        if batches.is_empty() {
+            return None;
+        }
+        let mut figures = BatchFigures {
+            batches: batches.len(),
+            latency: Latency::of(&batches),
+            ..BatchFigures::default()
+        };
+        let mut succeeded_in_window = 0;
+        for sample in &batches {
+            if matches!(sample.outcome, Outcome::Refused { .. }) {
+                figures.refused += 1;
+            }
+            let items = sample.batch.unwrap_or_default();
+            figures.items += items.items;
+            figures.succeeded_items += items.succeeded;
+            figures.failed_items += items.failed;
+            if window.is_some_and(|window| window.contains(sample.finished_at)) {
+                succeeded_in_window += items.succeeded;
+            }
+        }
+        if let Some(window) = window.filter(|window| window.seconds() > 0.0) {
+            figures.successful_items_per_second = succeeded_in_window as f64 / window.seconds();
+        }
+        Some(figures)
+    }
+}
+
 /// The figures of a set of requests: a whole scenario, or one tenant or user group of it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Figures {
@@ -501,6 +557,8 @@ pub struct ScenarioSummary {
     pub slow_clients: Option<BTreeMap<&'static str, MisbehaviourReport>>,
     /// When the streamed answers' events came, when answers were streamed.
     pub stream: Option<StreamFigures>,
+    /// What the batches' items did, when batches were sent.
+    pub batch: Option<BatchFigures>,
     pub ramp: Option<Ramp>,
     pub per_second: Vec<Second>,
     pub resource_samples: Vec<ResourceSample>,
@@ -616,6 +674,7 @@ pub fn summarize(run: RunRecord<'_>) -> ScenarioSummary {
         resources: ResourceRanges::of(&run.resource_samples, run.ingress_memory_budget),
         slow_clients: run.slow_clients,
         stream: StreamFigures::of(run.samples),
+        batch: BatchFigures::of(run.samples, measured),
         ramp: run
             .is_ramp
             .then(|| Ramp::of(run.samples, run.windows).with_paced(run.samples, run.paced)),

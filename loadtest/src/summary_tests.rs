@@ -12,6 +12,7 @@ fn sample(finished_at: f64, millis: u64, group: &'static str, outcome: Outcome) 
         script: "trivial",
         outcome,
         stream: None,
+        batch: None,
     }
 }
 
@@ -108,6 +109,44 @@ fn summary_counts_failed_scripts_as_answers_refusals_apart_and_losses_alone() {
     assert_eq!(summary.per_second[2].lost, 1);
     assert_eq!(summary.by_script["trivial"].answers["lost: status 502"], 1);
     assert!(summary.groups.is_empty(), "one group is not broken down");
+}
+
+#[test]
+fn batch_figures_count_the_items_of_answered_batches_and_their_successes_per_second() {
+    let batch = |at, outcome, succeeded, failed| Sample {
+        batch: Some(crate::batch::BatchItems {
+            items: succeeded + failed,
+            succeeded,
+            failed,
+        }),
+        ..sample(at, 40, "batcher", outcome)
+    };
+    let refused = Outcome::Refused {
+        status: 503,
+        kind: "overloaded".into(),
+    };
+    let samples = vec![
+        batch(1.0, executed("success"), 50, 0),
+        batch(1.5, executed("timeout"), 30, 20),
+        batch(1.6, refused, 0, 0),
+        // Outside the window: counted, but not in the rate.
+        batch(9.0, executed("success"), 50, 0),
+        sample(1.0, 10, "batcher", executed("success")),
+    ];
+    let window = StepWindow {
+        users: 1,
+        from: 0.5,
+        to: 2.5,
+    };
+    let figures = BatchFigures::of(&samples, Some(window)).unwrap();
+    assert_eq!(figures.batches, 4);
+    assert_eq!(figures.refused, 1);
+    assert_eq!(figures.items, 150);
+    assert_eq!(figures.succeeded_items, 130);
+    assert_eq!(figures.failed_items, 20);
+    assert_eq!(figures.successful_items_per_second, 40.0);
+    assert_eq!(figures.latency.count, 3);
+    assert_eq!(BatchFigures::of(&samples[4..], Some(window)), None);
 }
 
 #[test]

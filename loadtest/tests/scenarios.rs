@@ -90,6 +90,31 @@ fn stream_scenario_loses_no_stream_and_times_its_first_log_and_its_result() {
 }
 
 #[test]
+fn batch_scenario_checks_every_item_in_order_and_counts_the_items() {
+    let summary = run_scenario("batch");
+    let answers = &summary["by_script"]["batch-of-50"]["answers"];
+    assert!(count(&answers["success"]) > 0, "{summary:#}");
+    let batch = &summary["batch"];
+    let batches = count(&batch["batches"]);
+    assert_eq!(batches, count(&summary["requests"]), "{batch}");
+    // Every answered batch holds its 50 items; the judge lost any out of order or wrong.
+    let answered = batches - count(&batch["refused"]);
+    assert_eq!(count(&batch["items"]), 50 * answered, "{batch}");
+    assert_eq!(
+        count(&batch["succeeded_items"]) + count(&batch["failed_items"]),
+        count(&batch["items"]),
+        "{batch}"
+    );
+    assert!(count(&batch["succeeded_items"]) > 0, "{batch}");
+    assert!(
+        batch["successful_items_per_second"].as_f64().unwrap() > 0.0,
+        "{batch}"
+    );
+    assert_eq!(count(&batch["latency"]["count"]), answered, "{batch}");
+    assert!(summary["stream"].is_null(), "nothing was streamed");
+}
+
+#[test]
 fn typescript_scenario_gets_the_typed_scripts_answer_and_refuses_its_enum() {
     let summary = run_scenario("typescript");
     let typed = &summary["by_script"]["typescript-typed"]["answers"];
@@ -99,4 +124,5 @@ fn typescript_scenario_gets_the_typed_scripts_answer_and_refuses_its_enum() {
     assert!(count(&refused["syntax"]) > 0, "{summary:#}");
     assert_eq!(refused.as_object().unwrap().len(), 1, "{refused}");
     assert!(summary["stream"].is_null(), "nothing was streamed");
+    assert!(summary["batch"].is_null(), "no batch was sent");
 }

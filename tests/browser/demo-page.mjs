@@ -100,6 +100,32 @@ async function runAndCaptureRequest(page, trigger) {
   return request.postDataJSON();
 }
 
+/** Clicks Run (or presses the shortcut) in batch mode and returns the JSON body the page posted. */
+async function runAndCaptureBatch(page, trigger) {
+  const posted = page.waitForRequest((request) => request.url().endsWith("/api/batch") && request.method() === "POST");
+  await trigger();
+  const request = await posted;
+  await page.locator("#status:not(.status-running)").waitFor();
+  return request.postDataJSON();
+}
+
+/** The rows of the batch's table as the page shows them. */
+const batchRows = (page) =>
+  page.locator("#batch-table tbody tr").evaluateAll((rows) =>
+    rows.map((row) => {
+      const cells = [...row.children];
+      return {
+        status: row.dataset.status,
+        index: cells[0].textContent,
+        input: cells[1].textContent,
+        outcome: cells[2].textContent,
+        kind: cells[2].dataset.kind,
+        result: cells[3].textContent,
+        console: cells[5].querySelector("summary")?.textContent ?? cells[5].textContent,
+      };
+    }),
+  );
+
 const consoleEntries = (page) =>
   page.locator("#console > li").evaluateAll((items) =>
     items.map((item) => ({
@@ -579,6 +605,94 @@ try {
     assert.equal(JSON.parse(await opened.locator("#result").textContent()), "hello, shared");
     await opened.close();
     await inputField.fill("");
+    await problems.check();
+  });
+
+  await step("batch mode runs the code once per item of a JSON array and shows the results as a table, in order", async () => {
+    const batchSwitch = page.getByLabel("Batch: run once for each item of a JSON array");
+    const batchBlock = page.locator("#batch-block");
+    if (!(await page.locator("#input-box").evaluate((box) => box.open))) await page.locator("#input-box > summary").click();
+    // The switch is a checkbox: Space toggles it from the keyboard.
+    await batchSwitch.focus();
+    await page.keyboard.press("Space");
+    assert.equal(await batchSwitch.isChecked(), true);
+    const inputsField = page.getByLabel("Inputs, as a JSON array");
+    await fillEditor(page, "input * 2");
+    await inputsField.fill("[1, 2, 3]");
+    const posted = page.waitForRequest((request) => request.url().endsWith("/api/batch") && request.method() === "POST");
+    await runButton.click();
+    const body = (await posted).postDataJSON();
+    assert.equal(body.code, "input * 2");
+    assert.deepEqual(body.inputs, [1, 2, 3]);
+    assert.equal(body.input, undefined, "a batch sends inputs, not input");
+    await page.locator("#status:not(.status-running)").waitFor();
+    await batchBlock.waitFor();
+    assert.deepEqual(
+      (await batchRows(page)).map(({ index, input, outcome, result }) => [index, input, outcome, result]),
+      [["0", "1", "Success", "2"], ["1", "2", "Success", "4"], ["2", "3", "Success", "6"]],
+    );
+    assert.match(await status.getAttribute("class"), /status-success/);
+    assert.equal(await page.locator("#batch-count").textContent(), "3");
+    assert.equal(await result.isVisible(), false, "the single run's result is not shown beside a batch's");
+
+    await fillEditor(page, 'if (input === 2) throw new TypeError("two is refused");\nconsole.log("item", input);\ninput * 2');
+    await runAndCaptureBatch(page, () => page.keyboard.press("Control+Enter"));
+    const rows = await batchRows(page);
+    assert.deepEqual(
+      rows.map(({ outcome, kind, result, console }) => [outcome, kind, result, console]),
+      [
+        ["Success", "", "2", "1 entry"],
+        ["Uncaught exception", "exception", "TypeError: two is refused", "—"],
+        ["Success", "", "6", "1 entry"],
+      ],
+    );
+    assert.deepEqual(rows.map((row) => row.status), ["success", "error", "success"]);
+    assert.match(await status.getAttribute("class"), /status-error/);
+    await status.locator(".status-text", { hasText: "1 of 3 items ended in an error" }).waitFor();
+    // A row's console entries unfold from the keyboard.
+    const firstLog = page.locator("#batch-table tbody tr").first().locator("summary");
+    await firstLog.focus();
+    await page.keyboard.press("Enter");
+    assert.deepEqual(
+      await page.locator("#batch-table tbody tr").first().locator(".entry .value").allTextContents(),
+      ["item", "1"],
+    );
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, "demo-batch.png") });
+
+    let posts = 0;
+    const watch = (request) => { if (/\/api\/(batch|execute)$/.test(request.url())) posts += 1; };
+    page.on("request", watch);
+    for (const [typed, message] of [
+      ["[1, 2", "The inputs are not valid JSON"],
+      ['{"x": 1}', "A batch's inputs must be a JSON array"],
+      ["[]", "at least one item"],
+      ["", "A batch needs its inputs"],
+    ]) {
+      await inputsField.fill(typed);
+      await runButton.click();
+      await status.locator(".status-text", { hasText: message }).waitFor();
+      assert.equal(await inputsField.getAttribute("aria-invalid"), "true", typed);
+      assert.equal(await focusedElement(page), "input-json", typed);
+    }
+    page.off("request", watch);
+    assert.equal(posts, 0, "nothing is sent when the inputs are not a non-empty JSON array");
+
+    await inputsField.fill('[{"n": 1}, {"n": 2}]');
+    await fillEditor(page, "input.n + 1");
+    await page.getByRole("button", { name: "Copy as curl" }).click();
+    await page.locator("#share-status", { hasText: "curl command copied" }).waitFor();
+    const command = await page.evaluate(() => navigator.clipboard.readText());
+    assert.ok(command.startsWith(`curl -s ${new URL("/api/batch", BASE_URL).href} `), command);
+    const answer = JSON.parse(await runInShell(command));
+    assert.deepEqual(answer.results.map((item) => item.result), [2, 3]);
+
+    await batchSwitch.uncheck();
+    assert.equal(await page.getByLabel("Input, as JSON").count(), 1, "the box asks for one input again");
+    await page.getByLabel("Input, as JSON").fill("");
+    await fillEditor(page, "40 + 2");
+    await runAndCaptureRequest(page, () => runButton.click());
+    assert.equal(JSON.parse(await result.textContent()), 42);
+    assert.equal(await batchBlock.isVisible(), false, "a single run hides the batch's table");
     await problems.check();
   });
 

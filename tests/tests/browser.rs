@@ -6,7 +6,9 @@
 //! endless loop in the CodeMirror editor, checks the editor's highlighting, keys, search and
 //! undo, the share link's round trip, the curl command (run for real), the TypeScript switch
 //! (a typed script's result, its highlighting, the language in share links and curl commands),
-//! console output shown while a script still runs, the API key field, the phone layout in light
+//! console output shown while a script still runs, batch mode (a JSON array of inputs in, a
+//! table of results out, in order, a failing item's error in its row, bad inputs refused without
+//! a request), the API key field, the phone layout in light
 //! and dark, and the API reference page, and saves screenshots to
 //! `tests/artifacts/`. This test starts the services, runs that script and fails if any step
 //! fails.

@@ -97,6 +97,20 @@ pub fn page(summary: &ScenarioSummary) -> String {
         ]));
     }
 
+    if let Some(batch) = &summary.batch {
+        let _ = write!(
+            html,
+            "<h2>Batches</h2><p>{} batches ({} refused whole); {} items answered: {} succeeded              ({:.0} items/s), {} failed. Time of a whole batch:</p>",
+            batch.batches,
+            batch.refused,
+            batch.items,
+            batch.succeeded_items,
+            batch.successful_items_per_second,
+            batch.failed_items
+        );
+        html.push_str(&latency_table(&[("batch", &batch.latency)]));
+    }
+
     html.push_str("<h2>Answers</h2>");
     let overall = &summary.overall;
     html.push_str(&counts_table(

@@ -58,6 +58,22 @@ fn render(summary: &ScenarioSummary, report: &Path) -> String {
             );
         }
     }
+    if let Some(batch) = &summary.batch {
+        let latency = &batch.latency;
+        let _ = writeln!(
+            out,
+            "batches     {} ({} refused)  items {}: {} succeeded ({:.0} items/s), {} failed   batch: p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+            batch.batches,
+            batch.refused,
+            batch.items,
+            batch.succeeded_items,
+            batch.successful_items_per_second,
+            batch.failed_items,
+            latency.p50_ms,
+            latency.p99_ms,
+            latency.max_ms
+        );
+    }
     if let Some(stream) = &summary.stream {
         let (first, result) = (&stream.time_to_first_log, &stream.time_to_result);
         let _ = writeln!(

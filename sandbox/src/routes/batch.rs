@@ -20,9 +20,9 @@
 //!   cannot start gets the 503 an execution would. Later items that are refused a worker or
 //!   memory wait for it, within the batch's time.
 //!
-//! Items of the same batch are handed to the worker that ran one before (see
-//! [`crate::supervisor::WorkerPool::run_batch_item`]), whose bytecode cache holds the script:
-//! it is compiled once per worker the batch uses.
+//! Items of the same batch are handed to a prepared worker that ran one before, where there is
+//! one (see [`crate::supervisor::WorkerPool::run_batch_item`]), whose bytecode cache holds the
+//! script: it is compiled once per worker the batch uses.
 
 use std::{
     future::Future,

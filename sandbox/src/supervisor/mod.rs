@@ -25,11 +25,11 @@
 //! - **Memory over time.** A worker is replaced after [`PoolSettings::max_executions`]
 //!   executions, or when its resident memory, as the kernel reports it, passes
 //!   [`PoolSettings::max_resident_bytes`].
-//! - **A batch's items go where their script is compiled.** An item of a batch is handed to
-//!   the idle worker that ran an item of the same script last, if there is one, even before
-//!   its next runtime is prepared, so its bytecode cache has the script
-//!   ([`WorkerPool::run_batch_item`]); other jobs take an idle worker whose next runtime is
-//!   prepared, one that ran no batch's items while there is one (see `take_worker`).
+//! - **A batch's items go where their script is compiled, if that worker is ready.** Every job
+//!   takes an idle worker whose next runtime is prepared where there is one; among those, an
+//!   item of a batch takes the one that ran an item of the same script last, so its bytecode
+//!   cache has the script ([`WorkerPool::run_batch_item`]), and other jobs one that ran no
+//!   batch's items (see `take_worker`).
 //! - **Clients that leave** get their execution cancelled (through the region's flag), so
 //!   their worker is free again within a millisecond or so; one that does not stop by the
 //!   kill grace is killed, as at its deadline.
@@ -228,9 +228,9 @@ impl WorkerPool {
         self.run_on(job, caller, permit, None).await
     }
 
-    /// Runs one item of a batch as [`WorkerPool::run`] runs a job, on the idle worker that
-    /// last ran an item of the script `script` if there is one: its bytecode cache holds the
-    /// script, so the batch's script is compiled once per worker it uses.
+    /// Runs one item of a batch as [`WorkerPool::run`] runs a job, on the prepared idle worker
+    /// that last ran an item of the script `script` if there is one: its bytecode cache holds
+    /// the script, so the batch's script is compiled once per worker it uses.
     pub async fn run_batch_item(
         &self,
         job: Job,
@@ -871,33 +871,38 @@ impl Shared {
     }
 }
 
-/// Takes the idle worker a job runs on. A batch item's affinity comes before preparation, and
-/// preparation before keeping the batches' workers to them:
+/// Takes the idle worker a job runs on. Preparation comes first, then a batch item's affinity,
+/// then keeping the batches' workers to them:
 ///
-/// 1. for a batch item, a worker that last ran an item of its `script` (prepared if one is,
-///    else the one returned last), even if its next runtime is not ready: its bytecode cache
-///    holds the script, and the compile saved is worth more than that wait;
-/// 2. else a worker whose next runtime is prepared and that has run no batch's items, so that
-///    other jobs leave the batches' workers (and their caches) to them while they can;
-/// 3. else any worker whose next runtime is prepared;
-/// 4. else the one returned first, the nearest to being prepared.
+/// 1. for a batch item, a prepared worker that last ran an item of its `script`: its bytecode
+///    cache holds the script;
+/// 2. else a prepared worker that has run no batch's items, so that other jobs leave the
+///    batches' workers (and their caches) to them while they can;
+/// 3. else any prepared worker;
+/// 4. else, for a batch item, the unprepared worker that last ran its script (the one returned
+///    last);
+/// 5. else the one returned first, the nearest to being prepared.
 ///
 /// Among prepared workers the one returned last is taken (its caches are the warmest). An
-/// unprepared one is avoided because the worker that just answered is still freeing its runtime
-/// and preparing the next (most of a worker's CPU per execution), and a job sent to it would
-/// wait for both while another worker sits ready.
+/// unprepared one is avoided, even by a batch item whose script it has compiled, because the
+/// worker that just answered is still freeing its runtime and preparing the next (most of a
+/// worker's CPU per execution, and more after a script that built a large heap): a job sent to
+/// it waits for both while another worker sits ready. A batch whose items all went back to the
+/// worker that ran the last one ran that work in series with its items, where a loop of
+/// requests, taking whichever worker was ready, ran it beside them; a compile on another worker
+/// costs less, and is paid once per worker the batch uses.
 fn take_worker(idle: &mut Vec<Worker>, script: Option<ScriptKey>) -> Option<Worker> {
     let prepared = |worker: &Worker| worker.region.prepared_flag().load(Ordering::Acquire);
     let has_script = |worker: &Worker| script.is_some() && worker.last_batch_script == script;
     let chosen = idle
         .iter()
         .rposition(|worker| has_script(worker) && prepared(worker))
-        .or_else(|| idle.iter().rposition(has_script))
         .or_else(|| {
             idle.iter()
                 .rposition(|worker| prepared(worker) && worker.last_batch_script.is_none())
         })
         .or_else(|| idle.iter().rposition(prepared))
+        .or_else(|| idle.iter().rposition(has_script))
         .or((!idle.is_empty()).then_some(0));
     chosen.map(|at| idle.remove(at))
 }

@@ -128,7 +128,7 @@ async fn each_item_fails_on_its_own_and_the_others_still_answer() {
 }
 
 #[tokio::test]
-async fn a_batch_compiles_its_script_once_on_the_worker_that_runs_its_items() {
+async fn a_batch_compiles_its_script_at_most_once_on_each_worker_that_runs_its_items() {
     // Three workers, and a tenant allowed one at a time; another tenant's executions run
     // between the batch's items, on whichever worker is free.
     let app = spawn_app_with(|config| config.max_concurrency = 3).await;
@@ -159,10 +159,14 @@ async fn a_batch_compiles_its_script_once_on_the_worker_that_runs_its_items() {
         assert_eq!(result["result"], json!(n * n));
     }
     other.await.unwrap();
-    // 30 scripts of the other tenant and the batch's one were compiled: the batch's other 39
-    // items were loaded from the cache of the worker that compiled it.
-    assert_eq!(app.metric(misses).await, 31.0);
-    assert_eq!(app.metric(hits).await, 39.0);
+    // 30 scripts of the other tenant were compiled, and the batch's once on each of the (at
+    // most three) workers its items ran on: its other items were loaded from their caches.
+    let batch_misses = app.metric(misses).await - 30.0;
+    assert!(
+        (1.0..=3.0).contains(&batch_misses),
+        "{batch_misses} compiles"
+    );
+    assert_eq!(app.metric(hits).await, 40.0 - batch_misses);
 }
 
 #[tokio::test]
