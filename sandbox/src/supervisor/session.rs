@@ -18,7 +18,7 @@ use std::{
 
 use contract::{
     outcome::{ErrorKind, ScriptError},
-    worker::{Job, Order, Report, encode},
+    worker::{Job, NESTED_TOO_DEEPLY, Order, Report, encode},
 };
 use engine::{Usage, host::MAX_HOST_JSON_BYTES};
 use tokio::{sync::oneshot, task::JoinSet};
@@ -57,6 +57,8 @@ pub enum SessionEnd {
     Crashed,
     /// Out of memory, or another fault of the engine.
     EngineFault,
+    /// Its TypeScript ran the type stripper into its stack's guard, which ends the worker.
+    NestedTooDeeply,
 }
 
 impl SessionEnd {
@@ -66,6 +68,7 @@ impl SessionEnd {
             Self::Killed => "killed",
             Self::Crashed => "crashed",
             Self::EngineFault => "engine_fault",
+            Self::NestedTooDeeply => "nested_too_deeply",
         }
     }
 }
@@ -216,6 +219,15 @@ impl Shared {
                 ),
                 Some(SessionEnd::EngineFault),
             ),
+            Ended::Report(Ok(Report::NestedTooDeeply)) => (
+                failed(
+                    ErrorKind::Syntax,
+                    NESTED_TOO_DEEPLY.to_owned(),
+                    log,
+                    delivered.elapsed(),
+                ),
+                Some(SessionEnd::NestedTooDeeply),
+            ),
             Ended::Report(Ok(Report::Ready(_) | Report::Call(_) | Report::Logged) | Err(_)) => {
                 (crashed(log, delivered), Some(SessionEnd::Crashed))
             }
@@ -242,6 +254,7 @@ impl Shared {
                     SessionEnd::Killed => Retirement::Timeout,
                     SessionEnd::Crashed => Retirement::Crashed,
                     SessionEnd::EngineFault => Retirement::EngineFault,
+                    SessionEnd::NestedTooDeeply => Retirement::NestedTooDeeply,
                 });
                 (lost(answer, end), None)
             }
