@@ -448,7 +448,7 @@ fn execute(limits: &Limits) -> openapi::path::Operation {
             ),
         ],
     );
-    let mut operation = OperationBuilder::new()
+    let operation = OperationBuilder::new()
         .operation_id(Some("execute"))
         .tag("execution")
         .summary(Some("Run a script"))
@@ -476,10 +476,7 @@ fn execute(limits: &Limits) -> openapi::path::Operation {
                 .content("application/json", finished.build())
                 .content(EVENT_STREAM, event_stream()),
         );
-    for error in request_errors(limits, "") {
-        operation = error.add_to(operation);
-    }
-    secured(operation).build()
+    secured(with_errors(operation, request_errors(limits, ""))).build()
 }
 
 /// The errors of a request that runs a script, `POST /api/execute` or `POST /api/batch`;
@@ -558,7 +555,7 @@ fn batch(limits: &Limits) -> openapi::path::Operation {
         .schema(Some(Ref::from_schema_name(BatchLine::name())))
         .example(Some(line))
         .build();
-    let mut operation = OperationBuilder::new()
+    let operation = OperationBuilder::new()
         .operation_id(Some("batch"))
         .tag("execution")
         .summary(Some("Run a script over many inputs"))
@@ -593,10 +590,7 @@ fn batch(limits: &Limits) -> openapi::path::Operation {
          limit's bucket holds",
         limits.max_batch_items
     );
-    for error in request_errors(limits, &invalid) {
-        operation = error.add_to(operation);
-    }
-    secured(operation).build()
+    secured(with_errors(operation, request_errors(limits, &invalid))).build()
 }
 
 /// The 200 answer of a request that asked for `text/event-stream`: its events as text, with an
@@ -687,7 +681,7 @@ fn create_session(limits: &Limits) -> openapi::path::Operation {
             .build(),
         )
         .build();
-    let mut operation = OperationBuilder::new()
+    let operation = OperationBuilder::new()
         .operation_id(Some("createSession"))
         .tag("sessions")
         .summary(Some("Create a session"))
@@ -709,30 +703,31 @@ fn create_session(limits: &Limits) -> openapi::path::Operation {
                         .build(),
                 ),
         );
-    for error in [
-        ErrorAnswer::new(400, RequestErrorKind::InvalidRequest, "The body is not valid JSON.", "expected value at line 1 column 1"),
-        ErrorAnswer::unauthorized(),
-        ErrorAnswer::new(403, RequestErrorKind::SessionLimit, "Sessions are turned off for this caller (its tier's `max_sessions` is 0) or on this service.", "sessions are not available to this caller"),
-        ErrorAnswer::new(408, RequestErrorKind::RequestTimeout, "The body did not arrive whole within the server's `BODY_READ_TIMEOUT_MS`.", "the request body did not arrive within 10000 ms"),
-        ErrorAnswer::new(413, RequestErrorKind::PayloadTooLarge, &format!("The body is over the server's `MAX_BODY_BYTES` ({} bytes here), or the session's worker could never fit in the service's memory.", limits.max_body_bytes), &format!("the request body is larger than the limit of {} bytes", limits.max_body_bytes)),
-        ErrorAnswer::new(415, RequestErrorKind::InvalidRequest, "The body is not declared `Content-Type: application/json`.", "expected a body with `Content-Type: application/json`"),
-        ErrorAnswer::new(422, RequestErrorKind::InvalidRequest, "The body is JSON but not a valid request: unknown fields, wrong types, or limits out of range or over the tenant's ceiling. The message names the field.", &format!("timeoutMs: must be at most {}", limits.max_timeout_ms)),
-        ErrorAnswer::new(429, RequestErrorKind::SessionLimit, "The caller holds its most sessions, or their memory limits add up to its most; end one or let one expire. Open sessions are never dropped to make room.", "1 sessions are open, the most this caller may hold; end one (DELETE /api/sessions/{id}) or let one expire")
-            .also(RequestErrorKind::RateLimited, "The tenant (or, anonymous, the client) is over its rate limit.", "too many requests: retry in 1 s")
-            .retry_after(),
-        ErrorAnswer::upstream_unavailable(),
-        ErrorAnswer::new(503, RequestErrorKind::SessionLimit, "This instance holds its most sessions (`SESSION_MAX_OPEN`).", "this instance holds its most sessions (32); retry later")
-            .also(RequestErrorKind::Overloaded, "The service's memory budget has no room for the session's worker now, or no worker process could be started.", "the service is busy (its memory for requests is in use); retry shortly")
-            .retry_after(),
-        ErrorAnswer::upstream_timeout(),
-    ] {
-        operation = error.add_to(operation);
-    }
+    let operation = with_errors(
+        operation,
+        [
+            ErrorAnswer::new(400, RequestErrorKind::InvalidRequest, "The body is not valid JSON.", "expected value at line 1 column 1"),
+            ErrorAnswer::unauthorized(),
+            ErrorAnswer::new(403, RequestErrorKind::SessionLimit, "Sessions are turned off for this caller (its tier's `max_sessions` is 0) or on this service.", "sessions are not available to this caller"),
+            ErrorAnswer::new(408, RequestErrorKind::RequestTimeout, "The body did not arrive whole within the server's `BODY_READ_TIMEOUT_MS`.", "the request body did not arrive within 10000 ms"),
+            ErrorAnswer::new(413, RequestErrorKind::PayloadTooLarge, &format!("The body is over the server's `MAX_BODY_BYTES` ({} bytes here), or the session's worker could never fit in the service's memory.", limits.max_body_bytes), &format!("the request body is larger than the limit of {} bytes", limits.max_body_bytes)),
+            ErrorAnswer::new(415, RequestErrorKind::InvalidRequest, "The body is not declared `Content-Type: application/json`.", "expected a body with `Content-Type: application/json`"),
+            ErrorAnswer::new(422, RequestErrorKind::InvalidRequest, "The body is JSON but not a valid request: unknown fields, wrong types, or limits out of range or over the tenant's ceiling. The message names the field.", &format!("timeoutMs: must be at most {}", limits.max_timeout_ms)),
+            ErrorAnswer::new(429, RequestErrorKind::SessionLimit, "The caller holds its most sessions, or their memory limits add up to its most; end one or let one expire. Open sessions are never dropped to make room.", "1 sessions are open, the most this caller may hold; end one (DELETE /api/sessions/{id}) or let one expire")
+                .also(RequestErrorKind::RateLimited, "The tenant (or, anonymous, the client) is over its rate limit.", "too many requests: retry in 1 s")
+                .retry_after(),
+            ErrorAnswer::upstream_unavailable(),
+            ErrorAnswer::new(503, RequestErrorKind::SessionLimit, "This instance holds its most sessions (`SESSION_MAX_OPEN`).", "this instance holds its most sessions (32); retry later")
+                .also(RequestErrorKind::Overloaded, "The service's memory budget has no room for the session's worker now, or no worker process could be started.", "the service is busy (its memory for requests is in use); retry shortly")
+                .retry_after(),
+            ErrorAnswer::upstream_timeout(),
+        ],
+    );
     secured(operation).build()
 }
 
 fn session_state() -> openapi::path::Operation {
-    let mut operation = OperationBuilder::new()
+    let operation = OperationBuilder::new()
         .operation_id(Some("getSession"))
         .tag("sessions")
         .summary(Some("A session's state"))
@@ -750,20 +745,21 @@ fn session_state() -> openapi::path::Operation {
                         .build(),
                 ),
         );
-    for error in [
-        ErrorAnswer::unauthorized(),
-        session_missing(),
-        ErrorAnswer::rate_limited(),
-        ErrorAnswer::upstream_unavailable(),
-        ErrorAnswer::upstream_timeout(),
-    ] {
-        operation = error.add_to(operation);
-    }
+    let operation = with_errors(
+        operation,
+        [
+            ErrorAnswer::unauthorized(),
+            session_missing(),
+            ErrorAnswer::rate_limited(),
+            ErrorAnswer::upstream_unavailable(),
+            ErrorAnswer::upstream_timeout(),
+        ],
+    );
     secured(operation).build()
 }
 
 fn end_session() -> openapi::path::Operation {
-    let mut operation = OperationBuilder::new()
+    let operation = OperationBuilder::new()
         .operation_id(Some("deleteSession"))
         .tag("sessions")
         .summary(Some("End a session"))
@@ -778,16 +774,17 @@ fn end_session() -> openapi::path::Operation {
                 .description("The session has ended.")
                 .header("x-request-id", request_id_header()),
         );
-    for error in [
-        ErrorAnswer::unauthorized(),
-        session_missing(),
-        session_busy(),
-        ErrorAnswer::rate_limited(),
-        ErrorAnswer::upstream_unavailable(),
-        ErrorAnswer::upstream_timeout(),
-    ] {
-        operation = error.add_to(operation);
-    }
+    let operation = with_errors(
+        operation,
+        [
+            ErrorAnswer::unauthorized(),
+            session_missing(),
+            session_busy(),
+            ErrorAnswer::rate_limited(),
+            ErrorAnswer::upstream_unavailable(),
+            ErrorAnswer::upstream_timeout(),
+        ],
+    );
     secured(operation).build()
 }
 
@@ -810,7 +807,7 @@ fn execute_in_session(limits: &Limits) -> openapi::path::Operation {
             .build(),
         )
         .build();
-    let mut operation = OperationBuilder::new()
+    let operation = OperationBuilder::new()
         .operation_id(Some("executeInSession"))
         .tag("sessions")
         .summary(Some("Run a script in a session"))
@@ -849,14 +846,11 @@ fn execute_in_session(limits: &Limits) -> openapi::path::Operation {
     );
     errors.push(session_busy());
     errors.sort_by_key(|error| error.status);
-    for error in errors {
-        operation = error.add_to(operation);
-    }
-    secured(operation).build()
+    secured(with_errors(operation, errors)).build()
 }
 
 fn list_examples() -> openapi::path::Operation {
-    let mut operation = OperationBuilder::new()
+    let operation = OperationBuilder::new()
         .operation_id(Some("listExamples"))
         .tag("execution")
         .summary(Some("List the bundled example scripts"))
@@ -880,19 +874,20 @@ fn list_examples() -> openapi::path::Operation {
                         .build(),
                 ),
         );
-    for error in [
-        ErrorAnswer::unauthorized(),
-        ErrorAnswer::rate_limited(),
-        ErrorAnswer::upstream_unavailable(),
-        ErrorAnswer::upstream_timeout(),
-    ] {
-        operation = error.add_to(operation);
-    }
+    let operation = with_errors(
+        operation,
+        [
+            ErrorAnswer::unauthorized(),
+            ErrorAnswer::rate_limited(),
+            ErrorAnswer::upstream_unavailable(),
+            ErrorAnswer::upstream_timeout(),
+        ],
+    );
     secured(operation).build()
 }
 
 fn this_document() -> openapi::path::Operation {
-    let mut operation = OperationBuilder::new()
+    let operation = OperationBuilder::new()
         .operation_id(Some("openApiDocument"))
         .tag("service")
         .summary(Some("This document"))
@@ -917,12 +912,13 @@ fn this_document() -> openapi::path::Operation {
                         .build(),
                 ),
         );
-    for error in [
-        ErrorAnswer::upstream_unavailable(),
-        ErrorAnswer::upstream_timeout(),
-    ] {
-        operation = error.add_to(operation);
-    }
+    let operation = with_errors(
+        operation,
+        [
+            ErrorAnswer::upstream_unavailable(),
+            ErrorAnswer::upstream_timeout(),
+        ],
+    );
     operation.build()
 }
 
@@ -963,6 +959,16 @@ fn healthz() -> openapi::path::Operation {
 }
 
 /// Anonymous (the empty requirement), or a key either way.
+/// `operation` with each of `errors` among its answers.
+fn with_errors(
+    operation: OperationBuilder,
+    errors: impl IntoIterator<Item = ErrorAnswer>,
+) -> OperationBuilder {
+    errors
+        .into_iter()
+        .fold(operation, |operation, error| error.add_to(operation))
+}
+
 fn secured(operation: OperationBuilder) -> OperationBuilder {
     operation
         .security(SecurityRequirement::default())
