@@ -401,6 +401,17 @@ impl Region {
         self.wake().swap(false, Ordering::Relaxed)
     }
 
+    /// Readies the region for the job the supervisor is about to hand over (the supervisor's
+    /// side): not cancelled, no longer prepared, no request to be woken (only a stream asks, once
+    /// the job is delivered), and no output. The worker empties the output too when the job
+    /// starts, but a stream looks before that: it must never see the previous job's output.
+    pub fn ready_for_job(&self) {
+        self.cancel_flag().store(false, Ordering::Release);
+        self.prepared_flag().store(false, Ordering::Release);
+        self.stop_wake_ups();
+        self.clear_log();
+    }
+
     /// Empties the console output: the worker does this before each job.
     pub fn clear_log(&self) {
         self.log_length().store(0, Ordering::Release);

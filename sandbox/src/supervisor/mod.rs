@@ -368,6 +368,21 @@ struct Calls {
     running: JoinSet<HostAnswer>,
 }
 
+impl Calls {
+    /// None made yet, of at most `max_calls` to the `granted` functions, until `deadline`.
+    fn new(caller: Caller, granted: Vec<String>, max_calls: u32, deadline: Instant) -> Calls {
+        Calls {
+            caller,
+            granted,
+            max_calls,
+            made: 0,
+            deadline,
+            usage: Arc::new(Usage::default()),
+            running: JoinSet::new(),
+        }
+    }
+}
+
 /// How an execution's watch ended.
 enum Ended {
     Report(Result<Report, contract::worker::FrameError>),
@@ -491,31 +506,12 @@ impl Shared {
         if let Some(feed) = &mut feed {
             feed.look_and_ask_again(&worker.region);
         }
-        // A report is a result, or a host call's arguments (bounded by the engine).
-        let max_frame = (self.settings.setup.max_result_bytes as usize).max(MAX_HOST_JSON_BYTES)
-            + REPORT_OVERHEAD;
         // No polling for the answer here: a task spinning in the runtime (and the runtime
         // threads it wakes by yielding) took the CPU the worker needed, and under load cost
         // more throughput and latency than a wake-up does.
-        let mut calls = Calls {
-            caller,
-            granted,
-            max_calls,
-            made: 0,
-            deadline: delivered + timeout,
-            usage: Arc::new(Usage::default()),
-            running: JoinSet::new(),
-        };
+        let mut calls = Calls::new(caller, granted, max_calls, delivered + timeout);
         let ended = self
-            .watch(
-                &mut worker,
-                timeout,
-                max_frame,
-                reply,
-                &mut calls,
-                &mut feed,
-                true,
-            )
+            .watch(&mut worker, timeout, reply, &mut calls, &mut feed, true)
             .await;
         // Calls still running are abandoned with the execution.
         calls.running.abort_all();
@@ -544,19 +540,10 @@ impl Shared {
         let mut attempts = 0;
         loop {
             let mut worker = self.take_idle(script).await?;
-            worker.region.cancel_flag().store(false, Ordering::Release);
             if script.is_some() {
                 worker.last_batch_script = script;
             }
-            worker
-                .region
-                .prepared_flag()
-                .store(false, Ordering::Release);
-            // The worker empties it too when the job starts, but a stream looks before that:
-            // it must never see the previous execution's output.
-            worker.region.clear_log();
-            // Only a stream is woken by new output (asked below once the job is delivered).
-            worker.region.stop_wake_ups();
+            worker.region.ready_for_job();
             match worker.send(frame).await {
                 Ok(()) => return Ok(worker),
                 Err(_) if attempts + 1 < DELIVERY_ATTEMPTS => {
@@ -582,12 +569,14 @@ impl Shared {
         &self,
         worker: &mut Worker,
         timeout: Duration,
-        max_frame: usize,
         reply: &mut oneshot::Sender<T>,
         calls: &mut Calls,
         feed: &mut Option<LogFeed>,
         demote: bool,
     ) -> Ended {
+        // A report is a result, or a host call's arguments (bounded by the engine).
+        let max_frame = (self.settings.setup.max_result_bytes as usize).max(MAX_HOST_JSON_BYTES)
+            + REPORT_OVERHEAD;
         let deadline = tokio::time::sleep(timeout + self.settings.kill_grace);
         tokio::pin!(deadline);
         let mut background = tokio::time::interval_at(

@@ -10,21 +10,16 @@
 //! answer then says `session_lost` with the reason, and the worker is retired at once. A script
 //! stopped at the interrupt by its deadline leaves the session as it was.
 
-use std::{
-    ops::DerefMut,
-    sync::{Arc, atomic::Ordering},
-    time::Instant,
-};
+use std::{ops::DerefMut, sync::Arc, time::Instant};
 
 use contract::{
     outcome::{ErrorKind, ScriptError},
     worker::{Job, NESTED_TOO_DEEPLY, Order, Report, encode},
 };
-use engine::{Usage, host::MAX_HOST_JSON_BYTES};
-use tokio::{sync::oneshot, task::JoinSet};
+use tokio::sync::oneshot;
 
 use super::{
-    Answer, Caller, Calls, Ended, PoolError, REPORT_OVERHEAD, Shared, WorkerPool,
+    Answer, Caller, Calls, Ended, PoolError, Shared, WorkerPool,
     answer::{checked, failed},
     launcher::Retirement,
     worker::Worker,
@@ -145,13 +140,7 @@ impl Shared {
         let memory_limit = job.memory_limit;
         let calls_granted = job.host.functions.clone();
         let max_calls = job.host.max_calls;
-        worker.region.cancel_flag().store(false, Ordering::Release);
-        worker
-            .region
-            .prepared_flag()
-            .store(false, Ordering::Release);
-        worker.region.clear_log();
-        worker.region.stop_wake_ups();
+        worker.region.ready_for_job();
         let delivered = Instant::now();
         if worker.send(&encode(&Order::Run(job))).await.is_err() {
             let log = worker.region.snapshot();
@@ -164,27 +153,9 @@ impl Shared {
             worker.retire(Retirement::DiedIdle);
             return (lost(answer, SessionEnd::Crashed), None);
         }
-        let max_frame = (self.settings.setup.max_result_bytes as usize).max(MAX_HOST_JSON_BYTES)
-            + REPORT_OVERHEAD;
-        let mut calls = Calls {
-            caller,
-            granted: calls_granted,
-            max_calls,
-            made: 0,
-            deadline: delivered + timeout,
-            usage: Arc::new(Usage::default()),
-            running: JoinSet::new(),
-        };
+        let mut calls = Calls::new(caller, calls_granted, max_calls, delivered + timeout);
         let ended = self
-            .watch(
-                &mut worker,
-                timeout,
-                max_frame,
-                reply,
-                &mut calls,
-                &mut None,
-                false,
-            )
+            .watch(&mut worker, timeout, reply, &mut calls, &mut None, false)
             .await;
         calls.running.abort_all();
         let log = worker.region.snapshot();
