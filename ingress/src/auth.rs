@@ -345,22 +345,25 @@ where
         let identification = Identification::from_ref(state);
         let client = ClientKey::of(parts, identification.hops);
         let request = tracing::Span::current();
-        let caller = traces::span(|| {
+        let span = traces::span(|| {
             tracing::info_span!(
                 "identification",
                 tenant = tracing::field::Empty,
                 refusal.reason = tracing::field::Empty
             )
-        })
-        .in_scope(|| {
+        });
+        let caller = span.in_scope(|| {
             let caller = identification.authenticate(&parts.headers, client);
             if let Err(refusal) = &caller {
                 tracing::Span::current().record("refusal.reason", refusal.kind().as_str());
             }
             caller
         })?;
-        // Recorded in identification's span; the request's span, its parent, gets it too.
-        request.record("tenant", &*caller.tier().id);
+        // Recorded in identification's span, when traces are exported; the request's span, its
+        // parent, gets it too. Otherwise identification ran in the request's span, which has it.
+        if !span.is_disabled() {
+            request.record("tenant", &*caller.tier().id);
+        }
         traces::span(|| {
             tracing::info_span!(
                 "rate_limit",
