@@ -2,11 +2,11 @@
 //! from how the supervisor ended it. What a worker sends is checked here: it runs attackers'
 //! code, so its result and its published console output must both be JSON to be passed on.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use contract::{
     outcome::{ErrorKind, ScriptError},
-    worker::{Finished, LogSnapshot},
+    worker::{Finished, LogSnapshot, NESTED_TOO_DEEPLY},
 };
 use serde_json::value::RawValue;
 
@@ -87,6 +87,17 @@ pub(super) fn failed(
         log_truncated: truncated,
         duration,
     }
+}
+
+/// The answer of an execution whose TypeScript ran the type stripper into its stack's guard,
+/// which ends the worker: a syntax error, with the message the nesting estimate gives.
+pub(super) fn nested_too_deeply(log: LogSnapshot, delivered: Instant) -> Answer {
+    failed(
+        ErrorKind::Syntax,
+        NESTED_TOO_DEEPLY.to_owned(),
+        log,
+        delivered.elapsed(),
+    )
 }
 
 /// `[` + the published entries + `]`, if that is JSON.

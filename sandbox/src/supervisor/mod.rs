@@ -64,10 +64,7 @@ use std::{
 use contract::{
     capabilities::Capabilities,
     outcome::ErrorKind,
-    worker::{
-        HostAnswer, HostCall, HostError, Job, LogSnapshot, NESTED_TOO_DEEPLY, Order, Report, Setup,
-        encode,
-    },
+    worker::{HostAnswer, HostCall, HostError, Job, LogSnapshot, Order, Report, Setup, encode},
 };
 use engine::{CallContext, HostFunctions, Json, Usage, host::MAX_HOST_JSON_BYTES};
 use service_kit::telemetry::traces;
@@ -85,7 +82,7 @@ pub use self::{
     worker::ScriptKey,
 };
 use self::{
-    answer::{checked, failed},
+    answer::{checked, failed, nested_too_deeply},
     feed::LogFeed,
     launcher::{LaunchSettings, Launcher, Retirement},
     worker::Worker,
@@ -789,28 +786,14 @@ impl Shared {
             }
             Ended::Report(Ok(Report::NestedTooDeeply)) => {
                 self.retire(worker, Retirement::NestedTooDeeply);
-                failed(
-                    ErrorKind::Syntax,
-                    NESTED_TOO_DEEPLY.to_owned(),
-                    log,
-                    delivered.elapsed(),
-                )
+                nested_too_deeply(log, delivered)
             }
             Ended::Report(Ok(Report::Ready(_) | Report::Call(_) | Report::Logged) | Err(_)) => {
                 self.crashed(worker, log, delivered)
             }
             Ended::Deadline => {
                 self.retire(worker, Retirement::Timeout);
-                let message = if self.stopping.is_cancelled() {
-                    "the script was stopped because the service is shutting down".to_owned()
-                } else {
-                    format!(
-                        "the script ran past its time limit of {} ms and did not stop; its \
-                         worker was killed",
-                        timeout.as_millis()
-                    )
-                };
-                failed(ErrorKind::Timeout, message, log, delivered.elapsed())
+                self.killed_at_deadline(timeout, log, delivered)
             }
         };
         // The worker is back (or being replaced) before the slot is given to the next request.
@@ -825,6 +808,26 @@ impl Shared {
 
     /// The answer for an execution whose worker died or broke the protocol; the worker is
     /// replaced.
+    /// The answer of an execution whose worker was killed at its deadline (`timeout` and the
+    /// kill grace after `delivered`), or when the service's shutdown cancelled it.
+    fn killed_at_deadline(
+        &self,
+        timeout: Duration,
+        log: LogSnapshot,
+        delivered: Instant,
+    ) -> Answer {
+        let message = if self.stopping.is_cancelled() {
+            "the script was stopped because the service is shutting down".to_owned()
+        } else {
+            format!(
+                "the script ran past its time limit of {} ms and did not stop; its worker was \
+                 killed",
+                timeout.as_millis()
+            )
+        };
+        failed(ErrorKind::Timeout, message, log, delivered.elapsed())
+    }
+
     fn crashed(self: &Arc<Self>, worker: Worker, log: LogSnapshot, delivered: Instant) -> Answer {
         self.retire(worker, Retirement::Crashed);
         failed(

@@ -14,13 +14,13 @@ use std::{ops::DerefMut, sync::Arc, time::Instant};
 
 use contract::{
     outcome::{ErrorKind, ScriptError},
-    worker::{Job, NESTED_TOO_DEEPLY, Order, Report, encode},
+    worker::{Job, Order, Report, encode},
 };
 use tokio::sync::oneshot;
 
 use super::{
     Answer, Caller, Calls, Ended, PoolError, Shared, WorkerPool,
-    answer::{checked, failed},
+    answer::{checked, failed, nested_too_deeply},
     launcher::Retirement,
     worker::Worker,
 };
@@ -191,32 +191,16 @@ impl Shared {
                 Some(SessionEnd::EngineFault),
             ),
             Ended::Report(Ok(Report::NestedTooDeeply)) => (
-                failed(
-                    ErrorKind::Syntax,
-                    NESTED_TOO_DEEPLY.to_owned(),
-                    log,
-                    delivered.elapsed(),
-                ),
+                nested_too_deeply(log, delivered),
                 Some(SessionEnd::NestedTooDeeply),
             ),
             Ended::Report(Ok(Report::Ready(_) | Report::Call(_) | Report::Logged) | Err(_)) => {
                 (crashed(log, delivered), Some(SessionEnd::Crashed))
             }
-            Ended::Deadline => {
-                let message = if self.stopping.is_cancelled() {
-                    "the script was stopped because the service is shutting down".to_owned()
-                } else {
-                    format!(
-                        "the script ran past its time limit of {} ms and did not stop; its \
-                         worker was killed",
-                        timeout.as_millis()
-                    )
-                };
-                (
-                    failed(ErrorKind::Timeout, message, log, delivered.elapsed()),
-                    Some(SessionEnd::Killed),
-                )
-            }
+            Ended::Deadline => (
+                self.killed_at_deadline(timeout, log, delivered),
+                Some(SessionEnd::Killed),
+            ),
         };
         match end {
             None => ((answer, None), Some(SessionWorker { worker })),
