@@ -71,7 +71,11 @@ impl Program {
             .bin_name(self.name)
             .about(self.about)
             .version(self.version)
-            .after_help(env::help(self.variables));
+            .after_help(format!(
+                "{}\n{}",
+                env::help(self.variables),
+                crate::telemetry::traces::HELP
+            ));
         let matches = command.try_get_matches_from_mut(args)?;
         let cli = Cli::<Own>::from_arg_matches(&matches)?;
         Ok(match cli.command {

@@ -238,6 +238,17 @@ pub fn post_execute_with(
     headers: &[(&str, &str)],
     body: &str,
 ) -> io::Result<(u16, String)> {
+    post_with(addr, "/api/execute", headers, body)
+}
+
+/// Sends `POST path` with `body` (JSON) and the extra request `headers` on a new connection
+/// and returns the status code and the whole response body.
+pub fn post_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let extra: String = headers
@@ -246,7 +257,7 @@ pub fn post_execute_with(
         .collect();
     write!(
         stream,
-        "POST /api/execute HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          {extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;

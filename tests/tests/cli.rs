@@ -81,6 +81,7 @@ fn help_lists_every_environment_variable_with_its_default() {
         "WORKER_MAX_RSS_MB",
         "MAX_CONNECTIONS_PER_CLIENT",
         "HEADER_READ_TIMEOUT_MS",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
     ] {
         assert!(
             sandbox.contains(line),
@@ -95,6 +96,7 @@ fn help_lists_every_environment_variable_with_its_default() {
         "UPSTREAM_TIMEOUT_MS",
         "[default: 35000]",
         "WRITE_TIMEOUT_MS",
+        "OTEL_TRACES_SAMPLER",
     ] {
         assert!(
             ingress.contains(line),

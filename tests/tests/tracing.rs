@@ -17,7 +17,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::routing::post;
-use e2e::{Service, Stack, free_port, metric_total, post_execute_with};
+use e2e::{Service, Stack, free_port, metric_total, post_execute_with, post_with};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
@@ -296,6 +296,60 @@ fn x_cloud_trace_context_is_honoured_when_there_is_no_traceparent() {
     assert_chain(&trace, &format!("{:016x}", 1_234_567u64));
 }
 
+#[test]
+fn a_streamed_batch_traces_its_admission_and_each_items_wait_and_execution_under_its_request() {
+    let collector = Collector::start();
+    let stack = stack_exporting_to(&collector.endpoint(), &[]);
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let traceparent = format!("00-{trace_id}-b7ad6b7169203331-01");
+    let items = 3;
+
+    let (status, body) = post_with(
+        stack.ingress.addr(),
+        "/api/batch",
+        &[
+            ("traceparent", &traceparent),
+            ("accept", "application/x-ndjson"),
+        ],
+        r#"{"code":"input * 2","inputs":[1,2,3]}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.lines().count(), items, "{body}");
+
+    let named = |trace: &[Received], name: &str| {
+        trace
+            .iter()
+            .filter(|span| span.service == "sandbox" && span.name == name)
+            .count()
+    };
+    let trace = collector.trace(trace_id, |trace| {
+        named(trace, "execution") == items && named(trace, "POST /api/batch") == 1
+    });
+    let hop = span(&trace, "ingress", "proxy");
+    let served = span(&trace, "sandbox", "POST /api/batch");
+    assert_eq!(served.parent_span_id, hop.span_id, "{served:#?}");
+    let admission = span(&trace, "sandbox", "admission");
+    assert_eq!(admission.parent_span_id, served.span_id);
+    assert_eq!(admission.attributes["batch.items"], items.to_string());
+    assert_eq!(admission.attributes["tenant.id"], "anonymous");
+    let mut indexes: Vec<&str> = Vec::new();
+    for step in trace.iter().filter(|span| span.service == "sandbox") {
+        match step.name.as_str() {
+            "queue_wait" => indexes.push(&step.attributes["batch.index"]),
+            "execution" => assert_eq!(step.attributes["outcome"], "success", "{step:#?}"),
+            _ => continue,
+        }
+        assert_eq!(step.parent_span_id, served.span_id, "{step:#?}");
+    }
+    indexes.sort_unstable();
+    assert_eq!(
+        indexes,
+        ["0", "1", "2"],
+        "one queue wait per item: {trace:#?}"
+    );
+}
+
 /// Answers every connection with `200 hi` and keeps each request's head.
 fn serve_hi_keeping_heads() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -364,8 +418,11 @@ fn a_scripts_fetch_is_traced_by_its_origin_and_sends_no_trace_context() {
         );
     }
 
+    // The call ends before its execution, and may be exported in an earlier batch.
     let trace = collector.trace(trace_id, |trace| {
-        trace.iter().any(|span| span.name == "host_call")
+        ["host_call", "execution"]
+            .iter()
+            .all(|name| trace.iter().any(|span| span.name == *name))
     });
     let call = span(&trace, "sandbox", "host_call");
     assert_eq!(

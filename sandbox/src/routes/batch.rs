@@ -48,8 +48,9 @@ use contract::{
 };
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::value::RawValue;
-use service_kit::Charge;
+use service_kit::{Charge, telemetry::traces};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::{
     execute::{checked_input, header_text, limits, script, share},
@@ -76,17 +77,34 @@ pub async fn batch(
 ) -> Result<Response, ApiError> {
     let arrived = Instant::now();
     let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
-    let tenant = Tenant::from_headers(&headers, peer)?;
     let streamed = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|accept| accept.to_str().ok())
         .any(accepts_ndjson);
-    let (job, inputs) = prepare(&state, &tenant, request)?;
-    if let Err(refusal) = charge.grow(state.config.batch_charge(inputs.len())) {
-        state.metrics.refused_for_memory(&tenant.id);
-        return Err(ApiError::OverBudget(refusal));
-    }
+    let admission = traces::span(|| {
+        tracing::info_span!(
+            "admission",
+            tenant.id = tracing::field::Empty,
+            batch.items = request.inputs.len(),
+            refusal.reason = tracing::field::Empty,
+        )
+    });
+    let (tenant, job, inputs) = admission
+        .in_scope(|| {
+            let tenant = Tenant::from_headers(&headers, peer)?;
+            tracing::Span::current().record("tenant.id", tenant.id.as_str());
+            let (job, inputs) = prepare(&state, &tenant, request)?;
+            if let Err(refusal) = charge.grow(state.config.batch_charge(inputs.len())) {
+                state.metrics.refused_for_memory(&tenant.id);
+                return Err(ApiError::OverBudget(refusal));
+            }
+            Ok((tenant, job, inputs))
+        })
+        .inspect_err(|error: &ApiError| {
+            admission.record("refusal.reason", error.kind().as_str());
+        })?;
+    drop(admission);
     let mut script = std::collections::hash_map::DefaultHasher::new();
     (&job.script_name, &job.source, job.language).hash(&mut script);
     let run = Arc::new(BatchRun {
@@ -99,6 +117,7 @@ pub async fn batch(
         deadline: arrived + state.config.max_timeout,
         request_id: header_text(&headers, "x-request-id"),
         trace_id: service_kit::telemetry::trace_id(&headers),
+        span: tracing::Span::current(),
         state,
         tenant,
         job,
@@ -203,6 +222,9 @@ struct BatchRun {
     deadline: Instant,
     request_id: Option<String>,
     trace_id: Option<String>,
+    /// The batch request's span: each item's spans go under it, also those of the items a
+    /// streamed answer runs after the handler has returned.
+    span: tracing::Span,
 }
 
 /// A worker's turn and the memory for one item's execution.
@@ -232,11 +254,22 @@ impl BatchRun {
         let turn = self
             .tenant
             .turn(state.config.anonymous_workers(), self.share);
+        let queue_wait = traces::span(|| {
+            tracing::info_span!(
+                "queue_wait",
+                tenant.id = self.tenant.id.as_str(),
+                batch.index = index,
+                refusal.reason = tracing::field::Empty,
+            )
+        });
+        let refused = |reason: &str| queue_wait.record("refusal.reason", reason);
         let permit = state
             .scheduler
             .acquire(turn, bytes)
+            .instrument(queue_wait.clone())
             .await
             .map_err(|rejection| {
+                refused(rejection.reason());
                 state.metrics.rejected(&self.tenant.id, rejection);
                 ApiError::Overloaded(rejection)
             })?;
@@ -244,6 +277,7 @@ impl BatchRun {
             .memory
             .charge(state.config.batch_item_charge(bytes))
             .map_err(|refusal| {
+                refused("memory");
                 state.metrics.refused_for_memory(&self.tenant.id);
                 ApiError::OverBudget(refusal)
             })?;
@@ -362,7 +396,8 @@ impl Items {
         let first = run.admit(0).await?;
         let slots = run.share.max_running.clamp(1, run.inputs.len());
         let running = FuturesUnordered::new();
-        running.push(Box::pin(run.clone().run_item(0, Some(first))) as Pin<Box<_>>);
+        let item = run.clone().run_item(0, Some(first));
+        running.push(Box::pin(item.instrument(run.span.clone())) as Pin<Box<_>>);
         Ok(Self {
             run,
             running,
@@ -386,8 +421,9 @@ impl Items {
         while self.running.len() < self.slots && self.next < self.run.inputs.len() {
             let index = self.next;
             self.next += 1;
+            let item = self.run.clone().run_item(index, None);
             self.running
-                .push(Box::pin(self.run.clone().run_item(index, None)));
+                .push(Box::pin(item.instrument(self.run.span.clone())));
         }
         let Some(finished) = self.running.next().await else {
             // As for an execution (REQUEST_LOG_SAMPLE): a batch whose every item succeeded is

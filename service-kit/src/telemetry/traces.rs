@@ -283,6 +283,26 @@ impl HttpClient for OnRuntime {
     }
 }
 
+/// What `--help` says of traces, after the binary's own variables: they are the SDK's
+/// standard ones, not declared here.
+pub const HELP: &str = "Traces (OpenTelemetry's standard variables, read as its SDK reads them; \
+    off unless an endpoint is set):
+  OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+          The collector's base URL (/v1/traces is appended), or the whole traces URL: OTLP over
+          HTTP, protobuf. [default: unset: no spans are exported]
+  OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
+          The service's name and resource attributes. [default: the binary's name]
+  OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG
+          Which traces are recorded. [default: parentbased_always_on]
+  OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT
+          Headers sent with each batch, and how long a batch may take. [default: none, 10000]
+  OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE
+          Batching: ms between exports, spans queued at most (more are dropped and counted),
+          spans per batch. [default: 5000, 2048, 512]
+  OTEL_SDK_DISABLED=true, OTEL_TRACES_EXPORTER=none
+          Turn export off again.
+";
+
 /// The span `make` makes when spans are exported, else none: a span made only for the
 /// trace costs nothing when export is off, and changes no log line.
 pub fn span(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
