@@ -1,6 +1,7 @@
-// Talks to the service: lists the bundled examples and runs code, once or as a batch over many
-// inputs, with the tenant's API key when one is given. A single run asks for its answer as
-// Server-Sent Events, so console entries arrive while the script runs and the result comes last.
+// Talks to the service: lists the bundled examples and runs code, once, as a batch over many
+// inputs, or in a session (created, read and ended here too), with the tenant's API key when one
+// is given. A single run outside a session asks for its answer as Server-Sent Events, so console
+// entries arrive while the script runs and the result comes last.
 // Every way a request can fail (network, HTTP status, a key refused, a body that is not the API's
 // JSON, a stream cut short) becomes a `RequestFailure` whose `title` and `message` are written for
 // people.
@@ -83,6 +84,51 @@ export async function runBatch(request, { apiKey = "" } = {}) {
     });
   }
   return body.results.map(executionOutcome);
+}
+
+/** `POST /api/sessions` with `settings` (`memoryLimitMb`, ...) → the new session's `{ id, expiresAt }`. */
+export async function createSession(settings, { apiKey = "" } = {}) {
+  const body = await send("api/sessions", postJson(settings), apiKey);
+  if (typeof body?.id !== "string" || typeof body?.expiresAt !== "string") {
+    throw new RequestFailure("Unexpected response", "The server's answer does not name a session.", { kind: "bad_response" });
+  }
+  return body;
+}
+
+/**
+ * `POST /api/sessions/{id}/execute` → the execution outcome of `request` run in the session's
+ * runtime. A session's answer comes whole, as plain JSON.
+ */
+export async function executeInSession(id, request, { apiKey = "" } = {}) {
+  return executionOutcome(await send(sessionPath(id, "/execute"), postJson(request), apiKey));
+}
+
+/** `GET /api/sessions/{id}` → its state (`expiresAt`, `executions`, ...). */
+export async function sessionState(id, { apiKey = "" } = {}) {
+  const body = await send(sessionPath(id), { method: "GET" }, apiKey);
+  if (typeof body?.expiresAt !== "string") {
+    throw new RequestFailure("Unexpected response", "The server's answer is not a session's state.", { kind: "bad_response" });
+  }
+  return body;
+}
+
+/**
+ * `DELETE /api/sessions/{id}`. `keepalive` lets the request outlive the page, which is going away.
+ * A session already gone counts as ended.
+ */
+export async function endSession(id, { apiKey = "", keepalive = false } = {}) {
+  const response = await open(sessionPath(id), { method: "DELETE", keepalive }, apiKey);
+  if (response.status === 204 || response.status === 404) return;
+  throw describeHttpFailure(response, await response.json().catch(() => null), apiKey !== "");
+}
+
+/** The path of session `id`, and of `suffix` under it. */
+export function sessionPath(id, suffix = "") {
+  return `api/sessions/${encodeURIComponent(id)}${suffix}`;
+}
+
+function postJson(body) {
+  return { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
 }
 
 /** The API's JSON body, or the failure its status and body describe. */
@@ -190,6 +236,23 @@ async function* serverSentEvents(body) {
   }
 }
 
+/**
+ * The refusals that concern a session: their titles, and for a session that is gone what the page
+ * does about it (otherwise the server's message says why).
+ */
+const SESSION_FAILURES = {
+  session_expired: {
+    title: "Session expired",
+    message: "The session was left idle until it expired, and its state went with it. The next Run starts a new session.",
+  },
+  session_not_found: {
+    title: "Session gone",
+    message: "The service no longer has this session (it was ended, or the instance holding it is gone), nor its state. The next Run starts a new session.",
+  },
+  session_busy: { title: "Session busy" },
+  session_limit: { title: "No session available" },
+};
+
 function describeHttpFailure(response, body, sentKey) {
   const { status } = response;
   const serverMessage = typeof body?.error?.message === "string" ? body.error.message : "";
@@ -197,6 +260,12 @@ function describeHttpFailure(response, body, sentKey) {
   const retry = retryAfterSeconds(response.headers.get("Retry-After"));
   const retryHint = retry === null ? "Try again in a moment." : `Try again in ${retry} s.`;
   const details = { status, kind };
+
+  const sessionFailure = SESSION_FAILURES[kind];
+  if (sessionFailure) {
+    const message = sessionFailure.message ?? (serverMessage || `The server refused the session (HTTP ${status}).`);
+    return new RequestFailure(sessionFailure.title, message, details);
+  }
 
   switch (status) {
     case 401:

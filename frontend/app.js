@@ -1,7 +1,8 @@
 // Entry point of the demo page: wires the editor, the language switch, the example picker, the
-// limit inputs, the input box (one input, or a batch's array of inputs), the API key field and the
-// Run, Share and Copy-as-curl buttons to the API and the output panel, which shows a run's console
-// output as it arrives, or a batch's results as a table.
+// limit inputs, the input box (one input, or a batch's array of inputs), the "Keep state" switch
+// (runs in a session), the API key field and the Run, Share and Copy-as-curl buttons to the API
+// and the output panel, which shows a run's console output as it arrives, or a batch's results as
+// a table.
 
 import { apiKeyField } from "./api-key.js";
 import { execute, fetchExamples, RequestFailure, runBatch } from "./api.js";
@@ -16,6 +17,7 @@ import {
   renderRunning,
   renderStarted,
 } from "./render.js";
+import { keepStateSwitch } from "./session.js";
 import { isShareFragment, readSharedRun, shareLink } from "./share.js";
 import { TYPESCRIPT_EXAMPLES } from "./typescript-examples.js";
 
@@ -35,7 +37,8 @@ const form = document.getElementById("run-form");
 const picker = document.getElementById("example");
 const runButton = document.getElementById("run");
 const languageSwitch = form.elements.language;
-const limitInputs = [document.getElementById("timeout-ms"), document.getElementById("memory-limit-mb")];
+const memoryInput = document.getElementById("memory-limit-mb");
+const limitInputs = [document.getElementById("timeout-ms"), memoryInput];
 const inputBox = document.getElementById("input-box");
 const inputField = document.getElementById("input-json");
 const batchToggle = document.getElementById("batch-mode");
@@ -78,6 +81,11 @@ const apiKey = apiKeyField(document.getElementById("api-key"), {
   },
 });
 
+const keepState = keepStateSwitch(
+  { toggle: document.getElementById("keep-state"), status: document.getElementById("session-status") },
+  { apiKey, settings: sessionSettings, onToggle: showSessionMode },
+);
+
 languageSwitch.value = editor.language;
 for (const radio of languageSwitch) {
   radio.addEventListener("change", () => {
@@ -111,8 +119,10 @@ for (const input of limitInputs) {
 
 batchToggle.checked = readDraft(BATCH_KEY) === "true";
 showInputMode();
+keepState.batchMode = batchToggle.checked;
 batchToggle.addEventListener("change", () => {
   showInputMode();
+  keepState.batchMode = batchToggle.checked;
   inputField.removeAttribute("aria-invalid");
   saveDraft(String(batchToggle.checked), BATCH_KEY);
   forgetShareFragment();
@@ -165,7 +175,8 @@ document.getElementById("share").addEventListener("click", async () => {
 document.getElementById("copy-curl").addEventListener("click", async () => {
   const request = buildRequest();
   if (!request) return;
-  const url = new URL(batchToggle.checked ? "api/batch" : "api/execute", window.location.href).href;
+  const path = batchToggle.checked ? "api/batch" : (keepState.on && keepState.executePath) || "api/execute";
+  const url = new URL(path, window.location.href).href;
   const command = curlCommand(url, request, { withKey: apiKey.value !== "" });
   const keyNote = apiKey.value === "" ? "" : ` It reads your key from $${KEY_VARIABLE}: set that variable first.`;
   await offerCopy("curl command", command, `curl command copied to the clipboard.${keyNote}`);
@@ -212,6 +223,10 @@ async function run() {
     await runAsBatch(request);
     return;
   }
+  if (keepState.on) {
+    await runInSession(request);
+    return;
+  }
   let live = null;
   try {
     const outcome = await execute(request, {
@@ -234,6 +249,18 @@ async function run() {
   }
 }
 
+/** Runs `request` in the switch's session and shows the outcome; Run is free again afterwards. */
+async function runInSession(request) {
+  try {
+    renderOutcome(panel, await keepState.run(request));
+  } catch (error) {
+    const failure = error instanceof RequestFailure ? error : new RequestFailure("Something went wrong", String(error));
+    renderFailure(panel, failure);
+  } finally {
+    setRunning(false);
+  }
+}
+
 /** Sends a batch's `request` and shows its results as a table; Run is free again afterwards. */
 async function runAsBatch(request) {
   try {
@@ -247,8 +274,9 @@ async function runAsBatch(request) {
 }
 
 /**
- * The body for `POST /api/execute`, or in batch mode for `POST /api/batch`; `null` (with the
- * problem shown) when a limit or the input is unreadable.
+ * The body for `POST /api/execute`, in batch mode for `POST /api/batch`, with "Keep state" on for
+ * a session's execute (without `memoryLimitMb`: the session's was set when it started); `null`
+ * (with the problem shown) when a limit or the input is unreadable.
  */
 function buildRequest() {
   const limits = readLimits();
@@ -259,7 +287,33 @@ function buildRequest() {
   const unchangedExample = loadedExample?.bundled && code === loadedExample.source;
   const source = unchangedExample ? { file: loadedExample.name } : { code };
   const inputs = batchToggle.checked ? { inputs: input.value } : input.value === undefined ? {} : { input: input.value };
+  if (keepState.on) delete limits.memoryLimitMb;
   return { ...source, ...languageField(), ...inputs, ...limits };
+}
+
+/** The body of `POST /api/sessions`: the memory limit typed; `null` (with the problem shown) when unreadable. */
+function sessionSettings() {
+  const problem = apiKey.problem();
+  if (problem) {
+    renderInvalidInput(panel, problem);
+    apiKey.focus();
+    return null;
+  }
+  const limits = readLimits();
+  if (!limits) return null;
+  return limits.memoryLimitMb === undefined ? {} : { memoryLimitMb: limits.memoryLimitMb };
+}
+
+/**
+ * With "Keep state" on, the memory limit is the session's (read-only until it is switched off)
+ * and batches, which run in fresh runtimes, are off.
+ */
+function showSessionMode(on) {
+  memoryInput.readOnly = on;
+  memoryInput.setAttribute("aria-describedby", on ? "limits-hint session-memory-hint" : "limits-hint");
+  memoryInput.title = on ? document.getElementById("session-memory-hint").textContent.replace(/\s+/g, " ").trim() : "";
+  batchToggle.disabled = on;
+  inputBox.querySelector(".batch-off-hint").hidden = !on;
 }
 
 /**
@@ -340,6 +394,7 @@ async function openSharedRun() {
     inputField.value = sharedRun.input ?? "";
     batchToggle.checked = sharedRun.batch;
     showInputMode();
+    keepState.batchMode = sharedRun.batch;
     inputBox.open = inputField.value !== "" || sharedRun.batch;
     for (const input of limitInputs) input.value = sharedRun[input.name] ?? "";
     if (loadedExample) loadedExample.option.textContent = loadedExample.name;

@@ -9,6 +9,7 @@ const ERROR_KIND_LABELS = {
   memory: "Out of memory",
   stack_overflow: "Stack overflow",
   output_limit: "Output limit reached",
+  session_lost: "Session lost",
 };
 
 /** Console types with a style of their own; any other type is shown like `log`, under its name. */

@@ -696,6 +696,152 @@ try {
     await problems.check();
   });
 
+  const keepState = page.getByRole("switch", { name: "Keep state between runs" });
+  const sessionStatus = page.locator("#session-status");
+
+  await step("Keep state runs each Run in one session: x = 1 then x + 1 is 2, its expiry is shown, switching off ends it", async () => {
+    assert.equal(await keepState.isChecked(), false, "the switch starts off");
+    await page.getByLabel("Memory").fill("48");
+    // The switch is a checkbox: Space toggles it from the keyboard, and turning it on starts a session.
+    const created = page.waitForResponse((response) => response.url().endsWith("/api/sessions") && response.request().method() === "POST");
+    await keepState.focus();
+    await page.keyboard.press("Space");
+    const creation = await created;
+    assert.equal(creation.status(), 201);
+    assert.deepEqual(creation.request().postDataJSON(), { memoryLimitMb: 48 }, "the memory limit is the session's");
+    const session = await creation.json();
+    await sessionStatus.locator(`time[datetime="${session.expiresAt}"]`).waitFor();
+    assert.equal(await sessionStatus.getAttribute("data-state"), "open");
+    assert.equal(await page.getByLabel("Memory").evaluate((input) => input.readOnly), true, "the session's memory limit is fixed");
+    assert.match(await page.getByLabel("Memory").getAttribute("aria-describedby"), /session-memory-hint/, "and the field says why");
+    assert.equal(await page.getByLabel("Batch: run once for each item of a JSON array").isDisabled(), true, "no batches in a session");
+
+    const executePath = `/api/sessions/${session.id}/execute`;
+    const runInSession = async (code) => {
+      await fillEditor(page, code);
+      const posted = page.waitForRequest((request) => request.url().endsWith(executePath) && request.method() === "POST");
+      const reread = page.waitForResponse((response) => response.url().endsWith(`/api/sessions/${session.id}`) && response.request().method() === "GET");
+      await runButton.click();
+      const body = (await posted).postDataJSON();
+      const state = await (await reread).json();
+      await page.locator("#status:not(.status-running)").waitFor();
+      return { body, state };
+    };
+    const first = await runInSession("x = 1");
+    assert.deepEqual(first.body, { code: "x = 1" }, "the body a Run sends, without the session's memory limit");
+    assert.equal(JSON.parse(await result.textContent()), 1);
+    const second = await runInSession("x + 1");
+    assert.match(await status.getAttribute("class"), /status-success/);
+    assert.equal(JSON.parse(await result.textContent()), 2, "the second run sees what the first defined");
+    assert.equal(second.state.executions, 2);
+    await sessionStatus.locator(`time[datetime="${second.state.expiresAt}"]`).waitFor();
+    assert.ok(second.state.expiresAt >= session.expiresAt, "each run pushes the expiry back (or keeps it)");
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, "demo-session.png") });
+
+    await page.getByRole("button", { name: "Copy as curl" }).click();
+    await page.locator("#share-status", { hasText: "curl command copied" }).waitFor();
+    const command = await page.evaluate(() => navigator.clipboard.readText());
+    assert.ok(command.startsWith(`curl -s ${new URL(executePath, BASE_URL).href} `), command);
+    assert.equal(JSON.parse(await runInShell(command)).result, 2, "the copied command runs in the same session");
+
+    const deleted = page.waitForResponse((response) => response.url().endsWith(`/api/sessions/${session.id}`) && response.request().method() === "DELETE");
+    await keepState.press("Space");
+    assert.equal((await deleted).status(), 204, "switching off ends the session");
+    const after = await fetch(new URL(`/api/sessions/${session.id}`, BASE_URL));
+    assert.equal(after.status, 404);
+    assert.equal((await after.json()).error.kind, "session_not_found");
+    assert.equal(await sessionStatus.getAttribute("data-state"), "off");
+    assert.equal(await page.getByLabel("Memory").evaluate((input) => input.readOnly), false);
+
+    const fresh = await runAndCaptureRequest(page, async () => {
+      await fillEditor(page, "typeof x");
+      await runButton.click();
+    });
+    assert.equal(fresh.memoryLimitMb, 48, "off again, a run sends its own memory limit to /api/execute");
+    assert.equal(JSON.parse(await result.textContent()), "undefined", "off again, a run starts from nothing");
+    await problems.check();
+  });
+
+  await step("a session that is gone (lost with its run, or ended elsewhere) is said to be gone, and the next Run starts a new one", async () => {
+    await page.getByLabel("Memory").fill("16");
+    const created = page.waitForResponse((response) => response.url().endsWith("/api/sessions") && response.request().method() === "POST");
+    await keepState.check();
+    const doomed = await (await created).json();
+    await sessionStatus.locator(`time[datetime="${doomed.expiresAt}"]`).waitFor();
+
+    // Running out of memory ends a session: the answer's error says session_lost.
+    await fillEditor(page, "big = [];\nwhile (true) big.push(new Array(100000).fill(1));");
+    await runButton.click();
+    await page.locator("#status:not(.status-running)").waitFor();
+    assert.equal(await status.getAttribute("data-kind"), "session_lost");
+    assert.match(await status.locator(".status-badge").textContent(), /Session lost/);
+    assert.equal(await sessionStatus.getAttribute("data-state"), "gone");
+    assert.match(await sessionStatus.textContent(), /The session ended with that run.*The next Run starts a new session\./);
+
+    const recreated = page.waitForResponse((response) => response.url().endsWith("/api/sessions") && response.request().method() === "POST");
+    await fillEditor(page, "y = 5");
+    await runButton.click();
+    const replacement = await (await recreated).json();
+    assert.notEqual(replacement.id, doomed.id, "the next Run started a new session");
+    await page.locator("#status:not(.status-running)").waitFor();
+    assert.equal(JSON.parse(await result.textContent()), 5);
+    await sessionStatus.locator(`time[datetime]`).waitFor();
+
+    // Ended behind the page's back (here by the API, as another tab or an expiry would).
+    const ended = await fetch(new URL(`/api/sessions/${replacement.id}`, BASE_URL), { method: "DELETE" });
+    assert.equal(ended.status, 204);
+    await fillEditor(page, "y");
+    await runButton.click();
+    await page.locator("#status:not(.status-running)").waitFor();
+    assert.match(await status.getAttribute("class"), /status-failure/);
+    assert.equal(await status.getAttribute("data-kind"), "session_not_found");
+    assert.match(await status.locator(".status-badge").textContent(), /Session gone · HTTP 404/);
+    assert.equal(await sessionStatus.getAttribute("data-state"), "gone");
+    assert.match(await sessionStatus.textContent(), /no longer has this session.*The next Run starts a new session\./);
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, "demo-session-gone.png") });
+
+    const again = page.waitForResponse((response) => response.url().endsWith("/api/sessions") && response.request().method() === "POST");
+    await fillEditor(page, "typeof y");
+    await runButton.click();
+    assert.equal((await again).status(), 201);
+    await page.locator("#status:not(.status-running)").waitFor();
+    assert.equal(JSON.parse(await result.textContent()), "undefined", "a new session starts from nothing");
+
+    // Batch mode cannot be turned on while a session is open; turned off, the switch is free again.
+    await keepState.uncheck();
+    await page.getByLabel("Memory").fill("");
+    const batchSwitch = page.getByLabel("Batch: run once for each item of a JSON array");
+    if (!(await page.locator("#input-box").evaluate((box) => box.open))) await page.locator("#input-box > summary").click();
+    await batchSwitch.check();
+    assert.equal(await keepState.isDisabled(), true, "Keep state is off and disabled in batch mode");
+    await batchSwitch.uncheck();
+    assert.equal(await keepState.isDisabled(), false);
+    // Chromium itself logs every 4xx answer to the console; the session's 404 is expected here.
+    await problems.check((entry) => /\b404\b|Not Found/i.test(entry));
+    problems.console.length = 0;
+    problems.failedRequests.length = 0;
+  });
+
+  await step("leaving the page with Keep state on ends its session", async () => {
+    const other = await openPage(browser, { viewport: DESKTOP });
+    await other.page.locator("#run:enabled").waitFor();
+    const created = other.page.waitForResponse((response) => response.url().endsWith("/api/sessions") && response.request().method() === "POST");
+    await other.page.getByRole("switch", { name: "Keep state between runs" }).check();
+    const session = await (await created).json();
+    await other.page.locator(`#session-status time[datetime="${session.expiresAt}"]`).waitFor();
+    await other.page.goto("about:blank");
+    // The DELETE is sent with keepalive as the page goes; wait for its effect, within a deadline.
+    const deadline = Date.now() + 30_000;
+    let answer;
+    for (;;) {
+      answer = await fetch(new URL(`/api/sessions/${session.id}`, BASE_URL));
+      if (answer.status === 404 || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(answer.status, 404, "the session was ended when its page went away");
+    await other.context.close();
+  });
+
   await step("a wrong API key gets a clear 401 message; the key stays in this tab only", async () => {
     const key = "not-a-real-key";
     await keyField.fill(key);

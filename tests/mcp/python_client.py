@@ -47,7 +47,10 @@ async def tools_work(url, key, mode, version):
         check(mcp.server_info.name == "jsbox", f"{mode}: server {mcp.server_info}")
 
         tools = {tool.name: tool for tool in (await mcp.list_tools()).tools}
-        check(sorted(tools) == ["list_examples", "run_javascript"], f"{mode}: tools {sorted(tools)}")
+        check(
+            sorted(tools) == ["create_session", "end_session", "list_examples", "run_javascript"],
+            f"{mode}: tools {sorted(tools)}",
+        )
         run = tools["run_javascript"]
         check(run.input_schema["required"] == ["code"], f"{mode}: input schema {run.input_schema}")
         check(run.output_schema["type"] == "object", f"{mode}: output schema {run.output_schema}")
@@ -77,6 +80,18 @@ async def tools_work(url, key, mode, version):
         examples = await mcp.call_tool("list_examples", {})
         names = [example["name"] for example in examples.structured_content["examples"]]
         check(not examples.is_error and names, f"{mode}: examples {examples}")
+
+        created = await mcp.call_tool("create_session", {"ttlSeconds": 60})
+        check(not created.is_error, f"{mode}: create_session {created}")
+        session = created.structured_content["id"]
+        check(created.structured_content["expiresAt"], f"{mode}: no expiry in {created.structured_content}")
+        await mcp.call_tool("run_javascript", {"code": "x = 1", "session": session})
+        kept = await mcp.call_tool("run_javascript", {"code": "x + 1", "session": session})
+        check(kept.structured_content["result"] == 2, f"{mode}: state not kept: {kept.structured_content}")
+        ended = await mcp.call_tool("end_session", {"id": session})
+        check(not ended.is_error, f"{mode}: end_session {ended}")
+        gone = await mcp.call_tool("run_javascript", {"code": "x", "session": session})
+        check(gone.is_error and "session_not_found" in gone.content[0].text, f"{mode}: ended session ran: {gone}")
 
 
 async def refused_without_a_key(url):

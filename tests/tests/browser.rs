@@ -8,8 +8,9 @@
 //! (a typed script's result, its highlighting, the language in share links and curl commands),
 //! console output shown while a script still runs, batch mode (a JSON array of inputs in, a
 //! table of results out, in order, a failing item's error in its row, bad inputs refused without
-//! a request), the API key field, the phone layout in light
-//! and dark, and the API reference page, and saves screenshots to
+//! a request), the Keep state switch (runs in one session, its expiry, its end when switched off
+//! or when the page goes, a lost or vanished session said so and replaced), the API key field,
+//! the phone layout in light and dark, and the API reference page, and saves screenshots to
 //! `tests/artifacts/`. This test starts the services, runs that script and fails if any step
 //! fails.
 //!

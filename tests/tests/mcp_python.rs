@@ -1,7 +1,8 @@
 //! The ingress's MCP server against a second client library: the official Python SDK (`mcp`
 //! from PyPI) runs `tests/mcp/python_client.py` against the real binaries, in both protocol
 //! lifecycles (the 2025-11-25 handshake and 2026-07-28's discovery): tools/list and the
-//! schemas, a result, a script error, a timeout, concurrent calls, 401 and 429.
+//! schemas, a result, a script error, a timeout, concurrent calls, a session's round trip
+//! (created, state kept between two runs, ended), 401 and 429.
 //!
 //! It needs `pip install 'mcp==2.3.0'` (with `python3`, or the interpreter `MCP_PYTHON` names),
 //! so it is ignored unless asked for (`cargo test -- --include-ignored`, as CI runs it); asked

@@ -1,10 +1,11 @@
 //! `/mcp`: the Model Context Protocol's Streamable HTTP transport, so AI agents reach the
-//! service as tools (`run_javascript`, `list_examples`) instead of through a hand-written
-//! wrapper around `POST /api/execute`.
+//! service as tools (`run_javascript`, `list_examples`, `create_session`, `end_session`)
+//! instead of through a hand-written wrapper around the API.
 //!
-//! The protocol is the official Rust SDK's (`rmcp`), served statelessly: no session is kept,
-//! each HTTP request is answered on its own with a JSON body, so any instance of the ingress
-//! can answer any request (Cloud Run needs no session affinity). It speaks every revision the
+//! The protocol is the official Rust SDK's (`rmcp`), served statelessly: no MCP session is
+//! kept, each HTTP request is answered on its own with a JSON body, so any instance of the
+//! ingress can answer any request. (A jsbox session, which `create_session` makes, lives in one
+//! sandbox instance, as one made through the API does.) It speaks every revision the
 //! SDK knows, up to 2026-07-28 (per-request `_meta`, no handshake) and 2025-11-25 (the
 //! `initialize` handshake, answered but not remembered).
 //!

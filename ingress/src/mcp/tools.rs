@@ -1,15 +1,17 @@
 //! The MCP tools, and what the SDK asks of a server (its description, the tool list).
 //!
 //! A tool does what the HTTP API does and nothing of its own: `run_javascript` sends the
-//! sandbox the `POST /api/execute` request the API would get, through the same [`Proxy`] and
-//! for the same caller, so the execution has the same admission, limits, ceilings, fair turn,
-//! refusal memory and timeouts, and every field is checked once, by the sandbox's parser.
-//! `list_examples` is `GET /api/examples`. The sandbox's answer becomes the tool's result: its
-//! JSON as structured content (described by the same schema the OpenAPI document gives it)
-//! and a short text rendering for clients that read only text. A script that fails is a
-//! result with `isError: true`; so is a request the service refuses (422, 503, ...), with its
-//! kind and message as the text. Protocol errors are left for what is not a call of these
-//! tools.
+//! sandbox the `POST /api/execute` request the API would get (with a `session`, `POST
+//! /api/sessions/{id}/execute`), through the same [`Proxy`] and for the same caller, so the
+//! execution has the same admission, limits, ceilings, fair turn, refusal memory and timeouts,
+//! and every field is checked once, by the sandbox's parser. `create_session` is `POST
+//! /api/sessions`, `end_session` is `DELETE /api/sessions/{id}` and `list_examples` is `GET
+//! /api/examples`, so a session made here belongs to the caller exactly as one made through
+//! the API does. The sandbox's answer becomes the tool's result: its JSON as structured content
+//! (described by the same schema the OpenAPI document gives it) and a short text rendering for
+//! clients that read only text. A script that fails is a result with `isError: true`; so is a
+//! request the service refuses (422, 404 `session_not_found`, 503, ...), with its kind and
+//! message as the text. Protocol errors are left for what is not a call of these tools.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -37,6 +39,8 @@ use crate::request_id::X_REQUEST_ID;
 
 const RUN_JAVASCRIPT: &str = "run_javascript";
 const LIST_EXAMPLES: &str = "list_examples";
+const CREATE_SESSION: &str = "create_session";
+const END_SESSION: &str = "end_session";
 
 /// The largest answer of the sandbox a tool reads: far above its largest (`MAX_RESULT_BYTES`
 /// plus `MAX_LOG_BYTES`, 2 MiB by default).
@@ -45,17 +49,33 @@ const MAX_ANSWER_BYTES: usize = 16 << 20;
 /// What the server tells agents about itself.
 const INSTRUCTIONS: &str = "jsbox runs JavaScript in an isolated sandbox. Call `run_javascript` \
     with a script: the value of its last expression comes back as `result`, with its console \
-    output in `log`. Each run starts from nothing and keeps nothing. `list_examples` shows \
-    example scripts.";
+    output in `log`. Each run starts from nothing and keeps nothing, unless it is given a \
+    `session`: `create_session` makes one, runs that name it share one runtime (what one run \
+    defines, the next can use), and `end_session` ends it (left idle, it expires by itself). \
+    `list_examples` shows example scripts.";
 
 const RUN_JAVASCRIPT_DESCRIPTION: &str = "Runs a JavaScript program in an isolated sandbox and \
     returns the value of its last expression (a Promise is awaited) as JSON in `result`, every \
     console call in `log`, and, when the script throws, times out, runs out of memory or \
     overflows its stack, the error in `error` (the result is then marked as an error). Each \
     run gets a fresh runtime with standard JavaScript built-ins, no files, no environment and \
-    nothing kept from earlier runs; give it data through `input`, which the script reads as \
-    the global `input`. Time and memory are limited: `timeoutMs` and `memoryLimitMb` choose \
-    lower or higher limits within the ceilings of this API key.";
+    nothing kept from earlier runs, unless `session` names a session from `create_session`: \
+    then it runs in that session's runtime, where the globals of its earlier runs are. Give \
+    it data through `input`, which the script reads as the global `input`. Time and memory \
+    are limited: `timeoutMs` and `memoryLimitMb` choose lower or higher limits within the \
+    ceilings of this API key (in a session, the memory limit is the session's, so \
+    `memoryLimitMb` is refused).";
+
+const CREATE_SESSION_DESCRIPTION: &str = "Creates a session: a JavaScript runtime that keeps its \
+    state from one `run_javascript` call to the next (pass its `id` as their `session`). It \
+    ends when left idle for `ttlSeconds` (each run starts the wait again), at the service's \
+    maximum age, when `end_session` ends it, or when a run in it must be killed or runs out of \
+    memory. `timeoutMs` is the default time limit of its runs, `memoryLimitMb` the memory \
+    limit of the whole session, everything its runs leave behind included. Returns its `id` \
+    and `expiresAt`. Sessions held at once, and their memory, are capped per API key.";
+
+const END_SESSION_DESCRIPTION: &str = "Ends a session from `create_session`: its runtime and \
+    everything in it are gone, and its id is no longer known.";
 
 const LIST_EXAMPLES_DESCRIPTION: &str = "Lists the service's bundled example scripts, each \
     with its name and JavaScript source, to read or to run with `run_javascript`.";
@@ -91,6 +111,61 @@ struct RunJavascript {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<u64>", range(min = 1))]
     memory_limit_mb: Option<Value>,
+    /// The `id` of a session from `create_session` to run in, where the globals of its earlier
+    /// runs are; left out, the run starts from nothing. (A jsbox session, not the MCP
+    /// transport's.)
+    #[serde(default, skip_serializing)]
+    #[schemars(with = "Option<String>", length(min = 1))]
+    session: Option<SessionId>,
+}
+
+/// A session to create, its fields named as the API names them and checked by the sandbox.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(crate = "rmcp::schemars")]
+struct CreateSession {
+    /// How long the session may sit idle, in seconds, each run starting the wait again; the
+    /// service's default when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<u64>", range(min = 1))]
+    ttl_seconds: Option<Value>,
+    /// The time limit of each run in the session that names none, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<u64>", range(min = 1))]
+    timeout_ms: Option<Value>,
+    /// The session's memory limit in MiB, for everything its runtime holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<u64>", range(min = 1))]
+    memory_limit_mb: Option<Value>,
+}
+
+/// The session to end.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(crate = "rmcp::schemars")]
+struct EndSession {
+    /// The `id` `create_session` returned.
+    #[schemars(with = "String", length(min = 1))]
+    id: SessionId,
+}
+
+/// A session id as a client gave it, fit to be one segment of the sandbox's path: letters and
+/// digits only, and short (the sandbox's ids are 32 hex digits; 64 leaves room, not more).
+/// Whether such a session exists, and is the caller's, is the sandbox's to say.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+struct SessionId(String);
+
+impl TryFrom<String> for SessionId {
+    type Error = &'static str;
+
+    fn try_from(id: String) -> Result<Self, Self::Error> {
+        if !id.is_empty() && id.len() <= 64 && id.bytes().all(|byte| byte.is_ascii_alphanumeric()) {
+            Ok(Self(id))
+        } else {
+            Err("not a session id: give the `id` that create_session returned")
+        }
+    }
 }
 
 // Only the schema uses it: `language` goes to the sandbox as given.
@@ -109,7 +184,7 @@ enum Language {
 #[schemars(crate = "rmcp::schemars")]
 struct ListExamples {}
 
-/// The MCP server: the two tools, over the proxy to the sandbox. Cloned for each request.
+/// The MCP server: the tools, over the proxy to the sandbox. Cloned for each request.
 #[derive(Clone)]
 pub struct Tools {
     proxy: Arc<Proxy>,
@@ -135,9 +210,35 @@ impl Tools {
         .with_title("List example scripts")
         .with_raw_output_schema(output_schema(schemas, "ExampleList"))
         .with_annotations(ToolAnnotations::new().read_only(true).open_world(false));
+        let create = Tool::new(
+            CREATE_SESSION,
+            CREATE_SESSION_DESCRIPTION,
+            schema_for_type::<CreateSession>(),
+        )
+        .with_title("Create a session")
+        .with_raw_output_schema(output_schema(schemas, "SessionCreated"))
+        .with_annotations(
+            ToolAnnotations::new()
+                .read_only(false)
+                .destructive(false)
+                .open_world(false),
+        );
+        let end = Tool::new(
+            END_SESSION,
+            END_SESSION_DESCRIPTION,
+            schema_for_type::<EndSession>(),
+        )
+        .with_title("End a session")
+        .with_annotations(
+            ToolAnnotations::new()
+                .read_only(false)
+                .destructive(true)
+                .idempotent(true)
+                .open_world(false),
+        );
         Self {
             proxy,
-            list: Arc::from([run, list]),
+            list: Arc::from([run, list, create, end]),
         }
     }
 }
@@ -242,9 +343,12 @@ impl ServerHandler for Tools {
             match request.name.as_ref() {
                 RUN_JAVASCRIPT => Ok(self.run_javascript(caller, parts, arguments).await),
                 LIST_EXAMPLES => Ok(self.list_examples(caller, parts, arguments).await),
+                CREATE_SESSION => Ok(self.create_session(caller, parts, arguments).await),
+                END_SESSION => Ok(self.end_session(caller, parts, arguments).await),
                 other => Err(ErrorData::invalid_params(
                     format!(
-                        "no tool named {other:?}: the tools are {RUN_JAVASCRIPT} and {LIST_EXAMPLES}"
+                        "no tool named {other:?}: the tools are {RUN_JAVASCRIPT}, \
+                         {LIST_EXAMPLES}, {CREATE_SESSION} and {END_SESSION}"
                     ),
                     None,
                 )),
@@ -270,7 +374,11 @@ impl Tools {
             Err(error) => return refused(format!("invalid arguments: {error}")),
         };
         let body = serde_json::to_vec(&fields).expect("arguments are JSON");
-        let request = sandbox_request(parts, Method::POST, "/api/execute")
+        let path = match &fields.session {
+            Some(SessionId(id)) => format!("/api/sessions/{id}/execute"),
+            None => "/api/execute".to_owned(),
+        };
+        let request = sandbox_request(parts, Method::POST, &path)
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body))
             .expect("a valid request");
@@ -313,8 +421,61 @@ impl Tools {
         }
     }
 
-    /// Sends `request` to the sandbox for `caller`: its 200 answer's JSON, or what to tell the
-    /// caller about a refusal (the service's error kind and message).
+    async fn create_session(
+        &self,
+        caller: &Caller,
+        parts: &Parts,
+        arguments: Value,
+    ) -> CallToolResult {
+        let fields: CreateSession = match serde_json::from_value(arguments) {
+            Ok(fields) => fields,
+            Err(error) => return refused(format!("invalid arguments: {error}")),
+        };
+        let body = serde_json::to_vec(&fields).expect("arguments are JSON");
+        let request = sandbox_request(parts, Method::POST, "/api/sessions")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .expect("a valid request");
+        match self.ask(caller, request).await {
+            Err(refusal) => refused(refusal),
+            Ok(answer) => {
+                let text = format!(
+                    "session {} created; it expires at {} if left idle. Pass its id as \
+                     `session` to run_javascript.",
+                    answer["id"].as_str().unwrap_or_default(),
+                    answer["expiresAt"].as_str().unwrap_or_default(),
+                );
+                let mut result = CallToolResult::structured(answer);
+                result.content = vec![ContentBlock::text(text)];
+                result
+            }
+        }
+    }
+
+    async fn end_session(
+        &self,
+        caller: &Caller,
+        parts: &Parts,
+        arguments: Value,
+    ) -> CallToolResult {
+        let EndSession { id: SessionId(id) } = match serde_json::from_value(arguments) {
+            Ok(fields) => fields,
+            Err(error) => return refused(format!("invalid arguments: {error}")),
+        };
+        let request = sandbox_request(parts, Method::DELETE, &format!("/api/sessions/{id}"))
+            .body(Body::empty())
+            .expect("a valid request");
+        match self.ask(caller, request).await {
+            Err(refusal) => refused(refusal),
+            Ok(_) => CallToolResult::success(vec![ContentBlock::text(format!(
+                "session {id} ended; its state is gone"
+            ))]),
+        }
+    }
+
+    /// Sends `request` to the sandbox for `caller`: its successful answer's JSON (`null` for
+    /// one without a body, such as a 204), or what to tell the caller about a refusal (the
+    /// service's error kind and message).
     async fn ask(&self, caller: &Caller, request: Request) -> Result<Value, String> {
         let response = match self.proxy.send(caller, request, &mut None).await {
             Ok(response) => response,
@@ -326,7 +487,10 @@ impl Tools {
             .map_err(|_| {
                 format!("the service's answer was cut off or larger than {MAX_ANSWER_BYTES} bytes")
             })?;
-        if parts.status == StatusCode::OK {
+        if parts.status == StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        if parts.status.is_success() {
             return serde_json::from_slice(&body)
                 .map_err(|_| "the service's answer is not JSON".to_owned());
         }
@@ -488,9 +652,19 @@ mod tests {
         );
         let bare: RunJavascript = serde_json::from_value(json!({"code": "1"})).unwrap();
         assert_eq!(serde_json::to_value(&bare).unwrap(), json!({"code": "1"}));
+        // The session goes into the path, not the body.
+        let in_session: RunJavascript =
+            serde_json::from_value(json!({"code": "1", "session": "5f0c2a9b"})).unwrap();
+        assert_eq!(
+            serde_json::to_value(&in_session).unwrap(),
+            json!({"code": "1"})
+        );
         for bad in [
             json!({"code": "1", "url": "https://x"}),
             json!({"input": 1}),
+            json!({"code": "1", "session": "../execute"}),
+            json!({"code": "1", "session": ""}),
+            json!({"code": "1", "session": 7}),
         ] {
             assert!(serde_json::from_value::<RunJavascript>(bad).is_err());
         }

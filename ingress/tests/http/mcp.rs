@@ -1,6 +1,7 @@
 //! `/mcp` driven by the MCP SDK's own client (and, for what a client would not send, by plain
-//! HTTP): both protocol revisions, the two tools and their schemas, results, script errors,
-//! timeouts and refusals as tool results, keys, rate limits, concurrency, Host and Origin.
+//! HTTP): both protocol revisions, the tools and their schemas, results, script errors,
+//! timeouts and refusals as tool results, sessions (state kept between runs, their owner, their
+//! end), keys, rate limits, concurrency, Host and Origin.
 
 use std::num::{NonZeroU32, NonZeroU64};
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use ingress::rate_limit::RateLimit;
 use ingress::tenants::Ceilings;
 
 const ACME_KEY: &str = "acme-5b1f0c9e2d7a4e63";
+const GLOBEX_KEY: &str = "globex-8e2d4b6a0c1f3957";
 
 type Client = RunningService<RoleClient, ClientConfig>;
 
@@ -76,6 +78,14 @@ async fn run_ok(client: &Client, args: Value) -> CallToolResult {
     run(client, args).await.expect("a tool result")
 }
 
+/// A call of the tool `name` that must get a tool result (an error or not).
+async fn call(client: &Client, name: &'static str, args: Value) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(name).with_arguments(arguments(args)))
+        .await
+        .expect("a tool result")
+}
+
 fn text_of(result: &CallToolResult) -> String {
     result
         .content
@@ -124,6 +134,15 @@ fn acme_only(rate_limit: Option<RateLimit>) -> impl FnOnce(&mut ingress::Config)
     }
 }
 
+/// acme and globex, without rate limits; the anonymous tier off.
+fn acme_and_globex(config: &mut ingress::Config) {
+    config.tenants.anonymous.enabled = false;
+    config.tenants.tenants = vec![
+        tenant("acme", ACME_KEY, None, Ceilings::default()),
+        tenant("globex", GLOBEX_KEY, None, Ceilings::default()),
+    ];
+}
+
 fn tool<'a>(tools: &'a [Tool], name: &str) -> &'a Tool {
     tools
         .iter()
@@ -132,7 +151,7 @@ fn tool<'a>(tools: &'a [Tool], name: &str) -> &'a Tool {
 }
 
 #[tokio::test]
-async fn a_client_initializes_with_2025_11_25_and_lists_both_tools_with_their_schemas() {
+async fn a_client_initializes_with_2025_11_25_and_lists_the_tools_with_their_schemas() {
     let app = spawn_app().await;
     let client = connect(&app, None).await;
 
@@ -144,7 +163,15 @@ async fn a_client_initializes_with_2025_11_25_and_lists_both_tools_with_their_sc
     let tools = client.list_all_tools().await.unwrap();
     let mut names: Vec<&str> = tools.iter().map(|tool| tool.name.as_ref()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["list_examples", "run_javascript"]);
+    assert_eq!(
+        names,
+        [
+            "create_session",
+            "end_session",
+            "list_examples",
+            "run_javascript"
+        ]
+    );
 
     let run = tool(&tools, "run_javascript");
     let input = Value::Object((*run.input_schema).clone());
@@ -162,6 +189,10 @@ async fn a_client_initializes_with_2025_11_25_and_lists_both_tools_with_their_sc
     for limit in ["timeoutMs", "memoryLimitMb"] {
         assert_eq!(properties[limit]["minimum"], 1, "{limit}: {input}");
     }
+    assert!(
+        properties["session"].to_string().contains("string"),
+        "{input}"
+    );
     let output = Value::Object((*run.output_schema.clone().expect("an output schema")).clone());
     assert_eq!(output["type"], "object");
     for field in ["status", "result", "error", "log", "executionTime"] {
@@ -179,7 +210,123 @@ async fn a_client_initializes_with_2025_11_25_and_lists_both_tools_with_their_sc
     let examples = tool(&tools, "list_examples");
     let output = Value::Object((*examples.output_schema.clone().unwrap()).clone());
     assert!(output["properties"]["examples"].is_object(), "{output}");
+
+    let create = tool(&tools, "create_session");
+    let input = Value::Object((*create.input_schema).clone());
+    assert_eq!(input["additionalProperties"], false, "{input}");
+    for field in ["ttlSeconds", "timeoutMs", "memoryLimitMb"] {
+        assert_eq!(input["properties"][field]["minimum"], 1, "{field}: {input}");
+    }
+    let output = Value::Object((*create.output_schema.clone().expect("an output schema")).clone());
+    assert_eq!(output["required"], json!(["id", "expiresAt"]), "{output}");
+    let end = tool(&tools, "end_session");
+    let input = Value::Object((*end.input_schema).clone());
+    assert_eq!(input["required"], json!(["id"]), "{input}");
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_keeps_state_between_runs_is_its_owners_alone_and_ends_with_end_session() {
+    let app = spawn_app_with(acme_and_globex).await;
+    let acme = connect(&app, Some(ACME_KEY)).await;
+
+    let created = call(&acme, "create_session", json!({"ttlSeconds": 120})).await;
+    assert_eq!(created.is_error, Some(false), "{}", text_of(&created));
+    let session = created.structured_content.clone().unwrap();
+    let id = session["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 32, "{session}");
+    assert!(
+        session["expiresAt"].as_str().unwrap().ends_with('Z'),
+        "{session}"
+    );
+    assert!(text_of(&created).contains(&id), "{}", text_of(&created));
+
+    let first = run_ok(&acme, json!({"code": "x = 1", "session": id})).await;
+    assert_eq!(first.structured_content.unwrap()["result"], 1);
+    let second = run_ok(&acme, json!({"code": "x + 1", "session": id})).await;
+    assert_eq!(second.is_error, Some(false));
+    assert_eq!(second.structured_content.as_ref().unwrap()["result"], 2);
+    assert!(
+        text_of(&second).contains("result: 2"),
+        "{}",
+        text_of(&second)
+    );
+    // Without it, a run starts from nothing.
+    let fresh = run_ok(&acme, json!({"code": "typeof x"})).await;
+    assert_eq!(fresh.structured_content.unwrap()["result"], "undefined");
+    // The API knows the session as acme's, with the two runs made through /mcp.
+    let bearer = format!("Bearer {ACME_KEY}");
+    let state = app
+        .http
+        .get_with(
+            &format!("/api/sessions/{id}"),
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(state.status, StatusCode::OK, "{}", state.json());
+    assert_eq!(state.json()["executions"], 2);
+
+    // A session's memory limit is its own, as the API says.
+    let sized = run_ok(
+        &acme,
+        json!({"code": "1", "session": id, "memoryLimitMb": 8}),
+    )
+    .await;
+    assert_eq!(sized.is_error, Some(true));
+    let text = text_of(&sized);
+    assert!(
+        text.contains("HTTP 422 invalid_request") && text.contains("memoryLimitMb"),
+        "{text}"
+    );
+
+    // To another tenant the id is unknown, to run in or to end.
+    let globex = connect(&app, Some(GLOBEX_KEY)).await;
+    let foreign = run_ok(&globex, json!({"code": "x", "session": id})).await;
+    assert_eq!(foreign.is_error, Some(true));
+    assert!(foreign.structured_content.is_none());
+    let text = text_of(&foreign);
+    assert!(text.contains("HTTP 404 session_not_found"), "{text}");
+    let foreign_end = call(&globex, "end_session", json!({"id": id})).await;
+    assert_eq!(foreign_end.is_error, Some(true));
+    assert!(
+        text_of(&foreign_end).contains("HTTP 404 session_not_found"),
+        "{}",
+        text_of(&foreign_end)
+    );
+    let still = run_ok(&acme, json!({"code": "x", "session": id})).await;
+    assert_eq!(still.structured_content.unwrap()["result"], 1);
+
+    let ended = call(&acme, "end_session", json!({"id": id})).await;
+    assert_eq!(ended.is_error, Some(false), "{}", text_of(&ended));
+    assert!(text_of(&ended).contains(&id), "{}", text_of(&ended));
+    let gone = run_ok(&acme, json!({"code": "x", "session": id})).await;
+    assert_eq!(gone.is_error, Some(true));
+    assert!(
+        text_of(&gone).contains("HTTP 404 session_not_found"),
+        "{}",
+        text_of(&gone)
+    );
+    let state = app
+        .http
+        .get_with(
+            &format!("/api/sessions/{id}"),
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(state.status, StatusCode::NOT_FOUND);
+
+    // An id that could not be one is refused before anything is sent.
+    for bad in ["../../execute", "", "a/b"] {
+        let refused = run_ok(&acme, json!({"code": "1", "session": bad})).await;
+        assert_eq!(refused.is_error, Some(true), "{bad}");
+        assert!(
+            text_of(&refused).contains("not a session id"),
+            "{bad}: {}",
+            text_of(&refused)
+        );
+    }
+    acme.cancel().await.unwrap();
+    globex.cancel().await.unwrap();
 }
 
 #[tokio::test]
