@@ -238,6 +238,17 @@ pub fn post_execute_with(
     headers: &[(&str, &str)],
     body: &str,
 ) -> io::Result<(u16, String)> {
+    post_json(addr, "/api/execute", headers, body)
+}
+
+/// Sends `POST path` with `body` (JSON) and the extra request `headers` on a new connection
+/// and returns the status code and the response body.
+pub fn post_json(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let extra: String = headers
@@ -246,15 +257,16 @@ pub fn post_execute_with(
         .collect();
     write!(
         stream,
-        "POST /api/execute HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          {extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     read_answer(stream)
 }
 
-/// A `POST /api/execute` that asked for Server-Sent Events (`Accept: text/event-stream`), read
-/// as they arrive; dropping it closes the connection, as a client that leaves does.
+/// A `POST /api/execute` (or a session's execute) that asked for Server-Sent Events (`Accept:
+/// text/event-stream`), read as they arrive; dropping it closes the connection, as a client
+/// that leaves does.
 pub struct EventStream {
     reader: BufReader<TcpStream>,
     /// The answer's status code.
@@ -282,11 +294,16 @@ pub struct StreamEvent {
 /// connection and reads the answer's head: read a stream with [`EventStream::next_event`], a
 /// whole answer (a request refused before it ran) with [`EventStream::whole_body`].
 pub fn post_stream(addr: SocketAddr, body: &str) -> io::Result<EventStream> {
+    post_stream_to(addr, "/api/execute", body)
+}
+
+/// [`post_stream`] to `path`, such as a session's `/api/sessions/{id}/execute`.
+pub fn post_stream_to(addr: SocketAddr, path: &str, body: &str) -> io::Result<EventStream> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
-        "POST /api/execute HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Accept: text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
