@@ -444,6 +444,21 @@ pub fn metric_total(addr: SocketAddr, name: &str) -> f64 {
         .sum()
 }
 
+/// The value of the one sample `name{labels}` (as the exposition writes it, e.g.
+/// `sandbox_memory_budget_bytes{share="requests_charged"}`) at `GET /metrics` on `addr`; 0
+/// when it is absent.
+pub fn metric_sample(addr: SocketAddr, sample: &str) -> f64 {
+    let (status, body) = get(addr, "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+        .map_or(0.0, |value| {
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("{sample}: {value}"))
+        })
+}
+
 /// Sends `GET path` on a new connection and returns the response's status code.
 pub fn get_status(addr: SocketAddr, path: &str) -> io::Result<u16> {
     get(addr, path).map(|(status, _)| status)
