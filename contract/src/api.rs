@@ -31,8 +31,8 @@ pub fn is_json_content_type(content_type: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// The media type that asks `POST /api/execute` to stream: console entries as they are made,
-/// then the answer, as Server-Sent Events.
+/// The media type that asks `POST /api/execute` (or a session's execute) to stream: console
+/// entries as they are made, then the answer, as Server-Sent Events.
 pub const EVENT_STREAM: &str = "text/event-stream";
 
 /// The event that carries one console entry, exactly as the answer's `log[]` holds it.

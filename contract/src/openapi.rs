@@ -640,12 +640,16 @@ fn session_missing() -> ErrorAnswer {
     ErrorAnswer::new(
         404,
         RequestErrorKind::SessionNotFound,
-        "No session of the caller has this id on this instance: it never existed, belongs to          someone else, was deleted, ended with an execution (`session_lost`), expired long ago,          or lives on another instance. Create a new one.",
-        "no session with this id: it never existed, belongs to someone else, ended, or lives on          another instance of the service; create a new one (POST /api/sessions)",
+        "No session of the caller has this id on this instance: it never existed, belongs to \
+         someone else, was deleted, ended with an execution (`session_lost`), expired long ago, \
+         or lives on another instance. Create a new one.",
+        "no session with this id: it never existed, belongs to someone else, ended, or lives on \
+         another instance of the service; create a new one (POST /api/sessions)",
     )
     .also(
         RequestErrorKind::SessionExpired,
-        "The caller's session expired (idle past its `ttlSeconds`, or at the server's maximum          age) and its state is gone. Create a new one.",
+        "The caller's session expired (idle past its `ttlSeconds`, or at the server's maximum \
+         age) and its state is gone. Create a new one.",
         "the session expired and its state is gone; create a new one (POST /api/sessions)",
     )
 }
@@ -663,7 +667,8 @@ fn create_session(limits: &Limits) -> openapi::path::Operation {
     let body = RequestBodyBuilder::new()
         .required(Some(Required::True))
         .description(Some(
-            "Optional `ttlSeconds`, `timeoutMs` and `memoryLimitMb`, as `application/json`;              `{}` for the defaults.",
+            "Optional `ttlSeconds`, `timeoutMs` and `memoryLimitMb`, as `application/json`; \
+             `{}` for the defaults.",
         ))
         .content(
             "application/json",
@@ -686,7 +691,12 @@ fn create_session(limits: &Limits) -> openapi::path::Operation {
         .tag("sessions")
         .summary(Some("Create a session"))
         .description(Some(
-            "Starts a runtime of the caller's own, in a worker process of its own, that keeps              its globals from one execution (`POST /api/sessions/{id}/execute`) to the next.              It ends when idle for `ttlSeconds` (each execution starts the wait again), at the              server's maximum age, when deleted, or when an execution's worker must be killed,              crashes or runs out of memory. Sessions live on one instance: elsewhere the id is              `session_not_found`.",
+            "Starts a runtime of the caller's own, in a worker process of its own, that keeps \
+             its globals from one execution (`POST /api/sessions/{id}/execute`) to the next. \
+             It ends when idle for `ttlSeconds` (each execution starts the wait again), at the \
+             server's maximum age, when deleted, or when an execution's worker must be killed, \
+             crashes or runs out of memory. Sessions live on one instance: elsewhere the id is \
+             `session_not_found`.",
         ))
         .request_body(Some(body))
         .parameter(request_id_parameter())
@@ -792,7 +802,9 @@ fn execute_in_session(limits: &Limits) -> openapi::path::Operation {
     let body = RequestBodyBuilder::new()
         .required(Some(Required::True))
         .description(Some(
-            "An execute request (`POST /api/execute`'s body) without `memoryLimitMb`: the              session's memory limit was set when it was created. Without `timeoutMs`, the              session's.",
+            "An execute request (`POST /api/execute`'s body) without `memoryLimitMb`: the \
+             session's memory limit was set when it was created. Without `timeoutMs`, the \
+             session's.",
         ))
         .content(
             "application/json",
@@ -812,7 +824,18 @@ fn execute_in_session(limits: &Limits) -> openapi::path::Operation {
         .tag("sessions")
         .summary(Some("Run a script in a session"))
         .description(Some(
-            "Runs the script in the session's runtime, where the globals, functions and values              of its earlier executions are, and answers as `POST /api/execute` does. One              execution at a time (409 `session_busy`). A script stopped at its time limit              leaves the session usable; one whose worker must be killed, crashes or runs out              of memory ends the session: its answer's `error.kind` is `session_lost`, its              message says why, and the id is `session_not_found` from then on.",
+            "Runs the script in the session's runtime, where the globals, functions and values \
+             of its earlier executions are, and answers as `POST /api/execute` does. One \
+             execution at a time (409 `session_busy`). A script stopped at its time limit \
+             leaves the session usable; one whose worker must be killed, crashes or runs out \
+             of memory ends the session: its answer's `error.kind` is `session_lost`, its \
+             message says why, and the id is `session_not_found` from then on.\n\n\
+             With `Accept: text/event-stream` the answer streams as for `POST /api/execute`: an \
+             event `log` for each console entry as it is made, a comment line as heartbeat after \
+             15 s of silence, and at the end an event `result` whose data is the JSON answer \
+             above, `session_lost` included. A request refused before the script runs (404, \
+             409, 422, ...) gets the same error status and JSON body as without it. A client \
+             that disconnects, streaming or not, cancels its execution; the session lives on.",
         ))
         .request_body(Some(body))
         .parameter(session_id_parameter())
@@ -827,7 +850,8 @@ fn execute_in_session(limits: &Limits) -> openapi::path::Operation {
                     ContentBuilder::new()
                         .schema(Some(Ref::from_schema_name(ExecuteResponse::name())))
                         .build(),
-                ),
+                )
+                .content(EVENT_STREAM, event_stream()),
         );
     let mut errors = request_errors(limits, ", or `memoryLimitMb`, which is the session's");
     errors.retain(|error| error.status != 404);

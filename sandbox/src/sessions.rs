@@ -3,10 +3,11 @@
 //! - **Owner.** A session belongs to the tenant, or for the anonymous tier the client, that
 //!   created it ([`Owner`]). To anyone else its id is unknown: the same `session_not_found` as
 //!   an id that never existed, whether it is open or expired.
-//! - **Lifetime.** An idle timeout, started again by each execution, and a maximum age from
-//!   creation ([`SessionSettings`]). Expiry removes the session and frees everything at once:
-//!   its worker is killed and its memory charge released. Expiry is checked on every lookup and
-//!   by a reaper every [`REAP_EVERY`]; a session running an execution expires once it ends.
+//! - **Lifetime.** An idle timeout, started again as each execution ends ([`Slot`]), and a
+//!   maximum age from creation ([`SessionSettings`]). Expiry removes the session and frees
+//!   everything at once: its worker is killed and its memory charge released. Expiry is checked
+//!   on every lookup and by a reaper every [`REAP_EVERY`]; a session that reaches its maximum
+//!   age while running an execution expires once it ends.
 //!   Expired ids are remembered ([`REMEMBERED`] of them, the oldest forgotten first) so that
 //!   their owner gets `session_expired` rather than `session_not_found`.
 //! - **Budget.** Creation is refused past the owner's cap of sessions or of their memory, past
@@ -18,6 +19,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
+    ops::{Deref, DerefMut},
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime},
 };
@@ -74,7 +76,7 @@ pub struct Session {
     pub timeout: Duration,
     /// Bytes of memory everything in its runtime may take.
     pub memory_limit: u64,
-    used: Mutex<Used>,
+    used: Arc<Mutex<Used>>,
     /// Its worker: `None` once an execution ended the session.
     worker: Arc<tokio::sync::Mutex<Option<SessionWorker>>>,
     /// Its share of the memory budget, released with it.
@@ -88,6 +90,14 @@ struct Used {
     executions: u64,
 }
 
+impl Used {
+    /// Starts the idle timeout again from now.
+    fn renew(&mut self) {
+        self.last = Instant::now();
+        self.last_wall = SystemTime::now();
+    }
+}
+
 /// What [`Session::state`] reports.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -98,8 +108,34 @@ pub struct State {
     pub memory_used: u64,
 }
 
-/// The session's worker, held for one execution.
-pub type Slot = OwnedMutexGuard<Option<SessionWorker>>;
+/// The session's worker, held for one execution. Released, it starts the session's idle
+/// timeout again first, so that an execution longer than the timeout, or whose answer is still
+/// being streamed, does not leave the session expired the moment it ends.
+pub struct Slot {
+    worker: OwnedMutexGuard<Option<SessionWorker>>,
+    used: Arc<Mutex<Used>>,
+}
+
+impl Deref for Slot {
+    type Target = Option<SessionWorker>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.worker
+    }
+}
+
+impl DerefMut for Slot {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.worker
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // Before the worker's lock is released (fields are dropped after this).
+        self.used.lock().expect("session use").renew();
+    }
+}
 
 impl Session {
     /// When it expires if left idle from now on: its idle timeout after its last use, or its
@@ -111,14 +147,22 @@ impl Session {
 
     /// Its worker for one execution; `None` while another execution holds it.
     pub fn try_begin(&self) -> Option<Slot> {
-        self.worker.clone().try_lock_owned().ok()
+        let worker = self.worker.clone().try_lock_owned().ok()?;
+        Some(Slot {
+            worker,
+            used: self.used.clone(),
+        })
+    }
+
+    /// Whether no execution holds its worker now.
+    fn idle(&self) -> bool {
+        self.worker.try_lock().is_ok()
     }
 
     /// Counts a finished execution and starts the idle timeout again.
     pub fn used(&self) {
         let mut used = self.used.lock().expect("session use");
-        used.last = Instant::now();
-        used.last_wall = SystemTime::now();
+        used.renew();
         used.executions += 1;
     }
 
@@ -352,11 +396,11 @@ impl Sessions {
             idle_timeout,
             timeout,
             memory_limit: reservation.memory_limit,
-            used: Mutex::new(Used {
+            used: Arc::new(Mutex::new(Used {
                 last: now,
                 last_wall: wall,
                 executions: 0,
-            }),
+            })),
             worker: Arc::new(tokio::sync::Mutex::new(Some(worker))),
             _charge: reservation
                 .charge
@@ -388,9 +432,7 @@ impl Sessions {
             registry.remove(id, false);
             return Err(Missing::NotFound);
         }
-        if Instant::now() >= session.deadline(self.settings.max_age)
-            && session.try_begin().is_some()
-        {
+        if Instant::now() >= session.deadline(self.settings.max_age) && session.idle() {
             registry.remove(id, true);
             self.metrics.session("expired");
             tracing::info!(session = id, "session expired");
@@ -409,7 +451,7 @@ impl Sessions {
     pub fn delete(&self, id: &str, owner: &Owner) -> Result<(), Option<Missing>> {
         let session = self.get(id, owner).map_err(Some)?;
         // Held while removing, so no execution starts in between.
-        let Some(_idle) = session.try_begin() else {
+        let Ok(_idle) = session.worker.try_lock() else {
             return Err(None);
         };
         self.registry.lock().expect("sessions").remove(id, false);
@@ -441,8 +483,7 @@ impl Sessions {
                 if session.lost() {
                     return Some((session.id.clone(), false));
                 }
-                let idle = session.try_begin().is_some();
-                (idle && now >= session.deadline(self.settings.max_age))
+                (session.idle() && now >= session.deadline(self.settings.max_age))
                     .then(|| (session.id.clone(), true))
             })
             .collect();

@@ -238,12 +238,12 @@ pub fn post_execute_with(
     headers: &[(&str, &str)],
     body: &str,
 ) -> io::Result<(u16, String)> {
-    post_with(addr, "/api/execute", headers, body)
+    post_json(addr, "/api/execute", headers, body)
 }
 
 /// Sends `POST path` with `body` (JSON) and the extra request `headers` on a new connection
-/// and returns the status code and the whole response body.
-pub fn post_with(
+/// and returns the status code and the response body.
+pub fn post_json(
     addr: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
@@ -264,8 +264,9 @@ pub fn post_with(
     read_answer(stream)
 }
 
-/// A `POST /api/execute` that asked for Server-Sent Events (`Accept: text/event-stream`), read
-/// as they arrive; dropping it closes the connection, as a client that leaves does.
+/// A `POST /api/execute` (or a session's execute) that asked for Server-Sent Events (`Accept:
+/// text/event-stream`), read as they arrive; dropping it closes the connection, as a client
+/// that leaves does.
 pub struct EventStream {
     reader: BufReader<TcpStream>,
     /// The answer's status code.
@@ -293,11 +294,16 @@ pub struct StreamEvent {
 /// connection and reads the answer's head: read a stream with [`EventStream::next_event`], a
 /// whole answer (a request refused before it ran) with [`EventStream::whole_body`].
 pub fn post_stream(addr: SocketAddr, body: &str) -> io::Result<EventStream> {
+    post_stream_to(addr, "/api/execute", body)
+}
+
+/// [`post_stream`] to `path`, such as a session's `/api/sessions/{id}/execute`.
+pub fn post_stream_to(addr: SocketAddr, path: &str, body: &str) -> io::Result<EventStream> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
-        "POST /api/execute HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Accept: text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
@@ -436,6 +442,21 @@ pub fn metric_total(addr: SocketAddr, name: &str) -> f64 {
         })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// The value of the one sample `name{labels}` (as the exposition writes it, e.g.
+/// `sandbox_memory_budget_bytes{share="requests_charged"}`) at `GET /metrics` on `addr`; 0
+/// when it is absent.
+pub fn metric_sample(addr: SocketAddr, sample: &str) -> f64 {
+    let (status, body) = get(addr, "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+        .map_or(0.0, |value| {
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("{sample}: {value}"))
+        })
 }
 
 /// Sends `GET path` on a new connection and returns the response's status code.

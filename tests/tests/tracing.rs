@@ -17,7 +17,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::routing::post;
-use e2e::{Service, Stack, free_port, metric_total, post_execute_with, post_with};
+use e2e::{Service, Stack, free_port, metric_total, post_execute_with, post_json};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
@@ -304,7 +304,7 @@ fn a_streamed_batch_traces_its_admission_and_each_items_wait_and_execution_under
     let traceparent = format!("00-{trace_id}-b7ad6b7169203331-01");
     let items = 3;
 
-    let (status, body) = post_with(
+    let (status, body) = post_json(
         stack.ingress.addr(),
         "/api/batch",
         &[

@@ -35,7 +35,7 @@ use contract::{
 };
 
 use futures_util::Stream;
-use service_kit::telemetry::traces;
+use service_kit::{Charge, telemetry::traces};
 use tracing::Instrument;
 
 use super::json::{ApiJson, charged, charged_json};
@@ -44,7 +44,7 @@ use crate::{
     error::ApiError,
     metrics::Metrics,
     scheduler::TenantShare,
-    supervisor::{Answer, Caller, Execution, LogEntries, PoolError},
+    supervisor::{Answer, Caller, LogEntries, PoolError},
     tenant::Tenant,
 };
 
@@ -77,12 +77,7 @@ pub async fn execute(
     headers: HeaderMap,
     ApiJson(request, mut charge): ApiJson<ExecuteRequest>,
 ) -> Result<Response, ApiError> {
-    let delivery = Delivery::from_accept(
-        headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|value| value.to_str().ok()),
-    );
+    let delivery = delivery(&headers);
     let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
     let admission = traces::span(|| {
         tracing::info_span!(
@@ -150,11 +145,7 @@ pub async fn execute(
     };
     // The answer's bytes, charged before the worker runs so that a finished answer always has
     // room; the body's charge covers the queued script until then.
-    let answer_charge = match delivery {
-        Delivery::Whole => state.config.answer_charge(),
-        Delivery::Stream => state.config.stream_charge(),
-    };
-    if let Err(refusal) = charge.grow(answer_charge) {
+    if let Err(refusal) = charge.grow(answer_charge(&state.config, delivery)) {
         queue_wait.record("refusal.reason", "memory");
         state.metrics.refused_for_memory(&tenant.id);
         let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
@@ -180,17 +171,16 @@ pub async fn execute(
         }
         Delivery::Stream => match state.pool.run_streaming(job, caller, permit).await {
             Ok((entries, execution)) => {
-                let events = events(entries, execution, left, queue_wait);
-                let response = Sse::new(events)
-                    .keep_alive(KeepAlive::new().interval(HEARTBEAT_INTERVAL))
-                    .into_response();
-                let (mut parts, body) = response.into_parts();
-                // Proxies that buffer answers (nginx, and those that follow its header) pass
-                // this one on as it comes.
-                parts
-                    .headers
-                    .insert("x-accel-buffering", HeaderValue::from_static("no"));
-                Ok(Response::from_parts(parts, charged(body, charge)))
+                // Dropped unfinished (the client left), this drops `left`, which logs and
+                // counts the departure, and `execution`, which cancels it.
+                let answer = async move {
+                    let answer = execution.answer().await;
+                    let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
+                    record
+                        .finished(answer, queue_wait)
+                        .map(ExecuteResponse::from)
+                };
+                Ok(streamed(entries, answer, charge))
             }
             Err(error) => {
                 let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
@@ -200,47 +190,62 @@ pub async fn execute(
     }
 }
 
-/// The events of a streamed execution: a [`LOG_EVENT`] per console entry as the worker
-/// publishes it, then the [`RESULT_EVENT`] with the answer a plain request gets (or, if no
-/// worker could finish it, an `error` event with the API's error envelope), then the end.
-/// Dropping the stream before the answer (the client left) cancels the execution, and
-/// `left` logs and counts it.
+/// How the request asks for its answer, from its `Accept`.
+pub(super) fn delivery(headers: &HeaderMap) -> Delivery {
+    Delivery::from_accept(
+        headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+    )
+}
+
+/// What an execution's answer is charged to the memory budget, delivered as `delivery`.
+pub(super) fn answer_charge(config: &crate::Config, delivery: Delivery) -> usize {
+    match delivery {
+        Delivery::Whole => config.answer_charge(),
+        Delivery::Stream => config.stream_charge(),
+    }
+}
+
+/// The answer of an execution whose client streams, once a worker has its job: `200
+/// text/event-stream` holding `charge` to its end, with a [`LOG_EVENT`] per console entry as
+/// the worker publishes it, then the [`RESULT_EVENT`] with what `answer` resolves to, the
+/// answer a plain request gets (or, if no worker could finish it, an [`ERROR_EVENT`] with the
+/// API's error envelope), then the end. A client that leaves drops `answer` unfinished, which
+/// must cancel the execution. `POST /api/execute` and a session's execute share it.
+pub(super) fn streamed(
+    entries: LogEntries,
+    answer: impl Future<Output = Result<ExecuteResponse, ApiError>> + Send + 'static,
+    charge: Charge,
+) -> Response {
+    let response = Sse::new(events(entries, answer))
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT_INTERVAL))
+        .into_response();
+    let (mut parts, body) = response.into_parts();
+    // Proxies that buffer answers (nginx, and those that follow its header) pass this one on
+    // as it comes.
+    parts
+        .headers
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Response::from_parts(parts, charged(body, charge))
+}
+
+/// The events of [`streamed`].
 fn events(
     entries: LogEntries,
-    execution: Execution,
-    left: Left,
-    queue_wait: Duration,
+    answer: impl Future<Output = Result<ExecuteResponse, ApiError>> + Send + 'static,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    struct Streaming {
-        entries: LogEntries,
-        execution: Execution,
-        left: Left,
-        queue_wait: Duration,
-    }
-    let streaming = Streaming {
-        entries,
-        execution,
-        left,
-        queue_wait,
-    };
-    futures_util::stream::unfold(Some(streaming), |streaming| async move {
-        let mut streaming = streaming?;
-        if let Some(entry) = streaming.entries.recv().await {
+    futures_util::stream::unfold(Some((entries, answer)), |streaming| async move {
+        let (mut entries, answer) = streaming?;
+        if let Some(entry) = entries.recv().await {
             let event = Event::default().event(LOG_EVENT).data(entry.get());
-            return Some((Ok(event), Some(streaming)));
+            return Some((Ok(event), Some((entries, answer))));
         }
-        let Streaming {
-            execution,
-            left,
-            queue_wait,
-            ..
-        } = streaming;
-        let answer = execution.answer().await;
-        let Departure { record, .. } = scopeguard::ScopeGuard::into_inner(left);
-        let event = match record.finished(answer, queue_wait) {
-            Ok(answer) => Event::default().event(RESULT_EVENT).data(
-                serde_json::to_string(&ExecuteResponse::from(answer)).expect("answers serialise"),
-            ),
+        let event = match answer.await {
+            Ok(answer) => Event::default()
+                .event(RESULT_EVENT)
+                .data(serde_json::to_string(&answer).expect("answers serialise")),
             Err(error) => Event::default()
                 .event(ERROR_EVENT)
                 .data(serde_json::to_string(&error.envelope()).expect("error envelopes serialise")),

@@ -1,9 +1,10 @@
 //! `/api/sessions`: create a session, run scripts in it, read its state, end it
 //! ([`crate::sessions`] owns their lifetime and caps). A session's execution takes the execute
-//! request's body and gives its answer; it runs on the session's own worker, never waiting for
-//! the pool's, and its memory limit is the session's, set when it was created.
+//! request's body and gives its answer, whole or streamed as `POST /api/execute` streams it
+//! (the same plumbing, [`super::execute::streamed`]); it runs on the session's own worker,
+//! never waiting for the pool's, and its memory limit is the session's, set when it was created.
 
-use std::{net::SocketAddr, num::NonZeroU64, time::Instant};
+use std::{net::SocketAddr, num::NonZeroU64, sync::Arc, time::Instant};
 
 use axum::{
     Extension, Json,
@@ -12,20 +13,20 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use contract::{
-    api::{ExecuteResponse, SessionCreated, SessionState},
+    api::{Delivery, ExecuteResponse, SessionCreated, SessionState},
     limits::TimeLimit,
     request::{ExecuteRequest, SessionRequest},
 };
 
 use super::{
-    execute::{header_text, limits, prepare},
+    execute::{answer_charge, delivery, header_text, limits, prepare, streamed},
     json::{ApiJson, ParseBody, charged_json},
 };
 use crate::{
     AppState,
     error::ApiError,
-    sessions::{Missing, Owner, Refusal, timestamp},
-    supervisor::Caller,
+    sessions::{Missing, Owner, Refusal, Session, timestamp},
+    supervisor::{Caller, SessionAnswer},
     tenant::Tenant,
 };
 
@@ -167,7 +168,10 @@ pub async fn end(
 }
 
 /// `POST /api/sessions/{id}/execute`: runs the script in the session's runtime and answers as
-/// `POST /api/execute` does.
+/// `POST /api/execute` does, as one JSON answer or, for a client that accepts
+/// `text/event-stream`, as Server-Sent Events from the moment the session's worker has the job
+/// (a `session_lost` answer is the stream's `result`). What is refused before (404, 409, 422)
+/// is an ordinary error either way.
 pub async fn execute(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -175,6 +179,7 @@ pub async fn execute(
     Path(id): Path<String>,
     ApiJson(request, mut charge): ApiJson<ExecuteRequest>,
 ) -> Result<Response, ApiError> {
+    let delivery = delivery(&headers);
     let tenant = caller_tenant(&headers, peer)?;
     let session = state.sessions.get(&id, &Owner::of(&tenant))?;
     if request.memory_limit.is_some() {
@@ -195,7 +200,7 @@ pub async fn execute(
     let Some(slot) = session.try_begin() else {
         return Err(ApiError::SessionBusy);
     };
-    if let Err(refusal) = charge.grow(state.config.answer_charge()) {
+    if let Err(refusal) = charge.grow(answer_charge(&state.config, delivery)) {
         state.metrics.refused_for_memory(&tenant.id);
         return Err(ApiError::OverBudget(refusal));
     }
@@ -203,41 +208,85 @@ pub async fn execute(
         tenant: tenant.id.as_str().into(),
         capabilities: tenant.capabilities.clone(),
     };
-    let started = Instant::now();
-    let (answer, end) = state
-        .pool
-        .run_in_session(slot, job, caller)
-        .await
-        .map_err(ApiError::Unavailable)?;
-    let kind = answer.kind();
-    state
-        .metrics
-        .execution_finished(&tenant.id, kind, answer.duration);
-    let request_id = header_text(&headers, "x-request-id");
-    match end {
-        Some(end) => {
-            state.sessions.forget(&id);
-            tracing::warn!(
-                request_id,
-                tenant = tenant.id,
-                session = id,
-                reason = end.as_str(),
-                "session lost with its execution"
-            );
+    let run = SessionRun {
+        request_id: header_text(&headers, "x-request-id"),
+        tenant: tenant.id,
+        session,
+        started: Instant::now(),
+    };
+    match delivery {
+        Delivery::Whole => {
+            let answer = state
+                .pool
+                .run_in_session(slot, job, caller)
+                .await
+                .map_err(ApiError::Unavailable)?;
+            Ok(charged_json(&run.finished(&state, answer), charge))
         }
-        None => {
-            session.used();
-            if kind != "success" || service_kit::telemetry::logs_success(request_id.as_deref()) {
-                tracing::info!(
-                    request_id,
-                    tenant = tenant.id,
-                    session = id,
-                    outcome = kind,
-                    duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-                    "session execution finished"
-                );
-            }
+        Delivery::Stream => {
+            let (entries, execution) = state
+                .pool
+                .run_in_session_streaming(slot, job, caller)
+                .await
+                .map_err(ApiError::Unavailable)?;
+            // Dropped unfinished (the client left), this drops `execution`, which cancels it.
+            let answer = async move {
+                let answer = execution.answer().await.map_err(ApiError::Unavailable)?;
+                Ok(run.finished(&state, answer))
+            };
+            Ok(streamed(entries, answer, charge))
         }
     }
-    Ok(charged_json(&ExecuteResponse::from(answer), charge))
+}
+
+/// A session's execution under way, for its count and log line once it has finished.
+struct SessionRun {
+    request_id: Option<String>,
+    tenant: String,
+    session: Arc<Session>,
+    started: Instant,
+}
+
+impl SessionRun {
+    /// Counts and logs the finished execution, and starts the session's idle timeout again,
+    /// or forgets the session when the execution ended it; the answer to send.
+    fn finished(self, state: &AppState, (answer, end): SessionAnswer) -> ExecuteResponse {
+        let Self {
+            request_id,
+            tenant,
+            session,
+            started,
+        } = self;
+        let kind = answer.kind();
+        state
+            .metrics
+            .execution_finished(&tenant, kind, answer.duration);
+        match end {
+            Some(end) => {
+                state.sessions.forget(&session.id);
+                tracing::warn!(
+                    request_id,
+                    tenant,
+                    session = session.id,
+                    reason = end.as_str(),
+                    "session lost with its execution"
+                );
+            }
+            None => {
+                session.used();
+                if kind != "success" || service_kit::telemetry::logs_success(request_id.as_deref())
+                {
+                    tracing::info!(
+                        request_id,
+                        tenant,
+                        session = session.id,
+                        outcome = kind,
+                        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                        "session execution finished"
+                    );
+                }
+            }
+        }
+        ExecuteResponse::from(answer)
+    }
 }

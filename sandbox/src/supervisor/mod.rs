@@ -78,7 +78,7 @@ use tracing::Instrument;
 pub use self::{
     answer::Answer,
     feed::LogEntries,
-    session::{SessionEnd, SessionWorker},
+    session::{SessionAnswer, SessionEnd, SessionWorker},
     worker::ScriptKey,
 };
 use self::{
@@ -271,14 +271,12 @@ impl WorkerPool {
         permit: Permit,
     ) -> Result<(LogEntries, Execution), PoolError> {
         let (reply, answer) = oneshot::channel();
-        let (started, delivered) = oneshot::channel();
-        let (feed, entries) = LogFeed::channel();
+        let (stream, started) = Stream::new();
         let shared = self.shared.clone();
         let span = execution_span(&caller);
         tokio::spawn(
             async move {
                 let mut reply = reply;
-                let stream = Stream { feed, started };
                 let answer = shared
                     .supervise(job, caller, permit, None, Some(stream), &mut reply)
                     .await;
@@ -286,14 +284,7 @@ impl WorkerPool {
             }
             .instrument(span),
         );
-        if delivered.await.is_ok() {
-            return Ok((entries, Execution { answer }));
-        }
-        // No worker took the job: the answer says why.
-        Err(match answer.await {
-            Ok(Err(error)) => error,
-            Ok(Ok(_)) | Err(_) => PoolError::Stopped,
-        })
+        started.begun(answer).await
     }
 
     /// The process ids of the workers that exist now.
@@ -326,15 +317,16 @@ impl WorkerPool {
     }
 }
 
-/// A started execution whose client streams: its answer, once it has finished. Dropping it
-/// cancels the execution, as a client that leaves a plain request does.
-pub struct Execution {
-    answer: oneshot::Receiver<Result<Answer, PoolError>>,
+/// A started execution whose client streams: its answer (for a session's execution, with
+/// whether it ended the session), once it has finished. Dropping it cancels the execution, as
+/// a client that leaves a plain request does.
+pub struct Execution<T = Answer> {
+    answer: oneshot::Receiver<Result<T, PoolError>>,
 }
 
-impl Execution {
+impl<T> Execution<T> {
     /// The answer, after every console entry was handed on.
-    pub async fn answer(self) -> Result<Answer, PoolError> {
+    pub async fn answer(self) -> Result<T, PoolError> {
         self.answer.await.unwrap_or(Err(PoolError::Stopped))
     }
 }
@@ -344,6 +336,44 @@ impl Execution {
 struct Stream {
     feed: LogFeed,
     started: oneshot::Sender<()>,
+}
+
+impl Stream {
+    /// A stream for the watching task, and the caller's end of it.
+    fn new() -> (Self, Started) {
+        let (started, delivered) = oneshot::channel();
+        let (feed, entries) = LogFeed::channel();
+        (Self { feed, started }, Started { delivered, entries })
+    }
+
+    /// Tells the caller that a worker has the job; the feed, unless the caller has left.
+    fn begin(self) -> Option<LogFeed> {
+        // A client that left meanwhile is noticed by the watch, which cancels the job.
+        self.started.send(()).ok().map(|()| self.feed)
+    }
+}
+
+/// The caller's end of a [`Stream`] before the stream begins.
+struct Started {
+    delivered: oneshot::Receiver<()>,
+    entries: LogEntries,
+}
+
+impl Started {
+    /// Waits until a worker has the job: its entries and the answer to come; or the error
+    /// that says why no worker took it.
+    async fn begun<T>(
+        self,
+        answer: oneshot::Receiver<Result<T, PoolError>>,
+    ) -> Result<(LogEntries, Execution<T>), PoolError> {
+        if self.delivered.await.is_ok() {
+            return Ok((self.entries, Execution { answer }));
+        }
+        Err(match answer.await {
+            Ok(Err(error)) => error,
+            Ok(Ok(_)) | Err(_) => PoolError::Stopped,
+        })
+    }
 }
 
 /// Who an execution runs for, as its host calls see it.
@@ -496,10 +526,7 @@ impl Shared {
         drop(handoff);
         let delivered = Instant::now();
         self.deliveries.fetch_add(1, Ordering::Relaxed);
-        let mut feed = stream.and_then(|Stream { feed, started }| {
-            // A client that left meanwhile is noticed by the watch, which cancels the job.
-            started.send(()).ok().map(|()| feed)
-        });
+        let mut feed = stream.and_then(Stream::begin);
         if let Some(feed) = &mut feed {
             feed.look_and_ask_again(&worker.region);
         }

@@ -2,7 +2,8 @@
 //! as the pool's workers are (the same binary, set-up, seccomp filter and rlimits), but never in
 //! the pool: it runs only its session's jobs, all in one runtime (`Setup::keep_runtime`), and
 //! its address space is sized for the session's memory limit. Its executions are watched by the
-//! pool's own watch, so deadlines, host calls and cancellation behave as for any execution.
+//! pool's own watch, so deadlines, host calls, cancellation and streamed console output behave
+//! as for any execution.
 //!
 //! What ends the session rather than one execution: a worker killed at its deadline (it did not
 //! stop at the interrupt), one that crashed or broke the protocol, and an engine fault (out of
@@ -19,7 +20,7 @@ use contract::{
 use tokio::sync::oneshot;
 
 use super::{
-    Answer, Caller, Calls, Ended, PoolError, Shared, WorkerPool,
+    Answer, Caller, Calls, Ended, Execution, LogEntries, PoolError, Shared, Stream, WorkerPool,
     answer::{checked, failed, nested_too_deeply},
     launcher::Retirement,
     worker::Worker,
@@ -42,6 +43,9 @@ impl SessionWorker {
         self.worker.pid()
     }
 }
+
+/// A session execution's answer, and what ended the session with it, if anything did.
+pub type SessionAnswer = (Answer, Option<SessionEnd>);
 
 /// Why a session's execution ended the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,10 +103,44 @@ impl WorkerPool {
     /// `slot` and retires the worker; its answer says `session_lost`.
     pub async fn run_in_session<S>(
         &self,
+        slot: S,
+        job: Job,
+        caller: Caller,
+    ) -> Result<SessionAnswer, PoolError>
+    where
+        S: DerefMut<Target = Option<SessionWorker>> + Send + 'static,
+    {
+        let answer = self.start_in_session(slot, job, caller, None);
+        answer.await.unwrap_or(Err(PoolError::Stopped))
+    }
+
+    /// Like [`WorkerPool::run_in_session`], for a client that streams: returns once the
+    /// session's worker is being handed the job, with its console entries as they are
+    /// published and the answer to come (see [`WorkerPool::run_streaming`]). The stream
+    /// begins before the job is sent, so that a worker found dead is answered in it, as
+    /// `session_lost`. Dropping the [`Execution`] cancels it.
+    pub async fn run_in_session_streaming<S>(
+        &self,
+        slot: S,
+        job: Job,
+        caller: Caller,
+    ) -> Result<(LogEntries, Execution<SessionAnswer>), PoolError>
+    where
+        S: DerefMut<Target = Option<SessionWorker>> + Send + 'static,
+    {
+        let (stream, started) = Stream::new();
+        let answer = self.start_in_session(slot, job, caller, Some(stream));
+        started.begun(answer).await
+    }
+
+    /// Starts the run of [`WorkerPool::run_in_session`] beside the caller; its answer.
+    fn start_in_session<S>(
+        &self,
         mut slot: S,
         job: Job,
         caller: Caller,
-    ) -> Result<(Answer, Option<SessionEnd>), PoolError>
+        stream: Option<Stream>,
+    ) -> oneshot::Receiver<Result<SessionAnswer, PoolError>>
     where
         S: DerefMut<Target = Option<SessionWorker>> + Send + 'static,
     {
@@ -115,13 +153,13 @@ impl WorkerPool {
                 return;
             };
             let (answer, kept) = shared
-                .supervise_session(session, job, caller, &mut reply)
+                .supervise_session(session, job, caller, stream, &mut reply)
                 .await;
             *slot = kept;
             drop(slot);
             let _ = reply.send(Ok(answer));
         });
-        answer.await.unwrap_or(Err(PoolError::Stopped))
+        answer
     }
 }
 
@@ -133,14 +171,16 @@ impl Shared {
         session: SessionWorker,
         job: Job,
         caller: Caller,
-        reply: &mut oneshot::Sender<Result<(Answer, Option<SessionEnd>), PoolError>>,
-    ) -> ((Answer, Option<SessionEnd>), Option<SessionWorker>) {
+        stream: Option<Stream>,
+        reply: &mut oneshot::Sender<Result<SessionAnswer, PoolError>>,
+    ) -> (SessionAnswer, Option<SessionWorker>) {
         let SessionWorker { mut worker } = session;
         let timeout = job.timeout;
         let memory_limit = job.memory_limit;
         let calls_granted = job.host.functions.clone();
         let max_calls = job.host.max_calls;
         worker.region.ready_for_job();
+        let mut feed = stream.and_then(Stream::begin);
         let delivered = Instant::now();
         if worker.send(&encode(&Order::Run(job))).await.is_err() {
             let log = worker.region.snapshot();
@@ -153,12 +193,19 @@ impl Shared {
             worker.retire(Retirement::DiedIdle);
             return (lost(answer, SessionEnd::Crashed), None);
         }
+        if let Some(feed) = &mut feed {
+            feed.look_and_ask_again(&worker.region);
+        }
         let mut calls = Calls::new(caller, calls_granted, max_calls, delivered + timeout);
         let ended = self
-            .watch(&mut worker, timeout, reply, &mut calls, &mut None, false)
+            .watch(&mut worker, timeout, reply, &mut calls, &mut feed, false)
             .await;
         calls.running.abort_all();
         let log = worker.region.snapshot();
+        // The last entries go before the answer: the feed's channel closes here.
+        if let Some(feed) = feed {
+            feed.finish(&log);
+        }
         let (answer, end) = match ended {
             Ended::Report(Ok(Report::Finished(finished))) => {
                 let engine_fault = finished.engine_fault;
@@ -219,7 +266,7 @@ impl Shared {
 
 /// The answer of an execution whose session ended with it: the error's kind becomes
 /// `session_lost`, its name and message say why.
-fn lost(mut answer: Answer, end: SessionEnd) -> (Answer, Option<SessionEnd>) {
+fn lost(mut answer: Answer, end: SessionEnd) -> SessionAnswer {
     let cause = match answer.result {
         Err(error) => error,
         Ok(_) => ScriptError::limit(

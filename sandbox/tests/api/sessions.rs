@@ -1,12 +1,15 @@
 //! Sessions: state that lives across executions, with an owner, a lifetime and a budget
-//! (`/api/sessions`).
+//! (`/api/sessions`), their executions answered whole or streamed.
 
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, TestResponse, spawn_app, spawn_app_with};
+use crate::{
+    streaming::{named, result_of},
+    support::{EventStream, TestApp, TestResponse, spawn_app, spawn_app_with},
+};
 
 const ACME: [(&str, &str); 1] = [("x-tenant-id", "acme")];
 const BETA: [(&str, &str); 1] = [("x-tenant-id", "beta")];
@@ -366,4 +369,167 @@ async fn a_session_execution_takes_no_memory_limit_of_its_own() {
         "{}",
         looped.body
     );
+}
+
+/// `POST /api/sessions/{id}/execute` of `body` for `tenant`, asking for a stream: the stream,
+/// or the whole answer when it is not one.
+async fn stream_in(
+    app: &TestApp,
+    tenant: &[(&str, &str)],
+    id: &str,
+    body: Value,
+) -> Result<EventStream, TestResponse> {
+    let mut headers = tenant.to_vec();
+    headers.push(("accept", contract::api::EVENT_STREAM));
+    app.post_for_stream(&format!("/api/sessions/{id}/execute"), &headers, body)
+        .await
+}
+
+#[tokio::test]
+async fn a_session_streams_its_console_entries_before_its_result_and_keeps_its_state() {
+    let app = spawn_app().await;
+    let id = create(&app, &ACME, json!({})).await;
+    let code = "console.log('first'); x = 41;
+        new Promise((resolve) => setTimeout(() => { console.log('second'); resolve(x); }, 500))";
+    let stream = stream_in(&app, &ACME, &id, json!({ "code": code }))
+        .await
+        .expect("a stream");
+    assert_eq!(stream.status, StatusCode::OK);
+    assert_eq!(stream.headers["content-type"], contract::api::EVENT_STREAM);
+    let events = stream.until_end().await;
+    let logs = named(&events, "log");
+    let data: Vec<Value> = logs
+        .iter()
+        .map(|event| event.json()["data"].clone())
+        .collect();
+    assert_eq!(data, [json!(["first"]), json!(["second"])], "{events:?}");
+    let result = result_of(&events);
+    assert_eq!(result["status"], "success", "{result}");
+    assert_eq!(result["result"], 41, "{result}");
+    let entries: Vec<Value> = logs.iter().map(|event| event.json()).collect();
+    assert_eq!(result["log"], Value::Array(entries), "{result}");
+    // The first entry was made 500 ms of timer before the end: sent as it was made, it
+    // arrives that much before the result; held back to the end, with it.
+    let ahead = events
+        .last()
+        .unwrap()
+        .arrived
+        .duration_since(logs[0].arrived);
+    assert!(ahead >= Duration::from_millis(400), "{ahead:?}");
+
+    // What the streamed execution set is there for a plain one, and the other way round.
+    let plain = run_in(&app, &ACME, &id, json!({ "code": "y = x + 1" })).await;
+    assert_eq!(plain.result(), &json!(42));
+    let events = stream_in(&app, &ACME, &id, json!({ "code": "console.log(y); y * 2" }))
+        .await
+        .expect("a stream")
+        .until_end()
+        .await;
+    assert_eq!(named(&events, "log")[0].json()["data"], json!([42]));
+    assert_eq!(result_of(&events)["result"], 84);
+    assert_eq!(state(&app, &ACME, &id).await.body["executions"], 3);
+}
+
+#[tokio::test]
+async fn a_streamed_session_execution_refused_before_it_runs_is_a_plain_json_error() {
+    let app = spawn_app().await;
+    let never = "0123456789abcdef0123456789abcdef";
+    let unknown = stream_in(&app, &ACME, never, json!({ "code": "1" }))
+        .await
+        .err()
+        .expect("no stream for an unknown session");
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
+    assert_eq!(unknown.request_error_kind(), "session_not_found");
+
+    let id = create(&app, &ACME, json!({})).await;
+    let looping = {
+        let (app, id) = (app.clone(), id.clone());
+        tokio::spawn(async move {
+            stream_in(
+                &app,
+                &ACME,
+                &id,
+                json!({ "code": "n = 7; console.log('looping'); while (true) {}", "timeoutMs": 1500 }),
+            )
+            .await
+            .expect("a stream")
+            .until_end()
+            .await
+        })
+    };
+    wait_for_state(&app, &ACME, &id, |now| now.body["busy"] == true).await;
+    let busy = stream_in(&app, &ACME, &id, json!({ "code": "1" }))
+        .await
+        .err()
+        .expect("no stream while the session is busy");
+    assert_eq!(busy.status, StatusCode::CONFLICT, "{}", busy.body);
+    assert_eq!(busy.headers["content-type"], "application/json");
+    assert_eq!(busy.request_error_kind(), "session_busy");
+
+    // Stopped at the interrupt by its deadline, in the stream's result: the session lives on.
+    let events = looping.await.unwrap();
+    assert_eq!(named(&events, "log")[0].json()["data"], json!(["looping"]));
+    assert_eq!(result_of(&events)["error"]["kind"], "timeout", "{events:?}");
+    let after = run_in(&app, &ACME, &id, json!({ "code": "n * 6" })).await;
+    assert_eq!(after.result(), &json!(42));
+}
+
+#[tokio::test]
+async fn a_session_lost_in_a_stream_says_so_in_its_result_event() {
+    let app = spawn_app().await;
+    let doomed = create(&app, &ACME, json!({ "memoryLimitMb": 16 })).await;
+    let code = "console.log('growing'); big = []; while (true) big.push(new Array(100000).fill(1))";
+    let events = stream_in(&app, &ACME, &doomed, json!({ "code": code }))
+        .await
+        .expect("a stream")
+        .until_end()
+        .await;
+    assert_eq!(named(&events, "log")[0].json()["data"], json!(["growing"]));
+    let result = result_of(&events);
+    assert_eq!(result["status"], "error", "{result}");
+    assert_eq!(result["error"]["kind"], "session_lost", "{result}");
+    assert!(
+        result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("memory"),
+        "{result}"
+    );
+    assert_eq!(
+        state(&app, &ACME, &doomed).await.request_error_kind(),
+        "session_not_found"
+    );
+    assert_eq!(
+        app.metric("sandbox_session_events_total{event=\"lost\"}")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_a_sessions_stream_stops_its_execution_and_the_session_lives_on() {
+    let app = spawn_app().await;
+    let id = create(&app, &ACME, json!({})).await;
+    let timeout = Duration::from_secs(20);
+    let mut stream = stream_in(
+        &app,
+        &ACME,
+        &id,
+        json!({
+            "code": "kept = 'yes'; console.log('looping'); while (true) {}",
+            "timeoutMs": timeout.as_millis() as u64,
+        }),
+    )
+    .await
+    .expect("a stream");
+    let first = stream.next().await.expect("an event");
+    assert_eq!(first.json()["data"], json!(["looping"]));
+    let left = Instant::now();
+    drop(stream);
+
+    // Cancelled, the execution stops at its next interrupt check, long before its deadline.
+    wait_for_state(&app, &ACME, &id, |now| now.body["busy"] == false).await;
+    assert!(left.elapsed() < timeout, "{:?}", left.elapsed());
+    let after = run_in(&app, &ACME, &id, json!({ "code": "kept" })).await;
+    assert_eq!(after.result(), &json!("yes"));
 }

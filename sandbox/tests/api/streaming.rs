@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::support::{StreamEvent, spawn_app, spawn_app_with};
 
 /// The events named `name`.
-fn named<'a>(events: &'a [StreamEvent], name: &str) -> Vec<&'a StreamEvent> {
+pub(crate) fn named<'a>(events: &'a [StreamEvent], name: &str) -> Vec<&'a StreamEvent> {
     events
         .iter()
         .filter(|event| event.name.as_deref() == Some(name))
@@ -18,7 +18,7 @@ fn named<'a>(events: &'a [StreamEvent], name: &str) -> Vec<&'a StreamEvent> {
 }
 
 /// The one `result` event, after checking it is the last event of the stream.
-fn result_of(events: &[StreamEvent]) -> Value {
+pub(crate) fn result_of(events: &[StreamEvent]) -> Value {
     let last = events.last().expect("the stream has events");
     assert_eq!(last.name.as_deref(), Some("result"), "{events:?}");
     assert_eq!(named(events, "result").len(), 1, "{events:?}");

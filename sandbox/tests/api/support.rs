@@ -192,13 +192,26 @@ impl TestApp {
         accept: &str,
         body: Value,
     ) -> Result<EventStream, TestResponse> {
-        let request = Request::builder()
+        self.post_for_stream("/api/execute", &[("accept", accept)], body)
+            .await
+    }
+
+    /// `POST path` of `body` with extra `headers` (among them an `accept`): the stream, or the
+    /// whole answer when it is not one.
+    pub async fn post_for_stream(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Value,
+    ) -> Result<EventStream, TestResponse> {
+        let mut request = Request::builder()
             .method(Method::POST)
-            .uri(format!("http://{}/api/execute", self.addr))
-            .header("content-type", "application/json")
-            .header("accept", accept)
-            .body(Full::new(body.to_string().into()))
-            .unwrap();
+            .uri(format!("http://{}{path}", self.addr))
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body.to_string().into())).unwrap();
         let response = tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
             .await
             .expect("the sandbox answered within a minute")
