@@ -130,6 +130,8 @@ impl<'js> Execution<'_, 'js> {
                 if let Some(loaded) = remembered.and_then(|key| self.load_cached(cache, &key)) {
                     return loaded;
                 }
+                // A script refused by the stripper was not found in the cache either.
+                self.cache_hit.set(Some(false));
                 let (stripped, charge) = self.strip(script)?;
                 let key = key_of(Language::JavaScript, &stripped);
                 self.compiled.borrow_mut().stripped = Some((typescript, key));

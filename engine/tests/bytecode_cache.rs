@@ -113,6 +113,10 @@ fn a_syntax_error_is_reported_each_time_and_never_cached() {
         let outcome = run(&cache, "broken.js", "let = ;", 16 * MIB);
         assert_eq!(outcome.result.unwrap_err().kind, ErrorKind::Syntax);
         assert_eq!(outcome.bytecode_cache_hit, Some(false));
+        let refused = "enum Color { Red }";
+        let outcome = run_as(&cache, "broken.ts", Language::TypeScript, refused, 16 * MIB);
+        assert_eq!(outcome.result.unwrap_err().kind, ErrorKind::Syntax);
+        assert_eq!(outcome.bytecode_cache_hit, Some(false));
     }
     assert!(cache.is_empty());
 }
