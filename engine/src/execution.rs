@@ -15,7 +15,7 @@ use rquickjs::{Ctx, Function, Object, Promise, Value, function::Rest, promise::P
 
 use crate::{
     EngineSettings, ErrorKind, Language, Limits, Script, ScriptError,
-    bytecode::{BytecodeCache, Key},
+    bytecode::{BytecodeCache, Compiled, Key},
     clock::Clock,
     host::HostRuntime,
     intrinsics::Intrinsics,
@@ -55,9 +55,9 @@ pub struct Execution<'a, 'js> {
     pub bytecode: Option<&'a BytecodeCache>,
     /// Whether the bytecode came from the cache; set when the script is compiled or loaded.
     pub cache_hit: Cell<Option<bool>>,
-    /// Bytecode compiled by this execution, for the cache once the execution ended without an
-    /// engine fault.
-    pub compiled: RefCell<Option<(Key, Vec<u8>)>>,
+    /// What this execution compiled (and stripped), for the cache once the execution ended
+    /// without an engine fault.
+    pub compiled: RefCell<Compiled>,
 }
 
 impl<'js> Execution<'_, 'js> {
@@ -103,30 +103,71 @@ impl<'js> Execution<'_, 'js> {
         result.map_err(|_| self.ctx.catch())
     }
 
-    /// The script as a function: loaded from the cache's bytecode when it holds the script,
-    /// otherwise compiled from source (and its bytecode kept for the cache). The cache's key
-    /// includes the language, so a TypeScript script and a JavaScript one of the same text
-    /// never share bytecode, and a cached TypeScript script is not stripped again.
+    /// The script as a function: loaded from the cache's bytecode when it holds the script's
+    /// JavaScript, otherwise compiled (and its bytecode kept for the cache). A TypeScript
+    /// script's bytecode is kept under its stripped JavaScript's key, so a TypeScript script
+    /// and a JavaScript one of the same text never share bytecode, while TypeScript sources
+    /// that strip to the same JavaScript do; a TypeScript script whose JavaScript's key the
+    /// cache remembers is not stripped again.
     fn compile(&self, script: &Script) -> Result<Value<'js>, ScriptError> {
-        let compile_error = |exception| self.error(exception, Phase::Compile);
         let Some(cache) = self.bytecode else {
             return self.compile_source(script);
         };
-        let key = BytecodeCache::key(&script.name, COMPILE_FLAGS, script.language, &script.source);
-        if let Some(bytecode) = cache.get(&key) {
-            self.cache_hit.set(Some(true));
-            return self.load(&bytecode).map_err(compile_error);
-        }
+        let key_of = |language, source: &str| {
+            BytecodeCache::key(&script.name, COMPILE_FLAGS, language, source)
+        };
+        let (key, javascript, _charge) = match script.language {
+            Language::JavaScript => {
+                let key = key_of(Language::JavaScript, &script.source);
+                if let Some(loaded) = self.load_cached(cache, &key) {
+                    return loaded;
+                }
+                (key, Cow::Borrowed(&*script.source), None)
+            }
+            Language::TypeScript => {
+                let typescript = key_of(Language::TypeScript, &script.source);
+                let remembered = cache.stripped(&typescript);
+                if let Some(loaded) = remembered.and_then(|key| self.load_cached(cache, &key)) {
+                    return loaded;
+                }
+                // A script refused by the stripper was not found in the cache either.
+                self.cache_hit.set(Some(false));
+                let (stripped, charge) = self.strip(script)?;
+                let key = key_of(Language::JavaScript, &stripped);
+                self.compiled.borrow_mut().stripped = Some((typescript, key));
+                // Its JavaScript, or another TypeScript source stripped to it, compiled it.
+                if let Some(loaded) = self.load_cached(cache, &key) {
+                    return loaded;
+                }
+                (key, Cow::Owned(stripped), Some(charge))
+            }
+        };
         self.cache_hit.set(Some(false));
-        let function = self.compile_source(script)?;
+        let function = self
+            .compile_javascript(&script.name, &javascript)
+            .map_err(|exception| self.error(exception, Phase::Compile))?;
         if let Some(bytecode) = self.write(&function) {
-            *self.compiled.borrow_mut() = Some((key, bytecode));
+            self.compiled.borrow_mut().bytecode = Some((key, bytecode));
         }
         Ok(function)
     }
 
-    /// Compiles the script's JavaScript: its source, or for TypeScript the source stripped of
-    /// its types.
+    /// The function of the bytecode `cache` keeps for `key`, if it keeps any.
+    fn load_cached(
+        &self,
+        cache: &BytecodeCache,
+        key: &Key,
+    ) -> Option<Result<Value<'js>, ScriptError>> {
+        let bytecode = cache.get(key)?;
+        self.cache_hit.set(Some(true));
+        Some(
+            self.load(&bytecode)
+                .map_err(|exception| self.error(exception, Phase::Compile)),
+        )
+    }
+
+    /// Compiles the script's JavaScript, with no cache: its source, or for TypeScript the
+    /// source stripped of its types.
     fn compile_source(&self, script: &Script) -> Result<Value<'js>, ScriptError> {
         let (javascript, _charge) = match script.language {
             Language::JavaScript => (Cow::Borrowed(&*script.source), None),

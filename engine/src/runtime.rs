@@ -164,7 +164,7 @@ fn run_in_runtime(
                 host: &host,
                 bytecode: assignment.bytecode.as_deref(),
                 cache_hit: Cell::new(None),
-                compiled: RefCell::new(None),
+                compiled: RefCell::default(),
             };
             let result = execution.run(&assignment.script);
             let duration = started.elapsed();
@@ -174,10 +174,10 @@ fn run_in_runtime(
             // after a fault (see `crate::bytecode`).
             if let Some(cache) = &assignment.bytecode {
                 let compiled = execution.compiled.take();
-                match compiled {
-                    _ if engine_fault => cache.clear(),
-                    Some((key, bytecode)) => cache.insert(key, bytecode),
-                    None => {}
+                if engine_fault {
+                    cache.clear();
+                } else {
+                    cache.keep(compiled);
                 }
             }
 

@@ -1,12 +1,13 @@
 //! Scripts compiled once: a second execution of the same script loads the bytecode its first
 //! execution compiled, answers exactly as a compiled one does, and no bytecode outlives an
-//! engine fault.
+//! engine fault. TypeScript shares the bytecode of the JavaScript it strips to, and is not
+//! stripped again when repeated.
 
-use std::{rc::Rc, sync::Arc, time::Duration};
+use std::{cell::Cell, rc::Rc, sync::Arc, time::Duration};
 
 use engine::{
     Assignment, BytecodeCache, EngineSettings, ErrorKind, HostAccess, Language, Limits, LogBuffer,
-    NEVER_CANCELLED, Outcome, Script,
+    NEVER_CANCELLED, Outcome, Script, memory::HostHeap,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -112,6 +113,10 @@ fn a_syntax_error_is_reported_each_time_and_never_cached() {
         let outcome = run(&cache, "broken.js", "let = ;", 16 * MIB);
         assert_eq!(outcome.result.unwrap_err().kind, ErrorKind::Syntax);
         assert_eq!(outcome.bytecode_cache_hit, Some(false));
+        let refused = "enum Color { Red }";
+        let outcome = run_as(&cache, "broken.ts", Language::TypeScript, refused, 16 * MIB);
+        assert_eq!(outcome.result.unwrap_err().kind, ErrorKind::Syntax);
+        assert_eq!(outcome.bytecode_cache_hit, Some(false));
     }
     assert!(cache.is_empty());
 }
@@ -129,4 +134,79 @@ fn an_engine_fault_empties_the_cache() {
         run(&cache, "kept.js", "40 + 2", 16 * MIB).bytecode_cache_hit,
         Some(false)
     );
+}
+
+#[test]
+fn typescript_and_its_stripped_javascript_under_one_name_share_bytecode() {
+    let cache = Rc::new(BytecodeCache::new(MIB));
+    let code = "const a: number = 40;\na + 2";
+    let typescript = run_as(&cache, "shared.ts", Language::TypeScript, code, 16 * MIB);
+    assert_eq!(typescript.bytecode_cache_hit, Some(false));
+    let javascript = engine::typescript::strip(code).unwrap();
+    let again = run_as(
+        &cache,
+        "shared.ts",
+        Language::JavaScript,
+        &javascript,
+        16 * MIB,
+    );
+    assert_eq!(again.bytecode_cache_hit, Some(true));
+    assert_eq!(again.result.unwrap(), "42");
+    assert_eq!(cache.len(), 1);
+}
+
+#[test]
+fn typescript_sources_that_differ_only_in_types_share_bytecode() {
+    let cache = Rc::new(BytecodeCache::new(MIB));
+    let first = run_as(
+        &cache,
+        "script.ts",
+        Language::TypeScript,
+        "const a: number = 40;\na + 2",
+        16 * MIB,
+    );
+    let second = run_as(
+        &cache,
+        "script.ts",
+        Language::TypeScript,
+        "const a: string = 40;\na + 2",
+        16 * MIB,
+    );
+    assert_eq!(first.bytecode_cache_hit, Some(false));
+    assert_eq!(second.bytecode_cache_hit, Some(true));
+    assert_eq!(second.result.unwrap(), "42");
+    assert_eq!(cache.len(), 1);
+}
+
+thread_local! {
+    /// Strips run on this thread: each limits the host heap once.
+    static STRIPS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A host heap that only counts the strips of the thread it is limited on.
+struct StripCounter;
+
+impl HostHeap for StripCounter {
+    fn limit(&self, _ceiling: usize) {
+        STRIPS.set(STRIPS.get() + 1);
+    }
+
+    fn unlimit(&self) -> usize {
+        0
+    }
+}
+
+#[test]
+fn a_repeated_typescript_script_is_loaded_without_being_stripped_again() {
+    static COUNTER: StripCounter = StripCounter;
+    engine::memory::register_host_heap(&COUNTER);
+    let cache = Rc::new(BytecodeCache::new(MIB));
+    let code = "function double(x: number): number { return 2 * x; }\ndouble(21)";
+    let first = run_as(&cache, "script.ts", Language::TypeScript, code, 16 * MIB);
+    assert_eq!(first.bytecode_cache_hit, Some(false));
+    assert_eq!(STRIPS.get(), 1, "the first run strips it");
+    let second = run_as(&cache, "script.ts", Language::TypeScript, code, 16 * MIB);
+    assert_eq!(second.bytecode_cache_hit, Some(true));
+    assert_eq!(second.result.unwrap(), "42");
+    assert_eq!(STRIPS.get(), 1, "the second is not stripped");
 }

@@ -278,6 +278,21 @@ async fn stripping_counts_in_the_execution_time() {
 }
 
 #[tokio::test]
+async fn typescript_that_differs_only_in_its_types_loads_the_bytecode_compiled_first() {
+    let app = spawn_app_with(|config| config.max_concurrency = 1).await;
+    let hits = "sandbox_bytecode_cache_total{result=\"hit\"}";
+    let misses = "sandbox_bytecode_cache_total{result=\"miss\"}";
+    // Both strip to the same JavaScript: the types are blanked to whitespace of their length.
+    let numbered = "function double(x: number): number { return 2 * x; }\ndouble(21)";
+    let stringly = "function double(x: string): string { return 2 * x; }\ndouble(21)";
+    for code in [numbered, stringly, stringly] {
+        assert_eq!(run_typescript(&app, code).await.result(), &json!(42));
+    }
+    assert_eq!(app.metric(misses).await, 1.0);
+    assert_eq!(app.metric(hits).await, 2.0);
+}
+
+#[tokio::test]
 async fn javascript_stays_the_default_and_is_never_stripped() {
     let app = spawn_app().await;
     let typed = "let a: number = 1; a";
