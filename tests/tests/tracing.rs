@@ -350,6 +350,51 @@ fn a_streamed_batch_traces_its_admission_and_each_items_wait_and_execution_under
     );
 }
 
+#[test]
+fn a_sessions_execution_is_traced_under_its_route_without_its_id() {
+    let collector = Collector::start();
+    let stack = stack_exporting_to(&collector.endpoint(), &[]);
+    let (status, created) = post_json(stack.ingress.addr(), "/api/sessions", &[], "{}").unwrap();
+    assert_eq!(status, 201, "{created}");
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let id = created["id"].as_str().expect("a session id").to_owned();
+    let trace_id = "1af7651916cd43dd8448eb211c80319d";
+    let traceparent = format!("00-{trace_id}-c7ad6b7169203332-01");
+
+    let (status, body) = post_json(
+        stack.ingress.addr(),
+        &format!("/api/sessions/{id}/execute"),
+        &[("traceparent", &traceparent)],
+        SCRIPT,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+
+    let route = "POST /api/sessions/{id}/execute";
+    let trace = collector.trace(trace_id, |trace| {
+        trace.iter().any(|span| span.name == "execution")
+            && trace.iter().any(|span| span.name == route)
+    });
+    let served = span(&trace, "sandbox", route);
+    assert_eq!(
+        served.parent_span_id,
+        span(&trace, "ingress", "proxy").span_id
+    );
+    let execution = span(&trace, "sandbox", "execution");
+    assert_eq!(execution.parent_span_id, served.span_id);
+    assert_eq!(execution.attributes["outcome"], "success");
+    assert!(
+        execution.attributes.contains_key("worker.pid"),
+        "{execution:#?}"
+    );
+    for span in &trace {
+        assert!(
+            !span.name.contains(&id),
+            "the session id names no span: {span:#?}"
+        );
+    }
+}
+
 /// Answers every connection with `200 hi` and keeps each request's head.
 fn serve_hi_keeping_heads() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -825,11 +825,7 @@ impl Shared {
         };
         // The worker is back (or being replaced) before the slot is given to the next request.
         drop(permit);
-        if traces::enabled() {
-            let span = tracing::Span::current();
-            span.record("outcome", answer.kind());
-            span.record("executionTime", answer.duration.as_secs_f64() * 1000.0);
-        }
+        record_outcome(&answer);
         Ok(answer)
     }
 
@@ -924,6 +920,15 @@ fn take_worker(idle: &mut Vec<Worker>, script: Option<ScriptKey>) -> Option<Work
         .or_else(|| idle.iter().rposition(has_script))
         .or((!idle.is_empty()).then_some(0));
     chosen.map(|at| idle.remove(at))
+}
+
+/// Records `answer`'s outcome kind and `executionTime` (ms) on the current (execution) span.
+fn record_outcome(answer: &Answer) {
+    if traces::enabled() {
+        let span = tracing::Span::current();
+        span.record("outcome", answer.kind());
+        span.record("executionTime", answer.duration.as_secs_f64() * 1000.0);
+    }
 }
 
 /// The span of one execution, from its hand-off to a worker to its answer, with what an

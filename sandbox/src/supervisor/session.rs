@@ -17,12 +17,16 @@ use contract::{
     outcome::{ErrorKind, ScriptError},
     worker::{Job, Order, Report, encode},
 };
+use service_kit::telemetry::traces;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::{
     Answer, Caller, Calls, Ended, Execution, LogEntries, PoolError, Shared, Stream, WorkerPool,
     answer::{checked, failed, nested_too_deeply},
+    execution_span,
     launcher::Retirement,
+    record_outcome,
     worker::Worker,
 };
 
@@ -146,19 +150,27 @@ impl WorkerPool {
     {
         let (reply, answer) = oneshot::channel();
         let shared = self.shared.clone();
-        tokio::spawn(async move {
-            let mut reply = reply;
-            let Some(session) = slot.take() else {
-                let _ = reply.send(Err(PoolError::NoWorker));
-                return;
-            };
-            let (answer, kept) = shared
-                .supervise_session(session, job, caller, stream, &mut reply)
-                .await;
-            *slot = kept;
-            drop(slot);
-            let _ = reply.send(Ok(answer));
-        });
+        let span = execution_span(&caller);
+        tokio::spawn(
+            async move {
+                let mut reply = reply;
+                let Some(session) = slot.take() else {
+                    let _ = reply.send(Err(PoolError::NoWorker));
+                    return;
+                };
+                if traces::enabled() {
+                    tracing::Span::current().record("worker.pid", session.pid());
+                }
+                let (answer, kept) = shared
+                    .supervise_session(session, job, caller, stream, &mut reply)
+                    .await;
+                record_outcome(&answer.0);
+                *slot = kept;
+                drop(slot);
+                let _ = reply.send(Ok(answer));
+            }
+            .instrument(span),
+        );
         answer
     }
 }

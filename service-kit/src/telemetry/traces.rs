@@ -355,12 +355,24 @@ const ROUTES: [&str; 7] = [
     "/metrics",
 ];
 
-/// A server span's name, as OpenTelemetry's HTTP conventions have it: `METHOD route`, or only
-/// the method for a path that is no route.
+/// A server span's name, as OpenTelemetry's HTTP conventions have it: `METHOD route`, a
+/// session's id replaced by `{id}`, or only the method for a path that is no route.
 pub fn server_span_name(method: &axum::http::Method, path: &str) -> String {
-    match ROUTES.contains(&path) {
-        true => format!("{method} {path}"),
-        false => method.to_string(),
+    if ROUTES.contains(&path) {
+        return format!("{method} {path}");
+    }
+    let session_route = match path.strip_prefix("/api/sessions") {
+        Some("") => Some("/api/sessions"),
+        Some(rest) => match rest.strip_prefix('/').map(|rest| rest.split_once('/')) {
+            Some(None) => Some("/api/sessions/{id}"),
+            Some(Some((_, "execute"))) => Some("/api/sessions/{id}/execute"),
+            _ => None,
+        },
+        None => None,
+    };
+    match session_route {
+        Some(route) => format!("{method} {route}"),
+        None => method.to_string(),
     }
 }
 
@@ -488,6 +500,20 @@ mod tests {
         );
         assert_eq!(server_span_name(&Method::GET, "/healthz"), "GET /healthz");
         assert_eq!(server_span_name(&Method::GET, "/api/whatever/123"), "GET");
+        assert_eq!(
+            server_span_name(&Method::POST, "/api/sessions"),
+            "POST /api/sessions"
+        );
+        assert_eq!(
+            server_span_name(&Method::DELETE, "/api/sessions/5f0c2a9b"),
+            "DELETE /api/sessions/{id}"
+        );
+        assert_eq!(
+            server_span_name(&Method::POST, "/api/sessions/5f0c2a9b/execute"),
+            "POST /api/sessions/{id}/execute"
+        );
+        assert_eq!(server_span_name(&Method::POST, "/api/sessions/a/b"), "POST");
+        assert_eq!(server_span_name(&Method::GET, "/api/sessionsx"), "GET");
         assert_eq!(server_span_name(&Method::GET, "/index.html"), "GET");
     }
 
