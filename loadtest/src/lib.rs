@@ -3,9 +3,9 @@
 //! running, with the sandbox's resources sampled beside them ([`resources`]) and, for
 //! `slow-clients`, misbehaving raw connections ([`slow_clients`]). Every answer is classified
 //! ([`answer`], for streamed answers [`stream`], for batches [`batch`], for the steps of a
-//! session [`session`]) and recorded ([`recorder`]); [`summary`] turns the records into figures and
-//! [`report`] writes them out. A request is lost when it gets no well-formed answer; any lost
-//! request makes the run fail. [`batch_vs_loop`] (the `batch-vs-loop` binary) times one batch
+//! session [`session`]) and recorded ([`recorder`]); [`summary`] turns the records into
+//! figures and [`report`] writes them out. A request is lost when it gets no well-formed
+//! answer; any lost request makes the run fail. [`batch_vs_loop`] (the `batch-vs-loop` binary) times one batch
 //! against the same inputs sent one request at a time.
 
 pub mod answer;
