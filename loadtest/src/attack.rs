@@ -1,6 +1,7 @@
 //! Goose's side of a run: one goose scenario per user group, whose users send
-//! `POST /api/execute` (or `POST /api/batch`) with the group's scripts, read each whole answer
-//! (a streamed one event by event, as it comes) and record what it was.
+//! `POST /api/execute` (or `POST /api/batch`, or a session's requests from its creation to its
+//! end) with the group's scripts, read each whole answer (a streamed one event by event, as it
+//! comes) and record what it was.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use goose::config::GooseConfiguration;
+use goose::metrics::GooseRequestMetric;
 use goose::prelude::*;
 use goose::test_plan::{TestPlanHistory, TestPlanStepAction};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
@@ -15,14 +17,16 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use crate::answer::{LostReason, Outcome};
 use crate::batch::BatchItems;
 use crate::error::Error;
-use crate::recorder::{Recorder, RunClock};
+use crate::recorder::{Detail, Recorder, RunClock};
 use crate::scenario::{Callers, OnRefusal, Traffic, UserGroup};
 use crate::scripts::Script;
+use crate::session::{self, SessionEnd, SessionLife};
 use crate::stream::{EVENT_STREAM, StreamRead, StreamTimes};
 use crate::summary::StepWindow;
 
 const EXECUTE_PATH: &str = "/api/execute";
 const BATCH_PATH: &str = "/api/batch";
+const SESSIONS_PATH: &str = "/api/sessions";
 /// The longest a refused user waits, whatever `Retry-After` says.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
 /// A user's pause after a lost request, so a dead service is not hammered in a tight loop.
@@ -170,6 +174,7 @@ fn goose_scenario(
         on_refusal: group.on_refusal,
         recorder: recorder.clone(),
         pacer: group.pace.map(Pacer::new),
+        sessions_started: AtomicUsize::new(0),
     });
     let send: TransactionFunction = Arc::new(move |user| {
         let sender = sender.clone();
@@ -204,6 +209,8 @@ struct GroupSender {
     on_refusal: OnRefusal,
     recorder: Recorder,
     pacer: Option<Pacer>,
+    /// Sessions the group's users have started, to pick those abandoned.
+    sessions_started: AtomicUsize,
 }
 
 impl GroupSender {
@@ -236,6 +243,9 @@ impl GroupSender {
 
     async fn send(&self, user: &mut GooseUser) -> TransactionResult {
         let script = self.pick_script();
+        if script.in_session {
+            return self.run_session(user, script).await;
+        }
         let (reported_as, key) = self.next_caller();
         let path = match script.batch_items {
             Some(_) => BATCH_PATH,
@@ -268,11 +278,7 @@ impl GroupSender {
         let (outcome, retry_after, stream) = match goose.response {
             Ok(response) => {
                 let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|value| value.to_str().ok()?.parse().ok())
-                    .map(Duration::from_secs);
+                let retry_after = retry_after(&response);
                 if script.streamed && status == 200 {
                     let (outcome, times) = read_stream(response, script, started).await;
                     (outcome, None, Some(times))
@@ -296,23 +302,50 @@ impl GroupSender {
             }
             Err(error) => (transport_failure(&error), None, None),
         };
+        let detail = Detail {
+            stream,
+            batch,
+            session: None,
+        };
+        self.record(started, reported_as, script.name, &outcome, detail);
+        self.settle(user, outcome, retry_after, &mut goose.request)
+            .await
+    }
+
+    /// Records what a request got, timed from `started`.
+    fn record(
+        &self,
+        started: Instant,
+        reported_as: &'static str,
+        name: &'static str,
+        outcome: &Outcome,
+        detail: Detail,
+    ) {
         self.recorder.record(
             started.elapsed(),
             reported_as,
-            script.name,
+            name,
             outcome.clone(),
-            stream,
-            batch,
+            detail,
         );
+    }
 
+    /// Tells goose what became of a request, and after a refusal waits as the group does.
+    async fn settle(
+        &self,
+        user: &mut GooseUser,
+        outcome: Outcome,
+        retry_after: Option<Duration>,
+        request: &mut GooseRequestMetric,
+    ) -> TransactionResult {
         match outcome {
             Outcome::Lost { reason, .. } => {
                 tokio::time::sleep(PAUSE_AFTER_LOSS).await;
-                user.set_failure(&reason.label(), &mut goose.request, None, None)
+                user.set_failure(&reason.label(), request, None, None)
             }
             // A refusal is the service working as documented: not a failure in goose's report.
             Outcome::Refused { .. } => {
-                user.set_success(&mut goose.request)?;
+                user.set_success(request)?;
                 if self.on_refusal == OnRefusal::WaitRetryAfter {
                     let wait = retry_after.unwrap_or(Duration::from_secs(1));
                     tokio::time::sleep(wait.min(MAX_RETRY_WAIT)).await;
@@ -322,6 +355,203 @@ impl GroupSender {
             Outcome::Executed { .. } | Outcome::Rejected { .. } => Ok(()),
         }
     }
+
+    /// One session's life: created, [`session::EXECUTIONS`] runs of `script` in it, each
+    /// checked against the count the earlier ones leave, then deleted or, one in two,
+    /// abandoned to expire. Each request is recorded; the last also carries the session's life.
+    /// A session whose creation is refused, or whose request is lost or refused, ends there
+    /// (abandoned, when it exists).
+    async fn run_session(&self, user: &mut GooseUser, script: Script) -> TransactionResult {
+        let (reported_as, key) = self.next_caller();
+        let abandon = session::abandons(self.sessions_started.fetch_add(1, Ordering::Relaxed));
+        if let Some(pacer) = &self.pacer {
+            pacer.wait().await;
+        }
+        let started = Instant::now();
+        let mut life = SessionLife {
+            end: SessionEnd::NotCreated,
+            executions_ok: 0,
+            wrong_state: 0,
+            duration: Duration::ZERO,
+        };
+        let last = |mut life: SessionLife, end| {
+            life.end = end;
+            life.duration = started.elapsed();
+            Detail {
+                session: Some(life),
+                ..Detail::default()
+            }
+        };
+
+        let body = session::create_body();
+        let mut created = self
+            .exchange(
+                user,
+                GooseMethod::Post,
+                SESSIONS_PATH,
+                session::CREATE,
+                Some(body),
+                key,
+            )
+            .await?;
+        let (outcome, id) = match created.answer() {
+            Ok((status, body)) => session::judge_created(status, body),
+            Err(lost) => (lost, None),
+        };
+        let Some(id) = id else {
+            let detail = last(life, SessionEnd::NotCreated);
+            self.record(
+                created.started,
+                reported_as,
+                session::CREATE,
+                &outcome,
+                detail,
+            );
+            return self
+                .settle(user, outcome, created.retry_after, &mut created.request)
+                .await;
+        };
+        self.record(
+            created.started,
+            reported_as,
+            session::CREATE,
+            &outcome,
+            Detail::default(),
+        );
+
+        let run_path = format!("{SESSIONS_PATH}/{id}/execute");
+        for n in 1..=session::EXECUTIONS {
+            let mut run = self
+                .exchange(
+                    user,
+                    GooseMethod::Post,
+                    &run_path,
+                    script.name,
+                    Some(script.body.to_owned()),
+                    key,
+                )
+                .await?;
+            let (outcome, wrong_state) = match run.answer() {
+                Ok((status, body)) => session::judge_run(status, body, n),
+                Err(lost) => (lost, false),
+            };
+            life.wrong_state += usize::from(wrong_state);
+            let end = if !outcome.is_success() {
+                Some(SessionEnd::CutShort)
+            } else {
+                life.executions_ok += 1;
+                (n == session::EXECUTIONS && abandon).then_some(SessionEnd::Abandoned)
+            };
+            let detail = end.map_or_else(Detail::default, |end| last(life, end));
+            self.record(run.started, reported_as, script.name, &outcome, detail);
+            self.settle(user, outcome, run.retry_after, &mut run.request)
+                .await?;
+            if end.is_some() {
+                return Ok(());
+            }
+        }
+
+        let session_path = format!("{SESSIONS_PATH}/{id}");
+        let mut deleted = self
+            .exchange(
+                user,
+                GooseMethod::Delete,
+                &session_path,
+                session::DELETE,
+                None,
+                key,
+            )
+            .await?;
+        let outcome = match deleted.answer() {
+            Ok((status, body)) => session::judge_deleted(status, body),
+            Err(lost) => lost,
+        };
+        let end = match outcome {
+            Outcome::Executed { .. } => SessionEnd::Deleted,
+            _ => SessionEnd::CutShort,
+        };
+        self.record(
+            deleted.started,
+            reported_as,
+            session::DELETE,
+            &outcome,
+            last(life, end),
+        );
+        self.settle(user, outcome, deleted.retry_after, &mut deleted.request)
+            .await
+    }
+
+    /// Sends one request named `name` and reads its whole answer.
+    async fn exchange(
+        &self,
+        user: &mut GooseUser,
+        method: GooseMethod,
+        path: &str,
+        name: &'static str,
+        body: Option<String>,
+        key: Option<&str>,
+    ) -> Result<Exchange, Box<TransactionError>> {
+        let mut request = user.get_request_builder(&method, path)?;
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let request = GooseRequest::builder()
+            .method(method)
+            .path(path)
+            .name(name)
+            .set_request_builder(request)
+            .build();
+        let started = Instant::now();
+        let goose = user.request(request).await?;
+        let (answer, retry_after) = match goose.response {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = retry_after(&response);
+                match response.bytes().await {
+                    Ok(body) => (Ok((status, body.to_vec())), retry_after),
+                    Err(error) => (Err(transport_failure(&error)), None),
+                }
+            }
+            Err(error) => (Err(transport_failure(&error)), None),
+        };
+        Ok(Exchange {
+            request: goose.request,
+            started,
+            answer,
+            retry_after,
+        })
+    }
+}
+
+/// One request and its whole answer, or the transport failure in its place.
+struct Exchange {
+    request: GooseRequestMetric,
+    started: Instant,
+    /// The status and body.
+    answer: Result<(u16, Vec<u8>), Outcome>,
+    retry_after: Option<Duration>,
+}
+
+impl Exchange {
+    /// The status and body, or the outcome of the transport failure.
+    fn answer(&self) -> Result<(u16, &[u8]), Outcome> {
+        match &self.answer {
+            Ok((status, body)) => Ok((*status, body)),
+            Err(lost) => Err(lost.clone()),
+        }
+    }
+}
+
+/// The answer's `Retry-After`, in whole seconds.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|value| value.to_str().ok()?.parse().ok())
+        .map(Duration::from_secs)
 }
 
 /// Reads a 200 to a streamed request event by event until it ends, timing the events from

@@ -15,7 +15,7 @@ use crate::scenario::Scenario;
 #[command(name = "loadtest")]
 pub struct Cli {
     /// Scenarios to run, comma-separated: steady, mixed, tenants, hostile, slow-clients, ramp,
-    /// crowd, stream, typescript, batch, or all.
+    /// crowd, stream, typescript, batch, sessions, or all.
     #[arg(long, default_value = "mixed")]
     pub scenario: ScenarioSelection,
 

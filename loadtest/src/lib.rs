@@ -2,9 +2,10 @@
 //! ([`attack`]) through the ingress of a stack it starts itself ([`stack`]) or one already
 //! running, with the sandbox's resources sampled beside them ([`resources`]) and, for
 //! `slow-clients`, misbehaving raw connections ([`slow_clients`]). Every answer is classified
-//! ([`answer`], for streamed answers [`stream`], for batches [`batch`]) and recorded ([`recorder`]); [`summary`] turns the records into figures and
-//! [`report`] writes them out. A request is lost when it gets no well-formed answer; any lost
-//! request makes the run fail. [`batch_vs_loop`] (the `batch-vs-loop` binary) times one batch
+//! ([`answer`], for streamed answers [`stream`], for batches [`batch`], for the steps of a
+//! session [`session`]) and recorded ([`recorder`]); [`summary`] turns the records into
+//! figures and [`report`] writes them out. A request is lost when it gets no well-formed
+//! answer; any lost request makes the run fail. [`batch_vs_loop`] (the `batch-vs-loop` binary) times one batch
 //! against the same inputs sent one request at a time.
 
 pub mod answer;
@@ -18,6 +19,7 @@ pub mod report;
 pub mod resources;
 pub mod scenario;
 pub mod scripts;
+pub mod session;
 pub mod slow_clients;
 pub mod stack;
 pub mod stream;
@@ -44,6 +46,9 @@ pub struct Verdict {
     pub lost: usize,
     /// Scenarios in which a process's resident memory went above its budget.
     pub over_budget: usize,
+    /// Scenarios after which the sandbox's open sessions or charged memory did not come back
+    /// to their baseline.
+    pub not_back_to_baseline: usize,
 }
 
 /// Runs every selected scenario in turn, each against a fresh stack unless `--target` names
@@ -55,6 +60,8 @@ pub async fn run(cli: &Cli) -> Result<Verdict, Error> {
         let summary = run_scenario(scenario, cli).await?;
         verdict.lost += summary.overall.lost;
         verdict.over_budget += usize::from(!summary.resources.over_budget().is_empty());
+        let back = summary.sessions.as_ref().and_then(|s| s.back_to_baseline);
+        verdict.not_back_to_baseline += usize::from(back.is_some_and(|back| !back.returned));
     }
     Ok(verdict)
 }
@@ -80,7 +87,11 @@ async fn run_scenario(scenario: Scenario, cli: &Cli) -> Result<ScenarioSummary, 
             } else {
                 std::fs::write(
                     &tenants_file,
-                    tenants::tenants_toml(&tenants, scenario.serves_anonymous()),
+                    tenants::tenants_toml(
+                        &tenants,
+                        scenario.serves_anonymous(),
+                        scenario.tenant_max_sessions(),
+                    ),
                 )
                 .map_err(Error::io(format!("write {}", tenants_file.display())))?;
                 Some(tenants_file.as_path())
@@ -132,13 +143,14 @@ async fn load(
         alone,
         paced,
         slow_clients,
+        sessions_expired,
     } = outcome?;
     let samples = recorder.samples();
-    let expected: BTreeMap<&'static str, &'static str> = traffic
-        .groups
-        .iter()
-        .flat_map(|group| &group.scripts)
+    let scripts = traffic.groups.iter().flat_map(|group| &group.scripts);
+    let in_session = scripts.clone().any(|(script, _)| script.in_session);
+    let expected: BTreeMap<&'static str, &'static str> = scripts
         .map(|(script, _)| (script.name, script.expected))
+        .chain(in_session.then_some(session::STEPS).into_iter().flatten())
         .collect();
     Ok(summary::summarize(RunRecord {
         scenario: scenario.name(),
@@ -154,6 +166,7 @@ async fn load(
         resource_samples,
         ingress_memory_budget: target.ingress_memory_budget,
         slow_clients,
+        sessions_expired,
     }))
 }
 
@@ -163,11 +176,14 @@ struct Attacks {
     alone: Option<(&'static str, summary::StepWindow)>,
     paced: Vec<summary::PacedWindow>,
     slow_clients: Option<BTreeMap<&'static str, slow_clients::MisbehaviourReport>>,
+    /// For `sessions`, whether the sandbox came back to its baseline after the load.
+    sessions_expired: Option<resources::BaselineReturn>,
 }
 
 /// The scenario's attacks in order: its focus group alone, when it has one; then its load,
 /// beside the misbehaving connections of `slow-clients`; then, after a ramp, the paced loads
-/// below the knee.
+/// below the knee; then, for `sessions`, the wait for the sessions it left to expire and the
+/// sandbox's open sessions and charged memory to be back at what they were before the load.
 async fn attacks(
     scenario: Scenario,
     cli: &Cli,
@@ -191,7 +207,21 @@ async fn attacks(
     } else {
         None
     };
+    let sessions_url = target
+        .sandbox_metrics_url
+        .as_deref()
+        .filter(|_| scenario.waits_for_sessions_to_expire());
+    let sessions_baseline = match sessions_url {
+        Some(url) => resources::session_holdings(url).await,
+        None => None,
+    };
     let windows = attacker.run(traffic, None).await;
+    let sessions_expired = match (sessions_url, sessions_baseline) {
+        (Some(url), Some(baseline)) if windows.is_ok() => Some(
+            resources::wait_for_baseline(url, baseline, session::TTL + session::EXPIRY_GRACE).await,
+        ),
+        _ => None,
+    };
     let slow_clients = match slow_clients {
         Some(slow_clients) => Some(slow_clients.finish().await),
         None => None,
@@ -203,6 +233,7 @@ async fn attacks(
         alone,
         paced,
         slow_clients,
+        sessions_expired,
     })
 }
 

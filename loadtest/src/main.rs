@@ -1,5 +1,6 @@
 //! `loadtest`: runs the named scenarios against the service and exits non-zero when any request
-//! was lost or a process went over its memory budget (1), or a scenario could not run (2).
+//! was lost, a process went over its memory budget or the sandbox did not come back to its
+//! baseline after `sessions` (1), or a scenario could not run (2).
 
 use std::process::ExitCode;
 
@@ -10,11 +11,18 @@ use loadtest::Cli;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match loadtest::run(&cli).await {
-        Ok(verdict) if verdict.lost == 0 && verdict.over_budget == 0 => ExitCode::SUCCESS,
+        Ok(verdict)
+            if verdict.lost == 0
+                && verdict.over_budget == 0
+                && verdict.not_back_to_baseline == 0 =>
+        {
+            ExitCode::SUCCESS
+        }
         Ok(verdict) => {
             eprintln!(
-                "loadtest: {} request(s) lost; {} scenario(s) over a memory budget",
-                verdict.lost, verdict.over_budget
+                "loadtest: {} request(s) lost; {} scenario(s) over a memory budget; {} scenario(s) \
+                 whose sessions did not leave the sandbox as they found it",
+                verdict.lost, verdict.over_budget, verdict.not_back_to_baseline
             );
             ExitCode::from(1)
         }

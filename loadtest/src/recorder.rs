@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::answer::Outcome;
 use crate::batch::BatchItems;
+use crate::session::SessionLife;
 use crate::stream::StreamTimes;
 
 /// The start of a run, which every sample's time is counted from.
@@ -48,11 +49,19 @@ pub struct Sample {
     pub group: &'static str,
     pub script: &'static str,
     pub outcome: Outcome,
+    pub detail: Detail,
+}
+
+/// What the scenarios that look beyond a request's outcome learnt from it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Detail {
     /// When a streamed answer's events came; `None` for an answer asked for whole.
     pub stream: Option<StreamTimes>,
     /// What became of a batch's items (all zero for a batch that was not answered); `None`
     /// for an execution.
     pub batch: Option<BatchItems>,
+    /// The life of the session whose last request this was; `None` for other requests.
+    pub session: Option<SessionLife>,
 }
 
 /// Shared by every user of a run.
@@ -76,8 +85,7 @@ impl Recorder {
         group: &'static str,
         script: &'static str,
         outcome: Outcome,
-        stream: Option<StreamTimes>,
-        batch: Option<BatchItems>,
+        detail: Detail,
     ) {
         let sample = Sample {
             finished_at: self.clock.now(),
@@ -85,8 +93,7 @@ impl Recorder {
             group,
             script,
             outcome,
-            stream,
-            batch,
+            detail,
         };
         // A user that panicked mid-push leaves a usable vector behind.
         self.samples

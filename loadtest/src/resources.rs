@@ -13,6 +13,8 @@ use crate::recorder::RunClock;
 
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often [`wait_for_baseline`] looks again.
+const BASELINE_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The resources at one moment of the run.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -35,10 +37,102 @@ pub struct SandboxGauges {
     /// `sandbox_memory_budget_bytes{share="total"}`: what the sandbox's processes may use
     /// together (README, "Memory budget"); 0 when the sandbox does not say.
     pub memory_budget_bytes: f64,
+    /// `sandbox_sessions_open`: sessions open now, each holding a worker of its own.
+    pub sessions_open: f64,
+    /// `sandbox_memory_budget_bytes{share="requests_charged"}`: what requests and sessions
+    /// hold of the memory budget now.
+    pub requests_charged_bytes: f64,
     /// `sandbox_executions_total` summed over tenants, by outcome: a counter, so only its
     /// change over the run is reported.
     #[serde(skip)]
     pub executions_by_outcome: BTreeMap<String, f64>,
+    /// `sandbox_session_events_total` by event (`created`, `expired`, `deleted`, `lost`): a
+    /// counter, reported as its change over the run.
+    #[serde(skip)]
+    pub session_events: BTreeMap<String, f64>,
+}
+
+/// What sessions hold in the sandbox at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct SessionHoldings {
+    pub sessions_open: f64,
+    /// What requests and sessions hold of the memory budget.
+    pub requests_charged_bytes: f64,
+}
+
+impl SessionHoldings {
+    fn of(gauges: &SandboxGauges) -> SessionHoldings {
+        SessionHoldings {
+            sessions_open: gauges.sessions_open,
+            requests_charged_bytes: gauges.requests_charged_bytes,
+        }
+    }
+
+    /// Neither more sessions open nor more memory charged than `baseline`.
+    fn within(&self, baseline: &SessionHoldings) -> bool {
+        self.sessions_open <= baseline.sessions_open
+            && self.requests_charged_bytes <= baseline.requests_charged_bytes
+    }
+}
+
+/// Whether what sessions held came back to what it was before a load, once the load ended.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct BaselineReturn {
+    /// Before the load.
+    pub baseline: SessionHoldings,
+    /// As the load ended.
+    pub at_end_of_load: SessionHoldings,
+    /// At the last look: back at the baseline, or when the wait gave up.
+    pub last: SessionHoldings,
+    /// Both back at (or below) the baseline within the wait.
+    pub returned: bool,
+    /// From the end of the load to the first look that found them back.
+    pub seconds_to_return: Option<f64>,
+    /// How long the wait was allowed.
+    pub allowed_seconds: f64,
+}
+
+/// What sessions hold in the sandbox now, `None` when its metrics cannot be read.
+pub async fn session_holdings(url: &str) -> Option<SessionHoldings> {
+    let gauges = scrape(&reqwest::Client::new(), url).await?;
+    Some(SessionHoldings::of(&gauges))
+}
+
+/// Looks at the sandbox's metrics every 100 ms until its open sessions and charged memory are
+/// back at `baseline`, for at most `allowed`: abandoned sessions free everything when they
+/// expire.
+pub async fn wait_for_baseline(
+    url: &str,
+    baseline: SessionHoldings,
+    allowed: Duration,
+) -> BaselineReturn {
+    let client = reqwest::Client::new();
+    let started = tokio::time::Instant::now();
+    let mut at_end_of_load = None;
+    let mut last = None;
+    loop {
+        if let Some(gauges) = scrape(&client, url).await {
+            let now = SessionHoldings::of(&gauges);
+            at_end_of_load.get_or_insert(now);
+            last = Some(now);
+            if now.within(&baseline) {
+                break;
+            }
+        }
+        if started.elapsed() >= allowed {
+            break;
+        }
+        tokio::time::sleep(BASELINE_POLL_INTERVAL).await;
+    }
+    let returned = last.is_some_and(|last| last.within(&baseline));
+    BaselineReturn {
+        baseline,
+        at_end_of_load: at_end_of_load.unwrap_or_default(),
+        last: last.unwrap_or_default(),
+        returned,
+        seconds_to_return: returned.then(|| started.elapsed().as_secs_f64()),
+        allowed_seconds: allowed.as_secs_f64(),
+    }
 }
 
 /// A process's resident memory and open descriptors, from `/proc`.
@@ -104,7 +198,8 @@ async fn sample(
     }
 }
 
-async fn scrape(client: &reqwest::Client, url: &str) -> Option<SandboxGauges> {
+/// The sandbox's gauges now, `None` when its metrics cannot be read.
+pub async fn scrape(client: &reqwest::Client, url: &str) -> Option<SandboxGauges> {
     let answer = client.get(url).timeout(SCRAPE_TIMEOUT).send().await.ok()?;
     if !answer.status().is_success() {
         return None;
@@ -133,9 +228,12 @@ pub fn parse_sandbox_metrics(text: &str) -> SandboxGauges {
             "sandbox_workers" => gauges.workers = value,
             "sandbox_workers_busy" => gauges.workers_busy = value,
             "sandbox_open_fds" => gauges.open_fds = value,
-            "sandbox_memory_budget_bytes" if label(labels, "share") == Some("total") => {
-                gauges.memory_budget_bytes = value;
-            }
+            "sandbox_sessions_open" => gauges.sessions_open = value,
+            "sandbox_memory_budget_bytes" => match label(labels, "share") {
+                Some("total") => gauges.memory_budget_bytes = value,
+                Some("requests_charged") => gauges.requests_charged_bytes = value,
+                _ => {}
+            },
             "sandbox_resident_memory_bytes" => match label(labels, "process") {
                 Some("supervisor") => gauges.supervisor_resident_bytes = value,
                 Some("workers") => gauges.workers_resident_bytes = value,
@@ -147,6 +245,11 @@ pub fn parse_sandbox_metrics(text: &str) -> SandboxGauges {
                         .executions_by_outcome
                         .entry(outcome.to_owned())
                         .or_default() += value;
+                }
+            }
+            "sandbox_session_events_total" => {
+                if let Some(event) = label(labels, "event") {
+                    *gauges.session_events.entry(event.to_owned()).or_default() += value;
                 }
             }
             _ => {}
@@ -196,6 +299,10 @@ mod tests {
             sandbox_open_fds 18\n\
             sandbox_memory_budget_bytes{share=\"total\"} 1073741824\n\
             sandbox_memory_budget_bytes{share=\"workers\"} 696254464\n\
+            sandbox_memory_budget_bytes{share=\"requests_charged\"} 2048\n\
+            sandbox_sessions_open 3\n\
+            sandbox_session_events_total{event=\"created\"} 5\n\
+            sandbox_session_events_total{event=\"expired\"} 2\n\
             sandbox_executions_total{tenant=\"a\",outcome=\"success\"} 2\n\
             sandbox_executions_total{tenant=\"b\",outcome=\"success\"} 3\n\
             sandbox_executions_total{tenant=\"b\",outcome=\"timeout\"} 1\n\
@@ -210,5 +317,9 @@ mod tests {
         assert_eq!(gauges.memory_budget_bytes, 1073741824.0);
         assert_eq!(gauges.executions_by_outcome["success"], 5.0);
         assert_eq!(gauges.executions_by_outcome["timeout"], 1.0);
+        assert_eq!(gauges.sessions_open, 3.0);
+        assert_eq!(gauges.requests_charged_bytes, 2048.0);
+        assert_eq!(gauges.session_events["created"], 5.0);
+        assert_eq!(gauges.session_events["expired"], 2.0);
     }
 }

@@ -19,6 +19,11 @@ const POLITE_TENANT: &str = "polite";
 /// [`scripts::BATCH_ITEMS`] takes that many requests of its caller's rate limit (more than the
 /// anonymous tier's burst).
 const BATCH_TENANT: &str = "batcher";
+/// The tenant of the `sessions` scenario, with a key, as sessions belong to their creator.
+const SESSIONS_TENANT: &str = "sessions";
+/// Its cap of open sessions (`max_sessions` in the tenants file): far above the instance's
+/// (`SESSION_MAX_OPEN`), so that the instance's cap and the memory budget are what refuse.
+const SESSIONS_TENANT_MAX_SESSIONS: u32 = 10_000;
 /// The keyed tenant of the `crowd` scenario.
 const KEYED_TENANT: &str = "keyed";
 /// Loopback addresses the `crowd` scenario's anonymous users send from (127.0.0.2 and up):
@@ -66,10 +71,13 @@ pub enum Scenario {
     Typescript,
     /// Batches of 50 trivial inputs (`POST /api/batch`), each item's answer checked in order.
     Batch,
+    /// Sessions created, used by executions that depend on the earlier ones' state, then
+    /// deleted or abandoned, and the sandbox back at its baseline once the abandoned expire.
+    Sessions,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::Steady,
         Scenario::Mixed,
         Scenario::Tenants,
@@ -80,6 +88,7 @@ impl Scenario {
         Scenario::Stream,
         Scenario::Typescript,
         Scenario::Batch,
+        Scenario::Sessions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -94,6 +103,7 @@ impl Scenario {
             Scenario::Stream => "stream",
             Scenario::Typescript => "typescript",
             Scenario::Batch => "batch",
+            Scenario::Sessions => "sessions",
         }
     }
 
@@ -104,15 +114,28 @@ impl Scenario {
             Scenario::Hostile => &[HOSTILE_TENANT, POLITE_TENANT],
             Scenario::Crowd => &[KEYED_TENANT],
             Scenario::Batch => &[BATCH_TENANT],
+            Scenario::Sessions => &[SESSIONS_TENANT],
             _ => &[],
         }
+    }
+
+    /// The cap of open sessions the tenants file gives the scenario's tenants, when it sets
+    /// one (the sandbox's `SESSION_MAX_PER_TENANT` otherwise).
+    pub fn tenant_max_sessions(self) -> Option<u32> {
+        (self == Scenario::Sessions).then_some(SESSIONS_TENANT_MAX_SESSIONS)
+    }
+
+    /// Whether the scenario leaves sessions behind to expire, after which the sandbox's open
+    /// sessions and charged memory must be back at their baseline.
+    pub fn waits_for_sessions_to_expire(self) -> bool {
+        self == Scenario::Sessions
     }
 
     /// Whether the anonymous tier is open beside the scenario's tenants.
     pub fn serves_anonymous(self) -> bool {
         !matches!(
             self,
-            Scenario::Tenants | Scenario::Hostile | Scenario::Batch
+            Scenario::Tenants | Scenario::Hostile | Scenario::Batch | Scenario::Sessions
         )
     }
 
@@ -243,6 +266,19 @@ impl Scenario {
                     groups: vec![UserGroup {
                         callers: Callers::Tenant(batcher),
                         ..anonymous(BATCH_TENANT, vec![(scripts::BATCH_OF_TRIVIAL, 1)])
+                    }],
+                    focus: None,
+                    focus_alone: None,
+                    shape: steady,
+                }
+            }
+            Scenario::Sessions => {
+                let owner = tenants.iter().find(|tenant| tenant.id == SESSIONS_TENANT);
+                let owner = owner.expect("a key for every tenant id").clone();
+                Traffic {
+                    groups: vec![UserGroup {
+                        callers: Callers::Tenant(owner),
+                        ..anonymous(SESSIONS_TENANT, vec![(scripts::SESSION_COUNTER, 1)])
                     }],
                     focus: None,
                     focus_alone: None,

@@ -18,6 +18,9 @@ pub struct Script {
     /// must be a success whose result is its input doubled, in the inputs' order
     /// ([`crate::batch`]); `None` for a `POST /api/execute` body.
     pub batch_items: Option<usize>,
+    /// Whether the body is sent as the executions of a session of its own
+    /// (`POST /api/sessions/{id}/execute`, [`crate::session`]) rather than to `/api/execute`.
+    pub in_session: bool,
 }
 
 pub const TRIVIAL: Script = Script {
@@ -27,6 +30,7 @@ pub const TRIVIAL: Script = Script {
     result: None,
     streamed: false,
     batch_items: None,
+    in_session: false,
 };
 
 pub const CONSOLE_HEAVY: Script = Script {
@@ -36,6 +40,7 @@ pub const CONSOLE_HEAVY: Script = Script {
     result: None,
     streamed: false,
     batch_items: None,
+    in_session: false,
 };
 
 /// The bundled example: 1000 digits of pi, the slowest of the well-behaved scripts.
@@ -46,6 +51,7 @@ pub const PI: Script = Script {
     result: None,
     streamed: false,
     batch_items: None,
+    in_session: false,
 };
 
 pub const ENDLESS_LOOP_SHORT_TIMEOUT: Script = Script {
@@ -55,6 +61,7 @@ pub const ENDLESS_LOOP_SHORT_TIMEOUT: Script = Script {
     result: None,
     streamed: false,
     batch_items: None,
+    in_session: false,
 };
 
 /// An endless loop under the default time limit: what the hostile tenant floods with.
@@ -65,6 +72,7 @@ pub const ENDLESS_LOOP: Script = Script {
     result: None,
     streamed: false,
     batch_items: None,
+    in_session: false,
 };
 
 pub const MEMORY_BOMB: Script = Script {
@@ -74,6 +82,7 @@ pub const MEMORY_BOMB: Script = Script {
     result: None,
     streamed: false,
     batch_items: None,
+    in_session: false,
 };
 
 pub const STACK_OVERFLOW: Script = Script {
@@ -83,6 +92,7 @@ pub const STACK_OVERFLOW: Script = Script {
     result: None,
     streamed: false,
     batch_items: None,
+    in_session: false,
 };
 
 pub const SYNTAX_ERROR: Script = Script {
@@ -92,6 +102,7 @@ pub const SYNTAX_ERROR: Script = Script {
     result: None,
     streamed: false,
     batch_items: None,
+    in_session: false,
 };
 
 /// A script whose answer is about 1.8 MB (900 KB of console output and a 900 KB result), for
@@ -103,6 +114,7 @@ pub const LARGE_ANSWER: Script = Script {
     result: None,
     streamed: false,
     batch_items: None,
+    in_session: false,
 };
 
 /// A script that logs now and then every 25 ms on a timer, five entries over 100 ms, asked for
@@ -115,6 +127,7 @@ pub const STREAMED_TICKS: Script = Script {
     result: Some("40"),
     streamed: true,
     batch_items: None,
+    in_session: false,
 };
 
 /// TypeScript with most of what stripping erases: an interface, a generic type alias, a
@@ -127,6 +140,7 @@ pub const TYPESCRIPT_TYPED: Script = Script {
     result: Some(r#"{"total":22,"under":true}"#),
     streamed: false,
     batch_items: None,
+    in_session: false,
 };
 
 /// An `enum` needs code generation, which strip-only TypeScript refuses as a syntax error.
@@ -137,6 +151,7 @@ pub const TYPESCRIPT_ENUM: Script = Script {
     result: None,
     streamed: false,
     batch_items: None,
+    in_session: false,
 };
 
 /// Inputs of each batch of [`BATCH_OF_TRIVIAL`].
@@ -150,6 +165,19 @@ pub const BATCH_OF_TRIVIAL: Script = Script {
     result: None,
     streamed: false,
     batch_items: Some(BATCH_ITEMS),
+    in_session: false,
+};
+
+/// Counts its runs in a global: run again and again in one session, the `n`-th run answers
+/// `n` ([`crate::session`] checks it).
+pub const SESSION_COUNTER: Script = Script {
+    name: "session-counter",
+    body: r#"{"code": "globalThis.n = (globalThis.n ?? 0) + 1; n"}"#,
+    expected: "success",
+    result: None,
+    streamed: false,
+    batch_items: None,
+    in_session: true,
 };
 
 #[cfg(test)]
@@ -172,6 +200,7 @@ mod tests {
             TYPESCRIPT_TYPED,
             TYPESCRIPT_ENUM,
             BATCH_OF_TRIVIAL,
+            SESSION_COUNTER,
         ];
         for script in scripts {
             let body: serde_json::Value = serde_json::from_str(script.body)

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::answer::Outcome;
 use crate::recorder::Sample;
-use crate::resources::ResourceSample;
+use crate::resources::{BaselineReturn, ResourceSample, SandboxGauges};
+use crate::session::{self, SessionEnd};
 use crate::slow_clients::MisbehaviourReport;
 
 /// Lost requests kept as examples in the summary.
@@ -114,7 +115,7 @@ impl StreamFigures {
     fn of(samples: &[Sample]) -> Option<StreamFigures> {
         let streams: Vec<_> = samples
             .iter()
-            .filter_map(|sample| Some((sample.stream?, &sample.outcome)))
+            .filter_map(|sample| Some((sample.detail.stream?, &sample.outcome)))
             .collect();
         if streams.is_empty() {
             return None;
@@ -161,7 +162,7 @@ impl BatchFigures {
     fn of(samples: &[Sample], window: Option<StepWindow>) -> Option<BatchFigures> {
         let batches: Vec<&Sample> = samples
             .iter()
-            .filter(|sample| sample.batch.is_some())
+            .filter(|sample| sample.detail.batch.is_some())
             .collect();
         if batches.is_empty() {
             return None;
@@ -176,7 +177,7 @@ impl BatchFigures {
             if matches!(sample.outcome, Outcome::Refused { .. }) {
                 figures.refused += 1;
             }
-            let items = sample.batch.unwrap_or_default();
+            let items = sample.detail.batch.unwrap_or_default();
             figures.items += items.items;
             figures.succeeded_items += items.succeeded;
             figures.failed_items += items.failed;
@@ -186,6 +187,88 @@ impl BatchFigures {
         }
         if let Some(window) = window.filter(|window| window.seconds() > 0.0) {
             figures.successful_items_per_second = succeeded_in_window as f64 / window.seconds();
+        }
+        Some(figures)
+    }
+}
+
+/// What the sessions did (`/api/sessions`): how each ended, what their executions answered,
+/// how long they took, and whether the sandbox was back at its baseline once the abandoned
+/// ones expired.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SessionFigures {
+    /// Sessions whose creation was sent, whatever became of them.
+    pub sessions: usize,
+    pub created: usize,
+    /// Creations refused (429, 503) or otherwise not answered with a session.
+    pub not_created: usize,
+    /// Deleted after all their executions.
+    pub deleted: usize,
+    /// Left to expire after all their executions.
+    pub abandoned: usize,
+    /// Created sessions that failed: an answer lost (a wrong count among them) or refused
+    /// before their end; each was then abandoned.
+    pub failed: usize,
+    /// Executions answered with the count the earlier ones' state must give.
+    pub executions_ok: usize,
+    /// Executions that succeeded with another count: state lost or mixed up (each also lost).
+    pub wrong_state: usize,
+    /// The sessions' requests refused, by status and kind.
+    pub refusals: BTreeMap<String, usize>,
+    /// From a session's creation to its last answer, over the sessions that were not cut short.
+    pub session_latency: Latency,
+    /// Of the answered creations (`201`).
+    pub create_latency: Latency,
+    /// Of the answered executions.
+    pub execute_latency: Latency,
+    /// Whether the sandbox's open sessions and charged memory came back to their baseline
+    /// after the load, and how soon; `None` when its metrics were not read.
+    pub back_to_baseline: Option<BaselineReturn>,
+}
+
+impl SessionFigures {
+    /// `None` when no session was started.
+    fn of(samples: &[Sample], back_to_baseline: Option<BaselineReturn>) -> Option<SessionFigures> {
+        let lives: Vec<_> = samples
+            .iter()
+            .filter_map(|sample| sample.detail.session)
+            .collect();
+        if lives.is_empty() {
+            return None;
+        }
+        let mut figures = SessionFigures {
+            sessions: lives.len(),
+            back_to_baseline,
+            ..SessionFigures::default()
+        };
+        for life in &lives {
+            match life.end {
+                SessionEnd::NotCreated => figures.not_created += 1,
+                SessionEnd::Deleted => figures.deleted += 1,
+                SessionEnd::Abandoned => figures.abandoned += 1,
+                SessionEnd::CutShort => figures.failed += 1,
+            }
+            figures.executions_ok += life.executions_ok;
+            figures.wrong_state += life.wrong_state;
+        }
+        figures.created = figures.sessions - figures.not_created;
+        figures.session_latency = Latency::of_durations(
+            lives
+                .iter()
+                .filter(|life| matches!(life.end, SessionEnd::Deleted | SessionEnd::Abandoned))
+                .map(|life| life.duration),
+        );
+        let of_step = |step: &dyn Fn(&str) -> bool| {
+            let samples: Vec<&Sample> = samples.iter().filter(|s| step(s.script)).collect();
+            Latency::of(&samples)
+        };
+        figures.create_latency = of_step(&|script| script == session::CREATE);
+        figures.execute_latency =
+            of_step(&|script| script != session::CREATE && script != session::DELETE);
+        for sample in samples {
+            if let Outcome::Refused { .. } = sample.outcome {
+                *figures.refusals.entry(sample.outcome.label()).or_default() += 1;
+            }
         }
         Some(figures)
     }
@@ -320,6 +403,13 @@ pub struct ResourceRanges {
     pub ingress_memory_budget_bytes: Option<f64>,
     /// Executions the sandbox counted during the run, by outcome (`sandbox_executions_total`).
     pub sandbox_executions_by_outcome: BTreeMap<String, f64>,
+    /// Sessions open, as the sandbox said (`sandbox_sessions_open`).
+    pub sessions_open: Option<Spread>,
+    /// What requests and sessions held of the memory budget
+    /// (`sandbox_memory_budget_bytes{share="requests_charged"}`).
+    pub requests_charged_bytes: Option<Spread>,
+    /// Session events the sandbox counted during the run (`sandbox_session_events_total`).
+    pub sandbox_session_events: BTreeMap<String, f64>,
 }
 
 impl ResourceRanges {
@@ -327,19 +417,22 @@ impl ResourceRanges {
         let sandbox: Vec<_> = samples.iter().filter_map(|s| s.sandbox.as_ref()).collect();
         let ingress: Vec<_> = samples.iter().filter_map(|s| s.ingress).collect();
         let spread = |values: Vec<f64>| Spread::of(&mut { values });
-        let first = sandbox.first().map(|gauges| &gauges.executions_by_outcome);
-        let last = sandbox.last().map(|gauges| &gauges.executions_by_outcome);
-        let executions = match (first, last) {
-            (Some(first), Some(last)) => last
-                .iter()
-                .map(|(outcome, count)| {
-                    let before = first.get(outcome).copied().unwrap_or(0.0);
-                    (outcome.clone(), count - before)
-                })
-                .filter(|(_, count)| *count > 0.0)
-                .collect(),
-            _ => BTreeMap::new(),
-        };
+        // A counter's change from the first sample to the last, by label.
+        let counted =
+            |counter: fn(&SandboxGauges) -> &BTreeMap<String, f64>| -> BTreeMap<String, f64> {
+                let (Some(first), Some(last)) = (sandbox.first(), sandbox.last()) else {
+                    return BTreeMap::new();
+                };
+                let first = counter(first);
+                counter(last)
+                    .iter()
+                    .map(|(label, count)| {
+                        let before = first.get(label).copied().unwrap_or(0.0);
+                        (label.clone(), count - before)
+                    })
+                    .filter(|(_, count)| *count > 0.0)
+                    .collect()
+            };
         ResourceRanges {
             samples: samples.len(),
             failed_scrapes: samples.len() - sandbox.len(),
@@ -371,7 +464,12 @@ impl ResourceRanges {
                 .filter(|budget| *budget > 0.0)
                 .reduce(f64::max),
             ingress_memory_budget_bytes: ingress_memory_budget.map(|bytes| bytes as f64),
-            sandbox_executions_by_outcome: executions,
+            sandbox_executions_by_outcome: counted(|gauges| &gauges.executions_by_outcome),
+            sessions_open: spread(sandbox.iter().map(|g| g.sessions_open).collect()),
+            requests_charged_bytes: spread(
+                sandbox.iter().map(|g| g.requests_charged_bytes).collect(),
+            ),
+            sandbox_session_events: counted(|gauges| &gauges.session_events),
         }
     }
 
@@ -559,6 +657,8 @@ pub struct ScenarioSummary {
     pub stream: Option<StreamFigures>,
     /// What the batches' items did, when batches were sent.
     pub batch: Option<BatchFigures>,
+    /// What the sessions did, when sessions were started.
+    pub sessions: Option<SessionFigures>,
     pub ramp: Option<Ramp>,
     pub per_second: Vec<Second>,
     pub resource_samples: Vec<ResourceSample>,
@@ -582,6 +682,8 @@ pub struct RunRecord<'a> {
     /// The ingress's memory budget, when loadtest started it.
     pub ingress_memory_budget: Option<u64>,
     pub slow_clients: Option<BTreeMap<&'static str, MisbehaviourReport>>,
+    /// After `sessions`, whether the sandbox came back to its baseline.
+    pub sessions_expired: Option<BaselineReturn>,
 }
 
 pub fn summarize(run: RunRecord<'_>) -> ScenarioSummary {
@@ -675,6 +777,7 @@ pub fn summarize(run: RunRecord<'_>) -> ScenarioSummary {
         slow_clients: run.slow_clients,
         stream: StreamFigures::of(run.samples),
         batch: BatchFigures::of(run.samples, measured),
+        sessions: SessionFigures::of(run.samples, run.sessions_expired),
         ramp: run
             .is_ramp
             .then(|| Ramp::of(run.samples, run.windows).with_paced(run.samples, run.paced)),

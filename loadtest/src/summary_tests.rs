@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::answer::LostReason;
+use crate::recorder::Detail;
 use crate::resources::{ProcessUsage, SandboxGauges};
 
 fn sample(finished_at: f64, millis: u64, group: &'static str, outcome: Outcome) -> Sample {
@@ -11,8 +12,7 @@ fn sample(finished_at: f64, millis: u64, group: &'static str, outcome: Outcome) 
         group,
         script: "trivial",
         outcome,
-        stream: None,
-        batch: None,
+        detail: Detail::default(),
     }
 }
 
@@ -87,6 +87,7 @@ fn summary_counts_failed_scripts_as_answers_refusals_apart_and_losses_alone() {
         resource_samples: Vec::new(),
         ingress_memory_budget: None,
         slow_clients: None,
+        sessions_expired: None,
     });
     let overall = &summary.overall;
     assert_eq!(overall.requests, 6);
@@ -114,11 +115,14 @@ fn summary_counts_failed_scripts_as_answers_refusals_apart_and_losses_alone() {
 #[test]
 fn batch_figures_count_the_items_of_answered_batches_and_their_successes_per_second() {
     let batch = |at, outcome, succeeded, failed| Sample {
-        batch: Some(crate::batch::BatchItems {
-            items: succeeded + failed,
-            succeeded,
-            failed,
-        }),
+        detail: Detail {
+            batch: Some(crate::batch::BatchItems {
+                items: succeeded + failed,
+                succeeded,
+                failed,
+            }),
+            ..Detail::default()
+        },
         ..sample(at, 40, "batcher", outcome)
     };
     let refused = Outcome::Refused {
@@ -152,11 +156,14 @@ fn batch_figures_count_the_items_of_answered_batches_and_their_successes_per_sec
 #[test]
 fn stream_figures_time_the_answered_streams_events_and_count_every_stream() {
     let streamed = |outcome, first_log: Option<u64>, result: Option<u64>, log_events| Sample {
-        stream: Some(crate::stream::StreamTimes {
-            first_log: first_log.map(Duration::from_millis),
-            result: result.map(Duration::from_millis),
-            log_events,
-        }),
+        detail: Detail {
+            stream: Some(crate::stream::StreamTimes {
+                first_log: first_log.map(Duration::from_millis),
+                result: result.map(Duration::from_millis),
+                log_events,
+            }),
+            ..Detail::default()
+        },
         ..sample(1.0, 100, "stream", outcome)
     };
     let cut = Outcome::Lost {
@@ -306,6 +313,7 @@ fn paced_loads_after_a_ramp_are_measured_in_their_own_windows() {
         resource_samples: Vec::new(),
         ingress_memory_budget: None,
         slow_clients: None,
+        sessions_expired: None,
     });
     let ramp = summary.ramp.unwrap();
     assert_eq!(ramp.steps.len(), 1, "a paced load is not a ramp step");
@@ -343,4 +351,91 @@ fn a_process_over_its_memory_budget_is_named() {
     let unknown = ResourceRanges::of(&[sample(5000.0, 5000)], None);
     assert_eq!(unknown.sandbox_memory_budget_bytes, Some(1000.0));
     assert_eq!(unknown.over_budget(), ["sandbox"]);
+}
+
+#[test]
+fn session_figures_count_how_each_session_ended_and_time_the_whole_ones() {
+    use crate::session::{SessionEnd, SessionLife};
+    let life = |end, executions_ok, wrong_state, millis| {
+        Some(SessionLife {
+            end,
+            executions_ok,
+            wrong_state,
+            duration: Duration::from_millis(millis),
+        })
+    };
+    let step = |script, millis, outcome, session| Sample {
+        script,
+        detail: Detail {
+            session,
+            ..Detail::default()
+        },
+        ..sample(1.0, millis, "sessions", outcome)
+    };
+    let refused = Outcome::Refused {
+        status: 503,
+        kind: "session_limit".into(),
+    };
+    let wrong = Outcome::Lost {
+        reason: LostReason::WrongAnswer,
+        detail: "1".into(),
+    };
+    let samples = vec![
+        step("session-create", 10, executed("created"), None),
+        step("session-counter", 2, executed("success"), None),
+        step(
+            "session-delete",
+            1,
+            executed("deleted"),
+            life(SessionEnd::Deleted, 1, 0, 20),
+        ),
+        step("session-create", 30, executed("created"), None),
+        step(
+            "session-counter",
+            4,
+            executed("success"),
+            life(SessionEnd::Abandoned, 1, 0, 40),
+        ),
+        step(
+            "session-create",
+            1,
+            refused,
+            life(SessionEnd::NotCreated, 0, 0, 1),
+        ),
+        step("session-create", 10, executed("created"), None),
+        step(
+            "session-counter",
+            2,
+            wrong,
+            life(SessionEnd::CutShort, 0, 1, 15),
+        ),
+    ];
+    let back = BaselineReturn {
+        baseline: Default::default(),
+        at_end_of_load: Default::default(),
+        last: Default::default(),
+        returned: true,
+        seconds_to_return: Some(3.5),
+        allowed_seconds: 33.0,
+    };
+    let figures = SessionFigures::of(&samples, Some(back)).unwrap();
+    assert_eq!(
+        (figures.sessions, figures.created, figures.not_created),
+        (4, 3, 1)
+    );
+    assert_eq!(
+        (figures.deleted, figures.abandoned, figures.failed),
+        (1, 1, 1)
+    );
+    assert_eq!((figures.executions_ok, figures.wrong_state), (2, 1));
+    assert_eq!(figures.refusals["503 session_limit"], 1);
+    // The two sessions that ran to their end, not the failed one.
+    assert_eq!(figures.session_latency.count, 2);
+    assert_eq!(figures.session_latency.max_ms, 40.0);
+    assert_eq!(figures.create_latency.count, 3);
+    assert_eq!(figures.create_latency.max_ms, 30.0);
+    // The lost execution has no latency worth timing.
+    assert_eq!(figures.execute_latency.count, 2);
+    assert_eq!(figures.back_to_baseline, Some(back));
+    assert_eq!(SessionFigures::of(&samples[..2], None), None);
 }

@@ -36,11 +36,12 @@ pub fn generate(ids: &[&'static str]) -> Result<Vec<TenantKey>, Error> {
         .collect()
 }
 
-/// The tenants file (see `tenants.example.toml`): each tenant with its key's SHA-256 and
-/// generous rate limits, and the anonymous tier open when `anonymous` (with the ingress's
-/// default rate limit for each client), else off, so every request must carry one of the keys. The
-/// concurrency, time and memory ceilings are left to the sandbox's own maximums.
-pub fn tenants_toml(tenants: &[TenantKey], anonymous: bool) -> String {
+/// The tenants file (see `tenants.example.toml`): each tenant with its key's SHA-256, generous
+/// rate limits and, when given, its cap of open sessions (`max_sessions`), and the anonymous
+/// tier open when `anonymous` (with the ingress's default rate limit for each client), else
+/// off, so every request must carry one of the keys. The concurrency, time and memory
+/// ceilings are left to the sandbox's own maximums.
+pub fn tenants_toml(tenants: &[TenantKey], anonymous: bool, max_sessions: Option<u32>) -> String {
     let mut toml = format!(
         "# Written by loadtest for one run; the keys themselves are stored nowhere.\n\
          [anonymous]\nenabled = {anonymous}\n",
@@ -60,6 +61,9 @@ pub fn tenants_toml(tenants: &[TenantKey], anonymous: bool) -> String {
              rate_limit_burst = {GENEROUS_RATE_LIMIT_BURST}\n",
             tenant.id
         );
+        if let Some(max_sessions) = max_sessions {
+            let _ = writeln!(toml, "max_sessions = {max_sessions}");
+        }
     }
     toml
 }
@@ -81,17 +85,23 @@ mod tests {
             id: "acme",
             key: "abc".into(),
         }];
-        let toml = tenants_toml(&tenants, false);
+        let toml = tenants_toml(&tenants, false, None);
         // printf %s abc | sha256sum
         assert!(toml.contains("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
         assert!(toml.contains("id = \"acme\""));
         assert!(!toml.contains("\"abc\""));
         assert!(!toml.contains("[anonymous]\nenabled = false\nrate_limit"));
+        assert!(!toml.contains("max_sessions"));
+        let toml = tenants_toml(&tenants, false, Some(7));
+        assert!(
+            toml.ends_with("rate_limit_burst = 100000\nmax_sessions = 7\n"),
+            "{toml}"
+        );
     }
 
     #[test]
     fn an_open_anonymous_tier_keeps_the_ingress_default_rate_limit_per_client() {
-        let toml = tenants_toml(&[], true);
+        let toml = tenants_toml(&[], true, None);
         assert!(
             toml.contains(
                 "[anonymous]\nenabled = true\nrate_limit_rps = 5\nrate_limit_burst = 20\n"

@@ -68,6 +68,11 @@ fn count(value: &Value) -> u64 {
     value.as_u64().unwrap_or(0)
 }
 
+/// A count the sandbox's metrics gave, which the summary holds as a float.
+fn counted(value: &Value) -> u64 {
+    value.as_f64().unwrap_or(0.0) as u64
+}
+
 #[test]
 fn stream_scenario_loses_no_stream_and_times_its_first_log_and_its_result() {
     let summary = run_scenario("stream");
@@ -125,4 +130,66 @@ fn typescript_scenario_gets_the_typed_scripts_answer_and_refuses_its_enum() {
     assert_eq!(refused.as_object().unwrap().len(), 1, "{refused}");
     assert!(summary["stream"].is_null(), "nothing was streamed");
     assert!(summary["batch"].is_null(), "no batch was sent");
+}
+
+#[test]
+fn sessions_scenario_keeps_each_sessions_state_and_leaves_the_sandbox_as_it_found_it() {
+    let summary = run_scenario("sessions");
+    let sessions = &summary["sessions"];
+    let created = count(&sessions["created"]);
+    assert!(created > 0, "{summary:#}");
+    // Every created session ended as planned: none lost its state or failed.
+    assert_eq!(count(&sessions["wrong_state"]), 0, "{sessions}");
+    assert_eq!(count(&sessions["failed"]), 0, "{sessions}");
+    assert_eq!(
+        count(&sessions["deleted"]) + count(&sessions["abandoned"]),
+        created,
+        "{sessions}"
+    );
+    assert!(count(&sessions["deleted"]) > 0, "{sessions}");
+    assert!(count(&sessions["abandoned"]) > 0, "{sessions}");
+    // Five executions in each, each answering its count.
+    assert_eq!(count(&sessions["executions_ok"]), 5 * created, "{sessions}");
+    assert_eq!(
+        count(&summary["by_script"]["session-counter"]["answers"]["success"]),
+        5 * created,
+        "{summary:#}"
+    );
+    assert_eq!(
+        count(&sessions["session_latency"]["count"]),
+        created,
+        "{sessions}"
+    );
+    // The sandbox counted them too, and once the abandoned ones expired it was back where
+    // it started: no session open, nothing of the memory budget charged beyond the baseline.
+    let events = &summary["resources"]["sandbox_session_events"];
+    let sandbox_created = counted(&events["created"]);
+    assert!(sandbox_created >= created, "{events}");
+    assert_eq!(
+        counted(&events["deleted"]) + counted(&events["expired"]),
+        sandbox_created,
+        "{events}"
+    );
+    assert_eq!(
+        counted(&events["deleted"]),
+        count(&sessions["deleted"]),
+        "{events}"
+    );
+    assert!(
+        counted(&events["expired"]) >= count(&sessions["abandoned"]),
+        "{events}"
+    );
+    let back = &sessions["back_to_baseline"];
+    assert_eq!(back["returned"], true, "{back}");
+    let open = &summary["resources"]["sessions_open"];
+    assert!(open["max"].as_f64().unwrap() > 0.0, "{open}");
+    assert_eq!(
+        back["last"]["sessions_open"], back["baseline"]["sessions_open"],
+        "{back}"
+    );
+    assert!(
+        back["last"]["requests_charged_bytes"].as_f64().unwrap()
+            <= back["baseline"]["requests_charged_bytes"].as_f64().unwrap(),
+        "{back}"
+    );
 }

@@ -111,6 +111,49 @@ pub fn page(summary: &ScenarioSummary) -> String {
         html.push_str(&latency_table(&[("batch", &batch.latency)]));
     }
 
+    if let Some(sessions) = &summary.sessions {
+        let _ = write!(
+            html,
+            "<h2>Sessions</h2><p>{} sessions started: {} created ({} deleted, {} abandoned, \
+             {} failed), {} not created; {} executions answered with the right count, {} with \
+             a wrong one (state lost).</p>",
+            sessions.sessions,
+            sessions.created,
+            sessions.deleted,
+            sessions.abandoned,
+            sessions.failed,
+            sessions.not_created,
+            sessions.executions_ok,
+            sessions.wrong_state
+        );
+        html.push_str(&latency_table(&[
+            ("whole session", &sessions.session_latency),
+            ("creation", &sessions.create_latency),
+            ("execution", &sessions.execute_latency),
+        ]));
+        if let Some(back) = &sessions.back_to_baseline {
+            let _ = write!(
+                html,
+                "<p>Before the load: {} sessions open, {} bytes charged; at its end: {} and {}; \
+                 {}.</p>",
+                back.baseline.sessions_open,
+                back.baseline.requests_charged_bytes,
+                back.at_end_of_load.sessions_open,
+                back.at_end_of_load.requests_charged_bytes,
+                match back.seconds_to_return {
+                    Some(seconds) =>
+                        format!("<b>back at the baseline {seconds:.1} s after the load</b>"),
+                    None => format!(
+                        "<b>not back at the baseline after {:.0} s</b> ({} open, {} bytes charged)",
+                        back.allowed_seconds,
+                        back.last.sessions_open,
+                        back.last.requests_charged_bytes
+                    ),
+                }
+            );
+        }
+    }
+
     html.push_str("<h2>Answers</h2>");
     let overall = &summary.overall;
     html.push_str(&counts_table(

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::summary::{Figures, ScenarioSummary, Spread};
+use crate::resources::SessionHoldings;
+use crate::summary::{Figures, ScenarioSummary, SessionFigures, Spread};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -73,6 +74,9 @@ fn render(summary: &ScenarioSummary, report: &Path) -> String {
             latency.p99_ms,
             latency.max_ms
         );
+    }
+    if let Some(sessions) = &summary.sessions {
+        render_sessions(&mut out, sessions);
     }
     if let Some(stream) = &summary.stream {
         let (first, result) = (&stream.time_to_first_log, &stream.time_to_result);
@@ -159,6 +163,19 @@ fn render(summary: &ScenarioSummary, report: &Path) -> String {
             "            executions it counted: {}",
             counts(&executions)
         );
+        if !resources.sandbox_session_events.is_empty() {
+            let events: BTreeMap<String, usize> = resources
+                .sandbox_session_events
+                .iter()
+                .map(|(event, count)| (event.clone(), *count as usize))
+                .collect();
+            let _ = writeln!(
+                out,
+                "            sessions it counted: {}; open {}",
+                counts(&events),
+                range(resources.sessions_open.as_ref())
+            );
+        }
     } else {
         let _ = writeln!(out, "sandbox     not sampled");
     }
@@ -249,6 +266,66 @@ fn render(summary: &ScenarioSummary, report: &Path) -> String {
     }
     let _ = writeln!(out, "report      {}", report.display());
     out
+}
+
+fn render_sessions(out: &mut String, sessions: &SessionFigures) {
+    let (whole, create, execute) = (
+        &sessions.session_latency,
+        &sessions.create_latency,
+        &sessions.execute_latency,
+    );
+    let _ = writeln!(
+        out,
+        "sessions    {} started: {} created ({} deleted, {} abandoned, {} FAILED), {} not created   executions ok {}   WRONG STATE {}   refused {}",
+        sessions.sessions,
+        sessions.created,
+        sessions.deleted,
+        sessions.abandoned,
+        sessions.failed,
+        sessions.not_created,
+        sessions.executions_ok,
+        sessions.wrong_state,
+        counts(&sessions.refusals)
+    );
+    let _ = writeln!(
+        out,
+        "            session: p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms   create: p50 {:.1} ms  p99 {:.1} ms   execute: p50 {:.1} ms  p99 {:.1} ms",
+        whole.p50_ms,
+        whole.p99_ms,
+        whole.max_ms,
+        create.p50_ms,
+        create.p99_ms,
+        execute.p50_ms,
+        execute.p99_ms
+    );
+    let Some(back) = &sessions.back_to_baseline else {
+        let _ = writeln!(
+            out,
+            "            the sandbox's metrics were not read: no baseline"
+        );
+        return;
+    };
+    let held = |held: &SessionHoldings| {
+        format!(
+            "{} open, {:.1} MiB charged",
+            held.sessions_open,
+            held.requests_charged_bytes / MIB
+        )
+    };
+    let verdict = match back.seconds_to_return {
+        Some(seconds) => format!("back at baseline {seconds:.1} s after the load"),
+        None => format!(
+            "NOT BACK AT BASELINE after {:.0} s: {}",
+            back.allowed_seconds,
+            held(&back.last)
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "            baseline {}; at the end of the load {}; {verdict}",
+        held(&back.baseline),
+        held(&back.at_end_of_load)
+    );
 }
 
 fn group_line(figures: &Figures) -> String {
