@@ -236,7 +236,8 @@ pub fn parse_sandbox_metrics(text: &str) -> SandboxGauges {
             },
             "sandbox_resident_memory_bytes" => match label(labels, "process") {
                 Some("supervisor") => gauges.supervisor_resident_bytes = value,
-                Some("workers") => gauges.workers_resident_bytes = value,
+                // The pool's workers and the sessions': every worker process.
+                Some("workers" | "sessions") => gauges.workers_resident_bytes += value,
                 _ => {}
             },
             "sandbox_executions_total" => {
@@ -296,6 +297,7 @@ mod tests {
             sandbox_workers 2\n\
             sandbox_resident_memory_bytes{process=\"workers\"} 14614528\n\
             sandbox_resident_memory_bytes{process=\"supervisor\"} 10780672\n\
+            sandbox_resident_memory_bytes{process=\"sessions\"} 1000\n\
             sandbox_open_fds 18\n\
             sandbox_memory_budget_bytes{share=\"total\"} 1073741824\n\
             sandbox_memory_budget_bytes{share=\"workers\"} 696254464\n\
@@ -311,7 +313,8 @@ mod tests {
         let gauges = parse_sandbox_metrics(text);
         assert_eq!(gauges.workers, 2.0);
         assert_eq!(gauges.workers_busy, 1.0);
-        assert_eq!(gauges.workers_resident_bytes, 14614528.0);
+        // The pool's workers and the sessions'.
+        assert_eq!(gauges.workers_resident_bytes, 14615528.0);
         assert_eq!(gauges.supervisor_resident_bytes, 10780672.0);
         assert_eq!(gauges.open_fds, 18.0);
         assert_eq!(gauges.memory_budget_bytes, 1073741824.0);

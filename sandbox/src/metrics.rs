@@ -18,8 +18,8 @@
 //!   `SIGSEGV`, `SIGABRT`, `SIGSYS`, ... or `none`).
 //! - `sandbox_worker_start_duration_seconds`: from starting a worker process to its first
 //!   prepared runtime (histogram).
-//! - `sandbox_resident_memory_bytes{process}`: resident memory of the `supervisor` and of all
-//!   `workers` together, read at scrape time.
+//! - `sandbox_resident_memory_bytes{process}`: resident memory of the `supervisor`, of all the
+//!   pool's `workers` together and of all the `sessions`' workers together, read at scrape time.
 //! - `sandbox_open_fds`: descriptors the supervisor has open, read at scrape time.
 //! - `sandbox_memory_budget_bytes{share}`: the memory plan (README, "Memory budget"): `total`,
 //!   `workers` (their `RLIMIT_AS` together), `supervisor_reserve`, `requests` (the budget
@@ -103,6 +103,8 @@ pub struct Holdings {
     pub workers: usize,
     pub supervisor_resident_bytes: u64,
     pub workers_resident_bytes: u64,
+    /// Of the open sessions' workers together.
+    pub sessions_resident_bytes: u64,
     pub open_fds: usize,
     pub memory: MemoryShares,
     /// Sessions open now.
@@ -405,6 +407,7 @@ impl Metrics {
         for (process, bytes) in [
             ("supervisor", now.supervisor_resident_bytes),
             ("workers", now.workers_resident_bytes),
+            ("sessions", now.sessions_resident_bytes),
         ] {
             self.resident_memory
                 .get_or_create(&ProcessLabels { process })
@@ -474,6 +477,7 @@ mod tests {
             workers_busy: 1,
             workers: 2,
             supervisor_resident_bytes: 4096,
+            sessions_resident_bytes: 8192,
             memory: MemoryShares {
                 requests_charged: 2048,
                 ..MemoryShares::default()
@@ -490,6 +494,7 @@ mod tests {
             "sandbox_worker_exits_total{reason=\"crashed\",signal=\"SIGSEGV\"} 1",
             "sandbox_worker_start_duration_seconds_count 1",
             "sandbox_resident_memory_bytes{process=\"supervisor\"} 4096",
+            "sandbox_resident_memory_bytes{process=\"sessions\"} 8192",
             "sandbox_open_fds 0",
             "sandbox_sessions_open 1",
             "sandbox_session_events_total{event=\"created\"} 1",

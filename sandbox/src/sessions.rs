@@ -79,6 +79,8 @@ pub struct Session {
     used: Arc<Mutex<Used>>,
     /// Its worker: `None` once an execution ended the session.
     worker: Arc<tokio::sync::Mutex<Option<SessionWorker>>>,
+    /// Its worker's process id, readable while an execution holds the worker.
+    pid: Option<u32>,
     /// Its share of the memory budget, released with it.
     _charge: Charge,
 }
@@ -326,6 +328,16 @@ impl Sessions {
         self.registry.lock().expect("sessions").open.len()
     }
 
+    /// The process ids of the open sessions' workers.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let registry = self.registry.lock().expect("sessions");
+        registry
+            .open
+            .values()
+            .filter_map(|session| session.pid)
+            .collect()
+    }
+
     /// Takes a place for a session of `owner` with `memory_limit` bytes of heap, whose worker
     /// is charged `charge_bytes` of the memory budget; `max_sessions` and `max_memory` are the
     /// owner's caps (`None`: the server's count, no memory cap).
@@ -401,6 +413,7 @@ impl Sessions {
                 last_wall: wall,
                 executions: 0,
             })),
+            pid: worker.pid(),
             worker: Arc::new(tokio::sync::Mutex::new(Some(worker))),
             _charge: reservation
                 .charge

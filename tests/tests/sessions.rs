@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 const SESSIONS: usize = 100;
 /// What requests hold of the memory budget now, sessions included.
 const CHARGED: &str = "sandbox_memory_budget_bytes{share=\"requests_charged\"}";
+/// The sessions' workers' resident memory together.
+const SESSIONS_RESIDENT: &str = "sandbox_resident_memory_bytes{process=\"sessions\"}";
 
 /// The sandbox's worker processes now: the pool's and the sessions'.
 fn workers(sandbox: &Service) -> usize {
@@ -44,6 +46,7 @@ fn a_hundred_abandoned_sessions_give_back_every_worker_and_their_memory_once_the
     assert!(workers_before >= 1, "the pool's worker is a child");
 
     let (mut most_workers, mut most_charged) = (workers_before, charged_before);
+    let mut most_resident: f64 = 0.0;
     for index in 0..SESSIONS {
         let (status, created) = post(
             addr,
@@ -64,6 +67,7 @@ fn a_hundred_abandoned_sessions_give_back_every_worker_and_their_memory_once_the
         }
         most_workers = most_workers.max(workers(&sandbox));
         most_charged = most_charged.max(metric_sample(addr, CHARGED));
+        most_resident = most_resident.max(metric_sample(addr, SESSIONS_RESIDENT));
     }
     assert_eq!(
         metric_sample(addr, "sandbox_session_events_total{event=\"created\"}"),
@@ -73,6 +77,8 @@ fn a_hundred_abandoned_sessions_give_back_every_worker_and_their_memory_once_the
     // wait below sees go is what they held.
     assert!(most_workers > workers_before, "{most_workers}");
     assert!(most_charged > charged_before, "{most_charged}");
+    // And their resident memory is counted: each worker holds several MiB.
+    assert!(most_resident > 1048576.0, "{most_resident}");
 
     // Abandoned: each expires 2 s after its last use. Everything goes back, however loaded the
     // machine; the deadline only ends a stuck test.
@@ -94,6 +100,7 @@ fn a_hundred_abandoned_sessions_give_back_every_worker_and_their_memory_once_the
         metric_sample(addr, "sandbox_session_events_total{event=\"expired\"}"),
         SESSIONS as f64
     );
+    assert_eq!(metric_sample(addr, SESSIONS_RESIDENT), 0.0);
 
     // Stateless executions go on as before.
     let (status, answer) = post_execute(addr, r#"{"code": "6 * 7"}"#).unwrap();

@@ -18,12 +18,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         workers_busy: state.scheduler.running(),
         workers: state.pool.alive(),
         supervisor_resident_bytes: resources::resident_bytes("self").unwrap_or(0),
-        workers_resident_bytes: state
-            .pool
-            .pids()
-            .iter()
-            .filter_map(|pid| resources::resident_bytes(&pid.to_string()))
-            .sum(),
+        workers_resident_bytes: resident_bytes(&state.pool.pids()),
+        sessions_resident_bytes: resident_bytes(&state.sessions.worker_pids()),
         open_fds: resources::open_descriptors(),
         sessions_open: state.sessions.open(),
         memory: MemoryShares {
@@ -35,4 +31,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         },
     });
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
+}
+
+/// Resident memory of the processes `pids`, together.
+fn resident_bytes(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| resources::resident_bytes(&pid.to_string()))
+        .sum()
 }
