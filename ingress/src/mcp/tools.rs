@@ -369,31 +369,20 @@ impl Tools {
         parts: &Parts,
         arguments: Value,
     ) -> CallToolResult {
-        let fields: RunJavascript = match serde_json::from_value(arguments) {
+        let fields: RunJavascript = match parsed(arguments) {
             Ok(fields) => fields,
-            Err(error) => return refused(format!("invalid arguments: {error}")),
+            Err(refusal) => return refusal,
         };
-        let body = serde_json::to_vec(&fields).expect("arguments are JSON");
         let path = match &fields.session {
             Some(SessionId(id)) => format!("/api/sessions/{id}/execute"),
             None => "/api/execute".to_owned(),
         };
-        let request = sandbox_request(parts, Method::POST, &path)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body))
-            .expect("a valid request");
-        match self.ask(caller, request).await {
+        match self.ask(caller, post(parts, &path, &fields)).await {
             Err(refusal) => refused(refusal),
             Ok(answer) => {
                 let text = render_execution(&answer);
                 let failed = answer["status"] != "success";
-                let mut result = if failed {
-                    CallToolResult::structured_error(answer)
-                } else {
-                    CallToolResult::structured(answer)
-                };
-                result.content = vec![ContentBlock::text(text)];
-                result
+                structured(answer, text, failed)
             }
         }
     }
@@ -404,8 +393,8 @@ impl Tools {
         parts: &Parts,
         arguments: Value,
     ) -> CallToolResult {
-        if let Err(error) = serde_json::from_value::<ListExamples>(arguments) {
-            return refused(format!("invalid arguments: {error}"));
+        if let Err(refusal) = parsed::<ListExamples>(arguments) {
+            return refusal;
         }
         let request = sandbox_request(parts, Method::GET, "/api/examples")
             .body(Body::empty())
@@ -414,9 +403,7 @@ impl Tools {
             Err(refusal) => refused(refusal),
             Ok(answer) => {
                 let text = render_examples(&answer);
-                let mut result = CallToolResult::structured(answer);
-                result.content = vec![ContentBlock::text(text)];
-                result
+                structured(answer, text, false)
             }
         }
     }
@@ -427,16 +414,14 @@ impl Tools {
         parts: &Parts,
         arguments: Value,
     ) -> CallToolResult {
-        let fields: CreateSession = match serde_json::from_value(arguments) {
+        let fields: CreateSession = match parsed(arguments) {
             Ok(fields) => fields,
-            Err(error) => return refused(format!("invalid arguments: {error}")),
+            Err(refusal) => return refusal,
         };
-        let body = serde_json::to_vec(&fields).expect("arguments are JSON");
-        let request = sandbox_request(parts, Method::POST, "/api/sessions")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body))
-            .expect("a valid request");
-        match self.ask(caller, request).await {
+        match self
+            .ask(caller, post(parts, "/api/sessions", &fields))
+            .await
+        {
             Err(refusal) => refused(refusal),
             Ok(answer) => {
                 let text = format!(
@@ -445,9 +430,7 @@ impl Tools {
                     answer["id"].as_str().unwrap_or_default(),
                     answer["expiresAt"].as_str().unwrap_or_default(),
                 );
-                let mut result = CallToolResult::structured(answer);
-                result.content = vec![ContentBlock::text(text)];
-                result
+                structured(answer, text, false)
             }
         }
     }
@@ -458,9 +441,9 @@ impl Tools {
         parts: &Parts,
         arguments: Value,
     ) -> CallToolResult {
-        let EndSession { id: SessionId(id) } = match serde_json::from_value(arguments) {
+        let EndSession { id: SessionId(id) } = match parsed(arguments) {
             Ok(fields) => fields,
-            Err(error) => return refused(format!("invalid arguments: {error}")),
+            Err(refusal) => return refusal,
         };
         let request = sandbox_request(parts, Method::DELETE, &format!("/api/sessions/{id}"))
             .body(Body::empty())
@@ -532,6 +515,33 @@ fn sandbox_request(parts: &Parts, method: Method, path: &str) -> axum::http::req
 /// A tool error whose text says what happened.
 fn refused(text: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(text.into())])
+}
+
+/// A tool's arguments as its type, or the result that refuses them.
+fn parsed<T: serde::de::DeserializeOwned>(arguments: Value) -> Result<T, CallToolResult> {
+    serde_json::from_value(arguments)
+        .map_err(|error| refused(format!("invalid arguments: {error}")))
+}
+
+/// `POST path` to the sandbox with `fields` as its JSON body.
+fn post(parts: &Parts, path: &str, fields: &impl Serialize) -> Request {
+    let body = serde_json::to_vec(fields).expect("arguments are JSON");
+    sandbox_request(parts, Method::POST, path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .expect("a valid request")
+}
+
+/// The sandbox's answer as structured content, with `text` for clients that read only text;
+/// marked as an error when `failed`.
+fn structured(answer: Value, text: String, failed: bool) -> CallToolResult {
+    let mut result = if failed {
+        CallToolResult::structured_error(answer)
+    } else {
+        CallToolResult::structured(answer)
+    };
+    result.content = vec![ContentBlock::text(text)];
+    result
 }
 
 /// An execute answer for people: the result or the error, then the console, one line per call.
