@@ -66,7 +66,9 @@ NEAREST = {
         ("supervisor<->worker exchange", r"contract::worker|worker::assignment|UnixStream"
          r"|worker::serve|HostRuntime::install|console::ConsoleLog::open"),
         ("runtime teardown", r"JS_FreeRuntime|JS_FreeContext|RawRuntime as core::ops::drop::Drop"),
-        ("runtime preparation", r"engine::|rquickjs::|JS_NewRuntime|JS_NewContext"),
+        # rquickjs's frames are named `rquickjs_core::`; the intrinsics' C functions are called
+        # straight from its `Context::custom`.
+        ("runtime preparation", r"engine::|rquickjs|JS_NewRuntime|JS_NewContext|JS_AddIntrinsic"),
     ],
 }
 
