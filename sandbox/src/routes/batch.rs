@@ -53,7 +53,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{
-    execute::{checked_input, header_text, limits, script, share},
+    execute::{admit, checked_input, header_text, limits, script, share},
     json::{ApiJson, charged_json_bytes},
 };
 use crate::{
@@ -90,21 +90,14 @@ pub async fn batch(
             refusal.reason = tracing::field::Empty,
         )
     });
-    let (tenant, job, inputs) = admission
-        .in_scope(|| {
-            let tenant = Tenant::from_headers(&headers, peer)?;
-            tracing::Span::current().record("tenant.id", tenant.id.as_str());
-            let (job, inputs) = prepare(&state, &tenant, request)?;
-            if let Err(refusal) = charge.grow(state.config.batch_charge(inputs.len())) {
-                state.metrics.refused_for_memory(&tenant.id);
-                return Err(ApiError::OverBudget(refusal));
-            }
-            Ok((tenant, job, inputs))
-        })
-        .inspect_err(|error: &ApiError| {
-            admission.record("refusal.reason", error.kind().as_str());
-        })?;
-    drop(admission);
+    let (tenant, (job, inputs)) = admit(admission, &headers, peer, |tenant| {
+        let (job, inputs) = prepare(&state, tenant, request)?;
+        if let Err(refusal) = charge.grow(state.config.batch_charge(inputs.len())) {
+            state.metrics.refused_for_memory(&tenant.id);
+            return Err(ApiError::OverBudget(refusal));
+        }
+        Ok((job, inputs))
+    })?;
     let mut script = std::collections::hash_map::DefaultHasher::new();
     (&job.script_name, &job.source, job.language).hash(&mut script);
     let run = Arc::new(BatchRun {

@@ -10,7 +10,7 @@
 
 use std::{
     convert::Infallible,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -70,6 +70,27 @@ impl From<Answer> for ExecuteResponse {
     }
 }
 
+/// Identifies the request's tenant and runs `prepare` for it in `admission`, the request's
+/// span for it, which gets the tenant's id and, when the request is refused, the error's kind:
+/// how `POST /api/execute` and `POST /api/batch` both begin.
+pub(super) fn admit<T>(
+    admission: tracing::Span,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    prepare: impl FnOnce(&Tenant) -> Result<T, ApiError>,
+) -> Result<(Tenant, T), ApiError> {
+    admission
+        .in_scope(|| {
+            let tenant = Tenant::from_headers(headers, peer)?;
+            admission.record("tenant.id", tenant.id.as_str());
+            let prepared = prepare(&tenant)?;
+            Ok((tenant, prepared))
+        })
+        .inspect_err(|error: &ApiError| {
+            admission.record("refusal.reason", error.kind().as_str());
+        })
+}
+
 /// `POST /api/execute`.
 pub async fn execute(
     State(state): State<AppState>,
@@ -86,17 +107,9 @@ pub async fn execute(
             refusal.reason = tracing::field::Empty,
         )
     });
-    let (tenant, job) = admission
-        .in_scope(|| {
-            let tenant = Tenant::from_headers(&headers, peer)?;
-            tracing::Span::current().record("tenant.id", tenant.id.as_str());
-            let job = prepare(&state, &tenant, request)?;
-            Ok((tenant, job))
-        })
-        .inspect_err(|error: &ApiError| {
-            admission.record("refusal.reason", error.kind().as_str());
-        })?;
-    drop(admission);
+    let (tenant, job) = admit(admission, &headers, peer, |tenant| {
+        prepare(&state, tenant, request)
+    })?;
     let code_bytes = job.source.len() + job.input.as_ref().map_or(0, String::len);
     let record = Record {
         metrics: state.metrics.clone(),
