@@ -345,10 +345,11 @@ pub async fn trace_requests(
 
 /// The routes a server span is named after; any other path (a 404's, say) names no span,
 /// which keeps span names few whatever clients ask for.
-const ROUTES: [&str; 7] = [
+const ROUTES: [&str; 8] = [
     "/api/execute",
     "/api/batch",
     "/api/examples",
+    "/api/sessions",
     contract::openapi::DOCUMENT_PATH,
     "/healthz",
     "/mcp",
@@ -361,18 +362,19 @@ pub fn server_span_name(method: &axum::http::Method, path: &str) -> String {
     if ROUTES.contains(&path) {
         return format!("{method} {path}");
     }
-    let session_route = match path.strip_prefix("/api/sessions") {
-        Some("") => Some("/api/sessions"),
-        Some(rest) => match rest.strip_prefix('/').map(|rest| rest.split_once('/')) {
-            Some(None) => Some("/api/sessions/{id}"),
-            Some(Some((_, "execute"))) => Some("/api/sessions/{id}/execute"),
-            _ => None,
-        },
-        None => None,
-    };
-    match session_route {
+    match session_route(path) {
         Some(route) => format!("{method} {route}"),
         None => method.to_string(),
+    }
+}
+
+/// The route of a path that names one session, its id left out.
+fn session_route(path: &str) -> Option<&'static str> {
+    let rest = path.strip_prefix("/api/sessions/")?;
+    match rest.split_once('/') {
+        None if !rest.is_empty() => Some("/api/sessions/{id}"),
+        Some((id, "execute")) if !id.is_empty() => Some("/api/sessions/{id}/execute"),
+        _ => None,
     }
 }
 
@@ -513,6 +515,14 @@ mod tests {
             "POST /api/sessions/{id}/execute"
         );
         assert_eq!(server_span_name(&Method::POST, "/api/sessions/a/b"), "POST");
+        assert_eq!(
+            server_span_name(&Method::DELETE, "/api/sessions/"),
+            "DELETE"
+        );
+        assert_eq!(
+            server_span_name(&Method::POST, "/api/sessions//execute"),
+            "POST"
+        );
         assert_eq!(server_span_name(&Method::GET, "/api/sessionsx"), "GET");
         assert_eq!(server_span_name(&Method::GET, "/index.html"), "GET");
     }
