@@ -199,7 +199,7 @@ async fn sample(
 }
 
 /// The sandbox's gauges now, `None` when its metrics cannot be read.
-pub async fn scrape(client: &reqwest::Client, url: &str) -> Option<SandboxGauges> {
+async fn scrape(client: &reqwest::Client, url: &str) -> Option<SandboxGauges> {
     let answer = client.get(url).timeout(SCRAPE_TIMEOUT).send().await.ok()?;
     if !answer.status().is_success() {
         return None;
