@@ -27,6 +27,11 @@
  *              call's failure ignored), limit by JS_SetMemoryLimit
  *   allocator  the engine's intrinsics, limit by the allocator functions refusing, as the
  *              engine's metered allocator does; this one also walks JS_NewRuntime2's failures
+ *   typed-arrays  the engine's intrinsics but the typed arrays, made without a limit; then,
+ *              under the limit (JS_SetMemoryLimit above what that context holds), the typed
+ *              arrays made as the engine makes them when a script first reaches for one
+ *              (JS_AddIntrinsicTypedArraysTo an object of its own, once more after a failure)
+ *              and a script that uses them
  *
  * A sanitizer report ends the process (ASAN_OPTIONS=abort_on_error=1, -fno-sanitize-recover)
  * after naming what ran and the limit it was at; with --fork each limit runs in a child instead,
@@ -200,14 +205,16 @@ enum context_kind {
     CONTEXT_QUICKJS,
     CONTEXT_ENGINE,
     CONTEXT_ALLOCATOR,
+    CONTEXT_TYPED_ARRAYS,
 };
 
-static const char *const context_kind_names[] = {"quickjs", "engine", "allocator"};
+static const char *const context_kind_names[] = {"quickjs", "engine", "allocator",
+                                                 "typed-arrays"};
 
 /* A context with the intrinsics the engine asks rquickjs for (`Builtins` in engine/src/lib.rs,
  * made by rquickjs's Context::custom): base objects, then each of them in that order, every
  * call's failure ignored, as rquickjs does. NULL only when JS_NewContextRaw failed. */
-static JSContext *new_engine_context(JSRuntime *rt)
+static JSContext *new_engine_context(JSRuntime *rt, bool typed_arrays)
 {
     JSContext *ctx = JS_NewContextRaw(rt);
     if (!ctx)
@@ -220,10 +227,47 @@ static JSContext *new_engine_context(JSRuntime *rt)
     JS_AddIntrinsicJSON(ctx);
     JS_AddIntrinsicProxy(ctx);
     JS_AddIntrinsicMapSet(ctx);
-    JS_AddIntrinsicTypedArrays(ctx);
+    if (typed_arrays)
+        JS_AddIntrinsicTypedArrays(ctx);
     JS_AddIntrinsicPromise(ctx);
     JS_AddIntrinsicWeakRef(ctx);
     return ctx;
+}
+
+/* What the typed-arrays sweep runs once they are made, with their constructors as globals. */
+static const char typed_arrays_script[] =
+    "const bytes = new Uint8Array(new ArrayBuffer(16)); bytes.set([1, 2, 3]);"
+    "new DataView(bytes.buffer).getInt16(0) + Float64Array.from(bytes).length"
+    " + Atomics.add(new Int32Array(new SharedArrayBuffer(8)), 0, 1) + bytes.toHex().length;";
+
+/* Makes the typed arrays as the engine does (engine/src/typed_arrays.rs), trying once more after
+ * a failure, and defines the constructors it made as globals; false when both attempts failed.
+ * Sets *threw_null when a failure was thrown as `null`. */
+static bool make_typed_arrays(JSContext *ctx, bool *threw_null)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        JSValue made = JS_NewObjectProto(ctx, JS_NULL);
+        if (JS_IsException(made) || JS_AddIntrinsicTypedArraysTo(ctx, made) < 0) {
+            *threw_null |= exception_is_null(ctx);
+            JS_FreeValue(ctx, made);
+            continue;
+        }
+        JSValue global = JS_GetGlobalObject(ctx);
+        const char *names[] = {"ArrayBuffer", "SharedArrayBuffer", "Uint8Array", "Int32Array",
+                               "Float64Array", "DataView", "Atomics"};
+        bool defined = true;
+        for (size_t i = 0; defined && i < sizeof(names) / sizeof(names[0]); i++) {
+            JSValue constructor = JS_GetPropertyStr(ctx, made, names[i]);
+            defined = !JS_IsException(constructor) &&
+                      JS_SetPropertyStr(ctx, global, names[i], constructor) >= 0;
+        }
+        if (!defined)
+            *threw_null |= exception_is_null(ctx);
+        JS_FreeValue(ctx, global);
+        JS_FreeValue(ctx, made);
+        return defined;
+    }
+    return false;
 }
 
 /* A fresh runtime and context with the prelude evaluated, for a script; NULL (with a message)
@@ -328,8 +372,29 @@ static int run_context(const struct sweep *sweep, size_t extra, size_t *peak_ext
             JS_SetMemoryLimit(rt, usage.malloc_size + extra);
     }
     JSContext *ctx = NULL;
-    if (rt)
-        ctx = sweep->kind == CONTEXT_QUICKJS ? JS_NewContext(rt) : new_engine_context(rt);
+    if (rt && sweep->kind == CONTEXT_TYPED_ARRAYS) {
+        ctx = new_engine_context(rt, false);
+        JSMemoryUsage usage;
+        JS_ComputeMemoryUsage(rt, &usage);
+        limit_base = tracked_bytes;
+        peak_bytes = tracked_bytes;
+        if (extra != UNLIMITED)
+            JS_SetMemoryLimit(rt, usage.malloc_size + extra);
+        if (ctx && make_typed_arrays(ctx, &threw_null)) {
+            interrupt_budget = INTERRUPT_BUDGET;
+            JS_SetInterruptHandler(rt, interrupt_handler, NULL);
+            JSValue result = JS_Eval(ctx, typed_arrays_script, strlen(typed_arrays_script),
+                                     "<typed-arrays>", JS_EVAL_TYPE_GLOBAL);
+            if (JS_IsException(result))
+                threw_null |= exception_is_null(ctx);
+            JS_FreeValue(ctx, result);
+        }
+        if (ctx)
+            JS_FreeContext(ctx);
+        ctx = NULL;
+    } else if (rt) {
+        ctx = sweep->kind == CONTEXT_QUICKJS ? JS_NewContext(rt) : new_engine_context(rt, true);
+    }
     if (ctx) {
         interrupt_budget = INTERRUPT_BUDGET;
         JS_SetInterruptHandler(rt, interrupt_handler, NULL);
@@ -384,7 +449,7 @@ static void usage(const char *program)
 {
     fprintf(stderr,
             "usage: %s [--fork] [--fine] [--at EXTRA] [--bytecode] (SCRIPT.js | "
-            "--context=quickjs|engine|allocator)\n",
+            "--context=quickjs|engine|allocator|typed-arrays)\n",
             program);
 }
 

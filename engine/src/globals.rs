@@ -1,5 +1,6 @@
-//! The globals a runtime adds to the language's: `console`, the timer functions and the Web
-//! APIs. They are all defined before any script runs, and none is built until a script first
+//! The globals a runtime adds to the language's (`console`, the timer functions and the Web
+//! APIs) and those of the language it makes late (the typed arrays, [`crate::typed_arrays`]).
+//! They are all defined before any script runs, and none is built until a script first
 //! reaches for it, so preparing a runtime costs little more than a bare one: each is a lazy
 //! property of the global object (`JS_DefineLazyProperty`, a patch of the vendored QuickJS),
 //! which takes a slot and no object, and whose value one loader function makes on first
@@ -11,7 +12,7 @@ use std::{cell::RefCell, ffi::c_int, rc::Rc};
 
 use rquickjs::{Ctx, Error, Function, Object, Result, Value, qjs};
 
-use crate::{console::ConsoleLog, fault, timers::Timers, web::WebApis};
+use crate::{console::ConsoleLog, fault, timers::Timers, typed_arrays, web::WebApis};
 
 unsafe extern "C" {
     /// Defines `prop` on `this_obj` as a property whose value is `loader(name)`, made on first
@@ -27,7 +28,8 @@ unsafe extern "C" {
     ) -> c_int;
 }
 
-/// WebIDL's globals, and `console` as in browsers: writable, configurable, not enumerable.
+/// WebIDL's globals, and `console` as in browsers: writable, configurable, not enumerable; so
+/// are the language's constructors.
 const WEB_IDL: c_int = (qjs::JS_PROP_WRITABLE | qjs::JS_PROP_CONFIGURABLE) as c_int;
 /// The timer functions, as plain assignments made them: enumerable too.
 const ASSIGNED: c_int = WEB_IDL | qjs::JS_PROP_ENUMERABLE as c_int;
@@ -59,6 +61,10 @@ impl<'js> Globals<'js> {
                 let console = console.upgrade().ok_or_else(over)?;
                 return Ok(console.build(&ctx)?.into_value());
             }
+            if typed_arrays::GLOBALS.contains(&name.as_str()) {
+                let web = web.upgrade().ok_or_else(over)?;
+                return web.typed_arrays(&ctx)?.get(name);
+            }
             if Timers::GLOBALS.contains(&name.as_str()) {
                 let timers = timers.upgrade().ok_or_else(over)?;
                 return Ok(Timers::global(&timers, &ctx, &name)?.into_value());
@@ -68,6 +74,10 @@ impl<'js> Globals<'js> {
         let globals = Self {
             loader: Function::new(ctx.clone(), load)?,
         };
+        // First, where the language's other globals end.
+        for name in typed_arrays::GLOBALS {
+            globals.define(ctx, name, WEB_IDL)?;
+        }
         globals.define(ctx, "console", WEB_IDL)?;
         for name in Timers::GLOBALS {
             globals.define(ctx, name, ASSIGNED)?;

@@ -32,6 +32,7 @@ mod rejections;
 mod runtime;
 mod serialize;
 mod timers;
+mod typed_arrays;
 pub mod typescript;
 mod web;
 

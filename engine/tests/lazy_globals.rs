@@ -164,3 +164,101 @@ fn globals_first_used_inside_promise_jobs_and_timers_work() {
     "#);
     assert_eq!(result, json!(["aGk=", ["micro"], 20]));
 }
+
+#[test]
+fn the_typed_arrays_are_own_data_properties_as_the_language_defines_them_before_and_after_their_first_use()
+ {
+    let result = run(r#"
+        const names = ['ArrayBuffer', 'SharedArrayBuffer', 'Uint8ClampedArray', 'Int8Array',
+          'Uint8Array', 'Int16Array', 'Uint16Array', 'Int32Array', 'Uint32Array',
+          'BigInt64Array', 'BigUint64Array', 'Float16Array', 'Float32Array', 'Float64Array',
+          'DataView', 'Atomics'];
+        const own = Object.getOwnPropertyNames(globalThis);
+        const missing = names.filter((name) => !own.includes(name));
+        const shapes = names.map((name) => {
+          const d = Object.getOwnPropertyDescriptor(globalThis, name);
+          return [typeof d.value, 'get' in d, d.writable, d.enumerable, d.configurable];
+        });
+        const bytes = Uint8Array.from([1, 2, 3]);
+        const view = new DataView(bytes.buffer);
+        const typedArray = Object.getPrototypeOf(Int8Array);
+        [missing, new Set(shapes.slice(0, 15).map(String)).size, shapes[0], shapes[15],
+         view.getUint8(2), bytes.buffer instanceof ArrayBuffer, typedArray.name,
+         typedArray === Object.getPrototypeOf(Float64Array), Uint8Array.fromBase64('aGk=')[1],
+         Atomics.add(new Int32Array(new SharedArrayBuffer(8)), 0, 5),
+         Object.prototype.toString.call(new BigInt64Array(1))]
+    "#);
+    assert_eq!(
+        result,
+        json!([
+            [],
+            1,
+            ["function", false, true, false, true],
+            ["object", false, true, false, true],
+            3,
+            true,
+            "TypedArray",
+            true,
+            105,
+            0,
+            "[object BigInt64Array]"
+        ])
+    );
+}
+
+#[test]
+fn the_web_apis_make_their_typed_arrays_whatever_a_script_did_to_the_typed_arrays_globals() {
+    // Twice: a process's first runtime captures the typed arrays' built-ins otherwise than the
+    // later ones.
+    for _ in 0..2 {
+        let result = run(r#"
+            const boom = () => { throw new Error('a replaced built-in was called'); };
+            globalThis.Uint8Array = boom;
+            delete globalThis.ArrayBuffer;
+            Object.defineProperty(globalThis, 'DataView', { value: 7, writable: false });
+            const bytes = new TextEncoder().encode('hé');
+            const uint8 = Object.getPrototypeOf(bytes);
+            const clone = structuredClone(new Int16Array([-2, 3]));
+            [Uint8Array === boom, typeof ArrayBuffer, DataView, bytes.length, uint8.constructor.name,
+             Object.getPrototypeOf(uint8) === Object.getPrototypeOf(Int16Array.prototype),
+             clone instanceof Int16Array, clone[0], btoa(new TextDecoder().decode(bytes.subarray(0, 1)))]
+        "#);
+        assert_eq!(
+            result,
+            json!([
+                true,
+                "undefined",
+                7,
+                3,
+                "Uint8Array",
+                true,
+                true,
+                -2,
+                "aA=="
+            ])
+        );
+    }
+}
+
+#[test]
+fn built_ins_of_the_typed_arrays_replaced_after_a_script_made_them_change_nothing_in_the_web_apis()
+{
+    for _ in 0..2 {
+        let result = run(r#"
+            const boom = () => { throw new Error('a replaced built-in was called'); };
+            const typedArray = Object.getPrototypeOf(Int8Array.prototype);
+            Object.defineProperty(typedArray, 'byteLength', { get: boom });
+            Object.defineProperty(typedArray, 'buffer', { get: boom });
+            Object.defineProperty(typedArray, Symbol.toStringTag, { get: boom });
+            typedArray.set = boom;
+            Object.defineProperty(ArrayBuffer.prototype, 'byteLength', { get: boom });
+            ArrayBuffer.prototype.slice = boom;
+            Object.defineProperty(DataView.prototype, 'buffer', { get: boom });
+            const bytes = new TextEncoder().encode('abc');
+            const copy = structuredClone(new Uint8Array([9, 8]));
+            [new TextDecoder().decode(bytes), crypto.getRandomValues(new Uint8Array(4)).length,
+             btoa('x'), copy[1]]
+        "#);
+        assert_eq!(result, json!(["abc", 4, "eA==", 8]));
+    }
+}

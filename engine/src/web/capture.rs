@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use rquickjs::{Ctx, Error, Result, Value, qjs};
+use rquickjs::{Ctx, Error, Object, Result, Value, qjs};
 
 use crate::builtins::{self, Atom, Captured, CapturedList, Predefined, ProcessWide};
 
@@ -109,6 +109,13 @@ const CAPTURED: &[(&str, Path)] = &[
     ("SetPrototypeAdd", Method("Set", "add")),
     ("SetPrototypeValues", Method("Set", "values")),
     ("SetIteratorPrototypeNext", IteratorNext("Set")),
+];
+
+/// What is captured of the typed arrays, which a runtime makes when a script first reaches for
+/// them ([`crate::typed_arrays`]): read then, from the constructors as made, before the
+/// script gets any of them. Their globals are read from where they were made, which no script
+/// sees; anything else they need (`Symbol.toStringTag`) from [`CAPTURED`].
+const CAPTURED_TYPED: &[(&str, Path)] = &[
     ("ArrayBuffer_", Global("ArrayBuffer")),
     ("ArrayBufferPrototypeSlice", Method("ArrayBuffer", "slice")),
     (
@@ -204,44 +211,93 @@ const fn index_of(name: &str) -> usize {
     panic!("not a captured name")
 }
 
-/// The names of the captured values, in the order [`capture`] returns them.
+/// Where `Symbol.toStringTag` is in [`CAPTURED`], for [`capture_typed`].
+pub const TO_STRING_TAG: usize = index_of("SymbolToStringTag");
+
+/// The names of the captured values: those [`capture`] returns, then those of
+/// [`capture_typed`].
 pub fn names() -> impl Iterator<Item = &'static str> {
-    CAPTURED.iter().map(|(name, _)| *name)
+    CAPTURED.iter().chain(CAPTURED_TYPED).map(|(name, _)| *name)
 }
 
 /// Captures every value of [`CAPTURED`]; must run before any script code.
 pub fn capture<'js>(ctx: &Ctx<'js>) -> Result<CapturedList<'js>> {
-    let mut reader = Reader {
-        ctx,
-        global: ctx.globals().into_value(),
-        learnt: LEARNT.learnt(),
-        globals: Vec::with_capacity(48),
-        prototypes: Vec::with_capacity(24),
-    };
-    let captured = LEARNT.capture(ctx, CAPTURED.len(), |index| reader.read(index))?;
-    if GLOBAL_ATOMS.get().is_none() {
-        let atoms = CAPTURED
-            .iter()
-            .map(|(_, path)| match path {
-                Global(name) => Ok(Atom::new(ctx, name)?.predefined()),
-                _ => Ok(None),
-            })
-            .collect::<Result<_>>()?;
-        GLOBAL_ATOMS.get_or_init(|| atoms);
-    }
-    Ok(captured)
+    LANGUAGE.capture(ctx, ctx.globals().into_value(), None)
 }
 
-/// What the first runtime learnt.
-static LEARNT: ProcessWide = ProcessWide::new();
+/// Captures every value of [`CAPTURED_TYPED`], reading their globals from `made`, where the
+/// typed arrays were just made; must run before any script code gets one of them.
+/// `to_string_tag` is `Symbol.toStringTag`, as [`capture`] captured it.
+pub fn capture_typed<'js>(
+    ctx: &Ctx<'js>,
+    made: &Object<'js>,
+    to_string_tag: Value<'js>,
+) -> Result<CapturedList<'js>> {
+    TYPED.capture(ctx, made.clone().into_value(), Some(to_string_tag))
+}
 
-/// The atoms of the names of [`Path::Global`]s, when predefined, by index in [`CAPTURED`].
-static GLOBAL_ATOMS: OnceLock<Vec<Option<Predefined>>> = OnceLock::new();
+static LANGUAGE: List = List::new(CAPTURED);
+static TYPED: List = List::new(CAPTURED_TYPED);
+
+/// One list of built-ins to capture, and what the first runtime of the process learnt of it.
+struct List {
+    paths: &'static [(&'static str, Path)],
+    learnt: ProcessWide,
+    /// The atoms of the names of [`Path::Global`]s, when predefined, by index in `paths`.
+    global_atoms: OnceLock<Vec<Option<Predefined>>>,
+}
+
+impl List {
+    const fn new(paths: &'static [(&'static str, Path)]) -> Self {
+        Self {
+            paths,
+            learnt: ProcessWide::new(),
+            global_atoms: OnceLock::new(),
+        }
+    }
+
+    /// Captures the list, reading [`Path::Global`]s from `global`.
+    fn capture<'js>(
+        &'static self,
+        ctx: &Ctx<'js>,
+        global: Value<'js>,
+        to_string_tag: Option<Value<'js>>,
+    ) -> Result<CapturedList<'js>> {
+        let mut reader = Reader {
+            ctx,
+            list: self,
+            global,
+            to_string_tag,
+            learnt: self.learnt.learnt(),
+            globals: Vec::with_capacity(48),
+            prototypes: Vec::with_capacity(24),
+        };
+        let captured = self
+            .learnt
+            .capture(ctx, self.paths.len(), |index| reader.read(index))?;
+        if self.global_atoms.get().is_none() {
+            let atoms = self
+                .paths
+                .iter()
+                .map(|(_, path)| match path {
+                    Global(name) => Ok(Atom::new(ctx, name)?.predefined()),
+                    _ => Ok(None),
+                })
+                .collect::<Result<_>>()?;
+            self.global_atoms.get_or_init(|| atoms);
+        }
+        Ok(captured)
+    }
+}
 
 /// Captures values, keeping the globals and prototypes read on the way for the next ones.
 struct Reader<'a, 'js> {
     ctx: &'a Ctx<'js>,
+    list: &'static List,
+    /// Where [`Path::Global`]s are read.
     global: Value<'js>,
+    /// `Symbol.toStringTag` when [`Path::TagGetter`]s may not read it from `global`.
+    to_string_tag: Option<Value<'js>>,
     /// The first runtime learnt what is a built-in not made yet: what is left to read is made.
     learnt: bool,
     globals: Vec<(&'static str, Captured<'js>)>,
@@ -251,9 +307,9 @@ struct Reader<'a, 'js> {
 impl<'js> Reader<'_, 'js> {
     fn read(&mut self, index: usize) -> Result<Captured<'js>> {
         let ctx = self.ctx;
-        match CAPTURED[index].1 {
+        match self.list.paths[index].1 {
             Global(name) => {
-                let predefined = GLOBAL_ATOMS.get().and_then(|atoms| atoms[index]);
+                let predefined = self.list.global_atoms.get().and_then(|atoms| atoms[index]);
                 match predefined {
                     // Only what was made already is left to read.
                     Some(atom) if self.learnt => {
@@ -270,9 +326,14 @@ impl<'js> Reader<'_, 'js> {
                 Captured::getter(ctx, &self.prototype(name)?, &Atom::new(ctx, key)?)
             }
             TagGetter(name) => {
-                let tag = Captured::read(ctx, &self.global("Symbol")?, "toStringTag")?;
-                let tag = tag.value().ok_or_else(|| capture_failed(ctx))?;
-                Captured::getter(ctx, &self.prototype(name)?, &Atom::of_value(ctx, tag)?)
+                let tag = match &self.to_string_tag {
+                    Some(tag) => tag.clone(),
+                    None => {
+                        let tag = Captured::read(ctx, &self.global("Symbol")?, "toStringTag")?;
+                        tag.value().ok_or_else(|| capture_failed(ctx))?.clone()
+                    }
+                };
+                Captured::getter(ctx, &self.prototype(name)?, &Atom::of_value(ctx, &tag)?)
             }
             IteratorNext(name) => {
                 let prototype = builtins::iterator_prototype(ctx, name == "Map")?;

@@ -41,6 +41,7 @@ use crate::{
     host::FetchPrimitive,
     memory::{self, Charge},
     timers::Timers,
+    typed_arrays,
 };
 
 /// What every group shares, built from the captured built-ins: `DOMException`,
@@ -113,6 +114,9 @@ pub struct WebApis<'js> {
     fetch: RefCell<Option<FetchPrimitive<'js>>>,
     /// The captured built-ins, in the order of `capture::names`; `None` once released.
     captured: RefCell<Option<CapturedList<'js>>>,
+    /// Once made: the typed arrays' constructors ([`crate::typed_arrays`]) and what was
+    /// captured of them as they were made.
+    typed_arrays: RefCell<Option<(Object<'js>, CapturedList<'js>)>>,
     /// What `primordials.js` returned, once a script reached for a Web API.
     primordials: RefCell<Option<Array<'js>>>,
     /// The globals of each group that was loaded.
@@ -133,6 +137,7 @@ impl<'js> WebApis<'js> {
             timers: timers.clone(),
             fetch: RefCell::new(None),
             captured: RefCell::new(Some(captured)),
+            typed_arrays: RefCell::new(None),
             primordials: RefCell::new(None),
             groups: RefCell::new(Default::default()),
         })
@@ -143,6 +148,27 @@ impl<'js> WebApis<'js> {
         let captured = self.captured.borrow();
         let list = captured.as_ref().ok_or(Error::Unknown)?;
         list.pick(capture::SERIALIZER)
+    }
+
+    /// The typed arrays' constructors, by their globals' names, made the first time they are
+    /// asked for, by a script reaching for one of their globals or by the Web APIs building
+    /// themselves: what the Web APIs use of them is captured then, before any script has one
+    /// ([`capture::capture_typed`]).
+    pub fn typed_arrays(&self, ctx: &Ctx<'js>) -> Result<Object<'js>> {
+        if let Some((made, _)) = &*self.typed_arrays.borrow() {
+            return Ok(made.clone());
+        }
+        let to_string_tag = match &*self.captured.borrow() {
+            Some(list) => {
+                let [tag] = list.pick([capture::TO_STRING_TAG])?;
+                tag.make(ctx)?
+            }
+            None => return Err(fault::internal_error(ctx, "the runtime is over")),
+        };
+        let made = typed_arrays::make(ctx)?;
+        let captured = capture::capture_typed(ctx, &made, to_string_tag)?;
+        *self.typed_arrays.borrow_mut() = Some((made.clone(), captured));
+        Ok(made)
     }
 
     /// The value of global `name` (one of [`GLOBALS`] or [`FETCH_GLOBALS`]), building its
@@ -173,11 +199,14 @@ impl<'js> WebApis<'js> {
         if let Some(primordials) = &*self.primordials.borrow() {
             return Ok(primordials.clone());
         }
+        // The natives make typed arrays, and the built-ins captured of them are needed now.
+        self.typed_arrays(ctx)?;
         let captured = Array::new(ctx.clone())?;
-        let entries: Vec<Captured<'js>> = match &*self.captured.borrow() {
-            Some(list) => list.entries().collect(),
-            None => return Err(fault::internal_error(ctx, "the runtime is over")),
-        };
+        let entries: Vec<Captured<'js>> =
+            match (&*self.captured.borrow(), &*self.typed_arrays.borrow()) {
+                (Some(list), Some((_, typed))) => list.entries().chain(typed.entries()).collect(),
+                _ => return Err(fault::internal_error(ctx, "the runtime is over")),
+            };
         for (index, entry) in entries.iter().enumerate() {
             captured.set(index, entry.make(ctx)?)?;
         }
@@ -228,6 +257,7 @@ impl<'js> WebApis<'js> {
     pub fn clear(&self) {
         self.fetch.borrow_mut().take();
         self.captured.borrow_mut().take();
+        self.typed_arrays.borrow_mut().take();
         self.primordials.borrow_mut().take();
         *self.groups.borrow_mut() = Default::default();
     }

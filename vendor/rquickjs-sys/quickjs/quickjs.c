@@ -63114,19 +63114,41 @@ static void js__atomics_init(void) {
 }
 
 /* TODO(saghul) make this public and not dependent on typed arrays? */
-static int JS_AddIntrinsicAtomics(JSContext *ctx)
+/* PATCH lazy-typed-arrays: defined on 'target' (the global object unless the embedder
+   makes typed arrays later, see JS_AddIntrinsicTypedArraysTo). */
+static int JS_AddIntrinsicAtomics(JSContext *ctx, JSValueConst target)
 {
     js_once(&js_atomics_once, js__atomics_init);
 
     /* add Atomics as autoinit object */
-    return JS_SetPropertyFunctionList(ctx, ctx->global_obj, js_atomics_obj, countof(js_atomics_obj));
+    return JS_SetPropertyFunctionList(ctx, target, js_atomics_obj, countof(js_atomics_obj));
 }
 
 #endif /* CONFIG_ATOMICS */
 
-static int js_uint8array_funcs_init(JSContext *ctx);
+static int js_uint8array_funcs_init(JSContext *ctx, JSValueConst target);
+
+/* PATCH lazy-typed-arrays: defines the constructor 'ctor' (freed here) as 'target'[atom],
+   as JS_NewCConstructor defines a global; -1 when 'ctor' is an exception or defining failed. */
+static int js_define_intrinsic_global(JSContext *ctx, JSValueConst target, JSAtom atom,
+                                      JSValue ctor)
+{
+    if (JS_IsException(ctor))
+        return -1;
+    return JS_DefinePropertyValue(ctx, target, atom, ctor,
+                                  JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE) < 0 ? -1 : 0;
+}
 
 int JS_AddIntrinsicTypedArrays(JSContext *ctx)
+{
+    return JS_AddIntrinsicTypedArraysTo(ctx, ctx->global_obj);
+}
+
+/* PATCH lazy-typed-arrays (PATCHES.md): the typed arrays intrinsic, with its globals
+   (ArrayBuffer, SharedArrayBuffer, the typed array constructors, DataView, Atomics) defined
+   on 'target' instead of the global object, so that an embedder can make them when a script
+   first reaches for one and hand out the constructors from 'target', which no script sees. */
+int JS_AddIntrinsicTypedArraysTo(JSContext *ctx, JSValueConst target)
 {
     JSValue typed_array_base_func, typed_array_base_proto, obj;
     int i, ret;
@@ -63136,20 +63158,18 @@ int JS_AddIntrinsicTypedArrays(JSContext *ctx)
                              JS_UNDEFINED,
                              js_array_buffer_funcs, countof(js_array_buffer_funcs),
                              js_array_buffer_proto_funcs, countof(js_array_buffer_proto_funcs),
-                             0);
-    if (JS_IsException(obj))
+                             JS_NEW_CTOR_NO_GLOBAL);
+    if (js_define_intrinsic_global(ctx, target, JS_ATOM_ArrayBuffer, obj))
         return -1;
-    JS_FreeValue(ctx, obj);
 
     obj = JS_NewCConstructor(ctx, JS_CLASS_SHARED_ARRAY_BUFFER, "SharedArrayBuffer",
                              js_shared_array_buffer_constructor, 1, JS_CFUNC_constructor, 0,
                              JS_UNDEFINED,
                              js_shared_array_buffer_funcs, countof(js_shared_array_buffer_funcs),
                              js_shared_array_buffer_proto_funcs, countof(js_shared_array_buffer_proto_funcs),
-                             0);
-    if (JS_IsException(obj))
+                             JS_NEW_CTOR_NO_GLOBAL);
+    if (js_define_intrinsic_global(ctx, target, JS_ATOM_SharedArrayBuffer, obj))
         return -1;
-    JS_FreeValue(ctx, obj);
 
     typed_array_base_func =
         JS_NewCConstructor(ctx, -1, "TypedArray",
@@ -63190,18 +63210,19 @@ int JS_AddIntrinsicTypedArrays(JSContext *ctx)
                                  typed_array_base_func,
                                  bpe, 1,
                                  bpe, 1,
-                                 0);
-        if (JS_IsException(obj)) {
+                                 JS_NEW_CTOR_NO_GLOBAL);
+        if (js_define_intrinsic_global(ctx, target,
+                                       JS_ATOM_Uint8ClampedArray + i - JS_CLASS_UINT8C_ARRAY,
+                                       obj)) {
         fail:
             JS_FreeValue(ctx, typed_array_base_func);
             return -1;
         }
-        JS_FreeValue(ctx, obj);
     }
     JS_FreeValue(ctx, typed_array_base_func);
 
     /* Uint8Array base64/hex methods */
-    if (js_uint8array_funcs_init(ctx))
+    if (js_uint8array_funcs_init(ctx, target))
         return -1;
 
     /* DataView */
@@ -63210,14 +63231,13 @@ int JS_AddIntrinsicTypedArrays(JSContext *ctx)
                              JS_UNDEFINED,
                              NULL, 0,
                              js_dataview_proto_funcs, countof(js_dataview_proto_funcs),
-                             0);
-    if (JS_IsException(obj))
+                             JS_NEW_CTOR_NO_GLOBAL);
+    if (js_define_intrinsic_global(ctx, target, JS_ATOM_DataView, obj))
         return -1;
-    JS_FreeValue(ctx, obj);
 
     /* Atomics */
 #ifdef CONFIG_ATOMICS
-    if (JS_AddIntrinsicAtomics(ctx))
+    if (JS_AddIntrinsicAtomics(ctx, target))
         return -1;
 #endif
     return 0;
@@ -65054,11 +65074,11 @@ static const JSCFunctionListEntry js_uint8array_funcs[] = {
     JS_CFUNC_DEF("fromHex", 1, js_uint8array_from_hex),
 };
 
-static int js_uint8array_funcs_init(JSContext *ctx)
+static int js_uint8array_funcs_init(JSContext *ctx, JSValueConst target)
 {
     JSValue ctor, proto;
 
-    ctor = JS_GetProperty(ctx, ctx->global_obj, JS_ATOM_Uint8Array);
+    ctor = JS_GetProperty(ctx, target, JS_ATOM_Uint8Array);
     if (JS_IsException(ctor))
         return -1;
     proto = JS_GetProperty(ctx, ctor, JS_ATOM_prototype);

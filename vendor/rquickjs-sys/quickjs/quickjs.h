@@ -1063,6 +1063,8 @@ JS_EXTERN JSValue JS_NewBuiltin(JSContext *ctx, const void *builtin);
 JS_EXTERN int JS_AtomIsPredefined(JSAtom atom);
 JS_EXTERN int JS_GetCFunctionBuiltin(JSContext *ctx, JSValueConst func, JSCFunction **pfunc,
                                      int *plength, int *pcproto, int *pmagic);
+/* PATCH lazy-typed-arrays: the typed arrays intrinsic with its globals on `target`. */
+JS_EXTERN int JS_AddIntrinsicTypedArraysTo(JSContext *ctx, JSValueConst target);
 /* PATCH lazy-host-property: the value is `loader(name)`, made on first access. */
 JS_EXTERN int JS_DefineLazyProperty(JSContext *ctx, JSValueConst this_obj,
                                     JSAtom prop, JSValueConst loader, int flags);
