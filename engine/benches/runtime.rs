@@ -1,6 +1,7 @@
 //! The engine's own benchmark: what a fresh runtime costs with everything a script may reach
 //! (`console`, timers, every Web API) next to a bare rquickjs runtime with the same intrinsics,
-//! and the ratio between them; and a ~100 KB bundled library's first execution in a worker
+//! and the ratio between them, and next to one with only the intrinsics the engine makes at
+//! once (all but the typed arrays, which it makes when a script first reaches for one); and a ~100 KB bundled library's first execution in a worker
 //! (compiled, its bytecode kept) next to its later ones (loaded from the [`BytecodeCache`]). Run
 //! with `cargo bench -p engine`; `BENCH_ROUNDS` sets how many
 //! interleaved rounds are taken (default 30), and the median round is printed.
@@ -16,7 +17,20 @@ use engine::{
     Assignment, Builtins, BytecodeCache, EngineSettings, HostAccess, Language, Limits, LogBuffer,
     NEVER_CANCELLED, Script,
 };
-use rquickjs::{Context, Runtime};
+use rquickjs::{Context, Runtime, context::intrinsic};
+
+/// [`Builtins`] but the typed arrays: what the engine makes at once.
+type Eager = (
+    intrinsic::Date,
+    intrinsic::Eval,
+    intrinsic::RegExpCompiler,
+    intrinsic::RegExp,
+    intrinsic::Json,
+    intrinsic::Proxy,
+    intrinsic::MapSet,
+    intrinsic::Promise,
+    intrinsic::WeakRef,
+);
 
 /// Iterations per round: long enough to read a clock, short enough to interleave.
 const PER_ROUND: u32 = 200;
@@ -33,6 +47,7 @@ fn main() {
     };
 
     let mut bare = Vec::with_capacity(rounds);
+    let mut eager = Vec::with_capacity(rounds);
     let mut prepared = Vec::with_capacity(rounds);
     let mut bare_eval = Vec::with_capacity(rounds);
     let mut executed = Vec::with_capacity(rounds);
@@ -42,6 +57,11 @@ fn main() {
         bare.push(per_iteration(|| {
             let runtime = Runtime::new().unwrap();
             let context = Context::custom::<Builtins>(&runtime).unwrap();
+            black_box((&runtime, &context));
+        }));
+        eager.push(per_iteration(|| {
+            let runtime = Runtime::new().unwrap();
+            let context = Context::custom::<Eager>(&runtime).unwrap();
             black_box((&runtime, &context));
         }));
         prepared.push(per_iteration(|| {
@@ -64,7 +84,7 @@ fn main() {
             assert_eq!(outcome.result.as_deref(), Ok("3"));
         }));
     }
-    let (bare, prepared) = (median(bare), median(prepared));
+    let (bare, eager, prepared) = (median(bare), median(eager), median(prepared));
     let (bare_eval, executed) = (median(bare_eval), median(executed));
     println!("median of {rounds} rounds of {PER_ROUND}, microseconds per runtime");
     println!("{:<44} {:>9} {:>9} {:>7}", "", "bare", "engine", "ratio");
@@ -72,6 +92,11 @@ fn main() {
         "{:<44} {bare:>9.1} {prepared:>9.1} {:>6.2}x",
         "fresh runtime + context, prepared",
         prepared / bare
+    );
+    println!(
+        "{:<44} {eager:>9.1} {prepared:>9.1} {:>6.2}x",
+        "  bare without the typed arrays, prepared",
+        prepared / eager
     );
     println!(
         "{:<44} {bare_eval:>9.1} {executed:>9.1} {:>6.2}x",
