@@ -14,23 +14,10 @@ use std::{
 };
 
 use engine::{
-    Assignment, Builtins, BytecodeCache, EngineSettings, HostAccess, Language, Limits, LogBuffer,
-    NEVER_CANCELLED, Script,
+    Assignment, Builtins, BytecodeCache, EagerBuiltins, EngineSettings, HostAccess, Language,
+    Limits, LogBuffer, NEVER_CANCELLED, Script,
 };
-use rquickjs::{Context, Runtime, context::intrinsic};
-
-/// [`Builtins`] but the typed arrays: what the engine makes at once.
-type Eager = (
-    intrinsic::Date,
-    intrinsic::Eval,
-    intrinsic::RegExpCompiler,
-    intrinsic::RegExp,
-    intrinsic::Json,
-    intrinsic::Proxy,
-    intrinsic::MapSet,
-    intrinsic::Promise,
-    intrinsic::WeakRef,
-);
+use rquickjs::{Context, Runtime};
 
 /// Iterations per round: long enough to read a clock, short enough to interleave.
 const PER_ROUND: u32 = 200;
@@ -61,7 +48,7 @@ fn main() {
         }));
         eager.push(per_iteration(|| {
             let runtime = Runtime::new().unwrap();
-            let context = Context::custom::<Eager>(&runtime).unwrap();
+            let context = Context::custom::<EagerBuiltins>(&runtime).unwrap();
             black_box((&runtime, &context));
         }));
         prepared.push(per_iteration(|| {

@@ -53,7 +53,9 @@ pub use self::{
     host::{
         CallContext, HostAccess, HostChannel, HostError, HostFunctions, HostFuture, Json, Usage,
     },
-    runtime::{Builtins, run_in_fresh_runtime, run_in_session_runtime, timed_interrupts},
+    runtime::{
+        Builtins, EagerBuiltins, run_in_fresh_runtime, run_in_session_runtime, timed_interrupts,
+    },
 };
 
 /// Settings shared by every execution of one service.

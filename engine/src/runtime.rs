@@ -32,23 +32,12 @@ use crate::{
 
 /// The language built-ins a script gets: everything QuickJS offers except its own `performance`,
 /// whose clock is not coarsened ([`crate::web`] installs one that is). A runtime makes them all
-/// at once except the typed arrays, which it makes when a script first reaches for one
-/// ([`crate::typed_arrays`]).
-pub type Builtins = (
-    intrinsic::Date,
-    intrinsic::Eval,
-    intrinsic::RegExpCompiler,
-    intrinsic::RegExp,
-    intrinsic::Json,
-    intrinsic::Proxy,
-    intrinsic::MapSet,
-    intrinsic::TypedArrays,
-    intrinsic::Promise,
-    intrinsic::WeakRef,
-);
+/// at once ([`EagerBuiltins`]) except the typed arrays, which it makes when a script first
+/// reaches for one ([`crate::typed_arrays`]).
+pub type Builtins = (EagerBuiltins, intrinsic::TypedArrays);
 
 /// [`Builtins`] but the typed arrays: what a runtime makes at once.
-type Eager = (
+pub type EagerBuiltins = (
     intrinsic::Date,
     intrinsic::Eval,
     intrinsic::RegExpCompiler,
@@ -105,7 +94,7 @@ fn run_in_runtime(
     let meter = MemoryMeter::new();
     let runtime = Runtime::new_with_alloc(MeteredAllocator(meter.clone()))?;
     runtime.set_max_stack_size(settings.stack_limit);
-    let context = Context::custom::<Eager>(&runtime)?;
+    let context = Context::custom::<EagerBuiltins>(&runtime)?;
     let clock = Rc::new(Clock::default());
     let rejections = Rc::new(RefCell::new(Rejections::default()));
 
