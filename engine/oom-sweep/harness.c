@@ -212,7 +212,7 @@ static const char *const context_kind_names[] = {"quickjs", "engine", "allocator
                                                  "typed-arrays"};
 
 /* A context with the intrinsics a script can reach in the engine (`Builtins` in engine/src/runtime.rs,
- * made by rquickjs's Context::custom): base objects, then each of them in that order, every
+ * made by rquickjs's Context::custom): base objects, then each of them, every
  * call's failure ignored, as rquickjs does. NULL only when JS_NewContextRaw failed. */
 static JSContext *new_engine_context(JSRuntime *rt, bool typed_arrays)
 {
