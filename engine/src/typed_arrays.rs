@@ -1,6 +1,6 @@
 //! The typed arrays (`ArrayBuffer`, `SharedArrayBuffer`, the typed array constructors,
 //! `DataView` and `Atomics`), made when a script first reaches for one. QuickJS makes them
-//! with some four hundred functions and properties, a fifth of what a bare runtime costs, and
+//! with some four hundred functions and properties, a quarter of what a bare runtime costs, and
 //! most scripts never use them; so a runtime starts without them, with each of their globals a
 //! lazy property ([`crate::globals`]) whose first access makes them all
 //! (`JS_AddIntrinsicTypedArraysTo`, a patch of the vendored QuickJS that defines their
