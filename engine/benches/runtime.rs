@@ -1,10 +1,11 @@
 //! The engine's own benchmark: what a fresh runtime costs with everything a script may reach
 //! (`console`, timers, every Web API) next to a bare rquickjs runtime with the same intrinsics,
 //! and the ratio between them, and next to one with only the intrinsics the engine makes at
-//! once (all but the typed arrays, which it makes when a script first reaches for one); and a ~100 KB bundled library's first execution in a worker
-//! (compiled, its bytecode kept) next to its later ones (loaded from the [`BytecodeCache`]). Run
-//! with `cargo bench -p engine`; `BENCH_ROUNDS` sets how many
-//! interleaved rounds are taken (default 30), and the median round is printed.
+//! once (all but the typed arrays, which it makes when a script first reaches for one); and a
+//! ~100 KB bundled library's first execution in a worker (compiled, its bytecode kept) next to
+//! its later ones (loaded from the [`BytecodeCache`]). Run with `cargo bench -p engine`;
+//! `BENCH_ROUNDS` sets how many interleaved rounds are taken (default 30), and the median round
+//! is printed.
 
 use std::{
     hint::black_box,

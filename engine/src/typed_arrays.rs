@@ -46,8 +46,8 @@ pub const GLOBALS: [&str; 16] = [
 ];
 
 /// Makes the typed arrays in `ctx`: an object with no prototype whose properties are their
-/// globals ([`GLOBALS`]). Call it once per runtime: a second call makes new prototypes for
-/// the typed array classes.
+/// globals ([`GLOBALS`]). Call it again only after it failed (out of memory, say): each call
+/// makes new prototypes for the typed array classes, which objects made before keep theirs.
 pub fn make<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
     let raw = ctx.as_raw().as_ptr();
     // SAFETY: the context is live; the new object is owned and handed over, and the intrinsic

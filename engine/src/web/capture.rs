@@ -3,7 +3,9 @@
 //! changes nothing in it. Capturing is property reads made here in Rust into a table the
 //! runtime holds, which make nothing ([`crate::builtins`]): no script code is read or run, and
 //! no object is made, until a script first reaches for a Web API (then `primordials.js` builds
-//! the rest from this table).
+//! the rest from this table). The typed arrays' built-ins are the exception: a runtime makes
+//! the typed arrays late ([`crate::typed_arrays`]), and what is used of them is captured as
+//! they are made ([`capture_typed`]), before any script can reach them.
 
 use std::sync::OnceLock;
 
@@ -296,7 +298,8 @@ struct Reader<'a, 'js> {
     list: &'static List,
     /// Where [`Path::Global`]s are read.
     global: Value<'js>,
-    /// `Symbol.toStringTag` when [`Path::TagGetter`]s may not read it from `global`.
+    /// `Symbol.toStringTag`, for [`Path::TagGetter`]s: given by the list's caller, never read
+    /// from `global` (only [`CAPTURED_TYPED`] has them, whose `global` holds no `Symbol`).
     to_string_tag: Option<Value<'js>>,
     /// The first runtime learnt what is a built-in not made yet: what is left to read is made.
     learnt: bool,
@@ -326,13 +329,10 @@ impl<'js> Reader<'_, 'js> {
                 Captured::getter(ctx, &self.prototype(name)?, &Atom::new(ctx, key)?)
             }
             TagGetter(name) => {
-                let tag = match &self.to_string_tag {
-                    Some(tag) => tag.clone(),
-                    None => {
-                        let tag = Captured::read(ctx, &self.global("Symbol")?, "toStringTag")?;
-                        tag.value().ok_or_else(|| capture_failed(ctx))?.clone()
-                    }
-                };
+                let tag = self
+                    .to_string_tag
+                    .clone()
+                    .ok_or_else(|| capture_failed(ctx))?;
                 Captured::getter(ctx, &self.prototype(name)?, &Atom::of_value(ctx, &tag)?)
             }
             IteratorNext(name) => {
