@@ -211,9 +211,10 @@ enum context_kind {
 static const char *const context_kind_names[] = {"quickjs", "engine", "allocator",
                                                  "typed-arrays"};
 
-/* A context with the intrinsics a script can reach in the engine (`Builtins` in engine/src/runtime.rs,
- * made by rquickjs's Context::custom): base objects, then each of them, every
- * call's failure ignored, as rquickjs does. NULL only when JS_NewContextRaw failed. */
+/* A context with the intrinsics a script can reach in the engine (`Builtins` in
+ * engine/src/runtime.rs, made by rquickjs's Context::custom), the typed arrays left out unless
+ * `typed_arrays`: base objects, then each of them, every call's failure ignored, as rquickjs
+ * does. NULL only when JS_NewContextRaw failed. */
 static JSContext *new_engine_context(JSRuntime *rt, bool typed_arrays)
 {
     JSContext *ctx = JS_NewContextRaw(rt);
@@ -351,9 +352,22 @@ static int run_script(const struct sweep *sweep, size_t extra, size_t *peak_extr
     return threw_null ? CHILD_THREW_NULL : 0;
 }
 
+/* Sets `rt`'s limit to what it holds now + `extra` (no limit for UNLIMITED); returns the tracked
+ * bytes the limit counts from. */
+static size_t limit_above_usage(JSRuntime *rt, size_t extra)
+{
+    JSMemoryUsage usage;
+    JS_ComputeMemoryUsage(rt, &usage);
+    if (extra != UNLIMITED)
+        JS_SetMemoryLimit(rt, usage.malloc_size + extra);
+    return tracked_bytes;
+}
+
 /* Makes a runtime and a context and evaluates the prelude under the limit `extra`: above a bare
  * runtime's malloc_size with JS_SetMemoryLimit, or from nothing in the allocator functions (the
- * `allocator` kind); then frees what was made. Failing to make the runtime or the context is an
+ * `allocator` kind); for the `typed-arrays` kind, makes the context without a limit, then the
+ * typed arrays and a script using them under the limit above what it holds. Then frees what was
+ * made. Failing to make the runtime or the context is an
  * answer, not a failure; returns 0, or CHILD_THREW_NULL. Sets *peak_extra to the most the run
  * held above where its limit counts from. */
 static int run_context(const struct sweep *sweep, size_t extra, size_t *peak_extra)
@@ -364,43 +378,31 @@ static int run_context(const struct sweep *sweep, size_t extra, size_t *peak_ext
         allocator_budget = extra;
     JSRuntime *rt = JS_NewRuntime2(&tracking_malloc_functions, NULL);
     size_t limit_base = 0;
-    if (rt && sweep->kind != CONTEXT_ALLOCATOR) {
-        JSMemoryUsage usage;
-        JS_ComputeMemoryUsage(rt, &usage);
-        limit_base = tracked_bytes;
-        if (extra != UNLIMITED)
-            JS_SetMemoryLimit(rt, usage.malloc_size + extra);
-    }
     JSContext *ctx = NULL;
     if (rt && sweep->kind == CONTEXT_TYPED_ARRAYS) {
+        /* The context is made with no limit: the limit counts from what it holds. */
         ctx = new_engine_context(rt, false);
-        JSMemoryUsage usage;
-        JS_ComputeMemoryUsage(rt, &usage);
-        limit_base = tracked_bytes;
         peak_bytes = tracked_bytes;
-        if (extra != UNLIMITED)
-            JS_SetMemoryLimit(rt, usage.malloc_size + extra);
-        if (ctx && make_typed_arrays(ctx, &threw_null)) {
-            interrupt_budget = INTERRUPT_BUDGET;
-            JS_SetInterruptHandler(rt, interrupt_handler, NULL);
-            JSValue result = JS_Eval(ctx, typed_arrays_script, strlen(typed_arrays_script),
-                                     "<typed-arrays>", JS_EVAL_TYPE_GLOBAL);
-            if (JS_IsException(result))
-                threw_null |= exception_is_null(ctx);
-            JS_FreeValue(ctx, result);
-        }
-        if (ctx)
+        limit_base = limit_above_usage(rt, extra);
+        if (ctx && !make_typed_arrays(ctx, &threw_null)) {
             JS_FreeContext(ctx);
-        ctx = NULL;
+            ctx = NULL;
+        }
     } else if (rt) {
+        if (sweep->kind != CONTEXT_ALLOCATOR)
+            limit_base = limit_above_usage(rt, extra);
         ctx = sweep->kind == CONTEXT_QUICKJS ? JS_NewContext(rt) : new_engine_context(rt, true);
     }
     if (ctx) {
         interrupt_budget = INTERRUPT_BUDGET;
         JS_SetInterruptHandler(rt, interrupt_handler, NULL);
-        JSValue result = evaluate_prelude(ctx);
+        JSValue result =
+            sweep->kind == CONTEXT_TYPED_ARRAYS
+                ? JS_Eval(ctx, typed_arrays_script, strlen(typed_arrays_script),
+                          "<typed-arrays>", JS_EVAL_TYPE_GLOBAL)
+                : evaluate_prelude(ctx);
         if (JS_IsException(result))
-            threw_null = exception_is_null(ctx);
+            threw_null |= exception_is_null(ctx);
         JS_FreeValue(ctx, result);
         JS_FreeContext(ctx);
     }
